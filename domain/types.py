@@ -1,0 +1,266 @@
+"""Domain types shared by every package. Pure data: no I/O, no third-party imports.
+
+All instants are timezone-aware UTC ``datetime`` objects (microsecond precision, well
+below one frame at 25 fps). Conversion to the centre's local time happens only at the
+presentation edge (web pages, disc, statement).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Protocol
+
+UTC = timezone.utc
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime; naive values are refused, not guessed."""
+    if dt.tzinfo is None:
+        raise ValueError(f"naive datetime {dt.isoformat()} has no time zone; UTC required")
+    return dt.astimezone(UTC)
+
+
+def from_unix(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def to_unix(dt: datetime) -> float:
+    return utc(dt).timestamp()
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 with microseconds and an explicit ``Z``."""
+    return utc(dt).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return utc(value)
+
+
+class ClockSource(str, enum.Enum):
+    """What anchored a run's media time to the wall clock."""
+
+    RTCP = "rtcp"  # camera's RTCP sender reports (NTP time)
+    RECEIPT = "receipt"  # local receipt time of the packets
+
+
+class GapCause(str, enum.Enum):
+    """Why a camera's footage is missing for an interval. Stored as the value string."""
+
+    STALL = "stall"  # connection open, no packets
+    DISCONNECT = "disconnect"  # connection dropped or refused
+    RECORDER_RESTART = "recorder_restart"  # our process was down
+    TIMESTAMP_JUMP = "timestamp_jump"  # camera clock jumped; run split
+    STORAGE_FAILURE = "storage_failure"  # spool could not be written
+    STREAM_ERROR = "stream_error"  # camera sent something we cannot record
+    NODE_FAILOVER = "node_failover"  # fleet: camera moved to another node
+
+
+class RoomKind(str, enum.Enum):
+    ARREST = "arrest"
+    ENTRY = "entry"
+    SEARCH = "search"
+    PROPERTY = "property"
+    INFO = "info"
+    WAITING = "waiting"
+    SOBERING = "sobering"
+    INTERROGATION = "interrogation"
+    INQUIRY = "inquiry"
+    CORRIDOR = "corridor"
+    EXIT = "exit"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Half-open interval [start, end)."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if utc(self.end) < utc(self.start):
+            raise ValueError(f"range ends before it starts: {iso(self.start)} > {iso(self.end)}")
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def overlaps(self, other: TimeRange) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def clip(self, other: TimeRange) -> TimeRange | None:
+        start = max(self.start, other.start)
+        end = min(self.end, other.end)
+        return TimeRange(start, end) if start < end else None
+
+
+def subtract_ranges(whole: TimeRange, parts: list[TimeRange]) -> list[TimeRange]:
+    """The sub-intervals of ``whole`` covered by none of ``parts`` (gap maths)."""
+    holes: list[TimeRange] = []
+    cursor = whole.start
+    for part in sorted(parts, key=lambda r: (r.start, r.end)):
+        if part.end <= cursor:
+            continue
+        if part.start >= whole.end:
+            break
+        if part.start > cursor:
+            holes.append(TimeRange(cursor, min(part.start, whole.end)))
+        cursor = max(cursor, part.end)
+        if cursor >= whole.end:
+            break
+    if cursor < whole.end:
+        holes.append(TimeRange(cursor, whole.end))
+    return holes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """Codecs of a run as the camera sent them (never transcoded)."""
+
+    video_codec: str
+    width: int
+    height: int
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecord:
+    """One closed, fsynced segment file and what the index needs to know of it."""
+
+    camera_id: str
+    run_id: str
+    seq: int  # per-camera sequence number, continuous across runs
+    start: datetime
+    end: datetime
+    storage_key: str
+    size: int
+    sha256: str
+    prev_sha256: str | None  # hash chain: the previous segment of this camera
+    clock_source: ClockSource
+    stream: StreamInfo
+    container: str = "mpegts"
+    sm3: str | None = None
+    packets: int = 0
+    recovered: bool = False  # closed after a crash from a partial file
+
+    @property
+    def range(self) -> TimeRange:
+        return TimeRange(self.start, self.end)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["start"] = iso(self.start)
+        data["end"] = iso(self.end)
+        data["clock_source"] = self.clock_source.value
+        data["kind"] = "segment"
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SegmentRecord:
+        fields = dict(data)
+        fields.pop("kind", None)
+        fields["start"] = parse_iso(fields["start"])
+        fields["end"] = parse_iso(fields["end"])
+        fields["clock_source"] = ClockSource(fields["clock_source"])
+        fields["stream"] = StreamInfo(**fields["stream"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class GapRecord:
+    """An interval of a camera without footage, with its cause. Never open-ended once stored."""
+
+    camera_id: str
+    start: datetime
+    end: datetime
+    cause: GapCause
+    detail: str = ""
+    gap_id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"gap ends before it starts: {iso(self.start)} > {iso(self.end)}")
+        if not self.gap_id:
+            stamp = utc(self.start).strftime("%Y%m%dT%H%M%S%fZ")
+            object.__setattr__(self, "gap_id", f"{self.camera_id}-{stamp}-{self.cause.value}")
+
+    @property
+    def range(self) -> TimeRange:
+        return TimeRange(self.start, self.end)
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "gap",
+            "gap_id": self.gap_id,
+            "camera_id": self.camera_id,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "cause": self.cause.value,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GapRecord:
+        return cls(
+            camera_id=data["camera_id"],
+            start=parse_iso(data["start"]),
+            end=parse_iso(data["end"]),
+            cause=GapCause(data["cause"]),
+            detail=data.get("detail", ""),
+            gap_id=data.get("gap_id", ""),
+        )
+
+
+def segment_key(camera_id: str, start: datetime, seq: int, ext: str = "ts") -> str:
+    """Storage key of a segment: camera/YYYY/MM/DD/<start>_<seq>.<ext> (UTC, sortable)."""
+    s = utc(start)
+    return f"{camera_id}/{s:%Y/%m/%d}/{s:%Y%m%dT%H%M%S}{s.microsecond:06d}Z_{seq:08d}.{ext}"
+
+
+def gap_key(gap: GapRecord) -> str:
+    s = utc(gap.start)
+    return f"{gap.camera_id}/gaps/{s:%Y/%m/%d}/{gap.gap_id}.json"
+
+
+def sidecar_key(segment_storage_key: str) -> str:
+    return segment_storage_key.rsplit(".", 1)[0] + ".json"
+
+
+ONE_MS = timedelta(milliseconds=1)
+
+
+class Clock(Protocol):
+    """Where the recorder gets time. Injected so tests (and fault drills) can step the wall clock."""
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch (UTC)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never steps."""
+        ...
+
+
+class BlobReader(Protocol):
+    """Read access to stored objects; the exporter and indexer depend on this, not on a backend."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable stream of the object's bytes (caller closes)."""
+        ...
+
+    def size(self, key: str) -> int: ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, sorted."""
+        ...

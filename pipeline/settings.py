@@ -1,0 +1,204 @@
+"""The one settings object: the centre configuration file (TOML) plus environment overrides.
+
+Built once in ``main()`` by :func:`load_settings` and passed down; nothing else reads the
+environment or the file. Every model forbids unknown keys so a typo is an error, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from domain.errors import ConfigError
+from domain.types import RoomKind
+
+_ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Strict):
+    kind: Literal["local", "s3"] = "local"
+    path: Path = Path("data/store")
+    endpoint: str | None = None  # s3: http(s)://host:port
+    bucket: str | None = None
+    region: str = "us-east-1"
+    access_key: SecretStr | None = None  # s3: from VAUDIT_STORAGE__ACCESS_KEY
+    secret_key: SecretStr | None = None  # s3: from VAUDIT_STORAGE__SECRET_KEY
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> StorageConfig:
+        if self.kind == "s3":
+            missing = [n for n in ("endpoint", "bucket") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"storage kind 's3' needs {', '.join(missing)}")
+            parts = urlsplit(self.endpoint or "")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"storage endpoint {self.endpoint!r} is not an http(s) URL")
+            creds = [n for n in ("access_key", "secret_key") if getattr(self, n) is None]
+            if creds:
+                names = ", ".join(f"VAUDIT_STORAGE__{n.upper()}" for n in creds)
+                raise ValueError(f"storage kind 's3' is missing credentials: set {names} in the environment")
+        return self
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///data/index.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+            raise ValueError(f"database url scheme {scheme!r} not supported (sqlite or postgresql)")
+        return value
+
+
+class CameraConfig(_Strict):
+    id: _ID
+    url: str
+    name: str = ""
+    # Only for the simulator: what this camera sends.
+    video_codec: Literal["h264", "h265"] = "h264"
+    audio_codec: Literal["alaw", "aac", "none"] = "alaw"
+
+    @field_validator("url")
+    @classmethod
+    def _rtsp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+            raise ValueError(f"camera url {value!r} is not an rtsp:// URL with a host")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"camera url {value!r} has a bad port") from exc
+        return value
+
+
+class RoomConfig(_Strict):
+    id: _ID
+    name: str
+    kind: RoomKind
+    cameras: list[CameraConfig] = Field(default_factory=list)
+
+
+class RecorderConfig(_Strict):
+    segment_seconds: float = Field(default=10.0, gt=0.5, le=300)
+    stall_seconds: float = Field(default=5.0, gt=0.5, le=120)
+    spool: Path = Path("data/spool")
+    reconnect_initial_seconds: float = Field(default=0.1, gt=0, le=10)
+    reconnect_max_seconds: float = Field(default=0.5, gt=0, le=60)
+    max_forward_jump_seconds: float = Field(default=10.0, gt=0)
+    max_slew_ppm: float = Field(default=500.0, ge=0, le=5000)
+    compute_sm3: bool = False  # SM3 at capture costs ~10x SHA-256; discs compute it at export
+
+
+class UploadConfig(_Strict):
+    retry_initial_seconds: float = Field(default=0.5, gt=0)
+    retry_max_seconds: float = Field(default=10.0, gt=0)
+    workers: int = Field(default=2, ge=1, le=32)
+
+
+class ApiConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
+    max_json_bytes: int = Field(default=4 * 1024**2, gt=0)
+    max_future_seconds: float = Field(default=300.0, ge=0)
+
+
+class CentreConfig(_Strict):
+    id: _ID = "centre"
+    name: str = "执法办案管理中心"
+    timezone: str = "Asia/Shanghai"
+
+
+class Settings(BaseSettings):
+    """Everything the running system is told. Environment: ``VAUDIT_<SECTION>__<KEY>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VAUDIT_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    centre: CentreConfig = Field(default_factory=CentreConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    upload: UploadConfig = Field(default_factory=UploadConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    rooms: list[RoomConfig] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment wins over the file.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Settings:
+        seen_rooms: set[str] = set()
+        seen_cams: set[str] = set()
+        for room in self.rooms:
+            if room.id in seen_rooms:
+                raise ValueError(f"duplicate room id {room.id!r}")
+            seen_rooms.add(room.id)
+            for cam in room.cameras:
+                if cam.id in seen_cams:
+                    raise ValueError(f"duplicate camera id {cam.id!r} (room {room.id!r})")
+                seen_cams.add(cam.id)
+        return self
+
+    def cameras(self) -> list[tuple[RoomConfig, CameraConfig]]:
+        return [(room, cam) for room in self.rooms for cam in room.cameras]
+
+    def camera(self, camera_id: str) -> tuple[RoomConfig, CameraConfig] | None:
+        for room, cam in self.cameras():
+            if cam.id == camera_id:
+                return room, cam
+        return None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Read the centre configuration file (or defaults) and the environment.
+
+    Raises :class:`ConfigError` naming every problem (file, key path, reason).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file {path} does not exist", path=str(path)) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}", path=str(path)) from exc
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        where = str(path) if path else "settings"
+        raise ConfigError(f"invalid configuration in {where}:\n{_describe(exc)}", path=where) from exc
