@@ -1,0 +1,128 @@
+"""Engines, sessions and schema migrations for the index database (SQLite or PostgreSQL).
+
+Alembic is configured programmatically from the migrations shipped inside this package
+(``indexer/migrations``), so ``upgrade()`` works from an installed package and from any
+working directory; no ``alembic.ini`` is read. (``indexer/alembic.ini`` exists only for
+developers running the ``alembic`` command by hand.)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.errors import ConfigError, IndexStoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL; ``postgresql://`` (and ``postgres://``) use the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database url is not valid: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"database {backend!r} not supported (sqlite or postgresql)")
+    return parsed
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")  # a committed row survives a power loss
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def create_engine_for(url: str | URL) -> Engine:
+    """An engine for ``url``.
+
+    SQLite: the file's parent directory is created; WAL journal, busy timeout and foreign
+    keys are switched on for every connection. PostgreSQL: psycopg 3 driver, pre-ping so a
+    restarted server does not hand out dead pooled connections.
+    """
+    parsed = normalize_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+    except (SQLAlchemyError, OSError, ImportError) as exc:
+        raise IndexStoreError(f"cannot create database engine for {parsed!r}: {exc}") from exc
+    log.debug("engine created for %r", parsed)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration for the packaged migrations, bound to ``engine``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _run(engine_or_url: Engine | str | URL, action: str, revision: str) -> None:
+    owned = not isinstance(engine_or_url, Engine)
+    engine = create_engine_for(engine_or_url) if not isinstance(engine_or_url, Engine) else engine_or_url
+    cfg = alembic_config(engine)
+    try:
+        if action == "upgrade":
+            command.upgrade(cfg, revision)
+        else:
+            command.downgrade(cfg, revision)
+    except (SQLAlchemyError, CommandError) as exc:
+        raise IndexStoreError(f"database {action} to {revision!r} failed: {exc}", revision=revision) from exc
+    finally:
+        if owned:
+            engine.dispose()
+    log.info("database %s to %s done (%s)", action, revision, engine.url.get_backend_name())
+
+
+def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
+    """Migrate the schema up to ``revision`` (default: the newest)."""
+    _run(engine_or_url, "upgrade", revision)
+
+
+def downgrade(engine_or_url: Engine | str | URL, revision: str = "base") -> None:
+    """Migrate the schema down to ``revision`` (default ``base``: drop every table)."""
+    _run(engine_or_url, "downgrade", revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None for an empty (unmigrated) database."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise IndexStoreError(f"cannot read the schema revision: {exc}") from exc
