@@ -8,12 +8,12 @@ presentation edge (web pages, disc, statement).
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, Protocol
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(dt: datetime) -> datetime:

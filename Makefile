@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11:
+#   make demo   install what is missing, record a simulated centre, write a disc image
+#   make test   install what is missing, run lint, type checks, the import contract and the tests
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: deps demo test lint typecheck contracts unit clean
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+deps: $(STAMP)
+
+demo: deps
+	$(BIN)/vaudit demo --config examples/centre.toml
+
+lint: deps
+	$(BIN)/ruff check domain pipeline recorders indexer exporter tests bench
+
+typecheck: deps
+	$(BIN)/mypy
+
+contracts: deps
+	$(BIN)/lint-imports
+
+test: lint typecheck
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,64 @@
+"""The FastAPI application: health, metrics and the REST API under /api/v1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from indexer.segment_store import SegmentStore
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from pipeline.api import cameras
+from pipeline.api.errors import install_error_handlers
+from pipeline.settings import Settings
+
+API_TITLE = "video-audit"
+
+
+def create_app(
+    settings: Settings,
+    store: SegmentStore,
+    runtime: Any | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """``runtime`` is the CentreRuntime when this process records; None for an API-only node."""
+    app = FastAPI(
+        title=API_TITLE,
+        version="0.1.0",
+        description="Recording, index and evidence export for case-handling centres. Times are UTC ISO 8601.",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.runtime = runtime
+    app.state.registry = (
+        registry if registry is not None else (runtime.registry if runtime is not None else None)
+    )
+    install_error_handlers(app)
+    app.include_router(cameras.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and recorder health")
+    def healthz(request: Request) -> dict[str, Any]:
+        rt = request.app.state.runtime
+        body: dict[str, Any] = {"status": "ok"}
+        if rt is not None:
+            workers = rt.supervisor.health()
+            body["workers"] = workers
+            body["upload"] = rt.uploader.stats()
+            body["alerts"] = [a.to_json() for a in rt.alerts.open_alerts()]
+            if any(not w["running"] for w in workers.values()):
+                body["status"] = "degraded"
+        return body
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    def metrics(request: Request) -> Response:
+        reg = request.app.state.registry
+        payload = generate_latest(reg) if reg is not None else b""
+        return Response(payload, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/v1/alerts", tags=["alerts"], summary="System alerts (open and recent)")
+    def alerts(request: Request) -> dict[str, Any]:
+        rt = request.app.state.runtime
+        recent = rt.alerts.recent() if rt is not None else []
+        return {"alerts": [a.to_json() for a in recent]}
+
+    return app

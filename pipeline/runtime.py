@@ -1,0 +1,160 @@
+"""The running centre: recorder workers → spool → uploader → storage and index.
+
+Composes the packages; the only place that knows all of them. Built from the one
+``Settings`` object that ``main()`` made.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from indexer.segment_store import SegmentStore
+from recorders.clock import SystemClock
+from recorders.worker import CameraWorker, RecorderOptions
+
+from domain.types import Clock, GapCause, GapRecord, SegmentRecord, to_unix
+from indexer.database import create_engine_for, upgrade
+from pipeline.alerts import AlertBook
+from pipeline.metrics import CameraBook, CentreCollector, build_registry
+from pipeline.settings import RecorderConfig, Settings
+from pipeline.storage import Storage, open_storage
+from pipeline.supervisor import WorkerSupervisor
+from pipeline.uploader import SpoolUploader
+from recorders.events import CameraStatus
+
+logger = logging.getLogger(__name__)
+
+
+def recorder_options(cfg: RecorderConfig) -> RecorderOptions:
+    return RecorderOptions(
+        segment_seconds=cfg.segment_seconds,
+        stall_seconds=cfg.stall_seconds,
+        reconnect_initial_seconds=cfg.reconnect_initial_seconds,
+        reconnect_max_seconds=cfg.reconnect_max_seconds,
+        max_forward_jump_seconds=cfg.max_forward_jump_seconds,
+        max_slew_ppm=cfg.max_slew_ppm,
+        compute_sm3=cfg.compute_sm3,
+    )
+
+
+class PipelineSink:
+    """Receives worker reports: wakes the uploader, feeds metrics, raises alerts."""
+
+    def __init__(self, uploader: SpoolUploader, book: CameraBook, alerts: AlertBook) -> None:
+        self._uploader = uploader
+        self._book = book
+        self._alerts = alerts
+        self._connected: dict[str, bool] = {}
+        self._lock = threading.Lock()
+
+    def segment_closed(self, record: SegmentRecord, media_path: Path, sidecar_path: Path) -> None:
+        self._book.segment(record.camera_id, to_unix(record.end))
+        self._uploader.notify()
+
+    def gap_recorded(self, gap: GapRecord, sidecar_path: Path) -> None:
+        self._book.gap(gap.camera_id, gap.cause.value)
+        self._uploader.notify()
+        if gap.cause is GapCause.STORAGE_FAILURE:
+            self._alerts.raise_(
+                "spool_failure", gap.camera_id, f"spool write failed for camera {gap.camera_id}"
+            )
+
+    def status(self, status: CameraStatus) -> None:
+        self._book.update(status)
+        with self._lock:
+            was = self._connected.get(status.camera_id)
+            self._connected[status.camera_id] = status.connected
+        if was and not status.connected:
+            self._alerts.raise_(
+                "camera_lost",
+                status.camera_id,
+                f"camera {status.camera_id} lost: {status.last_error or 'no data'}",
+            )
+        elif was is False and status.connected:
+            self._alerts.raise_("camera_recording", status.camera_id, "")
+
+
+class CentreRuntime:
+    """Everything ``vaudit run`` keeps alive."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None, migrate: bool = True) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.spool = settings.recorder.spool
+        self.spool.mkdir(parents=True, exist_ok=True)
+        self.storage: Storage = open_storage(settings.storage)
+        self.engine = create_engine_for(settings.database.url)
+        if migrate:
+            upgrade(self.engine)
+        self.store = SegmentStore(self.engine)
+        self.store.sync_rooms(
+            [
+                (
+                    room.id,
+                    room.name,
+                    room.kind.value,
+                    [(cam.id, cam.name or cam.id, cam.url) for cam in room.cameras],
+                )
+                for room in settings.rooms
+            ]
+        )
+        self.alerts = AlertBook(self.clock)
+        self.book = CameraBook(self.clock)
+        self.uploader = SpoolUploader(
+            self.spool,
+            self.storage,
+            on_stored=self._index,
+            cfg=settings.upload,
+            alert=lambda kind, message: self.alerts.raise_(kind, "storage", message),
+        )
+        self.sink = PipelineSink(self.uploader, self.book, self.alerts)
+        self.supervisor = WorkerSupervisor()
+        options = recorder_options(settings.recorder)
+        for _room, cam in settings.cameras():
+            self.supervisor.add(
+                cam.id,
+                lambda cam_id=cam.id, url=cam.url: CameraWorker(
+                    cam_id, url, self.spool, options, self.sink, self.clock
+                ),
+            )
+        self.registry = build_registry(
+            CentreCollector(
+                self.book,
+                lambda: [c.id for _r, c in settings.cameras()],
+                self.spool,
+                self.clock,
+                self._uploader_stats,
+            )
+        )
+        self.started_at: float | None = None
+
+    def _uploader_stats(self) -> dict[str, float]:
+        stats = self.uploader.stats()
+        return {k: float(v) for k, v in stats.items() if isinstance(v, (int, float, bool))}
+
+    def _index(self, record: SegmentRecord | GapRecord) -> None:
+        if isinstance(record, SegmentRecord):
+            self.store.add_segment(record)
+        else:
+            self.store.add_gap(record)
+
+    def start(self) -> None:
+        self.started_at = time.time()
+        self.uploader.start()
+        self.supervisor.start()
+        logger.info("centre recording", extra={"cameras": len(self.settings.cameras())})
+
+    def stop(self, timeout: float = 15.0) -> None:
+        logger.info("stopping centre")
+        self.supervisor.stop(timeout)
+        # Segments closed on stop are uploaded before we leave, if storage allows.
+        self.uploader.notify()
+        self.uploader.drain(timeout)
+        self.uploader.stop(timeout)
+        self.engine.dispose()
+
+    def camera_statuses(self) -> dict[str, CameraStatus]:
+        return {cam: rates.status for cam, rates in self.book.snapshot().items()}

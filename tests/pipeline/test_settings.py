@@ -1,0 +1,99 @@
+"""Centre configuration validation: clear errors for every kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domain.errors import ConfigError
+from pipeline.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """
+[storage]
+kind = "local"
+path = "data/store"
+[database]
+url = "sqlite:///data/index.db"
+[[rooms]]
+id = "int-1"
+name = "讯问室1"
+kind = "interrogation"
+  [[rooms.cameras]]
+  id = "int-1-a"
+  url = "rtsp://127.0.0.1:8554/int-1-a"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "centre.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_issue_shape_loads(tmp_path: Path) -> None:
+    s = load_settings(_write(tmp_path, GOOD))
+    assert [(r.id, c.id) for r, c in s.cameras()] == [("int-1", "int-1-a")]
+    assert s.rooms[0].name == "讯问室1"
+    assert s.recorder.segment_seconds == 10.0
+
+
+def test_examples_load() -> None:
+    s = load_settings(ROOT / "examples" / "centre.toml")
+    kinds = {r.kind.value for r in s.rooms}
+    assert {"entry", "search", "waiting", "interrogation"} <= kinds
+    assert sum(1 for r in s.rooms if r.kind.value == "interrogation") >= 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace('kind = "local"', 'kind = "local"\nbogus = 1'), "storage.bogus: unknown key"),
+        (GOOD + GOOD.split("[[rooms]]")[1].join(["[[rooms]]", ""]), "duplicate room id 'int-1'"),
+        (GOOD.replace("rtsp://127.0.0.1:8554/int-1-a", "http://cam/x"), "is not an rtsp:// URL"),
+        (GOOD.replace("rtsp://127.0.0.1:8554/int-1-a", "rtsp://127.0.0.1:99999/x"), "bad port"),
+        (GOOD.replace('kind = "interrogation"', 'kind = "kitchen"'), "rooms.0.kind"),
+        (
+            GOOD.replace('kind = "local"', 'kind = "s3"\nendpoint = "http://127.0.0.1:9000"\nbucket = "b"'),
+            "missing credentials",
+        ),
+        (GOOD.replace("sqlite:///", "mysql:///"), "not supported"),
+        ("[storage\nkind=", "not valid TOML"),
+    ],
+)
+def test_mistakes_are_named(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text))
+    assert expected in info.value.message
+
+
+def test_duplicate_camera_id(tmp_path: Path) -> None:
+    text = (
+        GOOD
+        + """
+[[rooms]]
+id = "int-2"
+name = "讯问室2"
+kind = "interrogation"
+  [[rooms.cameras]]
+  id = "int-1-a"
+  url = "rtsp://127.0.0.1:8555/x"
+"""
+    )
+    with pytest.raises(ConfigError, match="duplicate camera id 'int-1-a'"):
+        load_settings(_write(tmp_path, text))
+
+
+def test_s3_credentials_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAUDIT_STORAGE__ACCESS_KEY", "ak")
+    monkeypatch.setenv("VAUDIT_STORAGE__SECRET_KEY", "sk")
+    text = GOOD.replace('kind = "local"', 'kind = "s3"\nendpoint = "http://127.0.0.1:9000"\nbucket = "b"')
+    s = load_settings(_write(tmp_path, text))
+    assert s.storage.access_key is not None and s.storage.access_key.get_secret_value() == "ak"
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
