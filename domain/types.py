@@ -264,3 +264,109 @@ class BlobReader(Protocol):
     def list(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, sorted."""
         ...
+
+
+class EventType(str, enum.Enum):
+    """Procedure events of a case-handling centre (what officers' systems report)."""
+
+    ARREST = "arrest"  # 抓获 (scene; usually body-camera footage)
+    ENTRY = "entry"  # 入区登记
+    SEARCH = "search"  # 人身检查
+    PROPERTY = "property"  # 物品登记
+    INFO_COLLECTION = "info_collection"  # 信息采集
+    WAITING = "waiting"  # 候问
+    TAKEN_OUT = "taken_out"  # 提押 (taken out of holding for questioning)
+    RETURNED = "returned"  # 还押
+    INTERROGATION_START = "interrogation_start"
+    INTERROGATION_END = "interrogation_end"
+    TRANSCRIPT_SIGNED = "transcript_signed"  # 笔录签字
+    EXIT = "exit"  # 离区
+    OTHER = "other"
+
+
+class ObservationSource(str, enum.Enum):
+    WRISTBAND = "wristband"
+    FACE = "face"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStay:
+    """One interval of a subject's trajectory: in ``room_id`` from ``start`` to ``end``.
+
+    ``end`` is None while the subject is still in the room. ``opened_by``/``closed_by`` say
+    what placed the bounds (e.g. "observation:wristband", "event:exit", "next_room").
+    """
+
+    subject_id: int
+    room_id: str
+    room_kind: RoomKind
+    start: datetime
+    end: datetime | None
+    opened_by: str = ""
+    closed_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseEvent:
+    """A procedure event as the index returns it."""
+
+    event_id: str  # client-supplied id
+    type: EventType
+    time: datetime
+    room_id: str | None
+    subject_id: int | None
+    officer_ids: tuple[int, ...] = ()
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedClip:
+    """A body-worn camera clip imported into storage (footage of source "bodycam")."""
+
+    clip_id: int
+    device_id: str
+    officer_id: int | None
+    storage_key: str
+    start: datetime
+    end: datetime
+    size: int
+    sha256: str
+    sm3: str | None
+    container: str
+    stream: StreamInfo | None
+
+    @property
+    def range(self) -> TimeRange:
+        return TimeRange(self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraCoverage:
+    """What one camera holds over an interval: footage, explained gaps, unexplained holes."""
+
+    camera_id: str
+    interval: TimeRange
+    segments: tuple[SegmentRecord, ...]
+    gaps: tuple[GapRecord, ...]
+    unexplained: tuple[TimeRange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StayFootage:
+    """The footage of one trajectory interval: every camera of the room plus body-camera clips."""
+
+    stay: RoomStay
+    interval: TimeRange  # the stay clipped to the query range
+    cameras: tuple[CameraCoverage, ...]
+    clips: tuple[ImportedClip, ...]
+
+    @property
+    def unexplained(self) -> list[TimeRange]:
+        """Seconds of the interval covered by no camera's footage, gap or clip."""
+        covered: list[TimeRange] = []
+        for cam in self.cameras:
+            covered.extend(s.range for s in cam.segments)
+            covered.extend(g.range for g in cam.gaps)
+        covered.extend(c.range for c in self.clips)
+        return subtract_ranges(self.interval, covered)
