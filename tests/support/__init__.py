@@ -1,0 +1,1 @@
+"""Helpers shared by tests (real servers started as subprocesses, fixtures' building blocks)."""
