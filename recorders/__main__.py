@@ -1,0 +1,109 @@
+"""``python -m recorders --spool DIR --camera ID=URL [...]``: record cameras into a spool, nothing else.
+
+One process, one thread per camera, events as JSON lines on stdout (``segment_closed``,
+``gap_recorded``, and ``status`` with ``--status``). SIGTERM/SIGINT close every open segment
+cleanly and exit 0. Used by the crash-recovery test and the benchmark; the pipeline embeds
+:class:`recorders.worker.CameraWorker` directly instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from domain.types import GapRecord, SegmentRecord
+from recorders.events import CameraStatus
+from recorders.worker import CameraWorker, RecorderOptions
+
+
+class JsonLinesSink:
+    """A RecorderSink printing one JSON object per event (thread-safe, flushed per line)."""
+
+    def __init__(self, out: TextIO, statuses: bool) -> None:
+        self._out = out
+        self._statuses = statuses
+        self._lock = threading.Lock()
+
+    def _print(self, data: dict[str, Any]) -> None:
+        line = json.dumps(data, ensure_ascii=False, sort_keys=True)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def segment_closed(self, record: SegmentRecord, media_path: Path, sidecar_path: Path) -> None:
+        self._print({"event": "segment_closed", "record": record.to_json(), "media_path": str(media_path),
+                     "sidecar_path": str(sidecar_path)})
+
+    def gap_recorded(self, gap: GapRecord, sidecar_path: Path) -> None:
+        self._print({"event": "gap_recorded", "gap": gap.to_json(), "sidecar_path": str(sidecar_path)})
+
+    def status(self, status: CameraStatus) -> None:
+        if self._statuses:
+            self._print({"event": "status", **asdict(status)})
+
+
+class _JsonLogFormatter(logging.Formatter):
+    _skip = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {"level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        data.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def _camera(text: str) -> tuple[str, str]:
+    camera_id, sep, url = text.partition("=")
+    if not sep or not camera_id or not url:
+        raise argparse.ArgumentTypeError(f"--camera wants ID=URL, got {text!r}")
+    return camera_id, url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recorders", description=__doc__.splitlines()[0])
+    parser.add_argument("--spool", type=Path, required=True, help="spool directory")
+    parser.add_argument("--camera", type=_camera, action="append", required=True, metavar="ID=URL")
+    parser.add_argument("--segment-seconds", type=float, default=10.0)
+    parser.add_argument("--stall-seconds", type=float, default=5.0)
+    parser.add_argument("--status", action="store_true", help="also print status events (~1/s/camera)")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLogFormatter())
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+
+    opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
+                           spool=args.spool)
+    sink = JsonLinesSink(sys.stdout, args.status)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads = []
+    for camera_id, url in args.camera:
+        worker = CameraWorker(camera_id, url, args.spool, opts, sink)
+        thread = threading.Thread(target=worker.run, args=(stop,), name=f"rec-{camera_id}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    while not stop.is_set():
+        stop.wait(0.5)
+    for thread in threads:
+        thread.join(timeout=max(opts.stall_seconds, 5.0) + 5.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""RTSP input through PyAV/libavformat: open, probe, read packets, close. The PyAV boundary for input:
+every ``av.error`` / ``OSError`` leaves this module as a :mod:`domain.errors` stream error.
+
+Packets are only demuxed, never decoded. The probe is kept small (the SDP's parameter sets give
+codec and resolution) so a reconnect takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import av.error
+
+from domain.errors import StreamClosed, StreamError, StreamStalled
+from domain.types import StreamInfo
+
+log = logging.getLogger(__name__)
+
+# Codecs the MPEG-TS muxer carries as sent. Anything else cannot be recorded without transcoding.
+VIDEO_CODECS = frozenset({"h264", "hevc"})
+AUDIO_CODECS = frozenset({"pcm_alaw", "pcm_mulaw", "aac", "mp2", "mp3", "opus"})
+
+# Measured with PyAV 18.1: an RTSP read blocked on a silent socket is interrupted after about twice
+# the read timeout passed to av.open, so half the stall budget is asked for; the silence is then
+# measured by the caller from the last packet.
+READ_TIMEOUT_FACTOR = 0.5
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    code = getattr(exc, "errno", None)
+    return code in (
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EIO,
+    ) or isinstance(
+        exc,
+        (
+            ConnectionError,
+            av.error.ConnectionRefusedError,
+            av.error.ConnectionResetError,
+            av.error.ConnectionAbortedError,
+            av.error.BrokenPipeError,
+            av.error.EOFError,
+        ),
+    )
+
+
+def map_error(exc: BaseException, url: str, during: str, silent_for: float | None = None) -> StreamError:
+    """One av/OS error -> the domain error (StreamStalled, StreamClosed or StreamError)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, av.error.ExitError | av.error.TimeoutError | TimeoutError):
+        if during == "read":
+            silent = f" for {silent_for:.1f} s" if silent_for is not None else ""
+            return StreamStalled(f"no packets from camera{silent} ({text})", url=url, during=during)
+        return StreamClosed(f"camera did not answer in time while {during} ({text})", url=url, during=during)
+    if _is_connection_error(exc):
+        return StreamClosed(f"connection lost while {during} ({text})", url=url, during=during)
+    return StreamError(f"camera stream unusable while {during} ({text})", url=url, during=during)
+
+
+class RtspSource:
+    """One RTSP session (TCP interleaved). Use :meth:`open`, iterate :meth:`packets`, then :meth:`close`."""
+
+    def __init__(
+        self,
+        url: str,
+        open_timeout: float,
+        stall_seconds: float,
+        analyzeduration_us: int = 250_000,
+        probesize: int = 65_536,
+    ) -> None:
+        self.url = url
+        self._open_timeout = open_timeout
+        self._stall = stall_seconds
+        self._options = {
+            "rtsp_transport": "tcp",
+            # Socket I/O timeout in microseconds (FFmpeg's RTSP ``timeout``): bounds connect and
+            # TEARDOWN on a dead peer; the interrupt callback (av.open timeout) bounds reads.
+            "timeout": str(int(open_timeout * 1_000_000)),
+            "analyzeduration": str(analyzeduration_us),
+            "probesize": str(probesize),
+            "fflags": "nobuffer",
+        }
+        self._container: Any = None
+        self.video_index = -1
+        self.audio_index = -1
+        self.streams: list[Any] = []  # recorded input streams, output order (video first)
+        self.info: StreamInfo | None = None
+        self.last_packet_mono = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def open(self) -> StreamInfo:
+        try:
+            self._container = av.open(
+                self.url,
+                options=self._options,
+                timeout=(self._open_timeout, self._stall * READ_TIMEOUT_FACTOR),
+            )
+        except Exception as exc:
+            raise map_error(exc, self.url, "connecting") from exc
+        try:
+            return self._select_streams()
+        except BaseException:
+            self.close()
+            raise
+
+    def _select_streams(self) -> StreamInfo:
+        container = self._container
+        video = next((s for s in container.streams.video if s.codec_context.name in VIDEO_CODECS), None)
+        if video is None:
+            found = ", ".join(f"{s.type}:{s.codec_context.name}" for s in container.streams) or "nothing"
+            raise StreamError(f"no recordable video stream (H.264/H.265) in the camera's offer: {found}",
+                              url=self.url)
+        cc = video.codec_context
+        if not cc.width or not cc.height:
+            raise StreamError("camera's video stream has no resolution after probing", url=self.url)
+        audio = next((s for s in container.streams.audio if s.codec_context.name in AUDIO_CODECS), None)
+        self.streams = [video] if audio is None else [video, audio]
+        self.video_index = video.index
+        self.audio_index = -1 if audio is None else audio.index
+        acc = None if audio is None else audio.codec_context
+        self.info = StreamInfo(
+            video_codec=cc.name,
+            width=int(cc.width),
+            height=int(cc.height),
+            audio_codec=None if acc is None else acc.name,
+            audio_sample_rate=None if acc is None else int(acc.sample_rate),
+            audio_channels=None if acc is None else int(acc.channels),
+        )
+        return self.info
+
+    @property
+    def stream_count(self) -> int:
+        """Streams in the RTSP session (FFmpeg maps pts to the RTCP clock only when there are >= 2)."""
+        return 0 if self._container is None else len(self._container.streams)
+
+    @property
+    def rtcp_epoch(self) -> float | None:
+        """Unix time of pts 0 from the camera's first RTCP SR, or None before it arrived."""
+        if self._container is None:
+            return None
+        value = self._container.start_time_realtime
+        if value is None or value <= 0:
+            return None
+        return float(value) / 1e6
+
+    def packets(self) -> Iterator[Any]:
+        """Packets of the recorded streams, as demuxed. Ends by raising a domain error, never silently."""
+        container = self._container
+        wanted = {s.index for s in self.streams}
+        self.last_packet_mono = time.monotonic()
+        try:
+            for packet in container.demux(self.streams):
+                if packet.stream_index in wanted and packet.size:
+                    self.last_packet_mono = time.monotonic()
+                    yield packet
+        except GeneratorExit:
+            raise
+        except Exception as exc:
+            silent = time.monotonic() - self.last_packet_mono
+            raise map_error(exc, self.url, "read", silent) from exc
+        raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
+
+    def close(self) -> None:
+        """Close the session; libavformat sends RTSP TEARDOWN so the camera ends it (no stale
+        sessions). Bounded by the socket timeout and the interrupt callback; never raises."""
+        container, self._container = self._container, None
+        if container is None:
+            return
+        started = time.monotonic()
+        try:
+            container.close()
+        except Exception as exc:
+            log.warning("rtsp close failed", extra={"url": self.url, "error": str(exc)})
+        took = time.monotonic() - started
+        if took > 1.0:
+            log.warning("rtsp close was slow", extra={"url": self.url, "seconds": round(took, 2)})

@@ -1,0 +1,133 @@
+"""Segment boundaries and timestamp sanity within one run. Pure code: plain numbers in, decisions out.
+
+A *run* is a stretch of packets whose media timestamps are continuous. Its wall times come from one
+:class:`~recorders.clock.MediaClockMapper`, so within a run segment N's end is *the same float* as
+segment N+1's start (both are the wall time of the keyframe where the cut happens).
+
+The per-packet checks are written for cost: integer ticks compared with precomputed thresholds,
+no allocation, no logging.
+"""
+
+from __future__ import annotations
+
+from recorders.clock import MediaClockMapper, ReceiptAnchor
+
+# A backward step smaller than this (seconds) is timestamp noise (FFmpeg re-anchoring a stream on
+# its first RTCP SR, two NAL units of one frame in two packets): the packet is nudged one tick past
+# its predecessor, as ``ffmpeg -c copy`` does, instead of splitting the run.
+BACKWARD_TOLERANCE_SECONDS = 0.1
+# Media time may not run ahead of receipt time by more than this between two video packets: a
+# camera that jumps its RTP clock forward by a few seconds is caught even under the 10 s limit.
+RECEIPT_SLACK_SECONDS = 1.0
+# Keyframes land on exact multiples of the GOP only up to tick rounding.
+CUT_TOLERANCE_SECONDS = 0.005
+
+
+class TimestampJump(Exception):
+    """Consecutive packets of one stream are not continuous: the run must end here."""
+
+    def __init__(self, stream_index: int, delta_seconds: float, reason: str) -> None:
+        super().__init__(f"stream {stream_index}: media time jumped {delta_seconds:+.3f} s ({reason})")
+        self.stream_index = stream_index
+        self.delta_seconds = delta_seconds
+        self.reason = reason
+
+
+class TimestampGuard:
+    """Per-stream continuity of decode timestamps (in the stream's own ticks)."""
+
+    __slots__ = ("_back", "_forward", "_last", "_last_delta", "_receipt", "_slack", "_tb")
+
+    def __init__(self, time_bases: list[float], max_forward_seconds: float) -> None:
+        self._tb = time_bases
+        self._forward = [int(max_forward_seconds / tb) for tb in time_bases]
+        self._back = [-int(BACKWARD_TOLERANCE_SECONDS / tb) for tb in time_bases]
+        self._slack = [int(RECEIPT_SLACK_SECONDS / tb) for tb in time_bases]
+        self._last: list[int | None] = [None] * len(time_bases)
+        self._last_delta = [0] * len(time_bases)
+        self._receipt = [0.0] * len(time_bases)
+
+    def check(self, index: int, dts: int, receipt: float) -> int:
+        """Return the dts to use (``dts`` or last + 1), or raise :class:`TimestampJump`.
+
+        ``receipt`` is the packet's local receipt time: media time may not run ahead of it by more
+        than :data:`RECEIPT_SLACK_SECONDS` between two packets (never trust one clock alone).
+        """
+        last = self._last[index]
+        if last is None:
+            self._last[index] = dts
+            self._receipt[index] = receipt
+            return dts
+        delta = dts - last
+        if delta <= 0:
+            if delta < self._back[index]:
+                raise TimestampJump(index, delta * self._tb[index], "backward")
+            dts = last + 1
+            delta = 1
+        elif delta > self._slack[index]:
+            seconds = delta * self._tb[index]
+            if delta > self._forward[index]:
+                raise TimestampJump(index, seconds, "forward beyond limit")
+            if receipt_run_ahead(seconds, receipt - self._receipt[index]):
+                raise TimestampJump(index, seconds, "forward, ahead of receipt time")
+        self._last[index] = dts
+        self._last_delta[index] = delta
+        self._receipt[index] = receipt
+        return dts
+
+    def last_delta_seconds(self, index: int) -> float:
+        """The most recent dts step of a stream (a frame duration for video), 0 if unknown."""
+        return self._last_delta[index] * self._tb[index]
+
+
+class SegmentPlan:
+    """Where a run's segments start and end: cut at the first keyframe at least ``segment_seconds``
+    of media time after the current segment's start; wall times from one mapper.
+
+    Receipt-anchored runs observe the minimum (receipt - media) offset of each segment at its end,
+    so the mapping slews toward the receipt clock at most ``max_slew_ppm``; RTCP-anchored runs
+    observe the camera's NTP mapping (their offset is fixed; FFmpeg's pts already follow each SR).
+    """
+
+    __slots__ = ("anchor", "mapper", "rtcp_offset", "segment_seconds", "start_media", "start_wall")
+
+    def __init__(
+        self,
+        segment_seconds: float,
+        mapper: MediaClockMapper,
+        rtcp_offset: float | None,
+        anchor: ReceiptAnchor,
+    ) -> None:
+        self.segment_seconds = segment_seconds - CUT_TOLERANCE_SECONDS
+        self.mapper = mapper
+        self.rtcp_offset = rtcp_offset
+        self.anchor = anchor
+        self.start_media: float | None = None
+        self.start_wall: float | None = None
+
+    def cut_due(self, keyframe_media: float) -> bool:
+        start = self.start_media
+        return start is None or keyframe_media - start >= self.segment_seconds
+
+    def boundary(self, media: float) -> float:
+        """Begin a segment at ``media``; the returned wall time also ends the previous segment."""
+        wall = self.mapper.wall(media)
+        if self.start_media is not None:
+            if self.rtcp_offset is not None:
+                self.mapper.observe(media, self.rtcp_offset + media)
+            else:
+                window = self.anchor.restart_window()
+                if window != float("inf"):
+                    self.mapper.observe(media, media + window)
+        self.start_media = media
+        self.start_wall = wall
+        return wall
+
+    def end_wall(self, last_media: float, frame_seconds: float) -> float:
+        """Wall end of the run's last segment: its last video packet plus one frame."""
+        return self.mapper.wall(last_media + frame_seconds)
+
+
+def receipt_run_ahead(media_delta: float, receipt_delta: float) -> bool:
+    """Whether media time advanced much further than the wall clock between two packets."""
+    return media_delta - receipt_delta > RECEIPT_SLACK_SECONDS

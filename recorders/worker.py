@@ -1,0 +1,458 @@
+"""One camera's recorder: RTSP in, hashed MPEG-TS segments and gap records out (see docs/RECORDER.md).
+
+``CameraWorker.run(stop)`` blocks; the pipeline runs each worker in its own thread (PyAV releases
+the GIL while it waits on the network). Every connection attempt catches everything but
+KeyboardInterrupt, so one bad camera never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from domain.errors import SpoolError, StreamClosed, StreamError, StreamStalled, VauditError
+from domain.types import (
+    Clock,
+    ClockSource,
+    GapCause,
+    GapRecord,
+    SegmentRecord,
+    from_unix,
+    iso,
+    segment_key,
+)
+from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, rtcp_agrees
+from recorders.events import CameraStatus, RecorderSink
+from recorders.rtsp_source import RtspSource
+from recorders.segmenter import SegmentPlan, TimestampGuard, TimestampJump
+from recorders.spool import CameraSpool, ChainState, hash_file
+from recorders.ts_writer import TsWriter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FRAME_SECONDS = 0.04
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderOptions:
+    """The recorder's settings. Same names as ``pipeline.settings.RecorderConfig`` (which the
+    pipeline converts with :meth:`from_config`), plus recorder-only knobs with safe defaults."""
+
+    segment_seconds: float = 10.0
+    stall_seconds: float = 5.0
+    spool: Path = Path("data/spool")
+    reconnect_initial_seconds: float = 0.1
+    reconnect_max_seconds: float = 0.5
+    max_forward_jump_seconds: float = 10.0
+    max_slew_ppm: float = 500.0
+    compute_sm3: bool = False
+    rtcp_wait_seconds: float = 2.0  # at run start, wait this long for the first RTCP SR
+    open_timeout_seconds: float = 5.0  # connect + DESCRIBE/SETUP/PLAY + probe
+    clock_tolerance_seconds: float = 1.5  # RTCP time may precede receipt by at most this
+    status_interval_seconds: float = 1.0
+    flush_packets: bool = True  # write each packet through (crash loses at most one packet)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> RecorderOptions:
+        """Build from any object with (some of) these attribute names, e.g. RecorderConfig."""
+        if isinstance(cfg, RecorderOptions):
+            return cfg
+        values = {f.name: getattr(cfg, f.name) for f in fields(cls) if hasattr(cfg, f.name)}
+        return cls(**values)
+
+
+class _Segment:
+    __slots__ = ("key", "media", "packets_at_open", "path", "prev", "seq", "start", "writer")
+
+    def __init__(self, key: str, path: Path, seq: int, start: float, media: float, prev: str | None,
+                 writer: TsWriter, packets_at_open: int) -> None:
+        self.key, self.path, self.seq, self.start, self.media = key, path, seq, start, media
+        self.prev, self.writer, self.packets_at_open = prev, writer, packets_at_open
+
+
+class _Run:
+    """A stretch of continuous media time with one clock mapping."""
+
+    __slots__ = ("clock_source", "guard", "last_video_media", "plan", "run_id", "skipped")
+
+    def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard) -> None:
+        self.run_id = uuid.uuid4().hex[:16]
+        self.clock_source = clock_source
+        self.plan = plan
+        self.guard = guard
+        self.last_video_media: float | None = None
+        self.skipped = 0  # leading packets before the first keyframe (not decodable; in the gap)
+
+
+class CameraWorker:
+    def __init__(
+        self,
+        camera_id: str,
+        url: str,
+        spool: Path,
+        cfg: Any,
+        sink: RecorderSink,
+        clock: Clock | None = None,
+    ) -> None:
+        self.camera_id = camera_id
+        self.url = url
+        self.opts = RecorderOptions.from_config(cfg)
+        self.sink = sink
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.spool = CameraSpool(Path(spool), camera_id)
+        self._state = ChainState()
+        self._pending: tuple[GapCause, str] | None = None
+        self._seg: _Segment | None = None
+        self._run: _Run | None = None
+        self._source: RtspSource | None = None
+        self._needs_recovery = True
+        self._started = False
+        # status counters
+        self._state_name = "stopped"
+        self._connected = False
+        self._reconnects = 0
+        self._packets = 0
+        self._bytes = 0
+        self._video_frames = 0
+        self._last_receipt: float | None = None
+        self._last_error: str | None = None
+        self._next_status = 0.0
+
+    # -- public ---------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Record until ``stop`` is set. Closes the open segment normally on the way out."""
+        backoff = self.opts.reconnect_initial_seconds
+        attempt = 0
+        while not stop.is_set():
+            packets_before = self._packets
+            try:
+                if self._needs_recovery:
+                    self._recover()
+                attempt += 1
+                if attempt > 1:
+                    self._reconnects += 1
+                self._set_state("connecting", connected=False)
+                self._connect_and_record(stop)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+            finally:
+                self._end_run_safely()
+                self._close_source()
+            if stop.is_set():
+                break
+            if self._packets > packets_before:
+                backoff = self.opts.reconnect_initial_seconds
+            self._set_state("backoff", connected=False)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, self.opts.reconnect_max_seconds)
+        self._set_state("stopped", connected=False)
+
+    def status(self) -> CameraStatus:
+        run = self._run
+        return CameraStatus(
+            camera_id=self.camera_id,
+            state=self._state_name,
+            connected=self._connected,
+            reconnects=self._reconnects,
+            packets=self._packets,
+            bytes=self._bytes,
+            video_frames=self._video_frames,
+            last_packet_wall=self._last_receipt,
+            last_segment_end_wall=self._state.last_end,
+            run_id=None if run is None else run.run_id,
+            last_error=self._last_error,
+        )
+
+    # -- connection -----------------------------------------------------------------------------
+    def _recover(self) -> None:
+        for record, media, sidecar in self.spool.recover(self.opts.compute_sm3):
+            self.sink.segment_closed(record, media, sidecar)
+        self._state = self.spool.load_state()
+        first, self._started = not self._started, True
+        if first and self._pending is None and self._state.last_end is not None:
+            self._pending = (GapCause.RECORDER_RESTART, "recorder was not running")
+        self._needs_recovery = False
+
+    def _connect_and_record(self, stop: threading.Event) -> None:
+        source = RtspSource(self.url, self.opts.open_timeout_seconds, self.opts.stall_seconds)
+        self._source = source
+        source.open()
+        self._set_state("recording", connected=True)
+        packets = source.packets()
+        carry: deque[tuple[Any, float]] = deque()
+        while not stop.is_set():
+            run, buffered = self._begin_run(source, packets, carry, stop)
+            if run is None:
+                return
+            self._run = run
+            try:
+                self._pump(run, buffered, packets, stop)
+                return  # stopped
+            except TimestampJump as jump:
+                carry = buffered  # the offending packet and what followed it start the next run
+                self._end_run()
+                self._note_cause(GapCause.TIMESTAMP_JUMP, str(jump))
+                log.warning("timestamp jump; run split",
+                            extra={"camera_id": self.camera_id, "detail": str(jump)})
+
+    def _begin_run(
+        self,
+        source: RtspSource,
+        packets: Iterator[Any],
+        carry: deque[tuple[Any, float]],
+        stop: threading.Event,
+    ) -> tuple[_Run | None, deque[tuple[Any, float]]]:
+        """Buffer packets (losing none) until the clock of the run is decided."""
+        wall = self.clock.wall
+        buffered = carry
+        rtcp_possible = source.stream_count >= 2
+        deadline = self.clock.monotonic() + self.opts.rtcp_wait_seconds
+        while not buffered or (
+            rtcp_possible and source.rtcp_epoch is None and self.clock.monotonic() < deadline
+        ):
+            if stop.is_set():
+                return None, buffered
+            buffered.append((next(packets), wall()))
+        streams = source.streams
+        time_bases = [1 / 90000] * (max(s.index for s in streams) + 1)
+        for s in streams:
+            time_bases[s.index] = float(s.time_base)
+        anchor = ReceiptAnchor()
+        for pkt, receipt in buffered:
+            pts = pkt.pts if pkt.pts is not None else pkt.dts
+            if pts is not None:
+                anchor.add(receipt, pts * time_bases[pkt.stream_index])
+        epoch = source.rtcp_epoch if rtcp_possible else None
+        receipt_offset = anchor.overall_min if anchor.known else wall()
+        if epoch is not None and rtcp_agrees(epoch, receipt_offset, self.opts.clock_tolerance_seconds):
+            source_kind, offset = ClockSource.RTCP, epoch
+        else:
+            if epoch is not None:
+                log.warning("camera RTCP time disagrees with receipt time; run anchored by receipt",
+                            extra={"camera_id": self.camera_id, "rtcp_minus_receipt": epoch - receipt_offset})
+            source_kind, offset = ClockSource.RECEIPT, receipt_offset
+        mapper = MediaClockMapper(0.0, offset, self.opts.max_slew_ppm)
+        plan = SegmentPlan(self.opts.segment_seconds, mapper,
+                           offset if source_kind is ClockSource.RTCP else None, anchor)
+        guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
+        return _Run(source_kind, plan, guard), buffered
+
+    def _pump(self, run: _Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
+              stop: threading.Event) -> None:
+        """The per-packet loop: checks in integer ticks, no logging, no allocation of our own."""
+        source = self._source
+        assert source is not None
+        video = source.video_index
+        tbv = float(source.streams[0].time_base)
+        check = run.guard.check
+        plan = run.plan
+        anchor_add = plan.anchor.add
+        wall = self.clock.wall
+        mono = self.clock.monotonic
+        write = self._write
+        while buffered:
+            pkt, receipt = buffered[0]
+            self._one(pkt, receipt, check, write, run, video, tbv, anchor_add)
+            buffered.popleft()
+        tick = 0
+        pkt = None
+        receipt = 0.0
+        try:
+            for pkt in packets:
+                receipt = wall()
+                self._one(pkt, receipt, check, write, run, video, tbv, anchor_add)
+                tick += 1
+                if tick & 15 == 0 and mono() >= self._next_status:
+                    self._last_receipt = receipt
+                    if stop.is_set():
+                        return
+                    self._emit()
+        except TimestampJump:
+            buffered.append((pkt, receipt))
+            raise
+
+    @staticmethod
+    def _one(pkt: Any, receipt: float, check: Any, write: Any, run: _Run, video: int, tbv: float,
+             anchor_add: Any) -> None:
+        dts = pkt.dts
+        if dts is None:
+            dts = pkt.pts
+            if dts is None:
+                return  # a packet without any timestamp cannot be placed in time
+        fixed = check(pkt.stream_index, dts, receipt)  # may raise TimestampJump
+        if fixed != dts:
+            pkt.dts = fixed
+            if pkt.pts is None or pkt.pts < fixed:
+                pkt.pts = fixed
+        elif pkt.pts is None:
+            pkt.pts = fixed
+        write(run, pkt, receipt, video, tbv, anchor_add)
+
+    def _write(self, run: _Run, pkt: Any, receipt: float, video: int, tbv: float, anchor_add: Any) -> None:
+        if pkt.stream_index == video:
+            media = pkt.pts * tbv
+            anchor_add(receipt, media)
+            if pkt.is_keyframe and run.plan.cut_due(media):
+                self._cut(run, media)
+            elif self._seg is None:
+                run.skipped += 1
+                return
+            run.last_video_media = media
+            self._video_frames += 1
+        elif self._seg is None:
+            run.skipped += 1
+            return
+        seg = self._seg
+        assert seg is not None
+        seg.writer.mux(pkt)
+        self._packets += 1
+        self._bytes += pkt.size
+
+    # -- segments -------------------------------------------------------------------------------
+    def _cut(self, run: _Run, media: float) -> None:
+        plan = run.plan
+        if self._seg is not None:
+            wall = plan.boundary(media)
+            self._close_segment(run, wall)
+        else:
+            last_end = self._state.last_end
+            start = plan.mapper.wall(media)
+            if last_end is not None and start < last_end:
+                # Never overlap the previous run: a late-anchored start is moved to its end.
+                log.warning("run would start before the previous end; moved",
+                            extra={"camera_id": self.camera_id, "seconds": last_end - start})
+                plan.mapper.shift(last_end - start)
+            wall = plan.boundary(media)
+            self._flush_gap(wall)
+            log.info("run started", extra={"camera_id": self.camera_id, "run_id": run.run_id,
+                                           "clock_source": run.clock_source.value,
+                                           "skipped_leading_packets": run.skipped})
+        self._open_segment(run, wall, media)
+
+    def _open_segment(self, run: _Run, wall: float, media: float) -> None:
+        source = self._source
+        assert source is not None and source.info is not None
+        seq = self._state.last_seq + 1
+        key = segment_key(self.camera_id, from_unix(wall), seq)
+        path = self.spool.prepare(key)
+        mapping = run.plan.mapper.mapping
+        self.spool.write_partial(key, {
+            "camera_id": self.camera_id, "run_id": run.run_id, "seq": seq, "storage_key": key,
+            "start": iso(from_unix(wall)), "start_media": media, "clock_source": run.clock_source.value,
+            "mapping": {"media0": mapping.media0, "wall0": mapping.wall0, "rate": mapping.rate},
+            "stream": {f.name: getattr(source.info, f.name) for f in fields(source.info)},
+            "prev_sha256": self._state.last_sha256, "skipped_leading_packets": run.skipped,
+            "url": self.url,
+        })
+        writer = TsWriter(path, source.streams, self.opts.flush_packets)
+        self._seg = _Segment(key, path, seq, wall, media, self._state.last_sha256, writer, self._packets)
+
+    def _close_segment(self, run: _Run, end: float) -> None:
+        seg, self._seg = self._seg, None
+        source = self._source
+        assert seg is not None and source is not None and source.info is not None
+        try:
+            size = seg.writer.close()
+        except BaseException:
+            seg.writer.abort()
+            self._needs_recovery = True
+            raise
+        sha, sm3 = hash_file(seg.path, self.opts.compute_sm3)
+        record = SegmentRecord(
+            camera_id=self.camera_id, run_id=run.run_id, seq=seg.seq, start=from_unix(seg.start),
+            end=from_unix(end), storage_key=seg.key, size=size, sha256=sha, prev_sha256=seg.prev,
+            clock_source=run.clock_source, stream=source.info, sm3=sm3,
+            packets=self._packets - seg.packets_at_open,
+        )
+        try:
+            sidecar = self.spool.commit(record, self._state)
+        except SpoolError:
+            self._needs_recovery = True
+            raise
+        self.sink.segment_closed(record, seg.path, sidecar)
+
+    def _end_run(self) -> None:
+        """Close the run's open segment: it ends at its last video packet plus one frame."""
+        run = self._run
+        self._run = None
+        if run is None or self._seg is None:
+            return
+        source = self._source
+        frame = run.guard.last_delta_seconds(source.video_index) if source is not None else 0.0
+        if not 0.0 < frame <= 1.0:
+            frame = DEFAULT_FRAME_SECONDS
+        media = run.last_video_media if run.last_video_media is not None else self._seg.media
+        self._close_segment(run, run.plan.end_wall(media, frame))
+
+    def _end_run_safely(self) -> None:
+        try:
+            self._end_run()
+        except Exception as exc:
+            self._failed(exc)
+            self._seg = None
+
+    # -- gaps -----------------------------------------------------------------------------------
+    def _note_cause(self, cause: GapCause, detail: str) -> None:
+        """The first cause of an outage names the gap (later retries do not rename it)."""
+        if self._pending is None:
+            self._pending = (cause, detail)
+
+    def _flush_gap(self, end: float) -> None:
+        pending, last_end = self._pending, self._state.last_end
+        if pending is None or last_end is None:
+            self._pending = None
+            return
+        cause, detail = pending
+        gap = GapRecord(self.camera_id, from_unix(last_end), from_unix(max(end, last_end)), cause, detail)
+        path = self.spool.write_gap(gap)
+        self._pending = None
+        self.sink.gap_recorded(gap, path)
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, StreamStalled):
+            cause = GapCause.STALL
+        elif isinstance(exc, StreamClosed):
+            cause = GapCause.DISCONNECT
+        elif isinstance(exc, SpoolError):
+            cause = GapCause.STORAGE_FAILURE
+        elif isinstance(exc, StreamError):
+            cause = GapCause.STREAM_ERROR
+        elif isinstance(exc, StopIteration):
+            cause, exc = GapCause.DISCONNECT, StreamClosed("camera ended the stream")
+        else:
+            cause = GapCause.STREAM_ERROR
+        message = exc.message if isinstance(exc, VauditError) else f"{type(exc).__name__}: {exc}"
+        self._last_error = f"{cause.value}: {message}"
+        self._note_cause(cause, message)
+        if isinstance(exc, VauditError):
+            log.warning("camera recording interrupted", extra={
+                "camera_id": self.camera_id, "cause": cause.value, "code": exc.code, "error": message})
+        else:
+            log.exception("camera recording failed unexpectedly",
+                          extra={"camera_id": self.camera_id, "cause": cause.value})
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _close_source(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close()
+
+    def _set_state(self, name: str, connected: bool) -> None:
+        self._state_name = name
+        self._connected = connected
+        self._emit()
+
+    def _emit(self) -> None:
+        self._next_status = self.clock.monotonic() + self.opts.status_interval_seconds
+        try:
+            self.sink.status(self.status())
+        except Exception:
+            log.exception("sink.status failed", extra={"camera_id": self.camera_id})
