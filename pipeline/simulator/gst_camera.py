@@ -1,0 +1,384 @@
+#!/usr/bin/python3
+"""A simulated IP camera: one process = one real RTSP server on 127.0.0.1:PORT (GStreamer).
+
+Runs on Debian's system Python (``/usr/bin/python3`` with python3-gi); it imports nothing from
+the project or its virtualenv, only the standard library and ``gi``.
+
+Live mode (default) serves one mount, ``--path``:
+  videotestsrc (moving SMPTE bars) + a burnt-in label and capture time code (microseconds)
+  -> x264enc / x265enc (zero latency, keyframe every ``--gop`` frames) -> rtph264pay / rtph265pay
+  audiotestsrc (a tone) -> alawenc (8 kHz mono, PT 8) or AAC (16 kHz mono, mpeg4-generic)
+The media pipeline runs on a REALTIME system clock and rtpbin maps RTP time to the *capture*
+time in its RTCP sender reports, so "base time + running time" of a frame is both the Unix time
+in the SR's NTP mapping and the time burnt into the picture. The media is shared: one encoder
+per camera, like a real camera, and every client sees the same keyframes (the events log).
+
+File mode (``--file CLIP --count N``) serves a pre-encoded H.264 + G.711 A-law clip (.mov, .mp4
+or .mkv) at ``PATH0`` .. ``PATH{N-1}`` from one process, demuxed and payloaded without decoding.
+The RTSP server's sinks synchronise on the clock, so packets leave in real time, and rtpbin still
+sends RTCP SRs. Each client gets its own media that starts at the clip's beginning; the clip
+does not loop: at its end the server sends RTCP BYE and the client sees end of stream, so make
+the clip longer than the run (``camera.make_clip`` concatenates cheaply).
+
+stdin, one command per line, each answered on stdout with ``OK <cmd>`` (or ``ERR <reason>``):
+  black | frozen | normal     picture mode (frozen: identical frames, packets keep flowing)
+  jump SECONDS                 shift the RTP timestamps of video and audio (payloaders'
+                               timestamp-offset); the SR mapping stays truthful, so a client that
+                               re-anchors on each SR (ffmpeg with audio+video) sees the jump and
+                               then a jump back at the next SR, a single-stream client keeps it
+  quit                         exit (closing every client connection); EOF on stdin does the same
+``READY rtsp://127.0.0.1:PORT/PATH`` (one line per mount) is printed once the server listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+EXIT_MISSING = 3  # camera.py turns this into an error naming the Debian packages
+EXIT_BIND = 4
+
+
+def _fail(code: int, message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+    os._exit(code)
+
+
+try:
+    import gi
+
+    gi.require_version("Gst", "1.0")
+    gi.require_version("GstRtspServer", "1.0")
+    from gi.repository import GLib, Gst, GstRtspServer
+except (ImportError, ValueError) as _exc:
+    _fail(EXIT_MISSING, f"MISSING python3-gi or GStreamer RTSP server typelibs: {_exc}")
+
+
+class EventsLog:
+    """JSON lines, flushed one by one (streaming threads and the main loop both write)."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+        self._lock = threading.Lock()
+
+    def write(self, event: str, **fields: object) -> None:
+        if self._file is None:
+            return
+        line = json.dumps({"event": event, **fields})
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+
+def _check_elements(names: list[str]) -> None:
+    missing = [n for n in names if Gst.ElementFactory.find(n) is None]
+    if missing:
+        _fail(EXIT_MISSING, "MISSING GStreamer elements: " + " ".join(missing))
+
+
+def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int) -> None:
+    """Make the media's rtpbin stamp sender reports with the capture time, every interval_ns.
+
+    rtpbin and its sessions are created only when the media is prepared, so watch for them.
+    """
+
+    def on_added(_pipeline: Gst.Bin, _bin: Gst.Bin, element: Gst.Element) -> None:
+        name = element.get_factory().get_name() if element.get_factory() else ""
+        if name == "rtpbin":
+            # ntp: SR NTP = realtime clock; capture time: the SR's RTP/NTP pair comes from the
+            # packets' running time (= capture on live sources) rather than when they left.
+            element.set_property("ntp-time-source", 0)
+            element.set_property("rtcp-sync-send-time", False)
+        elif name == "rtpsession":
+            # Default 5 s makes a client wait long for its first SR; cameras vary anyway.
+            session = element.get_property("internal-session")
+            session.set_property("rtcp-min-interval", interval_ns)
+
+    pipeline = media.get_element().get_parent()
+    pipeline.connect("deep-element-added", on_added)
+
+
+class LiveCamera:
+    """State shared by the live mount's media (mode, timestamp offset) and its stdin commands."""
+
+    def __init__(self, args: argparse.Namespace, events: EventsLog) -> None:
+        self.args = args
+        self.events = events
+        self.mode = "normal"
+        self.jump_seconds = 0.0
+        self.medias: list[GstRtspServer.RTSPMedia] = []
+        self.factory = GstRtspServer.RTSPMediaFactory()
+        self.factory.set_launch(self._launch())
+        self.factory.set_shared(True)
+        self.factory.connect("media-configure", self._on_media_configure)
+
+    def _launch(self) -> str:
+        a = self.args
+        gop = a.gop or a.fps
+        if a.video == "h264":
+            enc = (
+                f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+                f"bitrate={a.bitrate_kbps} threads=1 "
+                f"! rtph264pay name=pay0 pt=96 config-interval=-1"
+            )
+        else:
+            enc = (
+                f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+                f"bitrate={a.bitrate_kbps} option-string=pools=1:frame-threads=1 "
+                f"! rtph265pay name=pay0 pt=96 config-interval=-1"
+            )
+        video = (
+            f"videotestsrc name=vsrc is-live=true pattern=smpte75 horizontal-speed=4 "
+            f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
+            f"! timeoverlay name=osd time-mode=running-time show-times-as-dates=true "
+            f"halignment=left valignment=top shaded-background=true font-desc=\"Sans 14\" "
+            f"! queue max-size-buffers=3 ! {enc}"
+        )
+        if a.audio == "alaw":
+            audio = (
+                "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=160 "
+                "! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
+            )
+        elif a.audio == "aac":
+            aac = "avenc_aac bitrate=32000" if Gst.ElementFactory.find("avenc_aac") else "voaacenc"
+            audio = (
+                "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=1024 "
+                f"! audio/x-raw,rate=16000,channels=1 ! audioconvert ! {aac} "
+                "! rtpmp4gpay name=pay1 pt=97"
+            )
+        else:
+            audio = ""
+        return f"( {video} {audio} )"
+
+    def required_elements(self) -> list[str]:
+        names = ["videotestsrc", "timeoverlay", "queue", "rtpbin"]
+        names += ["x264enc", "rtph264pay"] if self.args.video == "h264" else ["x265enc", "rtph265pay"]
+        if self.args.audio == "alaw":
+            names += ["audiotestsrc", "alawenc", "rtppcmapay"]
+        elif self.args.audio == "aac":
+            names += ["audiotestsrc", "audioconvert", "rtpmp4gpay"]
+            if not (Gst.ElementFactory.find("avenc_aac") or Gst.ElementFactory.find("voaacenc")):
+                names.append("avenc_aac")
+        return names
+
+    # -- per media -------------------------------------------------------------------------
+    def _on_media_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
+        bin_ = media.get_element()
+        osd = bin_.get_by_name("osd")
+        osd.set_property("text", self.args.label)
+        osd.set_property("datetime-format", "%F %T.%f")
+        osd.get_static_pad("video_sink").add_probe(Gst.PadProbeType.BUFFER, self._on_osd_buffer, osd)
+        pay0 = bin_.get_by_name("pay0")
+        pay0.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_video_buffer, pay0)
+        configure_rtcp(media, self.args.rtcp_interval_ns)
+        media.connect("unprepared", self._on_unprepared)
+        self.medias.append(media)
+        self._apply(media)
+
+    def _on_unprepared(self, media: GstRtspServer.RTSPMedia) -> None:
+        if media in self.medias:
+            self.medias.remove(media)
+
+    def _on_osd_buffer(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo, osd: Gst.Element) -> Gst.PadProbeReturn:
+        # The epoch is the wall time of running time 0 (the realtime clock's base time), so the
+        # burnt-in time code is the frame's capture time. It changes only if the base time does.
+        base = osd.get_base_time()
+        if getattr(osd, "_vaudit_base", None) != base:
+            osd._vaudit_base = base
+            epoch = GLib.DateTime.new_from_unix_local(0).add(base // 1000)
+            osd.set_property("datetime-epoch", epoch)
+        return Gst.PadProbeReturn.OK
+
+    def _on_video_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo, pay: Gst.Element) -> Gst.PadProbeReturn:
+        buf = info.get_buffer()
+        if buf.has_flags(Gst.BufferFlags.DELTA_UNIT) or buf.pts == Gst.CLOCK_TIME_NONE:
+            return Gst.PadProbeReturn.OK
+        event = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
+        running = buf.pts
+        if event is not None:
+            running = event.parse_segment().to_running_time(Gst.Format.TIME, buf.pts)
+        wall = (pay.get_base_time() + running) / 1e9
+        self.events.write("keyframe", wall=wall, pts=running / 1e9, mount=self.args.path,
+                          jump=self.jump_seconds)
+        return Gst.PadProbeReturn.OK
+
+    # -- commands --------------------------------------------------------------------------
+    def _apply(self, media: GstRtspServer.RTSPMedia) -> None:
+        bin_ = media.get_element()
+        vsrc = bin_.get_by_name("vsrc")
+        osd = bin_.get_by_name("osd")
+        if self.mode == "black":
+            vsrc.set_property("pattern", "black")
+            vsrc.set_property("horizontal-speed", 0)
+            osd.set_property("datetime-format", "%F %T.%f")
+        elif self.mode == "frozen":
+            # Stop the bars and pin the time code to the moment of freezing: identical frames.
+            vsrc.set_property("horizontal-speed", 0)
+            frozen = GLib.DateTime.new_now_local().format("%F %T.%f").replace("%", "%%")
+            osd.set_property("datetime-format", frozen)
+        else:
+            vsrc.set_property("pattern", "smpte75")
+            vsrc.set_property("horizontal-speed", 4)
+            osd.set_property("datetime-format", "%F %T.%f")
+        for name in ("pay0", "pay1"):
+            pay = bin_.get_by_name(name)
+            if pay is None:
+                continue
+            base = getattr(pay, "_vaudit_base_offset", None)
+            if base is None:
+                base = pay.get_property("timestamp-offset")
+                pay._vaudit_base_offset = base
+            rate = 90000 if name == "pay0" else (8000 if self.args.audio == "alaw" else 16000)
+            offset = (base + round(self.jump_seconds * rate)) % (1 << 32)
+            pay.set_property("timestamp-offset", offset)
+
+    def command(self, words: list[str]) -> str:
+        cmd = words[0]
+        if cmd in ("black", "frozen", "normal"):
+            self.mode = cmd
+            self.events.write("mode", mode=cmd, wall=time.time())
+        elif cmd == "jump":
+            seconds = float(words[1])
+            self.jump_seconds += seconds
+            self.events.write("jump", seconds=seconds, total=self.jump_seconds, wall=time.time())
+        else:
+            raise ValueError(f"unknown command {cmd!r}")
+        for media in list(self.medias):
+            self._apply(media)
+        return cmd
+
+
+class FileMounts:
+    """N mounts of one pre-encoded clip, payloaded without decoding."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        ext = os.path.splitext(args.file)[1].lower()
+        demux = "matroskademux" if ext == ".mkv" else "qtdemux"
+        self.demux = demux
+        location = args.file.replace("\\", "\\\\").replace('"', '\\"')
+        launch = (
+            f'( filesrc location="{location}" ! {demux} name=d '
+            "d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1 "
+            "d.audio_0 ! queue ! rtppcmapay name=pay1 pt=8 )"
+        )
+        self.factories = []
+        for _ in range(args.count):
+            factory = GstRtspServer.RTSPMediaFactory()
+            factory.set_launch(launch)
+            factory.set_shared(False)
+            factory.connect("media-configure", lambda _f, m: configure_rtcp(m, args.rtcp_interval_ns))
+            self.factories.append(factory)
+
+    def required_elements(self) -> list[str]:
+        return ["filesrc", self.demux, "queue", "h264parse", "rtph264pay", "rtppcmapay", "rtpbin"]
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--path", default="/camera")
+    p.add_argument("--video", choices=("h264", "h265"), default="h264")
+    p.add_argument("--audio", choices=("alaw", "aac", "none"), default="alaw")
+    p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--height", type=int, default=720)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--gop", type=int, default=0, help="frames between keyframes (default: fps)")
+    p.add_argument("--bitrate-kbps", type=int, default=1500)
+    p.add_argument("--label", default="")
+    p.add_argument("--events-log")
+    p.add_argument("--rtcp-interval", type=float, default=1.0, help="seconds between RTCP SRs")
+    p.add_argument("--file", help="serve this pre-encoded clip instead of live encoding")
+    p.add_argument("--count", type=int, default=1, help="file mode: number of mounts")
+    args = p.parse_args(argv)
+    if not args.path.startswith("/"):
+        args.path = "/" + args.path
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = _parse_args(argv)
+    Gst.init(None)
+    args.rtcp_interval_ns = int(args.rtcp_interval * Gst.SECOND)
+    events = EventsLog(args.events_log)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    # Capture instants are Unix time: the media pipelines run on a REALTIME system clock.
+    clock = Gst.SystemClock(clock_type=Gst.ClockType.REALTIME)
+    mounts = server.get_mount_points()
+    paths: list[str] = []
+    live: LiveCamera | None = None
+    if args.file:
+        if not os.path.isfile(args.file):
+            _fail(2, f"clip {args.file} does not exist")
+        files = FileMounts(args)
+        _check_elements(files.required_elements())
+        for i, factory in enumerate(files.factories):
+            factory.set_clock(clock)
+            mounts.add_factory(f"{args.path}{i}", factory)
+            paths.append(f"{args.path}{i}")
+    else:
+        live = LiveCamera(args, events)
+        _check_elements(live.required_elements())
+        live.factory.set_clock(clock)
+        mounts.add_factory(args.path, live.factory)
+        paths.append(args.path)
+
+    loop = GLib.MainLoop()
+    if server.attach(None) == 0:
+        _fail(EXIT_BIND, f"cannot listen on 127.0.0.1:{args.port}")
+    # Drop sessions of clients that vanished without TEARDOWN, as cameras do.
+    pool = server.get_session_pool()
+    GLib.timeout_add_seconds(2, lambda: pool.cleanup() >= 0)
+
+    def reply(text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def quit_now(*_: object) -> bool:
+        events.write("quit", wall=time.time())
+        # Exiting the process closes every client socket at once; no orderly teardown needed.
+        sys.stdout.flush()
+        os._exit(0)
+
+    pending = b""
+
+    def on_stdin(fd: int, condition: GLib.IOCondition) -> bool:
+        nonlocal pending
+        data = os.read(fd, 4096) if condition & GLib.IO_IN else b""
+        if not data:
+            quit_now()
+        pending += data
+        while b"\n" in pending:
+            raw, pending = pending.split(b"\n", 1)
+            words = raw.decode("utf-8", "replace").split()
+            if not words:
+                continue
+            if words[0] == "quit":
+                reply("OK quit")
+                quit_now()
+            try:
+                if live is None:
+                    raise ValueError("file mode takes only quit")
+                reply("OK " + " ".join([live.command(words), *words[1:]]))
+            except (ValueError, IndexError) as exc:
+                reply(f"ERR {' '.join(words)}: {exc}")
+        return True
+
+    GLib.io_add_watch(sys.stdin.fileno(), GLib.IO_IN | GLib.IO_HUP | GLib.IO_ERR, on_stdin)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, quit_now)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, quit_now)
+    for path in paths:
+        reply(f"READY rtsp://127.0.0.1:{args.port}{path}")
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
