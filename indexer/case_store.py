@@ -1,0 +1,539 @@
+"""Cases, subjects, officers, procedure events, location observations and imported files.
+
+Every public method opens its own session and transaction, so one :class:`CaseStore` may be
+shared by many threads (the API's worker threads do).
+
+Writes that come from other systems are idempotent by a natural or client-supplied key:
+case number, badge number, the client ``id`` of an event or observation, the storage key of
+an imported file. Writing the same thing again returns the stored row (``created=False``);
+writing *different* content under an existing key raises :class:`ConflictError`. The insert
+is ``INSERT ... ON CONFLICT DO NOTHING`` followed by a comparison, so two writers racing
+with the same key cannot both insert, and the loser still gets an honest answer.
+
+References (rooms, subjects, officers, cases) are checked before writing so that a bad
+reference is a :class:`ValidationFailed` with a field-level message, never a foreign-key
+error from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from domain.errors import ConflictError, IndexStoreError, NotFoundError, ValidationFailed
+from domain.types import EventType, ObservationSource, RoomKind
+from indexer.case_records import (
+    CaseInfo,
+    NewCase,
+    NewEvent,
+    NewObservation,
+    NewOfficer,
+    NewSubject,
+    OfficerInfo,
+    Problems,
+    StoredEvent,
+    StoredObservation,
+    SubjectInfo,
+    case_from_row,
+    event_from_row,
+    item_loc,
+    officer_from_row,
+    replace_id,
+    subject_from_row,
+)
+from indexer.database import session_factory
+from indexer.models import Base, from_us, to_us
+from indexer.trajectory import Observation
+
+log = logging.getLogger(__name__)
+
+T: Mapping[str, Table] = Base.metadata.tables
+CASES, SUBJECTS, OFFICERS = T["cases"], T["subjects"], T["officers"]
+CASE_OFFICERS, ROOMS = T["case_officers"], T["rooms"]
+EVENTS, EVENT_OFFICERS = T["procedure_events"], T["procedure_event_officers"]
+OBSERVATIONS = T["location_observations"]
+
+_CHUNK = 500  # rows per multi-VALUES insert: well under SQLite's bound-parameter limit
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CaseStore:
+    """Case data in the index. Thread-safe: one session per call."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        max_future: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._engine = engine
+        self._sessions = session_factory(engine)
+        self._max_future = max_future
+        self._clock = clock
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    @property
+    def max_future(self) -> timedelta:
+        return self._max_future
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self, what: str) -> Iterator[Session]:
+        """A transaction; database errors become the project's errors (never a bare 500)."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except IntegrityError as exc:
+            raise ConflictError(f"{what}: constraint violated: {exc.orig}") from exc
+        except DataError as exc:  # a value the column cannot hold (PostgreSQL)
+            raise ValidationFailed(f"{what}: value refused by the database: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise IndexStoreError(f"{what}: index database failed: {exc}") from exc
+
+    def insert_for(self, table: Table) -> Any:
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def insert_new(self, s: Session, table: Table, row: dict[str, Any], key: str) -> int | None:
+        """Insert ``row`` unless its ``key`` exists; the new id, or None if it was there."""
+        stmt = (
+            self.insert_for(table).values(row).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id)
+        )
+        got = s.execute(stmt).scalar()
+        return None if got is None else int(got)
+
+    @staticmethod
+    def same_or_conflict(what: str, want: Mapping[str, Any], have: Mapping[Any, Any]) -> None:
+        diff = sorted(k for k, v in want.items() if have.get(k) != v)
+        if diff:
+            raise ConflictError(
+                f"{what} already exists with different {', '.join(diff)}", fields=diff, key=what
+            )
+
+    def _check_time(self, problems: Problems, loc: str, when: datetime) -> int:
+        if when.tzinfo is None:
+            problems.add(loc, "needs a time zone (e.g. Z or +08:00)")
+            return 0
+        limit = self._clock() + self._max_future
+        if when > limit:
+            seconds = self._max_future.total_seconds()
+            problems.add(loc, f"is more than {seconds:g} s in the future")
+        return to_us(when)
+
+    @staticmethod
+    def existing(s: Session, table: Table, ids: Iterable[Any]) -> set[Any]:
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return set()
+        return set(s.execute(select(table.c.id).where(table.c.id.in_(wanted))).scalars())
+
+    # --- cases ---------------------------------------------------------------------------------
+
+    def create_case(self, new: NewCase) -> tuple[CaseInfo, bool]:
+        """(case, created). Same case number with other content → ConflictError."""
+        row = {
+            "case_number": new.case_number,
+            "title": new.title,
+            "charge": new.charge,
+            "recording_mandatory": new.recording_mandatory,
+            "serious": new.serious,
+        }
+        with self.session(f"create case {new.case_number}") as s:
+            new_id = self.insert_new(s, CASES, {**row, "created_us": to_us(self._clock())}, "case_number")
+            have = s.execute(select(CASES).where(CASES.c.case_number == new.case_number)).mappings().one()
+            if new_id is None:
+                self.same_or_conflict(f"case {new.case_number}", row, have)
+        return case_from_row(have), new_id is not None
+
+    def get_case(self, case_id: int) -> CaseInfo:
+        with self.session(f"case {case_id}") as s:
+            row = s.execute(select(CASES).where(CASES.c.id == case_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+        return case_from_row(row)
+
+    def add_case_officer(self, case_id: int, officer_id: int, role: str | None) -> bool:
+        """Attach an officer to a case (idempotent; a different role for the pair → conflict)."""
+        problems = Problems()
+        with self.session(f"officer {officer_id} on case {case_id}") as s:
+            if not self.existing(s, CASES, [case_id]):
+                raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+            if not self.existing(s, OFFICERS, [officer_id]):
+                problems.add("body.officer_id", "unknown officer")
+            problems.raise_if_any("case officer")
+            row = {"case_id": case_id, "officer_id": officer_id, "role": role}
+            stmt = (
+                self.insert_for(CASE_OFFICERS)
+                .values(row)
+                .on_conflict_do_nothing(index_elements=["case_id", "officer_id"])
+            )
+            created = bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+            if not created:
+                have = (
+                    s.execute(
+                        select(CASE_OFFICERS).where(
+                            CASE_OFFICERS.c.case_id == case_id, CASE_OFFICERS.c.officer_id == officer_id
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+                self.same_or_conflict(f"officer {officer_id} on case {case_id}", row, have)
+        return created
+
+    def case_officers(self, case_id: int) -> list[tuple[OfficerInfo, str | None]]:
+        with self.session(f"officers of case {case_id}") as s:
+            rows = (
+                s.execute(
+                    select(OFFICERS, CASE_OFFICERS.c.role)
+                    .join(CASE_OFFICERS, CASE_OFFICERS.c.officer_id == OFFICERS.c.id)
+                    .where(CASE_OFFICERS.c.case_id == case_id)
+                    .order_by(OFFICERS.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        return [(officer_from_row(r), r["role"]) for r in rows]
+
+    # --- subjects ------------------------------------------------------------------------------
+
+    def create_subject(self, new: NewSubject) -> tuple[SubjectInfo, bool]:
+        """(subject, created). A subject with the same ID number in the same case is the same
+        person: identical content returns it, different content is a conflict. (Without an ID
+        number there is no natural key and every call creates a subject.)"""
+        row = {
+            "case_id": new.case_id,
+            "name": new.name,
+            "role": new.role,
+            "id_number": new.id_number,
+            "minor": new.minor,
+            "guardian_name": new.guardian_name,
+            "wristband_id": new.wristband_id,
+        }
+        with self.session(f"create subject in case {new.case_id}") as s:
+            if not self.existing(s, CASES, [new.case_id]):
+                raise NotFoundError(f"case {new.case_id} does not exist", case_id=new.case_id)
+            if new.id_number:
+                have = (
+                    s.execute(
+                        select(SUBJECTS).where(
+                            SUBJECTS.c.case_id == new.case_id, SUBJECTS.c.id_number == new.id_number
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if have is not None:
+                    self.same_or_conflict(f"subject {new.id_number} in case {new.case_id}", row, have)
+                    return subject_from_row(have), False
+            new_id = s.execute(SUBJECTS.insert().values(row).returning(SUBJECTS.c.id)).scalar_one()
+        return replace_id(new, int(new_id)), True
+
+    def get_subject(self, subject_id: int) -> SubjectInfo:
+        with self.session(f"subject {subject_id}") as s:
+            row = s.execute(select(SUBJECTS).where(SUBJECTS.c.id == subject_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"subject {subject_id} does not exist", subject_id=subject_id)
+        return subject_from_row(row)
+
+    def subjects_of_case(self, case_id: int) -> list[SubjectInfo]:
+        with self.session(f"subjects of case {case_id}") as s:
+            rows = (
+                s.execute(select(SUBJECTS).where(SUBJECTS.c.case_id == case_id).order_by(SUBJECTS.c.id))
+                .mappings()
+                .all()
+            )
+        return [subject_from_row(r) for r in rows]
+
+    # --- officers ------------------------------------------------------------------------------
+
+    def create_officer(self, new: NewOfficer) -> tuple[OfficerInfo, bool]:
+        """(officer, created); idempotent by badge number."""
+        row = {"name": new.name, "badge_number": new.badge_number, "unit": new.unit}
+        with self.session(f"create officer {new.badge_number}") as s:
+            new_id = self.insert_new(s, OFFICERS, {**row, "active": True}, "badge_number")
+            have = (
+                s.execute(select(OFFICERS).where(OFFICERS.c.badge_number == new.badge_number))
+                .mappings()
+                .one()
+            )
+            if new_id is None:
+                self.same_or_conflict(f"officer {new.badge_number}", row, have)
+        return officer_from_row(have), new_id is not None
+
+    def get_officer(self, officer_id: int) -> OfficerInfo:
+        with self.session(f"officer {officer_id}") as s:
+            row = s.execute(select(OFFICERS).where(OFFICERS.c.id == officer_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"officer {officer_id} does not exist", officer_id=officer_id)
+        return officer_from_row(row)
+
+    # --- rooms ---------------------------------------------------------------------------------
+
+    def room_kinds(self) -> dict[str, RoomKind]:
+        with self.session("rooms") as s:
+            rows = s.execute(select(ROOMS.c.id, ROOMS.c.kind)).all()
+        out: dict[str, RoomKind] = {}
+        for room_id, kind in rows:
+            try:
+                out[room_id] = RoomKind(kind)
+            except ValueError:
+                out[room_id] = RoomKind.OTHER
+        return out
+
+    # --- procedure events ----------------------------------------------------------------------
+
+    def add_events(
+        self, events: Sequence[NewEvent], *, loc: str = "body", batch: bool = True
+    ) -> list[StoredEvent]:
+        """Store events atomically (all or none), in the order given; see the module doc.
+
+        Field errors name ``{loc}.{i}.{field}`` (``{loc}.{field}`` when ``batch`` is False).
+        """
+        problems = Problems()
+        with self.session("add events") as s:
+            rows = self._event_rows(s, events, problems, loc, batch)
+            problems.raise_if_any("events")
+            self._same_within_batch(rows, "event")
+            unique = list({r["client_id"]: r for r in rows}.values())
+            fresh: dict[str, int] = {}
+            for i in range(0, len(unique), _CHUNK):
+                part = unique[i : i + _CHUNK]
+                stmt = (
+                    self.insert_for(EVENTS)
+                    .values([{k: v for k, v in r.items() if k != "officer_ids"} for r in part])
+                    .on_conflict_do_nothing(index_elements=["client_id"])
+                    .returning(EVENTS.c.client_id, EVENTS.c.id)
+                )
+                fresh.update({cid: int(eid) for cid, eid in s.execute(stmt).all()})
+            links = [
+                {"event_id": fresh[r["client_id"]], "officer_id": o}
+                for r in unique
+                if r["client_id"] in fresh
+                for o in sorted(set(r["officer_ids"]))
+            ]
+            if links:
+                s.execute(EVENT_OFFICERS.insert(), links)
+            stale = [r for r in unique if r["client_id"] not in fresh]
+            if stale:
+                self._events_match(s, stale)
+        log.info("events: %d stored, %d already present", len(fresh), len(unique) - len(fresh))
+        return [StoredEvent(event_from_row(r), r["case_id"], created=r["client_id"] in fresh) for r in rows]
+
+    def _event_rows(
+        self, s: Session, events: Sequence[NewEvent], problems: Problems, loc: str, batch: bool
+    ) -> list[dict[str, Any]]:
+        rooms = self.existing(s, ROOMS, (e.room_id for e in events))
+        officers = self.existing(s, OFFICERS, (o for e in events for o in e.officer_ids))
+        cases = self.existing(s, CASES, (e.case_id for e in events))
+        subject_ids = {e.subject_id for e in events if e.subject_id is not None}
+        subject_case: dict[int, int] = {}
+        if subject_ids:
+            found = s.execute(select(SUBJECTS.c.id, SUBJECTS.c.case_id).where(SUBJECTS.c.id.in_(subject_ids)))
+            subject_case = {int(sid): int(cid) for sid, cid in found}
+        now_us = to_us(self._clock())
+        rows: list[dict[str, Any]] = []
+        for i, e in enumerate(events):
+            at = i if batch else None
+            time_us = self._check_time(problems, item_loc(loc, at, "time"), e.time)
+            if e.room_id is not None and e.room_id not in rooms:
+                problems.add(item_loc(loc, at, "room_id"), f"unknown room {e.room_id!r}")
+            for o in e.officer_ids:
+                if o not in officers:
+                    problems.add(item_loc(loc, at, "officer_ids"), f"unknown officer {o}")
+            if e.case_id is not None and e.case_id not in cases:
+                problems.add(item_loc(loc, at, "case_id"), f"unknown case {e.case_id}")
+            case_id = e.case_id
+            if e.subject_id is not None:
+                if e.subject_id not in subject_case:
+                    problems.add(item_loc(loc, at, "subject_id"), f"unknown subject {e.subject_id}")
+                else:
+                    owner = subject_case[e.subject_id]
+                    if case_id is not None and case_id != owner:
+                        problems.add(
+                            item_loc(loc, at, "case_id"), f"subject {e.subject_id} belongs to case {owner}"
+                        )
+                    case_id = owner
+            rows.append(
+                {
+                    "client_id": e.client_id,
+                    "type": EventType(e.type).value,
+                    "time_us": time_us,
+                    "room_id": e.room_id,
+                    "case_id": case_id,
+                    "subject_id": e.subject_id,
+                    "payload": dict(e.payload),
+                    "received_us": now_us,
+                    "officer_ids": tuple(sorted(set(e.officer_ids))),
+                }
+            )
+        return rows
+
+    @staticmethod
+    def _same_within_batch(rows: list[dict[str, Any]], what: str) -> None:
+        seen: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            first = seen.setdefault(r["client_id"], r)
+            if first is not r:
+                CaseStore.same_or_conflict(
+                    f"{what} {r['client_id']} (twice in this batch)",
+                    {k: v for k, v in r.items() if k != "received_us"},
+                    first,
+                )
+
+    def _events_match(self, s: Session, rows: list[dict[str, Any]]) -> None:
+        by_id = {r["client_id"]: r for r in rows}
+        stored = s.execute(select(EVENTS).where(EVENTS.c.client_id.in_(list(by_id)))).mappings().all()
+        officers = self._event_officers(s, [int(h["id"]) for h in stored])
+        for have in stored:
+            want = {k: v for k, v in by_id[have["client_id"]].items() if k != "received_us"}
+            got = {**have, "officer_ids": tuple(officers.get(int(have["id"]), ()))}
+            self.same_or_conflict(f"event {have['client_id']}", want, got)
+
+    @staticmethod
+    def _event_officers(s: Session, event_ids: list[int]) -> dict[int, list[int]]:
+        out: dict[int, list[int]] = {}
+        for i in range(0, len(event_ids), _CHUNK):
+            part = event_ids[i : i + _CHUNK]
+            rows = s.execute(
+                select(EVENT_OFFICERS.c.event_id, EVENT_OFFICERS.c.officer_id)
+                .where(EVENT_OFFICERS.c.event_id.in_(part))
+                .order_by(EVENT_OFFICERS.c.event_id, EVENT_OFFICERS.c.officer_id)
+            )
+            for eid, oid in rows:
+                out.setdefault(int(eid), []).append(int(oid))
+        return out
+
+    def events(
+        self,
+        *,
+        case_id: int | None = None,
+        subject_id: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = 100_000,
+    ) -> list[StoredEvent]:
+        """Events of a case or a subject (at least one given), by time then arrival."""
+        if case_id is None and subject_id is None:
+            raise ValidationFailed("events need a case or a subject")
+        stmt = select(EVENTS)
+        if case_id is not None:
+            stmt = stmt.where(EVENTS.c.case_id == case_id)
+        if subject_id is not None:
+            stmt = stmt.where(EVENTS.c.subject_id == subject_id)
+        if start is not None:
+            stmt = stmt.where(EVENTS.c.time_us >= to_us(start))
+        if end is not None:
+            stmt = stmt.where(EVENTS.c.time_us < to_us(end))
+        stmt = stmt.order_by(EVENTS.c.time_us, EVENTS.c.id).limit(limit)
+        with self.session("events") as s:
+            rows = s.execute(stmt).mappings().all()
+            officers = self._event_officers(s, [int(r["id"]) for r in rows])
+        return [
+            StoredEvent(
+                event_from_row({**r, "officer_ids": tuple(officers.get(int(r["id"]), ()))}), r["case_id"]
+            )
+            for r in rows
+        ]
+
+    # --- location observations -----------------------------------------------------------------
+
+    def add_observations(
+        self, items: Sequence[NewObservation], *, loc: str = "body", batch: bool = True
+    ) -> list[StoredObservation]:
+        """Store observations atomically, idempotent by client id (see the module doc)."""
+        problems = Problems()
+        with self.session("add observations") as s:
+            rooms = self.existing(s, ROOMS, (o.room_id for o in items))
+            subjects = self.existing(s, SUBJECTS, (o.subject_id for o in items))
+            officers = self.existing(s, OFFICERS, (o.officer_id for o in items))
+            now_us = to_us(self._clock())
+            rows: list[dict[str, Any]] = []
+            for i, o in enumerate(items):
+                at = i if batch else None
+                time_us = self._check_time(problems, item_loc(loc, at, "time"), o.time)
+                if o.room_id not in rooms:
+                    problems.add(item_loc(loc, at, "room_id"), f"unknown room {o.room_id!r}")
+                if o.subject_id is None and o.officer_id is None:
+                    problems.add(item_loc(loc, at, "subject_id"), "a subject_id or an officer_id is required")
+                if o.subject_id is not None and o.subject_id not in subjects:
+                    problems.add(item_loc(loc, at, "subject_id"), f"unknown subject {o.subject_id}")
+                if o.officer_id is not None and o.officer_id not in officers:
+                    problems.add(item_loc(loc, at, "officer_id"), f"unknown officer {o.officer_id}")
+                rows.append(
+                    {
+                        "client_id": o.client_id,
+                        "subject_id": o.subject_id,
+                        "officer_id": o.officer_id,
+                        "room_id": o.room_id,
+                        "time_us": time_us,
+                        "source": ObservationSource(o.source).value,
+                        "received_us": now_us,
+                    }
+                )
+            problems.raise_if_any("observations")
+            self._same_within_batch(rows, "observation")
+            unique = list({r["client_id"]: r for r in rows}.values())
+            fresh: set[str] = set()
+            for i in range(0, len(unique), _CHUNK):
+                stmt = (
+                    self.insert_for(OBSERVATIONS)
+                    .values(unique[i : i + _CHUNK])
+                    .on_conflict_do_nothing(index_elements=["client_id"])
+                    .returning(OBSERVATIONS.c.client_id)
+                )
+                fresh.update(s.execute(stmt).scalars())
+            stale = {r["client_id"]: r for r in unique if r["client_id"] not in fresh}
+            if stale:
+                stored = s.execute(
+                    select(OBSERVATIONS).where(OBSERVATIONS.c.client_id.in_(list(stale)))
+                ).mappings()
+                for have in stored:
+                    want = {k: v for k, v in stale[have["client_id"]].items() if k != "received_us"}
+                    self.same_or_conflict(f"observation {have['client_id']}", want, have)
+        log.info("observations: %d stored, %d already present", len(fresh), len(unique) - len(fresh))
+        return [
+            StoredObservation(
+                client_id=o.client_id,
+                room_id=o.room_id,
+                time=o.time,
+                source=ObservationSource(o.source),
+                subject_id=o.subject_id,
+                officer_id=o.officer_id,
+                created=o.client_id in fresh,
+            )
+            for o in items
+        ]
+
+    def subject_observations(self, subject_id: int, limit: int = 100_000) -> list[Observation]:
+        stmt = (
+            select(OBSERVATIONS)
+            .where(OBSERVATIONS.c.subject_id == subject_id)
+            .order_by(OBSERVATIONS.c.time_us, OBSERVATIONS.c.id)
+            .limit(limit)
+        )
+        with self.session(f"observations of subject {subject_id}") as s:
+            rows = s.execute(stmt).mappings().all()
+        return [
+            Observation(from_us(r["time_us"]), r["room_id"], ObservationSource(r["source"]), r["client_id"])
+            for r in rows
+        ]
