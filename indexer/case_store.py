@@ -116,7 +116,10 @@ class CaseStore:
     def insert_new(self, s: Session, table: Table, row: dict[str, Any], key: str) -> int | None:
         """Insert ``row`` unless its ``key`` exists; the new id, or None if it was there."""
         stmt = (
-            self.insert_for(table).values(row).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id)
+            self.insert_for(table)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=[key])
+            .returning(table.c.id)
         )
         got = s.execute(stmt).scalar()
         return None if got is None else int(got)
@@ -185,8 +188,9 @@ class CaseStore:
                 self.insert_for(CASE_OFFICERS)
                 .values(row)
                 .on_conflict_do_nothing(index_elements=["case_id", "officer_id"])
+                .returning(CASE_OFFICERS.c.case_id)
             )
-            created = bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+            created = s.execute(stmt).first() is not None
             if not created:
                 have = (
                     s.execute(

@@ -1,0 +1,165 @@
+"""Search across cases: by case number, subject name or ID number, officer, room, event type
+and time range; paged with a total.
+
+Every filter narrows the set of cases (they combine with AND). The event filters — room,
+event type and time range — must hold for the *same* event: "cases with a search in room
+S between 9:00 and 10:00", not "a search some time and something in room S at 9:00".
+
+Each filter is a ``cases.id IN (SELECT case_id FROM ... WHERE ...)`` semi-join whose inner
+query is driven by an index (subjects.id_number, procedure_events (room_id, time_us) /
+(type, time_us) / (time_us), procedure_event_officers.officer_id), so the planner starts
+from the few matching rows instead of walking every case. A subject-name search is a
+substring match (people search by a given name or a surname alike), which no B-tree index
+can serve: it scans the subjects table, which is small next to segments and events.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, union
+from sqlalchemy.sql.elements import ColumnElement
+
+from domain.errors import ValidationFailed
+from domain.types import EventType
+from indexer.case_records import CaseInfo, Problems, case_from_row
+from indexer.case_store import CaseStore
+from indexer.models import Base, to_us
+
+log = logging.getLogger(__name__)
+
+T = Base.metadata.tables
+CASES, SUBJECTS, EVENTS = T["cases"], T["subjects"], T["procedure_events"]
+CASE_OFFICERS, EVENT_OFFICERS = T["case_officers"], T["procedure_event_officers"]
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CaseQuery:
+    """What to look for; None means "any"."""
+
+    case_number: str | None = None  # prefix (a full number matches itself)
+    subject_name: str | None = None  # substring
+    id_number: str | None = None  # exact
+    officer_id: int | None = None  # on the case, or on one of its events
+    room_id: str | None = None
+    event_type: EventType | None = None
+    start: datetime | None = None  # event time >= start
+    end: datetime | None = None  # event time < end
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectBrief:
+    id: int
+    name: str
+    role: str
+    id_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseHit:
+    case: CaseInfo
+    subjects: list[SubjectBrief] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CasePage:
+    total: int
+    limit: int
+    offset: int
+    items: list[CaseHit]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _validate(q: CaseQuery) -> None:
+    problems = Problems()
+    if not 1 <= q.limit <= MAX_LIMIT:
+        problems.add("query.limit", f"must be between 1 and {MAX_LIMIT}")
+    if q.offset < 0:
+        problems.add("query.offset", "must not be negative")
+    for name, value in (("start", q.start), ("end", q.end)):
+        if value is not None and value.tzinfo is None:
+            problems.add(f"query.{name}", "needs a time zone (e.g. Z or +08:00)")
+    problems.raise_if_any("search")
+    if q.start is not None and q.end is not None and q.end <= q.start:
+        raise ValidationFailed(
+            "end must be after start", fields=[{"field": "query.end", "message": "not after start"}]
+        )
+
+
+def case_filters(q: CaseQuery) -> list[ColumnElement[bool]]:
+    """The WHERE terms on ``cases`` for a query (exposed for the benchmark's EXPLAIN)."""
+    terms: list[ColumnElement[bool]] = []
+    if q.case_number:
+        terms.append(CASES.c.case_number.like(_like_escape(q.case_number) + "%", escape="\\"))
+    if q.subject_name:
+        pattern = "%" + _like_escape(q.subject_name) + "%"
+        terms.append(
+            CASES.c.id.in_(select(SUBJECTS.c.case_id).where(SUBJECTS.c.name.like(pattern, escape="\\")))
+        )
+    if q.id_number:
+        terms.append(CASES.c.id.in_(select(SUBJECTS.c.case_id).where(SUBJECTS.c.id_number == q.id_number)))
+    if q.officer_id is not None:
+        on_case = select(CASE_OFFICERS.c.case_id).where(CASE_OFFICERS.c.officer_id == q.officer_id)
+        on_event = (
+            select(EVENTS.c.case_id)
+            .join(EVENT_OFFICERS, EVENT_OFFICERS.c.event_id == EVENTS.c.id)
+            .where(EVENT_OFFICERS.c.officer_id == q.officer_id)
+        )
+        terms.append(CASES.c.id.in_(union(on_case, on_event)))
+    event_terms: list[ColumnElement[bool]] = []
+    if q.room_id:
+        event_terms.append(EVENTS.c.room_id == q.room_id)
+    if q.event_type is not None:
+        event_terms.append(EVENTS.c.type == EventType(q.event_type).value)
+    if q.start is not None:
+        event_terms.append(EVENTS.c.time_us >= to_us(q.start))
+    if q.end is not None:
+        event_terms.append(EVENTS.c.time_us < to_us(q.end))
+    if event_terms:
+        terms.append(CASES.c.id.in_(select(EVENTS.c.case_id).where(*event_terms)))
+    return terms
+
+
+def case_page_query(q: CaseQuery) -> Select[tuple[object, ...]]:
+    return select(CASES).where(*case_filters(q)).order_by(CASES.c.id.desc()).limit(q.limit).offset(q.offset)
+
+
+class CaseSearch:
+    """Paged search over cases. Thread-safe: one session per call."""
+
+    def __init__(self, store: CaseStore) -> None:
+        self._store = store
+
+    def search(self, q: CaseQuery) -> CasePage:
+        _validate(q)
+        terms = case_filters(q)
+        with self._store.session("search cases") as s:
+            total = int(s.execute(select(func.count()).select_from(CASES).where(*terms)).scalar_one())
+            rows = s.execute(case_page_query(q)).mappings().all() if total > q.offset else []
+            cases = [case_from_row(r) for r in rows]
+            briefs: dict[int, list[SubjectBrief]] = {c.id: [] for c in cases}
+            if cases:
+                subject_rows = s.execute(
+                    select(
+                        SUBJECTS.c.id,
+                        SUBJECTS.c.case_id,
+                        SUBJECTS.c.name,
+                        SUBJECTS.c.role,
+                        SUBJECTS.c.id_number,
+                    )
+                    .where(SUBJECTS.c.case_id.in_(list(briefs)))
+                    .order_by(SUBJECTS.c.id)
+                ).all()
+                for sid, cid, name, role, id_number in subject_rows:
+                    briefs[int(cid)].append(SubjectBrief(int(sid), name, role, id_number))
+        log.debug("search %s: %d of %d", q, len(cases), total)
+        return CasePage(total, q.limit, q.offset, [CaseHit(c, briefs[c.id]) for c in cases])

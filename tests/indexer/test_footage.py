@@ -1,0 +1,161 @@
+"""Footage of a subject's stays on SQLite and PostgreSQL: segments, gaps with causes, body-camera
+clips, and the unexplained seconds covered by none of them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from domain.errors import NotFoundError, ValidationFailed
+from domain.types import EventType, GapCause, ObservationSource, RoomKind, StreamInfo, TimeRange
+from indexer.case_records import NewCase, NewEvent, NewObservation, NewSubject
+from indexer.case_store import CaseStore
+from indexer.footage import FootageIndex, NewImport
+from indexer.segment_store import SegmentStore
+from tests.indexer.factories import at, chain, gap
+
+NOW = at(6 * 3600)
+
+
+@pytest.fixture
+def fx(engine: Engine, store: SegmentStore) -> tuple[FootageIndex, int]:
+    store.sync_rooms(
+        [
+            ("wait", "候问室", "waiting", [("w-a", "a", "rtsp://10.0.0.1/a")]),
+            (
+                "int-1",
+                "讯问室1",
+                "interrogation",
+                [("i-a", "a", "rtsp://10.0.0.2/a"), ("i-b", "b", "rtsp://10.0.0.3/b")],
+            ),
+        ]
+    )
+    cs = CaseStore(engine, clock=lambda: NOW)
+    case, _ = cs.create_case(NewCase("A-1", "t", "盗窃"))
+    subject, _ = cs.create_subject(NewSubject(case.id, "张三", "suspect"))
+    # In the waiting room from 0 s to 600 s, then interrogation room 1 until exit at 1200 s.
+    cs.add_observations(
+        [
+            NewObservation("o1", "wait", at(0), ObservationSource.WRISTBAND, subject_id=subject.id),
+            NewObservation("o2", "wait", at(300), ObservationSource.WRISTBAND, subject_id=subject.id),
+        ]
+    )
+    cs.add_events(
+        [
+            NewEvent("e1", EventType.INTERROGATION_START, at(600), room_id="int-1", subject_id=subject.id),
+            NewEvent("e2", EventType.EXIT, at(1200), subject_id=subject.id),
+        ]
+    )
+    # Waiting room camera: footage 0-300 s, a disconnect gap 300-360 s, footage 360-540 s,
+    # then nothing at all (neither footage nor gap) 540-600 s.
+    store.add_segments(chain("w-a", 30, start=0))
+    store.add_gap(gap("w-a", 300, 360, GapCause.DISCONNECT))
+    store.add_segments(chain("w-a", 18, start=360, first_seq=30, run_id="run-2"))
+    # Interrogation room: camera a complete, camera b with a stall gap 700-760 s.
+    store.add_segments(chain("i-a", 60, start=600))
+    store.add_segments(chain("i-b", 10, start=600))
+    store.add_gap(gap("i-b", 700, 760, GapCause.STALL))
+    store.add_segments(chain("i-b", 44, start=760, first_seq=10, run_id="run-2"))
+    return FootageIndex(cs), subject.id
+
+
+def test_trajectory_of_the_subject(fx: tuple[FootageIndex, int]) -> None:
+    index, subject = fx
+    stays = index.trajectory(subject)
+    assert [(s.room_id, s.start, s.end) for s in stays] == [
+        ("wait", at(0), at(600)),
+        ("int-1", at(600), at(1200)),
+    ]
+    assert stays[1].room_kind is RoomKind.INTERROGATION
+    with pytest.raises(NotFoundError):
+        index.trajectory(subject + 100)
+
+
+def test_gap_inside_a_stay_is_reported_with_its_cause(fx: tuple[FootageIndex, int]) -> None:
+    index, subject = fx
+    footage, _ = index.subject_footage(subject, at(0), at(3600), now=NOW)
+    interrogation = footage[1]
+    assert [c.camera_id for c in interrogation.cameras] == ["i-a", "i-b"]
+    cam_b = interrogation.cameras[1]
+    assert [(g.cause, g.start, g.end) for g in cam_b.gaps] == [(GapCause.STALL, at(700), at(760))]
+    assert cam_b.unexplained == ()
+    assert interrogation.unexplained == []  # camera a filmed the whole stay
+    assert len(interrogation.cameras[0].segments) == 60
+
+
+def test_no_footage_and_no_gap_is_unexplained(fx: tuple[FootageIndex, int]) -> None:
+    index, subject = fx
+    footage, _ = index.subject_footage(subject, at(0), at(3600), now=NOW)
+    waiting = footage[0]
+    cam = waiting.cameras[0]
+    assert [(g.cause, g.start, g.end) for g in cam.gaps] == [(GapCause.DISCONNECT, at(300), at(360))]
+    assert list(cam.unexplained) == [TimeRange(at(540), at(600))]
+    assert waiting.unexplained == [TimeRange(at(540), at(600))]
+
+
+def test_query_range_clips_the_stays(fx: tuple[FootageIndex, int]) -> None:
+    index, subject = fx
+    footage, _ = index.subject_footage(subject, at(550), at(650), now=NOW)
+    assert [(f.stay.room_id, f.interval) for f in footage] == [
+        ("wait", TimeRange(at(550), at(600))),
+        ("int-1", TimeRange(at(600), at(650))),
+    ]
+    assert footage[0].unexplained == [TimeRange(at(550), at(600))]
+    assert [s.start for s in footage[1].cameras[0].segments] == [at(600 + 10 * i) for i in range(5)]
+    with pytest.raises(ValidationFailed):
+        index.subject_footage(subject, at(650), at(550))
+
+
+def test_body_camera_clip_covers_the_unexplained_period(fx: tuple[FootageIndex, int]) -> None:
+    index, subject = fx
+    new = NewImport(
+        device_id="DSJ-01",
+        officer_id=None,
+        storage_key="bodycam/DSJ-01/clip.mp4",
+        original_name="clip.mp4",
+        size=1234,
+        sha256="a" * 64,
+        sm3="b" * 64,
+        start=at(530),
+        end=at(620),
+        container="mp4",
+        stream=StreamInfo("h264", 1280, 720, "aac", 48000, 1),
+        subject_ids=(subject,),
+    )
+    clip, created = index.add_imported_file(new)
+    again, created_again = index.add_imported_file(new)
+    assert created and not created_again and again.clip_id == clip.clip_id
+    footage, clips = index.subject_footage(subject, at(0), at(3600), now=NOW)
+    assert [c.clip_id for c in clips] == [clip.clip_id]
+    assert [c.clip_id for c in footage[0].clips] == [clip.clip_id]
+    assert footage[0].unexplained == []
+    assert footage[0].cameras[0].unexplained == (TimeRange(at(540), at(600)),)  # the camera still lacks it
+    with pytest.raises(ValidationFailed):
+        index.add_imported_file(replace(new, storage_key="other", subject_ids=(9999,)))
+
+
+def test_open_stay_counts_only_until_now(engine: Engine, fx: tuple[FootageIndex, int]) -> None:
+    index, _ = fx
+    cs = index.store
+    case, _ = cs.create_case(NewCase("A-2", "t", "c"))
+    other, _ = cs.create_subject(NewSubject(case.id, "李四", "witness"))
+    cs.add_observations(
+        [NewObservation("x1", "int-1", at(1100), ObservationSource.FACE, subject_id=other.id)]
+    )
+    footage, _ = index.subject_footage(other.id, at(0), at(24 * 3600), now=at(1300))
+    assert footage[0].interval == TimeRange(at(1100), at(1300))
+    assert footage[0].unexplained == [TimeRange(at(1200), at(1300))]  # cameras ran out at 1200 s
+
+
+def test_case_timeline_has_events_trajectories_and_coverage(fx: tuple[FootageIndex, int]) -> None:
+    index, subject = fx
+    tl = index.case_timeline(index.store.get_subject(subject).case_id, now=NOW)
+    assert [e.event.event_id for e in tl.events] == ["e1", "e2"]
+    assert len(tl.subjects) == 1
+    st = tl.subjects[0]
+    assert [f.stay.room_id for f in st.footage] == ["wait", "int-1"]
+    assert st.footage[0].unexplained == [TimeRange(at(540), at(600))]
+    assert st.footage[1].interval.end - st.footage[1].interval.start == timedelta(seconds=600)

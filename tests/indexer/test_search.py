@@ -1,0 +1,85 @@
+"""Case search on SQLite and PostgreSQL: every filter, their combination, paging with total."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from domain.errors import ValidationFailed
+from domain.types import EventType
+from indexer.case_records import NewCase, NewEvent, NewOfficer, NewSubject
+from indexer.case_store import CaseStore
+from indexer.search import CaseQuery, CaseSearch
+from indexer.segment_store import SegmentStore
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def at(h: float) -> datetime:
+    return T0 + timedelta(hours=h)
+
+
+@pytest.fixture
+def search(engine: Engine, store: SegmentStore) -> CaseSearch:
+    store.sync_rooms([("wait", "候问室", "waiting", []), ("int-1", "讯问室1", "interrogation", [])])
+    cs = CaseStore(engine, clock=lambda: at(1000))
+    o1, _ = cs.create_officer(NewOfficer("李警官", "P-1"))
+    o2, _ = cs.create_officer(NewOfficer("王警官", "P-2"))
+    for n in range(12):
+        case, _ = cs.create_case(NewCase(f"A-2026-{n:03d}", f"案 {n}", "盗窃" if n % 2 else "诈骗"))
+        subj, _ = cs.create_subject(NewSubject(case.id, f"张{n}号", "suspect", id_number=f"ID{n:04d}"))
+        room = "int-1" if n % 3 == 0 else "wait"
+        kind = EventType.INTERROGATION_START if n % 3 == 0 else EventType.WAITING
+        cs.add_events(
+            [NewEvent(f"e{n}", kind, at(n), room_id=room, subject_id=subj.id, officer_ids=(o1.id,))]
+        )
+    case, _ = cs.create_case(NewCase("B-100%_x", "特殊", "抢劫"))
+    cs.add_case_officer(case.id, o2.id, "lead")
+    assert not cs.add_case_officer(case.id, o2.id, "lead")
+    return CaseSearch(cs)
+
+
+def numbers(search: CaseSearch, **kw: object) -> list[str]:
+    page = search.search(CaseQuery(limit=100, **kw))  # type: ignore[arg-type]
+    assert page.total == len(page.items)
+    return sorted(h.case.case_number for h in page.items)
+
+
+def test_each_filter(search: CaseSearch) -> None:
+    assert numbers(search, case_number="A-2026-01") == ["A-2026-010", "A-2026-011"]
+    assert numbers(search, case_number="B-100%_") == ["B-100%_x"]  # LIKE metacharacters are literal
+    assert numbers(search, case_number="B-1000") == []
+    assert numbers(search, subject_name="5号") == ["A-2026-005"]
+    assert numbers(search, id_number="ID0007") == ["A-2026-007"]
+    assert numbers(search, officer_id=2) == ["B-100%_x"]
+    assert len(numbers(search, officer_id=1)) == 12
+    assert numbers(search, room_id="int-1") == ["A-2026-000", "A-2026-003", "A-2026-006", "A-2026-009"]
+    assert len(numbers(search, event_type=EventType.WAITING)) == 8
+    assert numbers(search, start=at(2), end=at(4)) == ["A-2026-002", "A-2026-003"]
+
+
+def test_event_filters_hold_for_the_same_event(search: CaseSearch) -> None:
+    assert numbers(search, room_id="int-1", start=at(2.5), end=at(7)) == ["A-2026-003", "A-2026-006"]
+    assert numbers(search, room_id="int-1", event_type=EventType.WAITING) == []
+    assert numbers(search, officer_id=1, subject_name="张1") == ["A-2026-001", "A-2026-010", "A-2026-011"]
+
+
+def test_paging_with_total(search: CaseSearch) -> None:
+    first = search.search(CaseQuery(limit=5, offset=0))
+    last = search.search(CaseQuery(limit=5, offset=10))
+    assert first.total == last.total == 13
+    assert len(first.items) == 5 and len(last.items) == 3
+    assert first.items[0].case.case_number == "B-100%_x"  # newest first
+    assert first.items[1].subjects[0].name == "张11号"
+    beyond = search.search(CaseQuery(limit=5, offset=50))
+    assert beyond.total == 13 and beyond.items == []
+
+
+def test_bad_queries_are_field_errors(search: CaseSearch) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        search.search(CaseQuery(limit=0, offset=-1, start=datetime(2026, 1, 1)))
+    assert {f["field"] for f in err.value.details["fields"]} == {"query.limit", "query.offset", "query.start"}
+    with pytest.raises(ValidationFailed):
+        search.search(CaseQuery(start=at(2), end=at(1)))
