@@ -426,20 +426,24 @@ class SegmentStore:
                 self._cached_spans(s, row["camera_id"])  # NotFoundError for an unknown camera
                 dur = row["end_us"] - row["start_us"]
                 longest[row["camera_id"]] = max(dur, longest.get(row["camera_id"], 0))
+            # A plain executemany (statement compiled once; psycopg pipelines it): far faster
+            # than one multi-row VALUES statement. Rows skipped by ON CONFLICT are not counted.
+            # preserve_rowcount: SQLAlchemy reports -1 for an INSERT executemany without it.
             stmt = (
                 self._insert(SEGMENTS)
-                .values(rows)
                 .on_conflict_do_nothing(index_elements=["storage_key"])
-                .returning(SEGMENTS.c.storage_key)
+                .execution_options(preserve_rowcount=True)
             )
-            fresh = set(s.scalars(stmt).all())
-            stale = [row for row in rows if row["storage_key"] not in fresh]
-            if stale:
-                self._check_same(s, stale)
+            result = s.connection().execute(stmt, rows)
+            inserted = int(result.rowcount)
+            if inserted < 0:  # refuse rather than report a wrong count
+                raise IndexStoreError("the database driver did not report how many rows it inserted")
+            if inserted < len(rows):  # some keys were there already: they must hold the same record
+                self._check_same(s, rows)
             for camera_id, dur in longest.items():
                 self._grow(s, camera_id, segment_us=dur)
-        log.debug("segments: %d inserted, %d already present", len(fresh), len(stale))
-        return len(fresh)
+        log.debug("segments: %d inserted, %d already present", inserted, len(rows) - inserted)
+        return inserted
 
     def _check_same(self, s: Session, rows: list[dict[str, Any]]) -> None:
         by_key = {row["storage_key"]: row for row in rows}
