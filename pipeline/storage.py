@@ -1,13 +1,9 @@
 """Object storage back ends: a local directory or an S3 bucket (MinIO, any S3-compatible store).
 
-Both satisfy :class:`domain.types.BlobReader`, so the exporter and indexer read through them without
-knowing which one is configured. Every error of the file system, the ``minio`` SDK or ``urllib3`` is
-mapped here to the domain tree: :class:`StorageUnavailable` (endpoint down, timeout, 5xx),
-:class:`StorageError` (refused), :class:`IntegrityError` (stored bytes differ from their recorded size
-or hash), :class:`NotFoundError` (no such object), :class:`ValidationFailed` (key refused),
-:class:`SpoolError` (the local source file could not be read).
-
-Keys are relative ``/``-separated paths of safe characters (see :func:`validate_key`); nothing is ever
+Both satisfy :class:`domain.types.BlobReader`. File-system, ``minio`` and ``urllib3`` errors are mapped
+here: StorageUnavailable (endpoint down, timeout, 5xx), StorageError (refused), IntegrityError (stored
+bytes differ from their size/hash), NotFoundError, ValidationFailed (key refused), SpoolError (the
+local source file could not be read). Keys are checked by :func:`validate_key`; nothing is ever
 written outside the storage root or bucket.
 """
 
@@ -20,6 +16,7 @@ import io
 import logging
 import os
 import re
+import shutil
 import stat
 import tempfile
 import threading
@@ -54,6 +51,8 @@ CHUNK = 1024 * 1024
 #: Files up to this size go to S3 in one PUT, so their ETag is the plain MD5 (segments are <= ~64 MiB).
 S3_PART_SIZE = 128 * 1024 * 1024
 MAX_KEY_LENGTH = 1024
+_CONTENT_TYPES = {"ts": "video/mp2t", "json": "application/json"}
+_REMEMBER_ETAGS = 4096  # MD5s of recent puts, for verify() without reading the object back
 _PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"})
@@ -75,11 +74,8 @@ class StoredObject:
 
 
 def validate_key(key: str) -> str:
-    """Return ``key`` if it is a safe storage key, else raise :class:`ValidationFailed`.
-
-    A key is relative, ``/``-separated, with no empty, ``.`` or ``..`` component, no backslash or
-    NUL, and only ``A-Z a-z 0-9 _ . -`` (a component may not start with ``.``).
-    """
+    """``key`` if safe, else :class:`ValidationFailed`: relative, ``/``-separated, no empty, ``.`` or
+    ``..`` component, only ``A-Z a-z 0-9 _ . -``, no component starting with ``.``."""
     why = _key_problem(key)
     if why:
         raise ValidationFailed(f"storage key {key!r} refused: {why}", key=repr(key))
@@ -101,14 +97,11 @@ def _key_problem(key: object) -> str | None:
         return "empty or not a string"
     if len(key) > MAX_KEY_LENGTH:
         return f"longer than {MAX_KEY_LENGTH} characters"
-    if "\x00" in key:
-        return "contains NUL"
-    if "\\" in key:
-        return "contains a backslash"
-    if key.startswith("/"):
-        return "absolute path"
-    if "//" in key or key.endswith("/"):
-        return "empty path component"
+    for bad, why in (("\x00", "contains NUL"), ("\\", "contains a backslash"), ("//", "empty component")):
+        if bad in key:
+            return why
+    if key.startswith("/") or key.endswith("/"):
+        return "absolute path" if key.startswith("/") else "ends with '/'"
     for part in key.split("/"):
         if part in (".", ".."):
             return f"path component {part!r} not allowed"
@@ -185,38 +178,39 @@ def fsync_dir(path: Path) -> None:
 
 
 class Storage(ABC):
-    """Where footage and sidecars live for good. Satisfies :class:`domain.types.BlobReader`."""
+    """Where footage and sidecars live for good. Satisfies :class:`domain.types.BlobReader`.
+
+    - ``put_file``: store the file at ``key``; ``sha256`` is what it must hash to (else
+      :class:`SourceMismatch`, nothing stored). Re-putting identical content is a no-op; a stored
+      copy that does not match is replaced (logged).
+    - ``verify``: :class:`IntegrityError` unless the stored object has this size and checksum.
+    - ``open`` (caller closes) and ``size``: :class:`NotFoundError` if absent; ``list``: sorted keys.
+    - ``delete``: deleting a missing key is not an error. ``describe``: for logs (no secrets).
+    """
 
     @abstractmethod
-    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject:
-        """Store the file at ``key``. ``sha256`` is what the file must hash to (else
-        :class:`SourceMismatch`, nothing stored). Re-putting identical content is a no-op."""
+    def put_file(self, key: str, path: Path, sha256: str) -> StoredObject: ...
 
     @abstractmethod
-    def verify(self, key: str, size: int, sha256: str) -> None:
-        """Raise :class:`IntegrityError` unless the stored object has this size and checksum."""
+    def verify(self, key: str, size: int, sha256: str) -> None: ...
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """A readable stream of the object's bytes (caller closes); :class:`NotFoundError` if absent."""
+    def open(self, key: str) -> BinaryIO: ...
 
     @abstractmethod
     def size(self, key: str) -> int: ...
 
     @abstractmethod
-    def list(self, prefix: str) -> Iterator[str]:
-        """Keys under ``prefix``, sorted."""
+    def list(self, prefix: str) -> Iterator[str]: ...
 
     @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove the object; deleting a missing key is not an error."""
+    def delete(self, key: str) -> None: ...
 
     @abstractmethod
-    def describe(self) -> str:
-        """Where this storage is, for logs and alerts (no secrets)."""
+    def describe(self) -> str: ...
 
 
 class LocalStorage(Storage):
@@ -260,54 +254,34 @@ class LocalStorage(Storage):
         sha256 = _check_sha(sha256)
         try:
             self._makedirs(dest.parent)
-            if dest.is_file():
-                have = digest_file(dest)
-                if have.sha256 == sha256:
-                    return StoredObject(key, have.size, sha256)
-                log.warning(
-                    "replacing stored %s: it does not hash to %s (found %s)", key, sha256, have.sha256
-                )
-        except SpoolError as exc:  # the *stored* file could not be read
-            raise StorageError(f"cannot read stored {key}: {exc.message}", key=key) from exc
-        except OSError as exc:
+            have = digest_file(dest) if dest.is_file() else None
+        except (OSError, SpoolError) as exc:
             raise StorageError(f"cannot prepare {dest}: {exc}", key=key) from exc
-        hasher = _Hasher(S3_PART_SIZE)
-        try:
-            src = open(path, "rb")  # noqa: SIM115 - closed below, errors told apart from dest errors
-        except OSError as exc:
-            raise SpoolError(f"cannot read {path}: {exc}", path=str(path)) from exc
+        if have is not None:
+            if have.sha256 == sha256:
+                return StoredObject(key, have.size, sha256)
+            log.warning("replacing stored %s: it hashes to %s, not %s", key, have.sha256, sha256)
+        want = digest_file(path)
+        if want.sha256 != sha256:
+            raise SourceMismatch(f"{path} hashes to {want.sha256}, not {sha256}; not stored", key=key)
         tmp: str | None = None
-        try:
+        try:  # the copy is checked by verify(), which re-hashes what landed in the store
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            with os.fdopen(fd, "wb") as out:
-                while True:
-                    try:
-                        chunk = src.read(CHUNK)
-                    except OSError as exc:
-                        raise SpoolError(f"cannot read {path}: {exc}", path=str(path)) from exc
-                    if not chunk:
-                        break
-                    hasher.update(chunk)
-                    out.write(chunk)
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
                 os.fchmod(out.fileno(), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            got = hasher.digest()
-            if got.sha256 != sha256:
-                raise SourceMismatch(
-                    f"{path} hashes to {got.sha256}, not {sha256}; not stored", key=key, path=str(path)
-                )
             os.replace(tmp, dest)
             tmp = None
             fsync_dir(dest.parent)
         except OSError as exc:
             raise StorageError(f"cannot write {dest}: {exc}", key=key) from exc
         finally:
-            src.close()
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-        return StoredObject(key, got.size, sha256)
+        return StoredObject(key, want.size, sha256)
 
     def verify(self, key: str, size: int, sha256: str) -> None:
         path = self._path(key)
@@ -333,25 +307,24 @@ class LocalStorage(Storage):
         self._inside(path)
         return path.is_file()
 
-    def open(self, key: str) -> BinaryIO:
+    @contextlib.contextmanager
+    def _reading(self, key: str) -> Iterator[Path]:
         path = self._path(key)
         self._inside(path)
         try:
-            return open(path, "rb")
+            yield path
         except FileNotFoundError as exc:
             raise NotFoundError(f"no stored object {key}", key=key) from exc
         except OSError as exc:
-            raise StorageError(f"cannot open {path}: {exc}", key=key) from exc
+            raise StorageError(f"cannot read {path}: {exc}", key=key) from exc
+
+    def open(self, key: str) -> BinaryIO:
+        with self._reading(key) as path:
+            return open(path, "rb")
 
     def size(self, key: str) -> int:
-        path = self._path(key)
-        self._inside(path)
-        try:
+        with self._reading(key) as path:
             return path.stat().st_size
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"no stored object {key}", key=key) from exc
-        except OSError as exc:
-            raise StorageError(f"cannot stat {path}: {exc}", key=key) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
         validate_prefix(prefix)
@@ -431,7 +404,6 @@ class S3Storage(Storage):
         read_timeout: float = 10.0,
         part_size: int = S3_PART_SIZE,
         cert_check: bool = True,
-        remember: int = 4096,
     ) -> None:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
@@ -447,20 +419,15 @@ class S3Storage(Storage):
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         )
         try:
+            secure = parts.scheme == "https"
             self._client = Minio(
-                parts.netloc,
-                access_key=access_key,
-                secret_key=secret_key,
-                secure=parts.scheme == "https",
-                region=region,
-                http_client=http,
+                parts.netloc, access_key, secret_key, secure=secure, region=region, http_client=http
             )
             check_bucket_name(bucket)
         except ValueError as exc:
             raise ConfigError(f"S3 storage settings refused: {exc}", bucket=bucket) from exc
         self._lock = threading.Lock()
         self._bucket_ready = False
-        self._remember = remember
         self._etags: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (sha256, etag)
 
     def describe(self) -> str:
@@ -490,15 +457,11 @@ class S3Storage(Storage):
         if self._bucket_ready:
             return
         with self._lock, self._errors("create bucket"):
-            if not self._bucket_ready:
-                if not self._client.bucket_exists(self.bucket):
-                    try:
-                        self._client.make_bucket(self.bucket)
-                        log.info("created bucket %s at %s", self.bucket, self.endpoint)
-                    except S3Error as exc:
-                        if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                            raise
-                self._bucket_ready = True
+            if not self._bucket_ready and not self._client.bucket_exists(self.bucket):
+                # a concurrent creator makes this fail once (BucketAlreadyOwnedByYou); the retry sees it
+                self._client.make_bucket(self.bucket)
+                log.info("created bucket %s at %s", self.bucket, self.endpoint)
+            self._bucket_ready = True
 
     def _stat(self, key: str) -> Any | None:
         self._ensure_bucket()
@@ -512,7 +475,7 @@ class S3Storage(Storage):
         with self._lock:
             self._etags[key] = (sha256, etag)
             self._etags.move_to_end(key)
-            while len(self._etags) > self._remember:
+            while len(self._etags) > _REMEMBER_ETAGS:
                 self._etags.popitem(last=False)
 
     @staticmethod
@@ -532,9 +495,7 @@ class S3Storage(Storage):
                 self._note(key, sha256, want.etag)
                 return StoredObject(key, want.size, sha256, want.etag)
             log.warning("replacing stored %s: it does not match %s (%d bytes)", key, sha256, want.size)
-        content_type = {"ts": "video/mp2t", "json": "application/json"}.get(
-            key.rsplit(".", 1)[-1], "application/octet-stream"
-        )
+        content_type = _CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
         try:
             src = open(path, "rb")  # noqa: SIM115
         except OSError as exc:
@@ -575,10 +536,8 @@ class S3Storage(Storage):
             raise IntegrityError(f"stored {key} is missing", key=key)
         if obj.size != size:
             raise IntegrityError(f"stored {key} has {obj.size} bytes, expected {size}", key=key)
-        if self._meta_sha(obj) != sha256:
-            raise IntegrityError(
-                f"stored {key} is labelled {self._meta_sha(obj)}, expected {sha256}", key=key
-            )
+        if (label := self._meta_sha(obj)) != sha256:
+            raise IntegrityError(f"stored {key} is labelled {label}, expected {sha256}", key=key)
         with self._lock:
             known = self._etags.get(key)
         if known is not None and known[0] == sha256:
@@ -634,10 +593,5 @@ def open_storage(cfg: StorageConfig) -> Storage:
         return LocalStorage(cfg.path)
     if not (cfg.endpoint and cfg.bucket and cfg.access_key and cfg.secret_key):
         raise ConfigError("storage kind 's3' needs endpoint, bucket, access_key and secret_key")
-    return S3Storage(
-        cfg.endpoint,
-        cfg.bucket,
-        cfg.access_key.get_secret_value(),
-        cfg.secret_key.get_secret_value(),
-        cfg.region,
-    )
+    access, secret = cfg.access_key.get_secret_value(), cfg.secret_key.get_secret_value()
+    return S3Storage(cfg.endpoint, cfg.bucket, access, secret, cfg.region)

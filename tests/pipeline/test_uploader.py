@@ -300,10 +300,11 @@ def test_s3_refused_then_wiped_endpoint(
     records = [make_segment(spool, "cam", seq) for seq in range(1, 4)]
     copy = snapshot(spool)
     index, alerts = Index(), Alerts()
-    run(spool, storage, index, alerts)
+    uploader = run(spool, storage, index, alerts)
     wait_for(lambda: alerts.kinds() == ["storage_unavailable"], 10, "the outage alert")
     time.sleep(1.0)
     assert spool_files(spool) == set(copy)
+    assert uploader.stats().failures <= 12  # backing off (0.05 s doubling to 0.5 s), not hammering
     s3_server_private.start()  # an empty server: the bucket must be created again
     wait_for(lambda: len(index.records) == 3, 30, "the spool to drain after the endpoint came back")
     assert alerts.kinds() == ["storage_unavailable", "storage_restored"]
