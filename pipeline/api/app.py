@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from indexer.segment_store import SegmentStore
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from pipeline.api import cameras
+from pipeline.api import cameras, cases
 from pipeline.api.errors import install_error_handlers
 from pipeline.settings import Settings
 
@@ -35,6 +35,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(cameras.router)
+    app.include_router(cases.router)  # state: cases.install(app, engine, storage, settings)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and recorder health")
     def healthz(request: Request) -> dict[str, Any]:

@@ -1,0 +1,501 @@
+"""Cases, people, procedure events, location observations, trajectories, footage and search.
+
+Every write is idempotent by its key (case number, badge number, the client ``id`` of an
+event or observation): the first write answers 201, a replay 200 with the stored row, a
+different body under the same key 409. References to unknown rooms, subjects or officers and
+times too far in the future are 422 with ``details.fields``. Request bodies larger than
+``api.max_json_bytes`` are refused with 413 while they stream in, before they are parsed.
+
+The routes find their services on ``app.state.case_api`` (see :func:`install`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+from starlette.types import Message
+
+from domain.errors import IndexStoreError, PayloadTooLarge, ValidationFailed
+from domain.types import (
+    CameraCoverage,
+    EventType,
+    ObservationSource,
+    RoomStay,
+    StayFootage,
+    TimeRange,
+    iso,
+)
+from indexer.case_records import (
+    CaseInfo,
+    NewCase,
+    NewEvent,
+    NewObservation,
+    NewOfficer,
+    NewSubject,
+    OfficerInfo,
+    StoredEvent,
+    StoredObservation,
+    SubjectInfo,
+)
+from indexer.case_store import CaseStore
+from indexer.footage import CaseTimeline, FootageIndex
+from indexer.search import MAX_LIMIT, CaseHit, CaseQuery, CaseSearch
+from pipeline.api import bodycam
+from pipeline.api.bodycam import clip_json
+from pipeline.api.cameras import gap_json, segment_json
+from pipeline.bodycam_import import BodycamImporter
+from pipeline.settings import ApiConfig, Settings
+from pipeline.storage import Storage
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 5000
+MAX_RANGE = timedelta(days=31)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseApi:
+    """What the case routes need; one per app, on ``app.state.case_api``."""
+
+    store: CaseStore
+    footage: FootageIndex
+    search: CaseSearch
+    config: ApiConfig
+
+
+def install(
+    app: FastAPI, engine: Engine, storage: Storage, settings: Settings, tmp_dir: Path | None = None
+) -> None:
+    """Put the case and body-camera services on ``app.state`` (the routers read them there).
+
+    ``tmp_dir`` is where uploads are spooled while hashed and probed (default: the system
+    temporary directory); it should be on a disk with room for one ``max_upload_bytes`` file
+    per concurrent upload.
+    """
+    store = CaseStore(engine, max_future=timedelta(seconds=settings.api.max_future_seconds))
+    footage = FootageIndex(store)
+    app.state.case_api = CaseApi(store, footage, CaseSearch(store), settings.api)
+    app.state.bodycam = BodycamImporter(storage, footage, settings.api, tmp_dir)
+
+
+def _api(request: Request) -> CaseApi:
+    api: CaseApi | None = getattr(request.app.state, "case_api", None)
+    if api is None:  # create_app was not given the index: say so instead of an AttributeError 500
+        raise IndexStoreError("the case index is not configured on this node (cases.install not called)")
+    return api
+
+
+class LimitedBodyRoute(APIRoute):
+    """A route whose request body may not exceed ``api.max_json_bytes``.
+
+    Checked twice: the declared Content-Length up front (no byte read), and the bytes as they
+    arrive (a chunked body has no length). Raising inside ``receive`` must be an
+    HTTPException: FastAPI turns any other error while reading the body into a 400.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            limit = _api(request).config.max_json_bytes
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(f"request body of {declared} bytes exceeds {limit}", limit=limit)
+            seen = 0
+            receive = request.receive
+
+            async def counting() -> Message:
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, f"request body exceeds {limit} bytes")
+                return message
+
+            return await handler(Request(request.scope, counting))
+
+        return limited
+
+
+router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=LimitedBodyRoute)
+router.include_router(bodycam.router)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CaseIn(_In):
+    case_number: str = Field(min_length=1, max_length=64, description="Unique case number")
+    title: str = Field(min_length=1, max_length=500)
+    charge: str = Field(min_length=1, max_length=200, description="案由")
+    recording_mandatory: bool = True
+    serious: bool = Field(default=False, description="24 h custody limit instead of 12 h")
+
+
+class SubjectIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["suspect", "witness", "victim"]
+    id_number: str | None = Field(default=None, min_length=1, max_length=64)
+    minor: bool = False
+    guardian_name: str | None = Field(default=None, max_length=200)
+    wristband_id: str | None = Field(default=None, max_length=64)
+
+
+class OfficerIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    badge_number: str = Field(min_length=1, max_length=64)
+    unit: str | None = Field(default=None, max_length=200)
+
+
+class CaseOfficerIn(_In):
+    officer_id: int
+    role: str | None = Field(default=None, max_length=32, description="lead, assist, recorder, interpreter")
+
+
+class EventIn(_In):
+    id: str = Field(
+        min_length=1, max_length=128, description="Client-supplied id; writes are idempotent by it"
+    )
+    type: EventType
+    time: AwareDatetime = Field(description="ISO 8601 with time zone")
+    room_id: str | None = Field(default=None, max_length=64)
+    case_id: int | None = Field(default=None, description="Defaults to the subject's case")
+    subject_id: int | None = None
+    officer_ids: list[int] = Field(default_factory=list, max_length=50)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    def new(self) -> NewEvent:
+        return NewEvent(
+            self.id,
+            self.type,
+            self.time,
+            self.room_id,
+            self.case_id,
+            self.subject_id,
+            tuple(self.officer_ids),
+            self.payload,
+        )
+
+
+class ObservationIn(_In):
+    id: str = Field(
+        min_length=1, max_length=128, description="Client-supplied id; writes are idempotent by it"
+    )
+    room_id: str = Field(min_length=1, max_length=64)
+    time: AwareDatetime = Field(description="ISO 8601 with time zone")
+    source: ObservationSource
+    subject_id: int | None = None
+    officer_id: int | None = None
+
+    def new(self) -> NewObservation:
+        return NewObservation(self.id, self.room_id, self.time, self.source, self.subject_id, self.officer_id)
+
+
+Doc = dict[str, Any]
+
+
+def _status(response: Response, created: bool) -> None:
+    response.status_code = 201 if created else 200
+
+
+# --- cases, subjects, officers --------------------------------------------------------------------
+
+
+@router.post("/cases", status_code=201, summary="Create a case (idempotent by case number)")
+def create_case(request: Request, response: Response, body: CaseIn) -> Doc:
+    case, created = _api(request).store.create_case(NewCase(**body.model_dump()))
+    _status(response, created)
+    return case_json(case)
+
+
+@router.get("/cases", summary="Search cases (all filters combine; event filters hold for one event)")
+def search_cases(
+    request: Request,
+    case_number: Annotated[str | None, Query(max_length=64, description="prefix")] = None,
+    subject_name: Annotated[str | None, Query(max_length=200, description="substring")] = None,
+    id_number: Annotated[str | None, Query(max_length=64)] = None,
+    officer_id: int | None = None,
+    room_id: Annotated[str | None, Query(max_length=64)] = None,
+    event_type: EventType | None = None,
+    start: Annotated[datetime | None, Query(description="events at or after (ISO 8601, time zone)")] = None,
+    end: Annotated[datetime | None, Query(description="events before (ISO 8601, time zone)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Doc:
+    q = CaseQuery(
+        case_number, subject_name, id_number, officer_id, room_id, event_type, start, end, limit, offset
+    )
+    page = _api(request).search.search(q)
+    return {
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "items": [hit_json(h) for h in page.items],
+    }
+
+
+@router.get("/cases/{case_id}", summary="A case with its subjects and officers")
+def get_case(request: Request, case_id: int) -> Doc:
+    store = _api(request).store
+    case = store.get_case(case_id)
+    return {
+        **case_json(case),
+        "subjects": [subject_json(s) for s in store.subjects_of_case(case_id)],
+        "officers": [{**officer_json(o), "role": role} for o, role in store.case_officers(case_id)],
+    }
+
+
+@router.post("/cases/{case_id}/subjects", status_code=201, summary="Add a subject (suspect, witness, victim)")
+def create_subject(request: Request, response: Response, case_id: int, body: SubjectIn) -> Doc:
+    subject, created = _api(request).store.create_subject(NewSubject(case_id=case_id, **body.model_dump()))
+    _status(response, created)
+    return subject_json(subject)
+
+
+@router.post("/cases/{case_id}/officers", status_code=201, summary="Attach an officer to a case")
+def attach_officer(request: Request, response: Response, case_id: int, body: CaseOfficerIn) -> Doc:
+    created = _api(request).store.add_case_officer(case_id, body.officer_id, body.role)
+    _status(response, created)
+    return {"case_id": case_id, "officer_id": body.officer_id, "role": body.role}
+
+
+@router.get("/subjects/{subject_id}", summary="A subject")
+def get_subject(request: Request, subject_id: int) -> Doc:
+    return subject_json(_api(request).store.get_subject(subject_id))
+
+
+@router.post("/officers", status_code=201, summary="Create an officer (idempotent by badge number)")
+def create_officer(request: Request, response: Response, body: OfficerIn) -> Doc:
+    officer, created = _api(request).store.create_officer(NewOfficer(**body.model_dump()))
+    _status(response, created)
+    return officer_json(officer)
+
+
+@router.get("/officers/{officer_id}", summary="An officer")
+def get_officer(request: Request, officer_id: int) -> Doc:
+    return officer_json(_api(request).store.get_officer(officer_id))
+
+
+# --- events and observations ----------------------------------------------------------------------
+
+
+@router.post("/events", status_code=201, summary="Record one procedure event (idempotent by id)")
+def post_event(request: Request, response: Response, body: EventIn) -> Doc:
+    stored = _api(request).store.add_events([body.new()], batch=False)[0]
+    _status(response, stored.created)
+    return event_json(stored)
+
+
+@router.post("/events/batch", status_code=201, summary="Record a batch of events, all or none")
+def post_events(
+    request: Request,
+    response: Response,
+    body: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)],
+) -> Doc:
+    stored = _api(request).store.add_events([e.new() for e in body])
+    created = sum(1 for s in stored if s.created)
+    _status(response, created > 0)
+    return {"created": created, "existing": len(stored) - created, "items": [event_json(s) for s in stored]}
+
+
+@router.get("/cases/{case_id}/events", summary="Events of a case in time order")
+def case_events(request: Request, case_id: int) -> Doc:
+    api = _api(request)
+    api.store.get_case(case_id)
+    return {"case_id": case_id, "events": [event_json(e) for e in api.store.events(case_id=case_id)]}
+
+
+@router.post("/observations", status_code=201, summary="Record one location observation (idempotent by id)")
+def post_observation(request: Request, response: Response, body: ObservationIn) -> Doc:
+    stored = _api(request).store.add_observations([body.new()], batch=False)[0]
+    _status(response, stored.created)
+    return observation_json(stored)
+
+
+@router.post("/observations/batch", status_code=201, summary="Record a batch of observations, all or none")
+def post_observations(
+    request: Request,
+    response: Response,
+    body: Annotated[list[ObservationIn], Field(min_length=1, max_length=MAX_BATCH)],
+) -> Doc:
+    stored = _api(request).store.add_observations([o.new() for o in body])
+    created = sum(1 for s in stored if s.created)
+    _status(response, created > 0)
+    return {
+        "created": created,
+        "existing": len(stored) - created,
+        "items": [observation_json(s) for s in stored],
+    }
+
+
+# --- trajectory, footage, timeline ----------------------------------------------------------------
+
+
+@router.get("/subjects/{subject_id}/trajectory", summary="The subject's room stays (enter, leave)")
+def subject_trajectory(request: Request, subject_id: int) -> Doc:
+    stays = _api(request).footage.trajectory(subject_id)
+    return {"subject_id": subject_id, "stays": [stay_json(s) for s in stays]}
+
+
+@router.get(
+    "/subjects/{subject_id}/footage",
+    summary="Footage of every stay in [start, end): segments, gaps (causes), body-camera clips, unexplained",
+)
+def subject_footage(
+    request: Request,
+    subject_id: int,
+    start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
+    end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
+) -> Doc:
+    if start.tzinfo is not None and end.tzinfo is not None and end - start > MAX_RANGE:
+        raise ValidationFailed(
+            "range longer than 31 days",
+            fields=[{"field": "query.end", "message": "range longer than 31 days"}],
+        )
+    api = _api(request)
+    api.store.get_subject(subject_id)
+    stays, clips = api.footage.subject_footage(subject_id, start, end)
+    return {
+        "subject_id": subject_id,
+        "start": iso(start),
+        "end": iso(end),
+        "stays": [footage_json(f, detail=True) for f in stays],
+        "clips": [clip_json(c) for c in clips],
+    }
+
+
+@router.get("/cases/{case_id}/timeline", summary="Events, trajectories and coverage of a case")
+def case_timeline(request: Request, case_id: int) -> Doc:
+    return timeline_json(_api(request).footage.case_timeline(case_id))
+
+
+# --- JSON views (plain data → documents; times as ISO 8601 UTC) ------------------------------------
+
+
+def case_json(c: CaseInfo) -> Doc:
+    return {
+        "id": c.id,
+        "case_number": c.case_number,
+        "title": c.title,
+        "charge": c.charge,
+        "recording_mandatory": c.recording_mandatory,
+        "serious": c.serious,
+        "created": iso(c.created) if c.created else None,
+    }
+
+
+def subject_json(s: SubjectInfo) -> Doc:
+    return {
+        "id": s.id,
+        "case_id": s.case_id,
+        "name": s.name,
+        "role": s.role,
+        "id_number": s.id_number,
+        "minor": s.minor,
+        "guardian_name": s.guardian_name,
+        "wristband_id": s.wristband_id,
+    }
+
+
+def officer_json(o: OfficerInfo) -> Doc:
+    return {"id": o.id, "name": o.name, "badge_number": o.badge_number, "unit": o.unit, "active": o.active}
+
+
+def event_json(s: StoredEvent) -> Doc:
+    e = s.event
+    return {
+        "id": e.event_id,
+        "type": e.type.value,
+        "time": iso(e.time),
+        "room_id": e.room_id,
+        "case_id": s.case_id,
+        "subject_id": e.subject_id,
+        "officer_ids": list(e.officer_ids),
+        "payload": e.payload,
+        "created": s.created,
+    }
+
+
+def observation_json(o: StoredObservation) -> Doc:
+    return {
+        "id": o.client_id,
+        "room_id": o.room_id,
+        "time": iso(o.time),
+        "source": o.source.value,
+        "subject_id": o.subject_id,
+        "officer_id": o.officer_id,
+        "created": o.created,
+    }
+
+
+def hit_json(h: CaseHit) -> Doc:
+    subjects = [{"id": s.id, "name": s.name, "role": s.role, "id_number": s.id_number} for s in h.subjects]
+    return {**case_json(h.case), "subjects": subjects}
+
+
+def stay_json(s: RoomStay) -> Doc:
+    return {
+        "room_id": s.room_id,
+        "room_kind": s.room_kind.value,
+        "start": iso(s.start),
+        "end": iso(s.end) if s.end else None,
+        "opened_by": s.opened_by,
+        "closed_by": s.closed_by,
+    }
+
+
+def range_json(r: TimeRange) -> Doc:
+    return {"start": iso(r.start), "end": iso(r.end), "seconds": round(r.seconds, 6)}
+
+
+def coverage_json(c: CameraCoverage, detail: bool) -> Doc:
+    covered = sum(part.seconds for seg in c.segments if (part := seg.range.clip(c.interval)) is not None)
+    doc: Doc = {
+        "camera_id": c.camera_id,
+        "segment_count": len(c.segments),
+        "footage_seconds": round(covered, 6),
+        "gaps": [gap_json(g) for g in c.gaps],
+        "unexplained": [range_json(r) for r in c.unexplained],
+        "unexplained_seconds": round(sum(r.seconds for r in c.unexplained), 6),
+    }
+    if detail:
+        doc["segments"] = [{"source": "camera", **segment_json(s)} for s in c.segments]
+    return doc
+
+
+def footage_json(f: StayFootage, detail: bool) -> Doc:
+    holes = f.unexplained
+    return {
+        "stay": stay_json(f.stay),
+        "interval": range_json(f.interval),
+        "cameras": [coverage_json(c, detail) for c in f.cameras],
+        "clips": [clip_json(c) for c in f.clips],
+        "unexplained": [range_json(r) for r in holes],
+        "unexplained_seconds": round(sum(r.seconds for r in holes), 6),
+    }
+
+
+def timeline_json(tl: CaseTimeline) -> Doc:
+    return {
+        "case": case_json(tl.case),
+        "events": [event_json(e) for e in tl.events],
+        "subjects": [
+            {
+                "subject": subject_json(st.subject),
+                "stays": [footage_json(f, detail=False) for f in st.footage],
+                "clips": [clip_json(c) for c in st.clips],
+                "unexplained_seconds": round(sum(r.seconds for f in st.footage for r in f.unexplained), 6),
+            }
+            for st in tl.subjects
+        ],
+    }
