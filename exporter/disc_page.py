@@ -1,0 +1,168 @@
+"""The disc's offline pages: ``index.html`` (stages, timeline with gaps, players, events, in-browser
+check), the gap report (``gaps.html`` + ``gaps.json``) and the chain of custody (``custody.html``).
+
+Everything is inline (CSS, JS, data): the page opens from the disc with no network and no
+install. Its data lists every other file with its SHA-256 so the page can check a disc itself;
+the page is not in its own list (it cannot hash itself), but manifest.json covers it.
+Chinese by default, English with one click (``?lang=en`` or the button).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain.types import EventType, GapCause, TimeRange, iso
+from exporter.disc_page_template import PAGE
+from exporter.lanes import local_stamp
+from exporter.plan import ExportPlan
+
+log = logging.getLogger(__name__)
+
+EVENT_LABELS: dict[EventType, tuple[str, str]] = {
+    EventType.ARREST: ("抓获", "Arrest"),
+    EventType.ENTRY: ("入区登记", "Entry"),
+    EventType.SEARCH: ("人身检查", "Body search"),
+    EventType.PROPERTY: ("物品登记", "Property registration"),
+    EventType.INFO_COLLECTION: ("信息采集", "Information collection"),
+    EventType.WAITING: ("候问", "Waiting"),
+    EventType.TAKEN_OUT: ("提押", "Taken out"),
+    EventType.RETURNED: ("还押", "Returned"),
+    EventType.INTERROGATION_START: ("讯问开始", "Interrogation start"),
+    EventType.INTERROGATION_END: ("讯问结束", "Interrogation end"),
+    EventType.TRANSCRIPT_SIGNED: ("笔录签字", "Transcript signed"),
+    EventType.EXIT: ("离区", "Exit"),
+    EventType.OTHER: ("其他", "Other"),
+}
+
+GAP_LABELS: dict[GapCause, tuple[str, str]] = {
+    GapCause.STALL: ("信号停滞", "stream stalled"),
+    GapCause.DISCONNECT: ("连接中断", "disconnected"),
+    GapCause.RECORDER_RESTART: ("录制程序重启", "recorder restart"),
+    GapCause.TIMESTAMP_JUMP: ("摄像机时间跳变", "camera clock jump"),
+    GapCause.STORAGE_FAILURE: ("存储故障", "storage failure"),
+    GapCause.STREAM_ERROR: ("码流错误", "stream error"),
+    GapCause.NODE_FAILOVER: ("节点切换", "node failover"),
+}
+
+
+def event_label(t: EventType) -> str:
+    zh, en = EVENT_LABELS[t]
+    return f"{zh} {en}"
+
+
+def gap_label(cause: GapCause) -> str:
+    zh, en = GAP_LABELS[cause]
+    return f"录像中断：{zh}（gap: {en}）"
+
+
+def _runs(ranges: Sequence[TimeRange]) -> list[TimeRange]:
+    """Touching/overlapping segment ranges coalesced into footage runs (for drawing)."""
+    out: list[TimeRange] = []
+    for r in sorted(ranges, key=lambda r: r.start):
+        if out and r.start <= out[-1].end:
+            out[-1] = TimeRange(out[-1].start, max(out[-1].end, r.end))
+        else:
+            out.append(r)
+    return out
+
+
+def _span(r: TimeRange, tz: ZoneInfo) -> dict[str, str]:
+    return {"start": iso(r.start), "end": iso(r.end),
+            "start_local": local_stamp(r.start, tz), "end_local": local_stamp(r.end, tz)}
+
+
+def gaps_data(plan: ExportPlan, tz: ZoneInfo) -> dict[str, Any]:
+    gaps = [
+        {**_span(g.range, tz), "stage": s.slug, "stage_label": f"{s.label_zh} {s.label_en}",
+         "camera_id": g.camera_id, "cause": g.cause.value, "cause_label": gap_label(g.cause),
+         "detail": g.detail, "gap_id": g.gap_id, "seconds": g.seconds}
+        for s, g in plan.gaps
+    ]
+    return {"range": _span(plan.range, tz), "time_zone": str(tz), "gaps": gaps,
+            "unexplained": [{**_span(r, tz), "seconds": r.seconds} for r in plan.unexplained]}
+
+
+def page_data(plan: ExportPlan, tz: ZoneInfo, videos: Sequence[dict[str, Any]],
+              files: Sequence[dict[str, Any]], custody: dict[str, Any]) -> dict[str, Any]:
+    req = plan.request
+    stages = []
+    for s in plan.stages:
+        cams = [{"camera_id": c.camera_id,
+                 "footage": [_span(r, tz) for r in _runs([seg.range for seg in c.segments])],
+                 "gaps": [{**_span(g.range, tz), "cause": g.cause.value, "label": gap_label(g.cause),
+                           "detail": g.detail} for g in c.gaps],
+                 "unexplained": [_span(r, tz) for r in c.unexplained]} for c in s.cameras]
+        if s.clips:
+            cams.append({"camera_id": "bodycam", "footage": [_span(r, tz) for r in _runs([c.range for c in s.clips])],
+                         "gaps": [], "unexplained": []})
+        stages.append({
+            "slug": s.slug, "label_zh": s.label_zh, "label_en": s.label_en, **_span(s.interval, tz),
+            "rooms": list(s.room_names), "cameras": cams,
+            "unexplained": [_span(r, tz) for r in s.unexplained],
+            "videos": [v for v in videos if v["stage"] == s.slug],
+        })
+    events = [{"time": iso(e.time), "local": local_stamp(e.time, tz), "type": e.type.value,
+               "label": event_label(e.type), "room": plan.rooms[e.room_id].name if e.room_id in plan.rooms else e.room_id}
+              for e in plan.events]
+    return {
+        "case": {"number": req.case.case_number, "title": req.case.title, "charge": req.case.charge},
+        "subject": {"name": req.subject.name, "role": req.subject.role, "minor": req.subject.minor},
+        "range": _span(plan.range, tz), "time_zone": str(tz), "stages": stages, "events": events,
+        "gaps": gaps_data(plan, tz), "files": list(files), "custody": custody,
+    }
+
+
+def _json_for_script(data: Any) -> str:
+    # "</" would end the <script> element early; \u003c keeps the JSON identical once parsed.
+    return json.dumps(data, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+
+
+def index_html(data: dict[str, Any]) -> str:
+    return PAGE.replace("/*DATA*/null", _json_for_script(data))
+
+
+def gaps_html(data: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(g['stage_label'])}</td><td>{html.escape(g['camera_id'])}</td>"
+        f"<td>{g['start_local']}</td><td>{g['end_local']}</td><td>{g['seconds']:.1f}</td>"
+        f"<td>{html.escape(g['cause_label'])}</td><td>{html.escape(g['detail'])}</td></tr>"
+        for g in data["gaps"]
+    ) or "<tr><td colspan=7>无中断 No gaps</td></tr>"
+    unexplained = "".join(
+        f"<tr><td>{u['start_local']}</td><td>{u['end_local']}</td><td>{u['seconds']:.1f}</td></tr>"
+        for u in data["unexplained"]
+    ) or "<tr><td colspan=3>无 None</td></tr>"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>录像中断报告 Gap report</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:4px 8px}</style></head><body>"
+        f"<h1>录像中断报告 <small>Gap report</small></h1><p>时区 Time zone: {html.escape(data['time_zone'])}；"
+        f"范围 Range: {data['range']['start_local']} — {data['range']['end_local']}</p>"
+        "<table><tr><th>阶段 Stage</th><th>摄像机 Camera</th><th>开始 Start</th><th>结束 End</th>"
+        f"<th>秒 s</th><th>原因 Cause</th><th>说明 Detail</th></tr>{rows}</table>"
+        "<h2>未说明的时段 Unexplained intervals</h2><table><tr><th>开始 Start</th><th>结束 End</th>"
+        f"<th>秒 s</th></tr>{unexplained}</table></body></html>\n"
+    )
+
+
+def custody_html(custody: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in custody.items() if k != "audit")
+    audit = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+        for row in custody.get("audit", [])
+    ) or "<tr><td>—</td></tr>"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>证据保管链 Chain of custody</title>"
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style></head><body>"
+        f"<h1>证据保管链 <small>Chain of custody</small></h1><table>{rows}</table>"
+        f"<h2>审计记录 Audit records</h2><table>{audit}</table></body></html>\n"
+    )
+
+

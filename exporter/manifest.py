@@ -1,0 +1,116 @@
+"""The disc manifest: every file with its size, SHA-256, SM3, format, duration and sources.
+
+The manifest is the one document the signature covers. Files that depend on the disc they sit on
+(``disc.json``, ``disc.js``, the checksum lists, the manifest and its signature) are not in it;
+``SHA256SUMS``/``SM3SUMS`` list every file of one disc (manifest included) so a reader with only
+``sha256sum -c`` can check a disc.
+
+JSON is written canonically (sorted keys, fixed separators) so the same export gives the same
+bytes, hence the same signature and the same image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
+SHA256SUMS = "SHA256SUMS"
+SM3SUMS = "SM3SUMS"
+DISC_JSON = "disc.json"
+DISC_JS = "disc.js"
+PER_DISC_FILES = (MANIFEST, SIGNATURE, SHA256SUMS, SM3SUMS, DISC_JSON, DISC_JS)
+FORMAT = "video-audit-disc/1"
+CHUNK = 1024 * 1024
+
+
+def canonical_json(data: Any) -> bytes:
+    return (json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    size: int
+    sha256: str
+    sm3: str
+
+
+def hash_stream(read: Callable[[int], bytes]) -> Digest:
+    """SHA-256 and SM3 (GB/T 32905, what Chinese courts' tools check) in one streaming pass."""
+    sha, sm3 = hashlib.sha256(), hashlib.new("sm3")
+    size = 0
+    while chunk := read(CHUNK):
+        sha.update(chunk)
+        sm3.update(chunk)
+        size += len(chunk)
+    return Digest(size, sha.hexdigest(), sm3.hexdigest())
+
+
+def hash_file(path: Path) -> Digest:
+    with path.open("rb") as fh:
+        return hash_stream(fh.read)
+
+
+@dataclass(slots=True)
+class FileEntry:
+    path: str  # POSIX path on the disc, relative to its root
+    size: int
+    sha256: str
+    sm3: str
+    role: str  # video | subtitles | chapters | original | sidecar | statement | page | report | ...
+    format: str  # e.g. "mp4 (h264, aac, mov_text)", "mpegts", "json", "pdf"
+    duration: float | None = None
+    stage: str | None = None
+    camera: str | None = None
+    rendition: str | None = None
+    start: str | None = None  # wall clock covered (ISO UTC), for media
+    end: str | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    discs: dict[str, int] = field(default_factory=dict)  # copy -> disc number; absent: not on that copy
+    common: bool = False  # on every disc of a copy (page, statement, reports, verifier, key)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "path": self.path, "size": self.size, "sha256": self.sha256, "sm3": self.sm3,
+            "role": self.role, "format": self.format, "discs": self.discs, "common": self.common,
+        }
+        optional = {"duration": self.duration, "stage": self.stage, "camera": self.camera,
+                    "rendition": self.rendition, "start": self.start, "end": self.end}
+        data.update({k: v for k, v in optional.items() if v is not None})
+        if self.sources:
+            data["sources"] = self.sources
+        return data
+
+
+def entry_for(root: Path, rel: str, role: str, fmt: str, **extra: Any) -> FileEntry:
+    digest = hash_file(root / rel)
+    return FileEntry(rel, digest.size, digest.sha256, digest.sm3, role, fmt, **extra)
+
+
+def sums_text(rows: Iterable[tuple[str, str]]) -> bytes:
+    """``sha256sum``/``sm3sum`` format: hash, two spaces, path; sorted by path."""
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(rows, key=lambda r: r[0])).encode()
+
+
+def parse_sums(text: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.decode("utf-8", "replace").splitlines():
+        if "  " in line:
+            digest, path = line.split("  ", 1)
+            out[path.lstrip("*")] = digest.strip()
+    return out
+
+
+def build_manifest(header: dict[str, Any], files: Sequence[FileEntry]) -> bytes:
+    data = dict(header)
+    data["format"] = FORMAT
+    data["files"] = [f.to_json() for f in sorted(files, key=lambda f: f.path)]
+    return canonical_json(data)
