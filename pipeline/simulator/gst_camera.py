@@ -22,8 +22,8 @@ the clip longer than the run (``camera.make_clip`` concatenates cheaply).
 
 stdin, one command per line, each answered on stdout with ``OK <cmd>`` (or ``ERR <reason>``):
   black | frozen | normal     picture mode (frozen: identical frames, packets keep flowing)
-  jump SECONDS                 shift the RTP timestamps of video and audio (payloaders'
-                               timestamp-offset); the SR mapping stays truthful, so a client that
+  jump SECONDS                 shift the RTP timestamps of video and audio (pad offsets around
+                               the payloaders); the SR mapping stays truthful, so a client that
                                re-anchors on each SR (ffmpeg with audio+video) sees the jump and
                                then a jump back at the next SR, a single-stream client keeps it
   quit                         exit (closing every client connection); EOF on stdin does the same
@@ -42,6 +42,7 @@ import time
 
 EXIT_MISSING = 3  # camera.py turns this into an error naming the Debian packages
 EXIT_BIND = 4
+JUMP_BASE_NS = 3600 * 10**9  # backward jumps of up to an hour stay in positive running time
 
 
 def _fail(code: int, message: str) -> None:
@@ -82,10 +83,11 @@ def _check_elements(names: list[str]) -> None:
         _fail(EXIT_MISSING, "MISSING GStreamer elements: " + " ".join(missing))
 
 
-def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int) -> None:
+def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool) -> None:
     """Make the media's rtpbin stamp sender reports with the capture time, every interval_ns.
 
-    rtpbin and its sessions are created only when the media is prepared, so watch for them.
+    rtpbin, its sessions and the sinks are created only when the media is prepared, so watch
+    for them.
     """
 
     def on_added(_pipeline: Gst.Bin, _bin: Gst.Bin, element: Gst.Element) -> None:
@@ -99,6 +101,10 @@ def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int) -> None:
             # Default 5 s makes a client wait long for its first SR; cameras vary anyway.
             session = element.get_property("internal-session")
             session.set_property("rtcp-min-interval", interval_ns)
+        elif live and name in ("appsink", "multiudpsink", "udpsink"):
+            # A live source paces itself; without clock sync a timestamp jump (running time
+            # shifted forwards) is sent at once instead of being held back by the sink.
+            element.set_property("sync", False)
 
     pipeline = media.get_element().get_parent()
     pipeline.connect("deep-element-added", on_added)
@@ -176,7 +182,12 @@ class LiveCamera:
         osd.get_static_pad("video_sink").add_probe(Gst.PadProbeType.BUFFER, self._on_osd_buffer, osd)
         pay0 = bin_.get_by_name("pay0")
         pay0.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_video_buffer, pay0)
-        configure_rtcp(media, self.args.rtcp_interval_ns)
+        configure_rtcp(media, self.args.rtcp_interval_ns, live=True)
+        for name in ("pay0", "pay1"):
+            # Constant; the encoder side gets +JUMP_BASE (+ jump) in _apply, see there.
+            pay = bin_.get_by_name(name)
+            if pay is not None:
+                pay.get_static_pad("src").set_offset(-JUMP_BASE_NS)
         media.connect("unprepared", self._on_unprepared)
         self.medias.append(media)
         self._apply(media)
@@ -203,9 +214,12 @@ class LiveCamera:
         running = buf.pts
         if event is not None:
             running = event.parse_segment().to_running_time(Gst.Format.TIME, buf.pts)
+            running -= JUMP_BASE_NS  # see _apply: what remains is capture time + jump
+        # "wall" is what the SR mapping gives for this frame's RTP time; "capture" is when the
+        # frame was taken. They differ by the jumps applied so far.
         wall = (pay.get_base_time() + running) / 1e9
-        self.events.write("keyframe", wall=wall, pts=running / 1e9, mount=self.args.path,
-                          jump=self.jump_seconds)
+        capture = wall - (pad.get_peer().get_offset() - JUMP_BASE_NS) / 1e9
+        self.events.write("keyframe", wall=wall, capture=capture, pts=running / 1e9, mount=self.args.path)
         return Gst.PadProbeReturn.OK
 
     # -- commands --------------------------------------------------------------------------
@@ -226,17 +240,20 @@ class LiveCamera:
             vsrc.set_property("pattern", "smpte75")
             vsrc.set_property("horizontal-speed", 4)
             osd.set_property("datetime-format", "%F %T.%f")
+        # RTP time = timestamp base + the payloader's input running time, and the base
+        # (timestamp-offset) is read only at start-up. So a jump shifts the running time with a
+        # pad offset on the encoder's output (an offset on a sink pad would not re-send the
+        # segment). JUMP_BASE keeps the payloader's running time positive for backward jumps;
+        # the constant -JUMP_BASE on the payloader's output removes it again downstream, so
+        # only the jump reaches rtpbin. rtpbin extrapolates SRs from the packets' (shifted)
+        # running time against its clock, so the SR keeps mapping the unjumped RTP timeline
+        # to true NTP time, and the jumped packets appear SECONDS off, as with a camera whose
+        # RTP clock stepped.
+        shift = JUMP_BASE_NS + round(self.jump_seconds * Gst.SECOND)
         for name in ("pay0", "pay1"):
             pay = bin_.get_by_name(name)
-            if pay is None:
-                continue
-            base = getattr(pay, "_vaudit_base_offset", None)
-            if base is None:
-                base = pay.get_property("timestamp-offset")
-                pay._vaudit_base_offset = base
-            rate = 90000 if name == "pay0" else (8000 if self.args.audio == "alaw" else 16000)
-            offset = (base + round(self.jump_seconds * rate)) % (1 << 32)
-            pay.set_property("timestamp-offset", offset)
+            if pay is not None:
+                pay.get_static_pad("sink").get_peer().set_offset(shift)
 
     def command(self, words: list[str]) -> str:
         cmd = words[0]
@@ -272,7 +289,7 @@ class FileMounts:
             factory = GstRtspServer.RTSPMediaFactory()
             factory.set_launch(launch)
             factory.set_shared(False)
-            factory.connect("media-configure", lambda _f, m: configure_rtcp(m, args.rtcp_interval_ns))
+            factory.connect("media-configure", lambda _f, m: configure_rtcp(m, args.rtcp_interval_ns, live=False))
             self.factories.append(factory)
 
     def required_elements(self) -> list[str]:
