@@ -72,49 +72,113 @@ def _runs(ranges: Sequence[TimeRange]) -> list[TimeRange]:
 
 
 def _span(r: TimeRange, tz: ZoneInfo) -> dict[str, str]:
-    return {"start": iso(r.start), "end": iso(r.end),
-            "start_local": local_stamp(r.start, tz), "end_local": local_stamp(r.end, tz)}
+    return {
+        "start": iso(r.start),
+        "end": iso(r.end),
+        "start_local": local_stamp(r.start, tz),
+        "end_local": local_stamp(r.end, tz),
+    }
 
 
 def gaps_data(plan: ExportPlan, tz: ZoneInfo) -> dict[str, Any]:
     gaps = [
-        {**_span(g.range, tz), "stage": s.slug, "stage_label": f"{s.label_zh} {s.label_en}",
-         "camera_id": g.camera_id, "cause": g.cause.value, "cause_label": gap_label(g.cause),
-         "detail": g.detail, "gap_id": g.gap_id, "seconds": g.seconds}
+        {
+            **_span(g.range, tz),
+            "stage": s.slug,
+            "stage_label": f"{s.label_zh} {s.label_en}",
+            "camera_id": g.camera_id,
+            "cause": g.cause.value,
+            "cause_label": gap_label(g.cause),
+            "detail": g.detail,
+            "gap_id": g.gap_id,
+            "seconds": g.seconds,
+        }
         for s, g in plan.gaps
     ]
-    return {"range": _span(plan.range, tz), "time_zone": str(tz), "gaps": gaps,
-            "unexplained": [{**_span(r, tz), "seconds": r.seconds} for r in plan.unexplained]}
+    return {
+        "range": _span(plan.range, tz),
+        "time_zone": str(tz),
+        "gaps": gaps,
+        "unexplained": [{**_span(r, tz), "seconds": r.seconds} for r in plan.unexplained],
+    }
 
 
-def page_data(plan: ExportPlan, tz: ZoneInfo, videos: Sequence[dict[str, Any]],
-              files: Sequence[dict[str, Any]], custody: dict[str, Any]) -> dict[str, Any]:
+def page_data(
+    plan: ExportPlan,
+    tz: ZoneInfo,
+    videos: Sequence[dict[str, Any]],
+    files: Sequence[dict[str, Any]],
+    custody: dict[str, Any],
+) -> dict[str, Any]:
     req = plan.request
     stages = []
     for s in plan.stages:
-        cams = [{"camera_id": c.camera_id,
-                 "footage": [_span(r, tz) for r in _runs([seg.range for seg in c.segments])],
-                 "gaps": [{**_span(g.range, tz), "cause": g.cause.value, "label": gap_label(g.cause),
-                           "detail": g.detail} for g in c.gaps],
-                 "unexplained": [_span(r, tz) for r in c.unexplained]} for c in s.cameras]
+        cams = [
+            {
+                "camera_id": c.camera_id,
+                "footage": [_span(r, tz) for r in _runs([seg.range for seg in c.segments])],
+                "gaps": [
+                    {
+                        **_span(g.range, tz),
+                        "cause": g.cause.value,
+                        "label": gap_label(g.cause),
+                        "detail": g.detail,
+                    }
+                    for g in c.gaps
+                ],
+                "unexplained": [_span(r, tz) for r in c.unexplained],
+            }
+            for c in s.cameras
+        ]
         if s.clips:
-            cams.append({"camera_id": "bodycam", "footage": [_span(r, tz) for r in _runs([c.range for c in s.clips])],
-                         "gaps": [], "unexplained": []})
-        stages.append({
-            "slug": s.slug, "label_zh": s.label_zh, "label_en": s.label_en, **_span(s.interval, tz),
-            "rooms": list(s.room_names), "cameras": cams,
-            "unexplained": [_span(r, tz) for r in s.unexplained],
-            "videos": [v for v in videos if v["stage"] == s.slug],
-        })
-    events = [{"time": iso(e.time), "local": local_stamp(e.time, tz), "type": e.type.value,
-               "label": event_label(e.type), "room": plan.rooms[e.room_id].name if e.room_id in plan.rooms else e.room_id}
-              for e in plan.events]
+            cams.append(
+                {
+                    "camera_id": "bodycam",
+                    "footage": [_span(r, tz) for r in _runs([c.range for c in s.clips])],
+                    "gaps": [],
+                    "unexplained": [],
+                }
+            )
+        stages.append(
+            {
+                "slug": s.slug,
+                "label_zh": s.label_zh,
+                "label_en": s.label_en,
+                **_span(s.interval, tz),
+                "rooms": list(s.room_names),
+                "cameras": cams,
+                "unexplained": [_span(r, tz) for r in s.unexplained],
+                "videos": [v for v in videos if v["stage"] == s.slug],
+            }
+        )
+    events = [
+        {
+            "time": iso(e.time),
+            "local": local_stamp(e.time, tz),
+            "type": e.type.value,
+            "label": event_label(e.type),
+            "room": _room_name(plan, e.room_id),
+        }
+        for e in plan.events
+    ]
     return {
         "case": {"number": req.case.case_number, "title": req.case.title, "charge": req.case.charge},
         "subject": {"name": req.subject.name, "role": req.subject.role, "minor": req.subject.minor},
-        "range": _span(plan.range, tz), "time_zone": str(tz), "stages": stages, "events": events,
-        "gaps": gaps_data(plan, tz), "files": list(files), "custody": custody,
+        "range": _span(plan.range, tz),
+        "time_zone": str(tz),
+        "stages": stages,
+        "events": events,
+        "gaps": gaps_data(plan, tz),
+        "files": list(files),
+        "custody": custody,
     }
+
+
+def _room_name(plan: ExportPlan, room_id: str | None) -> str:
+    if room_id is None:
+        return ""
+    room = plan.rooms.get(room_id)
+    return room.name if room is not None else room_id
 
 
 def _json_for_script(data: Any) -> str:
@@ -127,21 +191,29 @@ def index_html(data: dict[str, Any]) -> str:
 
 
 def gaps_html(data: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(g['stage_label'])}</td><td>{html.escape(g['camera_id'])}</td>"
-        f"<td>{g['start_local']}</td><td>{g['end_local']}</td><td>{g['seconds']:.1f}</td>"
-        f"<td>{html.escape(g['cause_label'])}</td><td>{html.escape(g['detail'])}</td></tr>"
-        for g in data["gaps"]
-    ) or "<tr><td colspan=7>无中断 No gaps</td></tr>"
-    unexplained = "".join(
-        f"<tr><td>{u['start_local']}</td><td>{u['end_local']}</td><td>{u['seconds']:.1f}</td></tr>"
-        for u in data["unexplained"]
-    ) or "<tr><td colspan=3>无 None</td></tr>"
+    rows = (
+        "".join(
+            f"<tr><td>{html.escape(g['stage_label'])}</td><td>{html.escape(g['camera_id'])}</td>"
+            f"<td>{g['start_local']}</td><td>{g['end_local']}</td><td>{g['seconds']:.1f}</td>"
+            f"<td>{html.escape(g['cause_label'])}</td><td>{html.escape(g['detail'])}</td></tr>"
+            for g in data["gaps"]
+        )
+        or "<tr><td colspan=7>无中断 No gaps</td></tr>"
+    )
+    unexplained = (
+        "".join(
+            f"<tr><td>{u['start_local']}</td><td>{u['end_local']}</td><td>{u['seconds']:.1f}</td></tr>"
+            for u in data["unexplained"]
+        )
+        or "<tr><td colspan=3>无 None</td></tr>"
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>录像中断报告 Gap report</title>"
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        "<title>录像中断报告 Gap report</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:4px 8px}</style></head><body>"
-        f"<h1>录像中断报告 <small>Gap report</small></h1><p>时区 Time zone: {html.escape(data['time_zone'])}；"
+        "<h1>录像中断报告 <small>Gap report</small></h1>"
+        f"<p>时区 Time zone: {html.escape(data['time_zone'])}；"
         f"范围 Range: {data['range']['start_local']} — {data['range']['end_local']}</p>"
         "<table><tr><th>阶段 Stage</th><th>摄像机 Camera</th><th>开始 Start</th><th>结束 End</th>"
         f"<th>秒 s</th><th>原因 Cause</th><th>说明 Detail</th></tr>{rows}</table>"
@@ -151,18 +223,23 @@ def gaps_html(data: dict[str, Any]) -> str:
 
 
 def custody_html(custody: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in custody.items() if k != "audit")
-    audit = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
-        for row in custody.get("audit", [])
-    ) or "<tr><td>—</td></tr>"
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in custody.items()
+        if k != "audit"
+    )
+    audit = (
+        "".join(
+            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>"
+            for row in custody.get("audit", [])
+        )
+        or "<tr><td>—</td></tr>"
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>证据保管链 Chain of custody</title>"
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        "<title>证据保管链 Chain of custody</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style></head><body>"
         f"<h1>证据保管链 <small>Chain of custody</small></h1><table>{rows}</table>"
         f"<h2>审计记录 Audit records</h2><table>{audit}</table></body></html>\n"
     )
-
-

@@ -17,17 +17,19 @@ ISO image), so what the court runs and what the system runs are the same code.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
 import sys
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 PER_DISC = ("manifest.json", "manifest.json.sig", "SHA256SUMS", "SM3SUMS", "disc.json", "disc.js")
 CHUNK = 1024 * 1024
 
 
-def _digests(fh: IO[bytes]) -> Dict[str, Any]:
+def _digests(fh: IO[bytes]) -> dict[str, Any]:
     sha = hashlib.sha256()
     try:
         sm3: Any = hashlib.new("sm3")
@@ -50,7 +52,7 @@ def key_fingerprint(pem: bytes) -> str:
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
 
 
-def check_signature(public_pem: bytes, manifest: bytes, sig: bytes) -> Optional[str]:
+def check_signature(public_pem: bytes, manifest: bytes, sig: bytes) -> str | None:
     """None if valid; a message otherwise; 'unchecked' text if cryptography is missing."""
     try:
         from cryptography.exceptions import InvalidSignature
@@ -68,8 +70,8 @@ def check_signature(public_pem: bytes, manifest: bytes, sig: bytes) -> Optional[
     return None
 
 
-def _sums(text: bytes) -> Dict[str, str]:
-    out: Dict[str, str] = {}
+def _sums(text: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
     for line in text.decode("utf-8", "replace").splitlines():
         if "  " in line:
             digest, path = line.split("  ", 1)
@@ -77,27 +79,34 @@ def _sums(text: bytes) -> Dict[str, str]:
     return out
 
 
-def check_disc(list_files: Callable[[], Iterable[str]], open_file: Callable[[str], IO[bytes]],
-               label: str = "") -> Dict[str, Any]:
+def check_disc(
+    list_files: Callable[[], Iterable[str]], open_file: Callable[[str], IO[bytes]], label: str = ""
+) -> dict[str, Any]:
     """Check one disc given a way to list its files (POSIX paths) and open them.
 
     Returns {"problems": [...], "notes": [...], "manifest": dict|None, "disc": dict|None,
     "files_checked": int, "fingerprint": str|None}.
     """
     pre = f"{label}: " if label else ""
-    problems: List[str] = []
-    notes: List[str] = []
+    problems: list[str] = []
+    notes: list[str] = []
     present = set(list_files())
 
-    def read(path: str) -> Optional[bytes]:
+    def read(path: str) -> bytes | None:
         if path not in present:
             problems.append(f"{pre}{path}: missing")
             return None
         with open_file(path) as fh:
             return fh.read()
 
-    result: Dict[str, Any] = {"problems": problems, "notes": notes, "manifest": None, "disc": None,
-                              "files_checked": 0, "fingerprint": None}
+    result: dict[str, Any] = {
+        "problems": problems,
+        "notes": notes,
+        "manifest": None,
+        "disc": None,
+        "files_checked": 0,
+        "fingerprint": None,
+    }
     raw = read("manifest.json")
     if raw is None:
         return result
@@ -119,12 +128,15 @@ def check_disc(list_files: Callable[[], Iterable[str]], open_file: Callable[[str
         elif msg:
             problems.append(pre + msg)
     disc_raw = read("disc.json")
-    disc: Dict[str, Any] = json.loads(disc_raw.decode("utf-8")) if disc_raw else {}
+    disc: dict[str, Any] = json.loads(disc_raw.decode("utf-8")) if disc_raw else {}
     result["disc"] = disc
     copy, number = disc.get("copy"), disc.get("disc")
-    hashed: Dict[str, Dict[str, Any]] = {}
-    expected = [f for f in manifest.get("files", [])
-                if copy in f.get("discs", {}) and (f.get("common") or f["discs"][copy] == number)]
+    hashed: dict[str, dict[str, Any]] = {}
+    expected = [
+        f
+        for f in manifest.get("files", [])
+        if copy in f.get("discs", {}) and (f.get("common") or f["discs"][copy] == number)
+    ]
     for entry in expected:
         path = entry["path"]
         if path not in present:
@@ -164,7 +176,7 @@ def check_disc(list_files: Callable[[], Iterable[str]], open_file: Callable[[str
     return result
 
 
-def _walk(root: str) -> List[str]:
+def _walk(root: str) -> list[str]:
     out = []
     for base, _dirs, names in os.walk(root):
         for name in names:
@@ -173,14 +185,20 @@ def _walk(root: str) -> List[str]:
     return out
 
 
-def main(argv: List[str]) -> int:
+def _open(root: str, rel: str) -> IO[bytes]:
+    return open(os.path.join(root, rel), "rb")
+
+
+def main(argv: list[str]) -> int:
     roots = [a for a in argv if a != "--all"] or [os.path.dirname(os.path.abspath(__file__))]
     failed = False
     for root in roots:
-        res = check_disc(lambda r=root: _walk(r), lambda p, r=root: open(os.path.join(r, p), "rb"), root)
+        res = check_disc(functools.partial(_walk, root), functools.partial(_open, root), root)
         disc = res["disc"] or {}
-        print(f"== {root}: {disc.get('label', '?')} ({disc.get('copy', '?')} copy, disc "
-              f"{disc.get('disc', '?')}/{disc.get('discs', '?')}), {res['files_checked']} files checked")
+        print(
+            f"== {root}: {disc.get('label', '?')} ({disc.get('copy', '?')} copy, disc "
+            f"{disc.get('disc', '?')}/{disc.get('discs', '?')}), {res['files_checked']} files checked"
+        )
         if res["fingerprint"]:
             print(f"   key fingerprint / 公钥指纹 SHA-256: {res['fingerprint']}")
         for note in res["notes"]:

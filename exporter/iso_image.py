@@ -43,8 +43,15 @@ FIXED_OVERHEAD = 2 * 1024 * 1024
 PER_ENTRY_OVERHEAD = 3 * SECTOR  # UDF file entry + ISO/Joliet directory record space (generous)
 
 _LOCK = threading.Lock()
-_PATCHED = ("pycdlib.pycdlib", "pycdlib.headervd", "pycdlib.udf", "pycdlib.dates", "pycdlib.inplaceeditor",
-            "pycdlib.dr", "pycdlib.rockridge")
+_PATCHED = (
+    "pycdlib.pycdlib",
+    "pycdlib.headervd",
+    "pycdlib.udf",
+    "pycdlib.dates",
+    "pycdlib.inplaceeditor",
+    "pycdlib.dr",
+    "pycdlib.rockridge",
+)
 
 
 def media_capacity(media: str | int) -> int:
@@ -55,8 +62,9 @@ def media_capacity(media: str | int) -> int:
     try:
         return MEDIA_BYTES[media.lower()]
     except KeyError:
-        raise DiscCapacityError(f"unknown disc medium {media!r}; use one of {sorted(MEDIA_BYTES)} "
-                                "or a byte count") from None
+        raise DiscCapacityError(
+            f"unknown disc medium {media!r}; use one of {sorted(MEDIA_BYTES)} or a byte count"
+        ) from None
 
 
 def disc_footprint(size: int) -> int:
@@ -79,9 +87,18 @@ class ImageFile:
 @contextlib.contextmanager
 def _frozen_clock(reference: datetime, seed: int) -> Iterator[None]:
     import importlib
+
     stamp = reference.timestamp()
-    fake_time = SimpleNamespace(time=lambda: stamp, localtime=time.gmtime, gmtime=time.gmtime,
-                                mktime=time.mktime, timezone=0, altzone=0, daylight=0, strftime=time.strftime)
+    fake_time = SimpleNamespace(
+        time=lambda: stamp,
+        localtime=time.gmtime,
+        gmtime=time.gmtime,
+        mktime=time.mktime,
+        timezone=0,
+        altzone=0,
+        daylight=0,
+        strftime=time.strftime,
+    )
     rng = random.Random(seed)
     with _LOCK:
         saved: list[tuple[Any, str, Any]] = []
@@ -113,31 +130,59 @@ def _widen_label(iso: Any, label: str) -> None:
             lv.logical_vol_ident = pad(label, 128)
 
 
-def build_image(out: Path, files: Sequence[ImageFile], label: str, reference: datetime,
-                progress: Callable[[int, int], None] | None = None) -> int:
+def build_image(
+    out: Path,
+    files: Sequence[ImageFile],
+    label: str,
+    reference: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Write one image; returns its size. ``progress(done, total)`` may raise to cancel."""
     stamp = reference.timestamp()
     seed = int.from_bytes(label.encode()[:8].ljust(8, b"\0"), "big") ^ int(stamp)
     ordered = sorted(files, key=lambda f: f.disc_path)
-    dirs = sorted({"/".join(f.disc_path.split("/")[:i]) for f in ordered
-                   for i in range(1, f.disc_path.count("/") + 1)}, key=lambda d: (d.count("/"), d))
+    dirs = sorted(
+        {"/".join(f.disc_path.split("/")[:i]) for f in ordered for i in range(1, f.disc_path.count("/") + 1)},
+        key=lambda d: (d.count("/"), d),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     with _frozen_clock(reference, seed):
         iso = pycdlib.PyCdlib()
         # Joliet's volume identifier holds 16 UCS-2 characters; ISO 9660 and UDF hold 32. pycdlib uses
         # one string for all, so create with the short form and widen the ISO/UDF descriptors after.
-        iso.new(interchange_level=4, joliet=3, rock_ridge="1.09", udf="2.60", vol_ident=label[-16:],
-                sys_ident="LINUX", app_ident_str="VIDEO-AUDIT", preparer_ident_str="VIDEO-AUDIT EXPORTER")
+        iso.new(
+            interchange_level=4,
+            joliet=3,
+            rock_ridge="1.09",
+            udf="2.60",
+            vol_ident=label[-16:],
+            sys_ident="LINUX",
+            app_ident_str="VIDEO-AUDIT",
+            preparer_ident_str="VIDEO-AUDIT EXPORTER",
+        )
         _widen_label(iso, label)
         try:
             for d in dirs:
                 name = d.rsplit("/", 1)[-1]
-                iso.add_directory(f"/{d}", rr_name=name, joliet_path=f"/{d}", udf_path=f"/{d}",
-                                  file_mode=0o040555, creation_time=stamp)
+                iso.add_directory(
+                    f"/{d}",
+                    rr_name=name,
+                    joliet_path=f"/{d}",
+                    udf_path=f"/{d}",
+                    file_mode=0o040555,
+                    creation_time=stamp,
+                )
             for f in ordered:
                 name = f.disc_path.rsplit("/", 1)[-1]
-                iso.add_file(str(f.local), f"/{f.disc_path}", rr_name=name, joliet_path=f"/{f.disc_path}",
-                             udf_path=f"/{f.disc_path}", file_mode=0o100444, creation_time=stamp)
+                iso.add_file(
+                    str(f.local),
+                    f"/{f.disc_path}",
+                    rr_name=name,
+                    joliet_path=f"/{f.disc_path}",
+                    udf_path=f"/{f.disc_path}",
+                    file_mode=0o100444,
+                    creation_time=stamp,
+                )
 
             def cb(done: int, total: int, _opaque: Any) -> None:
                 if progress is not None:
@@ -167,7 +212,10 @@ def assign_discs(sizes: Sequence[int], fixed_bytes: int, capacity: int, names: S
             raise DiscCapacityError(
                 f"{name} ({size} bytes) does not fit on one disc of {capacity} bytes "
                 f"({max(room, 0)} bytes free after the per-disc files); choose a larger medium",
-                path=name, size=size, capacity=capacity)
+                path=name,
+                size=size,
+                capacity=capacity,
+            )
         if used + need > room:
             disc, used = disc + 1, 0
         used += need

@@ -26,7 +26,14 @@ from domain.types import BlobReader, iso, sidecar_key
 from exporter import disc_page, manifest, statement
 from exporter.disc_page import event_label, gap_label
 from exporter.errors import DiscCapacityError, ExportCancelled, SourceIntegrityError
-from exporter.iso_image import ImageFile, assign_discs, build_image, disc_footprint, media_capacity, volume_label
+from exporter.iso_image import (
+    ImageFile,
+    assign_discs,
+    build_image,
+    disc_footprint,
+    media_capacity,
+    volume_label,
+)
 from exporter.lanes import Caption, Mark, local_stamp
 from exporter.manifest import FileEntry, entry_for
 from exporter.plan import ExportPlan, Stage
@@ -85,15 +92,23 @@ class _Group:
 
 
 class _Job:
-    def __init__(self, plan: ExportPlan, reader: BlobReader, out_dir: Path, options: ExportOptions,
-                 progress: Progress, cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        plan: ExportPlan,
+        reader: BlobReader,
+        out_dir: Path,
+        options: ExportOptions,
+        progress: Progress,
+        cancel: threading.Event,
+    ) -> None:
         self.plan, self.reader, self.options, self.cancel = plan, reader, options, cancel
         self._progress = progress
         self.tz = ZoneInfo(options.time_zone)
         self.ref = (options.reference_time or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         case = plan.request.case.case_number
         self.export_id = options.export_id or (
-            f"{case}-{plan.request.subject.subject_id}-{self.ref:%Y%m%dT%H%M%SZ}".replace("/", "_"))
+            f"{case}-{plan.request.subject.subject_id}-{self.ref:%Y%m%dT%H%M%SZ}".replace("/", "_")
+        )
         self.dir = out_dir / self.export_id
         self.content = self.dir / ".staging" / "content"
         self.originals = options.originals_on_master or options.originals_on_working
@@ -112,7 +127,7 @@ class _Job:
     def _all_sources(self) -> list[SourceMedia]:
         seen: dict[str, SourceMedia] = {}
         for stage in self.plan.stages:
-            for cam_id, sources in self._stage_sources(stage):
+            for _cam, sources in self._stage_sources(stage):
                 for s in sources:
                     seen.setdefault(s.key, s)
         return list(seen.values())
@@ -121,15 +136,34 @@ class _Job:
         out: list[tuple[str, list[SourceMedia]]] = []
         for cam in stage.cameras:
             if cam.segments:
-                out.append((cam.camera_id, [
-                    SourceMedia(s.storage_key, s.start, s.end, s.size, s.stream.audio_codec, s.stream.audio_sample_rate)
-                    for s in cam.segments]))
+                out.append(
+                    (
+                        cam.camera_id,
+                        [
+                            SourceMedia(
+                                s.storage_key,
+                                s.start,
+                                s.end,
+                                s.size,
+                                s.stream.audio_codec,
+                                s.stream.audio_sample_rate,
+                            )
+                            for s in cam.segments
+                        ],
+                    )
+                )
         devices: dict[str, list[SourceMedia]] = {}
         for clip in stage.clips:
-            devices.setdefault(f"bodycam-{clip.device_id}", []).append(SourceMedia(
-                clip.storage_key, clip.start, clip.end, clip.size,
-                clip.stream.audio_codec if clip.stream else None,
-                clip.stream.audio_sample_rate if clip.stream else None))
+            devices.setdefault(f"bodycam-{clip.device_id}", []).append(
+                SourceMedia(
+                    clip.storage_key,
+                    clip.start,
+                    clip.end,
+                    clip.size,
+                    clip.stream.audio_codec if clip.stream else None,
+                    clip.stream.audio_sample_rate if clip.stream else None,
+                )
+            )
         out.extend(sorted(devices.items()))
         return out
 
@@ -141,11 +175,22 @@ class _Job:
                 for seg in cam.segments:
                     records[seg.storage_key] = (seg.sha256, seg.to_json())
             for clip in stage.clips:
-                records[clip.storage_key] = (clip.sha256, {
-                    "kind": "bodycam_clip", "clip_id": clip.clip_id, "device_id": clip.device_id,
-                    "officer_id": clip.officer_id, "storage_key": clip.storage_key, "start": iso(clip.start),
-                    "end": iso(clip.end), "size": clip.size, "sha256": clip.sha256, "sm3": clip.sm3,
-                    "container": clip.container})
+                records[clip.storage_key] = (
+                    clip.sha256,
+                    {
+                        "kind": "bodycam_clip",
+                        "clip_id": clip.clip_id,
+                        "device_id": clip.device_id,
+                        "officer_id": clip.officer_id,
+                        "storage_key": clip.storage_key,
+                        "start": iso(clip.start),
+                        "end": iso(clip.end),
+                        "size": clip.size,
+                        "sha256": clip.sha256,
+                        "sm3": clip.sm3,
+                        "container": clip.container,
+                    },
+                )
         for key in sorted(records):
             expected, record = records[key]
             rel = f"originals/{key}"
@@ -153,29 +198,50 @@ class _Job:
             dest.parent.mkdir(parents=True, exist_ok=True)
             digest = self._copy(key, dest)
             if digest.sha256 != expected:
-                raise SourceIntegrityError(f"{key}: stored bytes do not match the capture hash "
-                                           f"({digest.sha256} != {expected}); refusing to seal", key=key)
+                raise SourceIntegrityError(
+                    f"{key}: stored bytes do not match the capture hash "
+                    f"({digest.sha256} != {expected}); refusing to seal",
+                    key=key,
+                )
             self.staged[key] = dest
             src = [{"key": key, "sha256": expected, "start": record["start"], "end": record["end"]}]
-            media = FileEntry(rel, digest.size, digest.sha256, digest.sm3, "original",
-                              record.get("container", "mpegts"), camera=key.split("/", 1)[0],
-                              start=record["start"], end=record["end"], sources=src)
+            media = FileEntry(
+                rel,
+                digest.size,
+                digest.sha256,
+                digest.sm3,
+                "original",
+                record.get("container", "mpegts"),
+                camera=key.split("/", 1)[0],
+                start=record["start"],
+                end=record["end"],
+                sources=src,
+            )
             side_rel = rel.rsplit(".", 1)[0] + ".json"
             stored = self._stored_sidecar(key)
-            (self.content / side_rel).write_bytes(stored if stored is not None else manifest.canonical_json(record))
-            side = entry_for(self.content, side_rel, "sidecar",
-                             "json (stored sidecar)" if stored is not None else "json (index record)",
-                             camera=media.camera, sources=src)
+            (self.content / side_rel).write_bytes(
+                stored if stored is not None else manifest.canonical_json(record)
+            )
+            side = entry_for(
+                self.content,
+                side_rel,
+                "sidecar",
+                "json (stored sidecar)" if stored is not None else "json (index record)",
+                camera=media.camera,
+                sources=src,
+            )
             self.groups.append(_Group("original", [media, side]))
 
     def _copy(self, key: str, dest: Path) -> manifest.Digest:
         with self.reader.open(key) as src, dest.open("wb") as out:
+
             def read(n: int) -> bytes:
                 chunk = src.read(min(n, COPY_CHUNK))
                 out.write(chunk)
                 self.done_bytes += len(chunk)
                 self.progress(0.0, 0.2, self.done_bytes / self.total_bytes, f"copying originals {key}")
                 return chunk
+
             return manifest.hash_stream(read)
 
     def _stored_sidecar(self, key: str) -> bytes | None:
@@ -194,8 +260,11 @@ class _Job:
         return str(staged) if staged is not None else self.reader.open(src.key)
 
     def render_videos(self) -> None:
-        opts = RemuxOptions(max_file_bytes=self.options.max_file_bytes, time_zone=self.options.time_zone,
-                            x264_preset=self.options.x264_preset)
+        opts = RemuxOptions(
+            max_file_bytes=self.options.max_file_bytes,
+            time_zone=self.options.time_zone,
+            x264_preset=self.options.x264_preset,
+        )
         self.done_bytes = 0
         for stage in self.plan.stages:
             for cam_id, sources in self._stage_sources(stage):
@@ -206,14 +275,24 @@ class _Job:
                     self.done_bytes += n
                     self.progress(0.2, 0.5, self.done_bytes / self.total_bytes, f"remuxing {st.slug} {cam}")
 
-                files = render_camera(sources, self._open_source, self.content / "videos" / stage.slug, stem,
-                                      captions, marks, opts, tick)
+                files = render_camera(
+                    sources,
+                    self._open_source,
+                    self.content / "videos" / stage.slug,
+                    stem,
+                    captions,
+                    marks,
+                    opts,
+                    tick,
+                )
                 for f in files:
                     self._add_video(stage, cam_id, f, sources)
 
     def _captions(self, stage: Stage, cam_id: str) -> tuple[list[Caption], list[Mark]]:
-        captions = [Caption(e.time, e.time + timedelta(seconds=EVENT_CAPTION_SECONDS), event_label(e.type))
-                    for e in stage.events]
+        captions = [
+            Caption(e.time, e.time + timedelta(seconds=EVENT_CAPTION_SECONDS), event_label(e.type))
+            for e in stage.events
+        ]
         marks = [Mark(e.time, event_label(e.type)) for e in stage.events]
         for cam in stage.cameras:
             if cam.camera_id != cam_id:
@@ -229,31 +308,55 @@ class _Job:
         by_key = {s.key: s for s in sources}
         hashes = {seg.storage_key: seg.sha256 for c in stage.cameras for seg in c.segments}
         hashes.update({c.storage_key: c.sha256 for c in stage.clips})
-        src = [{"key": k, "sha256": hashes.get(k, ""), "start": iso(by_key[k].start), "end": iso(by_key[k].end)}
-               for k in f.sources if k in by_key]
+        src = [
+            {"key": k, "sha256": hashes.get(k, ""), "start": iso(by_key[k].start), "end": iso(by_key[k].end)}
+            for k in f.sources
+            if k in by_key
+        ]
         fmt = f"mp4 ({f.video_codec}, aac, mov_text)"
-        common = {"stage": stage.slug, "camera": cam_id, "rendition": f.rendition,
-                  "start": iso(f.start), "end": iso(f.end)}
-        entries = [entry_for(self.content, rel, "video", fmt, duration=round(f.duration, 3), sources=src, **common)]
+        common = {
+            "stage": stage.slug,
+            "camera": cam_id,
+            "rendition": f.rendition,
+            "start": iso(f.start),
+            "end": iso(f.end),
+        }
+        entries = [
+            entry_for(self.content, rel, "video", fmt, duration=round(f.duration, 3), sources=src, **common)
+        ]
         for path, role in ((f.subtitles, "subtitles"), (f.chapters, "chapters")):
             if path is not None:
-                entries.append(entry_for(self.content, path.relative_to(self.content).as_posix(), role,
-                                         "webvtt", **common))
+                entries.append(
+                    entry_for(
+                        self.content, path.relative_to(self.content).as_posix(), role, "webvtt", **common
+                    )
+                )
         self.groups.append(_Group("video", entries))
-        self.videos.append({
-            "path": rel, "stage": stage.slug, "camera": cam_id, "rendition": f.rendition,
-            "playable": f.video_codec == "h264", "start_local": local_stamp(f.start, self.tz),
-            "end_local": local_stamp(f.end, self.tz), "duration": round(f.duration, 3),
-            "subtitles": entries[1].path if len(entries) > 1 else None,
-            "chapters": entries[2].path if len(entries) > 2 else None, "chapter_list": f.chapter_list,
-        })
+        self.videos.append(
+            {
+                "path": rel,
+                "stage": stage.slug,
+                "camera": cam_id,
+                "rendition": f.rendition,
+                "playable": f.video_codec == "h264",
+                "start_local": local_stamp(f.start, self.tz),
+                "end_local": local_stamp(f.end, self.tz),
+                "duration": round(f.duration, 3),
+                "subtitles": entries[1].path if len(entries) > 1 else None,
+                "chapters": entries[2].path if len(entries) > 2 else None,
+                "chapter_list": f.chapter_list,
+            }
+        )
 
     # -- documents ------------------------------------------------------------------------------
     def custody(self) -> dict[str, Any]:
         return {
-            "export_id": self.export_id, "exported_by": self.options.exported_by or "unknown",
-            "exported_at": iso(self.ref), "exported_at_local": local_stamp(self.ref, self.tz),
-            "system": f"{self.options.system} {VERSION}", "host": self.options.host or socket.gethostname(),
+            "export_id": self.export_id,
+            "exported_by": self.options.exported_by or "unknown",
+            "exported_at": iso(self.ref),
+            "exported_at_local": local_stamp(self.ref, self.tz),
+            "system": f"{self.options.system} {VERSION}",
+            "host": self.options.host or socket.gethostname(),
             "audit": [dict(r) for r in self.options.audit_rows],
         }
 
@@ -266,12 +369,16 @@ class _Job:
             ("gaps.html", disc_page.gaps_html(gaps).encode(), "report", "html"),
             ("custody.json", manifest.canonical_json(custody), "custody", "json"),
             ("custody.html", disc_page.custody_html(custody).encode(), "custody", "html"),
-            ("statement.html", statement.statement_html(self.plan, self.tz, fingerprint, self.ref).encode(),
-             "statement", "html"),
+            (
+                "statement.html",
+                statement.statement_html(self.plan, self.tz, fingerprint, self.ref).encode(),
+                "statement",
+                "html",
+            ),
             ("verify.py", Path(__file__).with_name("disc_verifier.py").read_bytes(), "verifier", "python"),
             ("public_key.pem", public_pem, "key", "pem (Ed25519 public key)"),
         ]
-        for rel, data, role, fmt in docs:
+        for rel, data, _role, _fmt in docs:
             (c / rel).write_bytes(data)
         statement.html_to_pdf(c / "statement.html", c / "statement.pdf", self.ref, self.options.chromium)
         docs.append(("statement.pdf", b"", "statement", "pdf"))
@@ -279,8 +386,10 @@ class _Job:
             e = entry_for(c, rel, role, fmt)
             e.common = True
             self.common.append(e)
-        files = [{"path": e.path, "size": e.size, "sha256": e.sha256}
-                 for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)]
+        files = [
+            {"path": e.path, "size": e.size, "sha256": e.sha256}
+            for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
+        ]
         page = disc_page.index_html(disc_page.page_data(self.plan, self.tz, self.videos, files, custody))
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
@@ -291,31 +400,60 @@ class _Job:
     def header(self, fingerprint: str, copies: dict[str, int], capacity: int) -> dict[str, Any]:
         req, plan = self.plan.request, self.plan
         return {
-            "export_id": self.export_id, "created": iso(self.ref), "time_zone": self.options.time_zone,
+            "export_id": self.export_id,
+            "created": iso(self.ref),
+            "time_zone": self.options.time_zone,
             "case": {"number": req.case.case_number, "title": req.case.title, "charge": req.case.charge},
-            "subject": {"subject_id": req.subject.subject_id, "name": req.subject.name,
-                        "id_number": req.subject.id_number, "role": req.subject.role, "minor": req.subject.minor},
-            "officers": [{"name": o.name, "role": o.role.value, "officer_id": o.officer_id, "badge": o.badge}
-                         for o in req.officers],
-            "place": req.place, "range": {"start": iso(plan.range.start), "end": iso(plan.range.end)},
-            "stages": [{"slug": s.slug, "kind": s.kind.value, "number": s.number, "label_zh": s.label_zh,
-                        "label_en": s.label_en, "start": iso(s.interval.start), "end": iso(s.interval.end),
-                        "rooms": list(s.room_ids), "cameras": [c.camera_id for c in s.cameras],
-                        "events": [{"type": e.type.value, "time": iso(e.time), "event_id": e.event_id}
-                                   for e in s.events]} for s in plan.stages],
+            "subject": {
+                "subject_id": req.subject.subject_id,
+                "name": req.subject.name,
+                "id_number": req.subject.id_number,
+                "role": req.subject.role,
+                "minor": req.subject.minor,
+            },
+            "officers": [
+                {"name": o.name, "role": o.role.value, "officer_id": o.officer_id, "badge": o.badge}
+                for o in req.officers
+            ],
+            "place": req.place,
+            "range": {"start": iso(plan.range.start), "end": iso(plan.range.end)},
+            "stages": [
+                {
+                    "slug": s.slug,
+                    "kind": s.kind.value,
+                    "number": s.number,
+                    "label_zh": s.label_zh,
+                    "label_en": s.label_en,
+                    "start": iso(s.interval.start),
+                    "end": iso(s.interval.end),
+                    "rooms": list(s.room_ids),
+                    "cameras": [c.camera_id for c in s.cameras],
+                    "events": [
+                        {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id} for e in s.events
+                    ],
+                }
+                for s in plan.stages
+            ],
             "gaps": [{**g.to_json(), "stage": s.slug} for s, g in plan.gaps],
             "unexplained": [{"start": iso(r.start), "end": iso(r.end)} for r in plan.unexplained],
             "allow_unexplained": self.options.allow_unexplained,
-            "media": {"name": str(self.options.media), "capacity": capacity}, "copies": copies,
-            "public_key": {"algorithm": "Ed25519", "fingerprint_sha256": fingerprint, "path": "public_key.pem"},
+            "media": {"name": str(self.options.media), "capacity": capacity},
+            "copies": copies,
+            "public_key": {
+                "algorithm": "Ed25519",
+                "fingerprint_sha256": fingerprint,
+                "path": "public_key.pem",
+            },
             "custody": {k: v for k, v in self.custody().items() if k != "audit"},
             "generator": {"system": self.options.system, "version": VERSION},
         }
 
     def assign(self, capacity: int, fixed: int) -> dict[str, int]:
         copies: dict[str, int] = {}
-        for copy, with_originals in (("master", self.options.originals_on_master),
-                                     ("working", self.options.originals_on_working)):
+        for copy, with_originals in (
+            ("master", self.options.originals_on_master),
+            ("working", self.options.originals_on_working),
+        ):
             groups = [g for g in self.groups if g.kind == "video" or with_originals]
             sizes = [sum(disc_footprint(e.size) for e in g.entries) for g in groups]
             numbers = assign_discs(sizes, fixed, capacity, [g.entries[0].path for g in groups])
@@ -328,8 +466,14 @@ class _Job:
         return copies
 
 
-def run_export(plan: ExportPlan, reader: BlobReader, out_dir: Path, options: ExportOptions,
-               progress: Progress | None = None, cancel: threading.Event | None = None) -> ExportResult:
+def run_export(
+    plan: ExportPlan,
+    reader: BlobReader,
+    out_dir: Path,
+    options: ExportOptions,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> ExportResult:
     """Build the master and working disc images of ``plan`` under ``out_dir/<export_id>/``."""
     plan.require_explained(options.allow_unexplained)
     job = _Job(plan, reader, out_dir, options, progress or (lambda _f, _m: None), cancel or threading.Event())
@@ -355,8 +499,9 @@ def _run(job: _Job) -> ExportResult:
     job.write_documents(pub.fingerprint, pub.pem)
     capacity = media_capacity(opts.media)
     common_bytes = sum(disc_footprint(e.size) for e in job.common)
-    draft = manifest.build_manifest(job.header(pub.fingerprint, {}, capacity),
-                                    job.common + [e for g in job.groups for e in g.entries])
+    draft = manifest.build_manifest(
+        job.header(pub.fingerprint, {}, capacity), job.common + [e for g in job.groups for e in g.entries]
+    )
     per_disc_estimate = 3 * len(draft) + 64 * 1024  # manifest + sums + disc.json grow with disc numbers only
     copies = job.assign(capacity, common_bytes + per_disc_estimate)
     entries = job.common + [e for g in job.groups for e in g.entries]
@@ -376,16 +521,29 @@ def _run(job: _Job) -> ExportResult:
             disc_dir.mkdir(parents=True)
             on_disc = [e for e in entries if copy in e.discs and e.discs[copy] in (0, n)]
             where = {e.path: e.discs[copy] for e in entries if copy in e.discs}
-            disc_info = {"label": label, "copy": copy, "disc": n, "discs": count, "export_id": job.export_id,
-                         "case_number": job.plan.request.case.case_number,
-                         "files": sorted(e.path for e in on_disc),
-                         "set": [{"disc": i, "label": volume_label(job.plan.request.case.case_number, copy, i, count),
-                                  "files": sorted(e.path for e in entries if e.discs.get(copy) == i)}
-                                 for i in range(1, count + 1)]}
+            disc_info = {
+                "label": label,
+                "copy": copy,
+                "disc": n,
+                "discs": count,
+                "export_id": job.export_id,
+                "case_number": job.plan.request.case.case_number,
+                "files": sorted(e.path for e in on_disc),
+                "set": [
+                    {
+                        "disc": i,
+                        "label": volume_label(job.plan.request.case.case_number, copy, i, count),
+                        "files": sorted(e.path for e in entries if e.discs.get(copy) == i),
+                    }
+                    for i in range(1, count + 1)
+                ],
+            }
             (disc_dir / manifest.DISC_JSON).write_bytes(manifest.canonical_json(disc_info))
             disc_js = {"copy": copy, "disc": n, "discs": count, "label": label, "where": where}
             (disc_dir / manifest.DISC_JS).write_text(
-                "window.DISC = " + json.dumps(disc_js, ensure_ascii=False, sort_keys=True) + ";\n", encoding="utf-8")
+                "window.DISC = " + json.dumps(disc_js, ensure_ascii=False, sort_keys=True) + ";\n",
+                encoding="utf-8",
+            )
             (disc_dir / manifest.MANIFEST).write_bytes(manifest_bytes)
             (disc_dir / manifest.SIGNATURE).write_bytes(signature)
             extra = [manifest.MANIFEST, manifest.DISC_JSON, manifest.DISC_JS]
@@ -403,19 +561,34 @@ def _run(job: _Job) -> ExportResult:
 
             size = build_image(out, files, label, job.ref, img_progress)
             if size > capacity:
-                raise DiscCapacityError(f"{out.name} is {size} bytes, over the medium's {capacity}",
-                                        image=str(out), size=size, capacity=capacity)
+                raise DiscCapacityError(
+                    f"{out.name} is {size} bytes, over the medium's {capacity}",
+                    image=str(out),
+                    size=size,
+                    capacity=capacity,
+                )
             images[copy].append(out)
             built += 1
     if not opts.keep_staging:
         shutil.rmtree(job.dir / ".staging")
     job.progress(1.0, 0.0, 0.0, "done")
     summary = {
-        "export_id": job.export_id, "files": len(entries), "bytes": sum(e.size for e in entries),
-        "videos": len(job.videos), "gaps": len(job.plan.gaps), "unexplained": len(job.plan.unexplained),
-        "discs": copies, "fingerprint": pub.fingerprint,
+        "export_id": job.export_id,
+        "files": len(entries),
+        "bytes": sum(e.size for e in entries),
+        "videos": len(job.videos),
+        "gaps": len(job.plan.gaps),
+        "unexplained": len(job.plan.unexplained),
+        "discs": copies,
+        "fingerprint": pub.fingerprint,
         "range": {"start": iso(job.plan.range.start), "end": iso(job.plan.range.end)},
     }
     log.info("export %s done: %s", job.export_id, summary)
-    return ExportResult(job.export_id, job.dir, tuple(images["master"]), tuple(images["working"]),
-                        job.dir / manifest.MANIFEST, summary)
+    return ExportResult(
+        job.export_id,
+        job.dir,
+        tuple(images["master"]),
+        tuple(images["working"]),
+        job.dir / manifest.MANIFEST,
+        summary,
+    )

@@ -28,13 +28,13 @@ log = logging.getLogger(__name__)
 # mov_text's encoder refuses to open without an ASS header; this is the minimal one libav's own
 # converters write (one default style). The header only reaches the tx3g sample description.
 ASS_HEADER = (
-    "[Script Info]\r\nScriptType: v4.00+\r\nPlayResX: 384\r\nPlayResY: 288\r\n\r\n"
-    "[V4+ Styles]\r\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
-    "BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, "
-    "Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\r\n"
-    "Style: Default,Sans,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\r\n\r\n"
-    "[Events]\r\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\r\n"
-).encode()
+    b"[Script Info]\r\nScriptType: v4.00+\r\nPlayResX: 384\r\nPlayResY: 288\r\n\r\n"
+    b"[V4+ Styles]\r\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, "
+    b"BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, "
+    b"Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding\r\n"
+    b"Style: Default,Sans,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\r\n\r\n"
+    b"[Events]\r\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\r\n"
+)
 
 TEXT_TB = Fraction(1, 1000)
 
@@ -146,8 +146,9 @@ class AudioLane:
 class TextLane:
     """Time code and captions: a ``mov_text`` track plus a WebVTT file, one cue per second."""
 
-    def __init__(self, container: Any, vtt_path: Path, start: datetime, tz: ZoneInfo,
-                 captions: Sequence[Caption]) -> None:
+    def __init__(
+        self, container: Any, vtt_path: Path, start: datetime, tz: ZoneInfo, captions: Sequence[Caption]
+    ) -> None:
         self.stream = container.add_stream("mov_text")
         self.stream.codec_context.subtitle_header = ASS_HEADER
         self.stream.time_base = TEXT_TB
@@ -166,13 +167,18 @@ class TextLane:
         lines.extend(c.text for c in self._captions if c.start <= t < c.end)
         return "\n".join(lines)
 
-    def advance(self, until_us: int) -> None:
-        """Emit every cue that starts before ``until_us`` (media time of the part)."""
+    def advance(self, until_us: int, final: bool = False) -> None:
+        """Emit every cue that starts before ``until_us`` (media time of the part).
+
+        ``final``: the part ends at ``until_us``; the last cue is cut there, not at the next second.
+        """
         until_ms = until_us // 1000
         while self._next_ms < until_ms:
             wall = self._start + timedelta(milliseconds=self._next_ms)
             # Cues end on whole wall-clock seconds so the shown time flips with the picture's OSD.
             end_ms = self._next_ms + (1000 - wall.microsecond // 1000 if wall.microsecond else 1000)
+            if final:
+                end_ms = min(end_ms, until_ms)
             self._emit(self._next_ms, end_ms, self._text_at(wall))
             self._next_ms = end_ms
 
@@ -189,7 +195,7 @@ class TextLane:
         self.cues += 1
 
     def close(self, end_us: int) -> None:
-        self.advance(end_us)
+        self.advance(end_us, final=True)
         self._vtt.close()
 
 
@@ -209,10 +215,12 @@ def chapters_for(marks: Sequence[Mark], start: datetime, end: datetime) -> list[
 
 def write_chapters(container: Any, chapters: list[tuple[int, int, str]], vtt_path: Path) -> None:
     """MP4 chapters via libav (QuickTime/Nero chapter track) and a WebVTT chapters file."""
-    container.set_chapters([
-        {"id": i + 1, "start": s, "end": e, "time_base": TEXT_TB, "metadata": {"title": t}}
-        for i, (s, e, t) in enumerate(chapters)
-    ])
+    container.set_chapters(
+        [
+            {"id": i + 1, "start": s, "end": e, "time_base": TEXT_TB, "metadata": {"title": t}}
+            for i, (s, e, t) in enumerate(chapters)
+        ]
+    )
     with vtt_path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write("WEBVTT\n\n")
         for s, e, t in chapters:

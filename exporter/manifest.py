@@ -79,11 +79,23 @@ class FileEntry:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "path": self.path, "size": self.size, "sha256": self.sha256, "sm3": self.sm3,
-            "role": self.role, "format": self.format, "discs": self.discs, "common": self.common,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "sm3": self.sm3,
+            "role": self.role,
+            "format": self.format,
+            "discs": self.discs,
+            "common": self.common,
         }
-        optional = {"duration": self.duration, "stage": self.stage, "camera": self.camera,
-                    "rendition": self.rendition, "start": self.start, "end": self.end}
+        optional = {
+            "duration": self.duration,
+            "stage": self.stage,
+            "camera": self.camera,
+            "rendition": self.rendition,
+            "start": self.start,
+            "end": self.end,
+        }
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.sources:
             data["sources"] = self.sources

@@ -179,8 +179,9 @@ class ExportPlan:
         if self.unexplained and not allow_unexplained:
             raise UnexplainedFootage(list(self.unexplained))
         if self.unexplained:
-            log.warning("exporting with %d unexplained interval(s) (allowed by operator)",
-                        len(self.unexplained))
+            log.warning(
+                "exporting with %d unexplained interval(s) (allowed by operator)", len(self.unexplained)
+            )
 
     @property
     def gaps(self) -> tuple[tuple[Stage, GapRecord], ...]:
@@ -207,9 +208,7 @@ def default_range(footage: Sequence[StayFootage], events: Sequence[CaseEvent], s
     starts.extend(c.start for fp in footage for c in fp.clips)
     if not starts:
         raise ExportRangeError("the subject has no footage: no stay and no body-camera clip")
-    interrogations = [
-        fp for fp in footage if fp.stay.room_kind in (RoomKind.INTERROGATION, RoomKind.INQUIRY)
-    ]
+    interrogations = [fp for fp in footage if fp.stay.room_kind in (RoomKind.INTERROGATION, RoomKind.INQUIRY)]
     if not interrogations:
         raise ExportRangeError(
             "the subject has no interrogation stay; give the export range explicitly (--from/--to)"
@@ -219,7 +218,8 @@ def default_range(footage: Sequence[StayFootage], events: Sequence[CaseEvent], s
     signed = [
         e.time
         for e in _subject_events(events, subject_id)
-        if e.type in (EventType.TRANSCRIPT_SIGNED, EventType.INTERROGATION_END) and e.time >= last.interval.start
+        if e.type in (EventType.TRANSCRIPT_SIGNED, EventType.INTERROGATION_END)
+        and e.time >= last.interval.start
     ]
     if signed:
         end = max(end, max(signed))
@@ -257,7 +257,9 @@ def _drafts(footage: Sequence[StayFootage], rng: TimeRange) -> list[_Draft]:
     drafts: list[_Draft] = []
 
     # Arrest scene: ARREST stays plus every body-camera clip that starts before the entry.
-    arrest_clips = {c.clip_id: c for fp in footage for c in fp.clips if c.start < first_entry and c.range.overlaps(rng)}
+    arrest_clips = {
+        c.clip_id: c for fp in footage for c in fp.clips if c.start < first_entry and c.range.overlaps(rng)
+    }
     arrest_stays = [fp for fp in items if fp.stay.room_kind is RoomKind.ARREST]
     spans = [c.range for c in arrest_clips.values()] + [fp.interval for fp in arrest_stays]
     if spans:
@@ -266,9 +268,18 @@ def _drafts(footage: Sequence[StayFootage], rng: TimeRange) -> list[_Draft]:
             cams: dict[str, CameraCoverage] = {}
             for fp in arrest_stays:
                 for cov in fp.cameras:
-                    cams[cov.camera_id] = _merge_cov(cams[cov.camera_id], cov, hull) if cov.camera_id in cams else cov
-            drafts.append(_Draft(StageKind.ARREST, hull, [fp.stay.room_id for fp in arrest_stays],
-                                 cams, dict(sorted(arrest_clips.items(), key=lambda kv: kv[1].start))))
+                    cams[cov.camera_id] = (
+                        _merge_cov(cams[cov.camera_id], cov, hull) if cov.camera_id in cams else cov
+                    )
+            drafts.append(
+                _Draft(
+                    StageKind.ARREST,
+                    hull,
+                    [fp.stay.room_id for fp in arrest_stays],
+                    cams,
+                    dict(sorted(arrest_clips.items(), key=lambda kv: kv[1].start)),
+                )
+            )
 
     for fp in centre:
         interval = fp.interval.clip(rng)
@@ -300,7 +311,9 @@ def build_plan(
     """Turn the subject's trajectory footage into ordered stages with their cameras and gaps."""
     rooms = dict(rooms or {})
     rng = request.range or default_range(footage, events, request.subject.subject_id)
-    subject_events = [e for e in _subject_events(events, request.subject.subject_id) if rng.start <= e.time <= rng.end]
+    subject_events = [
+        e for e in _subject_events(events, request.subject.subject_id) if rng.start <= e.time <= rng.end
+    ]
     drafts = _drafts(footage, rng)
 
     stages: list[Stage] = []
@@ -314,7 +327,11 @@ def build_plan(
         cams: list[StageCamera] = []
         for cam_id in sorted(d.cameras):
             cov = d.cameras[cam_id]
-            segs = tuple(sorted((s for s in cov.segments if s.range.overlaps(d.interval)), key=lambda s: (s.start, s.seq)))
+            segs = tuple(
+                sorted(
+                    (s for s in cov.segments if s.range.overlaps(d.interval)), key=lambda s: (s.start, s.seq)
+                )
+            )
             gaps = tuple(sorted((g for g in cov.gaps if g.range.overlaps(d.interval)), key=lambda g: g.start))
             parts = [s.range for s in segs] + [g.range for g in gaps]
             stage_cover.extend(parts)
@@ -324,8 +341,9 @@ def build_plan(
         covered.extend(clipped)
         last = i == len(drafts)
         evs = tuple(
-            e for e in subject_events
-            if d.interval.start <= e.time < d.interval.end or (last and e.time == d.interval.end)
+            e
+            for e in subject_events
+            if d.interval.start <= e.time < d.interval.end or (last and e.time >= d.interval.start)
         )
         stages.append(
             Stage(

@@ -103,9 +103,15 @@ class _Part:
         self.video = vs
         self.audio = AudioLane(self.oc, family.options.audio_rate, family.options.audio_bit_rate)
         self.text = TextLane(self.oc, self.path.with_suffix(".vtt"), start, family.tz, family.captions)
-        self.file = RenderedFile(self.path, "h264" if family.transcode else "remux", codec, start, start,
-                                 subtitles=self.path.with_suffix(".vtt"),
-                                 chapters=self.path.with_name(self.path.stem + ".chapters.vtt"))
+        self.file = RenderedFile(
+            self.path,
+            "h264" if family.transcode else "remux",
+            codec,
+            start,
+            start,
+            subtitles=self.path.with_suffix(".vtt"),
+            chapters=self.path.with_name(self.path.stem + ".chapters.vtt"),
+        )
         self.last_dts = -1
         self.end_us = 0
         self.packets = 0
@@ -127,7 +133,13 @@ class _Part:
         # Count what we muxed: libav buffers writes, so the file's size lags by up to its buffer.
         written = self.video_bytes + self.audio.bytes + self.text.bytes + 4096
         index_estimate = 64 * 1024 + 32 * self.packets + 32 * self.text.cues
-        log.debug("split check %s: written=%d index=%d gop=%d", self.path.name, written, index_estimate, self.max_gop)
+        log.debug(
+            "split check %s: written=%d index=%d gop=%d",
+            self.path.name,
+            written,
+            index_estimate,
+            self.max_gop,
+        )
         return written + index_estimate + 3 * self.max_gop >= self.family.options.max_file_bytes
 
     def write_video(self, packet: Any, dts_us: int, pts_us: int, duration_us: int) -> None:
@@ -182,16 +194,25 @@ class _Part:
         self.oc.close()
         size = os.path.getsize(self.path)
         if size >= self.family.options.max_file_bytes:
-            raise MediaError(f"{self.path.name} is {size} bytes, over the {self.family.options.max_file_bytes} limit",
-                             path=str(self.path))
+            raise MediaError(
+                f"{self.path.name} is {size} bytes, over the {self.family.options.max_file_bytes} limit",
+                path=str(self.path),
+            )
         return self.file
 
 
 class _Family:
     """The sequence of parts for one rendition of one camera in one stage."""
 
-    def __init__(self, out_dir: Path, stem: str, transcode: bool, options: RemuxOptions,
-                 captions: Sequence[Caption], marks: Sequence[Mark]) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        stem: str,
+        transcode: bool,
+        options: RemuxOptions,
+        captions: Sequence[Caption],
+        marks: Sequence[Mark],
+    ) -> None:
         self.out_dir, self.stem, self.transcode, self.options = out_dir, stem, transcode, options
         self.tz = ZoneInfo(options.time_zone)
         self.captions, self.marks = captions, marks
@@ -226,7 +247,7 @@ def _audio_decoder(src: SourceMedia, stream: Any) -> Any | None:
     codec = "pcm_alaw" if name in _ALAW_NAMES else "pcm_mulaw" if name in _MULAW_NAMES else None
     if codec is None:
         return None
-    ctx = av.CodecContext.create(codec, "r")
+    ctx: Any = av.CodecContext.create(codec, "r")
     ctx.sample_rate = src.audio_rate or 8000
     ctx.layout = "mono"
     return ctx
@@ -290,8 +311,13 @@ def render_camera(
                 rel_us = int((packet.dts * packet.time_base) * 1_000_000) - anchor
                 wall = src.start + timedelta(microseconds=rel_us)
                 if packet.stream is vin:
-                    pts_rel = int(((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
-                                  * 1_000_000) - anchor
+                    pts_rel = (
+                        int(
+                            ((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+                            * 1_000_000
+                        )
+                        - anchor
+                    )
                     dur = int(packet.duration * packet.time_base * 1_000_000) if packet.duration else frame_us
                     key = bool(packet.is_keyframe)
                     part = copy.ensure(wall, vin, key)
@@ -299,8 +325,12 @@ def render_camera(
                     if vdec is not None:
                         assert rendition is not None
                         _transcode(rendition, vdec.decode(packet), vin, src, anchor, frame_us)
-                    part.write_video(packet, part.offset_us(wall),
-                                     part.offset_us(src.start + timedelta(microseconds=pts_rel)), dur)
+                    part.write_video(
+                        packet,
+                        part.offset_us(wall),
+                        part.offset_us(src.start + timedelta(microseconds=pts_rel)),
+                        dur,
+                    )
                 elif adec is not None:
                     frames = adec.decode(av.Packet(bytes(packet)) if packet.stream.type == "data" else packet)
                     for frame in frames:

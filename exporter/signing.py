@@ -38,8 +38,9 @@ def fingerprint(public: Ed25519PublicKey) -> str:
 def generate_signing_key(path: Path) -> PublicKeyInfo:
     """Create a new Ed25519 private key (PKCS#8 PEM, mode 0600) at ``path``; refuses to overwrite."""
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:

@@ -27,8 +27,14 @@ from exporter.plan import ExportPlan, OfficerRole
 log = logging.getLogger(__name__)
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-pdf-header-footer",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-pdf-header-footer",
 )
 
 STYLE = """
@@ -46,12 +52,17 @@ def _names(plan: ExportPlan, role: OfficerRole) -> str:
     return "、".join(o.name for o in plan.request.officers if o.role is role) or "无 (none)"
 
 
-def statement_rows(plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime) -> list[tuple[str, str, str]]:
+def statement_rows(
+    plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime
+) -> list[tuple[str, str, str]]:
     req = plan.request
     moves = [e for e in plan.events if e.type in (EventType.TAKEN_OUT, EventType.RETURNED)]
-    move_text = "；".join(
-        f"{'提押' if e.type is EventType.TAKEN_OUT else '还押'} {local_stamp(e.time, tz)}" for e in moves
-    ) or "无 (none)"
+    move_text = (
+        "；".join(
+            f"{'提押' if e.type is EventType.TAKEN_OUT else '还押'} {local_stamp(e.time, tz)}" for e in moves
+        )
+        or "无 (none)"
+    )
     places = [n for s in plan.stages for n in s.room_names]
     place = req.place + ("：" if req.place and places else "") + "、".join(dict.fromkeys(places))
     subject = req.subject.name + ("（未成年人 minor）" if req.subject.minor else "")
@@ -82,16 +93,18 @@ def statement_html(plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at
         for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at)
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>录音录像说明</title>"
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"><title>录音录像说明</title>'
         f"<style>{STYLE}</style></head><body><h1>录音录像说明</h1>"
-        "<p style=\"text-align:center\">Audio-video recording statement</p>"
+        '<p style="text-align:center">Audio-video recording statement</p>'
         f"<table>{rows}</table>"
         "<div class=sign><span>讯问人签名 Interrogators：</span><span>录制人签名 Operator：</span>"
         "<span>犯罪嫌疑人签名 Suspect：</span></div></body></html>\n"
     )
 
 
-def find_chromium(candidates: Sequence[str] = ("chromium", "chromium-browser", "google-chrome")) -> str | None:
+def find_chromium(
+    candidates: Sequence[str] = ("chromium", "chromium-browser", "google-chrome"),
+) -> str | None:
     for name in candidates:
         path = shutil.which(name)
         if path:
@@ -104,23 +117,33 @@ _PDF_DATE = re.compile(rb"/(CreationDate|ModDate) \(D:[0-9]{14}[^)]*\)")
 
 def pin_pdf_dates(pdf: bytes, when: datetime) -> bytes:
     """Replace Chromium's print time with ``when``, keeping each string's length (xref stays valid)."""
+
     def repl(m: re.Match[bytes]) -> bytes:
         old = m.group(0)
         new = f"/{m.group(1).decode()} (D:{when.strftime('%Y%m%d%H%M%S')}+00'00')".encode()
         return new if len(new) == len(old) else old
+
     return _PDF_DATE.sub(repl, pdf)
 
 
-def html_to_pdf(html_path: Path, pdf_path: Path, when: datetime, chromium: str | None = None,
-                timeout: float = 120) -> None:
+def html_to_pdf(
+    html_path: Path, pdf_path: Path, when: datetime, chromium: str | None = None, timeout: float = 120
+) -> None:
     exe = chromium or find_chromium()
     if exe is None:
         raise ToolMissing("Chromium is needed to print the recording statement to PDF (apt install chromium)")
     with tempfile.TemporaryDirectory(prefix="vaudit-chromium-") as profile:
-        cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={pdf_path}",
-               html_path.resolve().as_uri()]
+        cmd = [
+            exe,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={pdf_path}",
+            html_path.resolve().as_uri(),
+        ]
         proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     if proc.returncode != 0 or not pdf_path.exists():
-        raise ToolMissing(f"Chromium failed to print {html_path.name} (exit {proc.returncode}): "
-                          f"{proc.stderr.decode(errors='replace')[-400:]}")
+        raise ToolMissing(
+            f"Chromium failed to print {html_path.name} (exit {proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace')[-400:]}"
+        )
     pdf_path.write_bytes(pin_pdf_dates(pdf_path.read_bytes(), when))

@@ -89,7 +89,12 @@ def verify_images(paths: Sequence[Path | str], index_lookup: IndexLookup | None 
             report.notes.extend(res["notes"])
             report.files_checked += res["files_checked"]
             if res["disc"]:
-                report.discs.append({"image": str(path), **{k: v for k, v in res["disc"].items() if k not in ("set", "files")}})
+                report.discs.append(
+                    {
+                        "image": str(path),
+                        **{k: v for k, v in res["disc"].items() if k not in ("set", "files")},
+                    }
+                )
             report.fingerprint = report.fingerprint or res["fingerprint"]
             if res["manifest"] is not None:
                 with img.open("manifest.json") as fh:
@@ -101,14 +106,16 @@ def verify_images(paths: Sequence[Path | str], index_lookup: IndexLookup | None 
         finally:
             img.close()
     if len(manifests) > 1:
-        report.problems.append("the images carry different manifests: "
-                               + "; ".join(", ".join(v) for v in manifests.values()))
+        report.problems.append(
+            "the images carry different manifests: " + "; ".join(", ".join(v) for v in manifests.values())
+        )
     _check_set(report)
     return report
 
 
-def _check_capture(manifest: dict[str, Any], disc: dict[str, Any], lookup: IndexLookup, image: str,
-                   report: VerifyReport) -> None:
+def _check_capture(
+    manifest: dict[str, Any], disc: dict[str, Any], lookup: IndexLookup, image: str, report: VerifyReport
+) -> None:
     copy, number = disc.get("copy"), disc.get("disc")
     for entry in manifest.get("files", []):
         if copy not in entry.get("discs", {}) or entry["discs"][copy] not in (0, number):
@@ -118,8 +125,10 @@ def _check_capture(manifest: dict[str, Any], disc: dict[str, Any], lookup: Index
             if captured is None:
                 report.notes.append(f"{image}: {entry['path']}: source {src['key']} unknown to the index")
             elif captured != src["sha256"]:
-                report.problems.append(f"{image}: {entry['path']}: source {src['key']} capture hash "
-                                       f"{src['sha256']} differs from the index ({captured})")
+                report.problems.append(
+                    f"{image}: {entry['path']}: source {src['key']} capture hash "
+                    f"{src['sha256']} differs from the index ({captured})"
+                )
             elif entry["role"] == "original" and entry["sha256"] != captured:
                 report.problems.append(f"{image}: {entry['path']}: differs from its capture hash")
 
@@ -136,4 +145,6 @@ def _check_set(report: VerifyReport) -> None:
             report.problems.append(f"{copy} copy: a disc was given twice ({numbers})")
         missing = sorted(set(range(1, total + 1)) - set(numbers))
         if missing:
-            report.notes.append(f"{copy} copy: disc(s) {missing} of {total} not given; their files were not checked")
+            report.notes.append(
+                f"{copy} copy: disc(s) {missing} of {total} not given; their files were not checked"
+            )

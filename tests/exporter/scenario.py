@@ -48,13 +48,18 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def encode_clip(path: Path, codec: str, seconds: float, audio: str, container: str = "mpegts", shade: int = 0) -> None:
+def encode_clip(
+    path: Path, codec: str, seconds: float, audio: str, container: str = "mpegts", shade: int = 0
+) -> None:
     """Write ``seconds`` of moving picture + tone: codec h264|hevc, audio alaw|aac."""
     oc: Any = av.open(str(path), "w", format=container)
     vs = oc.add_stream("libx264" if codec == "h264" else "libx265", rate=FPS)
     vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-    vs.options = ({"g": str(FPS), "preset": "ultrafast", "bf": "0"} if codec == "h264"
-                  else {"preset": "ultrafast", "x265-params": f"keyint={FPS}:bframes=0:log-level=error"})
+    vs.options = (
+        {"g": str(FPS), "preset": "ultrafast", "bf": "0"}
+        if codec == "h264"
+        else {"preset": "ultrafast", "x265-params": f"keyint={FPS}:bframes=0:log-level=error"}
+    )
     rate = 8000 if audio == "alaw" else 16000
     aus = oc.add_stream("pcm_alaw" if audio == "alaw" else "aac", rate=rate, layout="mono")
     frames = int(seconds * FPS)
@@ -62,7 +67,7 @@ def encode_clip(path: Path, codec: str, seconds: float, audio: str, container: s
     for i in range(frames):
         img = np.zeros((H, W, 3), np.uint8)
         img[:, :, 0] = (shade + i * 3) % 255
-        img[(i * 4) % H:(i * 4) % H + 20, :, 1] = 255  # a moving bar, so frames differ
+        img[(i * 4) % H : (i * 4) % H + 20, :, 1] = 255  # a moving bar, so frames differ
         frame = av.VideoFrame.from_ndarray(img, format="rgb24")
         frame.pts = i
         oc.mux(vs.encode(frame))
@@ -133,10 +138,18 @@ def build_scenario(root: Path) -> Scenario:
         path.parent.mkdir(parents=True, exist_ok=True)
         encode_clip(path, codec, seconds, "alaw", shade=shade)
         rec = SegmentRecord(
-            camera_id=cam, run_id=f"{cam}-run1", seq=seq[cam], start=at(start), end=at(start + seconds),
-            storage_key=key, size=path.stat().st_size, sha256=_sha(path), prev_sha256=prev.get(cam),
+            camera_id=cam,
+            run_id=f"{cam}-run1",
+            seq=seq[cam],
+            start=at(start),
+            end=at(start + seconds),
+            storage_key=key,
+            size=path.stat().st_size,
+            sha256=_sha(path),
+            prev_sha256=prev.get(cam),
             clock_source=ClockSource.RTCP,
-            stream=StreamInfo(codec, W, H, "pcm_alaw", 8000, 1), packets=0,
+            stream=StreamInfo(codec, W, H, "pcm_alaw", 8000, 1),
+            packets=0,
         )
         prev[cam] = rec.sha256
         (root / sidecar_key(key)).write_text(json.dumps(rec.to_json(), sort_keys=True), encoding="utf-8")
@@ -147,8 +160,19 @@ def build_scenario(root: Path) -> Scenario:
     clip_path = root / clip_key
     clip_path.parent.mkdir(parents=True, exist_ok=True)
     encode_clip(clip_path, "h264", 3.0, "aac", container="mp4", shade=40)
-    clip = ImportedClip(1, "BC01", 7, clip_key, at(0), at(3), clip_path.stat().st_size, _sha(clip_path), None,
-                        "mp4", StreamInfo("h264", W, H, "aac", 16000, 1))
+    clip = ImportedClip(
+        1,
+        "BC01",
+        7,
+        clip_key,
+        at(0),
+        at(3),
+        clip_path.stat().st_size,
+        _sha(clip_path),
+        None,
+        "mp4",
+        StreamInfo("h264", W, H, "aac", 16000, 1),
+    )
 
     s_entry = segment("cam-entry", 3, 3, "h264", 80)
     s_search = segment("cam-search", 6, 3, "h264", 120)
@@ -157,19 +181,29 @@ def build_scenario(root: Path) -> Scenario:
     s_int2 = segment("cam-int", 20, 3, "h264", 10)
     gap = GapRecord("cam-int", at(15), at(20), GapCause.DISCONNECT, "camera rebooted")
 
-    def cov(cam: str, a: float, b: float, segs: list[SegmentRecord], gaps: list[GapRecord] = []) -> CameraCoverage:  # noqa: B006
-        return CameraCoverage(cam, TimeRange(at(a), at(b)), tuple(segs), tuple(gaps), ())
+    def cov(
+        cam: str, a: float, b: float, segs: list[SegmentRecord], gaps: tuple[GapRecord, ...] = ()
+    ) -> CameraCoverage:
+        return CameraCoverage(cam, TimeRange(at(a), at(b)), tuple(segs), gaps, ())
 
-    def stay(room: str, kind: RoomKind, a: float, b: float, cams: list[CameraCoverage],
-             clips: tuple[ImportedClip, ...] = ()) -> StayFootage:
-        return StayFootage(RoomStay(42, room, kind, at(a), at(b)), TimeRange(at(a), at(b)), tuple(cams), clips)
+    def stay(
+        room: str,
+        kind: RoomKind,
+        a: float,
+        b: float,
+        cams: list[CameraCoverage],
+        clips: tuple[ImportedClip, ...] = (),
+    ) -> StayFootage:
+        return StayFootage(
+            RoomStay(42, room, kind, at(a), at(b)), TimeRange(at(a), at(b)), tuple(cams), clips
+        )
 
     footage = [
         stay("R-ARREST", RoomKind.ARREST, 0, 3, [], (clip,)),
         stay("R-ENTRY", RoomKind.ENTRY, 3, 6, [cov("cam-entry", 3, 6, [s_entry])]),
         stay("R-SEARCH", RoomKind.SEARCH, 6, 9, [cov("cam-search", 6, 9, [s_search])]),
         stay("R-WAIT", RoomKind.WAITING, 9, 12, [cov("cam-wait", 9, 12, [s_wait])]),
-        stay("R-INT1", RoomKind.INTERROGATION, 12, 23, [cov("cam-int", 12, 23, [s_int1, s_int2], [gap])]),
+        stay("R-INT1", RoomKind.INTERROGATION, 12, 23, [cov("cam-int", 12, 23, [s_int1, s_int2], (gap,))]),
     ]
     rooms = {
         "R-ARREST": RoomInfo("R-ARREST", "抓获现场", RoomKind.ARREST),
@@ -179,16 +213,22 @@ def build_scenario(root: Path) -> Scenario:
         "R-INT1": RoomInfo("R-INT1", "讯问室1", RoomKind.INTERROGATION),
     }
     ev = [
-        (EventType.ARREST, 1, None), (EventType.ENTRY, 3, "R-ENTRY"), (EventType.SEARCH, 6.5, "R-SEARCH"),
-        (EventType.TAKEN_OUT, 11.5, "R-WAIT"), (EventType.INTERROGATION_START, 12.5, "R-INT1"),
+        (EventType.ARREST, 1, None),
+        (EventType.ENTRY, 3, "R-ENTRY"),
+        (EventType.SEARCH, 6.5, "R-SEARCH"),
+        (EventType.TAKEN_OUT, 11.5, "R-WAIT"),
+        (EventType.INTERROGATION_START, 12.5, "R-INT1"),
         (EventType.TRANSCRIPT_SIGNED, 22.5, "R-INT1"),
     ]
     events = [CaseEvent(f"ev-{i}", t, at(s), room, 42) for i, (t, s, room) in enumerate(ev)]
     request = ExportRequest(
         case=CaseInfo("A4401012024050001", "张某盗窃案", "盗窃"),
         subject=SubjectInfo(42, "张某", "440101199001011234"),
-        officers=(Officer("李警官", OfficerRole.INTERROGATOR, 1), Officer("王警官", OfficerRole.INTERROGATOR, 2),
-                  Officer("赵警官", OfficerRole.RECORDER, 3)),
+        officers=(
+            Officer("李警官", OfficerRole.INTERROGATOR, 1),
+            Officer("王警官", OfficerRole.INTERROGATOR, 2),
+            Officer("赵警官", OfficerRole.RECORDER, 3),
+        ),
         place="某市公安局执法办案管理中心",
     )
     return Scenario(root, DirReader(root), request, footage, events, rooms, segments, gap)
