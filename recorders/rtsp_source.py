@@ -76,8 +76,8 @@ class RtspSource:
         url: str,
         open_timeout: float,
         stall_seconds: float,
-        analyzeduration_us: int = 250_000,
-        probesize: int = 65_536,
+        analyzeduration_us: int = 100_000,
+        probesize: int = 32_768,
     ) -> None:
         self.url = url
         self._open_timeout = open_timeout

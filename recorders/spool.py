@@ -206,10 +206,16 @@ class CameraSpool:
         return path
 
     # -- crash recovery -----------------------------------------------------------------------
-    def recover(self, compute_sm3: bool = False) -> list[tuple[SegmentRecord, Path, Path]]:
-        """Close every segment a previous process left open (its ``*.partial.json``)."""
+    def recover(
+        self, compute_sm3: bool = False
+    ) -> tuple[list[tuple[SegmentRecord, Path, Path]], list[tuple[GapRecord, Path]]]:
+        """Close every segment a previous process left open (its ``*.partial.json``).
+
+        Returns the recovered segments (record, media, sidecar) and the gaps their markers carried
+        (the gap a run's first segment ends, written only once that segment is closed)."""
+        gaps: list[tuple[GapRecord, Path]] = []
         if not self.dir.is_dir():
-            return []
+            return [], gaps
         markers: list[tuple[int, Path, dict[str, Any]]] = []
         for path in self.dir.rglob("*" + PARTIAL_SUFFIX):
             if QUARANTINE_DIR in path.relative_to(self.dir).parts:
@@ -224,13 +230,18 @@ class CameraSpool:
         state = self.load_state()
         done: list[tuple[SegmentRecord, Path, Path]] = []
         for _seq, marker_path, data in sorted(markers, key=lambda m: m[0]):
-            result = self._recover_one(marker_path, data, state, compute_sm3)
+            result = self._recover_one(marker_path, data, state, compute_sm3, gaps)
             if result is not None:
                 done.append(result)
-        return done
+        return done, gaps
 
     def _recover_one(
-        self, marker_path: Path, data: dict[str, Any], state: ChainState, compute_sm3: bool
+        self,
+        marker_path: Path,
+        data: dict[str, Any],
+        state: ChainState,
+        compute_sm3: bool,
+        gaps: list[tuple[GapRecord, Path]],
     ) -> tuple[SegmentRecord, Path, Path] | None:
         key = str(data["storage_key"])
         media = self.media_path(key)
@@ -281,6 +292,9 @@ class CameraSpool:
             packets=span.packets,
             recovered=True,
         )
+        if data.get("gap_before"):
+            gap = GapRecord.from_json(data["gap_before"])
+            gaps.append((gap, self.write_gap(gap)))
         sidecar = self.commit(record, state)
         log.warning("recovered partial segment after a crash",
                     extra={"camera_id": self.camera_id, "key": key, "seconds": round(span.seconds, 3)})

@@ -68,12 +68,15 @@ class RecorderOptions:
 
 
 class _Segment:
-    __slots__ = ("key", "media", "packets_at_open", "path", "prev", "seq", "start", "writer")
+    __slots__ = ("gap_before", "key", "media", "packets_at_open", "path", "prev", "seq", "start", "writer")
 
     def __init__(self, key: str, path: Path, seq: int, start: float, media: float, prev: str | None,
-                 writer: TsWriter, packets_at_open: int) -> None:
+                 writer: TsWriter, packets_at_open: int, gap_before: GapRecord | None) -> None:
         self.key, self.path, self.seq, self.start, self.media = key, path, seq, start, media
         self.prev, self.writer, self.packets_at_open = prev, writer, packets_at_open
+        # The gap this run's first segment ends. Written just before the segment's own sidecar (and
+        # kept in its partial marker), so an outage is recorded once footage has really resumed.
+        self.gap_before = gap_before
 
 
 class _Run:
@@ -122,6 +125,7 @@ class CameraWorker:
         self._video_frames = 0
         self._last_receipt: float | None = None
         self._last_error: str | None = None
+        self._last_failure: tuple[GapCause, str] | None = None
         self._next_status = 0.0
 
     # -- public ---------------------------------------------------------------------------------
@@ -173,8 +177,14 @@ class CameraWorker:
 
     # -- connection -----------------------------------------------------------------------------
     def _recover(self) -> None:
-        for record, media, sidecar in self.spool.recover(self.opts.compute_sm3):
+        segments, gaps = self.spool.recover(self.opts.compute_sm3)
+        for gap, path in gaps:
+            self.sink.gap_recorded(gap, path)
+        for record, media, sidecar in segments:
             self.sink.segment_closed(record, media, sidecar)
+        if segments and self._last_failure is not None:
+            # The recovered segment moved the chain's end: the failure that cut it names the gap.
+            self._pending = self._last_failure
         self._state = self.spool.load_state()
         first, self._started = not self._started, True
         if first and self._pending is None and self._state.last_end is not None:
@@ -305,21 +315,24 @@ class CameraWorker:
             elif self._seg is None:
                 run.skipped += 1
                 return
+            seg = self._seg
+            assert seg is not None
+            seg.writer.mux(pkt)
             run.last_video_media = media
             self._video_frames += 1
         elif self._seg is None:
             run.skipped += 1
             return
-        seg = self._seg
-        assert seg is not None
-        seg.writer.mux(pkt)
+        else:
+            self._seg.writer.mux(pkt)
         self._packets += 1
         self._bytes += pkt.size
 
     # -- segments -------------------------------------------------------------------------------
     def _cut(self, run: _Run, media: float) -> None:
         plan = run.plan
-        if self._seg is not None:
+        first = self._seg is None
+        if not first:
             wall = plan.boundary(media)
             self._close_segment(run, wall)
         else:
@@ -331,15 +344,15 @@ class CameraWorker:
                             extra={"camera_id": self.camera_id, "seconds": last_end - start})
                 plan.mapper.shift(last_end - start)
             wall = plan.boundary(media)
-            self._flush_gap(wall)
             log.info("run started", extra={"camera_id": self.camera_id, "run_id": run.run_id,
                                            "clock_source": run.clock_source.value,
                                            "skipped_leading_packets": run.skipped})
-        self._open_segment(run, wall, media)
+        self._open_segment(run, wall, media, first)
 
-    def _open_segment(self, run: _Run, wall: float, media: float) -> None:
+    def _open_segment(self, run: _Run, wall: float, media: float, first: bool) -> None:
         source = self._source
         assert source is not None and source.info is not None
+        gap = self._gap_until(wall) if first else None
         seq = self._state.last_seq + 1
         key = segment_key(self.camera_id, from_unix(wall), seq)
         path = self.spool.prepare(key)
@@ -350,20 +363,24 @@ class CameraWorker:
             "mapping": {"media0": mapping.media0, "wall0": mapping.wall0, "rate": mapping.rate},
             "stream": {f.name: getattr(source.info, f.name) for f in fields(source.info)},
             "prev_sha256": self._state.last_sha256, "skipped_leading_packets": run.skipped,
-            "url": self.url,
+            "url": self.url, "gap_before": None if gap is None else gap.to_json(),
         })
         writer = TsWriter(path, source.streams, self.opts.flush_packets)
-        self._seg = _Segment(key, path, seq, wall, media, self._state.last_sha256, writer, self._packets)
+        self._seg = _Segment(key, path, seq, wall, media, self._state.last_sha256, writer, self._packets, gap)
 
     def _close_segment(self, run: _Run, end: float) -> None:
         seg, self._seg = self._seg, None
         source = self._source
         assert seg is not None and source is not None and source.info is not None
+        if self._packets == seg.packets_at_open:
+            self._discard(seg)
+            return
         try:
             size = seg.writer.close()
         except BaseException:
             seg.writer.abort()
             self._needs_recovery = True
+            self._restore_gap(seg)
             raise
         sha, sm3 = hash_file(seg.path, self.opts.compute_sm3)
         record = SegmentRecord(
@@ -373,11 +390,31 @@ class CameraWorker:
             packets=self._packets - seg.packets_at_open,
         )
         try:
+            gap_path = None if seg.gap_before is None else self.spool.write_gap(seg.gap_before)
             sidecar = self.spool.commit(record, self._state)
         except SpoolError:
             self._needs_recovery = True
+            self._restore_gap(seg)
             raise
+        if seg.gap_before is not None and gap_path is not None:
+            self.sink.gap_recorded(seg.gap_before, gap_path)
         self.sink.segment_closed(record, seg.path, sidecar)
+
+    def _discard(self, seg: _Segment) -> None:
+        """A segment that never received a packet (the first write failed): no footage, no record."""
+        seg.writer.abort()
+        self._restore_gap(seg)
+        try:
+            seg.path.unlink(missing_ok=True)
+            self.spool.partial_path(seg.key).unlink(missing_ok=True)
+        except OSError as exc:
+            self._needs_recovery = True  # recovery will set the marker aside
+            log.warning("could not remove an empty segment", extra={"key": seg.key, "error": str(exc)})
+
+    def _restore_gap(self, seg: _Segment) -> None:
+        """The segment did not close: its gap still starts at the chain's end, with its first cause."""
+        if seg.gap_before is not None:
+            self._pending = (seg.gap_before.cause, seg.gap_before.detail)
 
     def _end_run(self) -> None:
         """Close the run's open segment: it ends at its last video packet plus one frame."""
@@ -405,16 +442,14 @@ class CameraWorker:
         if self._pending is None:
             self._pending = (cause, detail)
 
-    def _flush_gap(self, end: float) -> None:
+    def _gap_until(self, end: float) -> GapRecord | None:
+        """The gap from the chain's end to ``end`` (a new run's first segment start), if any."""
         pending, last_end = self._pending, self._state.last_end
-        if pending is None or last_end is None:
-            self._pending = None
-            return
-        cause, detail = pending
-        gap = GapRecord(self.camera_id, from_unix(last_end), from_unix(max(end, last_end)), cause, detail)
-        path = self.spool.write_gap(gap)
         self._pending = None
-        self.sink.gap_recorded(gap, path)
+        if pending is None or last_end is None:
+            return None
+        cause, detail = pending
+        return GapRecord(self.camera_id, from_unix(last_end), from_unix(max(end, last_end)), cause, detail)
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, StreamStalled):
@@ -431,6 +466,7 @@ class CameraWorker:
             cause = GapCause.STREAM_ERROR
         message = exc.message if isinstance(exc, VauditError) else f"{type(exc).__name__}: {exc}"
         self._last_error = f"{cause.value}: {message}"
+        self._last_failure = (cause, message)
         self._note_cause(cause, message)
         if isinstance(exc, VauditError):
             log.warning("camera recording interrupted", extra={

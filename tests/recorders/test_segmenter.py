@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from recorders.clock import MediaClockMapper, ReceiptAnchor
@@ -101,5 +103,5 @@ def test_boundaries_are_monotonic_and_contiguous() -> None:
         for i in range(50):
             p.anchor.add(1000.0 + media - 2.0 + i * 0.04 + 0.5, media - 2.0 + i * 0.04)  # far off
         walls.append(p.boundary(media))
-    diffs = [b - a for a, b in zip(walls, walls[1:], strict=False)]
+    diffs = [b - a for a, b in itertools.pairwise(walls)]
     assert all(2.0 * (1 - 500e-6) - 1e-9 <= d <= 2.0 * (1 + 500e-6) + 1e-9 for d in diffs)
