@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 from domain.errors import ValidationFailed
 from domain.types import (
     CameraCoverage,
+    ClockSource,
     ImportedClip,
     RoomStay,
+    SegmentRecord,
     StayFootage,
     StreamInfo,
     TimeRange,
@@ -37,7 +39,7 @@ from domain.types import (
 from indexer.case_records import CaseInfo, Problems, StoredEvent, SubjectInfo
 from indexer.case_store import CaseStore
 from indexer.models import Base, from_us, to_us
-from indexer.segment_store import gap_from_row, segment_from_row
+from indexer.segment_store import gap_from_row
 from indexer.trajectory import clip_stay, trajectory
 
 log = logging.getLogger(__name__)
@@ -107,6 +109,48 @@ def clip_from_row(r: Mapping[Any, Any]) -> ImportedClip:
         container=r["container"],
         stream=stream,
     )
+
+
+_SEG_NAMES = (
+    "camera_id", "run_id", "seq", "start_us", "end_us", "storage_key", "size", "sha256", "prev_sha256",
+    "clock_source", "container", "sm3", "packets", "recovered",
+    "video_codec", "width", "height", "audio_codec", "audio_sample_rate", "audio_channels",
+)  # fmt: skip
+_SEG_COLS = [SEGMENTS.c[name] for name in _SEG_NAMES]
+
+
+def _segments(rows: Sequence[Any]) -> tuple[SegmentRecord, ...]:
+    """Rows of ``_SEG_COLS`` → records. A long stay has thousands of segments, so this is the hot
+    loop of the footage query: positional tuples from one fetchall, one StreamInfo per distinct
+    codec set (a camera's run rarely changes it) instead of a mapping and a StreamInfo per row."""
+    streams: dict[tuple[Any, ...], StreamInfo] = {}
+    clocks = {c.value: c for c in ClockSource}
+    out = []
+    for r in rows:
+        key = r[14:20]
+        stream = streams.get(key)
+        if stream is None:
+            stream = streams[key] = StreamInfo(*key)
+        out.append(
+            SegmentRecord(
+                r[0],
+                r[1],
+                r[2],
+                from_us(r[3]),
+                from_us(r[4]),
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                clocks[r[9]],
+                stream,
+                r[10],
+                r[11],
+                r[12],
+                bool(r[13]),
+            )
+        )
+    return tuple(out)
 
 
 class FootageIndex:
@@ -265,7 +309,7 @@ class FootageIndex:
     ) -> CameraCoverage:
         lo, hi = to_us(interval.start), to_us(interval.end)
         seg_rows = s.execute(
-            select(SEGMENTS)
+            select(*_SEG_COLS)
             .where(
                 SEGMENTS.c.camera_id == camera_id,
                 SEGMENTS.c.start_us >= lo - seg_max,
@@ -274,8 +318,8 @@ class FootageIndex:
             )
             .order_by(SEGMENTS.c.start_us, SEGMENTS.c.seq)
             .limit(MAX_ROWS_PER_CAMERA)
-        ).mappings()
-        segments = tuple(segment_from_row(r) for r in seg_rows)
+        ).all()
+        segments = _segments(seg_rows)
         gap_rows = s.execute(
             select(GAPS)
             .where(

@@ -1,0 +1,376 @@
+"""Index benchmark: bulk-load segments and events, then time the subject-footage query and search.
+
+Not a test. Loads a synthetic centre (rooms with two cameras each, back-to-back 10 s segments
+with an occasional gap, subjects walking entry → search → property → info → waiting →
+interrogation → exit with ten procedure events each) into SQLite and/or PostgreSQL through the
+real migrations, then measures p50/p95 of:
+
+* ``footage``: FootageIndex.subject_footage over a random subject's whole visit (trajectory from
+  events and observations, then segments and gaps of every camera of every stay), end to end,
+  domain objects included; ``footage-sql`` is the same SQL with the rows fetched but no objects;
+* ``search``: CaseSearch.search with a mix of filters (case number, ID number, name, officer,
+  room + 1 h window, event type + 1 day window), with the total count.
+
+    .venv/bin/python bench/index.py --segments 1000000 --events 100000 --backend both
+    .venv/bin/python bench/index.py                      # the issue's 10M segments / 1M events
+
+``--extra-indexes`` adds the indexes proposed for search (see docs/INDEX.md) before measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg
+from sqlalchemy import Engine, select, text
+
+from domain.types import EventType, segment_key
+from indexer.case_store import CaseStore
+from indexer.database import create_engine_for, upgrade
+from indexer.footage import CAMERAS, GAPS, SEGMENTS, FootageIndex
+from indexer.models import to_us
+from indexer.search import CaseQuery, CaseSearch
+
+log = logging.getLogger("bench.index")
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SEG_US = 10_000_000
+EVENTS_PER_SUBJECT = 10
+CAMS_PER_ROOM = 2
+ROOM_PLAN = [
+    ("entry", 2),
+    ("search", 2),
+    ("property", 2),
+    ("info", 2),
+    ("waiting", 10),
+    ("interrogation", 20),
+]
+EXTRA_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS ix_procedure_events_type_time ON procedure_events (type, time_us)",
+    "CREATE INDEX IF NOT EXISTS ix_procedure_events_time_us ON procedure_events (time_us)",
+    "CREATE INDEX IF NOT EXISTS ix_procedure_event_officers_officer_id"
+    " ON procedure_event_officers (officer_id)",
+    "CREATE INDEX IF NOT EXISTS ix_case_officers_officer_id ON case_officers (officer_id)",
+    "CREATE INDEX IF NOT EXISTS ix_imported_file_subjects_subject_id ON imported_file_subjects (subject_id)",
+]
+
+
+def rooms() -> list[tuple[str, str]]:
+    return [(f"{kind}-{i}", kind) for kind, n in ROOM_PLAN for i in range(n)]
+
+
+def cameras() -> list[tuple[str, str]]:
+    return [(f"{rid}-c{j}", rid) for rid, _ in rooms() for j in range(CAMS_PER_ROOM)]
+
+
+# --- synthetic rows --------------------------------------------------------------------------------
+
+
+def segment_rows(total: int, gap_every: int) -> tuple[Iterator[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+    """(segment rows, gap rows, span in µs). Segments are split evenly over all cameras."""
+    cams = cameras()
+    per_cam = max(1, total // len(cams))
+    gaps: list[tuple[Any, ...]] = []
+    for cam, _ in cams:
+        for k in range(gap_every, per_cam, gap_every):
+            s = to_us(T0) + k * SEG_US
+            gaps.append((f"{cam}-{k}-disconnect", cam, s, s + 3 * SEG_US, "disconnect", "bench", 0))
+
+    def gen() -> Iterator[tuple[Any, ...]]:
+        for cam, _ in cams:
+            prev = None
+            for seq in range(per_cam):
+                if gap_every and seq % gap_every in (1, 2, 3) and seq > gap_every:
+                    continue  # the three segments a gap replaces
+                start_us = to_us(T0) + seq * SEG_US
+                key = segment_key(cam, T0 + timedelta(microseconds=seq * SEG_US), seq)
+                sha = hashlib.sha256(key.encode()).hexdigest()
+                yield (
+                    cam, "run-1", seq, start_us, start_us + SEG_US, key, 1_000_000, sha, None, prev,
+                    "rtcp", "mpegts", "h264", 1920, 1080, "pcm_alaw", 8000, 1, 250, False, "camera", 0,
+                )  # fmt: skip
+                prev = sha
+
+    return gen(), gaps, per_cam * SEG_US
+
+
+SEGMENT_COLS = (
+    "camera_id, run_id, seq, start_us, end_us, storage_key, size, sha256, sm3, prev_sha256, clock_source, "
+    "container, video_codec, width, height, audio_codec, audio_sample_rate, audio_channels, packets, "
+    "recovered, source, indexed_us"
+)
+GAP_COLS = "gap_id, camera_id, start_us, end_us, cause, detail, indexed_us"
+
+
+def people_rows(n_events: int, span_us: int, rng: random.Random) -> dict[str, list[tuple[Any, ...]]]:
+    """Cases (one suspect each), officers, events (10 per subject), event officers, observations."""
+    by_kind: dict[str, list[str]] = {}
+    for rid, kind in rooms():
+        by_kind.setdefault(kind, []).append(rid)
+    n_subjects = max(1, n_events // EVENTS_PER_SUBJECT)
+    out: dict[str, list[tuple[Any, ...]]] = {
+        k: [] for k in ("cases", "subjects", "officers", "case_officers")
+    }
+    out.update({"events": [], "event_officers": [], "observations": []})
+    out["officers"] = [(i + 1, f"警官{i}", f"P-{i:05d}", "bench", True) for i in range(500)]
+    surnames = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+    eid = 0
+    for sid in range(1, n_subjects + 1):
+        visit = to_us(T0) + rng.randrange(0, max(1, span_us - 6 * 3600 * 1_000_000))
+        out["cases"].append((sid, f"A{2026}{sid:08d}", f"案件{sid}", "盗窃", True, False, visit))
+        name = rng.choice(surnames) + rng.choice("伟芳娜敏静丽强磊军洋") + str(sid % 97)
+        out["subjects"].append((sid, sid, name, f"1101{sid:014d}", "suspect", False, None, f"WB{sid}"))
+        officer = rng.randrange(1, 501)
+        out["case_officers"].append((sid, officer, "lead"))
+        t = visit
+        plan = [
+            (EventType.ENTRY, "entry", 600), (EventType.SEARCH, "search", 600),
+            (EventType.PROPERTY, "property", 600), (EventType.INFO_COLLECTION, "info", 900),
+            (EventType.WAITING, "waiting", 3600), (EventType.TAKEN_OUT, "waiting", 60),
+            (EventType.INTERROGATION_START, "interrogation", 5400),
+            (EventType.INTERROGATION_END, "interrogation", 300),
+            (EventType.TRANSCRIPT_SIGNED, "interrogation", 120), (EventType.EXIT, None, 0),
+        ]  # fmt: skip
+        room = None
+        for etype, kind, dwell in plan:
+            if kind is not None and (room is None or not room.startswith(kind)):
+                room = rng.choice(by_kind[kind])
+            eid += 1
+            out["events"].append(
+                (eid, f"ev-{eid}", etype.value, t, room if kind else None, sid, sid, "{}", t)
+            )
+            out["event_officers"].append((eid, officer))
+            if kind is not None and etype in (EventType.ENTRY, EventType.WAITING):
+                out["observations"].append((f"ob-{eid}", sid, None, room, t + 5_000_000, "wristband", t))
+            t += dwell * 1_000_000 + rng.randrange(0, 60_000_000)
+    return out
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def _chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    batch: list[tuple[Any, ...]] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+TABLES = {
+    "cases": "id, case_number, title, charge, recording_mandatory, serious, created_us",
+    "subjects": "id, case_id, name, id_number, role, minor, guardian_name, wristband_id",
+    "officers": "id, name, badge_number, unit, active",
+    "case_officers": "case_id, officer_id, role",
+    "events": "id, client_id, type, time_us, room_id, case_id, subject_id, payload, received_us",
+    "event_officers": "event_id, officer_id",
+    "observations": "client_id, subject_id, officer_id, room_id, time_us, source, received_us",
+}
+REAL = {
+    "events": "procedure_events",
+    "event_officers": "procedure_event_officers",
+    "observations": "location_observations",
+}
+
+
+def load(engine: Engine, n_segments: int, n_events: int, seed: int) -> list[int]:
+    """Bulk-load everything; returns the subject ids."""
+    rng = random.Random(seed)
+    segs, gaps, span = segment_rows(n_segments, gap_every=1000)
+    people = people_rows(n_events, span, rng)
+    room_rows = [(rid, f"room {rid}", kind, True, 0) for rid, kind in rooms()]
+    cam_rows = [(cid, rid, cid, "rtsp://bench", True, SEG_US, 3 * SEG_US, 0) for cid, rid in cameras()]
+    tables: list[tuple[str, str, Iterator[tuple[Any, ...]] | list[tuple[Any, ...]]]] = [
+        ("rooms", "id, name, kind, active, updated_us", room_rows),
+        ("cameras", "id, room_id, name, url, active, max_segment_us, max_gap_us, updated_us", cam_rows),
+        ("segments", SEGMENT_COLS, segs),
+        ("gaps", GAP_COLS, gaps),
+    ]
+    tables += [(REAL.get(k, k), cols, people[k]) for k, cols in TABLES.items()]
+    raw = engine.raw_connection()
+    try:
+        for table, cols, rows in tables:
+            t = time.perf_counter()
+            n = _copy(raw, engine.dialect.name, table, cols, rows)
+            log.info("loaded %-26s %10d rows in %6.1f s", table, n, time.perf_counter() - t)
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    return [r[0] for r in people["subjects"]]
+
+
+def _copy(raw: Any, dialect: str, table: str, cols: str, rows: Any) -> int:
+    n = 0
+    if dialect == "postgresql":
+        dbapi: psycopg.Connection[Any] = raw.driver_connection
+        with dbapi.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+                n += 1
+        return n
+    cur = raw.cursor()
+    marks = ", ".join("?" for _ in cols.split(","))
+    for batch in _chunks(iter(rows), 50_000):
+        cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", batch)
+        n += len(batch)
+    return n
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
+
+
+def footage_sql(engine: Engine, footage: FootageIndex, subject_id: int) -> None:
+    """The same segment/gap SQL as FootageIndex._coverage, rows fetched, no domain objects."""
+    stays = footage.trajectory(subject_id)
+    with engine.connect() as conn:
+        for stay in stays:
+            lo, hi = to_us(stay.start), to_us(stay.end or stay.start)
+            for cam, seg_max, gap_max in conn.execute(
+                select(CAMERAS.c.id, CAMERAS.c.max_segment_us, CAMERAS.c.max_gap_us).where(
+                    CAMERAS.c.room_id == stay.room_id
+                )
+            ).all():
+                for table, longest in ((SEGMENTS, seg_max), (GAPS, gap_max)):
+                    conn.execute(
+                        select(table).where(
+                            table.c.camera_id == cam,
+                            table.c.start_us >= lo - longest,
+                            table.c.start_us < hi,
+                            table.c.end_us > lo,
+                        )
+                    ).all()
+
+
+def measure(engine: Engine, subjects: Sequence[int], n: int, seed: int) -> dict[str, tuple[float, float]]:
+    rng = random.Random(seed + 1)
+    store = CaseStore(engine)
+    footage, search = FootageIndex(store), CaseSearch(store)
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    results: dict[str, tuple[float, float]] = {}
+    results["footage"] = timed(lambda: footage.subject_footage(rng.choice(subjects), T0, far, now=far), n)
+    results["footage-sql"] = timed(lambda: footage_sql(engine, footage, rng.choice(subjects)), n)
+    n_sub = len(subjects)
+
+    def window(hours: float) -> tuple[datetime, datetime]:
+        s = T0 + timedelta(seconds=rng.randrange(0, 14 * 86400))
+        return s, s + timedelta(hours=hours)
+
+    queries: dict[str, Callable[[], CaseQuery]] = {
+        "search:case_number": lambda: CaseQuery(case_number=f"A2026{rng.randrange(1, n_sub + 1):08d}"),
+        "search:id_number": lambda: CaseQuery(id_number=f"1101{rng.randrange(1, n_sub + 1):014d}"),
+        "search:name": lambda: CaseQuery(subject_name=rng.choice("王李张") + rng.choice("伟芳娜") + "1"),
+        "search:officer": lambda: CaseQuery(officer_id=rng.randrange(1, 501), limit=20),
+        "search:room+1h": lambda: CaseQuery(
+            room_id=f"interrogation-{rng.randrange(20)}", start=(w := window(1))[0], end=w[1]
+        ),
+        "search:type+1d": lambda: CaseQuery(
+            event_type=EventType.INTERROGATION_START, start=(w := window(24))[0], end=w[1], limit=20
+        ),
+    }  # fmt: skip
+    all_samples: list[float] = []
+    for name, make in queries.items():
+        samples = []
+        for _ in range(n):
+            q = make()
+            t = time.perf_counter()
+            search.search(q)
+            samples.append((time.perf_counter() - t) * 1000)
+        samples.sort()
+        all_samples += samples
+        results[name] = (statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)])
+    all_samples.sort()
+    results["search (all)"] = (statistics.median(all_samples), all_samples[int(len(all_samples) * 0.95) - 1])
+    return results
+
+
+def prepare(backend: str, args: argparse.Namespace) -> Engine:
+    if backend == "sqlite":
+        path = Path(args.sqlite_path)
+        if path.exists() and not args.reuse:
+            path.unlink()
+        return create_engine_for(f"sqlite:///{path}")
+    admin = psycopg.connect(args.pg_admin, autocommit=True)
+    if not args.reuse:
+        admin.execute(f"DROP DATABASE IF EXISTS {args.pg_db}")
+        admin.execute(f"CREATE DATABASE {args.pg_db}")
+    admin.close()
+    base = args.pg_admin.rsplit("/", 1)[0]
+    return create_engine_for(f"{base}/{args.pg_db}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--segments", type=int, default=10_000_000)
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    p.add_argument("--queries", type=int, default=200, help="samples per measured query kind")
+    p.add_argument("--sqlite-path", default="/tmp/vaudit-bench.db")
+    p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--pg-db", default="vaudit_bench")
+    p.add_argument("--extra-indexes", action="store_true", help="create the proposed search indexes first")
+    p.add_argument("--reuse", action="store_true", help="measure an already loaded database")
+    p.add_argument("--seed", type=int, default=7)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    report = io.StringIO()
+    for backend in backends:
+        engine = prepare(backend, args)
+        if not args.reuse:
+            upgrade(engine)
+            t = time.perf_counter()
+            load(engine, args.segments, args.events, args.seed)
+            log.info("%s: loaded in %.0f s", backend, time.perf_counter() - t)
+        if args.extra_indexes:
+            with engine.begin() as conn:
+                for ddl in EXTRA_INDEXES:
+                    conn.execute(text(ddl))
+                conn.execute(text("ANALYZE"))
+        with engine.connect() as conn:
+            subjects = [int(r[0]) for r in conn.execute(text("SELECT id FROM subjects"))]
+            n_seg = conn.execute(text("SELECT count(*) FROM segments")).scalar_one()
+            n_ev = conn.execute(text("SELECT count(*) FROM procedure_events")).scalar_one()
+        results = measure(engine, subjects, args.queries, args.seed)
+        extra = " +extra indexes" if args.extra_indexes else ""
+        print(
+            f"\n{backend}: {n_seg:,} segments, {n_ev:,} events, {len(subjects):,} subjects{extra}",
+            file=report,
+        )
+        print(f"  {'query':<22} {'p50 ms':>8} {'p95 ms':>8}", file=report)
+        for name, (p50, p95) in results.items():
+            print(f"  {name:<22} {p50:8.2f} {p95:8.2f}", file=report)
+        engine.dispose()
+    print(report.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
