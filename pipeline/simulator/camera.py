@@ -122,8 +122,14 @@ class _ServerProcess:
         cmd = [self._python, "-I", str(GST_CAMERA_SCRIPT), *self._args()]
         logger.debug("starting %s: %s", self.name, " ".join(cmd))
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
-            bufsize=1, env=env, start_new_session=True,
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            bufsize=1,
+            env=env,
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read_stdout, args=(self._proc,), daemon=True)
         self._reader.start()
@@ -323,7 +329,11 @@ class SimulatedCamera(_ServerProcess):
         self._command(f"jump {seconds:.6f}")
 
     def keyframe_times(self) -> list[float]:
-        """Capture times (Unix seconds) of the keyframes the camera has sent, from its events log."""
+        """Unix times of the keyframes sent, as the RTCP NTP mapping gives them (events log).
+
+        Equal to the capture time (burnt into the picture) until ``jump_timestamps`` is used.
+        Empty until a client connects: the camera encodes only while someone watches.
+        """
         return [float(e["wall"]) for e in self.events() if e.get("event") == "keyframe"]
 
     def events(self) -> list[dict[str, Any]]:

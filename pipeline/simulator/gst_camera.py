@@ -22,12 +22,22 @@ the clip longer than the run (``camera.make_clip`` concatenates cheaply).
 
 stdin, one command per line, each answered on stdout with ``OK <cmd>`` (or ``ERR <reason>``):
   black | frozen | normal     picture mode (frozen: identical frames, packets keep flowing)
-  jump SECONDS                 shift the RTP timestamps of video and audio (pad offsets around
-                               the payloaders); the SR mapping stays truthful, so a client that
-                               re-anchors on each SR (ffmpeg with audio+video) sees the jump and
-                               then a jump back at the next SR, a single-stream client keeps it
+  jump SECONDS                 shift the RTP timestamps of video and audio by SECONDS (a running
+                               time offset in front of the payloaders); the jump persists. A
+                               video-only client sees exactly one step; ffmpeg with audio+video
+                               also re-anchors on the next SRs, so expect up to ~1 s of pts
+                               jitter around them before it settles on the jumped timeline.
   quit                         exit (closing every client connection); EOF on stdin does the same
 ``READY rtsp://127.0.0.1:PORT/PATH`` (one line per mount) is printed once the server listens.
+
+--events-log FILE (live mode) gets JSON lines, flushed one by one:
+  {"event": "keyframe", "wall": W, "capture": C, "pts": P, "mount": PATH} per keyframe sent;
+      W = Unix time its RTCP NTP mapping gives (= C + the jumps applied so far), C = when the
+      frame was captured (the burnt-in time code), P = its running time (+ jumps) in seconds
+  {"event": "mode", "mode": M, "wall": T}, {"event": "jump", "seconds": S, "total": S2, "wall": T},
+  {"event": "quit", "wall": T}
+The camera encodes only while a client is connected (the media is built at the first DESCRIBE and
+dropped after the last client leaves); picture mode and jumps carry over to the next media.
 """
 
 from __future__ import annotations
@@ -143,7 +153,7 @@ class LiveCamera:
             f"videotestsrc name=vsrc is-live=true pattern=smpte75 horizontal-speed=4 "
             f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
             f"! timeoverlay name=osd time-mode=running-time show-times-as-dates=true "
-            f"halignment=left valignment=top shaded-background=true font-desc=\"Sans 14\" "
+            f'halignment=left valignment=top shaded-background=true font-desc="Sans 14" '
             f"! queue max-size-buffers=3 ! {enc}"
         )
         if a.audio == "alaw":
@@ -285,11 +295,12 @@ class FileMounts:
             "d.audio_0 ! queue ! rtppcmapay name=pay1 pt=8 )"
         )
         self.factories = []
+        interval = args.rtcp_interval_ns
         for _ in range(args.count):
             factory = GstRtspServer.RTSPMediaFactory()
             factory.set_launch(launch)
             factory.set_shared(False)
-            factory.connect("media-configure", lambda _f, m: configure_rtcp(m, args.rtcp_interval_ns, live=False))
+            factory.connect("media-configure", lambda _f, m: configure_rtcp(m, interval, live=False))
             self.factories.append(factory)
 
     def required_elements(self) -> list[str]:

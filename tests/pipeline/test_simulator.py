@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -109,7 +111,7 @@ def _frames(container: Any, count: int, skip_seconds: float) -> tuple[list[np.nd
 
 
 def _mean_diffs(frames: list[np.ndarray[Any, Any]]) -> list[float]:
-    return [float(np.abs(a - b).mean()) for a, b in zip(frames, frames[1:], strict=False)]
+    return [float(np.abs(a - b).mean()) for a, b in itertools.pairwise(frames)]
 
 
 def test_black_frozen_normal(cameras: CameraFactory) -> None:
@@ -171,10 +173,11 @@ def test_kill_drops_clients_and_restart_serves_on_the_same_port(cameras: CameraF
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         ended = time.monotonic()
-        with pytest.raises((av.FFmpegError, StopIteration)):  # noqa: PT012 - drain until the drop
+        with contextlib.suppress(av.FFmpegError):  # an error or end of stream: both are a drop
             for _ in c.demux(c.streams.video[0]):
-                assert time.monotonic() - ended < 8, "client still gets packets after kill"
-            raise StopIteration
+                assert time.monotonic() - ended < 5, "client still gets packets after kill"
+        # Not the client's own 10 s timeout: the kill closed the connection.
+        assert time.monotonic() - ended < 5
     finally:
         c.close()
     with pytest.raises(av.FFmpegError):
@@ -199,10 +202,8 @@ def test_garbage_rtp_after_valid_sdp_gives_no_frames() -> None:
             with av.open(server.url, options={**TCP, "analyzeduration": "1000000"}, timeout=3) as c:
                 started = time.monotonic()
                 for packet in c.demux():
-                    try:
+                    with contextlib.suppress(av.FFmpegError):  # what a recorder must survive
                         decoded += len(packet.decode())
-                    except av.FFmpegError:
-                        pass  # what a recorder must survive
                     if time.monotonic() - started > 2:
                         break
         except av.FFmpegError:
@@ -219,7 +220,8 @@ def test_file_mode_serves_two_mounts_in_real_time(tmp_path: Path) -> None:
         for url in server.urls:
             with _open(url) as c:
                 v, a = c.streams.video[0], c.streams.audio[0]
-                assert (v.codec_context.name, v.codec_context.width, v.codec_context.height) == ("h264", 640, 360)
+                vc = v.codec_context
+                assert (vc.name, vc.width, vc.height) == ("h264", 640, 360)
                 assert (a.codec_context.name, a.codec_context.sample_rate) == ("pcm_alaw", 8000)
                 started, first, last = time.monotonic(), None, None
                 for packet in c.demux(v):
