@@ -10,6 +10,7 @@ gives the same images.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import shutil
@@ -466,6 +467,25 @@ class _Job:
         return copies
 
 
+_M_MMAP_THRESHOLD = -3
+
+
+def bound_heap() -> None:
+    """Keep glibc from growing the heap with libav's large packet buffers.
+
+    glibc raises its mmap threshold each time a large mmapped block is freed, after which every
+    demuxed packet buffer (hundreds of KiB) comes from the heap and fragments it: measured, RSS grew
+    ~25 MB per opened segment and plateaued near 300 MB. A fixed 128 KiB threshold (glibc's own
+    default, made static) keeps large buffers in mmap, returned on free: RSS stays ~50 MB. This
+    is process-wide and harmless for the rest of the process; a no-op off glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):
+        log.debug("not glibc: heap bound not applied")
+
+
 def run_export(
     plan: ExportPlan,
     reader: BlobReader,
@@ -476,6 +496,7 @@ def run_export(
 ) -> ExportResult:
     """Build the master and working disc images of ``plan`` under ``out_dir/<export_id>/``."""
     plan.require_explained(options.allow_unexplained)
+    bound_heap()
     job = _Job(plan, reader, out_dir, options, progress or (lambda _f, _m: None), cancel or threading.Event())
     if job.dir.exists():
         shutil.rmtree(job.dir)  # a previous, interrupted run of the same export: start over
