@@ -60,7 +60,7 @@ def map_error(exc: BaseException, url: str, during: str, silent_for: float | Non
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, av.error.ExitError | av.error.TimeoutError | TimeoutError):
         if during == "read":
-            silent = f" for {silent_for:.1f} s" if silent_for is not None else ""
+            silent = f" for about {silent_for:.1f} s" if silent_for is not None else ""
             return StreamStalled(f"no packets from camera{silent} ({text})", url=url, during=during)
         return StreamClosed(f"camera did not answer in time while {during} ({text})", url=url, during=during)
     if _is_connection_error(exc):
@@ -96,7 +96,6 @@ class RtspSource:
         self.audio_index = -1
         self.streams: list[Any] = []  # recorded input streams, output order (video first)
         self.info: StreamInfo | None = None
-        self.last_packet_mono = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self) -> StreamInfo:
@@ -157,17 +156,17 @@ class RtspSource:
     def packets(self) -> Iterator[Any]:
         """Packets of the recorded streams, as demuxed. Ends by raising a domain error, never silently."""
         container = self._container
-        wanted = {s.index for s in self.streams}
-        self.last_packet_mono = time.monotonic()
+        started = time.monotonic()
         try:
+            # demux(streams) yields only the recorded streams (others are discarded by libavformat);
+            # empty packets are its end-of-stream flush markers.
             for packet in container.demux(self.streams):
-                if packet.stream_index in wanted and packet.size:
-                    self.last_packet_mono = time.monotonic()
+                if packet.size:
                     yield packet
         except GeneratorExit:
             raise
         except Exception as exc:
-            silent = time.monotonic() - self.last_packet_mono
+            silent = self._stall if time.monotonic() - started > self._stall else None
             raise map_error(exc, self.url, "read", silent) from exc
         raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -82,10 +83,12 @@ class _Segment:
 class _Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("clock_source", "guard", "last_video_media", "plan", "run_id", "skipped")
+    __slots__ = ("clock_source", "guard", "last_video_media", "plan", "run_id", "skipped", "video_index")
 
-    def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard) -> None:
+    def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
+                 video_index: int) -> None:
         self.run_id = uuid.uuid4().hex[:16]
+        self.video_index = video_index
         self.clock_source = clock_source
         self.plan = plan
         self.guard = guard
@@ -253,24 +256,21 @@ class CameraWorker:
         plan = SegmentPlan(self.opts.segment_seconds, mapper,
                            offset if source_kind is ClockSource.RTCP else None, anchor)
         guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
-        return _Run(source_kind, plan, guard), buffered
+        return _Run(source_kind, plan, guard, source.video_index), buffered
 
     def _pump(self, run: _Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
               stop: threading.Event) -> None:
         """The per-packet loop: checks in integer ticks, no logging, no allocation of our own."""
         source = self._source
         assert source is not None
-        video = source.video_index
-        tbv = float(source.streams[0].time_base)
-        check = run.guard.check
-        plan = run.plan
-        anchor_add = plan.anchor.add
-        wall = self.clock.wall
+        one = self._one
+        # The system clock is called once per packet: skip the method indirection when it is real.
+        wall = time.time if isinstance(self.clock, SystemClock) else self.clock.wall
         mono = self.clock.monotonic
-        write = self._write
+        tbv = float(source.streams[0].time_base)
         while buffered:
             pkt, receipt = buffered[0]
-            self._one(pkt, receipt, check, write, run, video, tbv, anchor_add)
+            one(run, pkt, receipt, tbv)
             buffered.popleft()
         tick = 0
         pkt = None
@@ -278,7 +278,7 @@ class CameraWorker:
         try:
             for pkt in packets:
                 receipt = wall()
-                self._one(pkt, receipt, check, write, run, video, tbv, anchor_add)
+                one(run, pkt, receipt, tbv)
                 tick += 1
                 if tick & 15 == 0 and mono() >= self._next_status:
                     self._last_receipt = receipt
@@ -289,42 +289,40 @@ class CameraWorker:
             buffered.append((pkt, receipt))
             raise
 
-    @staticmethod
-    def _one(pkt: Any, receipt: float, check: Any, write: Any, run: _Run, video: int, tbv: float,
-             anchor_add: Any) -> None:
+    def _one(self, run: _Run, pkt: Any, receipt: float, tbv: float) -> None:
+        """One packet: continuity check (may raise TimestampJump), cut decision, mux."""
         dts = pkt.dts
         if dts is None:
             dts = pkt.pts
             if dts is None:
                 return  # a packet without any timestamp cannot be placed in time
-        fixed = check(pkt.stream_index, dts, receipt)  # may raise TimestampJump
-        if fixed != dts:
+        index = pkt.stream_index
+        fixed = run.guard.check(index, dts, receipt)
+        if fixed != dts:  # nudged one tick past its predecessor, as ffmpeg -c copy does
             pkt.dts = fixed
             if pkt.pts is None or pkt.pts < fixed:
                 pkt.pts = fixed
         elif pkt.pts is None:
             pkt.pts = fixed
-        write(run, pkt, receipt, video, tbv, anchor_add)
-
-    def _write(self, run: _Run, pkt: Any, receipt: float, video: int, tbv: float, anchor_add: Any) -> None:
-        if pkt.stream_index == video:
+        seg = self._seg
+        if index == run.video_index:
             media = pkt.pts * tbv
-            anchor_add(receipt, media)
+            if run.clock_source is ClockSource.RECEIPT:
+                run.plan.anchor.add(receipt, media)
             if pkt.is_keyframe and run.plan.cut_due(media):
                 self._cut(run, media)
-            elif self._seg is None:
+                seg = self._seg
+            if seg is None:
                 run.skipped += 1
                 return
-            seg = self._seg
-            assert seg is not None
             seg.writer.mux(pkt)
             run.last_video_media = media
             self._video_frames += 1
-        elif self._seg is None:
+        elif seg is None:
             run.skipped += 1
             return
         else:
-            self._seg.writer.mux(pkt)
+            seg.writer.mux(pkt)
         self._packets += 1
         self._bytes += pkt.size
 
