@@ -41,7 +41,7 @@ from domain.types import EventType, segment_key
 from indexer.case_store import CaseStore
 from indexer.database import create_engine_for, upgrade
 from indexer.footage import CAMERAS, GAPS, SEGMENTS, FootageIndex
-from indexer.models import to_us
+from indexer.models import from_us, to_us
 from indexer.search import CaseQuery, CaseSearch
 
 log = logging.getLogger("bench.index")
@@ -279,8 +279,12 @@ def measure(engine: Engine, subjects: Sequence[int], n: int, seed: int) -> dict[
     results["footage-sql"] = timed(lambda: footage_sql(engine, footage, rng.choice(subjects)), n)
     n_sub = len(subjects)
 
+    with engine.connect() as conn:
+        first, last = conn.execute(text("SELECT min(time_us), max(time_us) FROM procedure_events")).one()
+
     def window(hours: float) -> tuple[datetime, datetime]:
-        s = T0 + timedelta(seconds=rng.randrange(0, 14 * 86400))
+        """A window inside the span the events cover, so the query finds something."""
+        s = from_us(rng.randrange(int(first), max(int(first) + 1, int(last) - int(hours * 3600e6))))
         return s, s + timedelta(hours=hours)
 
     queries: dict[str, Callable[[], CaseQuery]] = {
