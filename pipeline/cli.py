@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import Progress
 
@@ -50,6 +53,23 @@ def _wait_for_signal() -> None:
         pass
 
 
+class _GracefulServer(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM after shutting down, which would kill the process
+    before the recorders close their segments; here a signal only asks the server to exit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def ask_exit(signum: int, frame: object) -> None:
+            self.should_exit = True
+
+        previous = {sig: signal.signal(sig, ask_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 @app.command()
 def run(
     config: ConfigOpt,
@@ -58,8 +78,6 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Record every configured camera, upload to storage, index, and serve the API."""
-    import uvicorn
-
     from pipeline.api.app import create_app
     from pipeline.runtime import CentreRuntime
 
@@ -71,7 +89,7 @@ def run(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
     api = create_app(settings, runtime.store, runtime=runtime)
-    server = uvicorn.Server(
+    server = _GracefulServer(
         uvicorn.Config(
             api,
             host=host or settings.api.host,
@@ -84,6 +102,7 @@ def run(
     try:
         server.run()
     finally:
+        # Open segments are closed and fsynced here, so a SIGTERM loses nothing.
         runtime.stop()
 
 
@@ -116,10 +135,9 @@ def simulate(
 @app.command()
 def reindex(config: ConfigOpt) -> None:
     """Rebuild segment and gap rows from the sidecars in storage (after losing the database)."""
+    from indexer.database import create_engine_for, upgrade
     from indexer.reindex import reindex as rebuild
     from indexer.segment_store import SegmentStore
-
-    from indexer.database import create_engine_for, upgrade
     from pipeline.storage import open_storage
 
     settings = _settings(config)

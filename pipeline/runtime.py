@@ -9,35 +9,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-
-from indexer.segment_store import SegmentStore
-from recorders.clock import SystemClock
-from recorders.worker import CameraWorker, RecorderOptions
 
 from domain.types import Clock, GapCause, GapRecord, SegmentRecord, to_unix
 from indexer.database import create_engine_for, upgrade
+from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
-from pipeline.settings import RecorderConfig, Settings
+from pipeline.settings import Settings
 from pipeline.storage import Storage, open_storage
-from pipeline.supervisor import WorkerSupervisor
+from pipeline.supervisor import Runnable, WorkerSupervisor
 from pipeline.uploader import SpoolUploader
+from recorders.clock import SystemClock
 from recorders.events import CameraStatus
+from recorders.worker import CameraWorker, RecorderOptions
 
 logger = logging.getLogger(__name__)
-
-
-def recorder_options(cfg: RecorderConfig) -> RecorderOptions:
-    return RecorderOptions(
-        segment_seconds=cfg.segment_seconds,
-        stall_seconds=cfg.stall_seconds,
-        reconnect_initial_seconds=cfg.reconnect_initial_seconds,
-        reconnect_max_seconds=cfg.reconnect_max_seconds,
-        max_forward_jump_seconds=cfg.max_forward_jump_seconds,
-        max_slew_ppm=cfg.max_slew_ppm,
-        compute_sm3=cfg.compute_sm3,
-    )
 
 
 class PipelineSink:
@@ -112,14 +101,9 @@ class CentreRuntime:
         )
         self.sink = PipelineSink(self.uploader, self.book, self.alerts)
         self.supervisor = WorkerSupervisor()
-        options = recorder_options(settings.recorder)
+        options = RecorderOptions.from_config(settings.recorder)
         for _room, cam in settings.cameras():
-            self.supervisor.add(
-                cam.id,
-                lambda cam_id=cam.id, url=cam.url: CameraWorker(
-                    cam_id, url, self.spool, options, self.sink, self.clock
-                ),
-            )
+            self.supervisor.add(cam.id, self._worker_factory(cam.id, cam.url, options))
         self.registry = build_registry(
             CentreCollector(
                 self.book,
@@ -131,8 +115,14 @@ class CentreRuntime:
         )
         self.started_at: float | None = None
 
+    def _worker_factory(self, camera_id: str, url: str, options: RecorderOptions) -> Callable[[], Runnable]:
+        def make() -> Runnable:
+            return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock)
+
+        return make
+
     def _uploader_stats(self) -> dict[str, float]:
-        stats = self.uploader.stats()
+        stats = asdict(self.uploader.stats())
         return {k: float(v) for k, v in stats.items() if isinstance(v, (int, float, bool))}
 
     def _index(self, record: SegmentRecord | GapRecord) -> None:

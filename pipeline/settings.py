@@ -103,7 +103,7 @@ class RecorderConfig(_Strict):
     stall_seconds: float = Field(default=5.0, gt=0.5, le=120)
     spool: Path = Path("data/spool")
     reconnect_initial_seconds: float = Field(default=0.1, gt=0, le=10)
-    reconnect_max_seconds: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_seconds: float = Field(default=0.25, gt=0, le=60)
     max_forward_jump_seconds: float = Field(default=10.0, gt=0)
     max_slew_ppm: float = Field(default=500.0, ge=0, le=5000)
     compute_sm3: bool = False  # SM3 at capture costs ~10x SHA-256; discs compute it at export

@@ -14,15 +14,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
 
-class Runnable:
+class Runnable(Protocol):
     """What the supervisor runs: a blocking ``run(stop)`` that returns when ``stop`` is set."""
 
-    def run(self, stop: threading.Event) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def run(self, stop: threading.Event) -> None: ...
 
 
 @dataclass

@@ -49,7 +49,7 @@ class RecorderOptions:
     stall_seconds: float = 5.0
     spool: Path = Path("data/spool")
     reconnect_initial_seconds: float = 0.1
-    reconnect_max_seconds: float = 0.5
+    reconnect_max_seconds: float = 0.25
     max_forward_jump_seconds: float = 10.0
     max_slew_ppm: float = 500.0
     compute_sm3: bool = False

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from indexer.segment_store import SegmentStore
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from indexer.segment_store import SegmentStore
 from pipeline.api import cameras, cases
 from pipeline.api.errors import install_error_handlers
 from pipeline.settings import Settings
@@ -44,7 +45,7 @@ def create_app(
         if rt is not None:
             workers = rt.supervisor.health()
             body["workers"] = workers
-            body["upload"] = rt.uploader.stats()
+            body["upload"] = asdict(rt.uploader.stats())
             body["alerts"] = [a.to_json() for a in rt.alerts.open_alerts()]
             if any(not w["running"] for w in workers.values()):
                 body["status"] = "degraded"

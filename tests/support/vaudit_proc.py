@@ -1,0 +1,88 @@
+"""Run the real ``vaudit run`` as a subprocess for end-to-end tests: free port, poll until
+ready, always stopped (SIGTERM, wait, SIGKILL)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+VAUDIT = str(Path(sys.executable).with_name("vaudit"))
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class VauditRun:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_tcp_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [VAUDIT, "run", "--config", str(self.config), "--port", str(self.port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.config.parent,
+        )
+        fh.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vaudit run exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base}/healthz", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"vaudit run not ready in {timeout} s:\n{self.log.read_text()[-4000:]}")
+
+    def get(self, path: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", params=params, timeout=10.0)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def __enter__(self) -> VauditRun:
+        self.start()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
