@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -137,41 +136,35 @@ def reindex(config: ConfigOpt) -> None:
     """Rebuild segment and gap rows from the sidecars in storage (after losing the database)."""
     from indexer.database import create_engine_for, upgrade
     from indexer.reindex import reindex as rebuild
+    from indexer.reindex import sidecars_in
     from indexer.segment_store import SegmentStore
     from pipeline.storage import open_storage
 
     settings = _settings(config)
-    configure_logging("info", json_lines=False)
+    configure_logging("warning", json_lines=False)
     storage = open_storage(settings.storage)
     engine = create_engine_for(settings.database.url)
     upgrade(engine)
     store = SegmentStore(engine)
-    store.sync_rooms(
-        [
-            (r.id, r.name, r.kind.value, [(c.id, c.name or c.id, c.url) for c in r.cameras])
-            for r in settings.rooms
-        ]
-    )
-    keys = [k for k in storage.list("") if k.endswith(".json")]
+    store.sync_rooms(settings.room_rows())
 
-    def sidecars() -> object:
-        with Progress(console=console) as progress:
-            task = progress.add_task("reading sidecars", total=len(keys))
-            for key in keys:
-                with storage.open(key) as fh:
-                    raw = fh.read()
+    def counted(items: Iterator[tuple[str, bytes | Exception]]) -> Iterator[tuple[str, bytes | Exception]]:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("reading sidecars from storage", total=None)
+            for item in items:
                 progress.advance(task)
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    data = {"kind": "malformed", "key": key}
-                if isinstance(data, dict):
-                    data.setdefault("_key", key)
-                yield data
+                yield item
 
-    report = rebuild(store, sidecars())  # type: ignore[arg-type]
-    console.print(report)
+    report = rebuild(store, counted(sidecars_in(storage)))
     engine.dispose()
+    console.print(
+        f"segments: {report.segments_added} added, {report.segments_present} already indexed; "
+        f"gaps: {report.gaps_added} added, {report.gaps_present} already indexed"
+    )
+    for problem in [*report.malformed, *report.conflicts, *report.chain_breaks]:
+        console.print(f"[yellow]problem:[/yellow] {problem}")
+    if not report.clean:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -79,17 +79,7 @@ class CentreRuntime:
         if migrate:
             upgrade(self.engine)
         self.store = SegmentStore(self.engine)
-        self.store.sync_rooms(
-            [
-                (
-                    room.id,
-                    room.name,
-                    room.kind.value,
-                    [(cam.id, cam.name or cam.id, cam.url) for cam in room.cameras],
-                )
-                for room in settings.rooms
-            ]
-        )
+        self.store.sync_rooms(settings.room_rows())
         self.alerts = AlertBook(self.clock)
         self.book = CameraBook(self.clock)
         self.uploader = SpoolUploader(

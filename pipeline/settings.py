@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     def cameras(self) -> list[tuple[RoomConfig, CameraConfig]]:
         return [(room, cam) for room in self.rooms for cam in room.cameras]
 
+    def room_rows(self) -> list[tuple[str, str, str, list[tuple[str, str, str]]]]:
+        """Rooms and their cameras in the shape the index's ``sync_rooms`` takes."""
+        return [
+            (room.id, room.name, room.kind.value, [(c.id, c.name or c.id, c.url) for c in room.cameras])
+            for room in self.rooms
+        ]
+
     def camera(self, camera_id: str) -> tuple[RoomConfig, CameraConfig] | None:
         for room, cam in self.cameras():
             if cam.id == camera_id:

@@ -5,6 +5,7 @@ the spool is empty, an alert was raised and resolved, and the footage has no hol
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 import uuid
 from collections.abc import Iterator
@@ -49,7 +50,9 @@ def test_s3_down_20s_loses_nothing(
     bucket = f"ev-{uuid.uuid4().hex[:12]}"
     storage_toml = f'kind = "s3"\nendpoint = "{server.endpoint}"\nbucket = "{bucket}"'
     specs = [CamSpec(c.camera_id, "wait-1", "waiting", c.url) for c in two_cameras]
-    config = write_centre(tmp_path / "centre.toml", specs, db_url, storage_toml=storage_toml, segment_seconds=2.0)
+    config = write_centre(
+        tmp_path / "centre.toml", specs, db_url, storage_toml=storage_toml, segment_seconds=2.0
+    )
     env = {"VAUDIT_STORAGE__ACCESS_KEY": server.access_key, "VAUDIT_STORAGE__SECRET_KEY": server.secret_key}
     spool = tmp_path / "spool"
     with VauditRun(config, tmp_path / "run.log", env=env) as run:
@@ -76,7 +79,9 @@ def test_s3_down_20s_loses_nothing(
             for cam in two_cameras
         }
         gaps = {
-            cam.camera_id: run.get(f"/api/v1/cameras/{cam.camera_id}/gaps", start=start, end=end).json()["gaps"]
+            cam.camera_id: run.get(f"/api/v1/cameras/{cam.camera_id}/gaps", start=start, end=end).json()[
+                "gaps"
+            ]
             for cam in two_cameras
         }
         alerts = run.get("/api/v1/alerts").json()["alerts"]
@@ -87,7 +92,7 @@ def test_s3_down_20s_loses_nothing(
     for camera_id, segs in per_camera.items():
         assert len(segs) >= 12, (camera_id, len(segs))  # ~30 s of 2 s segments, outage included
         assert gaps[camera_id] == [], gaps  # storage trouble never cost footage
-        for a, b in zip(segs, segs[1:], strict=False):
+        for a, b in itertools.pairwise(segs):
             assert a["end"] == b["start"], (a, b)  # continuous: nothing lost during the outage
         for seg in segs:
             assert seg["storage_key"] in stored
@@ -95,4 +100,6 @@ def test_s3_down_20s_loses_nothing(
                 assert hashlib.sha256(fh.read()).hexdigest() == seg["sha256"]
             assert seg["storage_key"].rsplit(".", 1)[0] + ".json" in stored
     # everything closed was stored and removed from the spool (only files still open may remain)
-    assert _spool_media(spool) == [] or all(p.with_suffix(".partial.json").exists() for p in _spool_media(spool))
+    assert _spool_media(spool) == [] or all(
+        p.with_suffix(".partial.json").exists() for p in _spool_media(spool)
+    )
