@@ -1,4 +1,4 @@
-# ruff: noqa: E501  (embedded HTML/JS: its lines are not Python)
+
 """The HTML, CSS and JS of the disc's ``index.html`` (data is spliced in at ``/*DATA*/null``).
 
 Kept as a Python string so it ships with the package. No network: no fonts, no CDN, no fetch()
