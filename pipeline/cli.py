@@ -7,8 +7,8 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -167,49 +167,148 @@ def reindex(config: ConfigOpt) -> None:
         raise typer.Exit(1)
 
 
+def _when(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --{name} {text!r} is not an ISO 8601 time")
+        raise typer.Exit(2) from exc
+    if value.tzinfo is None:
+        console.print(f"[red]error:[/red] --{name} {text!r} needs a time zone (Z or +08:00)")
+        raise typer.Exit(2)
+    return value
+
+
+@app.command()
+def export(
+    config: ConfigOpt,
+    case: Annotated[str, typer.Option("--case", help="Case number (or case id)")],
+    subject: Annotated[str, typer.Option("--subject", help="Subject id, ID number or name")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the disc images")],
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start (ISO 8601); default: first footage")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="End (ISO 8601); default: end of last interrogation")
+    ] = None,
+    media: Annotated[str | None, typer.Option(help="dvd5, dvd9, bd25, bd50 (default from config)")] = None,
+    allow_unexplained: Annotated[
+        bool, typer.Option(help="Export even if some seconds have no footage or gap")
+    ] = False,
+    exported_by: Annotated[str, typer.Option(help="Name recorded in the chain of custody")] = "",
+) -> None:
+    """Write the full-process disc images (master and working copy) of one subject of a case."""
+    import getpass
+
+    from indexer.database import create_engine_for, upgrade
+    from pipeline.export_service import ExportService, ExportSpec
+    from pipeline.storage import open_storage
+
+    settings = _settings(config)
+    configure_logging("warning", json_lines=False)
+    if media is not None and media not in ("dvd5", "dvd9", "bd25", "bd50"):
+        console.print(f"[red]error:[/red] --media {media!r}: choose dvd5, dvd9, bd25 or bd50")
+        raise typer.Exit(2)
+    spec = ExportSpec(
+        case=case,
+        subject=subject,
+        start=_when(from_, "from"),
+        end=_when(to, "to"),
+        media=media,
+        allow_unexplained=allow_unexplained,
+        exported_by=exported_by or getpass.getuser(),
+    )
+    engine = create_engine_for(settings.database.url)
+    try:
+        upgrade(engine)
+        service = ExportService(settings, engine, open_storage(settings.storage))
+        with Progress(console=console) as progress:
+            task = progress.add_task("exporting", total=1.0)
+
+            def report(fraction: float, message: str) -> None:
+                progress.update(task, completed=fraction, description=message[:60])
+
+            result = service.run(spec, out_dir=out, progress=report)
+    except VauditError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        for interval in exc.details.get("intervals", []) or []:
+            console.print(f"  unexplained: {interval}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    for path in (*result.master_images, *result.working_images):
+        print(path)
+
+
+@app.command()
+def verify(
+    images: Annotated[list[Path], typer.Argument(help="Disc image(s) of one export (all discs of a set)")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Also check capture hashes in the index")
+    ] = None,
+) -> None:
+    """Check disc images against their signed manifest (and the index's capture hashes)."""
+    from exporter.verify import verify_images
+
+    configure_logging("warning", json_lines=False)
+    missing = [p for p in images if not p.is_file()]
+    if missing:
+        console.print(f"[red]error:[/red] no such image: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    if config is not None:
+        from indexer.database import create_engine_for
+        from pipeline.export_service import ExportService
+        from pipeline.storage import open_storage
+
+        settings = _settings(config)
+        engine = create_engine_for(settings.database.url)
+        try:
+            report = ExportService(settings, engine, open_storage(settings.storage)).verify(images)
+        finally:
+            engine.dispose()
+    else:
+        report = verify_images(images)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    if report.ok:
+        console.print(
+            f"[green]OK[/green]: {report.files_checked} files on {len(report.discs)} disc(s) match the signed manifest (key {report.fingerprint})"
+        )
+        return
+    for problem in report.problems:
+        print(f"PROBLEM: {problem}")
+    raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     config: Annotated[Path, typer.Option("--config", "-c", help="Centre configuration file")] = Path(
         "examples/centre.toml"
     ),
-    seconds: Annotated[int, typer.Option(help="How long to record the simulated centre")] = 40,
+    seconds: Annotated[int, typer.Option(help="How long to record the simulated centre")] = 60,
 ) -> None:
-    """Start a simulated centre, record it with the real pipeline, and print what was recorded."""
-    from datetime import timedelta
-
-    from domain.types import from_unix
-    from pipeline.runtime import CentreRuntime
-    from pipeline.simulator.centre import start_centre, stop_centre
+    """Record a simulated centre, drive one case through the REST API, and write its court disc."""
+    from pipeline.demo import run_demo
 
     settings = _settings(config)
     configure_logging("warning", json_lines=False)
-    cams = start_centre(settings)
-    try:
-        runtime = CentreRuntime(settings)
-        started = time.time()
-        runtime.start()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("starting the simulated centre", total=None)
         try:
-            with Progress(console=console) as progress:
-                task = progress.add_task(f"recording {len(cams)} cameras", total=seconds)
-                while (elapsed := time.time() - started) < seconds:
-                    progress.update(task, completed=elapsed)
-                    time.sleep(0.5)
-                progress.update(task, completed=seconds)
-        finally:
-            runtime.stop()
-        lo = from_unix(started) - timedelta(seconds=5)
-        hi = from_unix(time.time()) + timedelta(seconds=5)
-        for room, cam in settings.cameras():
-            segs = runtime.store.segments(cam.id, lo, hi)
-            gaps = runtime.store.gaps(cam.id, lo, hi)
-            covered = sum(s.range.seconds for s in segs)
-            console.print(
-                f"{room.name} {cam.id}: {len(segs)} segments, {covered:.1f} s recorded, {len(gaps)} gaps"
+            images = run_demo(
+                settings,
+                seconds,
+                say=lambda text: bar.console.print(text),
+                progress=lambda text: bar.update(task, description=text),
             )
-        where = settings.storage.path if settings.storage.kind == "local" else settings.storage.bucket
-        console.print(f"storage: {where}")
-    finally:
-        stop_centre(cams)
+        except VauditError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(1) from exc
+    console.print("disc images (master and working copy), check them with `vaudit verify`:")
+    for image in images:
+        print(image)
 
 
 def main() -> None:

@@ -56,6 +56,8 @@ class PipelineSink:
         with self._lock:
             was = self._connected.get(status.camera_id)
             self._connected[status.camera_id] = status.connected
+        if status.state == "stopped":
+            return  # we are shutting down: not a camera failure
         if was and not status.connected:
             self._alerts.raise_(
                 "camera_lost",

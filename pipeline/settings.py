@@ -121,6 +121,16 @@ class ApiConfig(_Strict):
     max_upload_bytes: int = Field(default=8 * 1024**3, gt=0)
     max_json_bytes: int = Field(default=4 * 1024**2, gt=0)
     max_future_seconds: float = Field(default=300.0, ge=0)
+    upload_tmp: Path = Path("data/uploads")  # body-camera uploads wait here while hashed and probed
+
+
+class ExportConfig(_Strict):
+    out_dir: Path = Path("data/exports")
+    signing_key: Path = Path("data/keys/export-ed25519.pem")  # created on first export if missing
+    media: Literal["dvd5", "dvd9", "bd25", "bd50"] | int = "dvd5"
+    exported_by: str = ""
+    chromium: str | None = None  # for the statement PDF; default /usr/bin/chromium
+    originals_on_working: bool = False
 
 
 class CentreConfig(_Strict):
@@ -142,6 +152,7 @@ class Settings(BaseSettings):
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     upload: UploadConfig = Field(default_factory=UploadConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)
 
     @classmethod

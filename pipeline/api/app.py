@@ -7,11 +7,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import Engine
 
 from indexer.segment_store import SegmentStore
-from pipeline.api import cameras, cases
+from pipeline.api import cameras, cases, exports
 from pipeline.api.errors import install_error_handlers
+from pipeline.export_service import ExportService
 from pipeline.settings import Settings
+from pipeline.storage import Storage
 
 API_TITLE = "video-audit"
 
@@ -21,8 +24,14 @@ def create_app(
     store: SegmentStore,
     runtime: Any | None = None,
     registry: CollectorRegistry | None = None,
+    engine: Engine | None = None,
+    storage: Storage | None = None,
 ) -> FastAPI:
-    """``runtime`` is the CentreRuntime when this process records; None for an API-only node."""
+    """``runtime`` is the CentreRuntime when this process records; None for an API-only node.
+
+    With ``engine`` and ``storage`` (taken from the runtime when it is given) the case index,
+    body-camera import and export routes are served too.
+    """
     app = FastAPI(
         title=API_TITLE,
         version="0.1.0",
@@ -36,7 +45,14 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(cameras.router)
-    app.include_router(cases.router)  # state: cases.install(app, engine, storage, settings)
+    app.include_router(cases.router)
+    app.include_router(exports.router)
+    engine = engine if engine is not None else (runtime.engine if runtime is not None else None)
+    storage = storage if storage is not None else (runtime.storage if runtime is not None else None)
+    if engine is not None and storage is not None:
+        cases.install(app, engine, storage, settings, tmp_dir=settings.api.upload_tmp)
+        jobs = exports.install(app, ExportService(settings, engine, storage))
+        app.router.on_shutdown.append(jobs.stop)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and recorder health")
     def healthz(request: Request) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""Court disc exports as background jobs: start, watch progress, cancel, download the images."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.errors import IndexStoreError, NotFoundError, ValidationFailed
+from pipeline.export_service import ExportJobs, ExportService, ExportSpec
+
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+
+
+class ExportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case: Annotated[str, Field(min_length=1, max_length=64, description="case number or case id")]
+    subject: Annotated[str, Field(min_length=1, max_length=200, description="subject id, ID number or name")]
+    from_: Annotated[
+        datetime | None, Field(alias="from", description="ISO 8601 with zone; default: first footage")
+    ] = None
+    to: Annotated[
+        datetime | None, Field(description="ISO 8601 with zone; default: end of last interrogation")
+    ] = None
+    media: Literal["dvd5", "dvd9", "bd25", "bd50"] | None = None
+    allow_unexplained: bool = False
+
+
+def install(app: FastAPI, service: ExportService) -> ExportJobs:
+    jobs = ExportJobs(service)
+    app.state.exports = jobs
+    return jobs
+
+
+def _jobs(request: Request) -> ExportJobs:
+    jobs: ExportJobs | None = getattr(request.app.state, "exports", None)
+    if jobs is None:
+        raise IndexStoreError("exports are not configured on this node")
+    return jobs
+
+
+@router.post("", status_code=202, summary="Start a full-process disc export of one subject")
+def start_export(request: Request, body: ExportIn) -> dict[str, Any]:
+    for name, value in (("from", body.from_), ("to", body.to)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(
+                f"{name} needs a time zone",
+                fields=[{"field": f"body.{name}", "message": "needs a time zone"}],
+            )
+    spec = ExportSpec(
+        case=body.case,
+        subject=body.subject,
+        start=body.from_,
+        end=body.to,
+        media=body.media,
+        allow_unexplained=body.allow_unexplained,
+        exported_by=getattr(request.state, "user", "") or "api",
+    )
+    return _jobs(request).submit(spec).to_json()
+
+
+@router.get("", summary="Export jobs, newest first")
+def list_exports(request: Request) -> dict[str, Any]:
+    return {"exports": [j.to_json() for j in _jobs(request).list()]}
+
+
+@router.get("/{job_id}", summary="One export job: state and progress")
+def get_export(request: Request, job_id: str) -> dict[str, Any]:
+    return _jobs(request).get(job_id).to_json()
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a queued or running export")
+def cancel_export(request: Request, job_id: str) -> dict[str, Any]:
+    return _jobs(request).cancel(job_id).to_json()
+
+
+@router.get("/{job_id}/files/{name}", summary="Download one disc image of a finished export")
+def download(request: Request, job_id: str, name: str) -> FileResponse:
+    job = _jobs(request).get(job_id)
+    if job.result is None:
+        raise NotFoundError(f"export {job_id} has no files yet (state {job.state})")
+    images: dict[str, Path] = {p.name: p for p in (*job.result.master_images, *job.result.working_images)}
+    path = images.get(name)  # only names the job produced: no path from the request reaches the disk
+    if path is None:
+        raise NotFoundError(f"export {job_id} has no file {name!r}", files=sorted(images))
+    return FileResponse(path, media_type="application/x-iso9660-image", filename=name)

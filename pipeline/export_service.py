@@ -1,0 +1,319 @@
+"""From the index to a court disc: gathers a subject's footage, events and people, plans the
+export and runs it; also the background jobs behind ``POST /api/v1/exports``.
+
+The exporter itself is pure of the index and storage; this module is the glue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from domain.errors import ConflictError, NotFoundError, ValidationFailed, VauditError
+from domain.types import RoomKind, RoomStay, StayFootage, TimeRange, iso, utc
+from exporter.job import ExportOptions, ExportResult, run_export
+from exporter.plan import (
+    CaseInfo,
+    ExportPlan,
+    ExportRequest,
+    Officer,
+    OfficerRole,
+    RoomInfo,
+    SubjectInfo,
+    build_plan,
+    default_range,
+)
+from exporter.signing import generate_signing_key
+from exporter.verify import VerifyReport, verify_images
+from indexer.case_store import CaseStore
+from indexer.footage import FootageIndex
+from indexer.models import ImportedFile, Room, Segment
+from pipeline.settings import Settings
+from pipeline.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+_ROLE = {
+    "interrogator": OfficerRole.INTERROGATOR,
+    "lead": OfficerRole.INTERROGATOR,
+    "assist": OfficerRole.INTERROGATOR,
+    "recorder": OfficerRole.RECORDER,
+    "interpreter": OfficerRole.INTERPRETER,
+    "guardian": OfficerRole.GUARDIAN,
+}
+# Where footage of the arrest scene (body cameras before entry) is filed in the plan.
+ARREST_ROOM = "arrest-scene"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    case: str  # case number or numeric case id
+    subject: str  # subject id, ID number or name within the case
+    start: datetime | None = None
+    end: datetime | None = None
+    media: str | int | None = None
+    allow_unexplained: bool = False
+    exported_by: str = ""
+
+
+class ExportService:
+    def __init__(self, settings: Settings, engine: Engine, storage: Storage) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.storage = storage
+        self.cases = CaseStore(engine)
+        self.footage = FootageIndex(self.cases)
+
+    # --- planning --------------------------------------------------------------------------
+
+    def _case_id(self, case: str) -> int:
+        from indexer.models import Case
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Case.id).where(Case.case_number == case)).first()
+            if row is None and case.isdigit():
+                row = conn.execute(select(Case.id).where(Case.id == int(case))).first()
+        if row is None:
+            raise NotFoundError(f"no case with number or id {case!r}", case=case)
+        return int(row[0])
+
+    def _subject_id(self, case_id: int, subject: str) -> int:
+        subjects = self.cases.subjects_of_case(case_id)
+        hits = [s for s in subjects if str(s.id) == subject or s.id_number == subject or s.name == subject]
+        if not hits:
+            raise NotFoundError(f"case {case_id} has no subject {subject!r}", subject=subject)
+        if len(hits) > 1:
+            raise ConflictError(
+                f"{subject!r} names {len(hits)} subjects; give the subject id", subject=subject
+            )
+        return hits[0].id
+
+    def _rooms(self) -> dict[str, RoomInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Room.id, Room.name, Room.kind)).all()
+        rooms = {}
+        for rid, name, kind in rows:
+            try:
+                rk = RoomKind(kind)
+            except ValueError:
+                rk = RoomKind.OTHER
+            rooms[rid] = RoomInfo(rid, name, rk)
+        rooms[ARREST_ROOM] = RoomInfo(ARREST_ROOM, "抓获现场", RoomKind.ARREST)
+        return rooms
+
+    def plan(self, spec: ExportSpec) -> ExportPlan:
+        case_id = self._case_id(spec.case)
+        subject_id = self._subject_id(case_id, spec.subject)
+        case = self.cases.get_case(case_id)
+        subject = self.cases.get_subject(subject_id)
+        officers = tuple(
+            Officer(o.name, _ROLE.get((role or "").lower(), OfficerRole.OTHER), o.id, o.badge_number)
+            for o, role in self.cases.case_officers(case_id)
+        )
+        events = [e.event for e in self.cases.events(case_id=case_id)]
+        stays = self.footage.trajectory(subject_id)
+        now = self.cases.now()
+        first_stay = min((st.start for st in stays), default=now)
+        # Without --from, look a day before the first stay for the body-camera arrest clip.
+        lo = utc(spec.start) if spec.start else first_stay - timedelta(hours=24)
+        hi = utc(spec.end) if spec.end else now
+        if hi <= lo:
+            raise ValidationFailed(
+                "export range is empty", fields=[{"field": "to", "message": "not after from"}]
+            )
+        stay_footage, clips = self.footage.subject_footage(subject_id, lo, hi, now=now)
+        first = min((fp.interval.start for fp in stay_footage), default=hi)
+        before = tuple(c for c in clips if c.start < first)
+        if before:
+            scene = TimeRange(min(c.start for c in before), max(c.end for c in before))
+            stay = RoomStay(
+                subject_id, ARREST_ROOM, RoomKind.ARREST, scene.start, scene.end, "bodycam", "bodycam"
+            )
+            stay_footage = [StayFootage(stay, scene, (), before), *stay_footage]
+        rng: TimeRange | None = None
+        if spec.start is not None or spec.end is not None:
+            default = None if spec.start and spec.end else default_range(stay_footage, events, subject_id)
+            rng = TimeRange(
+                utc(spec.start) if spec.start else default.start,  # type: ignore[union-attr]
+                utc(spec.end) if spec.end else default.end,  # type: ignore[union-attr]
+            )
+        request = ExportRequest(
+            case=CaseInfo(case.case_number, case.title, case.charge),
+            subject=SubjectInfo(
+                subject_id, subject.name, subject.id_number or "", subject.role, subject.minor
+            ),
+            officers=officers,
+            range=rng,
+            place=self.settings.centre.name,
+        )
+        return build_plan(request, stay_footage, events, self._rooms())
+
+    # --- running ---------------------------------------------------------------------------
+
+    def options(self, spec: ExportSpec) -> ExportOptions:
+        cfg = self.settings.export
+        key = cfg.signing_key
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            info = generate_signing_key(key)
+            logger.warning("created export signing key", extra={"path": str(key), "fingerprint": str(info)})
+        return ExportOptions(
+            signing_key=key,
+            media=spec.media or cfg.media,
+            time_zone=self.settings.centre.timezone,
+            allow_unexplained=spec.allow_unexplained,
+            exported_by=spec.exported_by or cfg.exported_by,
+            system=f"video-audit {self.settings.centre.id}",
+            chromium=cfg.chromium,
+            originals_on_working=cfg.originals_on_working,
+        )
+
+    def run(
+        self,
+        spec: ExportSpec,
+        out_dir: Path | None = None,
+        progress: Callable[[float, str], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExportResult:
+        plan = self.plan(spec)
+        out = out_dir or self.settings.export.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        return run_export(plan, self.storage, out, self.options(spec), progress=progress, cancel=cancel)
+
+    def capture_hash(self, storage_key: str) -> str | None:
+        """The SHA-256 the index recorded at capture for a segment or imported clip."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Segment.sha256).where(Segment.storage_key == storage_key)).first()
+            if row is None:
+                row = conn.execute(
+                    select(ImportedFile.sha256).where(ImportedFile.storage_key == storage_key)
+                ).first()
+        return None if row is None else str(row[0])
+
+    def verify(self, images: list[Path]) -> VerifyReport:
+        return verify_images(images, index_lookup=self.capture_hash)
+
+
+# --- background jobs for the API -------------------------------------------------------------
+
+
+@dataclass
+class ExportJob:
+    job_id: str
+    spec: ExportSpec
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    progress: float = 0.0
+    message: str = ""
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    error: dict[str, Any] | None = None
+    result: ExportResult | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.job_id,
+            "state": self.state,
+            "progress": round(self.progress, 4),
+            "message": self.message,
+            "case": self.spec.case,
+            "subject": self.spec.subject,
+            "created": iso(datetime.fromtimestamp(self.created).astimezone()),
+            "error": self.error,
+        }
+        if self.result is not None:
+            body["export_id"] = self.result.export_id
+            body["files"] = [p.name for p in (*self.result.master_images, *self.result.working_images)]
+            body["summary"] = self.result.summary
+        return body
+
+
+class ExportJobs:
+    """Runs exports one at a time in a worker thread (they are CPU and disk heavy)."""
+
+    def __init__(self, service: ExportService) -> None:
+        self.service = service
+        self._jobs: dict[str, ExportJob] = {}
+        self._lock = threading.Lock()
+        self._queue: list[str] = []
+        self._wake = threading.Condition(self._lock)
+        self._thread = threading.Thread(target=self._loop, name="exports", daemon=True)
+        self._stopping = False
+        self._thread.start()
+
+    def submit(self, spec: ExportSpec) -> ExportJob:
+        self.service.plan(spec)  # refuse bad requests (unknown case, unexplained footage) up front
+        job = ExportJob(uuid.uuid4().hex[:12], spec)
+        with self._wake:
+            self._jobs[job.job_id] = job
+            self._queue.append(job.job_id)
+            self._wake.notify()
+        return job
+
+    def get(self, job_id: str) -> ExportJob:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no export job {job_id!r}", job_id=job_id)
+        return job
+
+    def list(self) -> list[ExportJob]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
+
+    def cancel(self, job_id: str) -> ExportJob:
+        job = self.get(job_id)
+        job.cancel.set()
+        with self._lock:
+            if job.state == "queued":
+                self._queue.remove(job_id)
+                job.state, job.finished = "cancelled", time.time()
+        return job
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            for job in self._jobs.values():
+                job.cancel.set()
+            self._wake.notify()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                job = self._jobs[self._queue.pop(0)]
+                job.state = "running"
+            self._run(job)
+
+    def _run(self, job: ExportJob) -> None:
+        def progress(fraction: float, message: str) -> None:
+            job.progress, job.message = fraction, message
+
+        try:
+            job.result = self.service.run(job.spec, progress=progress, cancel=job.cancel)
+            job.state, job.progress, job.message = "done", 1.0, "done"
+        except VauditError as exc:
+            job.state = "cancelled" if job.cancel.is_set() else "failed"
+            job.error = exc.to_json()
+            logger.warning(
+                "export job ended", extra={"job": job.job_id, "state": job.state, "error": exc.message}
+            )
+        except Exception as exc:
+            job.state = "failed"
+            job.error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "details": {}}
+            logger.exception("export job crashed", extra={"job": job.job_id})
+        finally:
+            job.finished = time.time()
