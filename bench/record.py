@@ -92,7 +92,11 @@ def measure_loss(files: list[Path]) -> Loss:
                     if last_video is None or t > last_video:
                         last_video = t
                 elif packet.stream.type in ("audio", "data"):
-                    dur = float(packet.duration * packet.stream.time_base) if packet.duration else 0.0
+                    if packet.duration:
+                        dur = float(packet.duration * packet.stream.time_base)
+                    else:  # A-law in MPEG-TS reads back as data with no duration: 8000 bytes a second
+                        dur = packet.size / 8000
+
                     if audio_end is not None and t - audio_end > 0.025:
                         audio_missing += t - audio_end
                     audio_end = max(audio_end or 0.0, t + dur)
@@ -129,7 +133,7 @@ def run_ours(urls: list[str], seconds: float, work: Path) -> tuple[Usage, Loss, 
 def run_ffmpeg(urls: list[str], seconds: float, work: Path, fmt: str) -> tuple[Usage, list[Usage], Loss]:
     procs = []
     fmt_args = ["-segment_format", fmt]
-    ext = fmt
+    ext = {"mpegts": "ts"}.get(fmt, fmt)
     if fmt == "mov":
         fmt_args += ["-segment_format_options", "movflags=frag_keyframe+empty_moov+default_base_moof"]
     for i, url in enumerate(urls):
@@ -190,7 +194,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, nargs="+", default=[8, 32, 64])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clip", type=Path, default=ROOT / "bench" / "out" / "clip1080p.mov")
-    parser.add_argument("--ffmpeg-format", default="mov", help="container ffmpeg writes (same as ours)")
+    parser.add_argument("--ffmpeg-format", default="mpegts", help="container ffmpeg writes (ours: mpegts)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
     args = parser.parse_args()
     args.clip.parent.mkdir(parents=True, exist_ok=True)
