@@ -89,7 +89,8 @@ class RtspSource:
             "timeout": str(int(open_timeout * 1_000_000)),
             "analyzeduration": str(analyzeduration_us),
             "probesize": str(probesize),
-            "fflags": "nobuffer",
+            # No "nobuffer": the packets read while probing (the camera's first keyframe among
+            # them) must be handed on, not dropped, or a run starts a whole GOP late.
         }
         self._container: Any = None
         self.video_index = -1

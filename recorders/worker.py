@@ -96,6 +96,47 @@ class _Run:
         self.skipped = 0  # leading packets before the first keyframe (not decodable; in the gap)
 
 
+def _frame_ticks(streams: list[Any], video_index: int) -> int:
+    """One frame's duration in the video stream's time base (90 kHz, 25 fps: 3600)."""
+    for stream in streams:
+        if stream.index == video_index:
+            rate = stream.guessed_rate or stream.average_rate
+            if rate and stream.time_base:
+                return max(1, round(1 / (float(rate) * float(stream.time_base))))
+    return 3600
+
+
+def _needs_successor(buffered: deque[tuple[Any, float]], video_index: int) -> bool:
+    """True while the first video packet has no timestamp and no timed video packet follows it."""
+    untimed = False
+    for pkt, _ in buffered:
+        if pkt.stream_index != video_index:
+            continue
+        if pkt.pts is None and pkt.dts is None:
+            untimed = True
+        elif untimed:
+            return False
+        else:
+            return False
+    return untimed
+
+
+def _time_untimed_video(buffered: deque[tuple[Any, float]], video_index: int, step: int) -> None:
+    """FFmpeg's RTSP demuxer can hand out a session's first video frame (the keyframe the camera
+    starts with) without a timestamp. Give it its successor's minus one frame, so recording starts
+    at that keyframe instead of waiting a whole GOP for the next one."""
+    successor: int | None = None
+    for pkt, _ in reversed(buffered):
+        if pkt.stream_index != video_index:
+            continue
+        ts = pkt.pts if pkt.pts is not None else pkt.dts
+        if ts is not None:
+            successor = ts
+        elif successor is not None:
+            successor -= step
+            pkt.pts = pkt.dts = successor
+
+
 class CameraWorker:
     def __init__(
         self,
@@ -230,11 +271,12 @@ class CameraWorker:
         deadline = self.clock.monotonic() + self.opts.rtcp_wait_seconds
         while not buffered or (
             rtcp_possible and source.rtcp_epoch is None and self.clock.monotonic() < deadline
-        ):
+        ) or (_needs_successor(buffered, source.video_index) and self.clock.monotonic() < deadline + 1.0):
             if stop.is_set():
                 return None, buffered
             buffered.append((next(packets), wall()))
         streams = source.streams
+        _time_untimed_video(buffered, source.video_index, _frame_ticks(streams, source.video_index))
         time_bases = [1 / 90000] * (max(s.index for s in streams) + 1)
         for s in streams:
             time_bases[s.index] = float(s.time_base)

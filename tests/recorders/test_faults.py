@@ -13,7 +13,7 @@ import pytest
 from domain.errors import SpoolError
 from domain.types import GapCause, SegmentRecord
 from recorders import ts_writer
-from recorders.worker import CameraWorker
+from recorders.worker import CameraWorker, RecorderOptions
 from tests.recorders.conftest import TEST_OPTIONS, CollectingSink, decode_segment, running
 
 pytestmark = pytest.mark.integration
@@ -36,11 +36,11 @@ def assert_no_overlap(segs: list[SegmentRecord]) -> None:
 def test_camera_killed_and_restarted_one_disconnect_gap(tmp_path: Path, sink: CollectingSink,
                                                          cameras: Any) -> None:
     spool = tmp_path / "spool"
-    # The gap ends at the first keyframe after reconnecting: poll interval + RTSP open (~0.2 s) +
-    # wait for a keyframe. A 0.2 s GOP and a 0.3 s poll cap keep that inside the +-0.5 s asked for.
-    victim = cameras("victim", tmp_path, gop=5)
+    # The gap ends at the first keyframe after reconnecting: the retry interval (capped at 0.25 s by
+    # default) + RTSP open (~0.2 s); a restarted camera starts its stream with a keyframe (1 s GOP).
+    victim = cameras("victim", tmp_path)
     other = cameras("other", tmp_path, video_codec="h265", audio_codec="aac")
-    opts = replace(TEST_OPTIONS, reconnect_max_seconds=0.3)
+    opts = replace(TEST_OPTIONS, reconnect_max_seconds=RecorderOptions().reconnect_max_seconds)
     workers = [CameraWorker(c.camera_id, c.url, spool, opts, sink) for c in (victim, other)]
     with running(workers):
         assert sink.wait_for(lambda: len(sink.segs("victim")) >= 2, 15)
