@@ -10,10 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC as UTC  # re-exported: the one zone of every stored instant
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO, Protocol
-
-UTC = UTC
 
 
 def utc(dt: datetime) -> datetime:
