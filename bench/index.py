@@ -7,14 +7,17 @@ real migrations, then measures p50/p95 of:
 
 * ``footage``: FootageIndex.subject_footage over a random subject's whole visit (trajectory from
   events and observations, then segments and gaps of every camera of every stay), end to end,
-  domain objects included; ``footage-sql`` is the same SQL with the rows fetched but no objects;
+  domain objects included; ``footage-sql`` is the same SQL with the rows fetched but no objects
+  (the shape of the query — stays, hours, segment records — is printed with the figures);
 * ``search``: CaseSearch.search with a mix of filters (case number, ID number, name, officer,
   room + 1 h window, event type + 1 day window), with the total count.
 
     .venv/bin/python bench/index.py --segments 1000000 --events 100000 --backend both
     .venv/bin/python bench/index.py                      # the issue's 10M segments / 1M events
 
-``--extra-indexes`` adds the indexes proposed for search (see docs/INDEX.md) before measuring.
+The schema is migrated to head before measuring, also with ``--reuse`` (a database loaded before
+revision 0002 gets its indexes then; same-named indexes created by hand by the older
+``--extra-indexes`` option are dropped first so the migration can create them).
 """
 
 from __future__ import annotations
@@ -35,12 +38,22 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from domain.types import EventType, segment_key
 from indexer.case_store import CaseStore
-from indexer.database import create_engine_for, upgrade
-from indexer.footage import CAMERAS, GAPS, SEGMENTS, FootageIndex
+from indexer.database import create_engine_for, current_revision, upgrade
+from indexer.footage import (
+    _GAP_COLS,
+    _SEG_COLS,
+    GAPS,
+    SEGMENTS,
+    FootageIndex,
+    _overlapping,
+    _rooms,
+    _trajectory,
+)
 from indexer.models import from_us, to_us
 from indexer.search import CaseQuery, CaseSearch
 
@@ -58,13 +71,14 @@ ROOM_PLAN = [
     ("waiting", 10),
     ("interrogation", 20),
 ]
-EXTRA_INDEXES = [
-    "CREATE INDEX IF NOT EXISTS ix_procedure_events_type_time ON procedure_events (type, time_us)",
-    "CREATE INDEX IF NOT EXISTS ix_procedure_events_time_us ON procedure_events (time_us)",
-    "CREATE INDEX IF NOT EXISTS ix_procedure_event_officers_officer_id"
-    " ON procedure_event_officers (officer_id)",
-    "CREATE INDEX IF NOT EXISTS ix_case_officers_officer_id ON case_officers (officer_id)",
-    "CREATE INDEX IF NOT EXISTS ix_imported_file_subjects_subject_id ON imported_file_subjects (subject_id)",
+# Indexes of revision 0002 that the older --extra-indexes option created by hand.
+HAND_MADE_0002 = [
+    "ix_procedure_events_type_time",
+    "ix_procedure_events_time_us",
+    "ix_procedure_event_officers_officer_id",
+    "ix_case_officers_officer_id",
+    "ix_imported_file_subjects_subject_id",
+    "ix_cases_case_number_pattern",
 ]
 
 
@@ -136,7 +150,7 @@ def people_rows(n_events: int, span_us: int, rng: random.Random) -> dict[str, li
         officer = rng.randrange(1, 501)
         out["case_officers"].append((sid, officer, "lead"))
         t = visit
-        plan = [
+        plan: list[tuple[EventType, str | None, int]] = [
             (EventType.ENTRY, "entry", 600), (EventType.SEARCH, "search", 600),
             (EventType.PROPERTY, "property", 600), (EventType.INFO_COLLECTION, "info", 900),
             (EventType.WAITING, "waiting", 3600), (EventType.TAKEN_OUT, "waiting", 60),
@@ -144,16 +158,16 @@ def people_rows(n_events: int, span_us: int, rng: random.Random) -> dict[str, li
             (EventType.INTERROGATION_END, "interrogation", 300),
             (EventType.TRANSCRIPT_SIGNED, "interrogation", 120), (EventType.EXIT, None, 0),
         ]  # fmt: skip
-        room = None
-        for etype, kind, dwell in plan:
-            if kind is not None and (room is None or not room.startswith(kind)):
-                room = rng.choice(by_kind[kind])
+        room: str | None = None
+        for etype, place, dwell in plan:
+            if place is not None and (room is None or not room.startswith(place)):
+                room = rng.choice(by_kind[place])
             eid += 1
             out["events"].append(
-                (eid, f"ev-{eid}", etype.value, t, room if kind else None, sid, sid, "{}", t)
+                (eid, f"ev-{eid}", etype.value, t, room if place else None, sid, sid, "{}", t)
             )
             out["event_officers"].append((eid, officer))
-            if kind is not None and etype in (EventType.ENTRY, EventType.WAITING):
+            if place is not None and etype in (EventType.ENTRY, EventType.WAITING):
                 out["observations"].append((f"ob-{eid}", sid, None, room, t + 5_000_000, "wristband", t))
             t += dwell * 1_000_000 + rng.randrange(0, 60_000_000)
     return out
@@ -247,26 +261,38 @@ def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
     return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
 
 
-def footage_sql(engine: Engine, footage: FootageIndex, subject_id: int) -> None:
-    """The same segment/gap SQL as FootageIndex._coverage, rows fetched, no domain objects."""
-    stays = footage.trajectory(subject_id)
-    with engine.connect() as conn:
-        for stay in stays:
-            lo, hi = to_us(stay.start), to_us(stay.end or stay.start)
-            for cam, seg_max, gap_max in conn.execute(
-                select(CAMERAS.c.id, CAMERAS.c.max_segment_us, CAMERAS.c.max_gap_us).where(
-                    CAMERAS.c.room_id == stay.room_id
-                )
-            ).all():
-                for table, longest in ((SEGMENTS, seg_max), (GAPS, gap_max)):
-                    conn.execute(
-                        select(table).where(
-                            table.c.camera_id == cam,
-                            table.c.start_us >= lo - longest,
-                            table.c.start_us < hi,
-                            table.c.end_us > lo,
-                        )
-                    ).all()
+def footage_sql(engine: Engine, subject_id: int) -> None:
+    """The same SQL as FootageIndex.subject_footage (rooms, trajectory inputs, one segment and one
+    gap query per stay), rows fetched as tuples, no records built."""
+    far = to_us(datetime(2100, 1, 1, tzinfo=UTC))
+    with Session(engine) as s, s.begin():
+        rooms = _rooms(s)
+        for stay in _trajectory(s, subject_id, rooms):
+            room = rooms[stay.room_id]
+            lo, hi = to_us(stay.start), to_us(stay.end) if stay.end else far
+            cams = [c[0] for c in room.cameras]
+            _overlapping(
+                s, SEGMENTS, _SEG_COLS, (SEGMENTS.c.seq,), cams, max(c[1] for c in room.cameras), lo, hi
+            )
+            _overlapping(s, GAPS, _GAP_COLS, (GAPS.c.gap_id,), cams, max(c[2] for c in room.cameras), lo, hi)
+
+
+def footage_shape(footage: FootageIndex, subjects: Sequence[int], n: int, seed: int) -> str:
+    """What one footage query returns, on average over ``n`` random subjects."""
+    rng = random.Random(seed + 2)
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    stays = hours = segs = gaps = cams = 0.0
+    for _ in range(n):
+        result, _ = footage.subject_footage(rng.choice(subjects), T0, far, now=far)
+        stays += len(result)
+        hours += sum(f.interval.seconds for f in result) / 3600
+        cams += sum(len(f.cameras) for f in result)
+        segs += sum(len(c.segments) for f in result for c in f.cameras)
+        gaps += sum(len(c.gaps) for f in result for c in f.cameras)
+    return (
+        f"footage query (mean of {n}): {stays / n:.1f} stays, {hours / n:.2f} h, {cams / n:.1f} camera"
+        f" streams, {segs / n:.0f} segment records, {gaps / n:.1f} gaps"
+    )
 
 
 def measure(engine: Engine, subjects: Sequence[int], n: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -276,7 +302,7 @@ def measure(engine: Engine, subjects: Sequence[int], n: int, seed: int) -> dict[
     far = datetime(2100, 1, 1, tzinfo=UTC)
     results: dict[str, tuple[float, float]] = {}
     results["footage"] = timed(lambda: footage.subject_footage(rng.choice(subjects), T0, far, now=far), n)
-    results["footage-sql"] = timed(lambda: footage_sql(engine, footage, rng.choice(subjects)), n)
+    results["footage-sql"] = timed(lambda: footage_sql(engine, rng.choice(subjects)), n)
     n_sub = len(subjects)
 
     with engine.connect() as conn:
@@ -339,7 +365,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sqlite-path", default="/tmp/vaudit-bench.db")
     p.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--pg-db", default="vaudit_bench")
-    p.add_argument("--extra-indexes", action="store_true", help="create the proposed search indexes first")
     p.add_argument("--reuse", action="store_true", help="measure an already loaded database")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
@@ -353,21 +378,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             t = time.perf_counter()
             load(engine, args.segments, args.events, args.seed)
             log.info("%s: loaded in %.0f s", backend, time.perf_counter() - t)
-        if args.extra_indexes:
+        elif current_revision(engine) == "0001":
+            t = time.perf_counter()
             with engine.begin() as conn:
-                for ddl in EXTRA_INDEXES:
-                    conn.execute(text(ddl))
+                for name in HAND_MADE_0002:
+                    conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+            upgrade(engine)
+            with engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
+            log.info("%s: migrated to head in %.0f s", backend, time.perf_counter() - t)
         with engine.connect() as conn:
             subjects = [int(r[0]) for r in conn.execute(text("SELECT id FROM subjects"))]
             n_seg = conn.execute(text("SELECT count(*) FROM segments")).scalar_one()
             n_ev = conn.execute(text("SELECT count(*) FROM procedure_events")).scalar_one()
         results = measure(engine, subjects, args.queries, args.seed)
-        extra = " +extra indexes" if args.extra_indexes else ""
-        print(
-            f"\n{backend}: {n_seg:,} segments, {n_ev:,} events, {len(subjects):,} subjects{extra}",
-            file=report,
-        )
+        print(f"\n{backend}: {n_seg:,} segments, {n_ev:,} events, {len(subjects):,} subjects", file=report)
+        print("  " + footage_shape(FootageIndex(CaseStore(engine)), subjects, 20, args.seed), file=report)
         print(f"  {'query':<22} {'p50 ms':>8} {'p95 ms':>8}", file=report)
         for name, (p50, p95) in results.items():
             print(f"  {name:<22} {p50:8.2f} {p95:8.2f}", file=report)

@@ -17,17 +17,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, Select, Table, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from domain.errors import ValidationFailed
+from domain.errors import NotFoundError, ValidationFailed
 from domain.types import (
     CameraCoverage,
+    CaseEvent,
     ClockSource,
+    EventType,
+    GapCause,
+    GapRecord,
     ImportedClip,
+    ObservationSource,
+    RoomKind,
     RoomStay,
     SegmentRecord,
     StayFootage,
@@ -37,9 +44,8 @@ from domain.types import (
 )
 from indexer.case_records import CaseInfo, Problems, StoredEvent, SubjectInfo
 from indexer.case_store import CaseStore
-from indexer.models import Base, from_us, to_us
-from indexer.segment_store import gap_from_row
-from indexer.trajectory import clip_stay, trajectory
+from indexer.models import EPOCH, Base, from_us, to_us
+from indexer.trajectory import Observation, clip_stay, trajectory
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +53,10 @@ T = Base.metadata.tables
 SEGMENTS, GAPS, CAMERAS = T["segments"], T["gaps"], T["cameras"]
 SUBJECTS, OFFICERS = T["subjects"], T["officers"]
 IMPORTS, IMPORT_SUBJECTS = T["imported_files"], T["imported_file_subjects"]
+ROOMS, EVENTS, OBSERVATIONS = T["rooms"], T["procedure_events"], T["location_observations"]
 
 MAX_ROWS_PER_CAMERA = 50_000  # 5.8 days of 10 s segments: a bound, not a page size
+MAX_READINGS = 100_000  # events / observations of one subject read for a trajectory (as CaseStore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,27 +124,51 @@ _SEG_NAMES = (
     "video_codec", "width", "height", "audio_codec", "audio_sample_rate", "audio_channels",
 )  # fmt: skip
 _SEG_COLS = [SEGMENTS.c[name] for name in _SEG_NAMES]
+_GAP_COLS = [GAPS.c[name] for name in ("camera_id", "start_us", "end_us", "cause", "detail", "gap_id")]
+_CLOCKS = {c.value: c for c in ClockSource}
+_CAUSES = {c.value: c for c in GapCause}
 
 
-def _segments(rows: Sequence[Any]) -> tuple[SegmentRecord, ...]:
-    """Rows of ``_SEG_COLS`` → records. A long stay has thousands of segments, so this is the hot
-    loop of the footage query: positional tuples from one fetchall, one StreamInfo per distinct
-    codec set (a camera's run rarely changes it) instead of a mapping and a StreamInfo per row."""
+def _raw_rows(s: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
+    """The DB-API tuples of a Core select: the compiled statement is still cached and the
+    parameters bound by SQLAlchemy, but the rows skip the Row objects and result processors
+    (the selects below only read strings, integers and one boolean, which need no processing
+    other than ``bool()`` on SQLite)."""
+    result = cast(CursorResult[Any], s.execute(stmt))
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
+def _segments(rows: Sequence[tuple[Any, ...]]) -> tuple[SegmentRecord, ...]:
+    """Rows of ``_SEG_COLS`` (one camera, by start) → records: the hot loop of the footage query
+    (a 3 h stay under two cameras is ≈ 2,400 rows). Positional tuples; one StreamInfo per
+    distinct codec set (a run rarely changes it); back-to-back segments share the datetime of
+    the boundary (one microsecond → datetime conversion per row instead of two)."""
     streams: dict[tuple[Any, ...], StreamInfo] = {}
-    clocks = {c.value: c for c in ClockSource}
-    out = []
+    clocks = _CLOCKS
+    epoch, td = EPOCH, timedelta
+    out: list[SegmentRecord] = []
+    append = out.append
+    last_us: int | None = None
+    last_dt = epoch
     for r in rows:
         key = r[14:20]
         stream = streams.get(key)
         if stream is None:
             stream = streams[key] = StreamInfo(*key)
-        out.append(
+        start_us = r[3]
+        start = last_dt if start_us == last_us else epoch + td(0, 0, start_us)
+        last_us = r[4]
+        last_dt = epoch + td(0, 0, last_us)
+        append(
             SegmentRecord(
                 r[0],
                 r[1],
                 r[2],
-                from_us(r[3]),
-                from_us(r[4]),
+                start,
+                last_dt,
                 r[5],
                 r[6],
                 r[7],
@@ -150,6 +182,23 @@ def _segments(rows: Sequence[Any]) -> tuple[SegmentRecord, ...]:
             )
         )
     return tuple(out)
+
+
+def _gaps(rows: Sequence[tuple[Any, ...]]) -> tuple[GapRecord, ...]:
+    """Rows of ``_GAP_COLS`` → records (few per stay; GapRecord's own checks are kept)."""
+    return tuple(GapRecord(r[0], from_us(r[1]), from_us(r[2]), _CAUSES[r[3]], r[4], r[5]) for r in rows)
+
+
+def _by_camera(rows: list[tuple[Any, ...]], per_camera: int) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows ordered by camera id first → per-camera lists, each cut at ``per_camera`` rows."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        mine = out.get(r[0])
+        if mine is None:
+            mine = out[r[0]] = []
+        if len(mine) < per_camera:
+            mine.append(r)
+    return out
 
 
 def _holes(lo: int, hi: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -271,10 +320,8 @@ class FootageIndex:
 
     def trajectory(self, subject_id: int) -> list[RoomStay]:
         """The subject's stays (NotFoundError for an unknown subject)."""
-        self._store.get_subject(subject_id)
-        observations = self._store.subject_observations(subject_id)
-        events = [e.event for e in self._store.events(subject_id=subject_id)]
-        return trajectory(subject_id, observations, events, self._store.room_kinds())
+        with self._store.session(f"trajectory of subject {subject_id}") as s:
+            return _trajectory(s, subject_id, _rooms(s))
 
     def subject_footage(
         self, subject_id: int, start: datetime, end: datetime, now: datetime | None = None
@@ -282,84 +329,64 @@ class FootageIndex:
         """(footage of every stay clipped to [start, end), every clip of the subject in it).
 
         A stay still open is taken to last until ``now``: footage after now does not exist
-        yet and must not count as unexplained.
+        yet and must not count as unexplained. One session: trajectory and footage are read
+        from the same snapshot.
         """
         start, end = _checked(start, end)
         now = utc(now) if now is not None else self._store.now()
-        stays = self.trajectory(subject_id)
         with self._store.session(f"footage of subject {subject_id}") as s:
+            rooms = _rooms(s)
+            stays = _trajectory(s, subject_id, rooms)
             clips = self._clips(s, subject_id, to_us(start), to_us(end))
-            return self._footage(s, stays, clips, start, end, now), clips
+            return self._footage(s, rooms, stays, clips, start, end, now), clips
 
     def _footage(
         self,
         s: Session,
+        rooms: Mapping[str, _Room],
         stays: list[RoomStay],
         clips: list[ImportedClip],
         start: datetime,
         end: datetime,
         now: datetime,
     ) -> list[StayFootage]:
-        cams_of_room: dict[str, list[tuple[str, int, int]]] = {}
         out: list[StayFootage] = []
         for stay in stays:
             bounds = clip_stay(stay, start, end, now)
             if bounds is None:
                 continue
             interval = TimeRange(*bounds)
-            if stay.room_id not in cams_of_room:
-                rows = s.execute(
-                    select(CAMERAS.c.id, CAMERAS.c.max_segment_us, CAMERAS.c.max_gap_us)
-                    .where(CAMERAS.c.room_id == stay.room_id)
-                    .order_by(CAMERAS.c.id)
-                ).all()
-                cams_of_room[stay.room_id] = [(r[0], int(r[1]), int(r[2])) for r in rows]
-            cameras = tuple(
-                self._coverage(s, cam, seg_max, gap_max, interval)
-                for cam, seg_max, gap_max in cams_of_room[stay.room_id]
-            )
+            room = rooms.get(stay.room_id)
+            cameras = () if room is None or not room.cameras else self._coverage(s, room, interval)
             mine = tuple(c for c in clips if c.range.overlaps(interval))
             out.append(StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine))
         return out
 
     @staticmethod
-    def _coverage(
-        s: Session, camera_id: str, seg_max: int, gap_max: int, interval: TimeRange
-    ) -> CameraCoverage:
+    def _coverage(s: Session, room: _Room, interval: TimeRange) -> tuple[CameraCoverage, ...]:
+        """Every camera of the room over the interval: one segment query and one gap query for
+        all of them (``camera_id IN (...)``), each a range scan of the ``(camera_id, start_us)``
+        index bounded below by the cameras' longest segment/gap."""
         lo, hi = to_us(interval.start), to_us(interval.end)
-        seg_rows = s.execute(
-            select(*_SEG_COLS)
-            .where(
-                SEGMENTS.c.camera_id == camera_id,
-                SEGMENTS.c.start_us >= lo - seg_max,
-                SEGMENTS.c.start_us < hi,
-                SEGMENTS.c.end_us > lo,
+        cams = [c[0] for c in room.cameras]
+        seg_max = max(c[1] for c in room.cameras)
+        gap_max = max(c[2] for c in room.cameras)
+        seg_rows = _overlapping(s, SEGMENTS, _SEG_COLS, (SEGMENTS.c.seq,), cams, seg_max, lo, hi)
+        gap_rows = _overlapping(s, GAPS, _GAP_COLS, (GAPS.c.gap_id,), cams, gap_max, lo, hi)
+        out = []
+        for cam in cams:
+            segs, gaps = seg_rows.get(cam, []), gap_rows.get(cam, [])
+            spans = [(r[3], r[4]) for r in segs] + [(r[1], r[2]) for r in gaps]
+            out.append(
+                CameraCoverage(
+                    camera_id=cam,
+                    interval=interval,
+                    segments=_segments(segs),
+                    gaps=_gaps(gaps),
+                    unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in _holes(lo, hi, spans)),
+                )
             )
-            .order_by(SEGMENTS.c.start_us, SEGMENTS.c.seq)
-            .limit(MAX_ROWS_PER_CAMERA)
-        ).all()
-        segments = _segments(seg_rows)
-        spans = [(r[3], r[4]) for r in seg_rows]
-        gap_rows = s.execute(
-            select(GAPS)
-            .where(
-                GAPS.c.camera_id == camera_id,
-                GAPS.c.start_us >= lo - gap_max,
-                GAPS.c.start_us < hi,
-                GAPS.c.end_us > lo,
-            )
-            .order_by(GAPS.c.start_us, GAPS.c.gap_id)
-            .limit(MAX_ROWS_PER_CAMERA)
-        ).mappings()
-        gaps = tuple(gap_from_row(r) for r in gap_rows)
-        spans += [(to_us(g.start), to_us(g.end)) for g in gaps]
-        return CameraCoverage(
-            camera_id=camera_id,
-            interval=interval,
-            segments=segments,
-            gaps=gaps,
-            unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in _holes(lo, hi, spans)),
-        )
+        return tuple(out)
 
     # --- case timeline -------------------------------------------------------------------------
 
@@ -370,17 +397,107 @@ class FootageIndex:
         events = self._store.events(case_id=case_id)
         timelines: list[SubjectTimeline] = []
         for subject in self._store.subjects_of_case(case_id):
-            stays = self.trajectory(subject.id)
             with self._store.session(f"timeline of subject {subject.id}") as s:
+                rooms = _rooms(s)
+                stays = _trajectory(s, subject.id, rooms)
                 clips = self._clips(s, subject.id)
                 if stays:
                     first = stays[0].start
                     last = max((st.end or now) for st in stays)
-                    footage = self._footage(s, stays, clips, first, max(last, first), now)
+                    footage = self._footage(s, rooms, stays, clips, first, max(last, first), now)
                 else:
                     footage = []
             timelines.append(SubjectTimeline(subject, footage, clips))
         return CaseTimeline(case, events, timelines)
+
+
+@dataclass(frozen=True, slots=True)
+class _Room:
+    kind: RoomKind
+    cameras: tuple[tuple[str, int, int], ...]  # (camera id, max_segment_us, max_gap_us) by id
+
+
+def _rooms(s: Session) -> dict[str, _Room]:
+    """Every room with its kind and cameras: one query (a centre has tens of rooms)."""
+    rows = _raw_rows(
+        s,
+        select(ROOMS.c.id, ROOMS.c.kind, CAMERAS.c.id, CAMERAS.c.max_segment_us, CAMERAS.c.max_gap_us)
+        .outerjoin(CAMERAS, CAMERAS.c.room_id == ROOMS.c.id)
+        .order_by(ROOMS.c.id, CAMERAS.c.id),
+    )
+    kinds: dict[str, RoomKind] = {}
+    cams: dict[str, list[tuple[str, int, int]]] = {}
+    for room_id, kind, cam, seg_max, gap_max in rows:
+        if room_id not in kinds:
+            try:
+                kinds[room_id] = RoomKind(kind)
+            except ValueError:
+                kinds[room_id] = RoomKind.OTHER
+            cams[room_id] = []
+        if cam is not None:
+            cams[room_id].append((cam, int(seg_max), int(gap_max)))
+    return {rid: _Room(kinds[rid], tuple(sorted(cams[rid]))) for rid in kinds}
+
+
+def _trajectory(s: Session, subject_id: int, rooms: Mapping[str, _Room]) -> list[RoomStay]:
+    """The subject's stays, read in the caller's session (the inputs of
+    :func:`indexer.trajectory.trajectory`: observations and the events' type, time and room)."""
+    if s.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.id == subject_id)).first() is None:
+        raise NotFoundError(f"subject {subject_id} does not exist", subject_id=subject_id)
+    obs_rows = _raw_rows(
+        s,
+        select(
+            OBSERVATIONS.c.time_us, OBSERVATIONS.c.room_id, OBSERVATIONS.c.source, OBSERVATIONS.c.client_id
+        )
+        .where(OBSERVATIONS.c.subject_id == subject_id)
+        .order_by(OBSERVATIONS.c.time_us, OBSERVATIONS.c.id)
+        .limit(MAX_READINGS),
+    )
+    event_rows = _raw_rows(
+        s,
+        select(EVENTS.c.client_id, EVENTS.c.type, EVENTS.c.time_us, EVENTS.c.room_id)
+        .where(EVENTS.c.subject_id == subject_id)
+        .order_by(EVENTS.c.time_us, EVENTS.c.id)
+        .limit(MAX_READINGS),
+    )
+    observations = [
+        Observation(from_us(t), room, ObservationSource(src), cid) for t, room, src, cid in obs_rows
+    ]
+    events = [
+        CaseEvent(cid, EventType(etype), from_us(t), room, subject_id) for cid, etype, t, room in event_rows
+    ]
+    return trajectory(subject_id, observations, events, {rid: r.kind for rid, r in rooms.items()})
+
+
+def _overlapping(
+    s: Session,
+    table: Table,
+    cols: Sequence[ColumnElement[Any]],
+    order: Sequence[ColumnElement[Any]],
+    cams: Sequence[str],
+    longest: int,
+    lo: int,
+    hi: int,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows of ``table`` of the cameras overlapping [lo, hi), per camera by (start, ``order``),
+    at most MAX_ROWS_PER_CAMERA each. One query for all the cameras; only if that query hits its
+    limit (one camera may hold more than its share) is each camera asked on its own."""
+
+    def query(cam_term: ColumnElement[bool], limit: int) -> Select[Any]:
+        return (
+            select(*cols)
+            .where(cam_term, table.c.start_us >= lo - longest, table.c.start_us < hi, table.c.end_us > lo)
+            .order_by(table.c.camera_id, table.c.start_us, *order)
+            .limit(limit)
+        )
+
+    if len(cams) == 1:
+        return {cams[0]: _raw_rows(s, query(table.c.camera_id == cams[0], MAX_ROWS_PER_CAMERA))}
+    limit = MAX_ROWS_PER_CAMERA * len(cams)
+    rows = _raw_rows(s, query(table.c.camera_id.in_(cams), limit))
+    if len(rows) < limit:
+        return _by_camera(rows, MAX_ROWS_PER_CAMERA)
+    return {cam: _raw_rows(s, query(table.c.camera_id == cam, MAX_ROWS_PER_CAMERA)) for cam in cams}
 
 
 def _checked(start: datetime, end: datetime) -> tuple[datetime, datetime]:

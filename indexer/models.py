@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -49,7 +50,7 @@ def to_us(dt: datetime) -> int:
 
 def from_us(us: int) -> datetime:
     """The aware UTC datetime of a microsecond count since the Unix epoch."""
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + timedelta(0, 0, us)  # positional: measurably cheaper in the footage hot loop
 
 
 NAMING_CONVENTION = {
@@ -187,6 +188,18 @@ class Gap(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    __table_args__ = (
+        # Prefix search (``case_number LIKE 'p%'``) on PostgreSQL: the unique index follows the
+        # database collation, which LIKE cannot range-scan unless it is "C"; text_pattern_ops
+        # can. SQLite range-scans the unique index itself (search uses a BINARY range there),
+        # so its copy of this index is partial and empty (``WHERE 0``): no space, no write cost.
+        Index(
+            "ix_cases_case_number_pattern",
+            "case_number",
+            postgresql_ops={"case_number": "text_pattern_ops"},
+            sqlite_where=text("0"),
+        ),
+    )
 
     id: Mapped[IntPK]
     case_number: Mapped[str] = mapped_column(String(64), unique=True)
@@ -227,7 +240,8 @@ class CaseOfficer(Base):
     __tablename__ = "case_officers"
 
     case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), primary_key=True)
-    officer_id: Mapped[int] = mapped_column(BigId, ForeignKey("officers.id"), primary_key=True)
+    # The primary key leads with case_id; search by officer needs its own index.
+    officer_id: Mapped[int] = mapped_column(BigId, ForeignKey("officers.id"), primary_key=True, index=True)
     role: Mapped[str | None] = mapped_column(String(32))  # lead, assist, recorder, interpreter
 
 
@@ -241,6 +255,8 @@ class ProcedureEvent(Base):
     __table_args__ = (
         Index("ix_procedure_events_subject_time", "subject_id", "time_us"),
         Index("ix_procedure_events_room_time", "room_id", "time_us"),
+        Index("ix_procedure_events_type_time", "type", "time_us"),  # search: event type + window
+        Index("ix_procedure_events_time_us", "time_us"),  # search: time window alone
     )
 
     id: Mapped[IntPK]
@@ -258,7 +274,7 @@ class ProcedureEventOfficer(Base):
     __tablename__ = "procedure_event_officers"
 
     event_id: Mapped[int] = mapped_column(BigId, ForeignKey("procedure_events.id"), primary_key=True)
-    officer_id: Mapped[int] = mapped_column(BigId, ForeignKey("officers.id"), primary_key=True)
+    officer_id: Mapped[int] = mapped_column(BigId, ForeignKey("officers.id"), primary_key=True, index=True)
 
 
 class LocationObservation(Base):
@@ -317,7 +333,7 @@ class ImportedFileSubject(Base):
     __tablename__ = "imported_file_subjects"
 
     file_id: Mapped[int] = mapped_column(BigId, ForeignKey("imported_files.id"), primary_key=True)
-    subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id"), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id"), primary_key=True, index=True)
 
 
 # --- the audit trail ----------------------------------------------------------------------------

@@ -11,11 +11,12 @@ from sqlalchemy import Engine
 
 from domain.errors import NotFoundError, ValidationFailed
 from domain.types import EventType, GapCause, ObservationSource, RoomKind, StreamInfo, TimeRange
+from indexer import footage as footage_module
 from indexer.case_records import NewCase, NewEvent, NewObservation, NewSubject
 from indexer.case_store import CaseStore
 from indexer.footage import FootageIndex, NewImport
 from indexer.segment_store import SegmentStore
-from tests.indexer.factories import at, chain, gap
+from tests.indexer.factories import STREAM, at, chain, gap
 
 NOW = at(6 * 3600)
 
@@ -159,3 +160,55 @@ def test_case_timeline_has_events_trajectories_and_coverage(fx: tuple[FootageInd
     assert [f.stay.room_id for f in st.footage] == ["wait", "int-1"]
     assert st.footage[0].unexplained == [TimeRange(at(540), at(600))]
     assert st.footage[1].interval.end - st.footage[1].interval.start == timedelta(seconds=600)
+
+
+@pytest.mark.parametrize("per_camera", [50_000, 25, 7])
+def test_footage_records_equal_the_segment_store_reads(
+    engine: Engine, store: SegmentStore, monkeypatch: pytest.MonkeyPatch, per_camera: int
+) -> None:
+    """The lean read path (one query for all cameras of a room, raw tuples, shared codec objects and
+    boundary datetimes) returns exactly what the segment store's per-camera ORM-row reads return,
+    also when a camera holds more rows than MAX_ROWS_PER_CAMERA (25: cut per camera in Python,
+    7: the room query hits its limit and each camera is asked on its own)."""
+    monkeypatch.setattr(footage_module, "MAX_ROWS_PER_CAMERA", per_camera)
+    store.sync_rooms(
+        [
+            (
+                "int-1",
+                "讯问室1",
+                "interrogation",
+                [
+                    ("i-a", "a", "rtsp://10.0.0.2/a"),
+                    ("i-b", "b", "rtsp://10.0.0.3/b"),
+                    ("i-c", "c", "rtsp://x/c"),
+                ],
+            )
+        ]
+    )
+    other = StreamInfo("hevc", 2560, 1440, None, None, None)
+    store.add_segments(chain("i-a", 40, start=0))
+    store.add_segments(
+        [replace(r, stream=other) for r in chain("i-a", 20, start=400, first_seq=40, run_id="r2")]
+    )
+    store.add_segments(chain("i-b", 30, start=5, seconds=7.5))  # unaligned, shorter segments
+    store.add_gap(gap("i-b", 230, 300, GapCause.STALL))
+    store.add_segments(chain("i-b", 12, start=300, seconds=25, first_seq=30, run_id="r2"))  # longer ones
+    store.add_gap(gap("i-c", 0, 600, GapCause.DISCONNECT))  # camera c: no footage at all
+    cs = CaseStore(engine, clock=lambda: NOW)
+    case, _ = cs.create_case(NewCase("A-9", "t", "盗窃"))
+    subject, _ = cs.create_subject(NewSubject(case.id, "王五", "suspect"))
+    cs.add_events(
+        [
+            NewEvent("s", EventType.INTERROGATION_START, at(12.5), room_id="int-1", subject_id=subject.id),
+            NewEvent("x", EventType.EXIT, at(571), subject_id=subject.id),
+        ]
+    )
+    footage, _ = FootageIndex(cs).subject_footage(subject.id, at(0), at(3600), now=NOW)
+    (stay,) = footage
+    assert [c.camera_id for c in stay.cameras] == ["i-a", "i-b", "i-c"]
+    for cam in stay.cameras:
+        want = store.segments(cam.camera_id, stay.interval.start, stay.interval.end, limit=per_camera)
+        assert list(cam.segments) == want
+        assert list(cam.gaps) == store.gaps(cam.camera_id, stay.interval.start, stay.interval.end)
+    assert {s.stream for s in stay.cameras[0].segments} == ({STREAM, other} if per_camera > 40 else {STREAM})
+    assert stay.cameras[2].segments == () and stay.cameras[2].unexplained == ()

@@ -28,13 +28,13 @@ def test_upgrade_downgrade_upgrade(db_url: str, tmp_path: Path, monkeypatch: pyt
     try:
         assert current_revision(engine) is None
         upgrade(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         assert _tables(engine) == ALL_TABLES
         downgrade(engine, "base")
         assert current_revision(engine) is None
         assert _tables(engine) == set()
         upgrade(db_url)  # by URL this time
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         assert _tables(engine) == ALL_TABLES
     finally:
         engine.dispose()
@@ -59,6 +59,43 @@ def test_required_indexes_exist(engine: Engine) -> None:
     assert ("subject_id", "time_us") in cols("location_observations")
     uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("segments")}
     assert ("storage_key",) in uniques
+    # revision 0002: search
+    assert {("type", "time_us"), ("time_us",)} <= cols("procedure_events")
+    assert ("officer_id",) in cols("procedure_event_officers")
+    assert ("officer_id",) in cols("case_officers")
+    assert ("subject_id",) in cols("imported_file_subjects")
+
+
+def test_revision_0002_steps_up_and_down(db_url: str) -> None:
+    engine = create_engine_for(db_url)
+    try:
+        upgrade(engine, "0001")
+        assert current_revision(engine) == "0001"
+        upgrade(engine)
+        assert current_revision(engine) == "0002"
+        names = {ix["name"] for ix in inspect(engine).get_indexes("procedure_events")}
+        assert {"ix_procedure_events_type_time", "ix_procedure_events_time_us"} <= names
+        pattern = [
+            ix for ix in inspect(engine).get_indexes("cases") if ix["name"] == "ix_cases_case_number_pattern"
+        ]
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                ddl = conn.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_cases_case_number_pattern'")
+                ).scalar_one()
+            assert "text_pattern_ops" in ddl
+        else:
+            assert pattern and pattern[0]["dialect_options"].get("sqlite_where") is not None
+        downgrade(engine, "0001")
+        assert current_revision(engine) == "0001"
+        names = {ix["name"] for ix in inspect(engine).get_indexes("procedure_events")}
+        assert "ix_procedure_events_type_time" not in names
+        assert "ix_case_officers_officer_id" not in {
+            ix["name"] for ix in inspect(engine).get_indexes("case_officers")
+        }
+        assert _tables(engine) == ALL_TABLES
+    finally:
+        engine.dispose()
 
 
 def test_audit_log_is_append_only(engine: Engine) -> None:
