@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from domain.errors import VauditError
+from pipeline import retention_cli
 from pipeline.logging_setup import configure_logging
 from pipeline.settings import Settings, load_settings
 
@@ -75,6 +76,9 @@ def run(
     port: Annotated[int | None, typer.Option(help="HTTP port (default from config, 8080)")] = None,
     host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1)")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    record: Annotated[
+        bool, typer.Option(help="Record the cameras here (--no-record: API only, `vaudit recorder` nodes record)")
+    ] = True,
 ) -> None:
     """Record every configured camera, upload to storage, index, and serve the API."""
     from pipeline.api.app import create_app
@@ -83,7 +87,7 @@ def run(
     settings = _settings(config)
     configure_logging(log_level)
     try:
-        runtime = CentreRuntime(settings)
+        runtime = CentreRuntime(settings, assign_cameras=record)
     except VauditError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
@@ -103,6 +107,37 @@ def run(
     finally:
         # Open segments are closed and fsynced here, so a SIGTERM loses nothing.
         runtime.stop()
+
+
+@app.command()
+def recorder(
+    config: ConfigOpt,
+    node_id: Annotated[str | None, typer.Option(help="This node's id (default: fleet.node_id, else host name)")] = None,
+    health_port: Annotated[int | None, typer.Option(help="Serve GET /healthz here (default fleet.health_port; 0: none)")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """A fleet recording node: record the cameras leased to this node (no API; shared PostgreSQL + S3)."""
+    from pipeline.fleet import FleetNode, serve_health
+
+    settings = _settings(config)
+    configure_logging(log_level)
+    try:
+        node = FleetNode(settings, node_id)
+        node.start()
+    except VauditError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    port = health_port if health_port is not None else settings.fleet.health_port
+    server = serve_health(node, settings.fleet.health_host, port) if port else None
+    try:
+        _wait_for_signal()
+    finally:
+        if server is not None:
+            server.shutdown()
+        node.stop()
+
+
+retention_cli.register(app)  # vaudit retention run | hold | release
 
 
 @app.command()

@@ -19,9 +19,10 @@ from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
 from pipeline.settings import Settings
-from pipeline.storage import Storage, open_storage
+from pipeline.storage import Storage
 from pipeline.supervisor import Runnable, WorkerSupervisor
 from pipeline.uploader import SpoolUploader
+from pipeline.worm import open_evidence_storage
 from recorders.clock import SystemClock
 from recorders.events import CameraStatus
 from recorders.worker import CameraWorker, RecorderOptions
@@ -71,12 +72,20 @@ class PipelineSink:
 class CentreRuntime:
     """Everything ``vaudit run`` keeps alive."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        migrate: bool = True,
+        assign_cameras: bool = True,
+    ) -> None:
+        """``assign_cameras=False``: no camera is recorded until :meth:`record` is called (a
+        fleet node records the cameras it holds leases for)."""
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.spool = settings.recorder.spool
         self.spool.mkdir(parents=True, exist_ok=True)
-        self.storage: Storage = open_storage(settings.storage)
+        self.storage: Storage = open_evidence_storage(settings)
         self.engine = create_engine_for(settings.database.url)
         if migrate:
             upgrade(self.engine)
@@ -93,9 +102,10 @@ class CentreRuntime:
         )
         self.sink = PipelineSink(self.uploader, self.book, self.alerts)
         self.supervisor = WorkerSupervisor()
-        options = RecorderOptions.from_config(settings.recorder)
-        for _room, cam in settings.cameras():
-            self.supervisor.add(cam.id, self._worker_factory(cam.id, cam.url, options))
+        self._options = RecorderOptions.from_config(settings.recorder)
+        if assign_cameras:
+            for _room, cam in settings.cameras():
+                self.supervisor.add(cam.id, self._worker_factory(cam.id, cam.url, self._options))
         self.registry = build_registry(
             CentreCollector(
                 self.book,
@@ -107,11 +117,28 @@ class CentreRuntime:
         )
         self.started_at: float | None = None
 
-    def _worker_factory(self, camera_id: str, url: str, options: RecorderOptions) -> Callable[[], Runnable]:
+    def _worker_factory(
+        self,
+        camera_id: str,
+        url: str,
+        options: RecorderOptions,
+        restart_cause: tuple[GapCause, str] | None = None,
+    ) -> Callable[[], Runnable]:
         def make() -> Runnable:
-            return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock)
+            return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock, restart_cause)
 
         return make
+
+    def record(self, camera_id: str, restart_cause: tuple[GapCause, str] | None = None) -> None:
+        """Start recording one configured camera (started at once if the runtime runs)."""
+        found = self.settings.camera(camera_id)
+        if found is None:
+            raise KeyError(camera_id)
+        self.supervisor.add(camera_id, self._worker_factory(camera_id, found[1].url, self._options, restart_cause))
+
+    def stop_recording(self, camera_id: str, timeout: float = 10.0) -> bool:
+        """Stop one camera's worker (its open segment is closed); True if it stopped in time."""
+        return self.supervisor.remove(camera_id, timeout)
 
     def _uploader_stats(self) -> dict[str, float]:
         stats = asdict(self.uploader.stats())

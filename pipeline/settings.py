@@ -133,6 +133,48 @@ class ExportConfig(_Strict):
     originals_on_working: bool = False
 
 
+class FleetConfig(_Strict):
+    """``vaudit recorder`` nodes sharing one PostgreSQL index (docs/DEPLOY.md)."""
+
+    node_id: _ID | None = None  # default: the host name
+    lease_seconds: float = Field(default=6.0, gt=1, le=120)  # a dead node's cameras move after this
+    renew_seconds: float = Field(default=1.5, gt=0.1, le=60)  # heartbeat + lease renewal period
+    handover_drain_seconds: float = Field(default=8.0, ge=0, le=120)  # upload wait before a release
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=0, ge=0, le=65535)  # 0: no health endpoint
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> FleetConfig:
+        if self.renew_seconds * 2 > self.lease_seconds:
+            raise ValueError("fleet renew_seconds must be at most half of lease_seconds")
+        return self
+
+
+class RetentionConfig(_Strict):
+    """WORM evidence: object lock on every stored object, retention by room kind, capacity alerts."""
+
+    object_lock: bool = False  # S3: bucket created with object lock, objects put with retention
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+    default_days: int = Field(default=180, ge=1)
+    interrogation_days: int = Field(default=3650, ge=1)  # 讯问 footage: kept as long as the case file
+    days_by_kind: dict[RoomKind, int] = Field(default_factory=dict)  # overrides per room kind
+    bodycam_days: int = Field(default=180, ge=180)  # body-camera footage: at least six months
+    alert_used_fraction: float = Field(default=0.85, gt=0, le=1)  # disk/bucket fill alert threshold
+    bucket_capacity_bytes: int | None = Field(default=None, gt=0)  # S3: the quota alerts compare to
+    job_user: str = "retention"  # audit_log user of the retention job
+
+    def days_for(self, kind: RoomKind | str | None) -> int:
+        """Retention in days of footage from a room of ``kind`` (None: an unknown camera)."""
+        if kind is None:
+            return max(self.default_days, self.interrogation_days)  # unknown: the longest
+        room_kind = RoomKind(kind)
+        if room_kind in self.days_by_kind:
+            return self.days_by_kind[room_kind]
+        if room_kind in (RoomKind.INTERROGATION, RoomKind.INQUIRY):
+            return self.interrogation_days
+        return self.default_days
+
+
 class CentreConfig(_Strict):
     id: _ID = "centre"
     name: str = "执法办案管理中心"
@@ -153,6 +195,8 @@ class Settings(BaseSettings):
     upload: UploadConfig = Field(default_factory=UploadConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)
 
     @classmethod

@@ -35,6 +35,7 @@ class _Slot:
     last_error: str | None = None
     restarts: int = 0
     running: bool = field(default=False)
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 class WorkerSupervisor:
@@ -49,10 +50,32 @@ class WorkerSupervisor:
         self._watch: threading.Thread | None = None
 
     def add(self, name: str, factory: Callable[[], Runnable]) -> None:
+        """Supervise a worker; started at once if the supervisor is running (fleet takeover)."""
         with self._lock:
             if name in self._slots:
                 raise ValueError(f"worker {name!r} already supervised")
-            self._slots[name] = _Slot(name=name, factory=factory)
+            slot = self._slots[name] = _Slot(name=name, factory=factory)
+            running = self._watch is not None and not self._stop.is_set()
+        if running:
+            self._launch(slot)
+
+    def remove(self, name: str, timeout: float = 10.0) -> bool:
+        """Stop one worker (it closes its segment) and forget it; True if it ended in time."""
+        with self._lock:
+            slot = self._slots.pop(name, None)
+        if slot is None:
+            return True
+        slot.stop.set()
+        if slot.thread is not None:
+            slot.thread.join(timeout)
+            if slot.thread.is_alive():
+                logger.error("worker did not stop in time", extra={"worker": name})
+                return False
+        return True
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._slots)
 
     def start(self) -> None:
         for slot in list(self._slots.values()):
@@ -66,7 +89,7 @@ class WorkerSupervisor:
         def body() -> None:
             slot.running = True
             try:
-                worker.run(self._stop)
+                worker.run(slot.stop)
             except Exception as exc:  # a worker bug must not take the centre down
                 slot.crashes += 1
                 slot.last_crash = time.monotonic()
@@ -80,9 +103,11 @@ class WorkerSupervisor:
 
     def _watchdog(self) -> None:
         while not self._stop.wait(0.1):
-            for slot in list(self._slots.values()):
+            with self._lock:
+                slots = list(self._slots.values())
+            for slot in slots:
                 thread = slot.thread
-                if thread is None or thread.is_alive():
+                if thread is None or thread.is_alive() or slot.stop.is_set():
                     continue
                 backoff = min(self._restart_max, self._restart_initial * 2 ** max(0, slot.crashes - 1))
                 if time.monotonic() - slot.last_crash < backoff:
@@ -93,8 +118,12 @@ class WorkerSupervisor:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        with self._lock:
+            slots = list(self._slots.values())
+        for slot in slots:
+            slot.stop.set()
         deadline = time.monotonic() + timeout
-        for slot in list(self._slots.values()):
+        for slot in slots:
             if slot.thread is not None:
                 slot.thread.join(max(0.0, deadline - time.monotonic()))
                 if slot.thread.is_alive():
@@ -110,5 +139,5 @@ class WorkerSupervisor:
                 "restarts": s.restarts,
                 "last_error": s.last_error,
             }
-            for s in self._slots.values()
+            for s in list(self._slots.values())
         }

@@ -146,8 +146,12 @@ class CameraWorker:
         cfg: Any,
         sink: RecorderSink,
         clock: Clock | None = None,
+        restart_cause: tuple[GapCause, str] | None = None,
     ) -> None:
         self.camera_id = camera_id
+        # What names the gap from the chain's end (state.json) to this worker's first segment:
+        # our own restart, or (fleet) a hand-over from another node.
+        self._restart_cause = restart_cause or (GapCause.RECORDER_RESTART, "recorder was not running")
         self.url = url
         self.opts = RecorderOptions.from_config(cfg)
         self.sink = sink
@@ -232,7 +236,7 @@ class CameraWorker:
         self._state = self.spool.load_state()
         first, self._started = not self._started, True
         if first and self._pending is None and self._state.last_end is not None:
-            self._pending = (GapCause.RECORDER_RESTART, "recorder was not running")
+            self._pending = self._restart_cause
         self._needs_recovery = False
 
     def _connect_and_record(self, stop: threading.Event) -> None:

@@ -1,0 +1,244 @@
+"""A recording node of a fleet (``vaudit recorder``): records the cameras it holds leases for.
+
+Nodes share the PostgreSQL index and the object store; each has its own spool. The lease loop
+(``indexer/leases.py``) runs every ``fleet.renew_seconds``:
+
+* acquired lease → the camera's chain state (``state.json``) is seeded from the index's last
+  segment of that camera when that is later than what this spool knows (the previous holder's
+  spool is elsewhere), and a worker starts. If the lease came from another node the worker names
+  the gap from that last stored segment's end to its own first segment ``node_failover``;
+* lost lease (another node took it after ours expired) → the worker stops at once;
+* lease over the fair share (a node joined) → the worker stops, the camera's closed segments are
+  uploaded and indexed (at most ``handover_drain_seconds``), then the lease is released, so the
+  next holder's gap starts at the true end of our footage.
+
+If the database cannot be reached the node keeps recording what it has (double recording for a
+while is better than none); when it comes back a lease taken meanwhile shows up as lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sqlalchemy import text
+
+from domain.errors import VauditError
+from domain.types import GapCause, to_unix
+from indexer.database import create_engine_for, upgrade
+from indexer.leases import Acquired, LeaseManager, TickResult
+from pipeline.runtime import CentreRuntime
+from pipeline.settings import Settings
+from pipeline.uploader import QUARANTINE, is_closed_sidecar
+from recorders.spool import CameraSpool, ChainState
+
+log = logging.getLogger(__name__)
+
+
+_MIGRATION_LOCK = 0x7661_7564  # "vaud": one node at a time runs the migrations
+
+
+def migrate_once(url: str) -> None:
+    """Migrate to head; on PostgreSQL under an advisory lock, as nodes start together."""
+    engine = create_engine_for(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            upgrade(engine)
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            try:
+                upgrade(engine)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+    finally:
+        engine.dispose()
+
+
+class FleetNode:
+    """One node: a :class:`CentreRuntime` without fixed cameras, driven by leases."""
+
+    def __init__(self, settings: Settings, node_id: str | None = None) -> None:
+        self.settings = settings
+        self.cfg = settings.fleet
+        self.node_id = node_id or self.cfg.node_id or socket.gethostname()
+        migrate_once(settings.database.url)
+        self.runtime = CentreRuntime(settings, migrate=False, assign_cameras=False)
+        self.cameras = [cam.id for _room, cam in settings.cameras()]
+        self.leases = LeaseManager(
+            self.runtime.engine, self.node_id, self.cfg.lease_seconds, host=socket.gethostname()
+        )
+        self.leases.ensure(self.cameras)
+        self._stop = threading.Event()
+        self._released: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._handing_over: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.last_tick: TickResult | None = None
+        self.last_ok = 0.0  # monotonic time of the last successful tick
+        self.takeovers = 0
+
+    # -- control -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.runtime.start()
+        self._tick(acquire=False)  # announce ourselves before taking anything
+        self._thread = threading.Thread(target=self._loop, name="lease-loop", daemon=True)
+        self._thread.start()
+        log.info("fleet node started", extra={"node": self.node_id, "cameras": len(self.cameras)})
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.runtime.stop(timeout)  # closes open segments, uploads what it can
+        try:
+            self.leases.leave()
+        except VauditError as exc:
+            log.warning("could not release leases on exit: %s", exc.message)
+
+    def recording(self) -> list[str]:
+        return self.runtime.supervisor.names()
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        # Settle: nodes started together see each other before anyone takes a fair share.
+        if self._stop.wait(self.cfg.renew_seconds):
+            return
+        while True:
+            self._tick(acquire=True)
+            if self._stop.wait(self.cfg.renew_seconds):
+                return
+
+    def _tick(self, acquire: bool) -> None:
+        while True:
+            try:
+                camera = self._released.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                self.leases.release([camera])
+                log.info("lease released", extra={"node": self.node_id, "camera_id": camera})
+            except VauditError as exc:
+                log.warning("release of %s failed: %s", camera, exc.message)
+            finally:
+                with self._lock:
+                    self._handing_over.discard(camera)
+        try:
+            result = self.leases.tick(self.cameras, acquire=acquire)
+        except VauditError as exc:
+            log.error("lease tick failed; recording goes on: %s", exc.message)
+            return
+        self.last_tick, self.last_ok = result, time.monotonic()
+        for camera in result.lost:
+            self.runtime.stop_recording(camera)
+        for acquired in result.acquired:
+            self._begin(acquired)
+        with self._lock:
+            idle = [c for c in result.held if c not in self._handing_over]
+        for camera in idle:  # ours already (a restart of this node within the lease time)
+            self._begin(Acquired(camera, 0, None, None))
+        with self._lock:
+            excess = [c for c in result.excess if c not in self._handing_over]
+            self._handing_over.update(excess)
+        for camera in excess:
+            threading.Thread(target=self._hand_over, args=(camera,), name=f"handover-{camera}", daemon=True).start()
+
+    def _begin(self, acquired: Acquired) -> None:
+        camera = acquired.camera_id
+        if camera in self.runtime.supervisor.names():
+            return
+        self._seed_chain(camera)
+        cause = None
+        if acquired.failover:
+            self.takeovers += 1
+            cause = (GapCause.NODE_FAILOVER, f"camera taken over by node {self.node_id} from node {acquired.previous_node}")
+        self.runtime.record(camera, cause)
+        log.info("recording camera", extra={"node": self.node_id, "camera_id": camera,
+                                            "from_node": acquired.previous_node})
+
+    def _seed_chain(self, camera: str) -> None:
+        """Continue the camera's chain (seq, hash, end) from the index if it is ahead of our spool."""
+        spool = CameraSpool(self.runtime.spool, camera)
+        try:
+            local = spool.load_state()
+            last = self.runtime.store.last_segment(camera)
+        except VauditError as exc:
+            log.warning("cannot read the chain of %s: %s", camera, exc.message)
+            return
+        if last is None:
+            return
+        end = to_unix(last.end)
+        if local.last_end is None or end > local.last_end:
+            spool.dir.mkdir(parents=True, exist_ok=True)
+            spool.save_state(ChainState(max(last.seq, local.last_seq), last.sha256, end))
+
+    def _hand_over(self, camera: str) -> None:
+        """Stop, let the uploader store and index what was recorded, then give the lease back."""
+        self.runtime.stop_recording(camera)
+        self.runtime.uploader.notify()
+        deadline = time.monotonic() + self.cfg.handover_drain_seconds
+        while self._pending(camera) and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.1)
+        self._released.put(camera)
+
+    def _pending(self, camera: str) -> bool:
+        for _dirpath, dirnames, filenames in os.walk(self.runtime.spool / camera):
+            if QUARANTINE in dirnames:
+                dirnames.remove(QUARANTINE)
+            if any(is_closed_sidecar(name) for name in filenames):
+                return True
+        return False
+
+    # -- health --------------------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        tick = self.last_tick
+        age = time.monotonic() - self.last_ok if self.last_ok else None
+        ok = age is not None and age < self.cfg.lease_seconds
+        stats = self.runtime.uploader.stats()
+        return ok, {
+            "node": self.node_id,
+            "ok": ok,
+            "last_tick_age": age,
+            "live_nodes": tick.live_nodes if tick else None,
+            "cap": tick.cap if tick else None,
+            "leases": list(tick.held) if tick else [],
+            "recording": self.recording(),
+            "takeovers": self.takeovers,
+            "storage_ok": stats.storage_ok,
+            "pending_files": stats.pending_files,
+            "alerts": [a.to_json() for a in self.runtime.alerts.open_alerts()],
+        }
+
+
+def serve_health(node: FleetNode, host: str, port: int) -> ThreadingHTTPServer:
+    """``GET /healthz`` (200 while the node renews its leases, else 503) on a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/healthz":
+                self.send_error(404)
+                return
+            ok, body = node.health()
+            data = json.dumps(body).encode("utf-8")
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
