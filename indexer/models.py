@@ -357,6 +357,5 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-
 from indexer import fleet_models as _fleet_models  # noqa: E402, F401  (tables of revision 0004)
+from indexer import user_models as _user_models  # noqa: E402, F401  (users and credentials tables)

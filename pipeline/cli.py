@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from domain.errors import VauditError
-from pipeline import retention_cli
+from pipeline import admin_cli, retention_cli
 from pipeline.logging_setup import configure_logging
 from pipeline.settings import Settings, load_settings
 
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Centre configuration file (TOML)")]
+admin_cli.register(app)  # vaudit users ..., vaudit audit ...
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ import uvicorn
 
 from domain.errors import VauditError
 from domain.types import RoomKind, iso
+from indexer.users import UserStore
 from pipeline.api.app import create_app
 from pipeline.runtime import CentreRuntime
 from pipeline.settings import Settings
@@ -93,7 +95,9 @@ def make_bodycam_clip(path: Path, start: datetime, seconds: float) -> Path:
 class _ApiThread:
     """The API served on a free loopback port from a thread, for the demo's client."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, user: str, password: str) -> None:
+        self.user = user
+        self.password = password
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))
         self.thread = threading.Thread(target=self.server.run, name="demo-api", daemon=True)
@@ -103,7 +107,12 @@ class _ApiThread:
         client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}/api/v1", timeout=30.0)
         for _ in range(100):
             with contextlib.suppress(httpx.HTTPError):
-                if client.get("/cameras").status_code == 200:
+                if client.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
+                    # The demo is an API client like any other: it logs in for a bearer token.
+                    token = _ok(
+                        client.post("/auth/token", json={"name": self.user, "password": self.password})
+                    )
+                    client.headers["Authorization"] = f"Bearer {token['access_token']}"
                     return client
             time.sleep(0.1)
         raise RuntimeError("demo API did not start")
@@ -148,8 +157,11 @@ def run_demo(
         runtime.start()
         t0 = datetime.now(UTC)
         app = create_app(settings, runtime.store, runtime=runtime)
-        with _ApiThread(app) as api:
-            stamp = t0.strftime("%Y%m%d%H%M%S")
+        stamp = t0.strftime("%Y%m%d%H%M%S")
+        password = secrets.token_urlsafe(18)
+        user = f"demo-admin-{stamp}"
+        UserStore(runtime.engine).create_user(user, "admin", password)
+        with _ApiThread(app, user, password) as api:
             case_number = f"A{stamp}"
             lead = _ok(api.post("/officers", json={"name": "李明", "badge_number": f"110{stamp[-6:]}1"}))
             second = _ok(api.post("/officers", json={"name": "王芳", "badge_number": f"110{stamp[-6:]}2"}))

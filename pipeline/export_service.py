@@ -75,6 +75,10 @@ class ExportService:
 
     # --- planning --------------------------------------------------------------------------
 
+    def case_id(self, case: str) -> int:
+        """The id of a case given by number (or id); NotFoundError if there is none."""
+        return self._case_id(case)
+
     def _case_id(self, case: str) -> int:
         from indexer.models import Case
 

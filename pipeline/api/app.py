@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
 
 from indexer.segment_store import SegmentStore
-from pipeline.api import cameras, cases, exports
+from pipeline.api import admin, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.errors import install_error_handlers
 from pipeline.export_service import ExportService
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 
 API_TITLE = "video-audit"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
 def create_app(
@@ -27,7 +30,9 @@ def create_app(
     engine: Engine | None = None,
     storage: Storage | None = None,
 ) -> FastAPI:
-    """``runtime`` is the CentreRuntime when this process records; None for an API-only node.
+    """Every route but health, metrics and login needs a user (see :mod:`pipeline.api.auth`).
+
+    ``runtime`` is the CentreRuntime when this process records; None for an API-only node.
 
     With ``engine`` and ``storage`` (taken from the runtime when it is given) the case index,
     body-camera import and export routes are served too.
@@ -44,13 +49,24 @@ def create_app(
         registry if registry is not None else (runtime.registry if runtime is not None else None)
     )
     install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(cameras.router)
     app.include_router(cases.router)
     app.include_router(exports.router)
+    app.include_router(playback.router)
+    app.include_router(live.router)
+    live.install(app)
     engine = engine if engine is not None else (runtime.engine if runtime is not None else None)
     storage = storage if storage is not None else (runtime.storage if runtime is not None else None)
+    if engine is not None:
+        auth.install(app, engine)
+        app.include_router(pages.router)
+        app.include_router(admin.router)
+    else:  # no user database: nothing but health and metrics can be authenticated
+        app.add_middleware(auth.AuthGate)
     if engine is not None and storage is not None:
         cases.install(app, engine, storage, settings, tmp_dir=settings.api.upload_tmp)
+        playback.install(app, storage)
         jobs = exports.install(app, ExportService(settings, engine, storage))
         app.router.on_shutdown.append(jobs.stop)
 

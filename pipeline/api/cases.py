@@ -50,6 +50,7 @@ from indexer.case_store import CaseStore
 from indexer.footage import CaseTimeline, FootageIndex
 from indexer.search import MAX_LIMIT, CaseHit, CaseQuery, CaseSearch
 from pipeline.api import bodycam
+from pipeline.api.auth import audit, principal, require_case, visible_cases
 from pipeline.api.bodycam import clip_json
 from pipeline.api.cameras import gap_json, segment_json
 from pipeline.bodycam_import import BodycamImporter
@@ -232,15 +233,32 @@ def search_cases(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Doc:
+    mine = visible_cases(request)
+    if mine is not None:  # an officer: only cases they are on
+        officer_id = principal(request).officer_id or -1
     q = CaseQuery(
         case_number, subject_name, id_number, officer_id, room_id, event_type, start, end, limit, offset
     )
+    audit(
+        request,
+        "search",
+        "cases",
+        case_number=case_number,
+        subject_name=subject_name,
+        id_number=id_number,
+        officer_id=officer_id,
+        room_id=room_id,
+        event_type=event_type.value if event_type is not None else None,
+        start=iso(start) if start is not None and start.tzinfo is not None else None,
+        end=iso(end) if end is not None and end.tzinfo is not None else None,
+    )
     page = _api(request).search.search(q)
+    items = [h for h in page.items if mine is None or h.case.id in mine]
     return {
-        "total": page.total,
+        "total": page.total if len(items) == len(page.items) else len(items),
         "limit": page.limit,
         "offset": page.offset,
-        "items": [hit_json(h) for h in page.items],
+        "items": [hit_json(h) for h in items],
     }
 
 
@@ -248,6 +266,8 @@ def search_cases(
 def get_case(request: Request, case_id: int) -> Doc:
     store = _api(request).store
     case = store.get_case(case_id)
+    require_case(request, case_id)
+    audit(request, "view_case", f"case:{case.case_number}", case_id=case_id)
     return {
         **case_json(case),
         "subjects": [subject_json(s) for s in store.subjects_of_case(case_id)],
@@ -257,6 +277,7 @@ def get_case(request: Request, case_id: int) -> Doc:
 
 @router.post("/cases/{case_id}/subjects", status_code=201, summary="Add a subject (suspect, witness, victim)")
 def create_subject(request: Request, response: Response, case_id: int, body: SubjectIn) -> Doc:
+    require_case(request, case_id)
     subject, created = _api(request).store.create_subject(NewSubject(case_id=case_id, **body.model_dump()))
     _status(response, created)
     return subject_json(subject)
@@ -264,6 +285,7 @@ def create_subject(request: Request, response: Response, case_id: int, body: Sub
 
 @router.post("/cases/{case_id}/officers", status_code=201, summary="Attach an officer to a case")
 def attach_officer(request: Request, response: Response, case_id: int, body: CaseOfficerIn) -> Doc:
+    require_case(request, case_id)
     created = _api(request).store.add_case_officer(case_id, body.officer_id, body.role)
     _status(response, created)
     return {"case_id": case_id, "officer_id": body.officer_id, "role": body.role}
@@ -271,7 +293,9 @@ def attach_officer(request: Request, response: Response, case_id: int, body: Cas
 
 @router.get("/subjects/{subject_id}", summary="A subject")
 def get_subject(request: Request, subject_id: int) -> Doc:
-    return subject_json(_api(request).store.get_subject(subject_id))
+    subject = _api(request).store.get_subject(subject_id)
+    require_case(request, subject.case_id)
+    return subject_json(subject)
 
 
 @router.post("/officers", status_code=201, summary="Create an officer (idempotent by badge number)")
@@ -311,7 +335,9 @@ def post_events(
 @router.get("/cases/{case_id}/events", summary="Events of a case in time order")
 def case_events(request: Request, case_id: int) -> Doc:
     api = _api(request)
-    api.store.get_case(case_id)
+    case = api.store.get_case(case_id)
+    require_case(request, case_id)
+    audit(request, "view_case", f"case:{case.case_number}", case_id=case_id, part="events")
     return {"case_id": case_id, "events": [event_json(e) for e in api.store.events(case_id=case_id)]}
 
 
@@ -343,7 +369,10 @@ def post_observations(
 
 @router.get("/subjects/{subject_id}/trajectory", summary="The subject's room stays (enter, leave)")
 def subject_trajectory(request: Request, subject_id: int) -> Doc:
-    stays = _api(request).footage.trajectory(subject_id)
+    api = _api(request)
+    require_case(request, api.store.get_subject(subject_id).case_id)
+    audit(request, "view_subject", f"subject:{subject_id}", part="trajectory")
+    stays = api.footage.trajectory(subject_id)
     return {"subject_id": subject_id, "stays": [stay_json(s) for s in stays]}
 
 
@@ -363,7 +392,16 @@ def subject_footage(
             fields=[{"field": "query.end", "message": "range longer than 31 days"}],
         )
     api = _api(request)
-    api.store.get_subject(subject_id)
+    require_case(request, api.store.get_subject(subject_id).case_id)
+    aware = start.tzinfo is not None and end.tzinfo is not None
+    audit(
+        request,
+        "view_subject",
+        f"subject:{subject_id}",
+        part="footage",
+        start=iso(start) if aware else None,
+        end=iso(end) if aware else None,
+    )
     stays, clips = api.footage.subject_footage(subject_id, start, end)
     return {
         "subject_id": subject_id,
@@ -376,7 +414,11 @@ def subject_footage(
 
 @router.get("/cases/{case_id}/timeline", summary="Events, trajectories and coverage of a case")
 def case_timeline(request: Request, case_id: int) -> Doc:
-    return timeline_json(_api(request).footage.case_timeline(case_id))
+    api = _api(request)
+    case = api.store.get_case(case_id)
+    require_case(request, case_id)
+    audit(request, "view_case", f"case:{case.case_number}", case_id=case_id, part="timeline")
+    return timeline_json(api.footage.case_timeline(case_id))
 
 
 # --- JSON views (plain data → documents; times as ISO 8601 UTC) ------------------------------------

@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import IndexStoreError, NotFoundError, ValidationFailed
-from pipeline.export_service import ExportJobs, ExportService, ExportSpec
+from pipeline.api.auth import audit, principal, require_case
+from pipeline.export_service import ExportJob, ExportJobs, ExportService, ExportSpec
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 
@@ -52,6 +53,9 @@ def start_export(request: Request, body: ExportIn) -> dict[str, Any]:
                 f"{name} needs a time zone",
                 fields=[{"field": f"body.{name}", "message": "needs a time zone"}],
             )
+    jobs = _jobs(request)
+    case_id = jobs.service.case_id(body.case)
+    require_case(request, case_id)
     spec = ExportSpec(
         case=body.case,
         subject=body.subject,
@@ -59,33 +63,48 @@ def start_export(request: Request, body: ExportIn) -> dict[str, Any]:
         end=body.to,
         media=body.media,
         allow_unexplained=body.allow_unexplained,
-        exported_by=getattr(request.state, "user", "") or "api",
+        exported_by=principal(request).name,
     )
-    return _jobs(request).submit(spec).to_json()
+    job = jobs.submit(spec)
+    audit(request, "export", f"case:{case_id}", job=job.job_id, subject=body.subject)
+    return job.to_json()
+
+
+def _own(request: Request, job: ExportJob) -> ExportJob:
+    """Officers see only the jobs they started; everyone else sees all."""
+    who = principal(request)
+    if not who.sees_all_cases and job.spec.exported_by != who.name:
+        raise NotFoundError(f"no export job {job.job_id!r}", job_id=job.job_id)
+    return job
 
 
 @router.get("", summary="Export jobs, newest first")
 def list_exports(request: Request) -> dict[str, Any]:
-    return {"exports": [j.to_json() for j in _jobs(request).list()]}
+    who = principal(request)
+    jobs = [j for j in _jobs(request).list() if who.sees_all_cases or j.spec.exported_by == who.name]
+    return {"exports": [j.to_json() for j in jobs]}
 
 
 @router.get("/{job_id}", summary="One export job: state and progress")
 def get_export(request: Request, job_id: str) -> dict[str, Any]:
-    return _jobs(request).get(job_id).to_json()
+    return _own(request, _jobs(request).get(job_id)).to_json()
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running export")
 def cancel_export(request: Request, job_id: str) -> dict[str, Any]:
+    _own(request, _jobs(request).get(job_id))
+    audit(request, "export_cancel", f"export_job:{job_id}")
     return _jobs(request).cancel(job_id).to_json()
 
 
 @router.get("/{job_id}/files/{name}", summary="Download one disc image of a finished export")
 def download(request: Request, job_id: str, name: str) -> FileResponse:
-    job = _jobs(request).get(job_id)
+    job = _own(request, _jobs(request).get(job_id))
     if job.result is None:
         raise NotFoundError(f"export {job_id} has no files yet (state {job.state})")
     images: dict[str, Path] = {p.name: p for p in (*job.result.master_images, *job.result.working_images)}
     path = images.get(name)  # only names the job produced: no path from the request reaches the disk
     if path is None:
         raise NotFoundError(f"export {job_id} has no file {name!r}", files=sorted(images))
+    audit(request, "download", f"export:{job.result.export_id}/{name}", job=job_id)
     return FileResponse(path, media_type="application/x-iso9660-image", filename=name)

@@ -18,11 +18,12 @@ from sqlalchemy import Engine, func, select
 from domain.types import GapCause
 from indexer.case_store import EVENTS, OBSERVATIONS
 from indexer.segment_store import SegmentStore
-from pipeline.api import cases
+from pipeline.api import auth, cases
 from pipeline.api.errors import install_error_handlers
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import LocalStorage
 from tests.indexer.factories import at, chain, gap
+from tests.support.auth import log_in
 
 ROOMS = [
     ("entry", "入区登记", "entry", []),
@@ -32,11 +33,12 @@ ROOMS = [
 
 
 def build_app(engine: Engine, tmp_path: Path, **api: Any) -> FastAPI:
-    """The app as create_app wires it: one error handler, state via cases.install."""
+    """The app as create_app wires it: one error handler, the auth gate, state via cases.install."""
     settings = Settings(api=ApiConfig(**api))
     app = FastAPI()
     app.state.settings = settings
     install_error_handlers(app)
+    auth.install(app, engine)
     cases.install(app, engine, LocalStorage(tmp_path / "store"), settings, tmp_dir=tmp_path / "upload-tmp")
     app.include_router(cases.router)
     return app
@@ -46,6 +48,7 @@ def build_app(engine: Engine, tmp_path: Path, **api: Any) -> FastAPI:
 def client(engine: Engine, store: SegmentStore, tmp_path: Path) -> Iterator[TestClient]:
     store.sync_rooms(ROOMS)
     with TestClient(build_app(engine, tmp_path)) as c:
+        log_in(c, engine)
         yield c
 
 
@@ -163,12 +166,14 @@ def test_two_concurrent_writers(engine: Engine, store: SegmentStore, tmp_path: P
     store.sync_rooms(ROOMS)
     app = build_app(engine, tmp_path)
     with TestClient(app) as c:
+        log_in(c, engine)
+        token = dict(c.headers)["authorization"]
         _, sid, _ = people(c)
     statuses: list[int] = []
     barrier = threading.Barrier(2)
 
     def writer(lo: int, hi: int) -> None:
-        with TestClient(app) as c:
+        with TestClient(app, headers={"Authorization": token}) as c:
             barrier.wait()
             for i in range(lo, hi, 25):
                 batch = [ev(f"e-{j}", at(j), sid, room_id="wait") for j in range(i, min(i + 25, hi))]
@@ -186,6 +191,7 @@ def test_two_concurrent_writers(engine: Engine, store: SegmentStore, tmp_path: P
 def test_json_bodies_over_the_limit_are_413(engine: Engine, store: SegmentStore, tmp_path: Path) -> None:
     store.sync_rooms(ROOMS)
     with TestClient(build_app(engine, tmp_path, max_json_bytes=2000)) as c:
+        log_in(c, engine)
         big = {"case_number": "A-2", "title": "x" * 3000, "charge": "c"}
         r = c.post("/api/v1/cases", json=big)
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"

@@ -24,6 +24,7 @@ from pipeline import bodycam_import
 from pipeline.storage import LocalStorage
 from tests.indexer.factories import at
 from tests.pipeline.test_api_cases import ROOMS, build_app
+from tests.support.auth import log_in
 
 CREATION = "2026-03-01T08:05:00.000000Z"
 
@@ -92,6 +93,7 @@ class Env:
         self.storage = LocalStorage(tmp_path / "store")
         self.client = TestClient(build_app(engine, tmp_path, **api))
         self.client.__enter__()
+        log_in(self.client, engine)
         case = self.client.post(
             "/api/v1/cases", json={"case_number": "A-1", "title": "t", "charge": "c"}
         ).json()

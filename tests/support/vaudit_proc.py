@@ -1,5 +1,6 @@
 """Run the real ``vaudit run`` as a subprocess for end-to-end tests: free port, poll until
-ready, always stopped (SIGTERM, wait, SIGKILL)."""
+ready, always stopped (SIGTERM, wait, SIGKILL). Before the first start an admin account is
+made with ``vaudit users create`` (password on stdin); requests carry its bearer token."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from types import TracebackType
 import httpx
 
 VAUDIT = str(Path(sys.executable).with_name("vaudit"))
+E2E_USER = "e2e-admin"
+E2E_PASSWORD = "e2e-password-1234"
 
 
 def free_tcp_port() -> int:
@@ -31,6 +34,30 @@ class VauditRun:
         self.env = {**os.environ, **(env or {})}
         self.port = free_tcp_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.headers: dict[str, str] = {}
+        self._user_made = False
+
+    def create_user(self, name: str, role: str, password: str, officer: str | None = None) -> None:
+        """``vaudit users create NAME --role ROLE`` with the password on stdin; an existing
+        account of that name is left as it is."""
+        extra = ["--officer", officer] if officer else []
+        done = subprocess.run(
+            [VAUDIT, "users", "create", name, "--role", role, "--config", str(self.config), *extra],
+            input=f"{password}\n".encode(),
+            capture_output=True,
+            env=self.env,
+            cwd=self.config.parent,
+            timeout=60,
+        )
+        if done.returncode != 0 and b"already exists" not in done.stderr:
+            raise RuntimeError(f"vaudit users create failed: {done.stderr.decode()[-2000:]}")
+
+    def token(self, name: str, password: str) -> dict[str, str]:
+        resp = httpx.post(
+            f"{self.base}/api/v1/auth/token", json={"name": name, "password": password}, timeout=10.0
+        )
+        resp.raise_for_status()
+        return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
     @property
     def base(self) -> str:
@@ -38,6 +65,9 @@ class VauditRun:
 
     def start(self, timeout: float = 30.0) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        if not self._user_made:
+            self.create_user(E2E_USER, "admin", E2E_PASSWORD)
+            self._user_made = True
         fh = self.log.open("ab")
         self.proc = subprocess.Popen(
             [VAUDIT, "run", "--config", str(self.config), "--port", str(self.port)],
@@ -50,16 +80,19 @@ class VauditRun:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"vaudit run exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"vaudit run exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base}/healthz", timeout=1.0).status_code == 200:
+                    self.headers = self.token(E2E_USER, E2E_PASSWORD)
                     return
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"vaudit run not ready in {timeout} s:\n{self.log.read_text()[-4000:]}")
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        return httpx.get(f"{self.base}{path}", params=params, timeout=10.0)
+        return httpx.get(f"{self.base}{path}", params=params, headers=self.headers, timeout=10.0)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

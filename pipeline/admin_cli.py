@@ -1,0 +1,126 @@
+"""``vaudit users ...`` and ``vaudit audit ...``: accounts and the audit trail, from the shell.
+
+Registered on the main command by :func:`register`. Passwords are read from standard input
+(one line; asked twice without echo on a terminal), never from the command line, where they
+would show in ``ps`` and the shell history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from domain.errors import VauditError
+from pipeline.logging_setup import configure_logging
+from pipeline.settings import load_settings
+
+logger = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+users_app = typer.Typer(no_args_is_help=True, help="User accounts and roles.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Centre configuration file (TOML)")]
+ROLE_HELP = "officer, supervisor, legal, admin or court_viewer"
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.add_typer(audit_app, name="audit")
+
+
+def _engine(config: Path):  # type: ignore[no-untyped-def]
+    from indexer.database import create_engine_for, upgrade
+
+    try:
+        settings = load_settings(config)
+        engine = create_engine_for(settings.database.url)
+        upgrade(engine)
+    except VauditError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    return engine
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password / 密码: ")
+        if getpass.getpass("again / 再次输入: ") != first:
+            console.print("[red]error:[/red] the passwords differ / 两次输入的密码不一致")
+            raise typer.Exit(2)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users_app.command("create")
+def create_user(
+    name: Annotated[str, typer.Argument(help="Login name")],
+    role: Annotated[str, typer.Option("--role", help=ROLE_HELP)],
+    config: ConfigOpt,
+    officer: Annotated[
+        str | None, typer.Option("--officer", help="Badge number of the officer this account belongs to")
+    ] = None,
+) -> None:
+    """Create an account; the password is read from standard input."""
+    from indexer.audit import AuditLog
+    from indexer.users import UserStore
+
+    configure_logging("warning", json_lines=False)
+    password = _read_password()
+    engine = _engine(config)
+    try:
+        who = UserStore(engine).create_user(name, role, password, officer_badge=officer)
+        AuditLog(engine).append(
+            getpass.getuser(),
+            "user_create",
+            f"user:{who.name}",
+            "cli",
+            {"role": who.role, "via": "vaudit users"},
+        )
+    except VauditError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    console.print(f"user {who.name} ({who.role}) created / 已创建用户")
+
+
+@users_app.command("list")
+def list_users(config: ConfigOpt) -> None:
+    """Every account with its role."""
+    from indexer.users import UserStore
+
+    configure_logging("warning", json_lines=False)
+    engine = _engine(config)
+    try:
+        for who, active, _created in UserStore(engine).list_users():
+            state = "" if active else " (disabled)"
+            print(f"{who.name}\t{who.role}\t{who.officer_id or ''}{state}")
+    finally:
+        engine.dispose()
+
+
+@audit_app.command("verify")
+def verify_audit(config: ConfigOpt) -> None:
+    """Check the hash chain of the audit trail; name the first broken row (exit 1)."""
+    from indexer.audit import AuditLog
+
+    configure_logging("warning", json_lines=False)
+    engine = _engine(config)
+    try:
+        report = AuditLog(engine).verify()
+    finally:
+        engine.dispose()
+    if report.ok:
+        console.print(
+            f"[green]OK[/green]: {report.rows} audit rows, chain intact; last hash {report.last_hash}"
+        )
+        return
+    print(f"BROKEN at row {report.first_broken}: {report.reason}")
+    raise typer.Exit(1)

@@ -1,0 +1,95 @@
+"""Admin routes: the audit trail (browse, verify the chain) and user accounts.
+
+Every admin action is itself appended to the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.api.auth import audit, security
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+
+@router.get("/audit", summary="Audit rows, newest first (admin, legal)")
+def audit_rows(
+    request: Request,
+    user: Annotated[str | None, Query(max_length=128)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    object_prefix: Annotated[str | None, Query(alias="object", max_length=500)] = None,
+    before: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    audit(
+        request,
+        "audit_browse",
+        "audit_log",
+        filter_user=user,
+        filter_action=action,
+        filter_object=object_prefix,
+        before=before,
+    )
+    rows = security(request.app).audit.rows(
+        user=user, action=action, object_prefix=object_prefix, before_seq=before, limit=limit
+    )
+    return {"rows": [r.to_json() for r in rows]}
+
+
+@router.get("/audit/verify", summary="Check the audit trail's hash chain")
+def audit_verify(request: Request) -> dict[str, Any]:
+    report = security(request.app).audit.verify()
+    audit(request, "audit_verify", "audit_log", ok=report.ok, first_broken=report.first_broken)
+    return {
+        "ok": report.ok,
+        "rows": report.rows,
+        "first_broken": report.first_broken,
+        "reason": report.reason,
+    }
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    role: Literal["officer", "supervisor", "legal", "admin", "court_viewer"]
+    password: str = Field(min_length=8, max_length=1024)
+    officer_badge: str | None = Field(default=None, max_length=64)
+
+
+@router.get("/users", summary="User accounts (admin)")
+def list_users(request: Request) -> dict[str, Any]:
+    return {
+        "users": [
+            {
+                "id": who.user_id,
+                "name": who.name,
+                "role": who.role,
+                "officer_id": who.officer_id,
+                "active": active,
+            }
+            for who, active, _created in security(request.app).users.list_users()
+        ]
+    }
+
+
+@router.post("/users", status_code=201, summary="Create a user account (admin)")
+def create_user(request: Request, body: UserIn) -> dict[str, Any]:
+    who = security(request.app).users.create_user(body.name, body.role, body.password, body.officer_badge)
+    audit(request, "user_create", f"user:{who.name}", role=who.role)
+    return {"id": who.user_id, "name": who.name, "role": who.role, "officer_id": who.officer_id}
+
+
+@router.post(
+    "/users/{user_id}/disable", summary="Disable an account and revoke its sessions and tokens (admin)"
+)
+def disable_user(request: Request, user_id: int) -> dict[str, Any]:
+    security(request.app).users.set_active(user_id, False)
+    audit(request, "user_disable", f"user_id:{user_id}")
+    return {"id": user_id, "active": False}

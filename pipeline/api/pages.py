@@ -1,0 +1,229 @@
+"""Server-rendered pages: login, logout and the shell of the supervisor web.
+
+zh-CN by default, English with ``?lang=en`` (remembered in a cookie). Forms are CSRF-safe:
+the session cookie is ``SameSite=Strict`` and every form carries a CSRF token (the login
+form a double-submit token, since there is no session yet).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from pipeline.api.auth import SESSION_COOKIE, audit, client_addr, csrf_token, principal, security
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+LOGIN_CSRF_COOKIE = "vaudit_login_csrf"
+LANG_COOKIE = "vaudit_lang"
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "执法办案音视频审计",
+        "login": "登录",
+        "name": "用户名",
+        "password": "密码",
+        "bad_login": "用户名或密码错误",
+        "logout": "退出",
+        "search": "检索",
+        "live": "实时",
+        "audit": "审计日志",
+        "switch": "English",
+        "welcome": "已登录",
+        "case": "案件",
+        "playback": "回放",
+    },
+    "en": {
+        "title": "Case-handling video audit",
+        "login": "Log in",
+        "name": "User name",
+        "password": "Password",
+        "bad_login": "Wrong user name or password",
+        "logout": "Log out",
+        "search": "Search",
+        "live": "Live",
+        "audit": "Audit trail",
+        "switch": "中文",
+        "welcome": "Logged in as",
+        "case": "Case",
+        "playback": "Playback",
+    },
+}
+
+
+def lang_of(request: Request) -> str:
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "zh-CN"
+    return "en" if asked.lower().startswith("en") else "zh-CN"
+
+
+def t(lang: str, key: str) -> str:
+    return TEXT[lang].get(key, key)
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def page(lang: str, title: str, body: str, status: int = 200) -> HTMLResponse:
+    e = html.escape
+    doc = f"""<!doctype html>
+<html lang="{e(lang)}"><head><meta charset="utf-8"><title>{e(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/app.css"></head>
+<body>{body}</body></html>"""
+    resp = HTMLResponse(doc, status_code=status)
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; media-src 'self' blob:; img-src 'self' data: blob:"
+    )
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.set_cookie(LANG_COOKIE, lang, samesite="strict", httponly=True)
+    return resp
+
+
+def _login_form(lang: str, next_: str, token: str, error: str = "") -> str:
+    e = html.escape
+    other = "en" if lang == "zh-CN" else "zh-CN"
+    err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
+    return f"""<main class="login"><h1>{e(t(lang, "title"))}</h1>{err}
+<form method="post" action="/login">
+<input type="hidden" name="csrf" value="{e(token)}"><input type="hidden" name="next" value="{e(next_)}">
+<label>{e(t(lang, "name"))} <input name="name" autocomplete="username" required></label>
+<label>{e(t(lang, "password"))} <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">{e(t(lang, "login"))}</button></form>
+<p><a href="/login?lang={other}&next={e(next_)}">{e(t(lang, "switch"))}</a></p></main>"""
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    lang = lang_of(request)
+    token = secrets.token_urlsafe(24)
+    resp = page(lang, t(lang, "login"), _login_form(lang, _safe_next(next), token))
+    resp.set_cookie(LOGIN_CSRF_COOKIE, token, samesite="strict", httponly=True, path="/login")
+    return resp
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: Annotated[str, Form(max_length=128)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form(max_length=100)],
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    lang = lang_of(request)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf):
+        raise HTTPException(403, "login form expired or forged (CSRF); reload the login page")
+    sec = security(request.app)
+    who = sec.users.check_password(name, password)
+    if who is None:
+        sec.audit.append(name[:128], "login_failed", "auth", client_addr(request))
+        token = secrets.token_urlsafe(24)
+        resp: Response = page(
+            lang, t(lang, "login"), _login_form(lang, _safe_next(next), token, t(lang, "bad_login")), 401
+        )
+        resp.set_cookie(LOGIN_CSRF_COOKIE, token, samesite="strict", httponly=True, path="/login")
+        return resp
+    secret = sec.users.issue(who, "session")
+    sec.audit.append(who.name, "login", f"user:{who.name}", client_addr(request))
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(
+        SESSION_COOKIE, secret, httponly=True, samesite="strict", secure=_https(request), path="/"
+    )
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return resp
+
+
+def _https(request: Request) -> bool:
+    """Served over HTTPS (directly, or by a TLS proxy that says so): the cookie is Secure."""
+    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+
+
+def check_form_csrf(request: Request, sent: str) -> None:
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    if not secret or not hmac.compare_digest(csrf_token(secret), sent):
+        raise HTTPException(403, "form expired or forged (CSRF)")
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+    check_form_csrf(request, csrf)
+    audit(request, "logout", f"user:{principal(request).name}")
+    security(request.app).users.revoke(request.cookies.get(SESSION_COOKIE, ""))
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+def nav(request: Request, lang: str) -> str:
+    """The bar on every page: links by role, the user, language switch and logout form."""
+    e = html.escape
+    who = principal(request)
+    links = [("/search", t(lang, "search"))]
+    if who.role in ("supervisor", "legal", "admin"):
+        links.append(("/live", t(lang, "live")))
+    if who.role in ("legal", "admin"):
+        links.append(("/admin/audit", t(lang, "audit")))
+    other = "en" if lang == "zh-CN" else "zh-CN"
+    items = "".join(f'<a href="{h}">{e(label)}</a>' for h, label in links)
+    return f"""<nav>{items}<span class="who">{e(t(lang, "welcome"))} {e(who.name)} ({e(who.role)})</span>
+<a href="?lang={other}">{e(t(lang, "switch"))}</a>
+<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(request.state.csrf)}">
+<button type="submit">{e(t(lang, "logout"))}</button></form></nav>"""
+
+
+def app_page(request: Request, name: str, title_key: str, **data: str) -> HTMLResponse:
+    """A page rendered in the browser by ``/static/app.js`` from the JSON API."""
+    lang = lang_of(request)
+    e = html.escape
+    attrs = "".join(f' data-{k.replace("_", "-")}="{e(v)}"' for k, v in data.items())
+    tz = request.app.state.settings.centre.timezone
+    body = (
+        nav(request, lang)
+        + f'<main id="app" data-page="{e(name)}" data-lang="{e(lang)}" data-tz="{e(tz)}"'
+        + f' data-csrf="{e(request.state.csrf)}" data-role="{e(principal(request).role)}"{attrs}>'
+        + f"<h1>{e(t(lang, title_key))}</h1></main>"
+        + '<script src="/static/app.js" defer></script>'
+    )
+    return page(lang, t(lang, title_key), body)
+
+
+@router.get("/")
+def home(request: Request) -> Response:
+    return RedirectResponse("/search", status_code=303)
+
+
+@router.get("/search")
+def search_page(request: Request) -> HTMLResponse:
+    return app_page(request, "search", "search")
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: int) -> HTMLResponse:
+    return app_page(request, "case", "case", case_id=str(case_id))
+
+
+@router.get("/play")
+def play_page(request: Request) -> HTMLResponse:
+    return app_page(request, "play", "playback")
+
+
+@router.get("/live")
+def live_page(request: Request) -> HTMLResponse:
+    audit(request, "live_view", "live:grid")
+    return app_page(request, "live", "live")
+
+
+@router.get("/admin/audit")
+def audit_page(request: Request) -> HTMLResponse:
+    return app_page(request, "audit", "audit")

@@ -1,0 +1,141 @@
+"""Playback routes: a camera's [start, end) as one MP4 streamed as it is built, and its
+wall-clock time as WebVTT subtitles (see :mod:`pipeline.playback`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from domain.errors import IndexStoreError, ValidationFailed
+from domain.types import BlobReader, iso, utc
+from indexer.segment_store import SegmentStore
+from pipeline.api.auth import audit
+from pipeline.playback import mp4_chunks, plan_playback, skip_bytes
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/playback", tags=["playback"])
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+When = Annotated[datetime, Query(description="ISO 8601 with time zone")]
+
+
+def install(app: FastAPI, reader: BlobReader) -> None:
+    app.state.playback_reader = reader
+
+
+def _parts(request: Request) -> tuple[SegmentStore, BlobReader]:
+    reader: BlobReader | None = getattr(request.app.state, "playback_reader", None)
+    if reader is None:
+        raise IndexStoreError("playback is not configured on this node (no storage)")
+    return request.app.state.store, reader
+
+
+def _known(request: Request, camera_id: str) -> None:
+    settings = request.app.state.settings
+    if settings.camera(camera_id) is None and camera_id not in {
+        c.camera_id for c in request.app.state.store.cameras()
+    }:
+        raise ValidationFailed(
+            f"unknown camera {camera_id!r}", fields=[{"field": "path.camera_id", "message": "unknown camera"}]
+        )
+
+
+@router.get(
+    "/{camera_id}.mp4",
+    summary="[start, end) of one camera as one fragmented MP4 (H.264 + AAC), streamed while built",
+    response_class=Response,
+)
+def playback_mp4(request: Request, camera_id: str, start: When, end: When) -> Response:
+    store, reader = _parts(request)
+    _known(request, camera_id)
+    plan = plan_playback(store, camera_id, start, end)
+    wanted = request.headers.get("range")
+    first, last = 0, None
+    if wanted:
+        m = _RANGE.match(wanted.strip())
+        if m is None:
+            return Response(status_code=416, headers={"Content-Range": "bytes */*"})
+        first = int(m.group(1))
+        last = int(m.group(2)) if m.group(2) else None
+        if last is not None and last < first:
+            return Response(status_code=416, headers={"Content-Range": "bytes */*"})
+        if last is None:
+            # "bytes=N-": a 206 must name its last byte, which is unknown until the stream is
+            # built; the whole stream (200) is a valid answer to any range request.
+            wanted, first = None, 0
+    audit(
+        request,
+        "playback",
+        f"camera:{camera_id}",
+        start=iso(start),
+        end=iso(end),
+        range=wanted,
+        rendition="h264" if plan.transcode else "copy",
+    )
+    origin: list[datetime] = []
+    chunks = mp4_chunks(plan, reader, origin)
+    body = skip_bytes(chunks, first, last) if wanted else chunks
+    head = next(body, b"")  # errors (no picture) become a JSON error, and the origin is known
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-store",
+        "X-Playback-Origin": iso(origin[0]) if origin else iso(start),
+        "X-Playback-Rendition": "h264" if plan.transcode else "copy",
+    }
+
+    def stream() -> Any:
+        yield head
+        yield from body
+
+    if wanted:
+        # The total length is not known until the stream is built: "*" (RFC 9110 §14.4).
+        headers["Content-Range"] = f"bytes {first}-{'' if last is None else last}/*"
+        return StreamingResponse(stream(), status_code=206, media_type="video/mp4", headers=headers)
+    return StreamingResponse(stream(), media_type="video/mp4", headers=headers)
+
+
+def _vtt_time(us: int) -> str:
+    ms = max(us, 0) // 1000
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+@router.get("/{camera_id}.vtt", summary="Wall-clock time (centre time zone) and gaps as WebVTT subtitles")
+def playback_vtt(
+    request: Request,
+    camera_id: str,
+    start: When,
+    end: When,
+    origin: Annotated[datetime | None, Query(description="media time 0 (X-Playback-Origin)")] = None,
+) -> PlainTextResponse:
+    store, _reader = _parts(request)
+    _known(request, camera_id)
+    plan = plan_playback(store, camera_id, start, end)
+    zero = utc(origin) if origin is not None and origin.tzinfo is not None else utc(plan.start)
+    tz = ZoneInfo(request.app.state.settings.centre.timezone)
+    gaps = store.gaps(camera_id, start, end)
+    lines = ["WEBVTT", ""]
+    t = zero.replace(microsecond=0)
+    stop = min(utc(plan.end), max(s.end for s in plan.segments))
+    while t < stop:
+        a, b = t - zero, t + timedelta(seconds=1) - zero
+        note = next((g for g in gaps if g.start <= t < g.end), None)
+        text = t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        if note is not None:
+            text += f"  [gap: {note.cause.value}]"
+        lines += [
+            f"{_vtt_time(a // timedelta(microseconds=1))} --> {_vtt_time(b // timedelta(microseconds=1))}",
+            text,
+            "",
+        ]
+        t += timedelta(seconds=1)
+    return PlainTextResponse("\n".join(lines), media_type="text/vtt")

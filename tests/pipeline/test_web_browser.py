@@ -1,0 +1,283 @@
+"""The supervisor web in Debian's Chromium (Playwright): log in, search, open a case, play a
+range (currentTime advances, no media error), seek, jump to an event, open the live page
+(frames arrive), start an export and watch it reach done; every view left an audit row."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from domain.types import iso
+from indexer.audit import AuditLog
+from indexer.database import create_engine_for, upgrade
+from indexer.segment_store import SegmentStore
+from pipeline.api.app import create_app
+from pipeline.live import LiveFrames
+from pipeline.settings import Settings
+from pipeline.simulator.camera import free_port
+from pipeline.storage import LocalStorage
+from tests.exporter.scenario import Scenario, at, build_scenario
+from tests.support.auth import PASSWORD, add_user, bearer
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ROOMS = [
+    {
+        "id": "R-WAIT",
+        "name": "候问室1",
+        "kind": "waiting",
+        "cameras": [{"id": "cam-wait", "url": "rtsp://10.0.0.3/a"}],
+    },
+    {
+        "id": "R-INT1",
+        "name": "讯问室1",
+        "kind": "interrogation",
+        "cameras": [
+            {"id": "cam-int", "url": "rtsp://10.0.0.2/a"},
+            {"id": "cam-int2", "url": "rtsp://10.0.0.4/a"},
+        ],
+    },
+]
+
+
+@dataclass
+class Site:
+    base: str
+    engine: Engine
+    case_id: int
+    subject_id: int
+
+
+def _live_spool(sc: Scenario, spool: Path) -> None:
+    """An 'open segment' in a spool, as the recorder leaves it while writing."""
+    rec = next(s for s in sc.segments if s.camera_id == "cam-int")
+    media = spool / rec.storage_key
+    media.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(sc.root / rec.storage_key, media)
+    marker = media.with_name(media.name[:-3] + ".partial.json")
+    marker.write_text(f'{{"start": "{iso(rec.start)}"}}', encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("web")
+    sc = build_scenario(root / "store")
+    # cam-int2: a second camera of the interrogation room, same footage, for side-by-side sync
+    extra = [s for s in sc.segments if s.camera_id == "cam-int"]
+    engine = create_engine_for(f"sqlite:///{root / 'index.db'}")
+    upgrade(engine)
+    settings = Settings(
+        rooms=ROOMS,
+        api={"upload_tmp": root / "up"},
+        export={"out_dir": root / "exports", "signing_key": root / "key.pem"},
+    )
+    store = SegmentStore(engine)
+    store.sync_rooms(settings.room_rows())
+    for rec in sc.segments:
+        if rec.camera_id in ("cam-int", "cam-wait"):
+            store.add_segment(rec)
+    from dataclasses import replace
+
+    for rec in extra:
+        key = rec.storage_key.replace("cam-int/", "cam-int2/", 1)
+        (sc.root / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sc.root / rec.storage_key, sc.root / key)
+        store.add_segment(replace(rec, camera_id="cam-int2", prev_sha256=None, storage_key=key))
+    store.add_gap(sc.gap)
+    from domain.types import GapRecord
+
+    store.add_gap(GapRecord("cam-int2", at(15), at(20), sc.gap.cause, "camera rebooted"))
+    app = create_app(settings, store, engine=engine, storage=LocalStorage(sc.root))
+    _live_spool(sc, root / "spool")
+    app.state.live_frames = LiveFrames(root / "spool")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                break
+        time.sleep(0.1)
+    add_user(engine, "admin", "admin")
+    add_user(engine, "zhang", "supervisor")
+    with httpx.Client(base_url=base, timeout=30) as c:
+        c.headers.update(bearer(c, "admin"))
+        case = c.post(
+            "/api/v1/cases",
+            json={"case_number": "A4401012024050001", "title": "张某盗窃案", "charge": "盗窃"},
+        )
+        cid = case.json()["id"]
+        sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "张某", "role": "suspect"}).json()["id"]
+        obs = [("R-WAIT", 9), ("R-INT1", 12)]
+        for n, (room, t) in enumerate(obs):
+            r = c.post(
+                "/api/v1/observations",
+                json={
+                    "id": f"o{n}",
+                    "room_id": room,
+                    "time": iso(at(t)),
+                    "source": "wristband",
+                    "subject_id": sid,
+                },
+            )
+            assert r.status_code == 201, r.text
+        for n, (typ, t, room) in enumerate(
+            [
+                ("interrogation_start", 12.5, "R-INT1"),
+                ("interrogation_end", 22.5, "R-INT1"),
+                ("exit", 23, None),
+            ]
+        ):
+            r = c.post(
+                "/api/v1/events",
+                json={"id": f"e{n}", "type": typ, "time": iso(at(t)), "room_id": room, "subject_id": sid},
+            )
+            assert r.status_code == 201, r.text
+        # someone in the interrogation room right now, for the live page's occupancy
+        now_sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "李四", "role": "witness"}).json()[
+            "id"
+        ]
+        r = c.post(
+            "/api/v1/observations",
+            json={
+                "id": "o-now",
+                "room_id": "R-INT1",
+                "time": iso(datetime.now(UTC)),
+                "source": "face",
+                "subject_id": now_sid,
+            },
+        )
+        assert r.status_code == 201, r.text
+    yield Site(base, engine, cid, sid)
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def _playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    return sync_playwright
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+def test_supervisor_session_in_a_real_browser(site: Site) -> None:
+    sync_playwright = _playwright()
+    if sync_playwright is None:
+        pytest.skip("Playwright is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            ctx = browser.new_context()
+            foreign: list[str] = []
+
+            def route(r: Any) -> None:
+                if r.request.url.startswith(site.base):
+                    r.continue_()
+                else:
+                    foreign.append(r.request.url)
+                    r.abort()
+
+            ctx.route("**/*", route)
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            # not logged in: redirected to the login page
+            page.goto(f"{site.base}/search")
+            assert "/login" in page.url
+            assert page.locator("html").get_attribute("lang") == "zh-CN"
+            page.fill("input[name=name]", "zhang")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{site.base}/search")
+            # search
+            page.fill("#q-case_number", "A44")
+            page.click("#search-form button[type=submit]")
+            page.wait_for_selector("a.case-link")
+            page.click("a.case-link")
+            page.wait_for_url(f"{site.base}/cases/{site.case_id}")
+            page.wait_for_selector("svg.lane")
+            assert "张某" in page.inner_text("main")
+            # play the interrogation room: both cameras side by side
+            page.click('section.subject:has-text("张某") a.play-link >> nth=-1')
+            page.wait_for_selector("video.player")
+            assert page.locator("video.player").count() == 2
+            played = page.evaluate("""async () => {
+                const vs = [...document.querySelectorAll('video.player')];
+                const v = vs[0];
+                for (let i = 0; i < 100 && !(v.currentTime > 1.0); i++) await new Promise(r => setTimeout(r, 100));
+                return {t: v.currentTime, err: v.error && v.error.code, other: vs[1].currentTime,
+                        otherErr: vs[1].error && vs[1].error.code};
+            }""")
+            assert played["err"] is None and played["otherErr"] is None, played
+            assert played["t"] > 1.0, played
+            assert abs(played["other"] - played["t"]) < 0.6, played
+            # seek: past the gap (outside what is buffered: a new stream from that time)
+            seeked = page.evaluate(
+                """async (target) => {
+                    window.vauditSeek(target);
+                    const v = document.querySelector('video.player');
+                    for (let i = 0; i < 100; i++) {
+                        await new Promise(r => setTimeout(r, 100));
+                        const clock = document.getElementById('wall-clock').textContent;
+                        if (clock.includes(':21') || clock.includes(':22')) return {clock, err: v.error && v.error.code};
+                    }
+                    return {clock: document.getElementById('wall-clock').textContent, err: v.error && v.error.code};
+                }""",
+                at(21).timestamp() * 1000,
+            )
+            assert seeked["err"] is None and (":21" in seeked["clock"] or ":22" in seeked["clock"]), seeked
+            assert page.locator("button.jump-event").count() >= 1
+            page.locator("button.jump-event").first.click()
+            # live page: frames arrive
+            page.goto(f"{site.base}/live")
+            frames = page.evaluate("""async () => {
+                for (let i = 0; i < 150; i++) {
+                    const img = document.querySelector('img.live-frame[data-camera="cam-int"]');
+                    if (img && Number(img.dataset.frames || 0) >= 2 && img.naturalWidth > 0) return Number(img.dataset.frames);
+                    await new Promise(r => setTimeout(r, 100));
+                }
+                return 0;
+            }""")
+            assert frames >= 2
+            assert "李四" in page.inner_text("[data-room=R-INT1]")  # in the interrogation room now
+            # export from the case page and watch it reach done
+            page.goto(f"{site.base}/cases/{site.case_id}")
+            page.click("button.export")
+            page.wait_for_selector("tr.job[data-state=done]", timeout=90000)
+            # language switch
+            page.goto(f"{site.base}/search?lang=en")
+            assert page.locator("html").get_attribute("lang") == "en"
+            assert "Search" in page.inner_text("nav")
+            assert not errors and not foreign, (errors, foreign)
+        finally:
+            browser.close()
+    actions = {(r.user, r.action) for r in AuditLog(site.engine).rows(limit=1000)}
+    for action in ("login", "search", "view_case", "playback", "live_view", "export"):
+        assert ("zhang", action) in actions, action
+    assert AuditLog(site.engine).verify().ok
