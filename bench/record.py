@@ -103,16 +103,20 @@ def measure_loss(files: list[Path]) -> Loss:
     return Loss(video_missing, round(audio_missing, 3), len(files))
 
 
-def run_ours(urls: list[str], seconds: float, work: Path) -> tuple[Usage, Loss, dict[str, int]]:
+def run_ours(
+    urls: list[str], seconds: float, work: Path, flush: bool = True
+) -> tuple[Usage, Loss, dict[str, int]]:
     spool = work / "ours"
     cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--segment-seconds", "10"]
+    if not flush:
+        cmd.append("--buffered-writes")
     for i, url in enumerate(urls):
         cmd += ["--camera", f"cam{i:03d}={url}"]
     out = (work / "ours.jsonl").open("wb")
     err = (work / "ours.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
     time.sleep(seconds)
-    proc.send_signal(signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGTERM)  # not Popen.send_signal: it would reap an exited child first
     usage = _wait_usage(proc, 60)
     out.close()
     err.close()
@@ -144,9 +148,19 @@ def run_ffmpeg(urls: list[str], seconds: float, work: Path, fmt: str) -> tuple[U
         cmd += ["-reset_timestamps", "1", str(d / f"seg%05d.{ext}")]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=(d / "log").open("wb")))
     time.sleep(seconds)
-    for p in procs:
-        p.send_signal(signal.SIGINT)
-    each = [_wait_usage(p, 60) for p in procs]
+    each: list[Usage] = []
+    running = []
+    for p in procs:  # wait4 (not Popen.poll) so an early exit's rusage is kept
+        pid, _status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            each.append(Usage(ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024))
+        else:
+            running.append(p)
+    if len(running) < len(procs):
+        print(f"warning: {len(procs) - len(running)} ffmpeg processes exited early", file=sys.stderr)
+    for p in running:
+        os.kill(p.pid, signal.SIGINT)
+    each += [_wait_usage(p, 60) for p in running]
     total = Usage(sum(u.cpu_seconds for u in each), max(u.peak_rss_bytes for u in each))
     losses = [
         measure_loss(sorted((work / "ffmpeg" / f"cam{i:03d}").glob(f"seg*.{ext}"))) for i in range(len(urls))
@@ -162,11 +176,11 @@ def _sum_loss(losses: list[Loss]) -> Loss:
     )
 
 
-def bench(n: int, seconds: float, clip: Path, work: Path, fmt: str) -> dict[str, object]:
-    result: dict[str, object] = {"streams": n, "seconds": seconds}
+def bench(n: int, seconds: float, clip: Path, work: Path, fmt: str, flush: bool = True) -> dict[str, object]:
+    result: dict[str, object] = {"streams": n, "seconds": seconds, "flush_packets": flush}
     with FileCameraServer(clip, n) as server:
         time.sleep(1)
-        ours, ours_loss, counts = run_ours(server.urls, seconds, work)
+        ours, ours_loss, counts = run_ours(server.urls, seconds, work, flush)
     with FileCameraServer(clip, n) as server:
         time.sleep(1)
         ff_total, ff_each, ff_loss = run_ffmpeg(server.urls, seconds, work, fmt)
@@ -196,6 +210,7 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=ROOT / "bench" / "out" / "clip1080p.mov")
     parser.add_argument("--ffmpeg-format", default="mpegts", help="container ffmpeg writes (ours: mpegts)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
+    parser.add_argument("--buffered-writes", action="store_true", help="run ours with buffered writes")
     args = parser.parse_args()
     args.clip.parent.mkdir(parents=True, exist_ok=True)
     clip = make_clip(args.clip, seconds=args.seconds + 30, width=1920, height=1080, fps=25, bitrate_kbps=4000)
@@ -203,7 +218,7 @@ def main() -> int:
     for n in args.streams:
         work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-{n}-"))
         try:
-            res = bench(n, args.seconds, clip, work, args.ffmpeg_format)
+            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, flush=not args.buffered_writes)
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -107,6 +107,7 @@ class RecorderConfig(_Strict):
     max_forward_jump_seconds: float = Field(default=10.0, gt=0)
     max_slew_ppm: float = Field(default=500.0, ge=0, le=5000)
     compute_sm3: bool = False  # SM3 at capture costs ~10x SHA-256; discs compute it at export
+    flush_packets: bool = True  # False: ~10% less CPU, but a crash may lose seconds of buffered data
 
 
 class UploadConfig(_Strict):
@@ -161,6 +162,7 @@ class RetentionConfig(_Strict):
     bodycam_days: int = Field(default=180, ge=180)  # body-camera footage: at least six months
     alert_used_fraction: float = Field(default=0.85, gt=0, le=1)  # disk/bucket fill alert threshold
     bucket_capacity_bytes: int | None = Field(default=None, gt=0)  # S3: the quota alerts compare to
+    capacity_check_seconds: float = Field(default=300.0, gt=0)  # how often running services check
     job_user: str = "retention"  # audit_log user of the retention job
 
     def days_for(self, kind: RoomKind | str | None) -> int:

@@ -1,7 +1,7 @@
 """MPEG-TS segment files through PyAV (remux only). The PyAV boundary for output: av/OS errors leave
 this module as :class:`domain.errors.SpoolError` (the disk) or :class:`StreamError` (the packets).
 
-libavformat writes to the path itself: no Python-level I/O per packet. ``flush_packets`` makes it
+libavformat writes to the path itself: no Python-level I/O per packet. ``flush_packets`` (on by default) makes it
 write each packet's 188-byte TS packets as soon as it is muxed, so a crash loses at most the packet
 being written (a TS file is readable up to its last complete 188-byte packet).
 """
