@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from domain.errors import ConflictError, NotFoundError, ValidationFailed, VauditError
-from domain.types import RoomKind, RoomStay, StayFootage, TimeRange, iso, utc
+from domain.types import RoomKind, RoomStay, StayFootage, TimeRange, from_unix, iso, utc
 from exporter.job import ExportOptions, ExportResult, run_export
 from exporter.plan import (
     CaseInfo,
@@ -179,6 +179,27 @@ class ExportService:
             system=f"video-audit {self.settings.centre.id}",
             chromium=cfg.chromium,
             originals_on_working=cfg.originals_on_working,
+            audit_rows=self.case_audit(spec.case),
+        )
+
+    def case_audit(self, case: str) -> tuple[dict[str, Any], ...]:
+        """The audit rows about this case (views, searches that opened it, exports, downloads),
+        oldest first, for the disc's chain of custody."""
+        from indexer.audit import AuditLog
+
+        number = self.cases.get_case(self.case_id(case)).case_number
+        obj = f"case:{number}"
+        rows = [r for r in AuditLog(self.engine).rows(object_prefix=obj, limit=1000) if r.object == obj]
+        return tuple(
+            {
+                "seq": r.seq,
+                "time": iso(from_unix(r.time_us / 1_000_000)),
+                "user": r.user,
+                "action": r.action,
+                "client": r.client_addr or "",
+                "hash": r.hash,
+            }
+            for r in reversed(rows)
         )
 
     def run(

@@ -143,6 +143,9 @@ class AuthGate:
             await self._refuse(scope, receive, send, path)
             return
         if not allowed(who.role, path, method):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
             await _json(send, 403, "forbidden", f"role {who.role} may not use {method} {path}")
             return
         if via_cookie and method not in SAFE_METHODS and _is_api(path):
@@ -157,7 +160,10 @@ class AuthGate:
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
-        if _is_api(path) or scope["type"] == "websocket":
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # policy violation: not logged in
+            return
+        if _is_api(path):
             await _json(
                 send, 401, "unauthorized", "log in first: POST /api/v1/auth/token, then Authorization: Bearer"
             )

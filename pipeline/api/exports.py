@@ -66,7 +66,8 @@ def start_export(request: Request, body: ExportIn) -> dict[str, Any]:
         exported_by=principal(request).name,
     )
     job = jobs.submit(spec)
-    audit(request, "export", f"case:{case_id}", job=job.job_id, subject=body.subject)
+    number = jobs.service.cases.get_case(case_id).case_number
+    audit(request, "export", f"case:{number}", case_id=case_id, job=job.job_id, subject=body.subject)
     return job.to_json()
 
 

@@ -191,3 +191,21 @@ def test_cli_users_create_and_audit_verify_catches_tampering(db_url: str, tmp_pa
         assert f"row {victim}" in broken.stdout.decode()
     finally:
         engine.dispose()
+
+
+def test_case_audit_rows_go_into_the_exports_chain_of_custody(engine: Engine, tmp_path: Path) -> None:
+    from indexer.case_records import NewCase
+    from indexer.case_store import CaseStore
+    from pipeline.export_service import ExportService
+
+    cases = CaseStore(engine)
+    cases.create_case(NewCase("A-1", "案一", "盗窃"))
+    cases.create_case(NewCase("A-10", "案十", "盗窃"))
+    log = AuditLog(engine)
+    log.append("li", "view_case", "case:A-1", "10.0.0.1")
+    log.append("wang", "view_case", "case:A-10", "10.0.0.2")
+    log.append("li", "export", "case:A-1", "10.0.0.1", {"job": "j1"})
+    settings = Settings(export={"out_dir": tmp_path / "exports"})
+    rows = ExportService(settings, engine, LocalStorage(tmp_path / "store")).case_audit("A-1")
+    assert [(r["user"], r["action"]) for r in rows] == [("li", "view_case"), ("li", "export")]
+    assert all(len(r["hash"]) == 64 for r in rows)
