@@ -84,9 +84,11 @@ def run(
     """Record every configured camera, upload to storage, index, and serve the API."""
     from pipeline.api.app import create_app
     from pipeline.runtime import CentreRuntime
+    from recorders.heap import limit_malloc_arenas
 
     settings = _settings(config)
     configure_logging(log_level)
+    limit_malloc_arenas()  # a recorder thread per camera: share two arenas (recorders/heap.py)
     try:
         runtime = CentreRuntime(settings, assign_cameras=record)
     except VauditError as exc:

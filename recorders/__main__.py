@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus
+from recorders.heap import limit_malloc_arenas
 from recorders.worker import CameraWorker, RecorderOptions
 
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
 
+    limit_malloc_arenas()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonLogFormatter())
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
