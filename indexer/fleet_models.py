@@ -6,11 +6,30 @@
   keys it covers; while any unreleased hold names a key, retention never deletes it.
 
 Imported at the end of ``indexer/models.py`` so that ``Base.metadata`` holds these tables too.
+
+Invariants the code keeps (and a reviewer can check with SQL):
+
+* A camera is recorded by the node named in its lease row only while ``expires_us`` is in the
+  future. A node renews every ``fleet.renew_seconds`` (at most half the lease time), so a live
+  node never lets a lease lapse; a node that stops renewing loses every lease at once.
+* ``generation`` only grows: ``(camera_id, generation)`` names one tenure. Logs carry it, so two
+  nodes that both believe they record a camera (a partition) can be told apart afterwards.
+* ``previous_node_id`` is the holder before the current tenure: the dead node for an expired
+  lease, the releasing node for a released one, NULL when the camera was free (first start) or
+  held by this same node before (its own restart). The new holder names its first gap from it
+  (``node_failover`` or ``recorder_restart``).
+* ``recorder_nodes.expires_us`` follows the same clock as the leases (the nodes' wall clocks;
+  they must be NTP-synchronised, which a recording system needs anyway for its time codes).
+  Rows of dead nodes stay (history); only live rows count for the fair share.
+* A storage key listed in ``legal_hold_objects`` under a hold whose ``released_us`` is NULL is
+  never deleted by retention, whatever its age; the storage back end also refuses (S3 legal
+  hold, or the local marker), so a crash between the row and the storage call errs on the side
+  of keeping. Hold rows are never deleted; a release only stamps ``released_us``/``released_by``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from indexer.models import Base, BigId, Ident, IntPK, Micros
@@ -68,3 +87,21 @@ class LegalHoldObject(Base):
 
     hold_id: Mapped[int] = mapped_column(BigId, ForeignKey("legal_holds.id"), primary_key=True)
     storage_key: Mapped[str] = mapped_column(String(512), primary_key=True, index=True)
+
+
+def active_hold_keys() -> Select[str]:
+    """SELECT of the storage keys covered by at least one unreleased legal hold."""
+    return (
+        select(LegalHoldObject.storage_key)
+        .join(LegalHold, LegalHold.id == LegalHoldObject.hold_id)
+        .where(LegalHold.released_us.is_(None))
+    )
+
+
+__all__ = [
+    "CameraLease",
+    "LegalHold",
+    "LegalHoldObject",
+    "RecorderNode",
+    "active_hold_keys",
+]

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, Table, and_, case, delete, func, null, or_, select, update
+from sqlalchemy import Engine, Table, and_, case, delete, func, null, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -118,8 +118,10 @@ class LeaseManager:
 
     def ensure(self, camera_ids: Iterable[str]) -> None:
         """A (free) lease row for every camera that has none. Cameras must exist in the index."""
-        rows = [{"camera_id": c, "node_id": None, "expires_us": 0, "acquired_us": 0, "generation": 0}
-                for c in camera_ids]
+        rows = [
+            {"camera_id": c, "node_id": None, "expires_us": 0, "acquired_us": 0, "generation": 0}
+            for c in camera_ids
+        ]
         if not rows:
             return
         with self._session("ensure leases") as s:
@@ -132,22 +134,33 @@ class LeaseManager:
         expires = now + self.ttl_us
         wanted = sorted(set(camera_ids))
         with self._session(f"lease tick of {self.node_id}") as s:
+            if self._pg:
+                # A heartbeat need not survive a database crash (the next one comes in seconds):
+                # no WAL flush wait per tick.
+                s.execute(text("SET LOCAL synchronous_commit TO OFF"))
             beat = self._insert(NODES).values(
-                id=self.node_id, host=self._host, started_us=self._started_us, heartbeat_us=now,
+                id=self.node_id,
+                host=self._host,
+                started_us=self._started_us,
+                heartbeat_us=now,
                 expires_us=expires,
             )
-            s.execute(beat.on_conflict_do_update(
-                index_elements=["id"],
-                set_={"heartbeat_us": now, "expires_us": expires, "host": self._host},
-            ))
+            s.execute(
+                beat.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={"heartbeat_us": now, "expires_us": expires, "host": self._host},
+                )
+            )
             live = len(s.execute(select(NODES.c.id).where(NODES.c.expires_us > now)).all())
             cap = fair_share(len(wanted), live)
-            renewed = set(s.execute(
-                update(LEASES)
-                .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id.in_(wanted))
-                .values(expires_us=expires)
-                .returning(LEASES.c.camera_id)
-            ).scalars())
+            renewed = set(
+                s.execute(
+                    update(LEASES)
+                    .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id.in_(wanted))
+                    .values(expires_us=expires)
+                    .returning(LEASES.c.camera_id)
+                ).scalars()
+            )
             acquired: list[Acquired] = []
             if acquire and len(renewed) < cap:
                 acquired = self._acquire(s, wanted, cap - len(renewed), now, expires)
@@ -158,8 +171,13 @@ class LeaseManager:
         for cam in lost:
             log.warning("lease lost", extra={"node": self.node_id, "camera_id": cam})
         return TickResult(
-            held=tuple(sorted(held)), acquired=tuple(acquired), lost=lost, excess=excess,
-            live_nodes=live, cap=cap, seconds=time.monotonic() - began,
+            held=tuple(sorted(held)),
+            acquired=tuple(acquired),
+            lost=lost,
+            excess=excess,
+            live_nodes=live,
+            cap=cap,
+            seconds=time.monotonic() - began,
         )
 
     def _acquire(self, s: Session, wanted: list[str], room: int, now: int, expires: int) -> list[Acquired]:
@@ -186,16 +204,28 @@ class LeaseManager:
                 previous_node_id=func.coalesce(LEASES.c.node_id, LEASES.c.previous_node_id),
                 previous_expires_us=case((LEASES.c.node_id.is_(None), null()), else_=LEASES.c.expires_us),
             )
-            .returning(LEASES.c.camera_id, LEASES.c.generation, LEASES.c.previous_node_id,
-                       LEASES.c.previous_expires_us)
+            .returning(
+                LEASES.c.camera_id,
+                LEASES.c.generation,
+                LEASES.c.previous_node_id,
+                LEASES.c.previous_expires_us,
+            )
         )
         taken: list[Acquired] = []
         for camera_id, generation, previous, previous_expires in sorted(s.execute(stmt).all()):
             if previous == self.node_id:  # our own earlier lease: no hand-over
                 previous = None
-            taken.append(Acquired(camera_id, int(generation), previous,
-                                  None if previous_expires is None else int(previous_expires)))
-            log.info("lease acquired", extra={"node": self.node_id, "camera_id": camera_id, "from_node": previous})
+            taken.append(
+                Acquired(
+                    camera_id,
+                    int(generation),
+                    previous,
+                    None if previous_expires is None else int(previous_expires),
+                )
+            )
+            log.info(
+                "lease acquired", extra={"node": self.node_id, "camera_id": camera_id, "from_node": previous}
+            )
         return taken
 
     def release(self, camera_ids: Iterable[str]) -> int:
@@ -204,12 +234,16 @@ class LeaseManager:
         if not cams:
             return 0
         with self._session(f"release leases of {self.node_id}") as s:
-            done = s.execute(
-                update(LEASES)
-                .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id.in_(cams))
-                .values(node_id=None, expires_us=0, previous_node_id=self.node_id)
-                .returning(LEASES.c.camera_id)
-            ).scalars().all()
+            done = (
+                s.execute(
+                    update(LEASES)
+                    .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id.in_(cams))
+                    .values(node_id=None, expires_us=0, previous_node_id=self.node_id)
+                    .returning(LEASES.c.camera_id)
+                )
+                .scalars()
+                .all()
+            )
         self._memory.held -= set(done)
         return len(done)
 
@@ -217,7 +251,8 @@ class LeaseManager:
         """Release every lease and drop the heartbeat (clean shutdown)."""
         with self._session(f"leave {self.node_id}") as s:
             s.execute(
-                update(LEASES).where(LEASES.c.node_id == self.node_id)
+                update(LEASES)
+                .where(LEASES.c.node_id == self.node_id)
                 .values(node_id=None, expires_us=0, previous_node_id=self.node_id)
             )
             s.execute(delete(NODES).where(NODES.c.id == self.node_id))
@@ -233,6 +268,8 @@ class LeaseManager:
     def live_nodes(self) -> list[str]:
         now = self._now()
         with self._session("read nodes") as s:
-            return list(s.execute(
-                select(NODES.c.id).where(and_(NODES.c.expires_us > now)).order_by(NODES.c.id)
-            ).scalars())
+            return list(
+                s.execute(
+                    select(NODES.c.id).where(and_(NODES.c.expires_us > now)).order_by(NODES.c.id)
+                ).scalars()
+            )

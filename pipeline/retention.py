@@ -11,29 +11,25 @@
 * :func:`check_capacity` raises a ``storage_capacity`` alert when the disk or the bucket is fuller
   than ``retention.alert_used_fraction``.
 
-Audit rows go through ``indexer.audit.AuditLog`` (the project's hash-chained writer) when it is
-installed, else through :class:`ChainedAudit`, which writes the very same chain (same hash).
+Audit rows are appended with ``indexer.audit.AuditLog`` (the project's hash-chained writer).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import json
 import logging
 import shutil
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select, text, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, and_, delete, insert, select, update
 
-from domain.errors import IndexStoreError, NotFoundError, StorageError
+from domain.errors import NotFoundError, StorageError
 from domain.types import UTC, RoomKind, iso, sidecar_key
+from indexer.audit import AuditLog
 from indexer.case_store import CaseStore
+from indexer.fleet_models import active_hold_keys
 from indexer.footage import FootageIndex
 from indexer.models import Base, from_us, to_us
 from pipeline.alerts import AlertBook
@@ -51,77 +47,7 @@ IMPORT_SUBJECTS = Base.metadata.tables["imported_file_subjects"]
 SUBJECTS = Base.metadata.tables["subjects"]
 HOLDS = Base.metadata.tables["legal_holds"]
 HOLD_OBJECTS = Base.metadata.tables["legal_hold_objects"]
-AUDIT = Base.metadata.tables["audit_log"]
 ALERT_CAPACITY = "storage_capacity"
-
-
-class AuditSink(Protocol):
-    def append(
-        self,
-        user: str,
-        action: str,
-        obj: str,
-        client_addr: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> Any: ...
-
-
-def entry_hash(prev: str | None, seq: int, time_us: int, user: str, action: str, obj: str,
-               client_addr: str | None, detail: dict[str, Any] | None) -> str:
-    """SHA-256 of the previous row's hash and this row's canonical JSON (the audit chain)."""
-    body = json.dumps([seq, time_us, user, action, obj, client_addr, detail],
-                      ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{prev or ''}|{body}".encode()).hexdigest()
-
-
-class ChainedAudit:
-    """Append-only audit rows chained by :func:`entry_hash`; one appender at a time (a process
-    lock, ``BEGIN IMMEDIATE`` on SQLite, a table lock on PostgreSQL)."""
-
-    _lock = threading.Lock()
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def append(self, user: str, action: str, obj: str, client_addr: str | None = None,
-               detail: dict[str, Any] | None = None) -> int:
-        try:
-            with self._lock, self._engine.connect() as conn:
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                else:
-                    conn.execute(text("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE"))
-                last = conn.execute(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)).first()
-                seq = int(last.seq) + 1 if last is not None else 1
-                prev = last.hash if last is not None else None
-                now = time.time_ns() // 1000
-                conn.execute(insert(AUDIT).values(
-                    seq=seq, time_us=now, user_name=user[:128], action=action, object=obj[:500],
-                    client_addr=client_addr, detail=detail, prev_hash=prev,
-                    hash=entry_hash(prev, seq, now, user[:128], action, obj[:500], client_addr, detail),
-                ))
-                conn.commit()
-        except SQLAlchemyError as exc:
-            raise IndexStoreError(f"cannot append to the audit trail: {exc}") from exc
-        return seq
-
-
-def default_audit(engine: Engine) -> AuditSink:
-    """The project's audit writer (``indexer.audit.AuditLog``) if present, else :class:`ChainedAudit`."""
-    try:
-        module = importlib.import_module("indexer.audit")
-    except ImportError:
-        return ChainedAudit(engine)
-    return cast(AuditSink, module.AuditLog(engine))
-
-
-def active_hold_keys() -> Any:
-    """SELECT of the storage keys covered by an unreleased hold."""
-    return (
-        select(HOLD_OBJECTS.c.storage_key)
-        .join(HOLDS, HOLDS.c.id == HOLD_OBJECTS.c.hold_id)
-        .where(HOLDS.c.released_us.is_(None))
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +61,10 @@ class HoldResult:
 class LegalHolds:
     """Place and release legal holds on a case's footage."""
 
-    def __init__(self, engine: Engine, storage: EvidenceStorage, audit: AuditSink | None = None) -> None:
+    def __init__(self, engine: Engine, storage: EvidenceStorage, audit: AuditLog | None = None) -> None:
         self._engine = engine
         self._storage = storage
-        self._audit = audit or default_audit(engine)
+        self._audit = audit or AuditLog(engine)
         self._footage = FootageIndex(CaseStore(engine))
 
     def footage_keys(self, case_id: int, now: datetime | None = None) -> list[str]:
@@ -226,12 +152,12 @@ class RetentionJob:
     """Delete expired, unheld footage from storage and the index; audit every deletion."""
 
     def __init__(
-        self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditSink | None = None
+        self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditLog | None = None
     ) -> None:
         self._engine = engine
         self._storage = storage
         self._policy = policy
-        self._audit = audit or default_audit(engine)
+        self._audit = audit or AuditLog(engine)
 
     def expired(self, now: datetime) -> tuple[list[dict[str, Any]], int]:
         """Expired segments not under hold (oldest first), and how many expired ones are held."""
@@ -321,3 +247,33 @@ def check_capacity(storage: Storage, cfg: RetentionConfig, alerts: AlertBook) ->
             f"{usage[0]} of {usage[1]} bytes",
         )
     return fraction
+
+
+class CapacityWatch:
+    """Checks the disk or bucket every ``retention.capacity_check_seconds`` on a daemon thread."""
+
+    def __init__(self, storage: Storage, cfg: RetentionConfig, alerts: AlertBook) -> None:
+        self._storage = storage
+        self._cfg = cfg
+        self._alerts = alerts
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_fraction: float | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="capacity", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.last_fraction = check_capacity(self._storage, self._cfg, self._alerts)
+            except (StorageError, OSError) as exc:
+                log.warning("storage capacity check failed: %s", exc)
+            if self._stop.wait(self._cfg.capacity_check_seconds):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)

@@ -18,6 +18,7 @@ from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
+from pipeline.retention import CapacityWatch
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 from pipeline.supervisor import Runnable, WorkerSupervisor
@@ -116,6 +117,7 @@ class CentreRuntime:
             )
         )
         self.started_at: float | None = None
+        self.capacity = CapacityWatch(self.storage, settings.retention, self.alerts)
 
     def _worker_factory(
         self,
@@ -154,10 +156,12 @@ class CentreRuntime:
         self.started_at = time.time()
         self.uploader.start()
         self.supervisor.start()
+        self.capacity.start()
         logger.info("centre recording", extra={"cameras": len(self.settings.cameras())})
 
     def stop(self, timeout: float = 15.0) -> None:
         logger.info("stopping centre")
+        self.capacity.stop()
         self.supervisor.stop(timeout)
         # Segments closed on stop are uploaded before we leave, if storage allows.
         self.uploader.notify()

@@ -127,6 +127,11 @@ def test_three_nodes_share_cameras_and_take_over_a_killed_one(
         victim = nodes[0]
         orphans = sorted(c for c, n in _owners(engine).items() if n == victim.node_id)
         assert len(orphans) == 2
+        with engine.connect() as conn:
+            stored_before = {
+                c: conn.execute(text("SELECT max(end_us) FROM segments WHERE camera_id = :c"), {"c": c}).scalar_one()
+                for c in orphans
+            }
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
         killed_at = time.time()
@@ -162,10 +167,11 @@ def test_three_nodes_share_cameras_and_take_over_a_killed_one(
                 # from the dead node's last stored segment end to the new node's first segment start
                 assert before == start_us, (camera, before, start_us)
                 assert after == end_us, (camera, after, end_us)
-                # bounds match the outage: the last stored segment ended at most a segment (plus
-                # upload) before the kill; recording resumed after the kill, within the lease
-                # expiry + one renewal + connect + first keyframe
-                assert 0 <= killed_at - start_us / 1e6 <= 2 * SEGMENT + 2, (camera, killed_at, start_us)
+                # bounds match the outage: it starts at or after what the dead node had stored when
+                # it was killed (segments still in its spool are lost with it; on a busy machine
+                # the upload lag is seconds) and before the kill; recording resumed after the
+                # kill, within the lease expiry + one renewal + connect + first keyframe
+                assert stored_before[camera] <= start_us <= killed_at * 1e6, (camera, killed_at, start_us)
                 assert 0 < end_us / 1e6 - killed_at <= 10.0 + 3.0, (camera, killed_at, end_us)
                 overlap = conn.execute(
                     text(

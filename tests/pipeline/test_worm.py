@@ -24,17 +24,17 @@ from domain.types import (
     segment_key,
     sidecar_key,
 )
+from indexer.audit import AuditLog
 from indexer.case_records import NewCase, NewObservation, NewSubject
 from indexer.case_store import CaseStore
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.retention import (
     ALERT_CAPACITY,
+    CapacityWatch,
     LegalHolds,
     RetentionJob,
     check_capacity,
-    default_audit,
-    entry_hash,
 )
 from pipeline.settings import RetentionConfig
 from pipeline.storage import Storage
@@ -163,17 +163,7 @@ def _store_segment(storage: Storage, store: SegmentStore, rec: SegmentRecord, tm
 
 
 def _chain_ok(engine: Engine) -> None:
-    prev = None
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT seq, time_us, user_name, action, object, client_addr, detail, prev_hash, hash"
-            " FROM audit_log ORDER BY seq"
-        )).all()
-    for seq, time_us, user, action, obj, addr, detail, prev_hash, digest in rows:
-        detail = json.loads(detail) if isinstance(detail, str) else detail
-        assert prev_hash == prev, seq
-        assert digest == entry_hash(prev, seq, time_us, user, action, obj, addr, detail), seq
-        prev = digest
+    assert AuditLog(engine).verify().ok
 
 
 def test_retention_job_deletes_only_expired_unheld_footage(
@@ -202,7 +192,7 @@ def test_retention_job_deletes_only_expired_unheld_footage(
         NewObservation("o1", "wait-1", OLD + timedelta(minutes=30), ObservationSource.WRISTBAND, subject_id=subject.id),
         NewObservation("o2", "int-1", OLD + timedelta(hours=2), ObservationSource.WRISTBAND, subject_id=subject.id),
     ])
-    audit = default_audit(engine)
+    audit = AuditLog(engine)
     holds = LegalHolds(engine, storage, audit)
     hold = holds.place(case.id, "法制员", reason="court order")
     assert held.storage_key in hold.keys and sidecar_key(held.storage_key) in hold.keys
@@ -246,12 +236,16 @@ def test_capacity_alert(tmp_path: Path) -> None:
     assert not alerts.open_alerts()
     check_capacity(storage, RetentionConfig(alert_used_fraction=0.0001), alerts)
     assert [a.kind for a in alerts.open_alerts()] == [ALERT_CAPACITY]
+    # the running services check on their own
+    watched = AlertBook(SystemClock())
+    watch = CapacityWatch(storage, RetentionConfig(alert_used_fraction=0.0001, capacity_check_seconds=0.05), watched)
+    watch.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not watched.open_alerts() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        watch.stop()
+    assert [a.kind for a in watched.open_alerts()] == [ALERT_CAPACITY]
+    assert watch.last_fraction is not None and 0 < watch.last_fraction <= 1
 
-
-def test_fallback_audit_writer_keeps_the_same_chain(engine: Engine) -> None:
-    from pipeline.retention import ChainedAudit
-
-    ChainedAudit(engine).append("retention", "retention.run", "storage", detail={"deleted": 0})
-    default_audit(engine).append("retention", "retention.run", "storage", detail={"deleted": 1})
-    ChainedAudit(engine).append("法制员", "legal_hold.place", "case:1")
-    _chain_ok(engine)

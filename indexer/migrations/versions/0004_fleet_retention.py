@@ -1,7 +1,7 @@
 """Recorder fleet and evidence retention: node heartbeats, camera leases, legal holds.
 
 Revision ID: 0004
-Revises: 0003 (0002 while 0003 is not installed)
+Revises: 0003
 Create Date: 2026-11-27
 
 See ``indexer/fleet_models.py`` (the models) and ``indexer/leases.py`` (how leases are used).
@@ -10,14 +10,12 @@ See ``indexer/fleet_models.py`` (the models) and ``indexer/leases.py`` (how leas
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-# Written while revision 0003 (users) was being written in parallel: chain on it when present.
-down_revision: str | None = "0003" if any(Path(__file__).parent.glob("0003_*.py")) else "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
