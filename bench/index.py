@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import io
 import logging
+import os
 import random
 import statistics
 import sys
@@ -45,6 +46,8 @@ from domain.types import EventType, segment_key
 from indexer.case_store import CaseStore
 from indexer.database import create_engine_for, current_revision, upgrade
 from indexer.footage import (
+    _BY_START_ID,
+    _BY_START_SEQ,
     _GAP_COLS,
     _SEG_COLS,
     GAPS,
@@ -263,18 +266,18 @@ def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
 
 def footage_sql(engine: Engine, subject_id: int) -> None:
     """The same SQL as FootageIndex.subject_footage (rooms, trajectory inputs, one segment and one
-    gap query per stay), rows fetched as tuples, no records built."""
+    gap statement for every camera of every stay), rows fetched as tuples, no records built."""
     far = to_us(datetime(2100, 1, 1, tzinfo=UTC))
     with Session(engine) as s, s.begin():
         rooms = _rooms(s)
+        reads, gap_reads = [], []
         for stay in _trajectory(s, subject_id, rooms):
-            room = rooms[stay.room_id]
             lo, hi = to_us(stay.start), to_us(stay.end) if stay.end else far
-            cams = [c[0] for c in room.cameras]
-            _overlapping(
-                s, SEGMENTS, _SEG_COLS, (SEGMENTS.c.seq,), cams, max(c[1] for c in room.cameras), lo, hi
-            )
-            _overlapping(s, GAPS, _GAP_COLS, (GAPS.c.gap_id,), cams, max(c[2] for c in room.cameras), lo, hi)
+            for cam, seg_max, gap_max in rooms[stay.room_id].cameras:
+                reads.append((cam, lo - seg_max, lo, hi))
+                gap_reads.append((cam, lo - gap_max, lo, hi))
+        _overlapping(s, SEGMENTS, _SEG_COLS, _BY_START_SEQ, reads)
+        _overlapping(s, GAPS, _GAP_COLS, _BY_START_ID, gap_reads)
 
 
 def footage_shape(footage: FootageIndex, subjects: Sequence[int], n: int, seed: int) -> str:
@@ -391,8 +394,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             subjects = [int(r[0]) for r in conn.execute(text("SELECT id FROM subjects"))]
             n_seg = conn.execute(text("SELECT count(*) FROM segments")).scalar_one()
             n_ev = conn.execute(text("SELECT count(*) FROM procedure_events")).scalar_one()
+        load_before = os.getloadavg()[0]
         results = measure(engine, subjects, args.queries, args.seed)
+        load_after = os.getloadavg()[0]
         print(f"\n{backend}: {n_seg:,} segments, {n_ev:,} events, {len(subjects):,} subjects", file=report)
+        print(
+            f"  {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before / {load_after:.1f} after"
+            " measuring (other processes share the machine: compare runs at similar load)",
+            file=report,
+        )
         print("  " + footage_shape(FootageIndex(CaseStore(engine)), subjects, 20, args.seed), file=report)
         print(f"  {'query':<22} {'p50 ms':>8} {'p95 ms':>8}", file=report)
         for name, (p50, p95) in results.items():

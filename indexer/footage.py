@@ -9,18 +9,21 @@ Overlap queries read the ``segments``/``gaps`` tables directly: a row overlaps `
 only if it starts in ``[lo - longest, hi)`` where ``longest`` is the camera's
 ``max_segment_us``/``max_gap_us`` bound (maintained by the segment store), so each query
 is a short range scan of the ``(camera_id, start_us)`` index however big the table grows.
-All queries of one request share one session (one snapshot, one connection).
+All queries of one request share one session (one snapshot, one connection), and there are
+few: the segments of every camera of every stay come in one statement (a ``UNION ALL`` branch
+per camera and stay), their gaps in another, the trajectory's inputs in a third.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, Table, select
+from sqlalchemy import CursorResult, Integer, Select, Table, bindparam, literal_column, select, union_all
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -118,87 +121,100 @@ def clip_from_row(r: Mapping[Any, Any]) -> ImportedClip:
     )
 
 
+# Per-camera reads select no camera id (each UNION ALL branch is one camera, tagged with its number).
 _SEG_NAMES = (
-    "camera_id", "run_id", "seq", "start_us", "end_us", "storage_key", "size", "sha256", "prev_sha256",
+    "run_id", "seq", "start_us", "end_us", "storage_key", "size", "sha256", "prev_sha256",
     "clock_source", "container", "sm3", "packets", "recovered",
     "video_codec", "width", "height", "audio_codec", "audio_sample_rate", "audio_channels",
 )  # fmt: skip
 _SEG_COLS = [SEGMENTS.c[name] for name in _SEG_NAMES]
-_GAP_COLS = [GAPS.c[name] for name in ("camera_id", "start_us", "end_us", "cause", "detail", "gap_id")]
+_GAP_COLS = [GAPS.c[name] for name in ("start_us", "end_us", "cause", "detail", "gap_id")]
 _CLOCKS = {c.value: c for c in ClockSource}
 _CAUSES = {c.value: c for c in GapCause}
 
 
-def _raw_rows(s: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
+def _raw_rows(
+    s: Session, stmt: Select[Any], params: Mapping[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """The DB-API tuples of a Core select: the compiled statement is still cached and the
     parameters bound by SQLAlchemy, but the rows skip the Row objects and result processors
     (the selects below only read strings, integers and one boolean, which need no processing
     other than ``bool()`` on SQLite)."""
-    result = cast(CursorResult[Any], s.execute(stmt))
+    result = cast(CursorResult[Any], s.execute(stmt, params))
     try:
         return list(result.cursor.fetchall())
     finally:
         result.close()
 
 
-def _segments(rows: Sequence[tuple[Any, ...]]) -> tuple[SegmentRecord, ...]:
-    """Rows of ``_SEG_COLS`` (one camera, by start) → records: the hot loop of the footage query
-    (a 3 h stay under two cameras is ≈ 2,400 rows). Positional tuples; one StreamInfo per
-    distinct codec set (a run rarely changes it); back-to-back segments share the datetime of
-    the boundary (one microsecond → datetime conversion per row instead of two)."""
+# The fields of SegmentRecord in the order ``_segments`` sets them (checked at import: a field added
+# to the domain type must be added here too, or records would be built without it).
+_SEG_FIELDS = (
+    "camera_id", "run_id", "seq", "start", "end", "storage_key", "size", "sha256", "prev_sha256",
+    "clock_source", "stream", "container", "sm3", "packets", "recovered",
+)  # fmt: skip
+if tuple(f.name for f in fields(SegmentRecord)) != _SEG_FIELDS:  # pragma: no cover - a domain change
+    raise ImportError("indexer.footage: SegmentRecord's fields changed; update _SEG_FIELDS and _segments")
+# The slot descriptors' setters: SegmentRecord is a frozen slots dataclass whose __init__ sets each
+# field through object.__setattr__ (≈ 1.5 µs a record); object.__new__ plus the 15 slot setters
+# builds the same object (same class, same field values, equal and hashable alike) in ≈ 0.8 µs.
+# SegmentRecord has no __post_init__, so nothing is skipped.
+_SEG_SETTERS: tuple[Any, ...] = tuple(SegmentRecord.__dict__[name].__set__ for name in _SEG_FIELDS)
+_BY_START_SEQ = itemgetter(2, 1)  # rows of _SEG_COLS: (start_us, seq)
+_BY_START_ID = itemgetter(0, 4)  # rows of _GAP_COLS: (start_us, gap_id)
+
+
+def _segments(camera_id: str, rows: Sequence[tuple[Any, ...]]) -> tuple[SegmentRecord, ...]:
+    """Rows of ``_SEG_COLS`` of one camera, by start (extra trailing columns are ignored) →
+    records: the hot loop of the footage query (a 3 h stay under two cameras is ≈ 2,400 rows).
+    Positional tuples; one StreamInfo per distinct codec set (a run rarely changes it);
+    back-to-back segments share the datetime of the boundary (one microsecond → datetime
+    conversion per row instead of two); records built with object.__new__ and the slot setters
+    (see ``_SEG_SETTERS``)."""
     streams: dict[tuple[Any, ...], StreamInfo] = {}
     clocks = _CLOCKS
     epoch, td = EPOCH, timedelta
+    new, cls = object.__new__, SegmentRecord
+    (
+        set_camera, set_run, set_seq, set_start, set_end, set_key, set_size, set_sha, set_prev,
+        set_clock, set_stream, set_container, set_sm3, set_packets, set_recovered,
+    ) = _SEG_SETTERS  # fmt: skip
     out: list[SegmentRecord] = []
     append = out.append
     last_us: int | None = None
     last_dt = epoch
     for r in rows:
-        key = r[14:20]
+        key = r[13:19]
         stream = streams.get(key)
         if stream is None:
             stream = streams[key] = StreamInfo(*key)
-        start_us = r[3]
+        start_us = r[2]
         start = last_dt if start_us == last_us else epoch + td(0, 0, start_us)
-        last_us = r[4]
+        last_us = r[3]
         last_dt = epoch + td(0, 0, last_us)
-        append(
-            SegmentRecord(
-                r[0],
-                r[1],
-                r[2],
-                start,
-                last_dt,
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                clocks[r[9]],
-                stream,
-                r[10],
-                r[11],
-                r[12],
-                bool(r[13]),
-            )
-        )
+        rec = new(cls)
+        set_camera(rec, camera_id)
+        set_run(rec, r[0])
+        set_seq(rec, r[1])
+        set_start(rec, start)
+        set_end(rec, last_dt)
+        set_key(rec, r[4])
+        set_size(rec, r[5])
+        set_sha(rec, r[6])
+        set_prev(rec, r[7])
+        set_clock(rec, clocks[r[8]])
+        set_stream(rec, stream)
+        set_container(rec, r[9])
+        set_sm3(rec, r[10])
+        set_packets(rec, r[11])
+        set_recovered(rec, bool(r[12]))
+        append(rec)
     return tuple(out)
 
 
-def _gaps(rows: Sequence[tuple[Any, ...]]) -> tuple[GapRecord, ...]:
-    """Rows of ``_GAP_COLS`` → records (few per stay; GapRecord's own checks are kept)."""
-    return tuple(GapRecord(r[0], from_us(r[1]), from_us(r[2]), _CAUSES[r[3]], r[4], r[5]) for r in rows)
-
-
-def _by_camera(rows: list[tuple[Any, ...]], per_camera: int) -> dict[str, list[tuple[Any, ...]]]:
-    """Rows ordered by camera id first → per-camera lists, each cut at ``per_camera`` rows."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for r in rows:
-        mine = out.get(r[0])
-        if mine is None:
-            mine = out[r[0]] = []
-        if len(mine) < per_camera:
-            mine.append(r)
-    return out
+def _gaps(camera_id: str, rows: Sequence[tuple[Any, ...]]) -> tuple[GapRecord, ...]:
+    """Rows of ``_GAP_COLS`` of one camera → records (few per stay; GapRecord's checks are kept)."""
+    return tuple(GapRecord(camera_id, from_us(r[0]), from_us(r[1]), _CAUSES[r[2]], r[3], r[4]) for r in rows)
 
 
 def _holes(lo: int, hi: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -350,43 +366,33 @@ class FootageIndex:
         end: datetime,
         now: datetime,
     ) -> list[StayFootage]:
-        out: list[StayFootage] = []
+        """Every stay's footage: the segments of every camera of every stay in one query and their
+        gaps in another (one ``UNION ALL`` branch per stay and camera, see :func:`_overlapping`)."""
+        todo: list[tuple[RoomStay, TimeRange, _Room | None]] = []
         for stay in stays:
             bounds = clip_stay(stay, start, end, now)
-            if bounds is None:
-                continue
-            interval = TimeRange(*bounds)
-            room = rooms.get(stay.room_id)
-            cameras = () if room is None or not room.cameras else self._coverage(s, room, interval)
+            if bounds is not None:
+                todo.append((stay, TimeRange(*bounds), rooms.get(stay.room_id)))
+        reads: list[tuple[str, int, int, int]] = []  # (camera, lowest segment start, lo, hi)
+        gap_reads: list[tuple[str, int, int, int]] = []
+        for _, interval, room in todo:
+            lo, hi = to_us(interval.start), to_us(interval.end)
+            for cam, seg_max, gap_max in room.cameras if room is not None else ():
+                reads.append((cam, lo - seg_max, lo, hi))
+                gap_reads.append((cam, lo - gap_max, lo, hi))
+        seg_rows = _overlapping(s, SEGMENTS, _SEG_COLS, _BY_START_SEQ, reads)
+        gap_rows = _overlapping(s, GAPS, _GAP_COLS, _BY_START_ID, gap_reads)
+        out: list[StayFootage] = []
+        k = 0
+        for stay, interval, room in todo:
+            cameras: tuple[CameraCoverage, ...] = ()
+            if room is not None and room.cameras:
+                n = len(room.cameras)
+                cameras = _coverage(room, interval, seg_rows[k : k + n], gap_rows[k : k + n])
+                k += n
             mine = tuple(c for c in clips if c.range.overlaps(interval))
             out.append(StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine))
         return out
-
-    @staticmethod
-    def _coverage(s: Session, room: _Room, interval: TimeRange) -> tuple[CameraCoverage, ...]:
-        """Every camera of the room over the interval: one segment query and one gap query for
-        all of them (``camera_id IN (...)``), each a range scan of the ``(camera_id, start_us)``
-        index bounded below by the cameras' longest segment/gap."""
-        lo, hi = to_us(interval.start), to_us(interval.end)
-        cams = [c[0] for c in room.cameras]
-        seg_max = max(c[1] for c in room.cameras)
-        gap_max = max(c[2] for c in room.cameras)
-        seg_rows = _overlapping(s, SEGMENTS, _SEG_COLS, (SEGMENTS.c.seq,), cams, seg_max, lo, hi)
-        gap_rows = _overlapping(s, GAPS, _GAP_COLS, (GAPS.c.gap_id,), cams, gap_max, lo, hi)
-        out = []
-        for cam in cams:
-            segs, gaps = seg_rows.get(cam, []), gap_rows.get(cam, [])
-            spans = [(r[3], r[4]) for r in segs] + [(r[1], r[2]) for r in gaps]
-            out.append(
-                CameraCoverage(
-                    camera_id=cam,
-                    interval=interval,
-                    segments=_segments(segs),
-                    gaps=_gaps(gaps),
-                    unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in _holes(lo, hi, spans)),
-                )
-            )
-        return tuple(out)
 
     # --- case timeline -------------------------------------------------------------------------
 
@@ -439,65 +445,156 @@ def _rooms(s: Session) -> dict[str, _Room]:
     return {rid: _Room(kinds[rid], tuple(sorted(cams[rid]))) for rid in kinds}
 
 
+def _readings_statement() -> Select[Any]:
+    """A subject's observations and events (the inputs of the trajectory) in one statement:
+    ``UNION ALL`` of (0, time, room, source, client id, id) per observation and (1, time, room,
+    type, client id, id) per event, each side by (time, id), at most ``m`` rows (``s``: the
+    subject id)."""
+    obs = (
+        select(
+            literal_column("0", Integer).label("kind_"),
+            OBSERVATIONS.c.time_us,
+            OBSERVATIONS.c.room_id,
+            OBSERVATIONS.c.source.label("what_"),
+            OBSERVATIONS.c.client_id,
+            OBSERVATIONS.c.id,
+        )
+        .where(OBSERVATIONS.c.subject_id == bindparam("s"))
+        .order_by(OBSERVATIONS.c.time_us, OBSERVATIONS.c.id)
+        .limit(bindparam("m"))
+        .subquery("obs")
+    )
+    events = (
+        select(
+            literal_column("1", Integer).label("kind_"),
+            EVENTS.c.time_us,
+            EVENTS.c.room_id,
+            EVENTS.c.type.label("what_"),
+            EVENTS.c.client_id,
+            EVENTS.c.id,
+        )
+        .where(EVENTS.c.subject_id == bindparam("s"))
+        .order_by(EVENTS.c.time_us, EVENTS.c.id)
+        .limit(bindparam("m"))
+        .subquery("events")
+    )
+    return select(union_all(select(*obs.c), select(*events.c)).subquery("readings"))
+
+
+_READINGS = _readings_statement()
+_BY_TIME_ID = itemgetter(1, 5)
+
+
 def _trajectory(s: Session, subject_id: int, rooms: Mapping[str, _Room]) -> list[RoomStay]:
     """The subject's stays, read in the caller's session (the inputs of
-    :func:`indexer.trajectory.trajectory`: observations and the events' type, time and room)."""
-    if s.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.id == subject_id)).first() is None:
+    :func:`indexer.trajectory.trajectory`: observations and the events' type, time and room, in one
+    statement; the subject's existence is asked only when it has neither)."""
+    rows = _raw_rows(s, _READINGS, {"s": subject_id, "m": MAX_READINGS})
+    if not rows and s.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.id == subject_id)).first() is None:
         raise NotFoundError(f"subject {subject_id} does not exist", subject_id=subject_id)
-    obs_rows = _raw_rows(
-        s,
-        select(
-            OBSERVATIONS.c.time_us, OBSERVATIONS.c.room_id, OBSERVATIONS.c.source, OBSERVATIONS.c.client_id
-        )
-        .where(OBSERVATIONS.c.subject_id == subject_id)
-        .order_by(OBSERVATIONS.c.time_us, OBSERVATIONS.c.id)
-        .limit(MAX_READINGS),
-    )
-    event_rows = _raw_rows(
-        s,
-        select(EVENTS.c.client_id, EVENTS.c.type, EVENTS.c.time_us, EVENTS.c.room_id)
-        .where(EVENTS.c.subject_id == subject_id)
-        .order_by(EVENTS.c.time_us, EVENTS.c.id)
-        .limit(MAX_READINGS),
-    )
+    rows.sort(key=_BY_TIME_ID)  # a UNION ALL has no promised order
     observations = [
-        Observation(from_us(t), room, ObservationSource(src), cid) for t, room, src, cid in obs_rows
+        Observation(from_us(t), room, ObservationSource(src), cid)
+        for kind, t, room, src, cid, _ in rows
+        if kind == 0
     ]
     events = [
-        CaseEvent(cid, EventType(etype), from_us(t), room, subject_id) for cid, etype, t, room in event_rows
+        CaseEvent(cid, EventType(etype), from_us(t), room, subject_id)
+        for kind, t, room, etype, cid, _ in rows
+        if kind == 1
     ]
     return trajectory(subject_id, observations, events, {rid: r.kind for rid, r in rooms.items()})
+
+
+def _coverage(
+    room: _Room,
+    interval: TimeRange,
+    seg_rows: Sequence[list[tuple[Any, ...]]],
+    gap_rows: Sequence[list[tuple[Any, ...]]],
+) -> tuple[CameraCoverage, ...]:
+    """Every camera of the room over the interval, from its rows (by start) of that stay, camera
+    by camera in the order of ``room.cameras``."""
+    lo, hi = to_us(interval.start), to_us(interval.end)
+    out = []
+    for (cam, _, _), segs, gaps in zip(room.cameras, seg_rows, gap_rows, strict=True):
+        spans = [(r[2], r[3]) for r in segs] + [(r[0], r[1]) for r in gaps]
+        out.append(
+            CameraCoverage(
+                camera_id=cam,
+                interval=interval,
+                segments=_segments(cam, segs),
+                gaps=_gaps(cam, gaps),
+                unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in _holes(lo, hi, spans)),
+            )
+        )
+    return tuple(out)
+
+
+MAX_BRANCHES = 64  # UNION ALL branches per statement (SQLite allows 500 compound terms)
+_STATEMENTS: dict[tuple[str, tuple[str, ...], int], Select[Any]] = {}
+
+
+def _reads_statement(table: Table, cols: Sequence[ColumnElement[Any]], n: int) -> Select[Any]:
+    """The statement of :func:`_overlapping` for ``n`` reads: ``UNION ALL`` of ``n`` branches, each
+    the rows of one camera (``c<i>``) starting in [``a<i>``, ``h<i>``) and ending after ``l<i>``, in
+    index order, at most ``m`` rows, tagged with ``i`` (a trailing column). Built once per (table,
+    columns, n) and reused with new parameters: building a select of tens of 20-column subqueries
+    costs more than running it (n ≤ MAX_BRANCHES, so the cache stays small)."""
+    key = (table.name, tuple(str(c) for c in cols), n)
+    stmt = _STATEMENTS.get(key)
+    if stmt is not None:
+        return stmt
+    branches: list[Select[Any]] = [
+        select(*cols, literal_column(str(i), Integer).label("read_"))
+        .where(
+            table.c.camera_id == bindparam(f"c{i}"),
+            table.c.start_us >= bindparam(f"a{i}"),
+            table.c.start_us < bindparam(f"h{i}"),
+            table.c.end_us > bindparam(f"l{i}"),
+        )
+        .order_by(table.c.start_us)
+        .limit(bindparam("m"))
+        for i in range(n)
+    ]
+    if n == 1:
+        stmt = branches[0]
+    else:
+        parts = [b.subquery(f"r{i}") for i, b in enumerate(branches)]
+        stmt = select(union_all(*(select(*p.c) for p in parts)).subquery("reads"))
+    _STATEMENTS[key] = stmt
+    return stmt
 
 
 def _overlapping(
     s: Session,
     table: Table,
     cols: Sequence[ColumnElement[Any]],
-    order: Sequence[ColumnElement[Any]],
-    cams: Sequence[str],
-    longest: int,
-    lo: int,
-    hi: int,
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Rows of ``table`` of the cameras overlapping [lo, hi), per camera by (start, ``order``),
-    at most MAX_ROWS_PER_CAMERA each. One query for all the cameras; only if that query hits its
-    limit (one camera may hold more than its share) is each camera asked on its own."""
+    by_start: Any,
+    reads: Sequence[tuple[str, int, int, int]],
+) -> list[list[tuple[Any, ...]]]:
+    """For every read (camera, lowest start, lo, hi): the rows of ``table`` of that camera
+    overlapping [lo, hi), by (start, then the tie-breaker in ``by_start``), at most
+    MAX_ROWS_PER_CAMERA.
 
-    def query(cam_term: ColumnElement[bool], limit: int) -> Select[Any]:
-        return (
-            select(*cols)
-            .where(cam_term, table.c.start_us >= lo - longest, table.c.start_us < hi, table.c.end_us > lo)
-            .order_by(table.c.camera_id, table.c.start_us, *order)
-            .limit(limit)
-        )
-
-    if len(cams) == 1:
-        return {cams[0]: _raw_rows(s, query(table.c.camera_id == cams[0], MAX_ROWS_PER_CAMERA))}
-    limit = MAX_ROWS_PER_CAMERA * len(cams)
-    rows = _raw_rows(s, query(table.c.camera_id.in_(cams), limit))
-    if len(rows) < limit:
-        return _by_camera(rows, MAX_ROWS_PER_CAMERA)
-    return {cam: _raw_rows(s, query(table.c.camera_id == cam, MAX_ROWS_PER_CAMERA)) for cam in cams}
+    A row overlaps [lo, hi) only if it starts in [lo - longest, hi), ``longest`` being the camera's
+    ``max_segment_us``/``max_gap_us`` (the caller passes lo - longest), so every read is a short
+    range scan of the ``(camera_id, start_us)`` index, whatever the table's size. All reads go in
+    one statement (``UNION ALL``, one branch per read, up to MAX_BRANCHES a statement) instead of
+    a round trip each. SQL does not promise the order of a ``UNION ALL`` and the index does not
+    order ties on ``start_us``, so each read's rows are sorted by ``by_start`` in Python (one pass
+    on rows already in order).
+    """
+    out: list[list[tuple[Any, ...]]] = [[] for _ in reads]
+    for first in range(0, len(reads), MAX_BRANCHES):
+        chunk = reads[first : first + MAX_BRANCHES]
+        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+        for i, (cam, low, lo, hi) in enumerate(chunk):
+            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+        for r in _raw_rows(s, _reads_statement(table, cols, len(chunk)), params):
+            out[first + r[-1]].append(r)
+    for rows in out:
+        rows.sort(key=by_start)
+    return out
 
 
 def _checked(start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -10,7 +10,15 @@ import pytest
 from sqlalchemy import Engine
 
 from domain.errors import NotFoundError, ValidationFailed
-from domain.types import EventType, GapCause, ObservationSource, RoomKind, StreamInfo, TimeRange
+from domain.types import (
+    EventType,
+    GapCause,
+    ObservationSource,
+    RoomKind,
+    SegmentRecord,
+    StreamInfo,
+    TimeRange,
+)
 from indexer import footage as footage_module
 from indexer.case_records import NewCase, NewEvent, NewObservation, NewSubject
 from indexer.case_store import CaseStore
@@ -162,15 +170,21 @@ def test_case_timeline_has_events_trajectories_and_coverage(fx: tuple[FootageInd
     assert st.footage[1].interval.end - st.footage[1].interval.start == timedelta(seconds=600)
 
 
-@pytest.mark.parametrize("per_camera", [50_000, 25, 7])
+@pytest.mark.parametrize(("per_camera", "branches"), [(50_000, 64), (25, 64), (7, 64), (50_000, 1), (25, 2)])
 def test_footage_records_equal_the_segment_store_reads(
-    engine: Engine, store: SegmentStore, monkeypatch: pytest.MonkeyPatch, per_camera: int
+    engine: Engine,
+    store: SegmentStore,
+    monkeypatch: pytest.MonkeyPatch,
+    per_camera: int,
+    branches: int,
 ) -> None:
-    """The lean read path (one query for all cameras of a room, raw tuples, shared codec objects and
-    boundary datetimes) returns exactly what the segment store's per-camera ORM-row reads return,
-    also when a camera holds more rows than MAX_ROWS_PER_CAMERA (25: cut per camera in Python,
-    7: the room query hits its limit and each camera is asked on its own)."""
+    """The lean read path (one UNION ALL statement with a branch per camera and stay, raw tuples,
+    records built from the slot setters, shared codec objects and boundary datetimes) returns
+    exactly what the segment store's per-camera ORM-row reads return, also when a camera holds
+    more rows than MAX_ROWS_PER_CAMERA (25, 7: each branch is cut at its limit) and when the
+    branches are split over several statements (MAX_BRANCHES 1 and 2 for 3 cameras)."""
     monkeypatch.setattr(footage_module, "MAX_ROWS_PER_CAMERA", per_camera)
+    monkeypatch.setattr(footage_module, "MAX_BRANCHES", branches)
     store.sync_rooms(
         [
             (
@@ -212,3 +226,17 @@ def test_footage_records_equal_the_segment_store_reads(
         assert list(cam.gaps) == store.gaps(cam.camera_id, stay.interval.start, stay.interval.end)
     assert {s.stream for s in stay.cameras[0].segments} == ({STREAM, other} if per_camera > 40 else {STREAM})
     assert stay.cameras[2].segments == () and stay.cameras[2].unexplained == ()
+
+
+def test_several_stays_in_one_statement_match_one_stay_at_a_time(fx: tuple[FootageIndex, int]) -> None:
+    """All stays' cameras read in one statement give what each stay read on its own gives."""
+    index, subject = fx
+    whole, _ = index.subject_footage(subject, at(0), at(3600), now=NOW)
+    assert len(whole) == 2
+    for stay in whole:
+        (alone,), _ = index.subject_footage(subject, stay.interval.start, stay.interval.end, now=NOW)
+        assert alone.cameras == stay.cameras
+        for cam in stay.cameras:
+            assert all(type(rec) is SegmentRecord for rec in cam.segments)
+            assert [s.start for s in cam.segments] == sorted(s.start for s in cam.segments)
+            assert len(set(cam.segments)) == len(cam.segments)  # hashable, distinct

@@ -83,3 +83,29 @@ def test_bad_queries_are_field_errors(search: CaseSearch) -> None:
     assert {f["field"] for f in err.value.details["fields"]} == {"query.limit", "query.offset", "query.start"}
     with pytest.raises(ValidationFailed):
         search.search(CaseQuery(start=at(2), end=at(1)))
+
+
+def test_event_only_total_counts_each_case_once(search: CaseSearch, engine: Engine) -> None:
+    """Event filters alone: the total (counted on the events on PostgreSQL) is the number of cases,
+    however many of a case's events match; paging and a page past the end keep it."""
+    cs = CaseStore(engine, clock=lambda: at(1000))
+    case = search.search(CaseQuery(case_number="A-2026-001")).items[0].case
+    subject = search.search(CaseQuery(case_number="A-2026-001")).items[0].subjects[0]
+    cs.add_events(
+        [
+            NewEvent(
+                f"more{k}",
+                EventType.WAITING,
+                at(1.1 + k / 10),
+                room_id="wait",
+                case_id=case.id,
+                subject_id=subject.id,
+            )
+            for k in range(3)
+        ]
+    )
+    assert len(numbers(search, event_type=EventType.WAITING)) == 8
+    page = search.search(CaseQuery(event_type=EventType.WAITING, start=at(0), end=at(6), limit=2))
+    assert page.total == 4 and [h.case.case_number for h in page.items] == ["A-2026-005", "A-2026-004"]
+    beyond = search.search(CaseQuery(event_type=EventType.WAITING, limit=2, offset=8))
+    assert beyond.total == 8 and beyond.items == []
