@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-import cv2
 
 from domain.errors import NotFoundError
 from domain.types import parse_iso
@@ -81,6 +80,8 @@ def last_keyframe(media: Path, start: datetime | None, quality: int = 80) -> Liv
         raise NotFoundError(f"no picture yet in {media.name}: {exc}") from exc
     if best is None:
         raise NotFoundError(f"no keyframe yet in {media.name}")
+    import cv2  # only live views need it; keeps ``vaudit run`` start-up (and a restart's gap) short
+
     img = best.to_ndarray(format="bgr24")
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
