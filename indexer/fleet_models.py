@@ -64,6 +64,11 @@ class CameraLease(Base):
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
     previous_node_id: Mapped[str | None] = mapped_column(String(64))
     previous_expires_us: Mapped[int | None] = mapped_column(BigInteger)
+    # Chain state of the camera when its last holder released it (from that node's spool, which
+    # is ahead of the index while its last segments are still being uploaded).
+    released_seq: Mapped[int | None] = mapped_column(BigInteger)
+    released_sha256: Mapped[str | None] = mapped_column(String(64))
+    released_end_us: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LegalHold(Base):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -44,6 +44,15 @@ LEASES: Table = Base.metadata.tables["camera_leases"]
 
 
 @dataclass(frozen=True, slots=True)
+class ChainHint:
+    """A camera's chain state (last seq, SHA-256, end) as a releasing node's spool knew it."""
+
+    seq: int
+    sha256: str | None
+    end_us: int
+
+
+@dataclass(frozen=True, slots=True)
 class Acquired:
     """A lease this node just took. ``previous_node`` is who held it before (None: nobody)."""
 
@@ -51,6 +60,8 @@ class Acquired:
     generation: int
     previous_node: str | None
     previous_expires_us: int | None
+    released: ChainHint | None = None  # the chain as the releasing node left it
+
 
     @property
     def failover(self) -> bool:
@@ -209,52 +220,50 @@ class LeaseManager:
                 LEASES.c.generation,
                 LEASES.c.previous_node_id,
                 LEASES.c.previous_expires_us,
+                LEASES.c.released_seq,
+                LEASES.c.released_sha256,
+                LEASES.c.released_end_us,
             )
         )
         taken: list[Acquired] = []
-        for camera_id, generation, previous, previous_expires in sorted(s.execute(stmt).all()):
+        for camera_id, generation, previous, previous_expires, seq, sha, end in sorted(s.execute(stmt).all()):
             if previous == self.node_id:  # our own earlier lease: no hand-over
                 previous = None
-            taken.append(
-                Acquired(
-                    camera_id,
-                    int(generation),
-                    previous,
-                    None if previous_expires is None else int(previous_expires),
-                )
-            )
+            hint = None if end is None or seq is None else ChainHint(int(seq), sha, int(end))
+            expired_at = None if previous_expires is None else int(previous_expires)
+            taken.append(Acquired(camera_id, int(generation), previous, expired_at, hint))
             log.info(
                 "lease acquired", extra={"node": self.node_id, "camera_id": camera_id, "from_node": previous}
             )
         return taken
 
-    def release(self, camera_ids: Iterable[str]) -> int:
-        """Give leases back (after their recording stopped and drained). Returns how many."""
+    def release(self, camera_ids: Iterable[str], chains: Mapping[str, ChainHint] | None = None) -> int:
+        """Give leases back (after their recording stopped and drained), leaving each camera's
+        chain state for the next holder. Returns how many."""
         cams = sorted(set(camera_ids))
-        if not cams:
-            return 0
+        done = 0
         with self._session(f"release leases of {self.node_id}") as s:
-            done = (
-                s.execute(
+            for cam in cams:
+                values: dict[str, object] = {"node_id": None, "expires_us": 0, "previous_node_id": self.node_id}
+                hint = (chains or {}).get(cam)
+                if hint is not None:
+                    values.update(released_seq=hint.seq, released_sha256=hint.sha256, released_end_us=hint.end_us)
+                stmt = (
                     update(LEASES)
-                    .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id.in_(cams))
-                    .values(node_id=None, expires_us=0, previous_node_id=self.node_id)
+                    .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id == cam)
+                    .values(values)
                     .returning(LEASES.c.camera_id)
                 )
-                .scalars()
-                .all()
-            )
-        self._memory.held -= set(done)
-        return len(done)
+                done += len(s.execute(stmt).all())
+        self._memory.held -= set(cams)
+        return done
 
-    def leave(self) -> None:
-        """Release every lease and drop the heartbeat (clean shutdown)."""
+    def leave(self, chains: Mapping[str, ChainHint] | None = None) -> None:
+        """Release every lease (with the chains given) and drop the heartbeat (clean shutdown)."""
+        with self._session(f"read leases of {self.node_id}") as s:
+            mine = list(s.execute(select(LEASES.c.camera_id).where(LEASES.c.node_id == self.node_id)).scalars())
+        self.release(mine, chains)
         with self._session(f"leave {self.node_id}") as s:
-            s.execute(
-                update(LEASES)
-                .where(LEASES.c.node_id == self.node_id)
-                .values(node_id=None, expires_us=0, previous_node_id=self.node_id)
-            )
             s.execute(delete(NODES).where(NODES.c.id == self.node_id))
         self._memory.held.clear()
 

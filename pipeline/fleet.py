@@ -33,7 +33,7 @@ from sqlalchemy import text
 from domain.errors import VauditError
 from domain.types import GapCause, to_unix
 from indexer.database import create_engine_for, upgrade
-from indexer.leases import Acquired, LeaseManager, TickResult
+from indexer.leases import Acquired, ChainHint, LeaseManager, TickResult
 from pipeline.runtime import CentreRuntime
 from pipeline.settings import Settings
 from pipeline.uploader import QUARANTINE, is_closed_sidecar
@@ -77,6 +77,7 @@ class FleetNode:
         )
         self.leases.ensure(self.cameras)
         self._stop = threading.Event()
+        self._draining = threading.Event()  # shutting down: renew what we hold, take nothing
         self._released: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._handing_over: set[str] = set()
         self._lock = threading.Lock()
@@ -95,12 +96,16 @@ class FleetNode:
         log.info("fleet node started", extra={"node": self.node_id, "cameras": len(self.cameras)})
 
     def stop(self, timeout: float = 15.0) -> None:
+        # Keep renewing while the workers close their segments and the uploader stores and
+        # indexes them: the next holder's gap must start at the true end of our footage.
+        self._draining.set()
+        self.runtime.stop(timeout)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.runtime.stop(timeout)  # closes open segments, uploads what it can
         try:
-            self.leases.leave()
+            held = self.last_tick.held if self.last_tick else ()
+            self.leases.leave({c: h for c in held if (h := self._chain(c)) is not None})
         except VauditError as exc:
             log.warning("could not release leases on exit: %s", exc.message)
 
@@ -114,7 +119,7 @@ class FleetNode:
         if self._stop.wait(self.cfg.renew_seconds):
             return
         while True:
-            self._tick(acquire=True)
+            self._tick(acquire=not self._draining.is_set())
             if self._stop.wait(self.cfg.renew_seconds):
                 return
 
@@ -125,7 +130,7 @@ class FleetNode:
             except queue.Empty:
                 break
             try:
-                self.leases.release([camera])
+                self.leases.release([camera], {c: h for c in [camera] if (h := self._chain(c)) is not None})
                 log.info("lease released", extra={"node": self.node_id, "camera_id": camera})
             except VauditError as exc:
                 log.warning("release of %s failed: %s", camera, exc.message)
@@ -138,8 +143,10 @@ class FleetNode:
             log.error("lease tick failed; recording goes on: %s", exc.message)
             return
         self.last_tick, self.last_ok = result, time.monotonic()
-        for camera in result.lost:
-            self.runtime.stop_recording(camera)
+        for camera in result.lost:  # another node records it now; a silent camera stops slowly
+            threading.Thread(target=self.runtime.stop_recording, args=(camera,), daemon=True).start()
+        if self._draining.is_set():
+            return
         for acquired in result.acquired:
             self._begin(acquired)
         with self._lock:
@@ -156,7 +163,7 @@ class FleetNode:
         camera = acquired.camera_id
         if camera in self.runtime.supervisor.names():
             return
-        self._seed_chain(camera)
+        self._seed_chain(camera, acquired.released)
         cause = None
         if acquired.failover:
             self.takeovers += 1
@@ -165,8 +172,9 @@ class FleetNode:
         log.info("recording camera", extra={"node": self.node_id, "camera_id": camera,
                                             "from_node": acquired.previous_node})
 
-    def _seed_chain(self, camera: str) -> None:
-        """Continue the camera's chain (seq, hash, end) from the index if it is ahead of our spool."""
+    def _seed_chain(self, camera: str, hint: ChainHint | None) -> None:
+        """Continue the camera's chain (seq, hash, end) from whichever is latest: our spool, the
+        index's last segment, or what the node that released the lease left in it."""
         spool = CameraSpool(self.runtime.spool, camera)
         try:
             local = spool.load_state()
@@ -174,12 +182,27 @@ class FleetNode:
         except VauditError as exc:
             log.warning("cannot read the chain of %s: %s", camera, exc.message)
             return
-        if last is None:
+        candidates: list[tuple[float, int, str | None]] = []
+        if last is not None:
+            candidates.append((to_unix(last.end), last.seq, last.sha256))
+        if hint is not None:
+            candidates.append((hint.end_us / 1e6, hint.seq, hint.sha256))
+        if not candidates:
             return
-        end = to_unix(last.end)
+        end, seq, sha = max(candidates, key=lambda c: c[0])
         if local.last_end is None or end > local.last_end:
             spool.dir.mkdir(parents=True, exist_ok=True)
-            spool.save_state(ChainState(max(last.seq, local.last_seq), last.sha256, end))
+            spool.save_state(ChainState(max(seq, local.last_seq), sha, end))
+
+    def _chain(self, camera: str) -> ChainHint | None:
+        """Our spool's chain state of ``camera`` (after its worker stopped), for the next holder."""
+        try:
+            state = CameraSpool(self.runtime.spool, camera).load_state()
+        except VauditError:
+            return None
+        if state.last_end is None:
+            return None
+        return ChainHint(state.last_seq, state.last_sha256, round(state.last_end * 1e6))
 
     def _hand_over(self, camera: str) -> None:
         """Stop, let the uploader store and index what was recorded, then give the lease back."""

@@ -6,7 +6,7 @@ import threading
 
 from sqlalchemy import Engine
 
-from indexer.leases import LeaseManager, fair_share
+from indexer.leases import ChainHint, LeaseManager, fair_share
 from indexer.segment_store import SegmentStore
 
 CAMS = [f"c{i}" for i in range(6)]
@@ -60,10 +60,12 @@ def test_balance_expiry_takeover_and_release(engine: Engine) -> None:
     assert back.lost == tuple(sorted(results[0].held)) and back.held == ()
     r1 = nodes[1].tick(CAMS)
     assert r1.cap == 2 and len(r1.excess) == 1
-    assert nodes[1].release(r1.excess) == 1
+    hint = ChainHint(seq=41, sha256="ab" * 32, end_us=1_799_999_999_000_001)
+    assert nodes[1].release(r1.excess, {r1.excess[0]: hint}) == 1
     again = nodes[0].tick(CAMS)
     assert [a.camera_id for a in again.acquired] == list(r1.excess)
     assert again.acquired[0].previous_node == "n1"  # a released lease remembers who gave it back
+    assert again.acquired[0].released == hint  # and the chain the releasing node left
 
     nodes[2].leave()
     assert "n2" not in nodes[0].live_nodes()

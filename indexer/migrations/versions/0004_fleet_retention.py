@@ -41,6 +41,9 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.Column("previous_node_id", sa.String(length=64), nullable=True),
         sa.Column("previous_expires_us", sa.BigInteger(), nullable=True),
+        sa.Column("released_seq", sa.BigInteger(), nullable=True),
+        sa.Column("released_sha256", sa.String(length=64), nullable=True),
+        sa.Column("released_end_us", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["camera_id"], ["cameras.id"], name=op.f("fk_camera_leases_camera_id_cameras")
         ),
