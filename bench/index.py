@@ -44,17 +44,16 @@ from sqlalchemy.orm import Session
 
 from domain.types import EventType, segment_key
 from indexer.case_store import CaseStore
-from indexer.database import create_engine_for, current_revision, upgrade
+from indexer.database import create_engine_for, current_revision, freeze_heap, upgrade
 from indexer.footage import (
     _BY_START_ID,
-    _BY_START_SEQ,
     _GAP_COLS,
-    _SEG_COLS,
     GAPS,
     SEGMENTS,
     FootageIndex,
     _overlapping,
     _rooms,
+    _seg_layout,
     _trajectory,
 )
 from indexer.models import from_us, to_us
@@ -276,7 +275,8 @@ def footage_sql(engine: Engine, subject_id: int) -> None:
             for cam, seg_max, gap_max in rooms[stay.room_id].cameras:
                 reads.append((cam, lo - seg_max, lo, hi))
                 gap_reads.append((cam, lo - gap_max, lo, hi))
-        _overlapping(s, SEGMENTS, _SEG_COLS, _BY_START_SEQ, reads)
+        seg_cols, by_start_seq, _ = _seg_layout(engine.dialect.name)
+        _overlapping(s, SEGMENTS, seg_cols, by_start_seq, reads)
         _overlapping(s, GAPS, _GAP_COLS, _BY_START_ID, gap_reads)
 
 
@@ -370,6 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pg-db", default="vaudit_bench")
     p.add_argument("--reuse", action="store_true", help="measure an already loaded database")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="call indexer.database.freeze_heap() before measuring (what a server would do after start-up)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
@@ -394,13 +399,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             subjects = [int(r[0]) for r in conn.execute(text("SELECT id FROM subjects"))]
             n_seg = conn.execute(text("SELECT count(*) FROM segments")).scalar_one()
             n_ev = conn.execute(text("SELECT count(*) FROM procedure_events")).scalar_one()
+        if args.gc_freeze:
+            freeze_heap()
         load_before = os.getloadavg()[0]
         results = measure(engine, subjects, args.queries, args.seed)
         load_after = os.getloadavg()[0]
         print(f"\n{backend}: {n_seg:,} segments, {n_ev:,} events, {len(subjects):,} subjects", file=report)
         print(
             f"  {os.cpu_count()} CPUs, 1-min load average {load_before:.1f} before / {load_after:.1f} after"
-            " measuring (other processes share the machine: compare runs at similar load)",
+            " measuring (other processes share the machine: compare runs at similar load)"
+            + ("; heap frozen for the GC" if args.gc_freeze else ""),
             file=report,
         )
         print("  " + footage_shape(FootageIndex(CaseStore(engine)), subjects, 20, args.seed), file=report)

@@ -16,6 +16,7 @@ per camera and stay), their gaps in another, the trajectory's inputs in a third.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -23,7 +24,17 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Integer, Select, Table, bindparam, literal_column, select, union_all
+from sqlalchemy import (
+    CursorResult,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -122,12 +133,30 @@ def clip_from_row(r: Mapping[Any, Any]) -> ImportedClip:
 
 
 # Per-camera reads select no camera id (each UNION ALL branch is one camera, tagged with its number).
-_SEG_NAMES = (
-    "run_id", "seq", "start_us", "end_us", "storage_key", "size", "sha256", "prev_sha256",
-    "clock_source", "container", "sm3", "packets", "recovered",
+# The run-level columns first: on SQLite they come as one JSON text per row (``json_array``), which
+# the reader turns into values once per distinct text; on PostgreSQL as 9 columns (its
+# ``json_build_array`` cost more than it saved).
+_RUN_NAMES = (
+    "run_id", "clock_source", "container",
     "video_codec", "width", "height", "audio_codec", "audio_sample_rate", "audio_channels",
 )  # fmt: skip
-_SEG_COLS = [SEGMENTS.c[name] for name in _SEG_NAMES]
+_ROW_NAMES = (
+    "seq",
+    "start_us",
+    "end_us",
+    "storage_key",
+    "size",
+    "sha256",
+    "prev_sha256",
+    "sm3",
+    "packets",
+    "recovered",
+)
+_SEG_COLS: list[ColumnElement[Any]] = [SEGMENTS.c[name] for name in _RUN_NAMES + _ROW_NAMES]
+_SEG_COLS_SQLITE: list[ColumnElement[Any]] = [
+    func.json_array(*(SEGMENTS.c[name] for name in _RUN_NAMES)).label("run_"),
+    *(SEGMENTS.c[name] for name in _ROW_NAMES),
+]
 _GAP_COLS = [GAPS.c[name] for name in ("start_us", "end_us", "cause", "detail", "gap_id")]
 _CLOCKS = {c.value: c for c in ClockSource}
 _CAUSES = {c.value: c for c in GapCause}
@@ -160,54 +189,65 @@ if tuple(f.name for f in fields(SegmentRecord)) != _SEG_FIELDS:  # pragma: no co
 # builds the same object (same class, same field values, equal and hashable alike) in ≈ 0.8 µs.
 # SegmentRecord has no __post_init__, so nothing is skipped.
 _SEG_SETTERS: tuple[Any, ...] = tuple(SegmentRecord.__dict__[name].__set__ for name in _SEG_FIELDS)
-_BY_START_SEQ = itemgetter(2, 1)  # rows of _SEG_COLS: (start_us, seq)
+_BY_START_SEQ = itemgetter(10, 9)  # rows of _SEG_COLS: (start_us, seq)
+_BY_START_SEQ_SQLITE = itemgetter(2, 1)  # rows of _SEG_COLS_SQLITE
 _BY_START_ID = itemgetter(0, 4)  # rows of _GAP_COLS: (start_us, gap_id)
 
 
-def _segments(camera_id: str, rows: Sequence[tuple[Any, ...]]) -> tuple[SegmentRecord, ...]:
-    """Rows of ``_SEG_COLS`` of one camera, by start (extra trailing columns are ignored) →
-    records: the hot loop of the footage query (a 3 h stay under two cameras is ≈ 2,400 rows).
-    Positional tuples; one StreamInfo per distinct codec set (a run rarely changes it);
-    back-to-back segments share the datetime of the boundary (one microsecond → datetime
-    conversion per row instead of two); records built with object.__new__ and the slot setters
-    (see ``_SEG_SETTERS``)."""
-    streams: dict[tuple[Any, ...], StreamInfo] = {}
-    clocks = _CLOCKS
+def _seg_layout(dialect: str) -> tuple[list[ColumnElement[Any]], Any, int]:
+    """(columns, sort key (start, seq), width of the run-level part) of segment rows on ``dialect``."""
+    if dialect == "sqlite":
+        return _SEG_COLS_SQLITE, _BY_START_SEQ_SQLITE, 1
+    return _SEG_COLS, _BY_START_SEQ, len(_RUN_NAMES)
+
+
+def _segments(camera_id: str, rows: Sequence[tuple[Any, ...]], width: int) -> tuple[SegmentRecord, ...]:
+    """Rows of one camera, by start (run-level part of ``width`` columns — 1: a JSON array text,
+    9: the columns — then ``_ROW_NAMES``; extra trailing columns are ignored) → records: the hot
+    loop of the footage query (a 3 h stay under two cameras is ≈ 2,400 rows). Run id, clock,
+    container and one StreamInfo are made once per distinct run-level part; back-to-back segments
+    share the datetime of the boundary (one microsecond → datetime conversion per row instead of
+    two); records built with object.__new__ and the slot setters (see ``_SEG_SETTERS``)."""
+    runs: dict[Any, tuple[Any, ClockSource, Any, StreamInfo]] = {}
     epoch, td = EPOCH, timedelta
     new, cls = object.__new__, SegmentRecord
     (
         set_camera, set_run, set_seq, set_start, set_end, set_key, set_size, set_sha, set_prev,
         set_clock, set_stream, set_container, set_sm3, set_packets, set_recovered,
     ) = _SEG_SETTERS  # fmt: skip
+    i_seq, i_start, i_end, i_key, i_size, i_sha, i_prev, i_sm3, i_packets, i_recovered = range(
+        width, width + len(_ROW_NAMES)
+    )
     out: list[SegmentRecord] = []
     append = out.append
     last_us: int | None = None
     last_dt = epoch
     for r in rows:
-        key = r[13:19]
-        stream = streams.get(key)
-        if stream is None:
-            stream = streams[key] = StreamInfo(*key)
-        start_us = r[2]
+        run_key: Any = r[0] if width == 1 else r[:width]
+        run = runs.get(run_key)
+        if run is None:
+            v = json.loads(run_key) if width == 1 else run_key
+            run = runs[run_key] = (v[0], _CLOCKS[v[1]], v[2], StreamInfo(*v[3:9]))
+        start_us = r[i_start]
         start = last_dt if start_us == last_us else epoch + td(0, 0, start_us)
-        last_us = r[3]
+        last_us = r[i_end]
         last_dt = epoch + td(0, 0, last_us)
         rec = new(cls)
         set_camera(rec, camera_id)
-        set_run(rec, r[0])
-        set_seq(rec, r[1])
+        set_run(rec, run[0])
+        set_seq(rec, r[i_seq])
         set_start(rec, start)
         set_end(rec, last_dt)
-        set_key(rec, r[4])
-        set_size(rec, r[5])
-        set_sha(rec, r[6])
-        set_prev(rec, r[7])
-        set_clock(rec, clocks[r[8]])
-        set_stream(rec, stream)
-        set_container(rec, r[9])
-        set_sm3(rec, r[10])
-        set_packets(rec, r[11])
-        set_recovered(rec, bool(r[12]))
+        set_key(rec, r[i_key])
+        set_size(rec, r[i_size])
+        set_sha(rec, r[i_sha])
+        set_prev(rec, r[i_prev])
+        set_clock(rec, run[1])
+        set_stream(rec, run[3])
+        set_container(rec, run[2])
+        set_sm3(rec, r[i_sm3])
+        set_packets(rec, r[i_packets])
+        set_recovered(rec, bool(r[i_recovered]))
         append(rec)
     return tuple(out)
 
@@ -380,7 +420,8 @@ class FootageIndex:
             for cam, seg_max, gap_max in room.cameras if room is not None else ():
                 reads.append((cam, lo - seg_max, lo, hi))
                 gap_reads.append((cam, lo - gap_max, lo, hi))
-        seg_rows = _overlapping(s, SEGMENTS, _SEG_COLS, _BY_START_SEQ, reads)
+        seg_cols, by_start_seq, width = _seg_layout(s.get_bind().dialect.name)
+        seg_rows = _overlapping(s, SEGMENTS, seg_cols, by_start_seq, reads)
         gap_rows = _overlapping(s, GAPS, _GAP_COLS, _BY_START_ID, gap_reads)
         out: list[StayFootage] = []
         k = 0
@@ -388,7 +429,7 @@ class FootageIndex:
             cameras: tuple[CameraCoverage, ...] = ()
             if room is not None and room.cameras:
                 n = len(room.cameras)
-                cameras = _coverage(room, interval, seg_rows[k : k + n], gap_rows[k : k + n])
+                cameras = _coverage(room, interval, seg_rows[k : k + n], gap_rows[k : k + n], width)
                 k += n
             mine = tuple(c for c in clips if c.range.overlaps(interval))
             out.append(StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine))
@@ -511,18 +552,19 @@ def _coverage(
     interval: TimeRange,
     seg_rows: Sequence[list[tuple[Any, ...]]],
     gap_rows: Sequence[list[tuple[Any, ...]]],
+    width: int,
 ) -> tuple[CameraCoverage, ...]:
     """Every camera of the room over the interval, from its rows (by start) of that stay, camera
     by camera in the order of ``room.cameras``."""
     lo, hi = to_us(interval.start), to_us(interval.end)
     out = []
     for (cam, _, _), segs, gaps in zip(room.cameras, seg_rows, gap_rows, strict=True):
-        spans = [(r[2], r[3]) for r in segs] + [(r[0], r[1]) for r in gaps]
+        spans = [(r[width + 1], r[width + 2]) for r in segs] + [(r[0], r[1]) for r in gaps]
         out.append(
             CameraCoverage(
                 camera_id=cam,
                 interval=interval,
-                segments=_segments(cam, segs),
+                segments=_segments(cam, segs, width),
                 gaps=_gaps(cam, gaps),
                 unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in _holes(lo, hi, spans)),
             )
