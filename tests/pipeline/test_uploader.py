@@ -58,8 +58,15 @@ def make_segment(spool: Path, camera: str, seq: int, size: int = 3000) -> Segmen
         stream=STREAM,
         packets=250,
     )
-    (spool / sidecar_key(key)).write_text(json.dumps(record.to_json()), encoding="utf-8")
+    _atomic_json(spool / sidecar_key(key), record.to_json())
     return record
+
+
+def _atomic_json(path: Path, data: dict[str, object]) -> None:
+    """As the recorder writes sidecars (temp file, then rename): the uploader never sees half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.rename(path)
 
 
 def make_gap(spool: Path, camera: str, n: int) -> GapRecord:
@@ -67,7 +74,7 @@ def make_gap(spool: Path, camera: str, n: int) -> GapRecord:
     gap = GapRecord(camera, start, start + timedelta(seconds=7), GapCause.DISCONNECT, "camera unreachable")
     path = spool / gap_key(gap)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(gap.to_json()), encoding="utf-8")
+    _atomic_json(path, gap.to_json())
     return gap
 
 

@@ -39,7 +39,8 @@ def check_camera(sink: CollectingSink, cam: Any, spool: Path, codec: str, audio:
         assert found["audio_codec"] == audio and found["audio_rate"] == rate
         assert found["audio_frames"] > 0
         if audio == "pcm_alaw":  # 8000 one-byte samples a second: A-law as sent, not re-encoded
-            assert abs(found["audio_bytes"] / rec.range.seconds - 8000) < 8000 * 0.15
+            # within 0.2 s: audio and video packets of a segment's edges interleave by ~0.1 s
+            assert abs(found["audio_bytes"] / 8000 - rec.range.seconds) < 0.2
         assert found["video_frames"] >= 25 or i == len(segs) - 1
         assert rec.stream.video_codec == codec and rec.stream.audio_codec == audio
         # the camera's own clock: a segment starts at one of its keyframes (RTCP NTP time)
