@@ -82,6 +82,7 @@ def run(
     ] = True,
 ) -> None:
     """Record every configured camera, upload to storage, index, and serve the API."""
+    from indexer.database import freeze_heap
     from pipeline.api.app import create_app
     from pipeline.runtime import CentreRuntime
     from recorders.heap import limit_malloc_arenas
@@ -95,6 +96,7 @@ def run(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
     api = create_app(settings, runtime.store, runtime=runtime)
+    freeze_heap()  # start-up objects out of the collector's walk (docs/INDEX.md: footage p95 tail)
     server = _GracefulServer(
         uvicorn.Config(
             api,
