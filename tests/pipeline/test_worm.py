@@ -249,3 +249,27 @@ def test_capacity_alert(tmp_path: Path) -> None:
     assert [a.kind for a in watched.open_alerts()] == [ALERT_CAPACITY]
     assert watch.last_fraction is not None and 0 < watch.last_fraction <= 1
 
+
+
+def test_retention_commands(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.centre_files import CamSpec, write_centre
+    from tests.support.vaudit_proc import VAUDIT
+
+    db = f"sqlite:///{tmp_path / 'index.db'}"
+    config = write_centre(
+        tmp_path / "centre.toml", [CamSpec("w1", "wait-1", "waiting", "rtsp://127.0.0.1:1/w1")], db,
+        extra="[retention]\nobject_lock = true\ndefault_days = 180\n",
+    )
+
+    def vaudit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([VAUDIT, *args, "--config", str(config)], capture_output=True, text=True, timeout=60)
+
+    dry = vaudit("retention", "run", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete 0 segment(s)" in dry.stderr
+    run = vaudit("retention", "run")
+    assert run.returncode == 0 and "deleted 0 segment(s)" in run.stderr, run.stderr
+    missing = vaudit("retention", "hold", "--case", "NO-SUCH-CASE")
+    assert missing.returncode == 1 and "no case" in missing.stderr
