@@ -18,17 +18,15 @@ error from the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from domain.errors import ConflictError, IndexStoreError, NotFoundError, ValidationFailed
+from domain.errors import ConflictError, NotFoundError, ValidationFailed
 from domain.types import EventType, ObservationSource, RoomKind
 from indexer.case_records import (
     CaseInfo,
@@ -49,7 +47,7 @@ from indexer.case_records import (
     replace_id,
     subject_from_row,
 )
-from indexer.database import session_factory
+from indexer.database import dialect_insert, mapped_transaction, session_factory
 from indexer.models import Base, from_us, to_us
 from indexer.trajectory import Observation
 
@@ -95,23 +93,12 @@ class CaseStore:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    @contextmanager
-    def session(self, what: str) -> Iterator[Session]:
+    def session(self, what: str) -> AbstractContextManager[Session]:
         """A transaction; database errors become the project's errors (never a bare 500)."""
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except IntegrityError as exc:
-            raise ConflictError(f"{what}: constraint violated: {exc.orig}") from exc
-        except DataError as exc:  # a value the column cannot hold (PostgreSQL)
-            raise ValidationFailed(f"{what}: value refused by the database: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise IndexStoreError(f"{what}: index database failed: {exc}") from exc
+        return mapped_transaction(self._sessions, what)
 
     def insert_for(self, table: Table) -> Any:
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return dialect_insert(self._engine, table)
 
     def insert_new(self, s: Session, table: Table, row: dict[str, Any], key: str) -> int | None:
         """Insert ``row`` unless its ``key`` exists; the new id, or None if it was there."""

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from domain.errors import ConfigError, IndexStoreError
+from domain.errors import ConfigError, ConflictError, IndexStoreError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +143,26 @@ def freeze_heap() -> None:
     gc.collect()
     gc.freeze()
     log.info("heap frozen for the garbage collector: %d objects", gc.get_freeze_count())
+
+
+@contextmanager
+def mapped_transaction(sessions: sessionmaker[Session], what: str) -> Iterator[Session]:
+    """A transaction whose database errors leave as the project's errors (never a bare 500):
+    constraint → ConflictError, a value the column cannot hold → ValidationFailed, anything else
+    from SQLAlchemy → IndexStoreError. ``what`` names the operation in the message."""
+    try:
+        with sessions.begin() as session:
+            yield session
+    except IntegrityError as exc:
+        raise ConflictError(f"{what}: constraint violated: {exc.orig}") from exc
+    except DataError as exc:  # a value the column cannot hold (PostgreSQL)
+        raise ValidationFailed(f"{what}: value refused by the database: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise IndexStoreError(f"{what}: index database failed: {exc}") from exc
+
+
+def dialect_insert(engine: Engine, table: Table) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (PostgreSQL or SQLite)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Engine, Table, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from domain.errors import ConflictError, IndexStoreError, NotFoundError, ValidationFailed
@@ -38,7 +36,7 @@ from domain.types import (
     SegmentRecord,
     StreamInfo,
 )
-from indexer.database import session_factory
+from indexer.database import dialect_insert, mapped_transaction, session_factory
 from indexer.models import SEGMENT_SOURCES, Base, Camera, Room, from_us, to_us
 
 log = logging.getLogger(__name__)
@@ -209,22 +207,11 @@ class SegmentStore:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    @contextmanager
-    def _session(self, what: str) -> Iterator[Session]:
-        try:
-            with self._sessions.begin() as session:
-                yield session
-        except IntegrityError as exc:
-            raise ConflictError(f"{what}: constraint violated: {exc.orig}") from exc
-        except DataError as exc:  # a value the column cannot hold (PostgreSQL)
-            raise ValidationFailed(f"{what}: value refused by the database: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise IndexStoreError(f"{what}: index database failed: {exc}") from exc
+    def _session(self, what: str) -> AbstractContextManager[Session]:
+        return mapped_transaction(self._sessions, what)
 
     def _insert(self, table: Table) -> Any:
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return dialect_insert(self._engine, table)
 
     def _camera_spans(self, session: Session, camera_id: str) -> tuple[int, int]:
         """(max_segment_us, max_gap_us) of a camera, read from the database; NotFoundError if unknown."""
