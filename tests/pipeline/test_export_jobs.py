@@ -95,3 +95,47 @@ def test_bad_requests_are_refused_before_queueing() -> None:
             jobs.get("missing")
     finally:
         jobs.stop()
+
+
+def test_download_through_the_api_serves_only_the_jobs_images(
+    engine: Any, store: Any, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipeline.api.app import create_app
+    from pipeline.settings import Settings
+    from pipeline.storage import LocalStorage
+    from tests.support.auth import log_in
+
+    master, working = tmp_path / "M_1OF1.iso", tmp_path / "W_1OF1.iso"
+    master.write_bytes(bytes(range(256)) * 64)
+    working.write_bytes(b"working copy")
+    (tmp_path / "secret.txt").write_text("not part of any export")
+
+    class _Done(_Service):
+        def run(self, spec: ExportSpec, progress: Any, cancel: threading.Event) -> ExportResult:
+            return ExportResult("x-1", tmp_path, (master,), (working,), tmp_path / "manifest.json")
+
+    app = create_app(Settings(), store, engine=engine, storage=LocalStorage(tmp_path / "store"))
+    with TestClient(app) as client:
+        app.state.exports.stop()
+        app.state.exports = jobs = ExportJobs(_Done())  # type: ignore[arg-type]
+        try:
+            log_in(client, engine)
+            # the job itself is the fake's; what is tested is the download route over it
+            job_id = jobs.submit(ExportSpec(case="A-1", subject="1", exported_by="admin")).job_id
+            _wait(jobs.get(job_id), {"done"})
+            assert client.get(f"/api/v1/exports/{job_id}").json()["files"] == ["M_1OF1.iso", "W_1OF1.iso"]
+            whole = client.get(f"/api/v1/exports/{job_id}/files/M_1OF1.iso")
+            assert whole.status_code == 200 and whole.content == master.read_bytes()
+            part = client.get(
+                f"/api/v1/exports/{job_id}/files/M_1OF1.iso", headers={"Range": "bytes=256-511"}
+            )
+            assert part.status_code == 206 and part.content == master.read_bytes()[256:512]
+            for name in ("secret.txt", "..%2Fsecret.txt", "manifest.json"):
+                refused = client.get(f"/api/v1/exports/{job_id}/files/{name}")
+                assert refused.status_code == 404, (name, refused.status_code)
+                assert b"not part of any export" not in refused.content
+            assert client.get("/api/v1/exports/nope/files/M_1OF1.iso").status_code == 404
+        finally:
+            jobs.stop()
