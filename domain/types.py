@@ -369,3 +369,29 @@ class StayFootage:
             covered.extend(g.range for g in cam.gaps)
         covered.extend(c.range for c in self.clips)
         return subtract_ranges(self.interval, covered)
+
+
+class PictureFault(str, enum.Enum):
+    """What a sampled keyframe of a camera shows wrong (the risk engine's picture input)."""
+
+    BLACK = "black"  # nearly no light
+    FROZEN = "frozen"  # no change for a while although packets keep flowing
+    COVERED = "covered"  # lens covered: flat picture, almost no texture
+    DEFOCUSED = "defocused"  # blurred: low Laplacian variance against the camera's own baseline
+    MOVED = "moved"  # the scene changed as a whole (camera turned or displaced)
+
+
+@dataclass(frozen=True, slots=True)
+class PictureObservation:
+    """The result of checking one sampled keyframe of ``camera_id`` captured at ``at`` (UTC).
+
+    ``faults`` is empty for a normal picture. ``person_count`` is None when the people
+    detector did not run on this sample. ``snapshot_jpeg`` is the sampled picture, kept as the
+    evidence of any alert it raises.
+    """
+
+    camera_id: str
+    at: datetime
+    faults: frozenset[PictureFault]
+    person_count: int | None
+    snapshot_jpeg: bytes = field(repr=False, default=b"")
