@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages video-audit needs, only those that are missing.
 set -euo pipefail
+# gstreamer1.0-x holds the pango plugin (timeoverlay: the simulated cameras' burnt-in clock).
 PKGS=(
   python3-venv python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-libav gstreamer1.0-tools ffmpeg xorriso p7zip-full chromium fonts-noto-cjk
+  gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x ffmpeg xorriso p7zip-full chromium fonts-noto-cjk
 )
 missing=()
 for p in "${PKGS[@]}"; do
