@@ -58,8 +58,9 @@ _RULES: tuple[tuple[str, frozenset[str] | None, tuple[str, ...]], ...] = (
     ("/live", None, LIVE),
     ("/api/v1/exports", None, EXPORTERS),
     ("/api/v1/cameras", None, CAMERA_WIDE),
-    ("/api/v1/playback", None, CAMERA_WIDE),
-    ("/play", None, CAMERA_WIDE),
+    # officers too, but only with a case of theirs and within its stays (pipeline.api.footage_access)
+    ("/api/v1/playback", None, ALL_ROLES),
+    ("/play", None, ALL_ROLES),
     ("/api/v1/", frozenset({"POST", "PUT", "PATCH", "DELETE"}), WRITERS),
 )
 

@@ -16,6 +16,7 @@ from domain.errors import IndexStoreError, ValidationFailed
 from domain.types import BlobReader, iso, utc
 from indexer.segment_store import SegmentStore
 from pipeline.api.auth import audit
+from pipeline.api.footage_access import check_footage_access
 from pipeline.playback import mp4_chunks, plan_playback, skip_bytes
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ router = APIRouter(prefix="/api/v1/playback", tags=["playback"])
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 When = Annotated[datetime, Query(description="ISO 8601 with time zone")]
+CaseId = Annotated[int | None, Query(description="the case this footage is played for (needed by officers)")]
 
 
 def install(app: FastAPI, reader: BlobReader) -> None:
@@ -52,9 +54,12 @@ def _known(request: Request, camera_id: str) -> None:
     summary="[start, end) of one camera as one fragmented MP4 (H.264 + AAC), streamed while built",
     response_class=Response,
 )
-def playback_mp4(request: Request, camera_id: str, start: When, end: When) -> Response:
+def playback_mp4(
+    request: Request, camera_id: str, start: When, end: When, case_id: CaseId = None
+) -> Response:
     store, reader = _parts(request)
     _known(request, camera_id)
+    check_footage_access(request, camera_id, start, end, case_id)
     plan = plan_playback(store, camera_id, start, end)
     wanted = request.headers.get("range")
     first, last = 0, None
@@ -78,6 +83,7 @@ def playback_mp4(request: Request, camera_id: str, start: When, end: When) -> Re
         end=iso(end),
         range=wanted,
         rendition="h264" if plan.transcode else "copy",
+        case=case_id,
     )
     origin: list[datetime] = []
     chunks = mp4_chunks(plan, reader, origin)
@@ -116,9 +122,11 @@ def playback_vtt(
     start: When,
     end: When,
     origin: Annotated[datetime | None, Query(description="media time 0 (X-Playback-Origin)")] = None,
+    case_id: CaseId = None,
 ) -> PlainTextResponse:
     store, _reader = _parts(request)
     _known(request, camera_id)
+    check_footage_access(request, camera_id, start, end, case_id)
     plan = plan_playback(store, camera_id, start, end)
     zero = utc(origin) if origin is not None and origin.tzinfo is not None else utc(plan.start)
     tz = ZoneInfo(request.app.state.settings.centre.timezone)

@@ -1,0 +1,69 @@
+"""Who may play which footage: camera-wide roles anything, officers only their cases' stays.
+
+An officer plays footage through one of their cases (``case_id``): the camera must be in a
+room where a subject of that case stayed, and the requested ``[start, end)`` must lie within
+that stay, padded by :data:`STAY_PAD` on both sides (the stay's bounds come from wristband and
+door readings, which lag the person by a few seconds; the stream also starts at the keyframe
+at or before ``start``). A stay still open lasts until now. Anything else is 403, so an
+officer cannot walk a camera's whole day by naming their case.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from fastapi import HTTPException, Request
+
+from domain.errors import NotFoundError
+from domain.types import utc
+from pipeline.api.auth import CAMERA_WIDE, principal, require_case
+
+logger = logging.getLogger(__name__)
+
+STAY_PAD = timedelta(seconds=30)
+
+
+def _room_of(request: Request, camera_id: str) -> str | None:
+    found = request.app.state.settings.camera(camera_id)
+    if found is not None:
+        room_id: str = found[0].id
+        return room_id
+    for cam in request.app.state.store.cameras():
+        if cam.camera_id == camera_id:
+            return cam.room_id  # type: ignore[no-any-return]
+    return None
+
+
+def check_footage_access(
+    request: Request, camera_id: str, start: datetime, end: datetime, case_id: int | None
+) -> None:
+    """Return if the caller may play ``camera_id`` over ``[start, end)``; else 403."""
+    who = principal(request)
+    if who.role in CAMERA_WIDE:
+        return
+    if case_id is None:
+        raise HTTPException(403, "officers play footage of their own cases only: give case_id")
+    require_case(request, case_id)
+    case_api = getattr(request.app.state, "case_api", None)
+    room = _room_of(request, camera_id)
+    if case_api is None or room is None or start.tzinfo is None or end.tzinfo is None:
+        raise HTTPException(403, f"camera {camera_id} is not in a room of case {case_id}")
+    lo_req, hi_req = utc(start), utc(end)
+    now = datetime.now(UTC)
+    footage = case_api.footage
+    for subject in footage.store.subjects_of_case(case_id):
+        try:
+            stays = footage.trajectory(subject.id)
+        except NotFoundError:
+            continue
+        for stay in stays:
+            if stay.room_id != room:
+                continue
+            lo = stay.start - STAY_PAD
+            hi = (stay.end if stay.end is not None else now) + STAY_PAD
+            if lo <= lo_req and hi_req <= hi:
+                return
+    raise HTTPException(
+        403, f"camera {camera_id} over this range is outside every stay of case {case_id}'s subjects"
+    )

@@ -1,0 +1,115 @@
+"""Officers play the footage of their own cases: a camera of a room their case's subject stayed
+in, over a range inside that stay (padded) — anything else 403; the audit row names the case.
+Runs on SQLite and PostgreSQL (the access check reads the case index)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from domain.types import iso
+from indexer.audit import AuditLog
+from indexer.segment_store import SegmentStore
+from pipeline.api.app import create_app
+from pipeline.api.footage_access import STAY_PAD
+from pipeline.settings import Settings
+from pipeline.storage import LocalStorage
+from tests.exporter.scenario import Scenario, at, build_scenario
+from tests.support.auth import add_user, bearer
+
+ROOMS = [
+    ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),
+    ("R-WAIT", "候问室1", "waiting", [("cam-wait", "wait", "rtsp://10.0.0.3/a")]),
+]
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return build_scenario(tmp_path_factory.mktemp("scenario"))
+
+
+@pytest.fixture
+def client(engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path) -> Iterator[TestClient]:
+    store.sync_rooms(ROOMS)
+    for rec in scenario.segments:
+        if rec.camera_id in ("cam-int", "cam-wait"):
+            store.add_segment(rec)
+    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"})
+    app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
+    with TestClient(app) as c:
+        yield c
+
+
+def _case(c: TestClient, admin: dict[str, str], n: int, badge: str, room: str, t0: float, t1: float) -> int:
+    off = c.post("/api/v1/officers", json={"name": f"警官{n}", "badge_number": badge}, headers=admin)
+    cid = int(
+        c.post(
+            "/api/v1/cases", json={"case_number": f"A-{n}", "title": "案", "charge": "盗窃"}, headers=admin
+        ).json()["id"]
+    )
+    assert c.post(
+        f"/api/v1/cases/{cid}/officers", json={"officer_id": off.json()["id"]}, headers=admin
+    ).is_success
+    sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": f"张{n}", "role": "suspect"}, headers=admin)
+    sid_ = sid.json()["id"]
+    r = c.post(
+        "/api/v1/observations",
+        json={"id": f"o{n}", "room_id": room, "time": iso(at(t0)), "source": "wristband", "subject_id": sid_},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = c.post(
+        "/api/v1/events",
+        json={"id": f"e{n}", "type": "exit", "time": iso(at(t1)), "subject_id": sid_},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    return cid
+
+
+def test_officer_plays_own_cases_stays_only(client: TestClient, engine: Engine) -> None:
+    add_user(engine, "admin", "admin")
+    admin = bearer(client, "admin")
+    mine = _case(client, admin, 1, "P-1", "R-INT1", 12, 23)  # li's suspect: interrogation room 12–23 s
+    other = _case(client, admin, 2, "P-2", "R-WAIT", 9, 12)  # someone else's suspect: waiting room
+    add_user(engine, "li", "officer", officer_badge="P-1")
+    li = bearer(client, "li")
+    mp4, vtt = "/api/v1/playback/cam-int.mp4", "/api/v1/playback/cam-int.vtt"
+    inside = {"start": iso(at(12)), "end": iso(at(14))}
+
+    ok = client.get(mp4, params={**inside, "case_id": mine}, headers=li)
+    assert ok.status_code == 200, ok.text
+    assert ok.content[4:8] == b"ftyp" and len(ok.content) > 10_000
+    assert client.get(vtt, params={**inside, "case_id": mine}, headers=li).status_code == 200
+    # without a case, or with a case that is not theirs: 403 in the one error shape
+    bare = client.get(mp4, params=inside, headers=li)
+    assert bare.status_code == 403 and bare.json()["error"]["code"] == "forbidden"
+    assert client.get(mp4, params={**inside, "case_id": other}, headers=li).status_code == 403
+    # another case's camera/range named under their own case: the waiting room is not in it
+    wait = {"start": iso(at(9)), "end": iso(at(11)), "case_id": mine}
+    assert client.get("/api/v1/playback/cam-wait.mp4", params=wait, headers=li).status_code == 403
+    # a range of the right camera outside the stay (beyond the pad): 403, where a supervisor
+    # would get the footage question answered (404 here: nothing recorded then)
+    pad = STAY_PAD.total_seconds()
+    late = {"start": iso(at(23 + pad + 1)), "end": iso(at(23 + pad + 5)), "case_id": mine}
+    assert client.get(mp4, params=late, headers=li).status_code == 403
+    straddle = {"start": iso(at(12 - pad - 2)), "end": iso(at(14)), "case_id": mine}
+    assert client.get(mp4, params=straddle, headers=li).status_code == 403
+    assert client.get(vtt, params=late, headers=li).status_code == 403
+    add_user(engine, "sup", "supervisor")
+    assert client.get(mp4, params=late, headers=bearer(client, "sup")).status_code == 404
+    # the other case's footage (its subtitles: cheaper than the H.265 rendition) for its own officer
+    add_user(engine, "wang", "officer", officer_badge="P-2")
+    wang = bearer(client, "wang")
+    own = {"start": iso(at(9)), "end": iso(at(11)), "case_id": other}
+    assert client.get("/api/v1/playback/cam-wait.vtt", params=own, headers=wang).status_code == 200
+
+    rows = [r for r in AuditLog(engine).rows(limit=1000) if r.action == "playback"]
+    li_rows = [r for r in rows if r.user == "li"]
+    assert len(li_rows) == 1 and li_rows[0].object == "camera:cam-int"
+    assert li_rows[0].detail is not None and li_rows[0].detail["case"] == mine
+    assert AuditLog(engine).verify().ok
