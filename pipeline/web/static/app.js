@@ -223,7 +223,18 @@ async function pagePlay() {
   const caseId = q.get("case");
   let cams = [];
   let allCams = [];
-  try { allCams = (await api("/api/v1/cameras")).cameras; } catch (err) { root.append(errorBox(err)); return; }
+  try { allCams = (await api("/api/v1/cameras")).cameras; } catch (err) {
+    // Officers may not list cameras: they play their case's rooms, whose cameras the case timeline names.
+    if (!caseId) { root.append(errorBox(err)); return; }
+    try {
+      const tl = await api(`/api/v1/cases/${caseId}/timeline`);
+      const seen = new Map();
+      for (const sj of tl.subjects) for (const st of sj.stays) for (const c of st.cameras) {
+        seen.set(c.camera_id, { id: c.camera_id, name: c.camera_id, room_id: st.stay.room_id, room_name: st.stay.room_id });
+      }
+      allCams = [...seen.values()];
+    } catch (err2) { root.append(errorBox(err2)); return; }
+  }
   if (q.get("camera")) cams = allCams.filter((c) => c.id === q.get("camera"));
   else if (q.get("room")) cams = allCams.filter((c) => c.room_id === q.get("room"));
   const pick = h("form", { id: "play-form" },
@@ -255,9 +266,10 @@ async function pagePlay() {
     return { cam: c, video: v, origin: lo };
   });
   const master = players[0].video;
+  const forCase = caseId ? `&case_id=${encodeURIComponent(caseId)}` : ""; // officers play through their case
   async function load(from) {
     await Promise.all(players.map(async (p) => {
-      const qs = `start=${encodeURIComponent(isoOf(from))}&end=${encodeURIComponent(end)}`;
+      const qs = `start=${encodeURIComponent(isoOf(from))}&end=${encodeURIComponent(end)}${forCase}`;
       try {
         // A one-byte range tells where the stream's time 0 is (the keyframe at or before "from").
         const r = await fetch(`/api/v1/playback/${p.cam.id}.mp4?${qs}`, { headers: { Range: "bytes=0-0" }, credentials: "same-origin" });
