@@ -1,0 +1,86 @@
+"""Camera drop, camera reboot and a 30 s network stall, three cameras recorded side by side.
+
+The three faults are independent (own camera, own worker, own spool directory) and each needs a
+wait, so they run in parallel in one test: the stall's 30 s bounds the whole case.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.types import GapCause
+from recorders.worker import CameraWorker
+from tests.support.loss import assert_loss_bounded
+from tests.support.recording import TEST_OPTIONS, CollectingSink, decode_segment, running
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration]
+
+STALL_SECONDS = 30.0
+
+
+def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSink, cameras: Any) -> None:
+    spool = tmp_path / "spool"
+    dropped = cameras("drop", tmp_path)
+    rebooted = cameras("reboot", tmp_path)
+    stalled = cameras("stall", tmp_path)
+    opts = replace(TEST_OPTIONS, segment_seconds=2.0, stall_seconds=3.0)
+    with TcpProxy("127.0.0.1", dropped.port) as drop_net, TcpProxy("127.0.0.1", stalled.port) as stall_net:
+        workers = [
+            CameraWorker("drop", drop_net.url_for(dropped.path), spool, opts, sink),
+            CameraWorker("reboot", rebooted.url, spool, opts, sink),
+            CameraWorker("stall", stall_net.url_for(stalled.path), spool, opts, sink),
+        ]
+        outages: dict[str, tuple[float, float]] = {}
+        with running(workers):
+            assert sink.wait_for(lambda: all(len(sink.segs(c)) >= 2 for c in ("drop", "reboot", "stall")), 20)
+
+            stall_at = time.time()
+            stall_net.stall()  # both TCP connections stay open; nothing moves for 30 s
+
+            def reboot() -> None:
+                time.sleep(2)
+                down = time.time()
+                rebooted.kill()  # power loss: the connection goes with it
+                time.sleep(4)
+                rebooted.start()  # a new RTSP session, new RTP timestamp base
+                outages["reboot"] = (down, time.time())
+
+            def drop() -> None:
+                time.sleep(12)
+                at = time.time()
+                drop_net.drop()  # the network resets the connection; the camera keeps running
+                outages["drop"] = (at, at)
+
+            helpers = [threading.Thread(target=f) for f in (reboot, drop)]
+            for t in helpers:
+                t.start()
+            time.sleep(STALL_SECONDS)
+            stall_net.resume()
+            outages["stall"] = (stall_at, time.time())
+            for t in helpers:
+                t.join()
+            resumed = outages["stall"][1]
+            assert sink.wait_for(lambda: any(r.start.timestamp() > resumed for r in sink.segs("stall")), 15)
+            time.sleep(2.5)
+
+    expected = {"drop": GapCause.DISCONNECT, "reboot": GapCause.DISCONNECT, "stall": GapCause.STALL}
+    for camera_id, cause in expected.items():
+        gaps = sink.gaps_of(camera_id)
+        holes = assert_loss_bounded(sink.segs(camera_id), gaps, outages[camera_id], cause.value)
+        assert len(holes) == 1, (camera_id, holes)  # retries during the outage do not add gaps
+        segs = sink.segs(camera_id)
+        # the hash chain crosses the outage and the first segment after it plays
+        after = [r for r in segs if r.start.timestamp() >= holes[0].end - 1e-6]
+        before = [r for r in segs if r.end.timestamp() <= holes[0].start + 1e-6]
+        assert after and before and after[0].prev_sha256 == before[-1].sha256
+        assert decode_segment(spool / after[0].storage_key, after[0].stream.audio_codec)["video_frames"] > 0
+    # the stall was noticed as a stall (open connection, no data), not as a disconnect
+    assert any(s.last_error and s.last_error.startswith("stall") for s in sink.statuses if s.camera_id == "stall")
+    assert stall_net.connections >= 2  # it reconnected through the same (stalled, then healed) network
