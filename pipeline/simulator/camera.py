@@ -31,12 +31,12 @@ GST_CAMERA_SCRIPT = Path(__file__).with_name("gst_camera.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
 DEBIAN_PACKAGES = (
     "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
-    "gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav"
+    "gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x"
 )
 _EXIT_MISSING = 3  # gst_camera.py: gi, a typelib or an element is missing
 _EXIT_BIND = 4  # gst_camera.py: port in use
 
-PictureMode = Literal["normal", "black", "frozen"]
+PictureMode = Literal["normal", "black", "frozen", "covered"]
 
 
 class SimulatorError(StreamError):
@@ -320,8 +320,8 @@ class SimulatedCamera(_ServerProcess):
         return self.start(timeout)
 
     def set_picture(self, mode: PictureMode) -> None:
-        if mode not in ("normal", "black", "frozen"):
-            raise ValueError(f"picture mode {mode!r} is not normal, black or frozen")
+        if mode not in ("normal", "black", "frozen", "covered"):
+            raise ValueError(f"picture mode {mode!r} is not normal, black, frozen or covered")
         self._command(mode)
 
     def jump_timestamps(self, seconds: float) -> None:
