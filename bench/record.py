@@ -104,12 +104,11 @@ def measure_loss(files: list[Path]) -> Loss:
 
 
 def run_ours(
-    urls: list[str], seconds: float, work: Path, flush: bool = True
+    urls: list[str], seconds: float, work: Path, buffer_seconds: float = 0.25
 ) -> tuple[Usage, Loss, dict[str, int]]:
     spool = work / "ours"
     cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--segment-seconds", "10"]
-    if not flush:
-        cmd.append("--buffered-writes")
+    cmd += ["--write-buffer-seconds", str(buffer_seconds)]
     for i, url in enumerate(urls):
         cmd += ["--camera", f"cam{i:03d}={url}"]
     out = (work / "ours.jsonl").open("wb")
@@ -176,11 +175,13 @@ def _sum_loss(losses: list[Loss]) -> Loss:
     )
 
 
-def bench(n: int, seconds: float, clip: Path, work: Path, fmt: str, flush: bool = True) -> dict[str, object]:
-    result: dict[str, object] = {"streams": n, "seconds": seconds, "flush_packets": flush}
+def bench(
+    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float = 0.25
+) -> dict[str, object]:
+    result: dict[str, object] = {"streams": n, "seconds": seconds, "write_buffer_seconds": buffer_seconds}
     with FileCameraServer(clip, n) as server:
         time.sleep(1)
-        ours, ours_loss, counts = run_ours(server.urls, seconds, work, flush)
+        ours, ours_loss, counts = run_ours(server.urls, seconds, work, buffer_seconds)
     with FileCameraServer(clip, n) as server:
         time.sleep(1)
         ff_total, ff_each, ff_loss = run_ffmpeg(server.urls, seconds, work, fmt)
@@ -210,7 +211,8 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=ROOT / "bench" / "out" / "clip1080p.mov")
     parser.add_argument("--ffmpeg-format", default="mpegts", help="container ffmpeg writes (ours: mpegts)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
-    parser.add_argument("--buffered-writes", action="store_true", help="run ours with buffered writes")
+    parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
+                        help="ours: media the muxer may buffer (0: a write per packet, the crash-safest)")
     args = parser.parse_args()
     args.clip.parent.mkdir(parents=True, exist_ok=True)
     clip = make_clip(args.clip, seconds=args.seconds + 30, width=1920, height=1080, fps=25, bitrate_kbps=4000)
@@ -218,7 +220,7 @@ def main() -> int:
     for n in args.streams:
         work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-{n}-"))
         try:
-            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, flush=not args.buffered_writes)
+            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, args.write_buffer_seconds)
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -107,7 +107,8 @@ class RecorderConfig(_Strict):
     max_forward_jump_seconds: float = Field(default=10.0, gt=0)
     max_slew_ppm: float = Field(default=500.0, ge=0, le=5000)
     compute_sm3: bool = False  # SM3 at capture costs ~10x SHA-256; discs compute it at export
-    flush_packets: bool = True  # False: ~10% less CPU, but a crash may lose seconds of buffered data
+    # Media a crash may lose (seconds of the camera's bitrate in the muxer's buffer); 0: a write per packet.
+    write_buffer_seconds: float = Field(default=0.25, ge=0.0, le=1.0)
 
 
 class UploadConfig(_Strict):

@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--camera", type=_camera, action="append", required=True, metavar="ID=URL")
     parser.add_argument("--segment-seconds", type=float, default=10.0)
     parser.add_argument("--stall-seconds", type=float, default=5.0)
-    parser.add_argument("--buffered-writes", action="store_true",
-                        help="let libavformat buffer writes (~10%% less CPU; a crash may lose seconds)")
+    parser.add_argument("--clock-offset-file", type=Path, default=None,
+                        help="test/ops hook: wall clock = system clock + the seconds in this file")
+    parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
+                        help="media a crash may lose, as seconds of the camera's bitrate (0: a write per packet)")
     parser.add_argument("--status", action="store_true", help="also print status events (~1/s/camera)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
 
     opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
-                           spool=args.spool, flush_packets=not args.buffered_writes)
+                           spool=args.spool, write_buffer_seconds=args.write_buffer_seconds,
+                           clock_offset_file=args.clock_offset_file)
     sink = JsonLinesSink(sys.stdout, args.status)
     stop = threading.Event()
 

@@ -33,11 +33,12 @@ from recorders.events import CameraStatus, RecorderSink
 from recorders.rtsp_source import RtspSource
 from recorders.segmenter import SegmentPlan, TimestampGuard, TimestampJump
 from recorders.spool import CameraSpool, ChainState, hash_file
-from recorders.ts_writer import TsWriter
+from recorders.ts_writer import TsWriter, buffer_bytes_for
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FRAME_SECONDS = 0.04
+INITIAL_BYTE_RATE = 64_000.0  # 512 kbit/s until a segment of the camera has closed: errs towards small
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +58,10 @@ class RecorderOptions:
     open_timeout_seconds: float = 5.0  # connect + DESCRIBE/SETUP/PLAY + probe
     clock_tolerance_seconds: float = 1.5  # RTCP time may precede receipt by at most this
     status_interval_seconds: float = 1.0
-    # A write per packet: a crash loses at most the packet in flight. Buffered writes cost ~10% less
-    # CPU (bench/record.py) but libavformat then holds hundreds of KB (seconds of a low-bitrate
-    # camera) in memory, which a crash would lose.
-    flush_packets: bool = True
+    # How much media (in seconds of the camera's own bitrate, within 4-64 KiB) may wait in the
+    # muxer's write buffer: what a crash can lose. 0 = a write per packet, which costs ~20 % more CPU
+    # (bench/record.py); a quarter second keeps the recovery point far inside the 1 s promise.
+    write_buffer_seconds: float = 0.25
 
     @classmethod
     def from_config(cls, cfg: Any) -> RecorderOptions:
@@ -178,6 +179,7 @@ class CameraWorker:
         self._last_error: str | None = None
         self._last_failure: tuple[GapCause, str] | None = None
         self._next_status = 0.0
+        self._byte_rate = INITIAL_BYTE_RATE  # of the last closed segment: sizes the write buffer
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -412,7 +414,9 @@ class CameraWorker:
             "prev_sha256": self._state.last_sha256, "skipped_leading_packets": run.skipped,
             "url": self.url, "gap_before": None if gap is None else gap.to_json(),
         })
-        writer = TsWriter(path, source.streams, self.opts.flush_packets)
+        seconds = self.opts.write_buffer_seconds
+        buffer = 0 if seconds <= 0 else buffer_bytes_for(self._byte_rate, seconds)
+        writer = TsWriter(path, source.streams, buffer, self.opts.compute_sm3)
         self._seg = _Segment(key, path, seq, wall, media, self._state.last_sha256, writer, self._packets, gap)
 
     def _close_segment(self, run: _Run, end: float) -> None:
@@ -423,13 +427,16 @@ class CameraWorker:
             self._discard(seg)
             return
         try:
-            size = seg.writer.close()
+            size, sha, sm3 = seg.writer.close()
+            if sha is None:
+                sha, sm3 = hash_file(seg.path, self.opts.compute_sm3)
         except BaseException:
             seg.writer.abort()
             self._needs_recovery = True
             self._restore_gap(seg)
             raise
-        sha, sm3 = hash_file(seg.path, self.opts.compute_sm3)
+        if end > seg.start:
+            self._byte_rate = size / (end - seg.start)
         record = SegmentRecord(
             camera_id=self.camera_id, run_id=run.run_id, seq=seg.seq, start=from_unix(seg.start),
             end=from_unix(end), storage_key=seg.key, size=size, sha256=sha, prev_sha256=seg.prev,
