@@ -359,3 +359,4 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 from indexer import fleet_models as _fleet_models  # noqa: E402, F401  (tables of revision 0004)
 from indexer import user_models as _user_models  # noqa: E402, F401  (users and credentials tables)
+from indexer import alert_models as _alert_models  # noqa: E402, F401  (risk alerts, revision 0005)

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from domain.errors import VauditError
 from domain.types import Clock, GapCause, GapRecord, SegmentRecord, to_unix
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
+from pipeline.live import LiveFrames
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
 from pipeline.retention import CapacityWatch
+from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 from pipeline.supervisor import Runnable, WorkerSupervisor
@@ -34,10 +37,13 @@ logger = logging.getLogger(__name__)
 class PipelineSink:
     """Receives worker reports: wakes the uploader, feeds metrics, raises alerts."""
 
-    def __init__(self, uploader: SpoolUploader, book: CameraBook, alerts: AlertBook) -> None:
+    def __init__(
+        self, uploader: SpoolUploader, book: CameraBook, alerts: AlertBook, risk: RiskEngine | None = None
+    ) -> None:
         self._uploader = uploader
         self._book = book
         self._alerts = alerts
+        self._risk = risk
         self._connected: dict[str, bool] = {}
         self._lock = threading.Lock()
 
@@ -48,6 +54,8 @@ class PipelineSink:
     def gap_recorded(self, gap: GapRecord, sidecar_path: Path) -> None:
         self._book.gap(gap.camera_id, gap.cause.value)
         self._uploader.notify()
+        if self._risk is not None:
+            self._risk.observe_gap(gap)
         if gap.cause is GapCause.STORAGE_FAILURE:
             self._alerts.raise_(
                 "spool_failure", gap.camera_id, f"spool write failed for camera {gap.camera_id}"
@@ -60,6 +68,8 @@ class PipelineSink:
             self._connected[status.camera_id] = status.connected
         if status.state == "stopped":
             return  # we are shutting down: not a camera failure
+        if self._risk is not None and was is not None and was != status.connected:
+            self._risk.camera_status(status.camera_id, status.connected)
         if was and not status.connected:
             self._alerts.raise_(
                 "camera_lost",
@@ -101,7 +111,10 @@ class CentreRuntime:
             cfg=settings.upload,
             alert=lambda kind, message: self.alerts.raise_(kind, "storage", message),
         )
-        self.sink = PipelineSink(self.uploader, self.book, self.alerts)
+        # Risk alerts (docs/ALERTS.md); the picture watcher feeds ``self.risk.observe_picture``.
+        self.live_frames = LiveFrames(self.spool)
+        self.risk = RiskEngine(settings.risk, rooms_of(settings), self.engine, self.clock, self._snapshot)
+        self.sink = PipelineSink(self.uploader, self.book, self.alerts, self.risk)
         self.supervisor = WorkerSupervisor()
         self._options = RecorderOptions.from_config(settings.recorder)
         if assign_cameras:
@@ -142,6 +155,14 @@ class CentreRuntime:
         """Stop one camera's worker (its open segment is closed); True if it stopped in time."""
         return self.supervisor.remove(camera_id, timeout)
 
+    def _snapshot(self, camera_id: str) -> bytes | None:
+        """The camera's newest keyframe as JPEG: an alert's evidence when it has no picture."""
+        try:
+            return self.live_frames.frame(camera_id).jpeg
+        except VauditError as exc:
+            logger.info("no snapshot of camera %s: %s", camera_id, exc)
+            return None
+
     def _uploader_stats(self) -> dict[str, float]:
         stats = asdict(self.uploader.stats())
         return {k: float(v) for k, v in stats.items() if isinstance(v, (int, float, bool))}
@@ -157,11 +178,13 @@ class CentreRuntime:
         self.uploader.start()
         self.supervisor.start()
         self.capacity.start()
+        self.risk.start()
         logger.info("centre recording", extra={"cameras": len(self.settings.cameras())})
 
     def stop(self, timeout: float = 15.0) -> None:
         logger.info("stopping centre")
         self.capacity.stop()
+        self.risk.stop()
         self.supervisor.stop(timeout)
         # Segments closed on stop are uploaded before we leave, if storage allows.
         self.uploader.notify()

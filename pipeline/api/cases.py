@@ -95,6 +95,20 @@ def _api(request: Request) -> CaseApi:
     return api
 
 
+def _feed_risk(
+    request: Request,
+    events: list[StoredEvent] | None = None,
+    observations: list[StoredObservation] | None = None,
+) -> None:
+    """Hand what was just stored to the risk engine (``app.state.risk``), if this node runs one."""
+    risk = getattr(request.app.state, "risk", None)
+    if risk is not None:
+        if events:
+            risk.observe_events(events)
+        if observations:
+            risk.observe_observations(observations)
+
+
 class LimitedBodyRoute(APIRoute):
     """A route whose request body may not exceed ``api.max_json_bytes``.
 
@@ -316,6 +330,7 @@ def get_officer(request: Request, officer_id: int) -> Doc:
 @router.post("/events", status_code=201, summary="Record one procedure event (idempotent by id)")
 def post_event(request: Request, response: Response, body: EventIn) -> Doc:
     stored = _api(request).store.add_events([body.new()], batch=False)[0]
+    _feed_risk(request, events=[stored])
     _status(response, stored.created)
     return event_json(stored)
 
@@ -327,6 +342,7 @@ def post_events(
     body: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)],
 ) -> Doc:
     stored = _api(request).store.add_events([e.new() for e in body])
+    _feed_risk(request, events=stored)
     created = sum(1 for s in stored if s.created)
     _status(response, created > 0)
     return {"created": created, "existing": len(stored) - created, "items": [event_json(s) for s in stored]}
@@ -344,6 +360,7 @@ def case_events(request: Request, case_id: int) -> Doc:
 @router.post("/observations", status_code=201, summary="Record one location observation (idempotent by id)")
 def post_observation(request: Request, response: Response, body: ObservationIn) -> Doc:
     stored = _api(request).store.add_observations([body.new()], batch=False)[0]
+    _feed_risk(request, observations=[stored])
     _status(response, stored.created)
     return observation_json(stored)
 
@@ -355,6 +372,7 @@ def post_observations(
     body: Annotated[list[ObservationIn], Field(min_length=1, max_length=MAX_BATCH)],
 ) -> Doc:
     stored = _api(request).store.add_observations([o.new() for o in body])
+    _feed_risk(request, observations=stored)
     created = sum(1 for s in stored if s.created)
     _status(response, created > 0)
     return {
