@@ -57,6 +57,7 @@ class GapCause(str, enum.Enum):
     STORAGE_FAILURE = "storage_failure"  # spool could not be written
     STREAM_ERROR = "stream_error"  # camera sent something we cannot record
     NODE_FAILOVER = "node_failover"  # fleet: camera moved to another node
+    CLOCK_STEP = "clock_step"  # recorder host's wall clock stepped; run split (the gap may be empty)
 
 
 class RoomKind(str, enum.Enum):

@@ -47,6 +47,7 @@ GAP_LABELS: dict[GapCause, tuple[str, str]] = {
     GapCause.STORAGE_FAILURE: ("存储故障", "storage failure"),
     GapCause.STREAM_ERROR: ("码流错误", "stream error"),
     GapCause.NODE_FAILOVER: ("节点切换", "node failover"),
+    GapCause.CLOCK_STEP: ("录像主机时钟跳变", "recorder clock step"),
 }
 
 

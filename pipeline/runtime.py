@@ -27,7 +27,7 @@ from pipeline.storage import Storage
 from pipeline.supervisor import Runnable, WorkerSupervisor
 from pipeline.uploader import SpoolUploader
 from pipeline.worm import open_evidence_storage
-from recorders.clock import SystemClock
+from recorders.clock import clock_for
 from recorders.events import CameraStatus
 from recorders.worker import CameraWorker, RecorderOptions
 
@@ -93,7 +93,7 @@ class CentreRuntime:
         """``assign_cameras=False``: no camera is recorded until :meth:`record` is called (a
         fleet node records the cameras it holds leases for)."""
         self.settings = settings
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
         self.spool = settings.recorder.spool
         self.spool.mkdir(parents=True, exist_ok=True)
         self.storage: Storage = open_evidence_storage(settings)

@@ -19,8 +19,14 @@ treats a backward or large forward media jump as the end of a run (see :mod:`rec
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from domain.types import Clock
+
+log = logging.getLogger(__name__)
 
 # Seconds over which a reference error is meant to be closed; the slew limit usually binds first.
 SLEW_HORIZON_SECONDS = 10.0
@@ -34,6 +40,50 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+
+class OffsetFileClock:
+    """The system clock plus an offset in seconds read from a file (a test and operations hook).
+
+    Set by ``recorder.clock_offset_file``. It lets a test (or an operator rehearsing a time
+    incident) step the recorder's wall clock without touching the host's clock, which other
+    processes share: writing ``3600`` into the file is, for the recorder, a +1 h NTP step. The file
+    holds one number (seconds, may be negative); a missing, empty or unreadable file means 0. It is
+    re-read at most every ``reread_seconds`` (monotonic), so a step is seen within that time;
+    ``monotonic()`` is never offset, as a real step leaves the monotonic clock alone.
+    """
+
+    def __init__(self, path: Path, reread_seconds: float = 0.2) -> None:
+        self._path = path
+        self._reread = reread_seconds
+        self._offset = 0.0
+        self._next = 0.0
+
+    def _read(self) -> float:
+        try:
+            text = self._path.read_text(encoding="ascii").strip()
+            return float(text) if text else 0.0
+        except FileNotFoundError:
+            return 0.0
+        except (OSError, ValueError) as exc:
+            log.warning("clock offset file unreadable; offset kept", extra={"path": str(self._path),
+                                                                             "error": str(exc)})
+            return self._offset
+
+    def wall(self) -> float:
+        now = time.monotonic()
+        if now >= self._next:
+            self._offset = self._read()
+            self._next = now + self._reread
+        return time.time() + self._offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def clock_for(offset_file: Path | None) -> Clock:
+    """The recorder's clock: the system clock, or :class:`OffsetFileClock` when a file is set."""
+    return SystemClock() if offset_file is None else OffsetFileClock(offset_file)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,16 @@ class TimestampJump(Exception):
         self.reason = reason
 
 
+class ClockStep(TimestampJump):
+    """The recorder's wall clock stepped (NTP step, operator, VM resume): wall minus monotonic time
+    changed by more than the step limit since the run began. The run must end here, because its
+    mapping from media time to wall time belongs to the old clock."""
+
+    def __init__(self, stream_index: int, step_seconds: float) -> None:
+        super().__init__(stream_index, step_seconds, "recorder wall clock stepped")
+        self.args = (f"recorder wall clock stepped {step_seconds:+.3f} s",)
+
+
 class TimestampGuard:
     """Per-stream continuity of decode timestamps (in the stream's own ticks)."""
 

@@ -28,16 +28,19 @@ from domain.types import (
     iso,
     segment_key,
 )
-from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, rtcp_agrees
+from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, clock_for, rtcp_agrees
 from recorders.events import CameraStatus, RecorderSink
 from recorders.rtsp_source import RtspSource
-from recorders.segmenter import SegmentPlan, TimestampGuard, TimestampJump
+from recorders.segmenter import ClockStep, SegmentPlan, TimestampGuard, TimestampJump
 from recorders.spool import CameraSpool, ChainState, hash_file
 from recorders.ts_writer import TsWriter, buffer_bytes_for
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FRAME_SECONDS = 0.04
+# A change of (wall - monotonic) larger than this within a run is a wall-clock step, not drift:
+# NTP slews at most 500 ppm, and the recovery point the recorder promises is 1 s.
+CLOCK_STEP_SECONDS = 1.0
 INITIAL_BYTE_RATE = 64_000.0  # 512 kbit/s until a segment of the camera has closed: errs towards small
 
 
@@ -62,6 +65,9 @@ class RecorderOptions:
     # muxer's write buffer: what a crash can lose. 0 = a write per packet, which costs ~20 % more CPU
     # (bench/record.py); a quarter second keeps the recovery point far inside the 1 s promise.
     write_buffer_seconds: float = 0.25
+    # Test/operations hook: the wall clock is the system clock plus the number in this file
+    # (recorders.clock.OffsetFileClock), so a clock step can be rehearsed without the host's clock.
+    clock_offset_file: Path | None = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> RecorderOptions:
@@ -87,7 +93,8 @@ class _Segment:
 class _Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("clock_source", "guard", "last_video_media", "plan", "run_id", "skipped", "video_index")
+    __slots__ = ("clock_base", "clock_source", "guard", "last_video_media", "plan", "run_id", "skipped",
+                 "video_index")
 
     def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
                  video_index: int) -> None:
@@ -98,6 +105,9 @@ class _Run:
         self.guard = guard
         self.last_video_media: float | None = None
         self.skipped = 0  # leading packets before the first keyframe (not decodable; in the gap)
+        # wall - monotonic when live reading began (None while the buffered packets are replayed,
+        # whose receipt times are older than "now"); a keyframe that sees it moved ends the run.
+        self.clock_base: float | None = None
 
 
 def _frame_ticks(streams: list[Any], video_index: int) -> int:
@@ -159,7 +169,7 @@ class CameraWorker:
         self.url = url
         self.opts = RecorderOptions.from_config(cfg)
         self.sink = sink
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = clock if clock is not None else clock_for(self.opts.clock_offset_file)
         self.spool = CameraSpool(Path(spool), camera_id)
         self._state = ChainState()
         self._pending: tuple[GapCause, str] | None = None
@@ -262,8 +272,9 @@ class CameraWorker:
             except TimestampJump as jump:
                 carry = buffered  # the offending packet and what followed it start the next run
                 self._end_run()
-                self._note_cause(GapCause.TIMESTAMP_JUMP, str(jump))
-                log.warning("timestamp jump; run split",
+                cause = GapCause.CLOCK_STEP if isinstance(jump, ClockStep) else GapCause.TIMESTAMP_JUMP
+                self._note_cause(cause, str(jump))
+                log.warning("%s; run split", cause.value,
                             extra={"camera_id": self.camera_id, "detail": str(jump)})
 
     def _begin_run(
@@ -323,6 +334,7 @@ class CameraWorker:
             pkt, receipt = buffered[0]
             one(run, pkt, receipt, tbv)
             buffered.popleft()
+        run.clock_base = wall() - mono()
         tick = 0
         pkt = None
         receipt = 0.0
@@ -360,9 +372,17 @@ class CameraWorker:
             media = pkt.pts * tbv
             if run.clock_source is ClockSource.RECEIPT:
                 run.plan.anchor.add(receipt, media)
-            if pkt.is_keyframe and run.plan.cut_due(media):
-                self._cut(run, media)
-                seg = self._seg
+            if pkt.is_keyframe:
+                base = run.clock_base
+                if base is not None:
+                    # Checked at keyframes only (cheap, ~1/s), so the next run starts with this
+                    # keyframe and the step costs no footage.
+                    step = receipt - self.clock.monotonic() - base
+                    if step > CLOCK_STEP_SECONDS or step < -CLOCK_STEP_SECONDS:
+                        raise ClockStep(index, step)
+                if run.plan.cut_due(media):
+                    self._cut(run, media)
+                    seg = self._seg
             if seg is None:
                 run.skipped += 1
                 return
