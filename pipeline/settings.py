@@ -181,6 +181,121 @@ class RetentionConfig(_Strict):
         return self.default_days
 
 
+_Role = Literal["suspect", "witness", "victim"]
+
+
+def _suspects() -> list[_Role]:
+    return ["suspect"]
+
+
+class RiskRuleConfig(_Strict):
+    """One risk rule: on or off, and the rooms it watches (empty: every room)."""
+
+    enabled: bool = True
+    rooms: list[_ID] = Field(default_factory=list)
+
+
+class UnattendedRule(RiskRuleConfig):
+    seconds: float = Field(default=120.0, gt=0)  # fires when no officer for MORE than this
+    roles: list[_Role] = Field(default_factory=_suspects)
+
+
+class CoSuspectsRule(RiskRuleConfig):
+    seconds: float = Field(default=0.0, ge=0)  # fires once together this long (0: at once)
+
+
+class TimeLimitRule(RiskRuleConfig):
+    hours: float = Field(default=12.0, gt=0)  # summons/interrogation limit
+    serious_hours: float = Field(default=24.0, gt=0)  # cases marked serious
+    warn_before_minutes: float = Field(default=60.0, ge=0)  # "approaching" from limit minus this
+    roles: list[_Role] = Field(default_factory=_suspects)
+
+
+class OfficersRule(RiskRuleConfig):
+    min_officers: int = Field(default=2, ge=1)
+    seconds: float = Field(default=30.0, ge=0)  # grace: fires once short this long
+
+
+class MinorGuardianRule(RiskRuleConfig):
+    seconds: float = Field(default=0.0, ge=0)  # grace: fires once without guardian this long
+
+
+class RecordingRule(RiskRuleConfig):
+    min_gap_seconds: float = Field(default=0.0, ge=0)  # gaps this short or shorter are ignored
+
+
+class PictureRule(RiskRuleConfig):
+    """Black, frozen or covered picture while the camera's room is occupied."""
+
+
+class CameraViewRule(RiskRuleConfig):
+    """Camera moved or defocused (lower severity, occupied or not)."""
+
+
+class HeadcountRule(RiskRuleConfig):
+    enabled: bool = False  # people detection is unreliable on real cameras: opt in
+    samples: int = Field(default=3, ge=1)  # consecutive samples below the expected occupancy
+
+
+class StayRule(RiskRuleConfig):
+    hours: float = Field(default=24.0, gt=0)  # any subject in the centre MORE than this
+    silent_minutes: float = Field(default=60.0, ge=0)  # no reading this long, no exit: missing (0: off)
+
+
+class RiskConfig(_Strict):
+    """The risk rule engine (docs/ALERTS.md): one sub-table per rule."""
+
+    enabled: bool = True
+    tick_seconds: float = Field(default=1.0, gt=0, le=60)  # time-driven rules are checked this often
+    replay_hours: float = Field(default=48.0, gt=0)  # readings replayed into the engine at start
+    webhook_url: str | None = None  # POST JSON of every raised/changed alert
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=60.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    unattended: UnattendedRule = Field(default_factory=UnattendedRule)
+    co_suspects: CoSuspectsRule = Field(default_factory=CoSuspectsRule)
+    time_limit: TimeLimitRule = Field(default_factory=TimeLimitRule)
+    officers: OfficersRule = Field(default_factory=OfficersRule)
+    minor_guardian: MinorGuardianRule = Field(default_factory=MinorGuardianRule)
+    recording: RecordingRule = Field(default_factory=RecordingRule)
+    picture: PictureRule = Field(default_factory=PictureRule)
+    camera_view: CameraViewRule = Field(default_factory=CameraViewRule)
+    headcount: HeadcountRule = Field(default_factory=HeadcountRule)
+    stay: StayRule = Field(default_factory=StayRule)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"risk webhook_url {value!r} is not an http(s) URL")
+        return value
+
+
+class PictureChecksConfig(_Strict):
+    """Picture checks on sampled keyframes (docs/PICTURE.md, pipeline/picture_checks.py)."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=2.0, gt=0.1, le=60)  # one keyframe per camera this often
+    snapshot_quality: int = Field(default=80, ge=10, le=100)  # JPEG quality of the evidence snapshot
+    osd_fraction: float = Field(default=0.08, ge=0, lt=0.5)  # brightest/darkest share ignored (OSD)
+    black_luma: float = Field(default=32.0, ge=0, le=255)
+    covered_spread: float = Field(default=18.0, ge=0, le=255)
+    frozen_seconds: float = Field(default=4.0, gt=0)
+    frozen_pixel_delta: int = Field(default=32, ge=1, le=255)
+    frozen_max_changed_pixels: int = Field(default=40, ge=0)
+    warmup_samples: int = Field(default=5, ge=1)  # normal samples that make the baseline
+    confirm_samples: int = Field(default=3, ge=1)  # consecutive samples before moved/defocused
+    defocus_ratio: float = Field(default=0.35, gt=0, lt=1)
+    min_baseline_sharpness: float = Field(default=1.0, ge=0)
+    moved_distance: float = Field(default=0.35, gt=0, le=1)
+    hog_every_seconds: float = Field(default=10.0, ge=0)  # people detector period (0: off)
+    hog_width: int = Field(default=640, ge=128)
+    hog_min_weight: float = Field(default=0.5)
+
+
 class CentreConfig(_Strict):
     id: _ID = "centre"
     name: str = "执法办案管理中心"
@@ -203,6 +318,7 @@ class Settings(BaseSettings):
     export: ExportConfig = Field(default_factory=ExportConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)
 
     @classmethod
