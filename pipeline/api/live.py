@@ -1,20 +1,32 @@
-"""Live routes: rooms with their cameras, who is in each room now, and each camera's newest
-picture (see :mod:`pipeline.live` for how the latency stays under 3 s)."""
+"""Live routes: rooms with their cameras, who is in each room now, each camera's live video as
+fragmented MP4 over a WebSocket (:mod:`pipeline.live_video`), and its newest keyframe as JPEG
+(the page's fallback where Media Source Extensions are missing; :mod:`pipeline.live`).
+
+WebSocket ``/api/v1/live/{camera}/video``: a text message ``hello`` (``mime``, ``origin``: the
+wall time of media time 0), then the init segment (binary), then one binary ``moof``+``mdat``
+per frame; a text ``clock`` message (``server_ms``) about once a second. A new ``hello`` means a
+new stream (the page starts a new source buffer). A viewer that falls behind is closed (1013).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI, Request, Response, WebSocket, WebSocketDisconnect
 
-from domain.errors import IndexStoreError, NotFoundError
+from domain.errors import NotFoundError
 from domain.types import iso
-from pipeline.api.auth import audit, principal
+from indexer.users import Principal
+from pipeline.api.auth import audit, principal, security
 from pipeline.live import LiveFrames, frame_age, occupants
+from pipeline.live_video import LiveVideo, Viewer, server_time
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +52,15 @@ class _Watchers:
 def install(app: FastAPI) -> None:
     rt = app.state.runtime
     app.state.live_frames = LiveFrames(rt.spool) if rt is not None else None
+    app.state.live_video = LiveVideo(rt.spool) if rt is not None else None
     app.state.live_watchers = _Watchers()
+
+    def stop_live() -> None:
+        hub: LiveVideo | None = getattr(app.state, "live_video", None)
+        if hub is not None:
+            hub.stop()
+
+    app.router.on_shutdown.append(stop_live)
 
 
 @router.get("/rooms", summary="Rooms, their cameras and who is in each room now")
@@ -63,12 +83,19 @@ def live_rooms(request: Request) -> dict[str, Any]:
 
 
 @router.get(
-    "/{camera_id}.jpg", summary="The camera's newest keyframe (JPEG); X-Frame-Time is when it was taken"
+    "/{camera_id}.jpg",
+    summary="The camera's newest keyframe (JPEG); X-Frame-Time is when it was taken",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The newest keyframe"}},
 )
 def live_frame(request: Request, camera_id: str) -> Response:
     frames: LiveFrames | None = getattr(request.app.state, "live_frames", None)
     if frames is None:
-        raise IndexStoreError("live view needs the recording node (vaudit run)")
+        # an API-only node has no spool to take pictures from: nothing here is that picture (not a
+        # server fault, so not a 5xx)
+        raise NotFoundError(
+            "no live picture on this node: live view is served by the recording node (vaudit run)"
+        )
     if request.app.state.settings.camera(camera_id) is None:
         raise NotFoundError(f"unknown camera {camera_id!r}")
     who = principal(request)
@@ -82,3 +109,56 @@ def live_frame(request: Request, camera_id: str) -> Response:
     if age is not None:
         headers["X-Frame-Age"] = f"{age:.3f}"
     return Response(frame.jpeg, media_type="image/jpeg", headers=headers)
+
+
+CLOCK_EVERY = 1.0  # seconds between clock messages (also how fast a vanished client is noticed)
+
+
+@router.websocket("/{camera_id}/video")
+async def live_video(ws: WebSocket, camera_id: str) -> None:
+    """The camera's live video: fMP4 fragments as they are recorded (see the module docstring)."""
+    hub: LiveVideo | None = getattr(ws.app.state, "live_video", None)
+    who: Principal | None = ws.scope.get("state", {}).get("principal")
+    if who is None or hub is None or ws.app.state.settings.camera(camera_id) is None:
+        await ws.close(code=1008 if who is None else 1011)
+        return
+    await ws.accept()
+    client = ws.client.host if ws.client is not None else None
+    sec = security(ws.app)
+
+    def audit_view(opened: bool) -> None:
+        # A failed append fails the view (no access without a row): the exception closes it.
+        sec.audit.append(
+            who.name, "live_view", f"camera:{camera_id}", client, {"via": "websocket", "opened": opened}
+        )
+
+    await anyio.to_thread.run_sync(audit_view, True)
+    audited = time.monotonic()
+    viewer = Viewer(asyncio.get_running_loop())
+    channel = hub.channel(camera_id)
+    channel.subscribe(viewer)
+    try:
+        clocked = 0.0
+        while True:
+            if time.monotonic() - clocked >= CLOCK_EVERY:
+                await ws.send_text(json.dumps(server_time()))
+                clocked = time.monotonic()
+            try:
+                kind, payload = await asyncio.wait_for(viewer.queue.get(), CLOCK_EVERY)
+            except TimeoutError:
+                continue
+            if kind == "dropped":
+                logger.info("live viewer %s of %s fell behind; closed", who.name, camera_id)
+                await ws.close(code=1013, reason="too slow: reconnect")
+                return
+            if kind == "hello":
+                await ws.send_text(json.dumps({**payload, **server_time(), "type": "hello"}))
+            else:
+                await ws.send_bytes(payload)
+            if time.monotonic() - audited > AUDIT_EVERY:
+                await anyio.to_thread.run_sync(audit_view, False)
+                audited = time.monotonic()
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+        logger.debug("live viewer of %s left: %s", camera_id, exc)
+    finally:
+        channel.unsubscribe(viewer)
