@@ -441,6 +441,34 @@ def make_clip(
     return path
 
 
+def make_picture_clip(
+    path: Path,
+    seconds: float,
+    mode: PictureMode = "normal",
+    width: int = 640,
+    height: int = 360,
+    fps: int = 25,
+    label: str = "clip",
+    python: str = SYSTEM_PYTHON,
+    timeout: float = 300.0,
+) -> Path:
+    """The live camera's own picture and H.264 encoder, ``seconds`` long, written at file speed
+    into MPEG-TS (``gst_camera.py --clip``): what a recorder would have stored, without waiting."""
+    if not Path(python).exists():
+        raise SimulatorUnavailable(f"{python} not found; apt-get install {DEBIAN_PACKAGES}")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    cmd = [
+        python, "-I", str(GST_CAMERA_SCRIPT), "--clip", str(path), "--seconds", f"{seconds:.3f}",
+        "--mode", mode, "--width", str(width), "--height", str(height), "--fps", str(fps), "--label", label,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=timeout)
+    if result.returncode == _EXIT_MISSING:
+        raise SimulatorUnavailable(f"GStreamer is incomplete: {result.stderr.strip()[-500:]}")
+    if result.returncode != 0 or not path.is_file():
+        raise SimulatorError(f"clip failed ({result.returncode}): {result.stderr.strip()[-1000:]}")
+    return path
+
+
 def _ffmpeg(ffmpeg: str, *args: str) -> None:
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)

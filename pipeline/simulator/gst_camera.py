@@ -20,8 +20,15 @@ sends RTCP SRs. Each client gets its own media that starts at the clip's beginni
 does not loop: at its end the server sends RTCP BYE and the client sees end of stream, so make
 the clip longer than the run (``camera.make_clip`` concatenates cheaply).
 
+Clip mode (``--clip OUT.ts --seconds S [--mode M]``) encodes the live picture (same pattern,
+time code and encoder, starting now) at file speed into an MPEG-TS file and exits.
+
 stdin, one command per line, each answered on stdout with ``OK <cmd>`` (or ``ERR <reason>``):
-  black | frozen | normal     picture mode (frozen: identical frames, packets keep flowing)
+  black | frozen | covered | normal
+                               picture mode (frozen: identical frames, packets keep flowing;
+                               covered: a hand over the lens, a dark, nearly uniform, slightly
+                               noisy grey; the burnt-in clock stays in every mode, as a real
+                               camera's OSD does)
   jump SECONDS                 shift the RTP timestamps of video and audio by SECONDS (a running
                                time offset in front of the payloaders); the jump persists. A
                                video-only client sees exactly one step; ffmpeg with audio+video
@@ -120,6 +127,87 @@ def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool)
     pipeline.connect("deep-element-added", on_added)
 
 
+def video_chain(a: argparse.Namespace, live: bool) -> str:
+    """The camera's picture: test pattern, burnt-in label and time code, encoder (no payloader).
+
+    ``live=False`` (clip mode) runs as fast as the encoder goes, for ``--seconds``.
+    """
+    gop = a.gop or a.fps
+    if a.video == "h264":
+        enc = (
+            f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+            f"bitrate={a.bitrate_kbps} threads=1"
+        )
+    else:
+        enc = (
+            f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
+            f"bitrate={a.bitrate_kbps} option-string=pools=1:frame-threads=1"
+        )
+    source = "is-live=true" if live else f"is-live=false num-buffers={round(a.seconds * a.fps)}"
+    return (
+        f"videotestsrc name=vsrc {source} pattern=smpte75 horizontal-speed=4 "
+        f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
+        f"! videobalance name=vbal "
+        f"! timeoverlay name=osd time-mode=running-time show-times-as-dates=true "
+        f'halignment=left valignment=top shaded-background=true font-desc="Sans 14" '
+        f"! queue max-size-buffers=3 ! {enc}"
+    )
+
+
+def apply_picture(bin_: Gst.Bin, mode: str) -> None:
+    """Set the picture elements of ``bin_`` (a media's or the clip's pipeline) to ``mode``."""
+    vsrc = bin_.get_by_name("vsrc")
+    osd = bin_.get_by_name("osd")
+    vbal = bin_.get_by_name("vbal")
+    # videobalance at its defaults is passthrough; only "covered" squeezes the picture.
+    vbal.set_property("contrast", 1.0)
+    vbal.set_property("brightness", 0.0)
+    if mode == "black":
+        vsrc.set_property("pattern", "black")
+        vsrc.set_property("horizontal-speed", 0)
+        osd.set_property("datetime-format", "%F %T.%f")
+    elif mode == "frozen":
+        # Stop the bars and pin the time code to the moment of freezing: identical frames
+        # (of the normal picture, whatever mode came before).
+        vsrc.set_property("pattern", "smpte75")
+        vsrc.set_property("horizontal-speed", 0)
+        frozen = GLib.DateTime.new_now_local().format("%F %T.%f").replace("%", "%%")
+        osd.set_property("datetime-format", frozen)
+    elif mode == "covered":
+        # Snow squeezed to a few levels around a dark grey: a palm or cloth over the lens
+        # lets a little light through and the sensor adds noise; no edges, no detail.
+        vsrc.set_property("pattern", "snow")
+        vsrc.set_property("horizontal-speed", 0)
+        vbal.set_property("contrast", 0.05)
+        vbal.set_property("brightness", 0.12)  # Y ≈ 16 + 0.05·(snow − 16) + 0.12·255 ≈ 50
+        osd.set_property("datetime-format", "%F %T.%f")
+    else:
+        vsrc.set_property("pattern", "smpte75")
+        vsrc.set_property("horizontal-speed", 4)
+        osd.set_property("datetime-format", "%F %T.%f")
+
+
+def write_clip(args: argparse.Namespace) -> int:
+    """Clip mode: the live camera's picture (``--mode``) encoded at file speed into MPEG-TS."""
+    mux = "h264parse ! mpegtsmux" if args.video == "h264" else "h265parse ! mpegtsmux"
+    location = args.clip.replace("\\", "\\\\").replace('"', '\\"')
+    pipeline = Gst.parse_launch(f'{video_chain(args, live=False)} ! {mux} ! filesink location="{location}"')
+    osd = pipeline.get_by_name("osd")
+    osd.set_property("text", args.label)
+    osd.set_property("datetime-epoch", GLib.DateTime.new_now_local())  # time code from now on
+    apply_picture(pipeline, args.mode)
+    pipeline.set_state(Gst.State.PLAYING)
+    msg = pipeline.get_bus().timed_pop_filtered(
+        Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR
+    )
+    pipeline.set_state(Gst.State.NULL)
+    if msg is not None and msg.type == Gst.MessageType.ERROR:
+        err, _debug = msg.parse_error()
+        sys.stderr.write(f"clip failed: {err.message}\n")
+        return 1
+    return 0
+
+
 class LiveCamera:
     """State shared by the live mount's media (mode, timestamp offset) and its stdin commands."""
 
@@ -136,26 +224,8 @@ class LiveCamera:
 
     def _launch(self) -> str:
         a = self.args
-        gop = a.gop or a.fps
-        if a.video == "h264":
-            enc = (
-                f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
-                f"bitrate={a.bitrate_kbps} threads=1 "
-                f"! rtph264pay name=pay0 pt=96 config-interval=-1"
-            )
-        else:
-            enc = (
-                f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
-                f"bitrate={a.bitrate_kbps} option-string=pools=1:frame-threads=1 "
-                f"! rtph265pay name=pay0 pt=96 config-interval=-1"
-            )
-        video = (
-            f"videotestsrc name=vsrc is-live=true pattern=smpte75 horizontal-speed=4 "
-            f"! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
-            f"! timeoverlay name=osd time-mode=running-time show-times-as-dates=true "
-            f'halignment=left valignment=top shaded-background=true font-desc="Sans 14" '
-            f"! queue max-size-buffers=3 ! {enc}"
-        )
+        pay = "rtph264pay" if a.video == "h264" else "rtph265pay"
+        video = f"{video_chain(a, live=True)} ! {pay} name=pay0 pt=96 config-interval=-1"
         if a.audio == "alaw":
             audio = (
                 "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=160 "
@@ -173,7 +243,7 @@ class LiveCamera:
         return f"( {video} {audio} )"
 
     def required_elements(self) -> list[str]:
-        names = ["videotestsrc", "timeoverlay", "queue", "rtpbin"]
+        names = ["videotestsrc", "videobalance", "timeoverlay", "queue", "rtpbin"]
         names += ["x264enc", "rtph264pay"] if self.args.video == "h264" else ["x265enc", "rtph265pay"]
         if self.args.audio == "alaw":
             names += ["audiotestsrc", "alawenc", "rtppcmapay"]
@@ -235,21 +305,7 @@ class LiveCamera:
     # -- commands --------------------------------------------------------------------------
     def _apply(self, media: GstRtspServer.RTSPMedia) -> None:
         bin_ = media.get_element()
-        vsrc = bin_.get_by_name("vsrc")
-        osd = bin_.get_by_name("osd")
-        if self.mode == "black":
-            vsrc.set_property("pattern", "black")
-            vsrc.set_property("horizontal-speed", 0)
-            osd.set_property("datetime-format", "%F %T.%f")
-        elif self.mode == "frozen":
-            # Stop the bars and pin the time code to the moment of freezing: identical frames.
-            vsrc.set_property("horizontal-speed", 0)
-            frozen = GLib.DateTime.new_now_local().format("%F %T.%f").replace("%", "%%")
-            osd.set_property("datetime-format", frozen)
-        else:
-            vsrc.set_property("pattern", "smpte75")
-            vsrc.set_property("horizontal-speed", 4)
-            osd.set_property("datetime-format", "%F %T.%f")
+        apply_picture(bin_, self.mode)
         # RTP time = timestamp base + the payloader's input running time, and the base
         # (timestamp-offset) is read only at start-up. So a jump shifts the running time with a
         # pad offset on the encoder's output (an offset on a sink pad would not re-send the
@@ -267,7 +323,7 @@ class LiveCamera:
 
     def command(self, words: list[str]) -> str:
         cmd = words[0]
-        if cmd in ("black", "frozen", "normal"):
+        if cmd in ("black", "frozen", "covered", "normal"):
             self.mode = cmd
             self.events.write("mode", mode=cmd, wall=time.time())
         elif cmd == "jump":
@@ -309,7 +365,7 @@ class FileMounts:
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0, help="required unless --clip")
     p.add_argument("--path", default="/camera")
     p.add_argument("--video", choices=("h264", "h265"), default="h264")
     p.add_argument("--audio", choices=("alaw", "aac", "none"), default="alaw")
@@ -323,7 +379,12 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rtcp-interval", type=float, default=1.0, help="seconds between RTCP SRs")
     p.add_argument("--file", help="serve this pre-encoded clip instead of live encoding")
     p.add_argument("--count", type=int, default=1, help="file mode: number of mounts")
+    p.add_argument("--clip", help="clip mode: write the live picture into this MPEG-TS file and exit")
+    p.add_argument("--seconds", type=float, default=120.0, help="clip mode: length of the clip")
+    p.add_argument("--mode", choices=("normal", "black", "frozen", "covered"), default="normal")
     args = p.parse_args(argv)
+    if not args.clip and not args.port:
+        p.error("--port is required (unless --clip)")
     if not args.path.startswith("/"):
         args.path = "/" + args.path
     return args
@@ -333,6 +394,12 @@ def main(argv: list[str]) -> int:
     args = _parse_args(argv)
     Gst.init(None)
     args.rtcp_interval_ns = int(args.rtcp_interval * Gst.SECOND)
+    if args.clip:
+        codec = ["x264enc", "h264parse"] if args.video == "h264" else ["x265enc", "h265parse"]
+        _check_elements(
+            ["videotestsrc", "videobalance", "timeoverlay", "queue", *codec, "mpegtsmux", "filesink"]
+        )
+        return write_clip(args)
     events = EventsLog(args.events_log)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
