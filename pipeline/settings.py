@@ -290,7 +290,8 @@ class PictureChecksConfig(_Strict):
     confirm_samples: int = Field(default=3, ge=1)  # consecutive samples before moved/defocused
     defocus_ratio: float = Field(default=0.35, gt=0, lt=1)
     min_baseline_sharpness: float = Field(default=1.0, ge=0)
-    moved_distance: float = Field(default=0.35, gt=0, le=1)
+    moved_distance: float = Field(default=0.3, gt=0, le=1)  # band histograms vs the baseline
+    moved_correlation: float = Field(default=0.5, gt=-1, le=1)  # thumbnail layout vs the baseline
     hog_every_seconds: float = Field(default=10.0, ge=0)  # people detector period (0: off)
     hog_width: int = Field(default=640, ge=128)
     hog_min_weight: float = Field(default=0.5)
@@ -318,6 +319,7 @@ class Settings(BaseSettings):
     export: ExportConfig = Field(default_factory=ExportConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    picture_checks: PictureChecksConfig = Field(default_factory=PictureChecksConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     rooms: list[RoomConfig] = Field(default_factory=list)
 

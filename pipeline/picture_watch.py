@@ -1,0 +1,245 @@
+"""The picture watcher: every ``interval_seconds``, for each recording camera, decode the newest
+keyframe of its open spool segment (nothing else is decoded), run the picture checks and hand a
+:class:`~domain.types.PictureObservation` to the sink (the risk engine).
+
+The recorder writes the open segment packet by packet (see ``pipeline/live.py``), so its newest
+keyframe is at most one GOP old. Only packets are read (demuxing costs little); of them only
+the last *complete* keyframe is decoded: the last packet of a growing file may be half written,
+so a keyframe counts once another video packet follows it. A sample is taken only when that
+keyframe is newer than the one checked before: "packets flow" for the frozen check means new
+keyframes keep arriving, and a stalled camera (a recorder matter: stall gaps, camera_lost) is
+never called frozen.
+
+:func:`file_keyframes` feeds a finished file through the same decode and check path at file
+speed (the tests' two-minute normal feed and ``bench/picture.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from domain.types import UTC, Clock, PictureObservation
+from pipeline.live import open_segment
+from pipeline.picture_checks import CheckResult, CheckThresholds, PictureChecker
+from pipeline.settings import PictureChecksConfig
+
+logger = logging.getLogger(__name__)
+
+
+def thresholds_from(cfg: PictureChecksConfig) -> CheckThresholds:
+    """The checks' thresholds from the ``[picture_checks]`` section (same names)."""
+    return CheckThresholds(**{f.name: getattr(cfg, f.name) for f in fields(CheckThresholds)})
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFrame:
+    """One decoded keyframe: its luma plane, the frame (for a snapshot) and when it was taken."""
+
+    frame: Any  # av.VideoFrame
+    gray: np.ndarray[Any, np.dtype[np.uint8]]
+    pts: float  # seconds on the file's time line
+    wall: datetime | None  # camera time (None: the segment's start is unknown)
+
+
+def _decode(stream: Any, packet: Any) -> Any | None:
+    """Decode one keyframe packet alone, with a decoder of its own that is flushed at once (a
+    keyframe with in-band parameter sets is self-contained; a fresh decoder costs < 1 ms)."""
+    ctx = av.CodecContext.create(stream.codec_context.name, "r")
+    if stream.codec_context.extradata:
+        ctx.extradata = stream.codec_context.extradata
+    ctx.thread_count = 1  # one frame: threads would only add start-up cost
+    try:
+        frames = list(ctx.decode(packet)) + list(ctx.decode(None))
+    except av.FFmpegError as exc:
+        logger.debug("keyframe did not decode: %s", exc)
+        return None
+    return frames[-1] if frames else None
+
+
+def _keyframe(frame: Any, pts: float, start: datetime | None, anchor: float) -> KeyFrame:
+    plane = frame.to_ndarray(format="gray")  # the Y plane: no colour conversion
+    wall = None if start is None else start + timedelta(seconds=pts - anchor)
+    return KeyFrame(frame, np.ascontiguousarray(plane), pts, wall)
+
+
+def newest_keyframe(media: Path, start: datetime | None) -> KeyFrame | None:
+    """The last complete keyframe of a (growing) MPEG-TS segment, decoded alone; None if none yet."""
+    try:
+        with av.open(str(media), "r", format="mpegts", options={"analyzeduration": "0"}) as ic:
+            if not ic.streams.video:
+                return None
+            vs = ic.streams.video[0]
+            anchor = (ic.start_time or 0) / 1_000_000
+            last_key: Any = None
+            complete: Any = None
+            try:
+                for packet in ic.demux(vs):
+                    if packet.size == 0 or packet.pts is None:
+                        continue
+                    if last_key is not None:
+                        complete = last_key  # another packet follows it: it is whole
+                    if packet.is_keyframe:
+                        last_key = packet
+            except av.FFmpegError as exc:  # the tail may be half written
+                logger.debug("open segment ends mid-packet: %s", exc)
+            if complete is None:
+                return None
+            pts = float(complete.pts * complete.time_base)
+            frame = _decode(vs, complete)
+            return None if frame is None else _keyframe(frame, pts, start, anchor)
+    except av.FFmpegError as exc:
+        logger.debug("no picture yet in %s: %s", media.name, exc)
+        return None
+
+
+def file_keyframes(path: Path, every_seconds: float, start: datetime | None = None) -> Iterator[KeyFrame]:
+    """A finished file's keyframes, one per ``every_seconds`` of media time, each decoded alone
+    (as :func:`newest_keyframe` does) and stamped ``start`` + media time."""
+    with av.open(str(path), "r") as ic:
+        vs = ic.streams.video[0]
+        anchor = (ic.start_time or 0) / 1_000_000
+        due: float | None = None
+        for packet in ic.demux(vs):
+            if packet.size == 0 or packet.pts is None or not packet.is_keyframe:
+                continue
+            pts = float(packet.pts * packet.time_base)
+            if due is not None and pts < due:
+                continue
+            frame = _decode(vs, packet)
+            if frame is None:
+                continue
+            due = pts + every_seconds - 0.5 * every_seconds / 10  # keyframe times jitter a little
+            yield _keyframe(frame, pts, start, anchor)
+
+
+def snapshot(frame: Any, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes() if ok else b""
+
+
+class CameraWatch:
+    """One camera: its checker state and the observation made from each new keyframe."""
+
+    def __init__(self, camera_id: str, thresholds: CheckThresholds, snapshot_quality: int = 80) -> None:
+        self.camera_id = camera_id
+        self.checker = PictureChecker(thresholds)
+        self.snapshot_quality = snapshot_quality
+        self.last_result: CheckResult | None = None
+
+    def observe(self, key: KeyFrame, fallback_at: datetime) -> PictureObservation:
+        at = key.wall or fallback_at
+        result = self.checker.check(key.gray, at)
+        self.last_result = result
+        # The JPEG is the evidence of an alert: made when something is wrong or people were
+        # counted (the engine compares the count with the room's expected occupancy).
+        jpeg = snapshot(key.frame, self.snapshot_quality) if result.faults or result.person_count else b""
+        if result.faults:
+            logger.info(
+                "picture fault",
+                extra={"camera": self.camera_id, "faults": sorted(f.value for f in result.faults)},
+            )
+        return PictureObservation(self.camera_id, at, result.faults, result.person_count, jpeg)
+
+
+Sink = Callable[[PictureObservation], None]
+
+
+class PictureWatcher:
+    """A thread sampling every recording camera's open segment every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        spool: Path,
+        cameras: Callable[[], list[str]],
+        sink: Sink,
+        thresholds: CheckThresholds,
+        clock: Clock,
+        interval: float = 2.0,
+        snapshot_quality: int = 80,
+    ) -> None:
+        self.spool = spool
+        self._cameras = cameras
+        self._sink = sink
+        self._thresholds = thresholds
+        self._clock = clock
+        self.interval = interval
+        self._quality = snapshot_quality
+        self._watches: dict[str, CameraWatch] = {}
+        self._last_key: dict[str, tuple[Path, float]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.cpu_seconds = 0.0  # thread CPU spent sampling (decode + checks), for metrics/bench
+        self.samples = 0
+
+    def sample(self, camera_id: str) -> PictureObservation | None:
+        """Check the camera's newest keyframe if it is new; the observation (not yet sunk)."""
+        found = open_segment(self.spool, camera_id)
+        if found is None:
+            return None
+        media, start = found
+        key = newest_keyframe(media, start)
+        if key is None:
+            return None
+        ident = (media, key.pts)
+        if self._last_key.get(camera_id) == ident:
+            return None  # no new keyframe since the last sample: packets are not flowing
+        self._last_key[camera_id] = ident
+        watch = self._watches.get(camera_id)
+        if watch is None:
+            watch = self._watches[camera_id] = CameraWatch(camera_id, self._thresholds, self._quality)
+        return watch.observe(key, datetime.fromtimestamp(self._clock.wall(), UTC))
+
+    def run_once(self) -> None:
+        for camera_id in self._cameras():
+            if self._stop.is_set():
+                return
+            cpu = time.thread_time()
+            try:
+                obs = self.sample(camera_id)
+            except Exception:  # one camera's bad file must not stop the others' checks
+                logger.exception("picture check failed", extra={"camera": camera_id})
+                continue
+            finally:
+                self.cpu_seconds += time.thread_time() - cpu
+            if obs is None:
+                continue
+            self.samples += 1
+            try:
+                self._sink(obs)
+            except Exception:
+                logger.exception("picture sink failed", extra={"camera": camera_id})
+
+    def _loop(self) -> None:
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            self.run_once()
+            next_due += self.interval
+            delay = next_due - time.monotonic()
+            if delay < 0:  # fell behind (slow machine): skip, do not burst
+                next_due = time.monotonic()
+                delay = 0.0
+            self._stop.wait(delay)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="picture-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
