@@ -2,16 +2,29 @@
 viewers while the same process records simulated cameras (as ``vaudit run`` does).
 
 Footage: one 10 s H.264 + G.711 A-law MPEG-TS segment (1280x720, the cameras' bit rate) made by
-ffmpeg and hard-linked 360 times as one hour of one camera, indexed in SQLite; plus 2 min of
-H.265 to measure the cost of the on-the-fly H.264 rendition. The API (auth gate, audit row per
-request, playback) runs in-process under uvicorn next to a CentreRuntime recording ``--record``
-simulated cameras (GStreamer RTSP servers).
+ffmpeg and hard-linked 360 times as one hour of one camera, indexed in SQLite; each segment gets
+its own SHA-256 in the index (the template's hash + its number), so the per-segment AAC cache
+sees 360 distinct segments, as with real footage. Plus 2 min of H.265 to measure the cost of the
+on-the-fly H.264 rendition. The API (auth gate, audit row per request, playback) runs in-process
+under uvicorn next to a CentreRuntime recording ``--record`` simulated cameras.
 
-Each viewer repeats: GET the whole hour (time to first byte, then reads ``--read-kb`` and
-closes, as a player does before it seeks), then GET from a random point of the hour (a seek:
-time to first byte). Reported: p50/p95 of both, alone and with ``--viewers`` at once.
+Viewers (``--mode``):
 
-    .venv/bin/python bench/playback.py --viewers 20 --record 8 --rounds 5 --work /tmp/vaudit-play
+* ``browser`` — what the play page and Chromium's <video> do. A *load* at time t: ``GET`` with
+  ``Range: bytes=0-0`` (the page reads ``X-Playback-Origin``), then ``GET`` the stream from t to
+  the end of the hour; read ``--buffer-mb`` (2 MB: Chromium's preload buffer, 10 s of media
+  clamped to >= 2 MB) as fast as it comes, then read at play speed (the buffer's end moves on
+  by ``--kbps`` + 64 kbit/s of audio per second of wall time), watch a random 5-15 s, then seek:
+  close, and load again at a random point of the hour. The first load starts at the hour's
+  start ("first byte"), the others at random points ("seek"); the viewers start together.
+* ``greedy`` — as fast as the socket goes: GET the whole hour, read ``--read-kb`` and close;
+  GET from a random point, read 64 KB and close; repeat. No player behaves so; it is the
+  worst case for the CPU (every viewer re-producing media as fast as it can).
+
+Reported: p50/p95 of both (plus the origin probe for ``browser``), alone and with ``--viewers``
+at once; process CPU seconds of each phase; the H.265 rendition cost.
+
+    .venv/bin/python bench/playback.py --viewers 20 --record 8 --rounds 4 --mode both
 """
 
 from __future__ import annotations
@@ -97,9 +110,10 @@ def build(work: Path, store: SegmentStore, camera: str, codec: str, seconds: int
     template = work / f"template-{codec}.ts"
     if not template.exists():
         encode(template, codec, kbps)
-    digest = hashlib.sha256(template.read_bytes()).hexdigest()
+    data = template.read_bytes()
     recs = []
     for i in range(seconds // SEGMENT):
+        digest = hashlib.sha256(data + str(i).encode()).hexdigest()  # distinct segments
         start = T0 + timedelta(seconds=i * SEGMENT)
         key = segment_key(camera, start, i + 1)
         path = work / "store" / key
@@ -149,30 +163,90 @@ def first_byte(client: httpx.Client, camera: str, start: datetime, end: datetime
     return first
 
 
-def viewers(base: str, token: str, n: int, rounds: int, read_kb: int) -> tuple[list[float], list[float]]:
-    whole: list[float] = []
-    seeks: list[float] = []
+def browser_load(
+    client: httpx.Client, start: datetime, end: datetime, watch_s: float, buffer_mb: float, kbps: int
+) -> tuple[float, float]:
+    """One load of the play page's player (see the module docstring): (probe, first byte)."""
+    params = {"start": iso(start), "end": iso(end)}
+    url = "/api/v1/playback/bench-h264.mp4"
+    t = time.perf_counter()
+    r = client.get(url, params=params, headers={"Range": "bytes=0-0"})
+    r.raise_for_status()
+    probe = time.perf_counter() - t
+    rate = (kbps + 64) * 1000 / 8  # bytes per second of play
+    t = time.perf_counter()
+    first = None
+    with client.stream("GET", url, params=params) as resp:
+        resp.raise_for_status()
+        got = 0
+        for chunk in resp.iter_raw(16384):
+            now = time.perf_counter()
+            if first is None:
+                first, t0 = now - t, now
+            got += len(chunk)
+            if now - t0 >= watch_s:
+                break
+            ahead = got - (buffer_mb * 1024 * 1024 + (now - t0) * rate)
+            if ahead > 0:
+                time.sleep(min(ahead / rate, watch_s - (now - t0)))
+    assert first is not None
+    return probe, first
+
+
+def viewers(
+    base: str, token: str, n: int, rounds: int, args: argparse.Namespace, mode: str
+) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"first": [], "seek": [], "probe": []}
     lock = threading.Lock()
     barrier = threading.Barrier(n)
+    hour = T0 + timedelta(hours=1)
 
     def viewer(k: int) -> None:
         rnd = random.Random(k)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
             barrier.wait()
-            for _ in range(rounds):
-                a = first_byte(c, "bench-h264", T0, T0 + timedelta(hours=1), read_kb)
-                at = T0 + timedelta(seconds=rnd.uniform(0, 3590))
-                b = first_byte(c, "bench-h264", at, T0 + timedelta(hours=1), 64)
+            for i in range(rounds):
+                if mode == "greedy":
+                    a = first_byte(c, "bench-h264", T0, hour, args.read_kb)
+                    at = T0 + timedelta(seconds=rnd.uniform(0, 3590))
+                    b = first_byte(c, "bench-h264", at, hour, 64)
+                    with lock:
+                        out["first"].append(a)
+                        out["seek"].append(b)
+                    continue
+                at = T0 if i == 0 else T0 + timedelta(seconds=rnd.uniform(0, 3590))
+                probe, fb = browser_load(c, at, hour, rnd.uniform(5, 15), args.buffer_mb, args.kbps)
                 with lock:
-                    whole.append(a)
-                    seeks.append(b)
+                    out["first" if i == 0 else "seek"].append(fb)
+                    out["probe"].append(probe)
 
     threads = [threading.Thread(target=viewer, args=(k,)) for k in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return whole, seeks
+    return out
+
+
+def phase(base: str, token: str, n: int, rounds: int, args: argparse.Namespace, mode: str) -> dict[str, Any]:
+    try:  # each phase starts with a cold per-segment AAC cache (absent in older versions)
+        from pipeline.playback_audio import CACHE
+
+        CACHE.clear()
+    except ImportError:
+        pass
+    cpu, wall = time.process_time(), time.perf_counter()
+    got = viewers(base, token, n, rounds, args, mode)
+    res: dict[str, Any] = {
+        "viewers": n,
+        "first byte, 1 h range": summary(got["first"]),
+        "seek (first byte)": summary(got["seek"]),
+    }
+    if got["probe"]:
+        res["origin probe (bytes=0-0)"] = summary(got["probe"])
+    res["process_cpu_s"] = round(time.process_time() - cpu, 1)
+    res["wall_s"] = round(time.perf_counter() - wall, 1)
+    return res
 
 
 def transcode_cost(base: str, token: str, seconds: int) -> dict[str, float]:
@@ -198,9 +272,10 @@ def transcode_cost(base: str, token: str, seconds: int) -> dict[str, float]:
     }
 
 
-def summary(name: str, values: list[float]) -> dict[str, Any]:
+def summary(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
     return {
-        "what": name,
         "n": len(values),
         "p50_ms": round(pct(values, 50) * 1000, 1),
         "p95_ms": round(pct(values, 95) * 1000, 1),
@@ -214,8 +289,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/vaudit-bench-playback"))
     ap.add_argument("--viewers", type=int, default=20)
     ap.add_argument("--record", type=int, default=8, help="simulated cameras recording meanwhile (0: none)")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--read-kb", type=int, default=512)
+    ap.add_argument("--rounds", type=int, default=4, help="loads per viewer (alone: twice as many)")
+    ap.add_argument("--mode", choices=["browser", "greedy", "both"], default="both")
+    ap.add_argument("--buffer-mb", type=float, default=2.0, help="browser: read-ahead before play speed")
+    ap.add_argument("--read-kb", type=int, default=512, help="greedy: bytes read of the 1 h stream")
     ap.add_argument("--kbps", type=int, default=1500)
     ap.add_argument("--h265-seconds", type=int, default=60)
     args = ap.parse_args()
@@ -293,6 +370,7 @@ def main() -> None:
         "access_token"
     ]
     results: dict[str, Any] = {
+        "loadavg_start": os.getloadavg(),
         "viewers": args.viewers,
         "recording_cameras": args.record,
         "rounds": args.rounds,
@@ -300,13 +378,16 @@ def main() -> None:
     try:
         if args.record:
             time.sleep(5)  # recorders connected and writing
-        w1, s1 = viewers(base, token, 1, args.rounds * 2, args.read_kb)
-        results["alone"] = [summary("first byte, 1 h range", w1), summary("seek (first byte)", s1)]
-        wn, sn = viewers(base, token, args.viewers, args.rounds, args.read_kb)
-        results["concurrent"] = [summary("first byte, 1 h range", wn), summary("seek (first byte)", sn)]
+        for mode in ["browser", "greedy"] if args.mode == "both" else [args.mode]:
+            results[mode] = {
+                "alone": phase(base, token, 1, args.rounds * 2, args, mode),
+                "concurrent": phase(base, token, args.viewers, args.rounds, args, mode),
+            }
+            print(json.dumps({mode: results[mode]}), file=sys.stderr)
         results["h265_to_h264"] = transcode_cost(base, token, args.h265_seconds)
         if runtime is not None:
             results["recorder_health"] = {k: v["running"] for k, v in runtime.supervisor.health().items()}
+        results["loadavg_end"] = os.getloadavg()
         results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     finally:
         server.should_exit = True

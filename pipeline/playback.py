@@ -3,14 +3,22 @@
 Nothing is written to disk: segments are read from storage one after the other, their
 packets rebased to wall-clock offsets from the output's origin and muxed into a fragmented MP4
 (``empty_moov``, one fragment per keyframe) whose bytes are handed to the HTTP response as the
-muxer produces them. The first bytes (``ftyp`` + ``moov``) leave after the first packet.
+muxer produces them: ``ftyp`` + ``moov`` as soon as the first segment's stream parameters and the
+origin keyframe are known, then each fragment as it is complete. Production is paced by the
+client: the response pulls the next chunk only when the socket took the last one.
+
+First-byte path (measured in ``bench/playback.py``, docs/WEB.md): the index is asked for the
+first few segments only (the rest is paged while streaming); a segment is opened without
+libav's 5 MB probe (which read whole segments); the route writes the audit row while the
+first segment is being opened (no byte leaves before the row is in).
 
 * H.264 video is copied. The output starts at the last keyframe at or before ``start``
   (its wall time is the ``origin``; the page adds ``currentTime`` to it).
 * H.265 video gets an H.264 rendition on the fly (decode + libx264 ``ultrafast``,
   ``zerolatency``): Chromium plays no HEVC. The cost is measured in ``bench/playback.py``.
 * Audio (G.711 A-law as an untyped TS data stream, named by the sidecar; or AAC) is decoded
-  and encoded to AAC 16 kHz mono; gaps become silence so the media clock keeps running.
+  and encoded to AAC 16 kHz mono once per segment and cached (:mod:`pipeline.playback_audio`);
+  gaps become silence so the media clock keeps running.
 * A recording gap stays a gap in media time: the picture holds while the time runs on.
 
 The output is deterministic for the same segments, so a byte range is served by producing the
@@ -21,9 +29,9 @@ production of the skipped bytes. The page seeks by time (a new ``start``), which
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -31,17 +39,17 @@ import av
 
 from domain.errors import NotFoundError, ValidationFailed
 from domain.types import BlobReader, SegmentRecord
-from exporter.lanes import AudioLane
 from indexer.segment_store import SegmentStore
+from pipeline.playback_audio import CACHE, AacCache, AacTrack, SegmentAac, SegmentEncoder
 
 logger = logging.getLogger(__name__)
 
 VIDEO_TB = Fraction(1, 90000)
-AUDIO_RATE = 16000
-AUDIO_BIT_RATE = 48000
 MAX_RANGE = timedelta(hours=24)
-FLUSH_BYTES = 256 * 1024
-_DECODER_SLACK = timedelta(seconds=1)  # frames the decoder still holds when the input stops
+PROBE_BYTES = "8192"  # libav's probe: the first packets of a segment (see _open_segment)
+FIRST_PAGE = 4  # segments the plan reads before the first byte; the rest is paged while streaming
+PAGE = 500
+_DECODER_SLACK_US = 1_000_000  # frames the decoder still holds when the input stops
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 _ALAW = {"pcm_alaw", "alaw", "g711a", "pcma"}
 _MULAW = {"pcm_mulaw", "mulaw", "g711u", "pcmu"}
@@ -71,12 +79,31 @@ def plan_playback(store: SegmentStore, camera_id: str, start: datetime, end: dat
         raise ValidationFailed(
             "range longer than 24 h", fields=[{"field": "query.end", "message": "range longer than 24 h"}]
         )
-    segments = store.segments(camera_id, start, end)
+    segments = store.segments(camera_id, start, end, limit=FIRST_PAGE)
     if not segments:
         raise NotFoundError(f"camera {camera_id} has no footage in [{start.isoformat()}, {end.isoformat()})")
+    # Decided on the first page (a camera does not switch codec inside a range in practice;
+    # if it did, the copy path would fail on the other codec's packets).
     transcode = any(s.stream.video_codec in ("hevc", "h265") for s in segments)
     audio = any(s.stream.audio_codec for s in segments)
     return PlaybackPlan(camera_id, start, end, segments, transcode, audio)
+
+
+def plan_segments(store: SegmentStore, plan: PlaybackPlan) -> Iterator[SegmentRecord]:
+    """All the plan's segments in order: its first page, then pages queried while streaming
+    (so a 24 h range does not query 8,640 rows before the first byte)."""
+    yield from plan.segments
+    last = plan.segments[-1]
+    if len(plan.segments) < FIRST_PAGE:
+        return
+    while True:
+        page = store.segments(plan.camera_id, last.start, plan.end, limit=PAGE)
+        # paging from the last one's start also returns it and anything overlapping it
+        new = [s for s in page if (s.start, s.seq) > (last.start, last.seq)]
+        yield from new
+        if len(page) < PAGE or not new:
+            return
+        last = new[-1]
 
 
 class _Sink:
@@ -108,12 +135,21 @@ def _audio_decoder(rec: SegmentRecord, stream: Any) -> Any | None:
     return ctx
 
 
-def _us(delta: timedelta) -> int:
-    return delta // timedelta(microseconds=1)
+def _open_segment(handle: Any) -> Any:
+    """Open a segment without libav's default probe (which reads up to 5 MB, i.e. the whole
+    10 s segment, to learn the untyped G.711 stream: ~50 ms). The first packets carry the
+    parameter sets; if they did not, the full probe is the fallback."""
+    ic: Any = av.open(handle, "r", options={"analyzeduration": "0", "probesize": PROBE_BYTES})
+    v = ic.streams.video[0] if ic.streams.video else None
+    if v is None or (v.codec_context.width and v.codec_context.extradata):
+        return ic
+    ic.close()
+    handle.seek(0)
+    return av.open(handle, "r", options={"analyzeduration": "0"})
 
 
 class _Muxer:
-    """The output container; video copied or encoded, AAC audio lane."""
+    """The output container; video copied or encoded, AAC audio track."""
 
     def __init__(self, plan: PlaybackPlan, template: Any) -> None:
         self.sink = _Sink()
@@ -132,9 +168,13 @@ class _Muxer:
             vs = self.oc.add_stream_from_template(template)
             vs.time_base = VIDEO_TB
         self.video = vs
-        self.audio = AudioLane(self.oc, AUDIO_RATE, AUDIO_BIT_RATE) if plan.audio else None
+        self.audio = AacTrack(self.oc) if plan.audio else None
         self.last_dts = -1
         self.end_us = 0
+
+    def header(self) -> None:
+        """Write ftyp + moov now: the stream parameters are known, the client can start."""
+        self.oc.start_encoding()
 
     def packet(self, packet: Any, dts_us: int, pts_us: int, dur_us: int) -> None:
         dts = dts_us * 9 // 100
@@ -143,7 +183,7 @@ class _Muxer:
             pts, dts = pts + self.last_dts + 1 - dts, self.last_dts + 1
         self.last_dts = dts
         if self.audio is not None:
-            self.audio.fill_to(dts_us - 500_000)
+            self.audio.pump(dts_us)
         packet.stream = self.video
         packet.time_base = VIDEO_TB
         packet.dts, packet.pts = dts, pts
@@ -157,7 +197,7 @@ class _Muxer:
             pts = self.last_dts + 1
         self.last_dts = pts
         if self.audio is not None:
-            self.audio.fill_to(pts_us - 500_000)
+            self.audio.pump(pts_us)
         frame.pts = pts
         frame.time_base = VIDEO_TB
         frame.pict_type = av.video.frame.PictureType.NONE
@@ -168,120 +208,243 @@ class _Muxer:
         if transcode:
             self.oc.mux(self.video.encode(None))
         if self.audio is not None:
-            self.audio.fill_to(min(max(self.end_us, self.audio.duration_us), end_us))
-            self.audio.close()
+            self.audio.close(min(self.end_us, end_us))
         self.oc.close()
 
 
-def mp4_chunks(
-    plan: PlaybackPlan, reader: BlobReader, origin_out: list[datetime] | None = None
-) -> Iterator[bytes]:
-    """The fragmented MP4 of ``plan`` as byte chunks. ``origin_out`` receives the wall time
-    of media time 0 as soon as it is known (before the first chunk)."""
-    mux: _Muxer | None = None
-    origin: datetime | None = None
-    pending: list[tuple[Any, datetime, datetime, int]] = []  # copy path: packets from the last keyframe
-    try:
-        for rec in plan.segments:
-            handle = reader.open(rec.storage_key)
+class _SegmentAudio:
+    """Where one segment's AAC comes from: the cache, or an encoder fed while demuxing (whose
+    packets go to the cache when the whole segment was encoded). Times: µs since the epoch."""
+
+    def __init__(self, rec: SegmentRecord, decoder: Any, cache: AacCache | None, whole: bool) -> None:
+        self.rec = rec
+        self.rec_us = _epoch_us(rec.start)
+        self.decoder = decoder
+        self.cache = cache if whole else None
+        self.encoder: SegmentEncoder | None = None
+        self.first = 0
+        self.done = False  # nothing more to encode (cache hit)
+
+    def begin(self, track: AacTrack, origin: int) -> None:
+        hit = self.cache.get(self.rec.sha256) if self.cache is not None else None
+        if hit is not None:
+            track.start_segment(self.rec_us + hit.first_us - origin)
+            for p in hit.packets:
+                track.queue(p)
+            self.done = True
+
+    def feed(self, track: AacTrack, origin: int, packet: Any, wall: int) -> None:
+        if self.done:
+            return
+        if self.encoder is None:
+            self.first = wall
+            track.start_segment(wall - origin)
+            self.encoder = SegmentEncoder(track.queue)
+        data = av.Packet(bytes(packet)) if packet.stream.type == "data" else packet
+        for frame in self.decoder.decode(data):
+            self.encoder.feed(frame, wall - self.first)
+
+    @property
+    def needs_rest(self) -> bool:
+        """A whole segment being encoded for the cache: demux its audio to the end."""
+        return self.encoder is not None and self.cache is not None
+
+    def finish(self, complete: bool) -> None:
+        if self.encoder is None:
+            return
+        self.encoder.close()
+        if complete and self.cache is not None:
+            self.cache.put(self.rec.sha256, SegmentAac(self.first - self.rec_us, tuple(self.encoder.packets)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(t: datetime) -> int:
+    return (t - _EPOCH) // timedelta(microseconds=1)
+
+
+class _Stream:
+    """One output being built: the muxer once the origin is known, and what came before it.
+
+    Times are integer µs since the epoch (the demux loop runs per packet; Fractions and
+    datetimes there cost more than the muxing)."""
+
+    def __init__(self, plan: PlaybackPlan, origin_out: list[datetime] | None, cache: AacCache | None) -> None:
+        self.plan = plan
+        self.start = _epoch_us(plan.start)
+        self.end = _epoch_us(plan.end)
+        self.origin_out = origin_out
+        self.cache = cache
+        self.mux: _Muxer | None = None
+        self.origin = 0
+        self.pending: list[tuple[Any, int, int, int]] = []  # copy path: packets from the last keyframe
+
+    def _begin(self, vin: Any, origin: int) -> bytes:
+        self.origin = origin
+        if self.origin_out is not None:
+            self.origin_out.append(_EPOCH + timedelta(microseconds=origin))
+        self.mux = _Muxer(self.plan, vin)
+        self.mux.header()
+        return self.mux.sink.take()
+
+    def _first_audio(
+        self, rec: SegmentRecord, adec: Any | None, whole: bool, early: list[tuple[Any, int]]
+    ) -> _SegmentAudio | None:
+        """The audio of the segment where the output starts. ``whole``: the output starts at
+        the segment's first picture (or before), so its audio is the whole segment's (shared
+        through the cache); otherwise it is encoded from the first packet at the origin on."""
+        mux = self.mux
+        if adec is None or mux is None or mux.audio is None:
+            return None
+        seg = _SegmentAudio(rec, adec, self.cache, whole)
+        seg.begin(mux.audio, self.origin)
+        for packet, wall in early:
+            if whole or wall >= self.origin:
+                seg.feed(mux.audio, self.origin, packet, wall)
+        early.clear()
+        return seg
+
+    def segment(self, rec: SegmentRecord, reader: BlobReader) -> Generator[bytes, None, bool]:
+        """Mux one segment; returns True when the range's end was reached."""
+        handle = reader.open(rec.storage_key)
+        try:
+            ic: Any = _open_segment(handle)
             try:
-                ic: Any = av.open(handle, "r", options={"analyzeduration": "0"})
-                try:
-                    if not ic.streams.video:
-                        continue
-                    vin = ic.streams.video[0]
-                    others = [s for s in ic.streams if s.type in ("audio", "data")]
-                    ain = others[0] if others else None
-                    adec = _audio_decoder(rec, ain) if ain is not None and plan.audio else None
-                    anchor = ic.start_time if ic.start_time is not None else 0
-                    fps = vin.average_rate or Fraction(25)
-                    frame_us = int(1_000_000 / fps)
-                    vdec = vin.codec_context if plan.transcode else None
-                    wanted = [vin] + ([ain] if adec is not None else [])
-                    for packet in ic.demux(wanted):
-                        if packet.dts is None or packet.size == 0:
-                            continue
-                        wall = rec.start + timedelta(
-                            microseconds=int(packet.dts * packet.time_base * 1_000_000) - anchor
-                        )
-                        if packet.stream is vin:
-                            p = packet.pts if packet.pts is not None else packet.dts
-                            pwall = rec.start + timedelta(
-                                microseconds=int(p * packet.time_base * 1_000_000) - anchor
-                            )
-                            if pwall >= plan.end + (_DECODER_SLACK if vdec is not None else timedelta(0)):
-                                break
-                            dur = (
-                                int(packet.duration * packet.time_base * 1_000_000)
-                                if packet.duration
-                                else frame_us
-                            )
-                            if vdec is not None:
-                                for frame in vdec.decode(packet):
-                                    if frame.pts is None:
-                                        continue
-                                    fwall = rec.start + timedelta(
-                                        microseconds=int(frame.pts * vin.time_base * 1_000_000) - anchor
-                                    )
-                                    if fwall < plan.start or fwall >= plan.end:
-                                        continue
-                                    if mux is None:
-                                        origin = fwall
-                                        if origin_out is not None:
-                                            origin_out.append(origin)
-                                        mux = _Muxer(plan, vin)
-                                    assert origin is not None
-                                    mux.frame(frame, _us(fwall - origin), frame_us)
-                            elif mux is None:
-                                if packet.is_keyframe:
-                                    pending = []
-                                if pending or packet.is_keyframe:
-                                    pending.append((packet, wall, pwall, dur))
-                                if wall >= plan.start and pending:
-                                    origin = pending[0][1]
-                                    if origin_out is not None:
-                                        origin_out.append(origin)
-                                    mux = _Muxer(plan, vin)
-                                    for pk, w, pw, d in pending:
-                                        mux.packet(pk, _us(w - origin), _us(pw - origin), d)
-                                    pending = []
-                            else:
-                                assert origin is not None
-                                mux.packet(packet, _us(wall - origin), _us(pwall - origin), dur)
-                        elif (
-                            adec is not None and mux is not None and mux.audio is not None and wall < plan.end
-                        ):
-                            assert origin is not None
-                            data = av.Packet(bytes(packet)) if packet.stream.type == "data" else packet
-                            for frame in adec.decode(data):
-                                mux.audio.feed(frame, _us(wall - origin))
-                        if mux is not None and (len(mux.sink.buf) >= FLUSH_BYTES or mux.last_dts <= 0):
-                            chunk = mux.sink.take()
-                            if chunk:
-                                yield chunk
-                    if mux is not None and len(mux.sink.buf):
-                        yield mux.sink.take()
-                finally:
-                    ic.close()
+                if not ic.streams.video:
+                    return False
+                return (yield from self._demux(rec, ic))
             finally:
-                handle.close()
-        if mux is None:
-            raise NotFoundError(f"camera {plan.camera_id} has no picture in the range")
-        assert origin is not None
-        mux.close(plan.transcode, _us(plan.end - origin))
-        tail = mux.sink.take()
-        if tail:
-            yield tail
-        mux = None
-    finally:
-        if mux is not None:  # the client went away: drop the muxer without finishing
+                ic.close()
+        finally:
+            handle.close()
+
+    def _demux(self, rec: SegmentRecord, ic: Any) -> Generator[bytes, None, bool]:
+        plan = self.plan
+        vin = ic.streams.video[0]
+        others = [s for s in ic.streams if s.type in ("audio", "data")]
+        ain = others[0] if others else None
+        adec = _audio_decoder(rec, ain) if ain is not None and plan.audio else None
+        base = _epoch_us(rec.start) - (ic.start_time if ic.start_time is not None else 0)
+        fps = vin.average_rate or Fraction(25)
+        frame_us = int(1_000_000 / fps)
+        vdec = vin.codec_context if plan.transcode else None
+        vnum, vden = vin.time_base.numerator * 1_000_000, vin.time_base.denominator
+        anum, aden = (
+            (ain.time_base.numerator * 1_000_000, ain.time_base.denominator) if ain is not None else (0, 1)
+        )
+        stop = self.end + (_DECODER_SLACK_US if vdec is not None else 0)
+        seg_audio: _SegmentAudio | None = None
+        early: list[tuple[Any, int]] = []  # audio before the origin is known
+        first_wall: int | None = None  # this segment's first picture
+        video_done = complete = False
+        if adec is not None and self.mux is not None and self.mux.audio is not None:
+            seg_audio = _SegmentAudio(rec, adec, self.cache, whole=True)
+            seg_audio.begin(self.mux.audio, self.origin)
+        for packet in ic.demux([vin] + ([ain] if adec is not None else [])):
+            if packet.dts is None or packet.size == 0:
+                continue
+            if packet.stream is vin:
+                if video_done:
+                    continue
+                wall = base + packet.dts * vnum // vden
+                if first_wall is None:
+                    first_wall = wall
+                pwall = base + (packet.pts if packet.pts is not None else packet.dts) * vnum // vden
+                if pwall >= stop:
+                    video_done = True
+                    if seg_audio is not None and seg_audio.needs_rest:
+                        continue  # finish the segment's audio for the cache
+                    break
+                dur = packet.duration * vnum // vden if packet.duration else frame_us
+                if vdec is not None:
+                    for frame in vdec.decode(packet):
+                        if frame.pts is None:
+                            continue
+                        fwall = base + frame.pts * vnum // vden
+                        if fwall < self.start or fwall >= self.end:
+                            continue
+                        if self.mux is None:
+                            yield self._begin(vin, fwall)
+                            seg_audio = self._first_audio(rec, adec, fwall <= first_wall, early)
+                        assert self.mux is not None
+                        self.mux.frame(frame, fwall - self.origin, frame_us)
+                elif self.mux is None:
+                    if packet.is_keyframe:
+                        self.pending = []
+                    if self.pending or packet.is_keyframe:
+                        self.pending.append((packet, wall, pwall, dur))
+                    if wall >= self.start and self.pending:
+                        origin = self.pending[0][1]
+                        yield self._begin(vin, origin)
+                        seg_audio = self._first_audio(rec, adec, origin <= first_wall, early)
+                        assert self.mux is not None
+                        for pk, w, pw, d in self.pending:
+                            self.mux.packet(pk, w - origin, pw - origin, d)
+                        self.pending = []
+                else:
+                    self.mux.packet(packet, wall - self.origin, pwall - self.origin, dur)
+            elif adec is not None:
+                wall = base + packet.dts * anum // aden
+                if self.mux is None:
+                    early.append((packet, wall))
+                elif (
+                    seg_audio is not None
+                    and self.mux.audio is not None
+                    and (wall < self.end or seg_audio.needs_rest)
+                ):
+                    seg_audio.feed(self.mux.audio, self.origin, packet, wall)
+            if self.mux is not None and self.mux.sink.buf:
+                yield self.mux.sink.take()
+        else:
+            complete = True
+        if seg_audio is not None:
+            seg_audio.finish(complete)
+        if self.mux is not None and self.mux.sink.buf:
+            yield self.mux.sink.take()
+        return video_done
+
+    def finish(self) -> bytes:
+        if self.mux is None:
+            raise NotFoundError(f"camera {self.plan.camera_id} has no picture in the range")
+        self.mux.close(self.plan.transcode, self.end - self.origin)
+        tail = self.mux.sink.take()
+        self.mux = None
+        return tail
+
+    def abandon(self) -> None:
+        if self.mux is not None:  # the client went away: drop the muxer without finishing
             try:
-                mux.oc.close()
+                self.mux.oc.close()
             except (av.FFmpegError, ValueError, OSError) as exc:  # pragma: no cover
                 logger.debug("closing an abandoned playback muxer: %s", exc)
+            self.mux = None
 
 
-def skip_bytes(chunks: Iterator[bytes], first: int, last: int | None) -> Iterator[bytes]:
+def mp4_chunks(
+    plan: PlaybackPlan,
+    reader: BlobReader,
+    origin_out: list[datetime] | None = None,
+    segments: Iterable[SegmentRecord] | None = None,
+    cache: AacCache | None = CACHE,
+) -> Generator[bytes, None, None]:
+    """The fragmented MP4 of ``plan`` as byte chunks. ``origin_out`` receives the wall time
+    of media time 0 as soon as it is known (before the first chunk). ``segments``: all the
+    plan's segments (default ``plan.segments``; see :func:`plan_segments`). ``cache``: where
+    segments' AAC renditions are shared (None: encode everything)."""
+    out = _Stream(plan, origin_out, cache)
+    try:
+        for rec in plan.segments if segments is None else segments:
+            if (yield from out.segment(rec, reader)):
+                break
+        tail = out.finish()
+        if tail:
+            yield tail
+    finally:
+        out.abandon()
+
+
+def skip_bytes(chunks: Iterator[bytes], first: int, last: int | None) -> Generator[bytes, None, None]:
     """Bytes ``first`` .. ``last`` (inclusive; None: to the end) of a chunk stream."""
     pos = 0
     for chunk in chunks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -17,12 +18,15 @@ from domain.types import BlobReader, iso, utc
 from indexer.segment_store import SegmentStore
 from pipeline.api.auth import audit
 from pipeline.api.footage_access import check_footage_access
-from pipeline.playback import mp4_chunks, plan_playback, skip_bytes
+from pipeline.playback import mp4_chunks, plan_playback, plan_segments, skip_bytes
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/playback", tags=["playback"])
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+# Opens a stream's first segment while the request thread writes the audit row.
+_HEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="playback-head")
 
 When = Annotated[datetime, Query(description="ISO 8601 with time zone")]
 CaseId = Annotated[int | None, Query(description="the case this footage is played for (needed by officers)")]
@@ -75,20 +79,29 @@ def playback_mp4(
             # "bytes=N-": a 206 must name its last byte, which is unknown until the stream is
             # built; the whole stream (200) is a valid answer to any range request.
             wanted, first = None, 0
-    audit(
-        request,
-        "playback",
-        f"camera:{camera_id}",
-        start=iso(start),
-        end=iso(end),
-        range=wanted,
-        rendition="h264" if plan.transcode else "copy",
-        case=case_id,
-    )
     origin: list[datetime] = []
-    chunks = mp4_chunks(plan, reader, origin)
+    chunks = mp4_chunks(plan, reader, origin, plan_segments(store, plan))
     body = skip_bytes(chunks, first, last) if wanted else chunks
-    head = next(body, b"")  # errors (no picture) become a JSON error, and the origin is known
+    # The first chunk (the first segment opened, ftyp + moov) is made while the audit row is
+    # written; no byte leaves before the row is in (a failed append fails the request).
+    head_job = _HEAD.submit(next, body, b"")
+    try:
+        audit(
+            request,
+            "playback",
+            f"camera:{camera_id}",
+            start=iso(start),
+            end=iso(end),
+            range=wanted,
+            rendition="h264" if plan.transcode else "copy",
+            case=case_id,
+        )
+    except BaseException:
+        if not head_job.cancel():
+            head_job.exception()  # a running generator cannot be closed: let the head finish
+        body.close()
+        raise
+    head = head_job.result()  # errors (no picture) become a JSON error, and the origin is known
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-store",

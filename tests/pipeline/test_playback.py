@@ -1,5 +1,7 @@
 """Playback of any range as one MP4 built on the fly: decodes, duration, AAC audio, H.264
-rendition of H.265, byte ranges, WebVTT time, audit rows, officers kept out."""
+rendition of H.265, byte ranges, WebVTT time, audit rows, officers kept out; the header leaves
+first, segments are paged, the per-segment AAC cache keeps the bytes identical, and no byte
+leaves without an audit row."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from domain.errors import IndexStoreError
 from domain.types import iso
 from indexer.audit import AuditLog
 from indexer.segment_store import SegmentStore
+from pipeline import playback
 from pipeline.api.app import create_app
+from pipeline.playback_audio import AacCache
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from tests.exporter.scenario import Scenario, at, build_scenario
@@ -141,3 +146,59 @@ def test_errors_and_roles(client: TestClient, engine: Engine) -> None:
     cop = bearer(client, "cop")
     p = {"start": iso(at(12)), "end": iso(at(13) + timedelta(seconds=1))}
     assert client.get("/api/v1/playback/cam-int.mp4", params=p, headers=cop).status_code == 403
+
+
+def _boxes(data: bytes) -> list[str]:
+    """Top-level ISO BMFF box types of ``data``."""
+    out, pos = [], 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        out.append(data[pos + 4 : pos + 8].decode("latin-1"))
+        if size < 8:
+            break
+        pos += size
+    return out
+
+
+def test_header_first_segments_paged_and_aac_cache_keeps_bytes_identical(
+    store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.sync_rooms(ROOMS)
+    for rec in scenario.segments:
+        if rec.camera_id == "cam-int":
+            store.add_segment(rec)
+    reader = LocalStorage(scenario.root)
+    monkeypatch.setattr(playback, "FIRST_PAGE", 1)  # the second segment comes from paging
+    monkeypatch.setattr(playback, "PAGE", 2)
+    plan = playback.plan_playback(store, "cam-int", at(12), at(23))
+    assert len(plan.segments) == 1
+    assert [s.seq for s in playback.plan_segments(store, plan)] == [
+        s.seq for s in store.segments("cam-int", at(12), at(23))
+    ]
+    cache = AacCache()
+    cold = list(playback.mp4_chunks(plan, reader, [], playback.plan_segments(store, plan), cache))
+    # ftyp + moov leave alone, before any media fragment is complete
+    assert _boxes(cold[0]) == ["ftyp", "moov"]
+    assert "moof" in _boxes(b"".join(cold[1:]))
+    assert (cache.misses, cache.hits) == (2, 0)  # both segments encoded once, then cached
+    warm = list(playback.mp4_chunks(plan, reader, [], playback.plan_segments(store, plan), cache))
+    assert cache.hits == 2
+    assert b"".join(warm) == b"".join(cold)  # deterministic: byte ranges stay valid
+    info = _probe(b"".join(warm))
+    assert info["audio_seconds"] == pytest.approx(11, abs=0.3)  # silence in the 5 s gap
+    # a seek inside a segment: its audio is encoded from the origin, the same every time
+    seek = playback.plan_playback(store, "cam-int", at(13.5), at(23))
+    a = b"".join(playback.mp4_chunks(seek, reader, [], playback.plan_segments(store, seek), cache))
+    b = b"".join(playback.mp4_chunks(seek, reader, [], playback.plan_segments(store, seek), AacCache()))
+    assert a == b
+    assert _probe(a)["audio_seconds"] == pytest.approx(10, abs=0.3)
+
+
+def test_no_byte_leaves_without_an_audit_row(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise IndexStoreError("audit trail unavailable")
+
+    monkeypatch.setattr(client.app.state.security.audit, "append", refuse)  # type: ignore[attr-defined]
+    r = client.get("/api/v1/playback/cam-int.mp4", params={"start": iso(at(12)), "end": iso(at(23))})
+    assert r.status_code >= 500
+    assert r.headers["content-type"].startswith("application/json") and "error" in r.json()
