@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domain.errors import VauditError
 from domain.types import Clock, GapCause, GapRecord, SegmentRecord, to_unix
@@ -30,6 +31,9 @@ from pipeline.worm import open_evidence_storage
 from recorders.clock import clock_for
 from recorders.events import CameraStatus
 from recorders.worker import CameraWorker, RecorderOptions
+
+if TYPE_CHECKING:
+    from pipeline.picture_watch import PictureWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +135,7 @@ class CentreRuntime:
         )
         self.started_at: float | None = None
         self.capacity = CapacityWatch(self.storage, settings.retention, self.alerts)
+        self.pictures: PictureWatcher | None = None  # made in start(): see there
 
     def _worker_factory(
         self,
@@ -179,11 +184,30 @@ class CentreRuntime:
         self.supervisor.start()
         self.capacity.start()
         self.risk.start()
+        pic = self.settings.picture_checks
+        if pic.enabled and self.pictures is None:
+            # Imported here, after the recorders started: OpenCV's import would lengthen start-up
+            # (a restart's gap). Checks the cameras recorded here, into the risk engine.
+            from pipeline.picture_watch import PictureWatcher, thresholds_from
+
+            self.pictures = PictureWatcher(
+                self.spool,
+                self.supervisor.names,
+                self.risk.observe_picture,
+                thresholds_from(pic),
+                self.clock,
+                interval=pic.interval_seconds,
+                snapshot_quality=pic.snapshot_quality,
+            )
+        if self.pictures is not None:
+            self.pictures.start()
         logger.info("centre recording", extra={"cameras": len(self.settings.cameras())})
 
     def stop(self, timeout: float = 15.0) -> None:
         logger.info("stopping centre")
         self.capacity.stop()
+        if self.pictures is not None:
+            self.pictures.stop()
         self.risk.stop()
         self.supervisor.stop(timeout)
         # Segments closed on stop are uploaded before we leave, if storage allows.
