@@ -1,6 +1,8 @@
 """The supervisor web in Debian's Chromium (Playwright): log in, search, open a case, play a
-range (currentTime advances, no media error), seek, jump to an event, open the live page
-(frames arrive), start an export and watch it reach done; every view left an audit row."""
+range (currentTime advances, no media error), seek, jump to an event, open the live page (a
+real simulated camera recorded into the spool plays as live video: currentTime advances, no
+media error, latency shown ≤ 3 s; without MSE the stills arrive instead), start an export and
+watch it reach done; every view left an audit row."""
 
 from __future__ import annotations
 
@@ -25,11 +27,14 @@ from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.live import LiveFrames
+from pipeline.live_video import LiveVideo
 from pipeline.settings import Settings
-from pipeline.simulator.camera import free_port
+from pipeline.simulator.camera import SimulatedCamera, free_port
 from pipeline.storage import LocalStorage
-from tests.exporter.scenario import Scenario, at, build_scenario
+from recorders.worker import CameraWorker, RecorderOptions
+from tests.exporter.scenario import at, build_scenario
 from tests.support.auth import PASSWORD, add_user, bearer
+from tests.support.recording import CollectingSink, running
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,14 +74,25 @@ class Site:
     subject_id: int
 
 
-def _live_spool(sc: Scenario, spool: Path) -> None:
-    """An 'open segment' in a spool, as the recorder leaves it while writing."""
-    rec = next(s for s in sc.segments if s.camera_id == "cam-int")
-    media = spool / rec.storage_key
-    media.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(sc.root / rec.storage_key, media)
-    marker = media.with_name(media.name[:-3] + ".partial.json")
-    marker.write_text(f'{{"start": "{iso(rec.start)}"}}', encoding="utf-8")
+@contextlib.contextmanager
+def _recording(spool: Path) -> Iterator[None]:
+    """cam-int live: a real simulated RTSP camera recorded by the real recorder into the spool."""
+    cam = SimulatedCamera(
+        "cam-int", free_port(), video_codec="h264", audio_codec="alaw", width=320, height=240
+    )
+    cam.start()
+    try:
+        worker = CameraWorker(
+            "cam-int",
+            cam.url,
+            spool,
+            RecorderOptions(segment_seconds=2.0, stall_seconds=3.0),
+            CollectingSink(),
+        )
+        with running([worker]):
+            yield
+    finally:
+        cam.stop()
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +125,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
     store.add_gap(GapRecord("cam-int2", at(15), at(20), sc.gap.cause, "camera rebooted"))
     app = create_app(settings, store, engine=engine, storage=LocalStorage(sc.root))
-    _live_spool(sc, root / "spool")
     app.state.live_frames = LiveFrames(root / "spool")
+    app.state.live_video = LiveVideo(root / "spool")
+    recording = contextlib.ExitStack()
+    recording.enter_context(_recording(root / "spool"))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -174,7 +192,26 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield Site(base, engine, cid, sid)
     server.should_exit = True
     thread.join(10)
+    app.state.live_video.stop()
+    recording.close()
     engine.dispose()
+
+
+_WATCH_LIVE = """async () => {
+    const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+    const q = (sel) => document.querySelector(sel);
+    let v = null;
+    for (let i = 0; i < 150 && !(v && v.currentTime > 0); i++) { await sleep(100); v = q('video.live-video[data-camera="cam-int"]'); }
+    if (!v) return {err: "no video element"};
+    const t0 = v.currentTime, lat = [];
+    for (let i = 0; i < 10; i++) {
+        await sleep(200);
+        const ms = q('.latency[data-camera="cam-int"]').dataset.ms;
+        if (ms !== undefined) lat.push(Number(ms));
+    }
+    return {t0, t1: v.currentTime, err: v.error && v.error.code, lat,
+            mode: q('figure.live-tile[data-camera="cam-int"]').dataset.mode};
+}"""
 
 
 def _playwright() -> Any:
@@ -254,10 +291,22 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             assert seeked["err"] is None and (":21" in seeked["clock"] or ":22" in seeked["clock"]), seeked
             assert page.locator("button.jump-event").count() >= 1
             page.locator("button.jump-event").first.click()
-            # live page: frames arrive
+            # live page: the recording camera plays as video, its latency shown
             page.goto(f"{site.base}/live")
-            frames = page.evaluate("""async () => {
-                for (let i = 0; i < 150; i++) {
+            live = page.evaluate(_WATCH_LIVE)
+            assert live["err"] is None and live["mode"] == "video", live
+            assert live["t1"] > live["t0"] + 1.0, live  # currentTime advances: frames keep arriving
+            assert live["lat"] and max(live["lat"]) <= 3000, live  # camera wall time to frame shown
+            lat = sorted(live["lat"])
+            print(f"live latency in Chromium: p50 {lat[len(lat) // 2]} ms, max {lat[-1]} ms, n={len(lat)}")
+            assert "李四" in page.inner_text("[data-room=R-INT1]")  # in the interrogation room now
+            # without Media Source Extensions the page falls back to keyframe stills
+            stills = ctx.new_page()
+            stills.add_init_script("Object.defineProperty(window, 'MediaSource', {value: undefined})")
+            stills.on("pageerror", lambda e: errors.append(str(e)))
+            stills.goto(f"{site.base}/live")
+            frames = stills.evaluate("""async () => {
+                for (let i = 0; i < 100; i++) {
                     const img = document.querySelector('img.live-frame[data-camera="cam-int"]');
                     if (img && Number(img.dataset.frames || 0) >= 2 && img.naturalWidth > 0) return Number(img.dataset.frames);
                     await new Promise(r => setTimeout(r, 100));
@@ -265,7 +314,7 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
                 return 0;
             }""")
             assert frames >= 2
-            assert "李四" in page.inner_text("[data-room=R-INT1]")  # in the interrogation room now
+            stills.close()
             # export from the case page and watch it reach done
             page.goto(f"{site.base}/cases/{site.case_id}")
             page.click("button.export")

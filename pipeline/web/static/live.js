@@ -1,0 +1,200 @@
+// video-audit live page: a grid of rooms; each camera plays live fMP4 from a WebSocket through
+// Media Source Extensions (pipeline/live_video.py), with its latency (now on the server's clock −
+// the recorder's wall time of the frame on screen). Where MSE or the codec is missing, or the
+// stream keeps failing, the camera falls back to keyframe stills (GET /api/v1/live/{camera}.jpg).
+// Loaded by app.js's pageLive; uses its helpers (h, api, T, root, LANG).
+"use strict";
+
+(() => {
+  const LIVE_TEXT = {
+    "zh-CN": { stills: "静态画面", connecting: "连接中", video: "实时视频", stalled: "无画面" },
+    en: { stills: "stills", connecting: "connecting", video: "live video", stalled: "no picture" },
+  };
+  const L = (k) => (LIVE_TEXT[LANG] && LIVE_TEXT[LANG][k]) || k;
+  const CHASE_SECONDS = 1.0; // behind the newest buffered frame by more than this: jump to the edge
+  const EDGE_SECONDS = 0.15; // where to land when jumping (a little before the newest frame)
+  const KEEP_SECONDS = 20; // buffered media kept behind the playhead
+  const MAX_FAILS = 3; // stream attempts without a frame before falling back to stills
+
+  const css = document.createElement("link");
+  css.rel = "stylesheet";
+  css.href = "/static/live.css";
+  document.head.append(css);
+
+  const mseOk = (mime) => typeof window.MediaSource === "function" && MediaSource.isTypeSupported(mime);
+
+  function showLatency(tile, ms) {
+    tile.lat.dataset.ms = String(Math.round(ms));
+    tile.lat.textContent = `${T("latency")} ${(ms / 1000).toFixed(1)} ${T("seconds")}`;
+  }
+
+  // --- keyframe stills (fallback) ---------------------------------------------------------------
+  function startStills(tile) {
+    if (tile.mode === "stills") return;
+    tile.mode = "stills";
+    tile.fig.dataset.mode = "stills";
+    tile.video.hidden = true;
+    tile.img.hidden = false;
+    tile.state.textContent = L("stills");
+    const once = async () => {
+      try {
+        const r = await fetch(`/api/v1/live/${encodeURIComponent(tile.id)}.jpg?t=${Date.now()}`,
+          { credentials: "same-origin", cache: "no-store" });
+        if (!r.ok) return;
+        const url = URL.createObjectURL(await r.blob());
+        const old = tile.img.src;
+        tile.img.src = url;
+        tile.img.dataset.frames = String(Number(tile.img.dataset.frames || 0) + 1);
+        if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+        const age = r.headers.get("X-Frame-Age");
+        if (age) showLatency(tile, Number(age) * 1000);
+      } catch (_) { /* next round */ }
+    };
+    once();
+    setInterval(once, 1000);
+  }
+
+  // --- live video: WebSocket → MediaSource ------------------------------------------------------
+  function startVideo(tile) {
+    tile.mode = "video";
+    tile.fig.dataset.mode = "video";
+    tile.state.textContent = L("connecting");
+    const video = tile.video;
+    let offset = 0; // server clock − browser clock (ms), from the clock messages
+    let origin = null; // wall time (ms) of media time 0 of the current stream
+    let ms = null, sb = null, queue = [], fails = 0, gotFrames = false;
+
+    function newSource(mime) {
+      if (video.src && video.src.startsWith("blob:")) URL.revokeObjectURL(video.src);
+      ms = new MediaSource();
+      sb = null;
+      queue = [];
+      video.src = URL.createObjectURL(ms);
+      ms.addEventListener("sourceopen", () => {
+        sb = ms.addSourceBuffer(mime);
+        sb.mode = "segments"; // the fragments carry wall-clock media times
+        sb.addEventListener("updateend", afterAppend);
+        pump();
+      }, { once: true });
+    }
+
+    function pump() {
+      if (!sb || sb.updating || !queue.length || ms.readyState !== "open") return;
+      const size = queue.reduce((n, b) => n + b.byteLength, 0);
+      const joined = new Uint8Array(size);
+      let at = 0;
+      for (const b of queue) { joined.set(new Uint8Array(b), at); at += b.byteLength; }
+      queue = [];
+      try { sb.appendBuffer(joined); } catch (err) {
+        // QuotaExceeded and the like: drop what is behind the playhead, the next append retries
+        if (video.buffered.length) sb.remove(0, Math.max(0, video.currentTime - 1));
+      }
+    }
+
+    function afterAppend() {
+      const b = video.buffered;
+      if (b.length) {
+        const start = b.start(b.length - 1), end = b.end(b.length - 1);
+        // Chase the live edge: at the start (media time 0 is not buffered), after a gap in the
+        // recording, or when the player fell behind (a background tab, a slow decoder).
+        if (video.currentTime < start || end - video.currentTime > CHASE_SECONDS) {
+          video.currentTime = Math.max(start, end - EDGE_SECONDS);
+        }
+        if (!gotFrames) { gotFrames = true; fails = 0; tile.state.textContent = L("video"); }
+        if (video.paused) video.play().catch(() => {});
+        if (!sb.updating && video.currentTime - b.start(0) > 2 * KEEP_SECONDS) {
+          sb.remove(0, video.currentTime - KEEP_SECONDS);
+          return;
+        }
+      }
+      pump();
+    }
+
+    function connect() {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(`${proto}//${location.host}/api/v1/live/${encodeURIComponent(tile.id)}/video`);
+      ws.binaryType = "arraybuffer";
+      gotFrames = false;
+      ws.onmessage = (ev) => {
+        if (typeof ev.data !== "string") {
+          queue.push(ev.data);
+          pump();
+          return;
+        }
+        const m = JSON.parse(ev.data);
+        if (typeof m.server_ms === "number") offset = m.server_ms - Date.now();
+        if (m.type !== "hello") return;
+        if (!mseOk(m.mime)) { ws.onclose = null; ws.close(); startStills(tile); return; }
+        origin = m.origin_ms;
+        video.dataset.rendition = m.rendition;
+        newSource(m.mime); // a new stream (first, or the producer restarted): a new source buffer
+      };
+      ws.onclose = () => {
+        if (tile.mode !== "video") return;
+        fails = gotFrames ? 0 : fails + 1;
+        if (fails >= MAX_FAILS) { startStills(tile); return; }
+        tile.state.textContent = L("connecting");
+        setTimeout(connect, 1000);
+      };
+    }
+
+    video.addEventListener("error", () => { tile.state.textContent = L("stalled"); });
+    setInterval(() => {
+      if (tile.mode !== "video" || origin === null || !gotFrames) return;
+      showLatency(tile, Date.now() + offset - (origin + video.currentTime * 1000));
+    }, 500);
+    connect();
+  }
+
+  // --- the page -----------------------------------------------------------------------------------
+  async function pageLiveVideo() {
+    let rooms;
+    try { rooms = (await api("/api/v1/live/rooms")).rooms; } catch (err) { root.append(errorBox(err)); return; }
+    const grid = h("div", { class: "live-grid" });
+    root.append(grid);
+    const tiles = [];
+    for (const r of rooms) {
+      const who = h("ul", { class: "occupants" });
+      // ALERT BADGES (room): filled by the risk-alert engine's page code (GET /api/v1/alerts,
+      // SSE /api/v1/alerts/stream), keyed by data-alerts-for="room:<id>".
+      const roomBadges = h("span", { class: "alert-badges", "data-alerts-for": `room:${r.id}` });
+      const card = h("section", { class: "room", "data-room": r.id }, h("h2", {}, r.name, roomBadges), who);
+      const fill = (list) => who.replaceChildren(...(list.length
+        ? list.map((o) => h("li", {}, `${o.name} (${o.role})`)) : [h("li", { class: "muted" }, T("nobody"))]));
+      fill(r.occupants);
+      for (const c of r.cameras) {
+        const video = h("video", { class: "live-video", "data-camera": c.id, muted: "", autoplay: "", playsinline: "" });
+        video.muted = true;
+        const img = h("img", { class: "live-frame", "data-camera": c.id, alt: c.name, hidden: "" });
+        const lat = h("span", { class: "latency", "data-camera": c.id }, "");
+        const state = h("span", { class: "live-state muted" }, "");
+        // ALERT BADGES (camera): filled by the risk-alert engine's page code, data-alerts-for="camera:<id>".
+        const badges = h("span", { class: "alert-badges", "data-alerts-for": `camera:${c.id}` });
+        const fig = h("figure", { class: "live-tile", "data-camera": c.id }, video, img,
+          h("figcaption", {}, c.name, " ", badges, " ", state, " ", lat));
+        card.append(fig);
+        tiles.push({ id: c.id, video, img, lat, state, badges, fig, mode: null });
+      }
+      card.fill = fill;
+      grid.append(card);
+    }
+    // Without MSE at all (or no H.264 in it) the stills are the only way; otherwise the hello
+    // message's exact codec decides per camera (see startVideo).
+    const anyMse = mseOk('video/mp4; codecs="avc1.42e01e"');
+    for (const t of tiles) (anyMse ? startVideo : startStills)(t);
+    window.vauditLive = { tiles }; // for tests and for the alert badges' code
+
+    async function occupancy() {
+      try {
+        const fresh = (await api("/api/v1/live/rooms")).rooms;
+        for (const r of fresh) {
+          const card = grid.querySelector(`[data-room="${CSS.escape(r.id)}"]`);
+          if (card && card.fill) card.fill(r.occupants);
+        }
+      } catch (_) { /* next round */ }
+    }
+    setInterval(occupancy, 5000);
+  }
+
+  pageLiveVideo();
+})();
