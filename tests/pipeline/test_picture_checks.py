@@ -188,7 +188,7 @@ def test_people_detector_counts_a_person_shaped_figure() -> None:
     cv2.rectangle(img, (cx + 32, top + 48), (cx + 44, top + 140), 50, -1)
     cv2.rectangle(img, (cx - 28, top + 150), (cx - 6, top + 250), 45, -1)  # legs
     cv2.rectangle(img, (cx + 6, top + 150), (cx + 28, top + 250), 45, -1)
-    img = cv2.GaussianBlur(img, (0, 0), 1.2)
+    img = np.asarray(cv2.GaussianBlur(img, (0, 0), 1.2), dtype=np.uint8)
     detector = PeopleDetector(width=640, min_weight=0.0)
     assert detector.count(img) >= 1
     assert detector.count(np.full((360, 640), 200, np.uint8)) == 0

@@ -1,0 +1,158 @@
+"""The picture watcher on real video: the simulator's own picture and encoder.
+
+- the normal feed over two minutes raises nothing: a 2-minute clip made by the simulator's live
+  pipeline (same pattern, clock and x264 settings) at file speed, checked through the same
+  decode-one-keyframe and check path as the live watcher, one sample per 2 s;
+- a growing (half-written) segment gives its last *complete* keyframe;
+- live: ``vaudit run`` records a real simulated camera; with a suspect in the room, black,
+  frozen and covered pictures each raise the matching stored alert within 10 s, with a JPEG
+  snapshot of that picture served by the alerts API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from domain.types import UTC, iso
+from pipeline.live import open_segment
+from pipeline.picture_watch import CameraWatch, file_keyframes, newest_keyframe, thresholds_from
+from pipeline.settings import PictureChecksConfig
+from pipeline.simulator.camera import SimulatedCamera, free_port, make_picture_clip
+from tests.support.centre_files import CamSpec, write_centre
+from tests.support.vaudit_proc import VauditRun
+
+pytestmark = pytest.mark.integration
+
+ALERT_WITHIN = 10.0  # seconds from the picture change to the stored alert (issue 6)
+
+
+@pytest.fixture(scope="module")
+def normal_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 10 fps instead of the camera's 25 (a keyframe every second either way: the watcher reads
+    # only keyframes) to keep the encode within the test budget.
+    return make_picture_clip(tmp_path_factory.mktemp("clip") / "normal.ts", 120.0, fps=10, label="int-1-a")
+
+
+def test_normal_feed_over_two_minutes_raises_nothing(normal_clip: Path) -> None:
+    cfg = PictureChecksConfig()
+    watch = CameraWatch("int-1-a", thresholds_from(cfg))
+    start = datetime.now(UTC)
+    observations = [
+        watch.observe(key, start) for key in file_keyframes(normal_clip, cfg.interval_seconds, start)
+    ]
+    span = (observations[-1].at - observations[0].at).total_seconds()
+    assert len(observations) >= 59 and span >= 116, (len(observations), span)
+    assert [o for o in observations if o.faults] == []
+    counts = [o.person_count for o in observations if o.person_count is not None]
+    assert len(counts) >= 11 and set(counts) == {0}  # HOG every 10 s; nobody on the test pattern
+    # The checks did look: the baseline was learnt and the picture compared with it.
+    assert watch.last_result is not None and watch.last_result.metrics.moved_distance is not None
+
+
+def test_a_growing_segment_gives_its_last_complete_keyframe(normal_clip: Path, tmp_path: Path) -> None:
+    data = normal_clip.read_bytes()
+    keys = [k.pts for k in file_keyframes(normal_clip, 0.5)]
+    cut = tmp_path / "open.ts"
+    cut.write_bytes(data[: len(data) // 12])  # ~10 s in, mid-packet
+    key = newest_keyframe(cut, datetime(2026, 1, 1, tzinfo=UTC))
+    assert key is not None and key.gray.shape == (360, 640)
+    # The last whole keyframe of the cut, not one past it; at most a GOP or two before the cut.
+    assert key.pts in keys and 6.0 <= key.pts - keys[0] <= 11.0, (key.pts, keys[:12])
+    assert key.wall == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=key.pts - keys[0])
+    (tmp_path / "tiny.ts").write_bytes(data[:2000])
+    assert newest_keyframe(tmp_path / "tiny.ts", None) is None
+
+
+# --- live ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def camera() -> Iterator[SimulatedCamera]:
+    cam = SimulatedCamera("int-1-a", free_port(), width=640, height=360, audio_codec="none")
+    try:
+        cam.start()
+        yield cam
+    finally:
+        cam.stop()
+
+
+def _picture_alerts(run: VauditRun) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = run.get("/api/v1/alerts", state="open").json()["items"]
+    return [i for i in items if str(i["rule"]).startswith("picture_")]
+
+
+def _wait_alert(run: VauditRun, rule: str, since: float) -> tuple[dict[str, Any], float]:
+    while time.monotonic() - since < ALERT_WITHIN + 5:  # a little longer, to report how late
+        for alert in _picture_alerts(run):
+            if alert["rule"] == rule and alert["snapshot"]:  # stored with its evidence
+                return alert, time.monotonic() - since
+        time.sleep(0.25)
+    raise AssertionError(f"no {rule} alert within {ALERT_WITHIN + 5} s: {_picture_alerts(run)}")
+
+
+def _snapshot(run: VauditRun, alert: dict[str, Any]) -> np.ndarray[Any, Any]:
+    resp = run.get(alert["snapshot"])
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/jpeg"
+    img = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert img is not None and img.shape == (360, 640)
+    return np.asarray(img)
+
+
+def test_black_frozen_covered_raise_stored_alerts_with_snapshots(
+    tmp_path: Path, camera: SimulatedCamera
+) -> None:
+    config = write_centre(
+        tmp_path / "centre.toml",
+        [CamSpec(camera.camera_id, "int-1", "interrogation", camera.url)],
+        f"sqlite:///{tmp_path / 'index.db'}",
+    )
+    with VauditRun(config, tmp_path / "run.log") as run:
+        c = httpx.Client(base_url=run.base, headers=run.headers, timeout=10)
+        cid = c.post("/api/v1/cases", json={"case_number": "P1", "title": "画面", "charge": "盗窃"}).json()[
+            "id"
+        ]
+        sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "甲", "role": "suspect"}).json()["id"]
+        obs = {
+            "id": "p1",
+            "room_id": "int-1",
+            "time": iso(datetime.now(UTC)),
+            "source": "face",
+            "subject_id": sid,
+        }
+        assert c.post("/api/v1/observations", json=obs).status_code == 201
+
+        deadline = time.monotonic() + 20
+        while open_segment(tmp_path / "spool", camera.camera_id) is None:  # recording
+            assert time.monotonic() < deadline, "camera not recording"
+            time.sleep(0.2)
+        time.sleep(6)  # normal picture for three samples, the room occupied: nothing raised
+        assert _picture_alerts(run) == []
+
+        camera.set_picture("black")
+        black, took_black = _wait_alert(run, "picture_black", time.monotonic())
+        assert black["room_id"] == "int-1" and black["camera_id"] == camera.camera_id
+        img = _snapshot(run, black)
+        assert np.percentile(img, 90) < 32  # the black picture (with its OSD)
+
+        camera.set_picture("frozen")
+        frozen, took_frozen = _wait_alert(run, "picture_frozen", time.monotonic())
+        img = _snapshot(run, frozen)
+        assert np.percentile(img, 90) - np.percentile(img, 10) > 100  # the frozen bars
+
+        camera.set_picture("covered")
+        covered, took_covered = _wait_alert(run, "picture_covered", time.monotonic())
+        img = _snapshot(run, covered)
+        assert 25 < np.median(img) < 80 and np.percentile(img, 90) - np.percentile(img, 10) < 18
+        c.close()
+    took = {"black": took_black, "frozen": took_frozen, "covered": took_covered}
+    print("picture alert latency (s):", {k: round(v, 1) for k, v in took.items()})
+    assert all(t <= ALERT_WITHIN for t in took.values()), took
