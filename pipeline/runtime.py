@@ -61,9 +61,12 @@ class PipelineSink:
         if self._risk is not None:
             self._risk.observe_gap(gap)
         if gap.cause is GapCause.STORAGE_FAILURE:
+            # The gap is written when footage has resumed: the spool is writable again. Raised
+            # first in case no failure status reached us (then the alert shows in the history).
             self._alerts.raise_(
-                "spool_failure", gap.camera_id, f"spool write failed for camera {gap.camera_id}"
+                "spool_failure", gap.camera_id, f"spool write failed for camera {gap.camera_id}: {gap.detail}"
             )
+            self._alerts.raise_("spool_writable", gap.camera_id, "")
 
     def status(self, status: CameraStatus) -> None:
         self._book.update(status)
@@ -74,7 +77,16 @@ class PipelineSink:
             return  # we are shutting down: not a camera failure
         if self._risk is not None and was is not None and was != status.connected:
             self._risk.camera_status(status.camera_id, status.connected)
-        if was and not status.connected:
+        storage = (status.last_error or "").startswith(GapCause.STORAGE_FAILURE.value)
+        if storage and status.state == "backoff":
+            # Raised while the spool cannot be written (disk full, read-only), not only once
+            # recording has resumed; the camera itself is fine, so this is not a camera_lost.
+            self._alerts.raise_(
+                "spool_failure",
+                status.camera_id,
+                f"spool write failed for camera {status.camera_id}: {status.last_error}",
+            )
+        elif was and not status.connected:
             self._alerts.raise_(
                 "camera_lost",
                 status.camera_id,

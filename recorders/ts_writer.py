@@ -32,7 +32,7 @@ STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOENT,
      errno.EFBIG, errno.ENOTDIR}
 )
-MIN_BUFFER_BYTES = 4096
+MIN_BUFFER_BYTES = 2048
 MAX_BUFFER_BYTES = 1 << 16
 
 
@@ -46,25 +46,32 @@ def map_write_error(exc: BaseException, path: Path, during: str) -> Exception:
 
 
 def buffer_bytes_for(bytes_per_second: float, seconds: float) -> int:
-    """The write buffer for ``seconds`` of a stream of that rate, within [4 KiB, 64 KiB]."""
+    """The write buffer for ``seconds`` of a stream of that rate, within [2 KiB, 64 KiB]."""
     return int(min(MAX_BUFFER_BYTES, max(MIN_BUFFER_BYTES, bytes_per_second * seconds)))
 
 
 class _SegmentFile:
     """The file object libavformat drains its buffer into: written through and hashed as it goes."""
 
-    __slots__ = ("_fd", "_sha", "_sm3", "written")
+    __slots__ = ("_fd", "_sha", "_sm3", "error", "written")
 
     def __init__(self, path: Path, sm3: bool) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self._sha = hashlib.sha256()
         self._sm3 = hashlib.new("sm3") if sm3 else None
         self.written = 0
+        # PyAV wraps an exception raised in this callback into a PyAVCallbackError without its
+        # errno (a full disk looked like a stream error): the writer maps the one kept here.
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
         self._sha.update(data)
         if self._sm3 is not None:
             self._sm3.update(data)
@@ -116,7 +123,7 @@ class TsWriter:
         try:
             self._out.mux_one(packet)
         except Exception as exc:
-            raise map_write_error(exc, self.path, "writing") from exc
+            raise map_write_error(self._cause(exc), self.path, "writing") from exc
 
     def close(self) -> tuple[int, str | None, str | None]:
         """Write the trailer, close, fsync the file and its directory.
@@ -129,8 +136,9 @@ class TsWriter:
             try:
                 out.close()
             except Exception as exc:
+                cause = self._cause(exc)
                 self._close_file()
-                raise map_write_error(exc, self.path, "closing") from exc
+                raise map_write_error(cause, self.path, "closing") from exc
         try:
             sha: str | None = None
             sm3: str | None = None
@@ -152,6 +160,11 @@ class TsWriter:
         except OSError as exc:
             raise map_write_error(exc, self.path, "fsyncing") from exc
         return size, sha, sm3
+
+    def _cause(self, exc: BaseException) -> BaseException:
+        """The OSError our file object raised inside libavformat's callback, else ``exc``."""
+        file = self._file
+        return file.error if file is not None and file.error is not None else exc
 
     def abort(self) -> None:
         """Close without raising (after a failure); what was written stays for recovery."""
