@@ -32,6 +32,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+# The largest integer an id (BigInteger) column holds on SQLite and PostgreSQL alike: a larger one
+# in a request names nothing that can exist.
+DB_INT_MAX = 2**63 - 1
+
+
 def normalize_url(url: str | URL) -> URL:
     """Parse a database URL; ``postgresql://`` (and ``postgres://``) use the psycopg 3 driver."""
     try:
@@ -157,6 +162,8 @@ def mapped_transaction(sessions: sessionmaker[Session], what: str) -> Iterator[S
         raise ConflictError(f"{what}: constraint violated: {exc.orig}") from exc
     except DataError as exc:  # a value the column cannot hold (PostgreSQL)
         raise ValidationFailed(f"{what}: value refused by the database: {exc.orig}") from exc
+    except OverflowError as exc:  # the same on SQLite: its driver refuses an int beyond 64 bits
+        raise ValidationFailed(f"{what}: a number is out of range: {exc}") from exc
     except SQLAlchemyError as exc:
         raise IndexStoreError(f"{what}: index database failed: {exc}") from exc
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import av
 from fastapi import Request
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
@@ -323,11 +324,16 @@ class BodycamImporter:
         spool = _Spool(Path(name), limit)
         try:
             parser = _Parser(boundary, spool)
-            async for chunk in request.stream():
-                parser.parser.write(chunk)
-                if spool.pending_bytes >= _WRITE_BATCH:
-                    await run_in_threadpool(spool.flush)
-            parser.parser.finalize()
+            try:
+                async for chunk in request.stream():
+                    parser.parser.write(chunk)
+                    if spool.pending_bytes >= _WRITE_BATCH:
+                        await run_in_threadpool(spool.flush)
+                parser.parser.finalize()
+            except FormParserError as exc:  # python-multipart's error for a broken envelope
+                raise ValidationFailed(
+                    f"multipart body is malformed: {exc}", fields=[{"field": "form", "message": "malformed"}]
+                ) from exc
             await run_in_threadpool(spool.flush)
             if parser.form.files != 1 or spool.size == 0:
                 raise ValidationFailed(

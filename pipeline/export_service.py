@@ -35,6 +35,7 @@ from exporter.plan import (
 from exporter.signing import generate_signing_key
 from exporter.verify import VerifyReport, verify_images
 from indexer.case_store import CaseStore
+from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
 from pipeline.settings import Settings
@@ -84,7 +85,7 @@ class ExportService:
 
         with self.engine.connect() as conn:
             row = conn.execute(select(Case.id).where(Case.case_number == case)).first()
-            if row is None and case.isdigit():
+            if row is None and case.isdigit() and int(case) <= DB_INT_MAX:  # beyond: no such id
                 row = conn.execute(select(Case.id).where(Case.id == int(case))).first()
         if row is None:
             raise NotFoundError(f"no case with number or id {case!r}", case=case)

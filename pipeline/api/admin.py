@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from indexer.database import DB_INT_MAX
 from pipeline.api.auth import audit, security
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def audit_rows(
     user: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     object_prefix: Annotated[str | None, Query(alias="object", max_length=500)] = None,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=0, le=DB_INT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     audit(
@@ -89,7 +90,7 @@ def create_user(request: Request, body: UserIn) -> dict[str, Any]:
 @router.post(
     "/users/{user_id}/disable", summary="Disable an account and revoke its sessions and tokens (admin)"
 )
-def disable_user(request: Request, user_id: int) -> dict[str, Any]:
+def disable_user(request: Request, user_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)]) -> dict[str, Any]:
     security(request.app).users.set_active(user_id, False)
     audit(request, "user_disable", f"user_id:{user_id}")
     return {"id": user_id, "active": False}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine
@@ -83,7 +84,12 @@ def create_app(
                 body["status"] = "degraded"
         return body
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,  # documents text/plain (the exposition format), not JSON
+    )
     def metrics(request: Request) -> Response:
         reg = request.app.state.registry
         payload = generate_latest(reg) if reg is not None else b""

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from domain.errors import IndexStoreError
 from domain.types import ImportedClip, iso
+from pipeline.api.errors import REPLAY
 from pipeline.bodycam_import import BodycamImporter
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,11 @@ _FORM_SCHEMA: dict[str, Any] = {
     openapi_extra={
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _FORM_SCHEMA}}}
     },
-    responses={413: {"description": "Larger than api.max_upload_bytes"}, 422: {"description": "Not a video"}},
+    responses={
+        **REPLAY,
+        413: {"description": "Larger than api.max_upload_bytes"},
+        422: {"description": "Not a video"},
+    },
 )
 async def upload_clip(request: Request, response: Response) -> dict[str, Any]:
     importer: BodycamImporter | None = getattr(request.app.state, "bodycam", None)

@@ -54,6 +54,7 @@ from pipeline.api.auth import audit, principal, require_case, visible_cases
 from pipeline.api.bodycam import clip_json
 from pipeline.api.cameras import gap_json, segment_json
 from pipeline.bodycam_import import BodycamImporter
+from pipeline.api.errors import REPLAY
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import Storage
 
@@ -226,7 +227,7 @@ def _status(response: Response, created: bool) -> None:
 # --- cases, subjects, officers --------------------------------------------------------------------
 
 
-@router.post("/cases", status_code=201, summary="Create a case (idempotent by case number)")
+@router.post("/cases", status_code=201, responses=REPLAY, summary="Create a case (idempotent by case number)")
 def create_case(request: Request, response: Response, body: CaseIn) -> Doc:
     case, created = _api(request).store.create_case(NewCase(**body.model_dump()))
     _status(response, created)
@@ -289,7 +290,12 @@ def get_case(request: Request, case_id: int) -> Doc:
     }
 
 
-@router.post("/cases/{case_id}/subjects", status_code=201, summary="Add a subject (suspect, witness, victim)")
+@router.post(
+    "/cases/{case_id}/subjects",
+    status_code=201,
+    responses=REPLAY,
+    summary="Add a subject (suspect, witness, victim)",
+)
 def create_subject(request: Request, response: Response, case_id: int, body: SubjectIn) -> Doc:
     require_case(request, case_id)
     subject, created = _api(request).store.create_subject(NewSubject(case_id=case_id, **body.model_dump()))
@@ -297,7 +303,9 @@ def create_subject(request: Request, response: Response, case_id: int, body: Sub
     return subject_json(subject)
 
 
-@router.post("/cases/{case_id}/officers", status_code=201, summary="Attach an officer to a case")
+@router.post(
+    "/cases/{case_id}/officers", status_code=201, responses=REPLAY, summary="Attach an officer to a case"
+)
 def attach_officer(request: Request, response: Response, case_id: int, body: CaseOfficerIn) -> Doc:
     require_case(request, case_id)
     created = _api(request).store.add_case_officer(case_id, body.officer_id, body.role)
@@ -312,7 +320,9 @@ def get_subject(request: Request, subject_id: int) -> Doc:
     return subject_json(subject)
 
 
-@router.post("/officers", status_code=201, summary="Create an officer (idempotent by badge number)")
+@router.post(
+    "/officers", status_code=201, responses=REPLAY, summary="Create an officer (idempotent by badge number)"
+)
 def create_officer(request: Request, response: Response, body: OfficerIn) -> Doc:
     officer, created = _api(request).store.create_officer(NewOfficer(**body.model_dump()))
     _status(response, created)
@@ -327,7 +337,9 @@ def get_officer(request: Request, officer_id: int) -> Doc:
 # --- events and observations ----------------------------------------------------------------------
 
 
-@router.post("/events", status_code=201, summary="Record one procedure event (idempotent by id)")
+@router.post(
+    "/events", status_code=201, responses=REPLAY, summary="Record one procedure event (idempotent by id)"
+)
 def post_event(request: Request, response: Response, body: EventIn) -> Doc:
     stored = _api(request).store.add_events([body.new()], batch=False)[0]
     _feed_risk(request, events=[stored])
@@ -335,7 +347,9 @@ def post_event(request: Request, response: Response, body: EventIn) -> Doc:
     return event_json(stored)
 
 
-@router.post("/events/batch", status_code=201, summary="Record a batch of events, all or none")
+@router.post(
+    "/events/batch", status_code=201, responses=REPLAY, summary="Record a batch of events, all or none"
+)
 def post_events(
     request: Request,
     response: Response,
@@ -357,7 +371,12 @@ def case_events(request: Request, case_id: int) -> Doc:
     return {"case_id": case_id, "events": [event_json(e) for e in api.store.events(case_id=case_id)]}
 
 
-@router.post("/observations", status_code=201, summary="Record one location observation (idempotent by id)")
+@router.post(
+    "/observations",
+    status_code=201,
+    responses=REPLAY,
+    summary="Record one location observation (idempotent by id)",
+)
 def post_observation(request: Request, response: Response, body: ObservationIn) -> Doc:
     stored = _api(request).store.add_observations([body.new()], batch=False)[0]
     _feed_risk(request, observations=[stored])
@@ -365,7 +384,12 @@ def post_observation(request: Request, response: Response, body: ObservationIn) 
     return observation_json(stored)
 
 
-@router.post("/observations/batch", status_code=201, summary="Record a batch of observations, all or none")
+@router.post(
+    "/observations/batch",
+    status_code=201,
+    responses=REPLAY,
+    summary="Record a batch of observations, all or none",
+)
 def post_observations(
     request: Request,
     response: Response,

@@ -46,6 +46,8 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(VauditError)
     async def _vaudit(request: Request, exc: VauditError) -> JSONResponse:
         if exc.http_status >= 500:
@@ -78,3 +80,73 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("internal_error", "internal error; see the server log"), status_code=500
         )
+
+
+# --- the error shape in the OpenAPI document ---------------------------------------------------
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "additionalProperties": False,
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "description": "Stable machine-readable code"},
+                "message": {"type": "string"},
+                "details": {"type": "object", "description": "e.g. fields: [{field, message}]"},
+            },
+        }
+    },
+}
+
+# Why each status can come from any API operation (route-specific ones are declared on the route).
+_COMMON_ERRORS = {
+    "400": "Malformed request (body not parseable)",
+    "401": "No or unknown credential (POST /api/v1/auth/token first)",
+    "403": "The user's role or case access does not allow this",
+    "404": "The object named in the path or body does not exist",
+    "413": "Request body larger than the configured limit",
+    "422": "Request fails validation (details.fields)",
+    "503": "A service this node needs is not configured or not reachable",
+}
+_WRITE_ERRORS = {"409": "Conflicts with what is stored under the same key"}
+REPLAY: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The same request was made before: the stored record, unchanged"}
+}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say what its error handlers send.
+
+    FastAPI documents 422 as its own ``HTTPValidationError`` shape and no other error status,
+    while every error this API sends is :data:`ERROR_SCHEMA` (see the handlers above). Clients
+    and the schema-driven fuzz test read the document, so it must match the wire.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["ErrorResponse"] = ERROR_SCHEMA
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue  # health and metrics answer 200 or not at all
+            for method, op in operations.items():
+                responses = op.setdefault("responses", {})
+                errors = dict(_COMMON_ERRORS)
+                if method in ("post", "put", "patch", "delete"):
+                    errors.update(_WRITE_ERRORS)
+                for status, why in errors.items():
+                    description = responses.get(status, {}).get("description") or why
+                    responses[status] = {"description": description, **ref}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
