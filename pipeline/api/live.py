@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request, Response, WebSocket, WebSocketDisconnect
@@ -114,13 +115,25 @@ def live_frame(request: Request, camera_id: str) -> Response:
 CLOCK_EVERY = 1.0  # seconds between clock messages (also how fast a vanished client is noticed)
 
 
+def _same_origin(ws: WebSocket) -> bool:
+    """Browsers send the page's Origin on a WebSocket handshake and no CORS applies: refuse
+    other sites (the SameSite=Strict cookie already stays home; this does not rely on it)."""
+    origin = ws.headers.get("origin")
+    if origin is None:  # not a browser (API clients authenticate with a bearer token)
+        return True
+    return urlsplit(origin).netloc == ws.headers.get("host", "")
+
+
 @router.websocket("/{camera_id}/video")
 async def live_video(ws: WebSocket, camera_id: str) -> None:
     """The camera's live video: fMP4 fragments as they are recorded (see the module docstring)."""
     hub: LiveVideo | None = getattr(ws.app.state, "live_video", None)
     who: Principal | None = ws.scope.get("state", {}).get("principal")
-    if who is None or hub is None or ws.app.state.settings.camera(camera_id) is None:
-        await ws.close(code=1008 if who is None else 1011)
+    if who is None or not _same_origin(ws):
+        await ws.close(code=1008)
+        return
+    if hub is None or ws.app.state.settings.camera(camera_id) is None:
+        await ws.close(code=1011)
         return
     await ws.accept()
     client = ws.client.host if ws.client is not None else None

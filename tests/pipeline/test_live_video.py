@@ -183,6 +183,13 @@ def test_live_video_needs_a_live_role(live: Live) -> None:
         ):
             ws.receive()
         assert closed.value.code == 1008
+    evil = {**live.sup, "Origin": "http://evil.example"}
+    with (
+        pytest.raises(WebSocketDisconnect) as cross,
+        live.client.websocket_connect("/api/v1/live/cam-a/video", headers=evil) as ws,
+    ):
+        ws.receive()
+    assert cross.value.code == 1008
     with (
         pytest.raises(WebSocketDisconnect) as unknown,
         live.client.websocket_connect("/api/v1/live/nope/video", headers=live.sup) as ws,
