@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 
 from indexer.segment_store import SegmentStore
-from pipeline.api import admin, auth, cameras, cases, exports, live, pages, playback
+from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.errors import install_error_handlers
 from pipeline.export_service import ExportService
 from pipeline.settings import Settings
@@ -46,6 +46,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.runtime = runtime
+    app.state.risk = getattr(runtime, "risk", None)  # the risk engine of a recording node
     app.state.registry = (
         registry if registry is not None else (runtime.registry if runtime is not None else None)
     )
@@ -63,6 +64,7 @@ def create_app(
         auth.install(app, engine)
         app.include_router(pages.router)
         app.include_router(admin.router)
+        alerts.install(app, engine)
     else:  # no user database: nothing but health and metrics can be authenticated
         app.add_middleware(auth.AuthGate)
     if engine is not None and storage is not None:
@@ -94,11 +96,5 @@ def create_app(
         reg = request.app.state.registry
         payload = generate_latest(reg) if reg is not None else b""
         return Response(payload, media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/api/v1/alerts", tags=["alerts"], summary="System alerts (open and recent)")
-    def alerts(request: Request) -> dict[str, Any]:
-        rt = request.app.state.runtime
-        recent = rt.alerts.recent() if rt is not None else []
-        return {"alerts": [a.to_json() for a in recent]}
 
     return app

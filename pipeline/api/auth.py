@@ -61,6 +61,7 @@ _RULES: tuple[tuple[str, frozenset[str] | None, tuple[str, ...]], ...] = (
     # officers too, but only with a case of theirs and within its stays (pipeline.api.footage_access)
     ("/api/v1/playback", None, ALL_ROLES),
     ("/play", None, ALL_ROLES),
+    ("/api/v1/alerts/", frozenset({"POST"}), LIVE),  # acknowledge/resolve: supervisor, legal, admin
     ("/api/v1/", frozenset({"POST", "PUT", "PATCH", "DELETE"}), WRITERS),
 )
 

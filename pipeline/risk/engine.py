@@ -120,6 +120,7 @@ class RiskEngine:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self.hub.close()
         with contextlib.suppress(queue.Full):
             self._snap_jobs.put_nowait(None)
         for t in self._threads:
@@ -173,19 +174,14 @@ class RiskEngine:
     def observe_picture(self, obs: PictureObservation) -> None:
         """One checked keyframe (the picture watcher's output); raises at once what it shows.
 
-        A new alert raised for this camera keeps ``obs.snapshot_jpeg`` as its evidence."""
+        A new alert about this camera carries ``obs.snapshot_jpeg`` as its evidence from the
+        moment it is published."""
         with self._lock:
             self.state.apply_picture(obs, expected_people(self.state, obs.camera_id))
             try:
-                raised = self._sync(self.now(), snapshot_later=False)
+                self._sync(self.now(), picture=obs)
             except VauditError:
                 logger.exception("risk: picture of %s not evaluated", obs.camera_id)
-                return
-        for alert in raised:
-            if alert.camera_id == obs.camera_id and obs.snapshot_jpeg:
-                self._store_snapshot(alert, obs.snapshot_jpeg, obs.at, obs.camera_id)
-            else:
-                self._want_snapshot(alert)
 
     # --- people's actions ---------------------------------------------------------------------
 
@@ -244,7 +240,7 @@ class RiskEngine:
                 self._person(item.subject_id), item.officer_id, item.room_id, item.time
             )
 
-    def _sync(self, now: datetime, snapshot_later: bool = True) -> list[AlertRecord]:
+    def _sync(self, now: datetime, picture: PictureObservation | None = None) -> list[AlertRecord]:
         """Bring the stored alerts in line with the conditions holding at ``now``."""
         conds = evaluate(self.state, self.cfg, now) if self.cfg.enabled else []
         active = {c.key: c for c in conds}
@@ -254,7 +250,7 @@ class RiskEngine:
             have = self._open.get(key)
             if key in self._suppressed or (have is not None and have.end is None):
                 continue
-            rec = self._raise(cond, now, snapshot_later)
+            rec = self._raise(cond, now, picture)
             if rec is not None:
                 raised.append(rec)
         for key, have in list(self._open.items()):
@@ -268,7 +264,9 @@ class RiskEngine:
                     self._publish("ended", self._open[key])
         return raised
 
-    def _raise(self, cond: Condition, now: datetime, snapshot_later: bool = True) -> AlertRecord | None:
+    def _raise(
+        self, cond: Condition, now: datetime, picture: PictureObservation | None = None
+    ) -> AlertRecord | None:
         new = NewAlert(
             cond.rule,
             cond.key,
@@ -283,16 +281,17 @@ class RiskEngine:
             dict(cond.details),
         )
         rec, created = self.alerts.raise_or_continue(new, now)
+        if created and picture is not None and picture.snapshot_jpeg and cond.camera_id == picture.camera_id:
+            self.alerts.attach_snapshot(rec.id, picture.snapshot_jpeg, picture.at, picture.camera_id)
+            rec = self.alerts.get(rec.id)
         self._open[cond.key] = rec
         self._publish("raised" if created else "continued", rec)
-        if created:
-            logger.warning(
-                "risk alert raised: %s", cond.message, extra={"rule": cond.rule, "alert_id": rec.id}
-            )
-            if snapshot_later:
-                self._want_snapshot(rec)
-            return rec
-        return None
+        if not created:
+            return None
+        logger.warning("risk alert raised: %s", cond.message, extra={"rule": cond.rule, "alert_id": rec.id})
+        if not rec.has_snapshot:
+            self._want_snapshot(rec)
+        return rec
 
     def _publish(self, event: str, rec: AlertRecord) -> None:
         doc: Doc = {"event": event, "alert": alert_json(rec)}

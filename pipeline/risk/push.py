@@ -59,15 +59,23 @@ class AlertHub:
     def __init__(self, depth: int = 1000) -> None:
         self._depth = depth
         self._lock = threading.Lock()
-        self._subscribers: list[queue.Queue[Doc]] = []
+        self._subscribers: list[queue.Queue[Doc | None]] = []
 
-    def subscribe(self) -> queue.Queue[Doc]:
-        q: queue.Queue[Doc] = queue.Queue(self._depth)
+    def subscribe(self) -> queue.Queue[Doc | None]:
+        """A queue of alert changes; None on it means the hub closed (the engine stopped)."""
+        q: queue.Queue[Doc | None] = queue.Queue(self._depth)
         with self._lock:
             self._subscribers.append(q)
         return q
 
-    def unsubscribe(self, q: queue.Queue[Doc]) -> None:
+    def close(self) -> None:
+        """Tell every subscriber the stream ends."""
+        with self._lock:
+            targets, self._subscribers = self._subscribers, []
+        for q in targets:
+            _put_dropping_oldest(q, None, "subscriber")
+
+    def unsubscribe(self, q: queue.Queue[Doc | None]) -> None:
         with self._lock:
             if q in self._subscribers:
                 self._subscribers.remove(q)
@@ -84,7 +92,7 @@ class AlertHub:
             _put_dropping_oldest(q, doc, "subscriber")
 
 
-def _put_dropping_oldest(q: queue.Queue[Doc], doc: Doc, who: str) -> None:
+def _put_dropping_oldest(q: queue.Queue[Doc | None], doc: Doc | None, who: str) -> None:
     while True:
         try:
             q.put_nowait(doc)
@@ -118,7 +126,7 @@ class WebhookSender:
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._max_attempts = max_attempts
-        self._queue: queue.Queue[Doc] = queue.Queue(depth)
+        self._queue: queue.Queue[Doc | None] = queue.Queue(depth)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.delivered = 0
@@ -145,7 +153,8 @@ class WebhookSender:
                     doc = self._queue.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                self._deliver(client, doc)
+                if doc is not None:
+                    self._deliver(client, doc)
 
     def _deliver(self, client: httpx.Client, doc: Doc) -> None:
         delay = self._retry_initial
