@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 VIDEO_CODECS = frozenset({"h264", "hevc"})
 AUDIO_CODECS = frozenset({"pcm_alaw", "pcm_mulaw", "aac", "mp2", "mp3", "opus"})
 
-# Measured with PyAV 18.1: an RTSP read blocked on a silent socket is interrupted after about twice
-# the read timeout passed to av.open, so half the stall budget is asked for; the silence is then
-# measured by the caller from the last packet.
-READ_TIMEOUT_FACTOR = 0.5
+# Reads are bounded by the socket's own I/O timeout, not by PyAV's read timeout: PyAV's interrupt
+# callback takes the GIL and calls time.monotonic() every time libavformat checks it (each poll and
+# recv, hundreds of times a second per camera), which with dozens of camera threads made GIL hand-offs
+# a large share of the recorder's CPU (docs/RECORDER.md). The open stays bounded by that callback.
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -84,9 +84,10 @@ class RtspSource:
         self._stall = stall_seconds
         self._options = {
             "rtsp_transport": "tcp",
-            # Socket I/O timeout in microseconds (FFmpeg's RTSP ``timeout``): bounds connect and
-            # TEARDOWN on a dead peer; the interrupt callback (av.open timeout) bounds reads.
-            "timeout": str(int(open_timeout * 1_000_000)),
+            # Socket I/O timeout in microseconds (FFmpeg's RTSP ``timeout``): a read on a silent
+            # connection fails with ETIMEDOUT after the stall budget; it also bounds connect and
+            # TEARDOWN on a dead peer. The interrupt callback (av.open's timeout) bounds only the open.
+            "timeout": str(int(min(open_timeout, stall_seconds) * 1_000_000)),
             "analyzeduration": str(analyzeduration_us),
             "probesize": str(probesize),
             # No "nobuffer": the packets read while probing (the camera's first keyframe among
@@ -104,7 +105,7 @@ class RtspSource:
             self._container = av.open(
                 self.url,
                 options=self._options,
-                timeout=(self._open_timeout, self._stall * READ_TIMEOUT_FACTOR),
+                timeout=(self._open_timeout, None),
             )
         except Exception as exc:
             raise map_error(exc, self.url, "connecting") from exc

@@ -32,8 +32,10 @@ STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOENT,
      errno.EFBIG, errno.ENOTDIR}
 )
-MIN_BUFFER_BYTES = 2048
-MAX_BUFFER_BYTES = 1 << 16
+TS_PACKET = 188
+# Whole TS packets, so that what is on disk between two drains always ends on a packet boundary.
+MIN_BUFFER_BYTES = 11 * TS_PACKET  # 2 KiB
+MAX_BUFFER_BYTES = 348 * TS_PACKET  # 64 KiB
 
 
 def map_write_error(exc: BaseException, path: Path, during: str) -> Exception:
@@ -46,8 +48,9 @@ def map_write_error(exc: BaseException, path: Path, during: str) -> Exception:
 
 
 def buffer_bytes_for(bytes_per_second: float, seconds: float) -> int:
-    """The write buffer for ``seconds`` of a stream of that rate, within [2 KiB, 64 KiB]."""
-    return int(min(MAX_BUFFER_BYTES, max(MIN_BUFFER_BYTES, bytes_per_second * seconds)))
+    """The write buffer for ``seconds`` of a stream of that rate: whole TS packets, 2-64 KiB."""
+    wanted = int(bytes_per_second * seconds) // TS_PACKET * TS_PACKET
+    return min(MAX_BUFFER_BYTES, max(MIN_BUFFER_BYTES, wanted))
 
 
 class _SegmentFile:

@@ -41,7 +41,7 @@ DEFAULT_FRAME_SECONDS = 0.04
 # A change of (wall - monotonic) larger than this within a run is a wall-clock step, not drift:
 # NTP slews at most 500 ppm, and the recovery point the recorder promises is 1 s.
 CLOCK_STEP_SECONDS = 1.0
-INITIAL_BYTE_RATE = 64_000.0  # 512 kbit/s until a segment of the camera has closed: errs towards small
+INITIAL_BYTE_RATE = 0.0  # until a segment of the camera has closed: the smallest buffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ class RecorderOptions:
     open_timeout_seconds: float = 5.0  # connect + DESCRIBE/SETUP/PLAY + probe
     clock_tolerance_seconds: float = 1.5  # RTCP time may precede receipt by at most this
     status_interval_seconds: float = 1.0
-    # How much media (in seconds of the camera's own bitrate, within 4-64 KiB) may wait in the
+    # How much media (in seconds of the camera's own bitrate, within 2-64 KiB) may wait in the
     # muxer's write buffer: what a crash can lose. 0 = a write per packet, which costs ~20 % more CPU
     # (bench/record.py); a quarter second keeps the recovery point far inside the 1 s promise.
     write_buffer_seconds: float = 0.25
