@@ -213,6 +213,9 @@ class Centre:
                 self.server.stop()
             if self.pg is not None:
                 self._drop_pg()
+            log = self.work / "run.log"
+            if log.exists():  # kept for diagnosis, next to the work directory
+                shutil.copy(log, self.work.with_name(self.work.name + "-run.log"))
             if not self.opts.keep:
                 shutil.rmtree(self.work, ignore_errors=True)
 
@@ -275,14 +278,15 @@ def drive_case(api: httpx.Client, specs: list[CamSpec], scale: float, say: Any) 
             _ok(api.post("/events", json=body))
     end = iso(t0 + timedelta(seconds=SCRIPT[-1].at * scale + 1))
     case_cams = {s.camera_id for s in specs if s.room_id in room_of.values()}
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 300  # generous: on a loaded machine the uploader lags
+    while True:
         cams = _ok(api.get("/cameras"))["cameras"]
-        if all(c["last_segment_end"] and c["last_segment_end"] >= end for c in cams if c["id"] in case_cams):
+        behind = {c["id"]: c["last_segment_end"] for c in cams if c["id"] in case_cams}
+        if all(v and v >= end for v in behind.values()):
             break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the case's footage up to {end} was not indexed within 300 s: {behind}")
         time.sleep(1)
-    else:
-        raise RuntimeError("the case's footage was not indexed within 120 s")
     say(f"case {number}: subject {subject['id']} through {len(room_of)} rooms ({len(case_cams)} cameras)")
     return {"case": number, "subject": str(subject["id"]), "cameras": sorted(case_cams)}
 
