@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from domain.types import EventType, GapCause, TimeRange, iso
+from domain.types import EventType, GapCause, TimeRange, iso, parse_iso
 from exporter.disc_page_template import PAGE
 from exporter.lanes import local_stamp
 from exporter.plan import ExportPlan
@@ -81,7 +81,22 @@ def _span(r: TimeRange, tz: ZoneInfo) -> dict[str, str]:
     }
 
 
-def gaps_data(plan: ExportPlan, tz: ZoneInfo) -> dict[str, Any]:
+def alert_rows(alerts: Sequence[dict[str, Any]], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The case's risk alerts with local times, for the gap/alert report."""
+    out = []
+    for a in alerts:
+        start, end = parse_iso(a["start"]), parse_iso(a["end"]) if a.get("end") else None
+        out.append(
+            {
+                **a,
+                "start_local": local_stamp(start, tz),
+                "end_local": local_stamp(end, tz) if end is not None else "",
+            }
+        )
+    return out
+
+
+def gaps_data(plan: ExportPlan, tz: ZoneInfo, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     gaps = [
         {
             **_span(g.range, tz),
@@ -101,6 +116,7 @@ def gaps_data(plan: ExportPlan, tz: ZoneInfo) -> dict[str, Any]:
         "time_zone": str(tz),
         "gaps": gaps,
         "unexplained": [{**_span(r, tz), "seconds": r.seconds} for r in plan.unexplained],
+        "alerts": alert_rows(alerts, tz),
     }
 
 
@@ -208,6 +224,16 @@ def gaps_html(data: dict[str, Any]) -> str:
         )
         or "<tr><td colspan=3>无 None</td></tr>"
     )
+    alerts = (
+        "".join(
+            f"<tr><td>{html.escape(a['label_zh'])} {html.escape(a['label_en'])}</td>"
+            f"<td>{html.escape(a['severity'])}</td><td>{a['start_local']}</td><td>{a['end_local']}</td>"
+            f"<td>{html.escape(a.get('room_id') or '')}</td><td>{html.escape(a.get('camera_id') or '')}</td>"
+            f"<td>{html.escape(a['message'])}</td><td>{html.escape(_handled(a))}</td></tr>"
+            for a in data.get("alerts", [])
+        )
+        or "<tr><td colspan=8>无 None</td></tr>"
+    )
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
         "<title>录像中断报告 Gap report</title>"
@@ -219,8 +245,23 @@ def gaps_html(data: dict[str, Any]) -> str:
         "<table><tr><th>阶段 Stage</th><th>摄像机 Camera</th><th>开始 Start</th><th>结束 End</th>"
         f"<th>秒 s</th><th>原因 Cause</th><th>说明 Detail</th></tr>{rows}</table>"
         "<h2>未说明的时段 Unexplained intervals</h2><table><tr><th>开始 Start</th><th>结束 End</th>"
-        f"<th>秒 s</th></tr>{unexplained}</table></body></html>\n"
+        f"<th>秒 s</th></tr>{unexplained}</table>"
+        "<h2>风险告警 Risk alerts</h2><table><tr><th>类型 Rule</th><th>级别 Severity</th>"
+        "<th>开始 Start</th><th>结束 End</th><th>房间 Room</th><th>摄像机 Camera</th><th>说明 Message</th>"
+        f"<th>处理 Handling</th></tr>{alerts}</table></body></html>\n"
     )
+
+
+def _handled(a: dict[str, Any]) -> str:
+    state = {"open": "未处理 open", "acknowledged": "已确认 acknowledged", "resolved": "已处置 resolved"}
+    parts = [state.get(a.get("state") or "", a.get("state") or "")]
+    if a.get("acknowledged_by"):
+        parts.append(f"确认 {a['acknowledged_by']}")
+    if a.get("resolved_by"):
+        parts.append(f"处置 {a['resolved_by']}")
+    if a.get("note"):
+        parts.append(str(a["note"]))
+    return "；".join(parts)
 
 
 def custody_html(custody: dict[str, Any]) -> str:

@@ -63,6 +63,10 @@ class ExportOptions:
     system: str = "video-audit"
     reference_time: datetime | None = None  # default: now; fixes every timestamp on the disc
     audit_rows: tuple[dict[str, Any], ...] = ()
+    # The case's risk alerts for the gap/alert report: dicts with id, rule, label_zh, label_en,
+    # severity, state, start, end (ISO UTC or None), room_id, camera_id, message, acknowledged_by,
+    # resolved_by, note (pipeline.export_service.case_alerts makes them).
+    alerts: tuple[dict[str, Any], ...] = ()
     export_id: str | None = None
     chromium: str | None = None
     x264_preset: str = "veryfast"
@@ -364,7 +368,7 @@ class _Job:
     def write_documents(self, fingerprint: str, public_pem: bytes) -> None:
         c = self.content
         custody = self.custody()
-        gaps = disc_page.gaps_data(self.plan, self.tz)
+        gaps = disc_page.gaps_data(self.plan, self.tz, self.options.alerts)
         docs: list[tuple[str, bytes, str, str]] = [
             ("gaps.json", manifest.canonical_json(gaps), "report", "json"),
             ("gaps.html", disc_page.gaps_html(gaps).encode(), "report", "html"),
@@ -437,6 +441,13 @@ class _Job:
             ],
             "gaps": [{**g.to_json(), "stage": s.slug} for s, g in plan.gaps],
             "unexplained": [{"start": iso(r.start), "end": iso(r.end)} for r in plan.unexplained],
+            "alerts": [
+                {
+                    k: a.get(k)
+                    for k in ("id", "rule", "severity", "state", "start", "end", "room_id", "camera_id")
+                }
+                for a in self.options.alerts
+            ],
             "allow_unexplained": self.options.allow_unexplained,
             "media": {"name": str(self.options.media), "capacity": capacity},
             "copies": copies,

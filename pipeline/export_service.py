@@ -34,10 +34,12 @@ from exporter.plan import (
 )
 from exporter.signing import generate_signing_key
 from exporter.verify import VerifyReport, verify_images
+from indexer.alert_store import AlertStore
 from indexer.case_store import CaseStore
 from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
+from pipeline.risk.rules import RULE_LABELS
 from pipeline.settings import Settings
 from pipeline.storage import Storage
 
@@ -181,7 +183,40 @@ class ExportService:
             chromium=cfg.chromium,
             originals_on_working=cfg.originals_on_working,
             audit_rows=self.case_audit(spec.case),
+            alerts=self.case_alerts(spec.case, spec.subject),
         )
+
+    def case_alerts(self, case: str, subject: str) -> tuple[dict[str, Any], ...]:
+        """The risk alerts for the disc's gap/alert report: those of the case about this subject
+        or about no one subject (co-suspects), and those of a room while the subject was in it."""
+        case_id = self._case_id(case)
+        subject_id = self._subject_id(case_id, subject)
+        stays = [(st.room_id, st.start, st.end) for st in self.footage.trajectory(subject_id)]
+        out = []
+        for a in AlertStore(self.engine).of_case(case_id, stays):
+            others = a.subject_id is not None and a.subject_id != subject_id
+            if a.case_id == case_id and others and subject_id not in a.details.get("subject_ids", []):
+                continue  # another subject's own alert (e.g. their time limit)
+            zh, en = RULE_LABELS.get(a.rule, (a.rule, a.rule))
+            out.append(
+                {
+                    "id": a.id,
+                    "rule": a.rule,
+                    "label_zh": zh,
+                    "label_en": en,
+                    "severity": a.severity,
+                    "state": a.state,
+                    "start": iso(a.start),
+                    "end": iso(a.end) if a.end else None,
+                    "room_id": a.room_id,
+                    "camera_id": a.camera_id,
+                    "message": a.message,
+                    "acknowledged_by": a.acknowledged_by,
+                    "resolved_by": a.resolved_by,
+                    "note": a.note,
+                }
+            )
+        return tuple(out)
 
     def case_audit(self, case: str) -> tuple[dict[str, Any], ...]:
         """The audit rows about this case (views, searches that opened it, exports, downloads),
