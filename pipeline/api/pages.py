@@ -40,6 +40,7 @@ TEXT: dict[str, dict[str, str]] = {
         "welcome": "已登录",
         "case": "案件",
         "playback": "回放",
+        "alerts": "风险告警",
     },
     "en": {
         "title": "Case-handling video audit",
@@ -55,6 +56,7 @@ TEXT: dict[str, dict[str, str]] = {
         "welcome": "Logged in as",
         "case": "Case",
         "playback": "Playback",
+        "alerts": "Risk alerts",
     },
 }
 
@@ -172,6 +174,7 @@ def nav(request: Request, lang: str) -> str:
     links = [("/search", t(lang, "search"))]
     if who.role in ("supervisor", "legal", "admin"):
         links.append(("/live", t(lang, "live")))
+    links.append(("/alerts", t(lang, "alerts")))  # officers see their own cases' alerts
     if who.role in ("legal", "admin"):
         links.append(("/admin/audit", t(lang, "audit")))
     other = "en" if lang == "zh-CN" else "zh-CN"

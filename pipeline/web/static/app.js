@@ -393,3 +393,5 @@ function pageAudit() {
 
 const PAGES = { search: pageSearch, case: pageCase, play: pagePlay, live: pageLive, audit: pageAudit };
 (PAGES[root.dataset.page] || (() => {}))();
+// Risk alerts (alerts.js): the live page's badges, the case page's alerts beside its timeline.
+document.body.append(Object.assign(document.createElement("script"), { src: "/static/alerts.js" }));
