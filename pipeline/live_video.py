@@ -54,6 +54,7 @@ POLL_SECONDS = 0.02  # how often a tail at the end of the growing file looks for
 QUEUE_ITEMS = 200  # fragments (8 s at 25 fps) a viewer may fall behind before it is dropped
 IDLE_STOP_SECONDS = 5.0  # a producer outlives its last viewer this long (page reloads reuse it)
 STALE_SECONDS = 4.0  # an open segment that stopped growing while a newer one is open: move on
+FALL_BEHIND_US = 3_000_000  # producer this much further behind than at the edge: skip ahead
 NEXT_SEGMENT_SECONDS = 3.0  # how long to wait for the next segment before starting afresh
 MAX_GOP_FRAGMENTS = 300  # kept for joining viewers; a camera with a longer GOP joins late
 _HEVC = {"hevc", "h265"}
@@ -247,6 +248,7 @@ class LiveChannel:
         self._left_at = time.monotonic()
         self.fragments = 0  # published so far (tests and metrics)
         self.producers_started = 0
+        self.skips = 0  # times the producer fell behind and skipped to the edge
 
     def subscribe(self, viewer: Viewer) -> None:
         with self._lock:
@@ -373,6 +375,7 @@ class LiveChannel:
             fps = vin.average_rate or Fraction(25)
             frame_us = int(1_000_000 / fps)
             backlog: list[tuple[Any, int, int, int]] = []
+            edge_lag: float | None = None  # how far behind "now" the newest frame was at the edge
 
             def wall(ts: int) -> int:
                 return start_us + int(ts * vin.time_base * 1_000_000) - anchor
@@ -399,6 +402,16 @@ class LiveChannel:
                 dts_us = wall(packet.dts)
                 pts_us = wall(packet.pts if packet.pts is not None else packet.dts)
                 dur = int(packet.duration * vin.time_base * 1_000_000) if packet.duration else frame_us
+                behind = time.time() * 1_000_000 - dts_us
+                if not catch_up and edge_lag is not None and behind > edge_lag + FALL_BEHIND_US:
+                    # The producer fell behind the recorder (CPU starved, e.g. the H.265
+                    # rendition on a busy node): skip to the keyframe nearest the edge again
+                    # rather than let every viewer's latency grow. A gap in media time follows.
+                    logger.warning(
+                        "live %s fell %.1f s behind; skipping to the edge", self.camera_id, behind / 1e6
+                    )
+                    catch_up, tail.at_edge, backlog = True, False, []
+                    self.skips += 1
                 if catch_up:
                     if packet.is_keyframe:
                         backlog = []
@@ -406,10 +419,13 @@ class LiveChannel:
                         backlog.append((packet, dts_us, pts_us, dur))
                     if tail.at_edge and backlog:
                         catch_up = False
+                        edge_lag = time.time() * 1_000_000 - backlog[-1][1]
                         for item in backlog:
                             feed(*item)
                         backlog = []
                     continue
+                if edge_lag is None:  # following on from the previous segment: at the edge already
+                    edge_lag = behind
                 feed(packet, dts_us, pts_us, dur)
             return mux
         finally:
