@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import random
 import resource
@@ -228,6 +229,22 @@ def viewers(
     return out
 
 
+class StepLog(logging.Handler):
+    """The route's own timing of each request's first byte (pipeline/api/playback.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.rows: list[dict[str, float]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        steps = getattr(record, "steps_ms", None)
+        if steps:
+            self.rows.append(steps)
+
+
+STEPS = StepLog()
+
+
 def phase(base: str, token: str, n: int, rounds: int, args: argparse.Namespace, mode: str) -> dict[str, Any]:
     try:  # each phase starts with a cold per-segment AAC cache (absent in older versions)
         from pipeline.playback_audio import CACHE
@@ -235,6 +252,7 @@ def phase(base: str, token: str, n: int, rounds: int, args: argparse.Namespace, 
         CACHE.clear()
     except ImportError:
         pass
+    STEPS.rows.clear()
     cpu, wall = time.process_time(), time.perf_counter()
     got = viewers(base, token, n, rounds, args, mode)
     res: dict[str, Any] = {
@@ -244,6 +262,11 @@ def phase(base: str, token: str, n: int, rounds: int, args: argparse.Namespace, 
     }
     if got["probe"]:
         res["origin probe (bytes=0-0)"] = summary(got["probe"])
+    if STEPS.rows:  # inside the route (absent in older versions): p50 / p95 ms of each step
+        res["route_steps_p50_p95_ms"] = {
+            k: [round(pct([r[k] for r in STEPS.rows], 50), 1), round(pct([r[k] for r in STEPS.rows], 95), 1)]
+            for k in STEPS.rows[0]
+        }
     res["process_cpu_s"] = round(time.process_time() - cpu, 1)
     res["wall_s"] = round(time.perf_counter() - wall, 1)
     return res
@@ -284,6 +307,57 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def cpu_costs(store: SegmentStore, work: Path, n: int) -> dict[str, Any]:
+    """In-process, no HTTP, this thread's CPU time (robust to the machine's load): the work
+    before the first chunk (index query + first segment + ftyp/moov), for the hour's start and
+    for random seeks, and the CPU per second of media produced (cold and warm AAC cache)."""
+    from pipeline import playback
+    from pipeline.storage import LocalStorage
+
+    reader = LocalStorage(work / "store")
+    paged = getattr(playback, "plan_segments", None)
+    hour = T0 + timedelta(hours=1)
+    rnd = random.Random(7)
+
+    def chunks(at: datetime, end: datetime) -> Any:
+        plan = playback.plan_playback(store, "bench-h264", at, end)
+        segs = paged(store, plan) if paged is not None else None
+        return (
+            playback.mp4_chunks(plan, reader, [], segs)
+            if segs is not None
+            else playback.mp4_chunks(plan, reader, [])
+        )
+
+    def first_ms(points: list[datetime]) -> dict[str, float]:
+        costs = []
+        for at in points:
+            c = time.thread_time()
+            g = chunks(at, hour)
+            next(g)
+            g.close()
+            costs.append((time.thread_time() - c) * 1000)
+        return {"p50_ms": round(pct(costs, 50), 2), "p95_ms": round(pct(costs, 95), 2)}
+
+    try:
+        from pipeline.playback_audio import CACHE
+
+        CACHE.clear()
+    except ImportError:
+        pass
+    first_ms([T0] * 3)  # warm-up (imports, codecs)
+    out: dict[str, Any] = {
+        "first_chunk_cpu_hour_start": first_ms([T0] * n),
+        "first_chunk_cpu_seek": first_ms([T0 + timedelta(seconds=rnd.uniform(0, 3590)) for _ in range(n)]),
+    }
+    at = T0 + timedelta(seconds=1200)
+    for name in ("cold", "warm"):
+        c = time.thread_time()
+        size = sum(len(b) for b in chunks(at, at + timedelta(seconds=60)))
+        out[f"cpu_ms_per_media_s_{name}_cache"] = round((time.thread_time() - c) * 1000 / 60, 2)
+    out["bytes_per_media_s"] = size // 60
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/vaudit-bench-playback"))
@@ -296,6 +370,9 @@ def main() -> None:
     ap.add_argument("--kbps", type=int, default=1500)
     ap.add_argument("--h265-seconds", type=int, default=60)
     args = ap.parse_args()
+    route_log = logging.getLogger("pipeline.api.playback")
+    route_log.setLevel(logging.DEBUG)
+    route_log.addHandler(STEPS)
     work: Path = args.work
     if (work / "spool").exists():
         shutil.rmtree(work / "spool")
@@ -334,6 +411,8 @@ def main() -> None:
     build(work, store, "bench-h264", "h264", 3600, args.kbps)
     build(work, store, "bench-h265", "h265", max(args.h265_seconds, 20), args.kbps)
     print(f"footage ready in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    cpu = cpu_costs(store, work, 40)
+    print(json.dumps({"cpu": cpu}), file=sys.stderr)
     UserStore(engine).create_user("bench", "supervisor", PASSWORD)
 
     cams: list[Any] = []
@@ -366,13 +445,14 @@ def main() -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    token = httpx.post(f"{base}/api/v1/auth/token", json={"name": "bench", "password": PASSWORD}).json()[
-        "access_token"
-    ]
+    token = httpx.post(
+        f"{base}/api/v1/auth/token", json={"name": "bench", "password": PASSWORD}, timeout=120
+    ).json()["access_token"]
     results: dict[str, Any] = {
         "loadavg_start": os.getloadavg(),
         "viewers": args.viewers,
         "recording_cameras": args.record,
+        "cpu_in_process": cpu,
         "rounds": args.rounds,
     }
     try:

@@ -49,6 +49,7 @@ MAX_RANGE = timedelta(hours=24)
 PROBE_BYTES = "8192"  # libav's probe: the first packets of a segment (see _open_segment)
 FIRST_PAGE = 4  # segments the plan reads before the first byte; the rest is paged while streaming
 PAGE = 500
+SEEK_BACK_US = 2_000_000  # a stream starting this far into a segment seeks there (see _demux)
 _DECODER_SLACK_US = 1_000_000  # frames the decoder still holds when the input stops
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 _ALAW = {"pcm_alaw", "alaw", "g711a", "pcma"}
@@ -313,13 +314,32 @@ class _Stream:
             try:
                 if not ic.streams.video:
                     return False
-                return (yield from self._demux(rec, ic))
+                seek = self.start - SEEK_BACK_US
+                if (
+                    self.mux is None
+                    and not self.plan.transcode
+                    and seek - _epoch_us(rec.start) > SEEK_BACK_US
+                ):
+                    done = yield from self._demux(rec, ic, seek)
+                    if done is not None:
+                        return done
+                    # no keyframe between the seek point and the start: from the segment's start
+                    ic.close()
+                    handle.seek(0)
+                    ic = _open_segment(handle)
+                    self.pending = []
+                done = yield from self._demux(rec, ic, None)
+                assert done is not None
+                return done
             finally:
                 ic.close()
         finally:
             handle.close()
 
-    def _demux(self, rec: SegmentRecord, ic: Any) -> Generator[bytes, None, bool]:
+    def _demux(self, rec: SegmentRecord, ic: Any, seek: int | None) -> Generator[bytes, None, bool | None]:
+        """Mux the segment's packets; True: the range's end was reached. ``seek``: start
+        demuxing near this instant instead of at the segment's start (a seek far into it);
+        None comes back when that missed the keyframe at or before the start."""
         plan = self.plan
         vin = ic.streams.video[0]
         others = [s for s in ic.streams if s.type in ("audio", "data")]
@@ -341,6 +361,10 @@ class _Stream:
         if adec is not None and self.mux is not None and self.mux.audio is not None:
             seg_audio = _SegmentAudio(rec, adec, self.cache, whole=True)
             seg_audio.begin(self.mux.audio, self.origin)
+        if seek is not None:
+            # libav's binary search on the TS timestamps: a few small reads, not the ~10 ms
+            # of demuxing every packet from the segment's start
+            ic.seek((seek - base) * vden // vnum, stream=vin, backward=True, any_frame=False)
         for packet in ic.demux([vin] + ([ain] if adec is not None else [])):
             if packet.dts is None or packet.size == 0:
                 continue
@@ -374,10 +398,13 @@ class _Stream:
                         self.pending = []
                     if self.pending or packet.is_keyframe:
                         self.pending.append((packet, wall, pwall, dur))
+                    if wall >= self.start and not self.pending and seek is not None:
+                        return None
                     if wall >= self.start and self.pending:
                         origin = self.pending[0][1]
                         yield self._begin(vin, origin)
-                        seg_audio = self._first_audio(rec, adec, origin <= first_wall, early)
+                        whole = seek is None and origin <= first_wall
+                        seg_audio = self._first_audio(rec, adec, whole, early)
                         assert self.mux is not None
                         for pk, w, pw, d in self.pending:
                             self.mux.packet(pk, w - origin, pw - origin, d)

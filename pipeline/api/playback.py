@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -43,6 +45,10 @@ def _parts(request: Request) -> tuple[SegmentStore, BlobReader]:
     return request.app.state.store, reader
 
 
+def _first(body: Iterator[bytes]) -> tuple[bytes, float]:
+    return next(body, b""), time.perf_counter()
+
+
 def _known(request: Request, camera_id: str) -> None:
     settings = request.app.state.settings
     if settings.camera(camera_id) is None and camera_id not in {
@@ -61,10 +67,12 @@ def _known(request: Request, camera_id: str) -> None:
 def playback_mp4(
     request: Request, camera_id: str, start: When, end: When, case_id: CaseId = None
 ) -> Response:
+    t0 = time.perf_counter()
     store, reader = _parts(request)
     _known(request, camera_id)
     check_footage_access(request, camera_id, start, end, case_id)
     plan = plan_playback(store, camera_id, start, end)
+    t_plan = time.perf_counter()
     wanted = request.headers.get("range")
     first, last = 0, None
     if wanted:
@@ -84,7 +92,7 @@ def playback_mp4(
     body = skip_bytes(chunks, first, last) if wanted else chunks
     # The first chunk (the first segment opened, ftyp + moov) is made while the audit row is
     # written; no byte leaves before the row is in (a failed append fails the request).
-    head_job = _HEAD.submit(next, body, b"")
+    head_job = _HEAD.submit(_first, body)
     try:
         audit(
             request,
@@ -101,7 +109,23 @@ def playback_mp4(
             head_job.exception()  # a running generator cannot be closed: let the head finish
         body.close()
         raise
-    head = head_job.result()  # errors (no picture) become a JSON error, and the origin is known
+    t_audit = time.perf_counter()
+    head, t_first = head_job.result()  # errors (no picture) become a JSON error; origin known
+    t_head = time.perf_counter()
+    # where the first byte's time goes (bench/playback.py collects these)
+    logger.debug(
+        "playback %s first byte after %.1f ms",
+        camera_id,
+        (t_head - t0) * 1000,
+        extra={
+            "steps_ms": {
+                "checks_and_index_query": (t_plan - t0) * 1000,
+                "audit_append": (t_audit - t_plan) * 1000,
+                "first_segment_open_to_header": (t_first - t_plan) * 1000,
+                "route_total": (t_head - t0) * 1000,
+            }
+        },
+    )
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-store",
