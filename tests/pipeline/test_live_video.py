@@ -25,7 +25,7 @@ from indexer.audit import AuditLog
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
-from pipeline.live_video import LiveVideo, Viewer, codec_string
+from pipeline.live_video import FragmentMuxer, LiveVideo, Viewer, codec_string
 from pipeline.settings import Settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from recorders.worker import CameraWorker, RecorderOptions
@@ -171,6 +171,30 @@ def test_one_producer_for_many_viewers_and_a_slow_one_is_dropped(live: Live) -> 
     finally:
         loop.call_soon_threadsafe(loop.stop)
         spin.join(5)
+        loop.close()
+
+
+def test_a_producer_that_falls_behind_skips_to_the_edge(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = LiveVideo(live.hub.spool)  # a channel of its own on the same recording spool
+    slow_packet = FragmentMuxer.packet
+
+    def starved(self: FragmentMuxer, *args: Any) -> Any:
+        time.sleep(0.2)  # 5 packets a second of a 25 fps camera: a starved producer
+        return slow_packet(self, *args)
+
+    monkeypatch.setattr(FragmentMuxer, "packet", starved)
+    loop = asyncio.new_event_loop()
+    channel = hub.channel("cam-a")
+    viewer = Viewer(loop, maxsize=10_000)
+    try:
+        channel.subscribe(viewer)
+        deadline = time.monotonic() + 15
+        while channel.skips == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert channel.skips >= 1  # it jumped ahead instead of falling ever further behind
+    finally:
+        channel.unsubscribe(viewer)
+        hub.stop()
         loop.close()
 
 
