@@ -202,3 +202,25 @@ def test_no_byte_leaves_without_an_audit_row(client: TestClient, monkeypatch: py
     r = client.get("/api/v1/playback/cam-int.mp4", params={"start": iso(at(12)), "end": iso(at(23))})
     assert r.status_code >= 500
     assert r.headers["content-type"].startswith("application/json") and "error" in r.json()
+
+
+def test_seek_deep_into_a_segment_gives_the_same_bytes(
+    store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.sync_rooms(ROOMS)
+    for rec in scenario.segments:
+        if rec.camera_id == "cam-int":
+            store.add_segment(rec)
+    reader = LocalStorage(scenario.root)
+
+    def stream(back_us: int) -> tuple[bytes, list[Any]]:
+        monkeypatch.setattr(playback, "SEEK_BACK_US", back_us)
+        plan = playback.plan_playback(store, "cam-int", at(14.5), at(21))
+        origin: list[Any] = []
+        data = b"".join(playback.mp4_chunks(plan, reader, origin, playback.plan_segments(store, plan), None))
+        return data, origin
+
+    whole, origin = stream(60_000_000)  # never seeks: demuxes from the segment's start
+    assert origin == [at(14)]  # the keyframe at or before the start (1 s GOP)
+    assert stream(1_000_000) == (whole, origin)  # seeks to 13.5 s, finds the 14 s keyframe
+    assert stream(300_000) == (whole, origin)  # seeks past it (14.2 s): starts over from 12 s
