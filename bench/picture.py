@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from pipeline.picture_checks import CheckThresholds  # noqa: E402
-from pipeline.picture_watch import CameraWatch, newest_keyframe, thresholds_from  # noqa: E402
+from pipeline.picture_watch import CameraWatch, SegmentReader, thresholds_from  # noqa: E402
 from pipeline.settings import PictureChecksConfig  # noqa: E402
 from pipeline.simulator.camera import FileCameraServer, make_clip  # noqa: E402
 
@@ -100,10 +100,10 @@ def watcher_cpu(
 ) -> dict[str, float]:
     """CPU of the watcher's read + check for one camera over ``seconds`` of media time."""
     watch = CameraWatch("bench", thresholds)
+    reader = SegmentReader()
     t0 = datetime.now(UTC)
     read_cpu = check_cpu = 0.0
     samples = 0
-    open_ts = work / "open.ts"
     first = segments[0][1]
     # Samples fall anywhere in a GOP in real life; start off the segment boundaries (a sample
     # in the first 40 ms of a segment finds no complete keyframe yet and is skipped).
@@ -112,10 +112,11 @@ def watcher_cpu(
         seg = max((s for s in segments if s[1] <= t), key=lambda s: s[1])
         path, _start, offsets = seg
         cut = next((pos for pts, pos in offsets if pts > t), path.stat().st_size)
+        open_ts = work / f"open-{path.name}"  # the open segment, as far as written at t
         with path.open("rb") as src, open_ts.open("wb") as dst:  # not timed: the recorder's write
             dst.write(src.read(cut))
         c0 = cpu()
-        key = newest_keyframe(open_ts, t0)
+        key = reader.newest(open_ts, t0)
         c1 = cpu()
         if key is not None:
             watch.observe(key, t0 + timedelta(seconds=t))
@@ -127,6 +128,8 @@ def watcher_cpu(
     minutes = seconds / 60
     return {
         "samples": samples,
+        "tail_reads": reader.tail_reads,
+        "full_reads": reader.full_reads,
         "read_cpu_s_per_min": round(read_cpu / minutes, 4),
         "check_cpu_s_per_min": round(check_cpu / minutes, 4),
         "cpu_s_per_min": round((read_cpu + check_cpu) / minutes, 4),

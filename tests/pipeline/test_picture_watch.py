@@ -24,7 +24,13 @@ import pytest
 
 from domain.types import UTC, iso
 from pipeline.live import open_segment
-from pipeline.picture_watch import CameraWatch, file_keyframes, newest_keyframe, thresholds_from
+from pipeline.picture_watch import (
+    CameraWatch,
+    SegmentReader,
+    file_keyframes,
+    newest_keyframe,
+    thresholds_from,
+)
 from pipeline.settings import PictureChecksConfig
 from pipeline.simulator.camera import SimulatedCamera, free_port, make_picture_clip
 from tests.support.centre_files import CamSpec, write_centre
@@ -70,6 +76,23 @@ def test_a_growing_segment_gives_its_last_complete_keyframe(normal_clip: Path, t
     assert key.wall == datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=key.pts - keys[0])
     (tmp_path / "tiny.ts").write_bytes(data[:2000])
     assert newest_keyframe(tmp_path / "tiny.ts", None) is None
+
+
+def test_the_reader_reads_only_the_tail_of_a_segment_it_has_seen(normal_clip: Path, tmp_path: Path) -> None:
+    data = normal_clip.read_bytes()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    grow = tmp_path / "open.ts"
+    reader = SegmentReader()
+    seen = []
+    for part in (20, 12, 8, 6):  # the segment grows: 1/20, 1/12, ... of the clip
+        grow.write_bytes(data[: len(data) // part])
+        key = reader.newest(grow, start)
+        whole = newest_keyframe(grow, start)  # a full read of the same bytes
+        assert key is not None and whole is not None
+        assert (key.pts, key.wall) == (whole.pts, whole.wall) and np.array_equal(key.gray, whole.gray)
+        seen.append(key.pts)
+    assert seen == sorted(seen) and len(set(seen)) == 4
+    assert (reader.full_reads, reader.tail_reads) == (1, 3)
 
 
 # --- live ---------------------------------------------------------------------------------------
