@@ -6,7 +6,9 @@ The exporter itself is pure of the index and storage; this module is the glue.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -298,10 +300,75 @@ class ExportJob:
         return body
 
 
-class ExportJobs:
-    """Runs exports one at a time in a worker thread (they are CPU and disk heavy)."""
+INTERRUPTED = "interrupted"  # error code of a job whose process died while it was queued or running
 
-    def __init__(self, service: ExportService) -> None:
+
+def _journal_entry(job: ExportJob) -> dict[str, Any]:
+    spec = job.spec
+    entry: dict[str, Any] = {
+        "id": job.job_id,
+        "state": job.state,
+        "progress": job.progress,
+        "message": job.message,
+        "created": job.created,
+        "finished": job.finished,
+        "error": job.error,
+        "spec": {
+            "case": spec.case,
+            "subject": spec.subject,
+            "start": None if spec.start is None else iso(spec.start),
+            "end": None if spec.end is None else iso(spec.end),
+            "media": spec.media,
+            "allow_unexplained": spec.allow_unexplained,
+            "exported_by": spec.exported_by,
+        },
+        "result": None,
+    }
+    if job.result is not None:
+        r = job.result
+        entry["result"] = {
+            "export_id": r.export_id,
+            "directory": str(r.directory),
+            "master_images": [str(p) for p in r.master_images],
+            "working_images": [str(p) for p in r.working_images],
+            "manifest": str(r.manifest),
+            "summary": r.summary,
+        }
+    return entry
+
+
+def _job_from_entry(entry: dict[str, Any]) -> ExportJob:
+    s = entry["spec"]
+    spec = ExportSpec(
+        case=s["case"],
+        subject=s["subject"],
+        start=None if s["start"] is None else datetime.fromisoformat(s["start"].replace("Z", "+00:00")),
+        end=None if s["end"] is None else datetime.fromisoformat(s["end"].replace("Z", "+00:00")),
+        media=s["media"],
+        allow_unexplained=s["allow_unexplained"],
+        exported_by=s["exported_by"],
+    )
+    job = ExportJob(entry["id"], spec, entry["state"], entry["progress"], entry["message"], entry["created"],
+                    entry["finished"], entry["error"])
+    r = entry.get("result")
+    if r is not None:
+        job.result = ExportResult(
+            r["export_id"], Path(r["directory"]), tuple(Path(p) for p in r["master_images"]),
+            tuple(Path(p) for p in r["working_images"]), Path(r["manifest"]), r["summary"],
+        )
+    return job
+
+
+class ExportJobs:
+    """Runs exports one at a time in a worker thread (they are CPU and disk heavy).
+
+    With a ``journal`` directory every state change of a job is written there (one JSON file per
+    job, atomically), so jobs outlive the process: after a crash (SIGKILL, power loss) a job that
+    was queued or running is reported ``failed`` with error code ``interrupted`` and no files (what
+    it had written is never offered for download), and finished jobs keep their images.
+    """
+
+    def __init__(self, service: ExportService, journal: Path | None = None) -> None:
         self.service = service
         self._jobs: dict[str, ExportJob] = {}
         self._lock = threading.Lock()
@@ -309,11 +376,58 @@ class ExportJobs:
         self._wake = threading.Condition(self._lock)
         self._thread = threading.Thread(target=self._loop, name="exports", daemon=True)
         self._stopping = False
+        self._journal = journal
+        if journal is not None:
+            self._load_journal(journal)
         self._thread.start()
+
+    def _save(self, job: ExportJob) -> None:
+        """Journal the job's state (tmp, fsync, rename); a failure is logged, the job goes on."""
+        if self._journal is None:
+            return
+        path = self._journal / f"{job.job_id}.json"
+        tmp = path.with_suffix(".tmp")
+        try:
+            self._journal.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="utf-8") as fh:
+                json.dump(_journal_entry(job), fh, ensure_ascii=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.error("cannot journal export job", extra={"job": job.job_id, "error": str(exc)})
+
+    def _load_journal(self, journal: Path) -> None:
+        for path in sorted(journal.glob("*.json")) if journal.is_dir() else []:
+            try:
+                job = _job_from_entry(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                logger.error("unreadable export job journal entry", extra={"path": str(path), "error": str(exc)})
+                continue
+            if job.state in ("queued", "running"):
+                was = job.state
+                job.state, job.finished, job.result = "failed", time.time(), None
+                job.error = {
+                    "code": INTERRUPTED,
+                    "message": f"the service stopped while this export was {was}; nothing it wrote is "
+                    "offered for download; start the export again",
+                    "details": {"state_before": was, "progress": job.progress},
+                }
+                logger.warning("export job interrupted by a restart", extra={"job": job.job_id, "was": was})
+                self._save(job)
+            elif job.state == "done" and job.result is not None:
+                missing = [p for p in (*job.result.master_images, *job.result.working_images) if not p.exists()]
+                if missing:
+                    job.state, job.result = "failed", None
+                    job.error = {"code": "files_missing", "message": "the export's images are gone",
+                                 "details": {"missing": [p.name for p in missing]}}
+                    self._save(job)
+            self._jobs[job.job_id] = job
 
     def submit(self, spec: ExportSpec) -> ExportJob:
         self.service.plan(spec)  # refuse bad requests (unknown case, unexplained footage) up front
         job = ExportJob(uuid.uuid4().hex[:12], spec)
+        self._save(job)
         with self._wake:
             self._jobs[job.job_id] = job
             self._queue.append(job.job_id)
@@ -338,6 +452,7 @@ class ExportJobs:
             if job.state == "queued":
                 self._queue.remove(job_id)
                 job.state, job.finished = "cancelled", time.time()
+        self._save(job)
         return job
 
     def stop(self) -> None:
@@ -357,6 +472,7 @@ class ExportJobs:
                     return
                 job = self._jobs[self._queue.pop(0)]
                 job.state = "running"
+            self._save(job)
             self._run(job)
 
     def _run(self, job: ExportJob) -> None:
@@ -378,3 +494,4 @@ class ExportJobs:
             logger.exception("export job crashed", extra={"job": job.job_id})
         finally:
             job.finished = time.time()
+            self._save(job)

@@ -33,7 +33,8 @@ class ExportIn(BaseModel):
 
 
 def install(app: FastAPI, service: ExportService) -> ExportJobs:
-    jobs = ExportJobs(service)
+    # The journal keeps jobs across restarts (an export interrupted by a crash is reported so).
+    jobs = ExportJobs(service, journal=service.settings.export.out_dir / ".jobs")
     app.state.exports = jobs
     return jobs
 
