@@ -8,6 +8,10 @@ A viewer connects with a bearer token and, for each fragment, takes ``arrival �
 tfdt)``: the frame's wall time on the recorder's clock to its arrival. The browser adds its
 decode and the page's live-edge margin (0.15 s) on top (the browser test prints that figure).
 
+*edge* is how old the newest recorded frame was when the producer caught up with the spool:
+the camera's and recorder's share of the lag (a simulated camera starved of CPU falls behind
+its own clock); ``lag − edge`` is the live pipeline's.
+
 Phases (``--seconds`` each): *baseline* — recording only, no viewer; *copy ×1* — one viewer
 of the H.264 camera; *copy ×N* — ``--viewers`` viewers of it; *rendition ×1* — one viewer of the
 H.265 camera. CPU is this process's user+system seconds per wall second; ratios are against the
@@ -91,7 +95,7 @@ def viewer(base: str, token: str, camera: str, seconds: float, lags: list[float]
             lags.append(time.time() - (origin + _tfdt(msg) / scale))
 
 
-def phase(base: str, token: str, camera: str, viewers: int, seconds: float) -> dict[str, Any]:
+def phase(hub: LiveVideo, base: str, token: str, camera: str, viewers: int, seconds: float) -> dict[str, Any]:
     lags: list[list[float]] = [[] for _ in range(viewers)]
     threads = [
         threading.Thread(target=viewer, args=(base, token, camera, seconds, lags[i])) for i in range(viewers)
@@ -106,7 +110,8 @@ def phase(base: str, token: str, camera: str, viewers: int, seconds: float) -> d
     cpu = (_cpu() - cpu0) / (time.monotonic() - t0)
     # the first second holds the join backlog (the GOP so far): steady state after it
     flat = sorted(x for per in lags for x in per[25:])
-    out: dict[str, Any] = {"cpu_per_s": cpu, "fragments": sum(len(p) for p in lags)}
+    edge = hub.channel(camera).edge_lag if viewers else None
+    out: dict[str, Any] = {"cpu_per_s": cpu, "fragments": sum(len(p) for p in lags), "edge": edge}
     if flat:
         out.update(
             lag_p50=statistics.median(flat), lag_p95=flat[int(0.95 * (len(flat) - 1))], lag_max=flat[-1]
@@ -180,23 +185,25 @@ def main() -> None:
         ]
         time.sleep(3)  # cameras connected, segments open
         results = {
-            "baseline (recording 2 cameras, no viewer)": phase(base, token, "cam-264", 0, args.seconds),
-            "copy x1 (H.264)": phase(base, token, "cam-264", 1, args.seconds),
-            f"copy x{args.viewers} (H.264)": phase(base, token, "cam-264", args.viewers, args.seconds),
-            "rendition x1 (H.265 -> H.264)": phase(base, token, "cam-265", 1, args.seconds),
+            "baseline (recording 2 cameras, no viewer)": phase(hub, base, token, "cam-264", 0, args.seconds),
+            "copy x1 (H.264)": phase(hub, base, token, "cam-264", 1, args.seconds),
+            f"copy x{args.viewers} (H.264)": phase(hub, base, token, "cam-264", args.viewers, args.seconds),
+            "rendition x1 (H.265 -> H.264)": phase(hub, base, token, "cam-265", 1, args.seconds),
         }
         base_cpu = results["baseline (recording 2 cameras, no viewer)"]["cpu_per_s"]
         print(f"{args.width}x{args.height} 25 fps, {args.seconds:.0f} s per phase")
-        print(f"{'phase':44} {'CPU s/s':>8} {'x base':>7} {'frags':>6} {'lag p50':>8} {'p95':>6} {'max':>6}")
+        print(
+            f"{'phase':44} {'CPU s/s':>8} {'x base':>7} {'frags':>6} {'edge':>6} {'lag p50':>8} {'p95':>6} {'max':>6}"
+        )
         for name, r in results.items():
             lag = (
                 f"{r['lag_p50']:8.3f} {r['lag_p95']:6.3f} {r['lag_max']:6.3f}"
                 if "lag_p50" in r
                 else f"{'-':>8} {'-':>6} {'-':>6}"
             )
-            print(
-                f"{name:44} {r['cpu_per_s']:8.3f} {r['cpu_per_s'] / base_cpu:7.2f} {r['fragments']:6d} {lag}"
-            )
+            edge = f"{r['edge']:6.3f}" if r.get("edge") is not None else f"{'-':>6}"
+            cpu = f"{r['cpu_per_s']:8.3f} {r['cpu_per_s'] / base_cpu:7.2f}"
+            print(f"{name:44} {cpu} {r['fragments']:6d} {edge} {lag}")
         server.should_exit = True
         hub.stop()
         srv.join(10)

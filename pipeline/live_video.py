@@ -249,6 +249,7 @@ class LiveChannel:
         self.fragments = 0  # published so far (tests and metrics)
         self.producers_started = 0
         self.skips = 0  # times the producer fell behind and skipped to the edge
+        self.edge_lag: float | None = None  # s: age of the newest recorded frame when it caught up
 
     def subscribe(self, viewer: Viewer) -> None:
         with self._lock:
@@ -420,6 +421,7 @@ class LiveChannel:
                     if tail.at_edge and backlog:
                         catch_up = False
                         edge_lag = time.time() * 1_000_000 - backlog[-1][1]
+                        self.edge_lag = edge_lag / 1e6
                         for item in backlog:
                             feed(*item)
                         backlog = []
