@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 from domain.errors import IndexStoreError, ValidationFailed
 from domain.types import BlobReader, iso, utc
@@ -133,9 +134,10 @@ def playback_mp4(
         "X-Playback-Rendition": "h264" if plan.transcode else "copy",
     }
 
-    def stream() -> Any:
-        yield head
-        yield from body
+    async def stream() -> AsyncIterator[bytes]:
+        yield head  # made already: no thread hop before the first byte
+        async for chunk in iterate_in_threadpool(body):
+            yield chunk
 
     if wanted:
         # The total length is not known until the stream is built: "*" (RFC 9110 §14.4).
