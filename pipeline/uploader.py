@@ -220,23 +220,36 @@ class SpoolUploader:
     def _dispatch(self) -> None:
         backlog: list[Path] = []
         last_scan = 0.0
+        scan_cost = 0.0
         while True:
             now = time.monotonic()
             since = now - last_scan
-            if (self._dirty and since >= MIN_SCAN_INTERVAL) or since >= self._rescan_seconds:
+            # A scan stats every spool file. With a backlog of thousands (64 cameras on a loaded
+            # host) it took seconds, with the workers idle meanwhile, and notify() (each closed
+            # segment) asked for the next one at once: the backlog grew without bound. So a
+            # notify() scans only once the backlog in hand is handed out, and periodic scans
+            # take at most ~10 % of the dispatcher's time.
+            with self._lock:
+                waiting = any(
+                    p not in self._in_flight and p not in self._finished and self._retry_at.get(p, 0.0) <= now
+                    for p in backlog
+                )
+            periodic = max(self._rescan_seconds, 10 * scan_cost)
+            if (self._dirty and since >= MIN_SCAN_INTERVAL and not waiting) or since >= periodic:
                 self._dirty = False
                 try:
                     backlog = [path for _, path in self._walk()[0]]
                 except Exception:  # pragma: no cover - os.walk reports errors via onerror, not raises
                     log.exception("cannot scan spool %s", self._spool)
                 last_scan = time.monotonic()
+                scan_cost = last_scan - now
                 with self._lock:
                     self._finished.clear()
                     known = set(backlog)
                     self._retry_at = {p: t for p, t in self._retry_at.items() if p in known}
                     self._attempts = {p: n for p, n in self._attempts.items() if p in known}
             since = time.monotonic() - last_scan
-            wait = (MIN_SCAN_INTERVAL if self._dirty else self._rescan_seconds) - since
+            wait = (MIN_SCAN_INTERVAL if self._dirty and not waiting else periodic) - since
             with self._lock:
                 if self._stopping:
                     return
