@@ -18,8 +18,10 @@ How each fault is told (thresholds in ``[picture_checks]``, ``PictureChecksConfi
   hand, cloth or tape lets a little light through; sensor noise averages out when downscaled).
 - **frozen**: compared at full resolution with the previous sample, at most
   ``frozen_max_changed_pixels`` pixels differ by more than ``frozen_pixel_delta``, and that has
-  lasted ``frozen_seconds`` while new keyframes kept arriving (the caller only passes new
-  keyframes). A static room is not frozen: the OSD clock changes between two samples 2 s
+  lasted ``frozen_seconds`` (from the first sample showing the picture to this one) while new
+  keyframes kept arriving (the caller only passes new keyframes). At one sample per 2 s the
+  default 3 s takes three identical samples, ~4 s apart: with the keyframe's age and the
+  sampling phase, an alert 5-8 s after the picture froze. A static room is not frozen: the OSD clock changes between two samples 2 s
   apart (hundreds of pixels), and a live sensor's noise changes more; a hung encoder repeats
   identical frames, which decode to identical pixels (0–1 changed pixels measured on the
   simulator, against 150–700 for the ticking clock alone on a black picture).
@@ -69,7 +71,7 @@ class CheckThresholds:
     osd_fraction: float = 0.08
     black_luma: float = 32.0
     covered_spread: float = 18.0
-    frozen_seconds: float = 4.0
+    frozen_seconds: float = 3.0
     frozen_pixel_delta: int = 32
     frozen_max_changed_pixels: int = 40
     warmup_samples: int = 5

@@ -283,7 +283,7 @@ class PictureChecksConfig(_Strict):
     osd_fraction: float = Field(default=0.08, ge=0, lt=0.5)  # brightest/darkest share ignored (OSD)
     black_luma: float = Field(default=32.0, ge=0, le=255)
     covered_spread: float = Field(default=18.0, ge=0, le=255)
-    frozen_seconds: float = Field(default=4.0, gt=0)
+    frozen_seconds: float = Field(default=3.0, gt=0)  # first to last identical sample (3 samples at 2 s)
     frozen_pixel_delta: int = Field(default=32, ge=1, le=255)
     frozen_max_changed_pixels: int = Field(default=40, ge=0)
     warmup_samples: int = Field(default=5, ge=1)  # normal samples that make the baseline
