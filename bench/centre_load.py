@@ -86,6 +86,8 @@ class Samples:
     fds: list[int] = field(default_factory=list)
     threads: list[int] = field(default_factory=list)
     load1: list[float] = field(default_factory=list)
+    upload_pending: list[int] = field(default_factory=list)  # closed sidecars not yet uploaded
+    spool_mb: list[float] = field(default_factory=list)
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -119,6 +121,17 @@ def proc_sample(pid: int) -> tuple[float, float, int, int]:
         elif line.startswith("Threads:"):
             threads = int(line.split()[1])
     return cpu, rss / 1024, len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
+def uploader_backlog(base: str) -> tuple[int, float]:
+    """From /metrics (what a Prometheus scrape sees): pending sidecars and spool MB."""
+    got = {"vaudit_upload_pending_files": -1.0, "vaudit_upload_spool_bytes": -1.0}
+    with contextlib.suppress(httpx.HTTPError):
+        for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in got:
+                got[name] = float(value)
+    return int(got["vaudit_upload_pending_files"]), round(got["vaudit_upload_spool_bytes"] / 1e6, 1)
 
 
 def layout(n: int) -> list[CamSpec]:
@@ -533,8 +546,11 @@ def run_centre(opts: CentreOptions, say: Any = print) -> dict[str, Any]:
                 samples.fds.append(fds)
                 samples.threads.append(nthreads)
                 samples.load1.append(float(Path("/proc/loadavg").read_text().split()[0]))
+                pending, spool_mb = uploader_backlog(run.base)
+                samples.upload_pending.append(pending)
+                samples.spool_mb.append(spool_mb)
                 say(
-                    f"  {now - t0:6.0f} s  cpu {cpu - cpu0:7.1f} s  rss {rss:6.0f} MB  fds {fds}  threads {nthreads}  load {samples.load1[-1]}  opens {len(stats.opens)} seeks {len(stats.seeks)} exports {len(exports)}"
+                    f"  {now - t0:6.0f} s  cpu {cpu - cpu0:7.1f} s  rss {rss:6.0f} MB  fds {fds}  threads {nthreads}  load {samples.load1[-1]}  pending {pending}  opens {len(stats.opens)} seeks {len(stats.seeks)} exports {len(exports)}"
                 )
                 next_sample += opts.sample_seconds
             time.sleep(min(1.0, max(0.0, next_sample - time.monotonic())))

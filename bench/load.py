@@ -106,6 +106,11 @@ def table(result: dict[str, Any]) -> str:
             f"{exp['alone_footage_MBps']} MB/s → ratio {exp['ratio_vs_alone']}",
         ),
         ("baseline: cp + sync of the same segments", f"{exp['cp_MBps']} MB/s → ratio {exp['ratio_vs_cp']}"),
+        (
+            "uploader backlog: max / last pending sidecars (max spool MB)",
+            f"{max(s.get('upload_pending') or [0])} / {(s.get('upload_pending') or [0])[-1]}"
+            f" ({max(s.get('spool_mb') or [0])})",
+        ),
         ("pipeline CPU during phase (cores)", f"{result['phase']['pipeline_cpu_cores']}"),
         (
             "pipeline RSS during phase: median / max",
