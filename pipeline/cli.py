@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -70,6 +71,18 @@ class _GracefulServer(uvicorn.Server):
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for every open response before it returns; the alerts' SSE streams never
+        # end by themselves, so they are ended first (else a SIGTERM would wait forever and the
+        # recorders would never close their segments).
+        if self._before_shutdown is not None:
+            self._before_shutdown()
+        await super().shutdown(sockets)
+
 
 @app.command()
 def run(
@@ -104,7 +117,8 @@ def run(
             port=port if port is not None else settings.api.port,
             log_config=None,
             access_log=False,
-        )
+        ),
+        before_shutdown=runtime.risk.hub.close,
     )
     runtime.start()
     try:
