@@ -18,17 +18,25 @@ import av.error
 
 from domain.errors import StreamClosed, StreamError, StreamStalled
 from domain.types import StreamInfo
+from recorders.stall_watchdog import StallWatchdog, session_socket, socket_fds
 
 log = logging.getLogger(__name__)
 
 # Codecs the MPEG-TS muxer carries as sent. Anything else cannot be recorded without transcoding.
 VIDEO_CODECS = frozenset({"h264", "hevc"})
 AUDIO_CODECS = frozenset({"pcm_alaw", "pcm_mulaw", "aac", "mp2", "mp3", "opus"})
+# 8K UHD is 7680x4320; a larger claim is a broken or hostile SPS, not a camera.
+MAX_DIMENSION = 8192
+MAX_PIXELS = 7680 * 4320
+_PROBE_DECODER = {"max_pixels": str(MAX_PIXELS)}
 
 # Reads are bounded by the socket's own I/O timeout, not by PyAV's read timeout: PyAV's interrupt
 # callback takes the GIL and calls time.monotonic() every time libavformat checks it (each poll and
 # recv, hundreds of times a second per camera), which with dozens of camera threads made GIL hand-offs
 # a large share of the recorder's CPU (docs/RECORDER.md). The open stays bounded by that callback.
+# A read that gets bytes but never a packet is bounded by recorders/stall_watchdog.py instead, at
+# stall_seconds plus this margin (the socket timeout fires first when the camera is silent).
+WATCHDOG_MARGIN_SECONDS = 2.0
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -94,6 +102,7 @@ class RtspSource:
             # them) must be handed on, not dropped, or a run starts a whole GOP late.
         }
         self._container: Any = None
+        self._watchdog: StallWatchdog | None = None
         self.video_index = -1
         self.audio_index = -1
         self.streams: list[Any] = []  # recorded input streams, output order (video first)
@@ -101,14 +110,20 @@ class RtspSource:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def open(self) -> StreamInfo:
+        sockets_before = socket_fds()
         try:
             self._container = av.open(
                 self.url,
                 options=self._options,
+                # the probe may decode a frame: its decoder refuses to allocate a larger picture
+                stream_options=[_PROBE_DECODER] * 4,  # type: ignore[list-item]  # stub: list[str]; takes dicts
                 timeout=(self._open_timeout, None),
             )
         except Exception as exc:
             raise map_error(exc, self.url, "connecting") from exc
+        # bytes without packets would keep one read going for ever (see stall_watchdog.py)
+        self._watchdog = StallWatchdog(self.url, session_socket(self.url, sockets_before),
+                                       self._stall + WATCHDOG_MARGIN_SECONDS)
         try:
             return self._select_streams()
         except BaseException:
@@ -117,15 +132,24 @@ class RtspSource:
 
     def _select_streams(self) -> StreamInfo:
         container = self._container
-        video = next((s for s in container.streams.video if s.codec_context.name in VIDEO_CODECS), None)
+        # a stream libavformat could not identify has no codec context at all (a broken SDP)
+        video = next((s for s in container.streams.video
+                      if s.codec_context is not None and s.codec_context.name in VIDEO_CODECS), None)
         if video is None:
-            found = ", ".join(f"{s.type}:{s.codec_context.name}" for s in container.streams) or "nothing"
+            found = ", ".join(f"{s.type}:{s.codec_context.name if s.codec_context is not None else 'unknown'}"
+                              for s in container.streams) or "nothing"
             raise StreamError(f"no recordable video stream (H.264/H.265) in the camera's offer: {found}",
                               url=self.url)
         cc = video.codec_context
         if not cc.width or not cc.height:
-            raise StreamError("camera's video stream has no resolution after probing", url=self.url)
-        audio = next((s for s in container.streams.audio if s.codec_context.name in AUDIO_CODECS), None)
+            raise StreamError("camera's video stream has no resolution after probing (missing or "
+                              "invalid SPS, e.g. a picture size libavcodec refuses)", url=self.url)
+        if cc.width > MAX_DIMENSION or cc.height > MAX_DIMENSION or cc.width * cc.height > MAX_PIXELS:
+            # refused before anything (live view, playback, export) decodes and allocates such frames
+            raise StreamError(f"camera claims a {cc.width}x{cc.height} picture; more than "
+                              f"{MAX_DIMENSION} pixels a side or {MAX_PIXELS} in all is refused", url=self.url)
+        audio = next((s for s in container.streams.audio
+                      if s.codec_context is not None and s.codec_context.name in AUDIO_CODECS), None)
         self.streams = [video] if audio is None else [video, audio]
         self.video_index = video.index
         self.audio_index = -1 if audio is None else audio.index
@@ -162,12 +186,20 @@ class RtspSource:
         try:
             # demux(streams) yields only the recorded streams (others are discarded by libavformat);
             # empty packets are its end-of-stream flush markers.
+            watchdog = self._watchdog
             for packet in container.demux(self.streams):
                 if packet.size:
+                    if watchdog is not None:
+                        watchdog.touch()
                     yield packet
         except GeneratorExit:
             raise
         except Exception as exc:
+            if self._watchdog is not None and self._watchdog.fired:
+                raise StreamStalled(
+                    f"camera sent data but no usable packet for {self._watchdog.limit:.1f} s "
+                    f"(undeclared payload or codec?); session dropped ({type(exc).__name__}: {exc})",
+                    url=self.url, during="read") from exc
             silent = self._stall if time.monotonic() - started > self._stall else None
             raise map_error(exc, self.url, "read", silent) from exc
         raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
@@ -176,6 +208,9 @@ class RtspSource:
         """Close the session; libavformat sends RTSP TEARDOWN so the camera ends it (no stale
         sessions). Bounded by the socket timeout and the interrupt callback; never raises."""
         container, self._container = self._container, None
+        if self._watchdog is not None:
+            # before libavformat closes the descriptor, whose number could then be reused
+            self._watchdog.stop()
         if container is None:
             return
         started = time.monotonic()

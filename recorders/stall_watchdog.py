@@ -1,0 +1,119 @@
+"""Ends an RTSP read that makes no progress while bytes keep arriving.
+
+libavformat's RTSP demuxer can loop inside one ``av_read_frame`` for as long as the camera sends
+data that yields no packet (measured: a camera whose payload switched to an undeclared payload
+type mid-session kept a worker inside one read for good, deaf to the stop request). PyAV's
+interrupt callback does not end it and PyAV offers no abort, so the watchdog ends it the way a
+network fault would: it shuts the session's TCP socket down (``shutdown``, not ``close``: the
+descriptor stays libavformat's to close), the read fails, and the worker records a stall.
+
+The socket is found as the TCP descriptor that appeared while this source opened and whose peer
+is the camera's address; when that is ambiguous (another camera on the same host and port opened
+at the same moment) no socket is chosen and the watchdog only logs. Linux only (``/proc``); on
+other systems it does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+_FD_DIR = "/proc/self/fd"
+
+
+def socket_fds() -> set[int]:
+    """Descriptors of this process that are sockets (empty where /proc is missing)."""
+    out: set[int] = set()
+    try:
+        names = os.listdir(_FD_DIR)
+    except OSError:
+        return out
+    for name in names:
+        with contextlib.suppress(OSError, ValueError):
+            if os.readlink(f"{_FD_DIR}/{name}").startswith("socket:"):
+                out.add(int(name))
+    return out
+
+
+def _peer(fd: int) -> tuple[str, int] | None:
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+    try:
+        if sock.type != socket.SOCK_STREAM:
+            return None
+        peer = sock.getpeername()
+        return (str(peer[0]), int(peer[1]))
+    except OSError:
+        return None
+    finally:
+        sock.close()  # closes the duplicate only
+
+
+def session_socket(url: str, before: set[int]) -> int | None:
+    """The TCP descriptor opened since ``before`` whose peer is the URL's host and port."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return None
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
+    except OSError:
+        return None
+    port = parts.port or 554
+    found = [fd for fd in socket_fds() - before if (p := _peer(fd)) is not None
+             and p[1] == port and p[0] in addresses]
+    return found[0] if len(found) == 1 else None
+
+
+class StallWatchdog:
+    """Shuts the session socket down when no packet came for ``limit`` seconds."""
+
+    def __init__(self, url: str, fd: int | None, limit: float, poll: float = 0.25) -> None:
+        self.url = url
+        self.fd = fd
+        self.limit = limit
+        self.last = time.monotonic()
+        self.fired = False
+        self._poll = poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if fd is not None:
+            self._thread = threading.Thread(target=self._watch, name="rtsp-stall-watchdog", daemon=True)
+            self._thread.start()
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll):
+            silent = time.monotonic() - self.last
+            if silent < self.limit:
+                continue
+            assert self.fd is not None
+            log.warning("no packet from the camera for %.1f s although the session is open: "
+                        "shutting its socket down", silent, extra={"url": self.url})
+            try:
+                sock = socket.socket(fileno=os.dup(self.fd))
+            except OSError:
+                return  # already closed by libavformat
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                self.fired = True
+            except OSError:
+                pass
+            finally:
+                sock.close()
+            return
