@@ -78,7 +78,7 @@ class PipelineSink:
         if self._risk is not None and was is not None and was != status.connected:
             self._risk.camera_status(status.camera_id, status.connected)
         storage = (status.last_error or "").startswith(GapCause.STORAGE_FAILURE.value)
-        if storage and status.state == "backoff":
+        if storage and status.state in ("backoff", "storage_wait"):
             # Raised while the spool cannot be written (disk full, read-only), not only once
             # recording has resumed; the camera itself is fine, so this is not a camera_lost.
             self._alerts.raise_(

@@ -15,7 +15,7 @@ class CameraStatus:
     """A snapshot of one worker's health, for metrics and /api/v1/cameras."""
 
     camera_id: str
-    state: str  # "connecting" | "recording" | "backoff" | "stopped"
+    state: str  # "connecting" | "recording" | "backoff" | "storage_wait" (spool not writable) | "stopped"
     connected: bool
     reconnects: int
     packets: int

@@ -8,6 +8,7 @@ any two steps is repaired by :meth:`CameraSpool.recover` on the next start.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -175,6 +176,26 @@ class CameraSpool:
         atomic_write_json(self.state_path, state.to_json(self.camera_id))
 
     # -- segments -----------------------------------------------------------------------------
+    def probe_writable(self, size: int) -> None:
+        """Write, fsync and remove ``size`` bytes in the camera's directory; SpoolError if the
+        spool cannot take them (the worker's test that a full disk has room again)."""
+        path = self.dir / ".probe"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(bytes(size))
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SpoolError(f"spool {self.dir} still not writable: {exc}", path=str(path)) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def prepare(self, key: str) -> Path:
         path = self.media_path(key)
         try:

@@ -41,6 +41,11 @@ DEFAULT_FRAME_SECONDS = 0.04
 # A change of (wall - monotonic) larger than this within a run is a wall-clock step, not drift:
 # NTP slews at most 500 ppm, and the recovery point the recorder promises is 1 s.
 CLOCK_STEP_SECONDS = 1.0
+# While the spool cannot be written, how often writing is tried again, and how many packets (about
+# one GOP of a normal camera, a bound against a camera that sends no keyframes) are held meanwhile.
+SPOOL_RETRY_SECONDS = 0.2
+MAX_HELD_PACKETS = 2000
+PROBE_BYTES = 65536
 INITIAL_BYTE_RATE = 0.0  # until a segment of the camera has closed: the smallest buffer
 
 
@@ -276,6 +281,50 @@ class CameraWorker:
                 self._note_cause(cause, str(jump))
                 log.warning("%s; run split", cause.value,
                             extra={"camera_id": self.camera_id, "detail": str(jump)})
+            except SpoolError as exc:
+                # The camera is fine, the spool is not (disk full, read-only): keep the connection
+                # rather than reconnect, which would add an RTSP open and the wait for the camera's
+                # next keyframe to the gap.
+                self._failed(exc)
+                self._end_run_safely()
+                held = self._await_writable(source, packets, stop)
+                if held is None:
+                    return
+                carry = held
+                self._set_state("recording", connected=True)
+
+    def _await_writable(self, source: RtspSource, packets: Iterator[Any],
+                        stop: threading.Event) -> deque[tuple[Any, float]] | None:
+        """Read on while the spool cannot be written, holding the packets since the last video
+        keyframe; every ``SPOOL_RETRY_SECONDS`` finish recovery and write a probe file. When that
+        works the held packets start the next run, so footage resumes at the last keyframe before
+        the spool came back (not at the camera's next one). None if stopped."""
+        self._set_state("storage_wait", connected=True)
+        held: deque[tuple[Any, float]] = deque()
+        wall, mono = self.clock.wall, self.clock.monotonic
+        video = source.video_index
+        next_try = mono() + SPOOL_RETRY_SECONDS
+        for pkt in packets:
+            if pkt.stream_index == video and pkt.is_keyframe:
+                held.clear()
+            held.append((pkt, wall()))
+            if len(held) > MAX_HELD_PACKETS:
+                held.popleft()
+            now = mono()
+            if now < next_try:
+                continue
+            if stop.is_set():
+                return None
+            next_try = now + SPOOL_RETRY_SECONDS
+            try:
+                if self._needs_recovery:
+                    self._recover()
+                self.spool.probe_writable(PROBE_BYTES)
+            except SpoolError:
+                continue
+            log.info("spool writable again", extra={"camera_id": self.camera_id, "held_packets": len(held)})
+            return held
+        raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
 
     def _begin_run(
         self,
