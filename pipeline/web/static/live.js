@@ -62,7 +62,7 @@
     const video = tile.video;
     let offset = 0; // server clock − browser clock (ms), from the clock messages
     let origin = null; // wall time (ms) of media time 0 of the current stream
-    let ms = null, sb = null, queue = [], fails = 0, gotFrames = false;
+    let ms = null, sb = null, queue = [], fails = 0, gotFrames = false, sock = null;
 
     function newSource(mime) {
       if (video.src && video.src.startsWith("blob:")) URL.revokeObjectURL(video.src);
@@ -113,6 +113,7 @@
     function connect() {
       const proto = location.protocol === "https:" ? "wss:" : "ws:";
       const ws = new WebSocket(`${proto}//${location.host}/api/v1/live/${encodeURIComponent(tile.id)}/video`);
+      sock = ws;
       ws.binaryType = "arraybuffer";
       gotFrames = false;
       ws.onmessage = (ev) => {
@@ -138,7 +139,12 @@
       };
     }
 
-    video.addEventListener("error", () => { tile.state.textContent = L("stalled"); });
+    // A decode error kills the source buffer: reconnect, and the next hello brings a new one.
+    video.addEventListener("error", () => {
+      tile.state.textContent = L("stalled");
+      gotFrames = false; // repeated decode errors count towards the stills fallback
+      if (sock && sock.readyState <= WebSocket.OPEN) sock.close();
+    });
     setInterval(() => {
       if (tile.mode !== "video" || origin === null || !gotFrames) return;
       showLatency(tile, Date.now() + offset - (origin + video.currentTime * 1000));
