@@ -117,17 +117,17 @@ def _decode(init: bytes, frags: list[bytes]) -> list[tuple[float, str]]:
 
 def test_live_websocket_sends_decodable_fmp4_across_segments(live: Live) -> None:
     closed_before = len(live.sink.segs("cam-a"))
-    got = _watch(live, "cam-a", 2.5 * SEGMENT_SECONDS)
-    assert len(live.sink.segs("cam-a")) >= closed_before + 2  # the stream crossed segment ends
+    got = _watch(live, "cam-a", 1.75 * SEGMENT_SECONDS)
+    assert len(live.sink.segs("cam-a")) >= closed_before + 1  # the stream crossed a segment end
     hello, init, frags = got["hello"], got["init"], got["frags"]
     assert hello is not None and hello["rendition"] == "copy"
     assert hello["mime"] == f'video/mp4; codecs="{codec_string(init)}"' and "avc1." in hello["mime"]
     assert init[4:8] == b"ftyp" and b"moov" in init and b"moof" not in init
     assert all(f[4:8] == b"moof" and b"mdat" in f for f in frags)
     frames = _decode(init, frags)
-    assert len(frames) == len(frags) >= 25 * 2.5 * SEGMENT_SECONDS * 0.7
+    assert len(frames) == len(frags) >= 25 * 1.75 * SEGMENT_SECONDS * 0.7
     times = [t for t, _ in frames]
-    assert times == sorted(times) and times[-1] - times[0] >= 2 * SEGMENT_SECONDS  # no reset at a join
+    assert times == sorted(times) and times[-1] - times[0] >= 1.2 * SEGMENT_SECONDS  # longer than a segment: no reset at the join
     assert {c for _, c in frames} == {"h264"}
     # media time is wall time since the origin (the recorder's clock): each fragment's frame
     # reached us soon after the camera took it
