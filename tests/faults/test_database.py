@@ -26,6 +26,8 @@ from tests.support.vaudit_proc import VauditRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
+START_TIMEOUT = 120.0  # vaudit run start (and restart) under a loaded machine; not a speed check
+
 OUTAGE_SECONDS = 8.0
 
 
@@ -60,7 +62,7 @@ def test_postgres_restart_and_sqlite_lock(tmp_path: Path) -> None:
                                   url, segment_seconds=2.0,
                                   # index retries capped at 1 s (default 10 s) so the drain is quick
                                   extra="[upload]\nretry_max_seconds = 1.0")
-            runs[kind] = VauditRun(config, tmp_path / kind / "run.log")
+            runs[kind] = VauditRun(config, tmp_path / kind / "run.log", start_timeout=START_TIMEOUT)
         try:
             for run in runs.values():
                 run.start()

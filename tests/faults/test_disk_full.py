@@ -26,6 +26,8 @@ from tests.support.vaudit_proc import VauditRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
+START_TIMEOUT = 120.0  # vaudit run start (and restart) under a loaded machine; not a speed check
+
 FULL_SECONDS = 6.0
 
 
@@ -39,7 +41,7 @@ def test_spool_disk_full_then_space_returns(tmp_path: Path) -> None:
     config = write_centre(tmp_path / "centre.toml", [CamSpec("disk-1", "wait-1", "waiting", cam.url)],
                           f"sqlite:///{tmp_path / 'index.db'}", segment_seconds=2.0)
     with small_tmpfs(spool, "32m"), cam:
-        with VauditRun(config, tmp_path / "run.log") as run:
+        with VauditRun(config, tmp_path / "run.log", start_timeout=START_TIMEOUT) as run:
             time.sleep(6)
             with DiskFiller(spool):
                 full_at = time.time()

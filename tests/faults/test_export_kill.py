@@ -23,6 +23,8 @@ from tests.support.vaudit_proc import VauditRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
+START_TIMEOUT = 120.0  # vaudit run start (and restart) under a loaded machine; not a speed check
+
 
 def _post(run: VauditRun, path: str, body: dict[str, Any]) -> dict[str, Any]:
     resp = httpx.post(f"{run.base}/api/v1{path}", json=body, headers=run.headers, timeout=30.0)
@@ -36,7 +38,7 @@ def test_pipeline_sigkilled_during_export(tmp_path: Path) -> None:
              f'signing_key = "{tmp_path / "keys" / "ed25519.pem"}"')
     config = write_centre(tmp_path / "centre.toml", [CamSpec("exp-1", "wait-1", "waiting", cam.url)],
                           f"sqlite:///{tmp_path / 'index.db'}", segment_seconds=2.0, extra=extra)
-    run = VauditRun(config, tmp_path / "run.log")
+    run = VauditRun(config, tmp_path / "run.log", start_timeout=START_TIMEOUT)
     with cam:
         run.start()
         try:

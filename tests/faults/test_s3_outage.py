@@ -30,6 +30,8 @@ from tests.support.vaudit_proc import VauditRun
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
+START_TIMEOUT = 120.0  # vaudit run start (and restart) under a loaded machine; not a speed check
+
 SCALE = 30.0  # 600 s of a real centre in 20 s
 OUTAGE_SECONDS = 600.0 / SCALE
 
@@ -44,7 +46,7 @@ def test_s3_down_ten_simulated_minutes(tmp_path: Path) -> None:
                               segment_seconds=1.0,
                               extra=f"[upload]\nretry_max_seconds = {10.0 / SCALE:.4f}\nretry_initial_seconds = 0.05")
         env = {"VAUDIT_STORAGE__ACCESS_KEY": server.access_key, "VAUDIT_STORAGE__SECRET_KEY": server.secret_key}
-        with VauditRun(config, tmp_path / "run.log", env=env) as run:
+        with VauditRun(config, tmp_path / "run.log", env=env, start_timeout=START_TIMEOUT) as run:
             time.sleep(4)
             server.pause()
             down = time.time()

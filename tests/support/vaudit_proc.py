@@ -28,8 +28,11 @@ def free_tcp_port() -> int:
 
 
 class VauditRun:
-    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, log: Path, env: dict[str, str] | None = None, start_timeout: float = 30.0
+    ) -> None:
         self.config = config
+        self.start_timeout = start_timeout  # the fault suite restarts under load: it gives more
         self.log = log
         self.env = {**os.environ, **(env or {})}
         self.port = free_tcp_port()
@@ -63,7 +66,8 @@ class VauditRun:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float | None = None) -> None:
+        timeout = self.start_timeout if timeout is None else timeout
         self.log.parent.mkdir(parents=True, exist_ok=True)
         if not self._user_made:
             self.create_user(E2E_USER, "admin", E2E_PASSWORD)
