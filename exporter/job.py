@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import re
 import shutil
 import socket
 import threading
@@ -96,6 +97,14 @@ class _Group:
     entries: list[FileEntry]
 
 
+def export_dir_name(case_number: str, subject_id: int, ref: datetime) -> str:
+    """The export's directory name under ``out_dir``: a case number may hold anything a clerk
+    typed (``/``, ``..``, NUL, backslashes, Unicode direction marks), so every character outside
+    ``A-Z a-z 0-9 _ -`` becomes ``_`` and the name can only ever be one plain directory."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", case_number)[:64] or "case"
+    return f"{safe}-{int(subject_id)}-{ref:%Y%m%dT%H%M%SZ}"
+
+
 class _Job:
     def __init__(
         self,
@@ -110,9 +119,8 @@ class _Job:
         self._progress = progress
         self.tz = ZoneInfo(options.time_zone)
         self.ref = (options.reference_time or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-        case = plan.request.case.case_number
-        self.export_id = options.export_id or (
-            f"{case}-{plan.request.subject.subject_id}-{self.ref:%Y%m%dT%H%M%SZ}".replace("/", "_")
+        self.export_id = options.export_id or export_dir_name(
+            plan.request.case.case_number, plan.request.subject.subject_id, self.ref
         )
         self.dir = out_dir / self.export_id
         self.content = self.dir / ".staging" / "content"

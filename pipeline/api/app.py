@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from indexer.segment_store import SegmentStore
 from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
+from pipeline.api.body_limit import BodyLimit
 from pipeline.api.errors import install_error_handlers
 from pipeline.export_service import ExportService
 from pipeline.settings import Settings
@@ -51,6 +52,7 @@ def create_app(
         registry if registry is not None else (runtime.registry if runtime is not None else None)
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.api.max_json_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(cameras.router)
     app.include_router(cases.router)
