@@ -74,9 +74,13 @@ def session_socket(url: str, before: set[int]) -> int | None:
 
 
 class StallWatchdog:
-    """Shuts the session socket down when no packet came for ``limit`` seconds."""
+    """Shuts the session socket down when no packet came for ``limit`` seconds.
 
-    def __init__(self, url: str, fd: int | None, limit: float, poll: float = 0.25) -> None:
+    One thread per session, waking once a second (``poll``): a few dozen cameras cost a few dozen
+    wake-ups a second, not a GIL hand-off per packet; ``touch`` is one attribute store per packet.
+    """
+
+    def __init__(self, url: str, fd: int | None, limit: float, poll: float = 1.0) -> None:
         self.url = url
         self.fd = fd
         self.limit = limit
