@@ -16,6 +16,7 @@ other systems it does nothing.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
@@ -63,13 +64,13 @@ def session_socket(url: str, before: set[int]) -> int | None:
     parts = urlsplit(url)
     if parts.hostname is None:
         return None
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, None)}
-    except OSError:
-        return None
+    try:  # an address literal is compared too; a host name is not resolved again (no DNS wait)
+        address: str | None = str(ipaddress.ip_address(parts.hostname))
+    except ValueError:
+        address = None
     port = parts.port or 554
     found = [fd for fd in socket_fds() - before if (p := _peer(fd)) is not None
-             and p[1] == port and p[0] in addresses]
+             and p[1] == port and (address is None or p[0] == address)]
     return found[0] if len(found) == 1 else None
 
 
