@@ -72,6 +72,7 @@ class Site:
     engine: Engine
     case_id: int
     subject_id: int
+    other_case_id: int  # not the officer's
 
 
 @contextlib.contextmanager
@@ -148,6 +149,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             json={"case_number": "A4401012024050001", "title": "张某盗窃案", "charge": "盗窃"},
         )
         cid = case.json()["id"]
+        # officer wang is on this case, not on the other one
+        other = c.post(
+            "/api/v1/cases", json={"case_number": "B5501012024050002", "title": "另案", "charge": "诈骗"}
+        )
+        officer = c.post("/api/v1/officers", json={"name": "王警官", "badge_number": "P-7"}).json()["id"]
+        assert c.post(f"/api/v1/cases/{cid}/officers", json={"officer_id": officer}).is_success
+        add_user(engine, "wang", "officer", officer_badge="P-7")
         sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "张某", "role": "suspect"}).json()["id"]
         obs = [("R-WAIT", 9), ("R-INT1", 12)]
         for n, (room, t) in enumerate(obs):
@@ -189,7 +197,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             },
         )
         assert r.status_code == 201, r.text
-    yield Site(base, engine, cid, sid)
+    yield Site(base, engine, cid, sid, other.json()["id"])
     server.should_exit = True
     thread.join(10)
     app.state.live_video.stop()
@@ -323,10 +331,36 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             page.goto(f"{site.base}/search?lang=en")
             assert page.locator("html").get_attribute("lang") == "en"
             assert "Search" in page.inner_text("nav")
+            # an officer: plays their own case's room from the case page; another case is 403
+            officer = browser.new_context()
+            officer.route("**/*", route)
+            op = officer.new_page()
+            op.on("pageerror", lambda e: errors.append(str(e)))
+            refused: list[str] = []
+            op.on("response", lambda r: refused.append(r.url) if r.status == 403 else None)
+            op.goto(f"{site.base}/login?next=/cases/{site.case_id}")
+            op.fill("input[name=name]", "wang")
+            op.fill("input[name=password]", PASSWORD)
+            op.click("button[type=submit]")
+            op.wait_for_url(f"{site.base}/cases/{site.case_id}")
+            op.click('section.subject:has-text("张某") a.play-link >> nth=-1')
+            op.wait_for_selector("video.player")
+            own = op.evaluate("""async () => {
+                const v = document.querySelector('video.player');
+                for (let i = 0; i < 100 && !(v.currentTime > 0.5); i++) await new Promise(r => setTimeout(r, 100));
+                return {t: v.currentTime, err: v.error && v.error.code, n: document.querySelectorAll('video.player').length};
+            }""")
+            assert own["err"] is None and own["t"] > 0.5 and own["n"] == 2, own
+            assert not [u for u in refused if "/playback/" in u], refused  # played under case_id
+            op.goto(f"{site.base}/cases/{site.other_case_id}")
+            op.wait_for_selector("[role=alert]")
+            assert any(u.endswith(f"/api/v1/cases/{site.other_case_id}") for u in refused), refused
+            officer.close()
             assert not errors and not foreign, (errors, foreign)
         finally:
             browser.close()
     actions = {(r.user, r.action) for r in AuditLog(site.engine).rows(limit=1000)}
     for action in ("login", "search", "view_case", "playback", "live_view", "export"):
         assert ("zhang", action) in actions, action
+    assert ("wang", "playback") in actions
     assert AuditLog(site.engine).verify().ok
