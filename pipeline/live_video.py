@@ -261,9 +261,12 @@ class LiveChannel:
                     viewer.offer("frag", frag)
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name=f"live-{self.camera_id}", daemon=True)
-                self.producers_started += 1
-                self._thread.start()
+                self._start_producer()
+
+    def _start_producer(self) -> None:  # under self._lock
+        self._thread = threading.Thread(target=self._run, name=f"live-{self.camera_id}", daemon=True)
+        self.producers_started += 1
+        self._thread.start()
 
     def unsubscribe(self, viewer: Viewer) -> None:
         with self._lock:
@@ -323,6 +326,9 @@ class LiveChannel:
                 self._hello, self._init, self._gop = None, None, []
                 if self._thread is threading.current_thread():
                     self._thread = None
+                    # a viewer came while this producer was deciding to end: it needs one
+                    if self._viewers and not self._stop.is_set():
+                        self._start_producer()
 
     def _stream(self, media: Path, start: datetime) -> None:
         """Tail ``media`` and the segments after it into one fMP4 stream until idle."""
