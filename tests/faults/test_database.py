@@ -1,6 +1,6 @@
-"""The index database goes away under ``vaudit run``: PostgreSQL stopped for 8 s and started again
+"""The index database goes away under ``vaudit run``: PostgreSQL stopped for 5 s and started again
 (a private server, never the shared one), and an SQLite index locked by another connection
-(BEGIN EXCLUSIVE) for 8 s. Two independent centres, one camera each, run side by side.
+(BEGIN EXCLUSIVE) for 5 s. Two independent centres, one camera each, run side by side.
 
 Expected: recording never notices (no gap at all: the recorder writes only to the spool), segments
 closed while the database is away wait in the spool and reach the index after it is back, so the
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 START_TIMEOUT = 120.0  # vaudit run start (and restart) under a loaded machine; not a speed check
 
-OUTAGE_SECONDS = 8.0
+OUTAGE_SECONDS = 5.0
 
 
 def _footage(run: VauditRun, camera_id: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -64,8 +64,13 @@ def test_postgres_restart_and_sqlite_lock(tmp_path: Path) -> None:
                                   extra="[upload]\nretry_max_seconds = 1.0")
             runs[kind] = VauditRun(config, tmp_path / kind / "run.log", start_timeout=START_TIMEOUT)
         try:
+            starters = [threading.Thread(target=run.start) for run in runs.values()]  # both at once
+            for t in starters:
+                t.start()
+            for t in starters:
+                t.join()
             for run in runs.values():
-                run.start()
+                assert run.headers, "vaudit run did not start"  # start() failed in its thread
             time.sleep(5)
 
             def lock_sqlite() -> None:

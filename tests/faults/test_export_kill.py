@@ -54,7 +54,7 @@ def test_pipeline_sigkilled_during_export(tmp_path: Path) -> None:
                             {"name": "张三", "role": "suspect", "id_number": f"110101199001011{stamp[-3:]}"})
             _post(run, "/observations", {"id": f"F{stamp}-o1", "room_id": "wait-1", "time": iso(t0),
                                          "source": "wristband", "subject_id": subject["id"]})
-            time.sleep(14)
+            time.sleep(8)
             left = datetime.now(UTC) - timedelta(seconds=3)
             _post(run, "/events", {"id": f"F{stamp}-e1", "type": "exit", "time": iso(left), "room_id": "wait-1",
                                    "subject_id": subject["id"], "officer_ids": [o["id"] for o in officers]})

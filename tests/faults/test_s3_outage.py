@@ -1,9 +1,9 @@
 """The S3 endpoint is down for "10 minutes" under ``vaudit run``, time-scaled with settings.
 
 Ten minutes of a real centre (10 s segments, upload retries capped at 10 s) is ~60 segments per
-camera spooled and ~60 capped retries. The same proportions in 20 s: 1 s segments
-(``segment_seconds``; the simulator's GOP is 1 s) and retries capped at 1/3 s
-(``upload.retry_max_seconds``): ~20 segments spooled per camera and ~60 failed probes. The endpoint
+camera spooled and ~60 capped retries. The same in 10 s: retries capped at 1/6 s
+(``upload.retry_max_seconds``), ~60 failed probes; 1 s segments (``segment_seconds``; the
+simulator's GOP of 1 s is the floor), ~10 segments spooled. The endpoint
 is moto's real server, frozen (SIGSTOP: connections accepted, never answered), then resumed.
 
 Expected: recording never notices (no gap), everything closed during the outage is stored,
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 START_TIMEOUT = 120.0  # vaudit run start (and restart) under a loaded machine; not a speed check
 
-SCALE = 30.0  # 600 s of a real centre in 20 s
+SCALE = 60.0  # 600 s of a real centre in 10 s
 OUTAGE_SECONDS = 600.0 / SCALE
 
 
