@@ -105,9 +105,12 @@ class CentreRuntime:
         clock: Clock | None = None,
         migrate: bool = True,
         assign_cameras: bool = True,
+        risk_people: bool = True,
     ) -> None:
         """``assign_cameras=False``: no camera is recorded until :meth:`record` is called (a
-        fleet node records the cameras it holds leases for)."""
+        fleet node records the cameras it holds leases for). ``risk_people=False``: this node
+        never sees the centre's events (a fleet recording node), so its risk engine raises only
+        the camera alerts that need no knowledge of people (docs/ALERTS.md)."""
         self.settings = settings
         self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
         self.spool = settings.recorder.spool
@@ -129,7 +132,9 @@ class CentreRuntime:
         )
         # Risk alerts (docs/ALERTS.md); the picture watcher feeds ``self.risk.observe_picture``.
         self.live_frames = LiveFrames(self.spool)
-        self.risk = RiskEngine(settings.risk, rooms_of(settings), self.engine, self.clock, self._snapshot)
+        self.risk = RiskEngine(
+            settings.risk, rooms_of(settings), self.engine, self.clock, self._snapshot, people=risk_people
+        )
         self.sink = PipelineSink(self.uploader, self.book, self.alerts, self.risk)
         self.supervisor = WorkerSupervisor()
         self._options = RecorderOptions.from_config(settings.recorder)

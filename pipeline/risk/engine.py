@@ -41,6 +41,7 @@ from pipeline.settings import RiskConfig, Settings
 logger = logging.getLogger(__name__)
 
 SnapshotSource = Callable[[str], bytes | None]
+PEOPLE_FREE = ("camera_moved:", "camera_defocused:")  # rules that need no knowledge of people
 
 
 def rooms_of(settings: Settings) -> dict[str, RoomInfo]:
@@ -55,10 +56,17 @@ class RiskEngine:
         engine: Engine,
         clock: Clock,
         snapshots: SnapshotSource | None = None,
+        people: bool = True,
     ) -> None:
         """``snapshots(camera_id)`` returns a JPEG of the camera now (or None); it is called on
-        a background thread for alerts that have no picture of their own."""
+        a background thread for alerts that have no picture of their own.
+
+        ``people=False``: an engine that never sees the centre's events (a fleet recording node;
+        they reach the API node): no replay at start, and it manages only the alerts that need no
+        knowledge of people (camera moved/defocused), so it neither raises person alerts from a
+        stale picture of the centre nor ends the API node's alerts."""
         self.cfg = cfg
+        self.people = people
         self.rooms = rooms
         self.alerts = AlertStore(engine)
         self._cases = CaseStore(engine)
@@ -98,7 +106,8 @@ class RiskEngine:
         with self._lock:
             self._open = {a.dedup_key: a for a in self.alerts.open_alerts()}
             now = self.now()
-            replayed = readings_since(self._engine, now - timedelta(hours=self.cfg.replay_hours))
+            since = now - timedelta(hours=self.cfg.replay_hours)
+            replayed = readings_since(self._engine, since) if self.people else []
             for item in replayed:
                 self._apply(item)
             self._loaded = True
@@ -247,6 +256,8 @@ class RiskEngine:
         self._suppressed &= set(active)
         raised: list[AlertRecord] = []
         for key, cond in active.items():
+            if not self._manages(key):
+                continue
             have = self._open.get(key)
             if key in self._suppressed or (have is not None and have.end is None):
                 continue
@@ -254,6 +265,8 @@ class RiskEngine:
             if rec is not None:
                 raised.append(rec)
         for key, have in list(self._open.items()):
+            if not self._manages(key):
+                continue
             if key not in active and have.end is None and not key.startswith("recording_lost:"):
                 self._open[key] = self.alerts.condition_ended(have.id, now)
                 self._publish("ended", self._open[key])
@@ -263,6 +276,9 @@ class RiskEngine:
                     self._open[key] = self.alerts.condition_ended(have.id, now)
                     self._publish("ended", self._open[key])
         return raised
+
+    def _manages(self, key: str) -> bool:
+        return self.people or key.startswith(PEOPLE_FREE)
 
     def _raise(
         self, cond: Condition, now: datetime, picture: PictureObservation | None = None
