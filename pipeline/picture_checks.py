@@ -20,9 +20,12 @@ How each fault is told (thresholds in ``[picture_checks]``, ``PictureChecksConfi
   fine enough to see one OSD digit change, and what is kept per camera is 1/16 of the frame),
   at most ``frozen_max_changed_pixels`` blocks differ by more than ``frozen_pixel_delta``, and
   that has lasted ``frozen_seconds`` (from the first sample showing the picture to this one)
-  while new keyframes kept arriving (the caller only passes new keyframes). At one sample per
-  2 s the default 3 s takes three identical samples, ~4 s apart: with the keyframe's age and
-  the sampling phase, an alert 5-8 s after the picture froze. A static room is not frozen: the
+  while new keyframes kept arriving (the caller only passes new keyframes), and the non-key
+  frames read with the keyframe are near-empty (median ≤ ``frozen_max_delta_bytes_per_mpx``
+  bytes per megapixel): identical frames encode to all-skipped macroblocks (simulator: 17 B
+  at 360p, 273 B at 720p, i.e. 74-296 B/MP), while a ticking clock alone costs 1.4-2 KB/MP
+  and a live sensor's noise more. At one sample per 2 s the default 2 s takes two identical
+  samples: with the keyframe's age and the sampling phase, an alert 3-7 s after the freeze. A static room is not frozen: the
   OSD clock changes between two samples 2 s apart, and a live sensor's noise changes more; a
   hung encoder repeats identical frames, which decode to (nearly) identical pixels. Measured on
   the simulator at 720p: frozen, 0 blocks over 16 (largest change 11); the ticking clock alone
@@ -73,9 +76,10 @@ class CheckThresholds:
     osd_fraction: float = 0.08
     black_luma: float = 32.0
     covered_spread: float = 18.0
-    frozen_seconds: float = 3.0
+    frozen_seconds: float = 2.0
     frozen_pixel_delta: int = 16
     frozen_max_changed_pixels: int = 2
+    frozen_max_delta_bytes_per_mpx: float = 600.0
     warmup_samples: int = 5
     confirm_samples: int = 3
     defocus_ratio: float = 0.35
@@ -225,7 +229,9 @@ class PictureChecker:
             self._people = PeopleDetector(self.t.hog_width, self.t.hog_min_weight)
         return self._people
 
-    def check(self, gray: Gray, at: datetime) -> CheckResult:
+    def check(self, gray: Gray, at: datetime, delta_bytes: float | None = None) -> CheckResult:
+        """Check one new keyframe taken at ``at``. ``delta_bytes``: median size of the non-key
+        frames around it (None: not known; frozen is then told from the pixels alone)."""
         t = self.t
         faults: set[PictureFault] = set()
         small = _small(gray)
@@ -242,7 +248,8 @@ class PictureChecker:
         blocks = np.asarray(cv2.resize(gray, (w // 4, h // 4), interpolation=cv2.INTER_AREA), dtype=np.uint8)
         if self._prev is not None and self._prev.shape == blocks.shape:
             changed = changed_pixels(self._prev, blocks, t.frozen_pixel_delta)
-        if changed is not None and changed <= t.frozen_max_changed_pixels:
+        still = delta_bytes is None or delta_bytes <= t.frozen_max_delta_bytes_per_mpx * h * w / 1e6
+        if changed is not None and changed <= t.frozen_max_changed_pixels and still:
             if self._unchanged_since is None:
                 self._unchanged_since = self._prev_at or at  # unchanged since the previous sample
             if (at - self._unchanged_since).total_seconds() >= t.frozen_seconds:

@@ -50,6 +50,7 @@ class KeyFrame:
     gray: np.ndarray[Any, np.dtype[np.uint8]]
     pts: float  # seconds on the file's time line
     wall: datetime | None  # camera time (None: the segment's start is unknown)
+    delta_bytes: float | None = None  # median size of the non-key frames read around it
 
 
 def _decode(codec: str, extradata: bytes | None, packet: Any) -> Any | None:
@@ -67,10 +68,12 @@ def _decode(codec: str, extradata: bytes | None, packet: Any) -> Any | None:
     return frames[-1] if frames else None
 
 
-def _keyframe(frame: Any, pts: float, start: datetime | None, anchor: float) -> KeyFrame:
+def _keyframe(
+    frame: Any, pts: float, start: datetime | None, anchor: float, delta_bytes: float | None = None
+) -> KeyFrame:
     plane = frame.to_ndarray(format="gray")  # the Y plane: no colour conversion
     wall = None if start is None else start + timedelta(seconds=pts - anchor)
-    return KeyFrame(frame, np.ascontiguousarray(plane), pts, wall)
+    return KeyFrame(frame, np.ascontiguousarray(plane), pts, wall, delta_bytes)
 
 
 @dataclass(slots=True)
@@ -84,9 +87,10 @@ class _Segment:
     gop_bytes: int  # bytes between its last two keyframes (0: not seen yet)
 
 
-def _scan(media: Path, skip: int) -> tuple[Any, Any, float, int] | None:
+def _scan(media: Path, skip: int) -> tuple[Any, Any, float, int, float | None] | None:
     """Demux ``media`` from byte ``skip``: (video stream, last complete keyframe packet, first
-    timestamp, bytes between the last two keyframes), or None without a complete keyframe."""
+    timestamp, bytes between the last two keyframes, median size of the non-key packets), or
+    None without a complete keyframe."""
     # Opening probes the streams by reading (and decoding) up to probesize bytes, 5 MB by
     # default: 15-20 ms, more than the demux itself. The PMT names the codec and the first
     # keyframe's parameter sets are within 32 KB; the decoder is ours anyway (_decode).
@@ -101,6 +105,7 @@ def _scan(media: Path, skip: int) -> tuple[Any, Any, float, int] | None:
         last_key: Any = None
         complete: Any = None
         key_pos: list[int] = []
+        deltas: list[int] = []
         try:
             for packet in ic.demux(vs):
                 if packet.size == 0 or packet.pts is None:
@@ -111,12 +116,16 @@ def _scan(media: Path, skip: int) -> tuple[Any, Any, float, int] | None:
                     last_key = packet
                     if packet.pos is not None and packet.pos >= 0:
                         key_pos = [*key_pos[-1:], packet.pos]
+                else:
+                    deltas.append(packet.size)
         except av.FFmpegError as exc:  # the tail may be half written
             logger.debug("open segment ends mid-packet: %s", exc)
         if complete is None:
             return None
         gop = key_pos[1] - key_pos[0] if len(key_pos) == 2 else 0
-        return vs, complete, first, gop
+        # Frames identical to the one before encode to nearly nothing (all macroblocks skipped).
+        delta = float(np.median(deltas)) if deltas else None
+        return vs, complete, first, gop, delta
 
 
 class SegmentReader:
@@ -148,28 +157,28 @@ class SegmentReader:
                     found = _scan(media, (size - window) // 188 * 188)
                     if found is not None:
                         self.tail_reads += 1
-                        vs, packet, _first, gop = found
+                        vs, packet, _first, gop, delta = found
                         seg.gop_bytes = gop or seg.gop_bytes
-                        return self._key(seg, packet, start)
+                        return self._key(seg, packet, start, delta)
             found = _scan(media, 0)
             self.full_reads += 1
             if found is None:
                 return None
-            vs, packet, first, gop = found
+            vs, packet, first, gop, delta = found
             ctx = vs.codec_context
             seg = _Segment(media, first, ctx.name, bytes(ctx.extradata) if ctx.extradata else None, gop)
             self._seg = seg
-            return self._key(seg, packet, start)
+            return self._key(seg, packet, start, delta)
         except (av.FFmpegError, OSError) as exc:
             logger.debug("no picture yet in %s: %s", media.name, exc)
             return None
 
     @staticmethod
-    def _key(seg: _Segment, packet: Any, start: datetime | None) -> KeyFrame | None:
+    def _key(seg: _Segment, packet: Any, start: datetime | None, delta: float | None) -> KeyFrame | None:
         frame = _decode(seg.codec, seg.extradata, packet)
         if frame is None:
             return None
-        return _keyframe(frame, float(packet.pts * packet.time_base), start, seg.anchor)
+        return _keyframe(frame, float(packet.pts * packet.time_base), start, seg.anchor, delta)
 
 
 def newest_keyframe(media: Path, start: datetime | None) -> KeyFrame | None:
@@ -179,13 +188,18 @@ def newest_keyframe(media: Path, start: datetime | None) -> KeyFrame | None:
 
 def file_keyframes(path: Path, every_seconds: float, start: datetime | None = None) -> Iterator[KeyFrame]:
     """A finished file's keyframes, one per ``every_seconds`` of media time, each decoded alone
-    (as :func:`newest_keyframe` does) and stamped ``start`` + media time."""
+    (as :func:`newest_keyframe` does), stamped ``start`` + media time, with the median size of
+    the non-key frames since the previous one yielded (what the live reader's tail holds)."""
     with av.open(str(path), "r") as ic:
         vs = ic.streams.video[0]
         anchor = (ic.start_time or 0) / 1_000_000
         due: float | None = None
+        deltas: list[int] = []
         for packet in ic.demux(vs):
-            if packet.size == 0 or packet.pts is None or not packet.is_keyframe:
+            if packet.size == 0 or packet.pts is None:
+                continue
+            if not packet.is_keyframe:
+                deltas.append(packet.size)
                 continue
             pts = float(packet.pts * packet.time_base)
             if due is not None and pts < due:
@@ -195,7 +209,9 @@ def file_keyframes(path: Path, every_seconds: float, start: datetime | None = No
             if frame is None:
                 continue
             due = pts + every_seconds - 0.5 * every_seconds / 10  # keyframe times jitter a little
-            yield _keyframe(frame, pts, start, anchor)
+            delta = float(np.median(deltas)) if deltas else None
+            deltas = []
+            yield _keyframe(frame, pts, start, anchor, delta)
 
 
 def snapshot(frame: Any, quality: int) -> bytes:
@@ -214,7 +230,7 @@ class CameraWatch:
 
     def observe(self, key: KeyFrame, fallback_at: datetime) -> PictureObservation:
         at = key.wall or fallback_at
-        result = self.checker.check(key.gray, at)
+        result = self.checker.check(key.gray, at, key.delta_bytes)
         self.last_result = result
         # The JPEG is the evidence of an alert: made when something is wrong or people were
         # counted (the engine compares the count with the room's expected occupancy).

@@ -283,9 +283,10 @@ class PictureChecksConfig(_Strict):
     osd_fraction: float = Field(default=0.08, ge=0, lt=0.5)  # brightest/darkest share ignored (OSD)
     black_luma: float = Field(default=32.0, ge=0, le=255)
     covered_spread: float = Field(default=18.0, ge=0, le=255)
-    frozen_seconds: float = Field(default=3.0, gt=0)  # first to last identical sample (3 samples at 2 s)
+    frozen_seconds: float = Field(default=2.0, gt=0)  # first to last identical sample
     frozen_pixel_delta: int = Field(default=16, ge=1, le=255)  # on 4×4-pixel block means
     frozen_max_changed_pixels: int = Field(default=2, ge=0)  # blocks changed more than the delta
+    frozen_max_delta_bytes_per_mpx: float = Field(default=600.0, gt=0)  # median non-key frame size
     warmup_samples: int = Field(default=5, ge=1)  # normal samples that make the baseline
     confirm_samples: int = Field(default=3, ge=1)  # consecutive samples before moved/defocused
     defocus_ratio: float = Field(default=0.35, gt=0, lt=1)

@@ -115,6 +115,22 @@ def test_frozen_tolerates_decoder_noise_but_not_a_changed_clock_digit() -> None:
     assert run(fresh, ticking) == [set(), set(), set()]
 
 
+def test_frozen_needs_near_empty_delta_frames_when_their_sizes_are_known() -> None:
+    """Identical keyframes but full-size P-frames in between (something moves between the
+    keyframes, e.g. a sensor's noise): not frozen; near-empty P-frames: frozen."""
+    t = CheckThresholds(hog_every_seconds=0, frozen_seconds=2.0, frozen_max_delta_bytes_per_mpx=600)
+    stuck = with_osd(room(), at(0))  # 640×360 = 0.23 MP: the limit is 138 bytes
+    busy = PictureChecker(t)
+    assert [busy.check(stuck, at(i), delta_bytes=2000).faults for i in range(4)] == [frozenset()] * 4
+    skipped = PictureChecker(t)
+    faults = [skipped.check(stuck, at(i), delta_bytes=17).faults for i in range(3)]
+    assert faults == [frozenset(), frozenset({PictureFault.FROZEN}), frozenset({PictureFault.FROZEN})]
+    edge = PictureChecker(t)
+    assert edge.check(stuck, at(0), delta_bytes=138.2).faults == frozenset()
+    assert edge.check(stuck, at(1), delta_bytes=138.2).faults == frozenset({PictureFault.FROZEN})
+    assert edge.check(stuck, at(2), delta_bytes=138.3).faults == frozenset()
+
+
 def test_defocused_after_warmup_and_confirmation_while_the_osd_stays_sharp() -> None:
     t = CheckThresholds(hog_every_seconds=0, warmup_samples=5, confirm_samples=3)
     checker = PictureChecker(t)
