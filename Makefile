@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: deps demo test lint typecheck contracts unit clean
+.PHONY: deps demo test faults lint typecheck contracts unit clean
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -31,6 +31,10 @@ contracts: deps
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# The fault suite alone (it also runs in `make test`): docs/RECORDER.md "Faults".
+faults: deps
+	$(BIN)/pytest -q -m faults tests/faults --durations=0
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
