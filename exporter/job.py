@@ -384,7 +384,9 @@ class _Job:
             ("custody.html", disc_page.custody_html(custody).encode(), "custody", "html"),
             (
                 "statement.html",
-                statement.statement_html(self.plan, self.tz, fingerprint, self.ref).encode(),
+                statement.statement_html(
+                    self.plan, self.tz, fingerprint, self.ref, len(self.options.alerts)
+                ).encode(),
                 "statement",
                 "html",
             ),

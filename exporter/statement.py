@@ -53,8 +53,9 @@ def _names(plan: ExportPlan, role: OfficerRole) -> str:
 
 
 def statement_rows(
-    plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime
+    plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime, alerts: int | None = None
 ) -> list[tuple[str, str, str]]:
+    """``alerts``: how many risk alerts the gap/alert report lists (None: no row)."""
     req = plan.request
     moves = [e for e in plan.events if e.type in (EventType.TAKEN_OUT, EventType.RETURNED)]
     move_text = (
@@ -67,6 +68,9 @@ def statement_rows(
     place = req.place + ("：" if req.place and places else "") + "、".join(dict.fromkeys(places))
     subject = req.subject.name + ("（未成年人 minor）" if req.subject.minor else "")
     gaps = len(plan.gaps)
+    alert_row = [
+        ("风险告警", "Risk alerts", f"{alerts} 条，详见 gaps.html（{alerts} alert(s), see gaps.html）")
+    ]
     return [
         ("案件编号", "Case number", req.case.case_number),
         ("案件名称", "Case", req.case.title),
@@ -81,16 +85,19 @@ def statement_rows(
         ("地点", "Place", place or "—"),
         ("提押/还押时间", "Taken out / returned", move_text),
         ("录制中断", "Recording interruptions", f"{gaps} 处，详见 gaps.html（{gaps} gap(s), see gaps.html）"),
+        *(alert_row if alerts is not None else []),
         ("时区", "Time zone", str(tz)),
         ("光盘签名公钥指纹 (SHA-256)", "Signing key fingerprint", fingerprint),
         ("导出时间", "Exported at", local_stamp(exported_at, tz)),
     ]
 
 
-def statement_html(plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime) -> str:
+def statement_html(
+    plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime, alerts: int | None = None
+) -> str:
     rows = "\n".join(
         f"<tr><th>{html.escape(zh)}<span class=en>{html.escape(en)}</span></th><td>{html.escape(v)}</td></tr>"
-        for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at)
+        for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at, alerts)
     )
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"><title>录音录像说明</title>'

@@ -65,6 +65,8 @@ def test_alerts_are_listed_in_the_report_and_manifest(
         and "讯问民警不足两人" in page
         and "已处置 resolved；确认 zhang；处置 li；摄像机重启" in page
     )
+    statement = (root / "statement.html").read_text(encoding="utf-8")
+    assert "风险告警" in statement and "2 条，详见 gaps.html（2 alert(s), see gaps.html）" in statement
     manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
     assert [(a["id"], a["state"], a["end"]) for a in manifest["alerts"]] == [
         (7, "resolved", "2024-05-01T01:00:20.000000Z"),
