@@ -194,6 +194,7 @@ def test_header_first_segments_paged_and_aac_cache_keeps_bytes_identical(
     assert _probe(a)["audio_seconds"] == pytest.approx(10, abs=0.3)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the route's order, not the database
 def test_no_byte_leaves_without_an_audit_row(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_a: Any, **_k: Any) -> None:
         raise IndexStoreError("audit trail unavailable")
@@ -204,6 +205,7 @@ def test_no_byte_leaves_without_an_audit_row(client: TestClient, monkeypatch: py
     assert r.headers["content-type"].startswith("application/json") and "error" in r.json()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # demuxing, not the database
 def test_seek_deep_into_a_segment_gives_the_same_bytes(
     store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
