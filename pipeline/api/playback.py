@@ -172,7 +172,7 @@ def playback_vtt(
     gaps = store.gaps(camera_id, start, end)
     lines = ["WEBVTT", ""]
     t = zero.replace(microsecond=0)
-    stop = min(utc(plan.end), max(s.end for s in plan.segments))
+    stop = min(utc(plan.end), max(s.end for s in plan_segments(store, plan)))  # all pages
     while t < stop:
         a, b = t - zero, t + timedelta(seconds=1) - zero
         note = next((g for g in gaps if g.start <= t < g.end), None)
