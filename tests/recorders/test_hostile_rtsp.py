@@ -79,7 +79,9 @@ def test_hostile_cameras_give_clear_errors_gaps_or_new_runs_and_spare_the_others
     frames = h264_frames()
     servers: dict[str, Any] = {f"bad-{k.replace('_', '-')}": MalformedReplyServer(k) for k in MALFORMED_KINDS}
     for fault in ("truncated_rtp", "absurd_timestamps", "wrong_sps", "codec_change", "huge_resolution"):
-        servers[fault.replace("_", "-")] = ScriptedH264Camera(frames, fault, fault_after=3.0)
+        # the codec change early: its watchdog needs stall_seconds + 2 s after the change (margin)
+        after = 1.5 if fault == "codec_change" else 3.0
+        servers[fault.replace("_", "-")] = ScriptedH264Camera(frames, fault, fault_after=after)
     servers["huge-9k"] = ScriptedH264Camera(frames, "huge_resolution", huge_size=(9000, 9000))
     workers = {"good": CameraWorker("good", good.url, spool, TEST_OPTIONS, sink)}
     workers.update({cid: CameraWorker(cid, srv.url, spool, TEST_OPTIONS, sink) for cid, srv in servers.items()})
