@@ -4,7 +4,7 @@
   pipeline (same pattern, clock and x264 settings) at file speed, checked through the same
   decode-one-keyframe and check path as the live watcher, one sample per 2 s;
 - a growing (half-written) segment gives its last *complete* keyframe;
-- live: ``vaudit run`` records a real simulated camera; with a suspect in the room, black,
+- live: the running centre (``CentreRuntime`` + API, in-process) records a real simulated camera; with a suspect in the room, black,
   frozen and covered pictures each raise the matching stored alert within 10 s, with a JPEG
   snapshot of that picture served by the alerts API.
 """
@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from domain.types import UTC, iso
+from pipeline.api.app import create_app
 from pipeline.live import open_segment
 from pipeline.picture_watch import (
     CameraWatch,
@@ -31,10 +32,11 @@ from pipeline.picture_watch import (
     newest_keyframe,
     thresholds_from,
 )
-from pipeline.settings import PictureChecksConfig
+from pipeline.runtime import CentreRuntime
+from pipeline.settings import PictureChecksConfig, load_settings
 from pipeline.simulator.camera import SimulatedCamera, free_port, make_picture_clip
+from tests.support.auth import add_user, bearer
 from tests.support.centre_files import CamSpec, write_centre
-from tests.support.vaudit_proc import VauditRun
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +45,9 @@ ALERT_WITHIN = 10.0  # seconds from the picture change to the stored alert (issu
 
 @pytest.fixture(scope="module")
 def normal_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # 10 fps instead of the camera's 25 (a keyframe every second either way: the watcher reads
+    # 5 fps instead of the camera's 25 (a keyframe every second either way: the watcher reads
     # only keyframes) to keep the encode within the test budget.
-    return make_picture_clip(tmp_path_factory.mktemp("clip") / "normal.ts", 120.0, fps=10, label="int-1-a")
+    return make_picture_clip(tmp_path_factory.mktemp("clip") / "normal.ts", 120.0, fps=5, label="int-1-a")
 
 
 def test_normal_feed_over_two_minutes_raises_nothing(normal_clip: Path) -> None:
@@ -123,22 +125,22 @@ def camera() -> Iterator[SimulatedCamera]:
         cam.stop()
 
 
-def _picture_alerts(run: VauditRun) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = run.get("/api/v1/alerts", state="open").json()["items"]
+def _picture_alerts(c: TestClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = c.get("/api/v1/alerts", params={"state": "open"}).json()["items"]
     return [i for i in items if str(i["rule"]).startswith("picture_")]
 
 
-def _wait_alert(run: VauditRun, rule: str, since: float) -> tuple[dict[str, Any], float]:
+def _wait_alert(c: TestClient, rule: str, since: float) -> tuple[dict[str, Any], float]:
     while time.monotonic() - since < ALERT_WITHIN + 5:  # a little longer, to report how late
-        for alert in _picture_alerts(run):
+        for alert in _picture_alerts(c):
             if alert["rule"] == rule and alert["snapshot"]:  # stored with its evidence
                 return alert, time.monotonic() - since
         time.sleep(0.25)
-    raise AssertionError(f"no {rule} alert within {ALERT_WITHIN + 5} s: {_picture_alerts(run)}")
+    raise AssertionError(f"no {rule} alert within {ALERT_WITHIN + 5} s: {_picture_alerts(c)}")
 
 
-def _snapshot(run: VauditRun, alert: dict[str, Any]) -> np.ndarray[Any, Any]:
-    resp = run.get(alert["snapshot"])
+def _snapshot(c: TestClient, alert: dict[str, Any]) -> np.ndarray[Any, Any]:
+    resp = c.get(alert["snapshot"])
     assert resp.status_code == 200 and resp.headers["content-type"] == "image/jpeg"
     img = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert img is not None and img.shape == (360, 640)
@@ -148,53 +150,54 @@ def _snapshot(run: VauditRun, alert: dict[str, Any]) -> np.ndarray[Any, Any]:
 def test_black_frozen_covered_raise_stored_alerts_with_snapshots(
     tmp_path: Path, camera: SimulatedCamera
 ) -> None:
+    """The running centre as ``vaudit run`` composes it (CentreRuntime: recorder, spool, risk
+    engine, picture watcher; the API app on it), in-process: no start-up of a second
+    interpreter, which costs tens of seconds on a loaded machine."""
     config = write_centre(
         tmp_path / "centre.toml",
         [CamSpec(camera.camera_id, "int-1", "interrogation", camera.url)],
         f"sqlite:///{tmp_path / 'index.db'}",
     )
-    run = VauditRun(config, tmp_path / "run.log")
-    run.start(timeout=90)  # start-up is CPU-bound imports: slow on a shared, loaded machine
+    settings = load_settings(config)
+    runtime = CentreRuntime(settings)
+    add_user(runtime.engine, "admin", "admin")
+    app = create_app(settings, runtime.store, runtime=runtime)
+    runtime.start()
     try:
-        c = httpx.Client(base_url=run.base, headers=run.headers, timeout=10)
-        cid = c.post("/api/v1/cases", json={"case_number": "P1", "title": "画面", "charge": "盗窃"}).json()[
-            "id"
-        ]
-        sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "甲", "role": "suspect"}).json()["id"]
-        obs = {
-            "id": "p1",
-            "room_id": "int-1",
-            "time": iso(datetime.now(UTC)),
-            "source": "face",
-            "subject_id": sid,
-        }
-        assert c.post("/api/v1/observations", json=obs).status_code == 201
+        with TestClient(app) as c:
+            c.headers.update(bearer(c, "admin"))
+            case = {"case_number": "P1", "title": "画面", "charge": "盗窃"}
+            cid = c.post("/api/v1/cases", json=case).json()["id"]
+            sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "甲", "role": "suspect"}).json()["id"]
+            now = iso(datetime.now(UTC))
+            obs = {"id": "p1", "room_id": "int-1", "time": now, "source": "face", "subject_id": sid}
+            assert c.post("/api/v1/observations", json=obs).status_code == 201
 
-        deadline = time.monotonic() + 20
-        while open_segment(tmp_path / "spool", camera.camera_id) is None:  # recording
-            assert time.monotonic() < deadline, "camera not recording"
-            time.sleep(0.2)
-        time.sleep(6)  # normal picture for three samples, the room occupied: nothing raised
-        assert _picture_alerts(run) == []
+            deadline = time.monotonic() + 20
+            while open_segment(settings.recorder.spool, camera.camera_id) is None:  # recording
+                assert time.monotonic() < deadline, "camera not recording"
+                time.sleep(0.2)
+            time.sleep(4)  # normal picture for two samples, the room occupied: nothing raised
+            assert _picture_alerts(c) == []
+            assert runtime.pictures is not None and runtime.pictures.samples >= 1
 
-        camera.set_picture("black")
-        black, took_black = _wait_alert(run, "picture_black", time.monotonic())
-        assert black["room_id"] == "int-1" and black["camera_id"] == camera.camera_id
-        img = _snapshot(run, black)
-        assert np.percentile(img, 90) < 32  # the black picture (with its OSD)
+            camera.set_picture("black")
+            black, took_black = _wait_alert(c, "picture_black", time.monotonic())
+            assert black["room_id"] == "int-1" and black["camera_id"] == camera.camera_id
+            img = _snapshot(c, black)
+            assert np.percentile(img, 90) < 32  # the black picture (with its OSD)
 
-        camera.set_picture("frozen")
-        frozen, took_frozen = _wait_alert(run, "picture_frozen", time.monotonic())
-        img = _snapshot(run, frozen)
-        assert np.percentile(img, 90) - np.percentile(img, 10) > 100  # the frozen bars
+            camera.set_picture("frozen")
+            frozen, took_frozen = _wait_alert(c, "picture_frozen", time.monotonic())
+            img = _snapshot(c, frozen)
+            assert np.percentile(img, 90) - np.percentile(img, 10) > 100  # the frozen bars
 
-        camera.set_picture("covered")
-        covered, took_covered = _wait_alert(run, "picture_covered", time.monotonic())
-        img = _snapshot(run, covered)
-        assert 25 < np.median(img) < 80 and np.percentile(img, 90) - np.percentile(img, 10) < 18
-        c.close()
+            camera.set_picture("covered")
+            covered, took_covered = _wait_alert(c, "picture_covered", time.monotonic())
+            img = _snapshot(c, covered)
+            assert 25 < np.median(img) < 80 and np.percentile(img, 90) - np.percentile(img, 10) < 18
     finally:
-        run.stop()
+        runtime.stop()
     took = {"black": took_black, "frozen": took_frozen, "covered": took_covered}
     print("picture alert latency (s):", {k: round(v, 1) for k, v in took.items()})
     assert all(t <= ALERT_WITHIN for t in took.values()), took
