@@ -56,9 +56,12 @@ from domain.types import (
     TimeRange,
     utc,
 )
+from indexer import coverage
 from indexer.case_records import CaseInfo, Problems, StoredEvent, SubjectInfo
 from indexer.case_store import CaseStore
+from indexer.coverage import CameraRuns, RunRead, StayCoverage
 from indexer.models import EPOCH, Base, from_us, to_us
+from indexer.segment_runs import union_runs
 from indexer.trajectory import Observation, clip_stay, trajectory
 
 log = logging.getLogger(__name__)
@@ -95,7 +98,7 @@ class NewImport:
 @dataclass(frozen=True, slots=True)
 class SubjectTimeline:
     subject: SubjectInfo
-    footage: list[StayFootage]
+    footage: list[StayCoverage]  # run level: counts, runs, gaps, unexplained (no segment list)
     clips: list[ImportedClip]  # every clip of the subject, also those outside any stay
 
 
@@ -396,6 +399,22 @@ class FootageIndex:
             clips = self._clips(s, subject_id, to_us(start), to_us(end))
             return self._footage(s, rooms, stays, clips, start, end, now), clips
 
+    def subject_coverage(
+        self, subject_id: int, start: datetime, end: datetime, now: datetime | None = None
+    ) -> tuple[list[StayCoverage], list[ImportedClip]]:
+        """:meth:`subject_footage` at run level: per stay and camera the coverage runs, the count
+        and covered seconds of the segments, gaps and unexplained seconds (all equal to what the
+        segment list implies), without the segment list itself — a few rows per camera instead of
+        thousands (see :mod:`indexer.coverage`). Callers that need every segment (export,
+        playback) use :meth:`subject_footage`."""
+        start, end = _checked(start, end)
+        now = utc(now) if now is not None else self._store.now()
+        with self._store.session(f"coverage of subject {subject_id}") as s:
+            rooms = _rooms(s)
+            stays = _trajectory(s, subject_id, rooms)
+            clips = self._clips(s, subject_id, to_us(start), to_us(end))
+            return _stay_coverage(s, rooms, stays, clips, start, end, now), clips
+
     def _footage(
         self,
         s: Session,
@@ -451,7 +470,7 @@ class FootageIndex:
                 if stays:
                     first = stays[0].start
                     last = max((st.end or now) for st in stays)
-                    footage = self._footage(s, rooms, stays, clips, first, max(last, first), now)
+                    footage = _stay_coverage(s, rooms, stays, clips, first, max(last, first), now)
                 else:
                     footage = []
             timelines.append(SubjectTimeline(subject, footage, clips))
@@ -636,6 +655,84 @@ def _overlapping(
             out[first + r[-1]].append(r)
     for rows in out:
         rows.sort(key=by_start)
+    return out
+
+
+def _stay_coverage(
+    s: Session,
+    rooms: Mapping[str, _Room],
+    stays: list[RoomStay],
+    clips: list[ImportedClip],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[StayCoverage]:
+    """Every stay's run-level footage: runs and segment totals of every camera of every stay in one
+    statement (:func:`indexer.coverage.runs_statement`), gaps in another."""
+    todo: list[tuple[RoomStay, TimeRange, _Room | None]] = []
+    for stay in stays:
+        bounds = clip_stay(stay, start, end, now)
+        if bounds is not None:
+            todo.append((stay, TimeRange(*bounds), rooms.get(stay.room_id)))
+    reads: list[tuple[str, int, int, int]] = []  # (camera, lowest segment start, lo, hi)
+    gap_reads: list[tuple[str, int, int, int]] = []
+    for _, interval, room in todo:
+        lo, hi = to_us(interval.start), to_us(interval.end)
+        for cam, seg_max, gap_max in room.cameras if room is not None else ():
+            reads.append((cam, lo - seg_max, lo, hi))
+            gap_reads.append((cam, lo - gap_max, lo, hi))
+    run_reads = _run_reads(s, reads)
+    gap_rows = _overlapping(s, GAPS, _GAP_COLS, _BY_START_ID, gap_reads)
+    out: list[StayCoverage] = []
+    k = 0
+    for stay, interval, room in todo:
+        cams: list[CameraRuns] = []
+        lo, hi = to_us(interval.start), to_us(interval.end)
+        for cam, _, _ in room.cameras if room is not None else ():
+            got, gaps = run_reads[k], gap_rows[k]
+            k += 1
+            runs = [(max(a, lo), min(b, hi)) for a, b in got.runs]
+            spans = runs + [(r[0], r[1]) for r in gaps]
+            cams.append(
+                CameraRuns(
+                    camera_id=cam,
+                    interval=interval,
+                    runs=tuple(TimeRange(from_us(a), from_us(b)) for a, b in runs),
+                    segment_count=got.segment_count,
+                    footage_us=got.footage_us,
+                    gaps=_gaps(cam, gaps),
+                    unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in _holes(lo, hi, spans)),
+                )
+            )
+        mine = tuple(c for c in clips if c.range.overlaps(interval))
+        out.append(StayCoverage(stay=stay, interval=interval, cameras=tuple(cams), clips=mine))
+    return out
+
+
+_SPAN_COLS: list[ColumnElement[Any]] = [SEGMENTS.c.start_us, SEGMENTS.c.end_us]
+
+
+def _run_reads(s: Session, reads: Sequence[tuple[str, int, int, int]]) -> list[RunRead]:
+    """For every read (camera, lowest segment start, lo, hi): its coverage runs overlapping
+    [lo, hi) by start, and the count and covered µs of its segments there. Cameras with a dirty
+    run (a segment deleted inside it) get their runs from their segments' spans instead."""
+    out = [RunRead([]) for _ in reads]
+    los = [lo for _, _, lo, _ in reads]
+    step = coverage.MAX_BRANCHES
+    for first in range(0, len(reads), step):
+        chunk = reads[first : first + step]
+        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+        for i, (cam, low, lo, hi) in enumerate(chunk):
+            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+        coverage.collect(_raw_rows(s, coverage.runs_statement(len(chunk)), params), los, first, out)
+    dirty = [k for k, got in enumerate(out) if got.dirty]
+    if dirty:
+        log.info("footage: %d camera read(s) over dirty runs, read from the segments", len(dirty))
+        spans = _overlapping(s, SEGMENTS, _SPAN_COLS, itemgetter(0, 1), [reads[k] for k in dirty])
+        for k, rows in zip(dirty, spans, strict=True):
+            out[k].runs = union_runs((r[0], r[1]) for r in rows)
+    for got in out:
+        got.runs.sort()
     return out
 
 

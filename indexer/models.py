@@ -133,7 +133,9 @@ class Segment(Base):
 
     __tablename__ = "segments"
     __table_args__ = (
-        Index("ix_segments_camera_start", "camera_id", "start_us"),
+        # end_us in the key (revision 0006): the run-level footage answer counts and sums a stay's
+        # segments from this index alone (SQLite always, PostgreSQL on all-visible pages).
+        Index("ix_segments_camera_start_end", "camera_id", "start_us", "end_us"),
         Index("ix_segments_camera_end", "camera_id", "end_us"),
         CheckConstraint("end_us >= start_us", name="time_order"),
         _one_of("source", SEGMENT_SOURCES, "source"),
@@ -183,6 +185,28 @@ class Gap(Base):
     indexed_us: Mapped[Micros]
 
 
+class SegmentRun(Base):
+    """A coverage run: one maximal stretch of a camera's time covered by its segments without a
+    hole (segments that overlap or touch, ``end == next start``, are one run; zero-length
+    segments cover nothing and make none). Kept by :mod:`indexer.segment_runs` in the same
+    transaction as every segment insert, so footage answers read a few runs instead of
+    thousands of segments. Runs of one camera never overlap nor touch.
+
+    ``dirty``: a segment inside the run was deleted since (a database trigger sets it; nothing in
+    the app deletes segments but the retention job): the run may now have holes, so readers
+    compute that camera's coverage from the segments until :func:`indexer.segment_runs.repair`
+    recomputes it.
+    """
+
+    __tablename__ = "segment_runs"
+    __table_args__ = (CheckConstraint("end_us > start_us", name="time_order"),)
+
+    camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"), primary_key=True)
+    start_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    end_us: Mapped[Micros]
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 # --- cases, people ------------------------------------------------------------------------------
 
 
@@ -214,7 +238,19 @@ class Subject(Base):
     """A person the case is about: suspect, witness or victim."""
 
     __tablename__ = "subjects"
-    __table_args__ = (_one_of("role", SUBJECT_ROLES, "role"),)
+    __table_args__ = (
+        _one_of("role", SUBJECT_ROLES, "role"),
+        # Name substring search (``name LIKE '%x%'``) on PostgreSQL: a trigram GIN index (pg_trgm,
+        # revision 0006). SQLite has no trigram index type; it scans, and its copy is an empty
+        # partial index (``WHERE 0``) so both schemas match these models.
+        Index(
+            "ix_subjects_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+            sqlite_where=text("0"),
+        ),
+    )
 
     id: Mapped[IntPK]
     case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"), index=True)
@@ -255,7 +291,9 @@ class ProcedureEvent(Base):
     __table_args__ = (
         Index("ix_procedure_events_subject_time", "subject_id", "time_us"),
         Index("ix_procedure_events_room_time", "room_id", "time_us"),
-        Index("ix_procedure_events_type_time", "type", "time_us"),  # search: event type + window
+        # search: event type + window; case_id in the key so the total (count of distinct cases)
+        # is an index-only scan (revision 0006 replaced the (type, time_us) index of 0002)
+        Index("ix_procedure_events_type_time_case", "type", "time_us", "case_id"),
         Index("ix_procedure_events_time_us", "time_us"),  # search: time window alone
     )
 
@@ -357,6 +395,6 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+from indexer import alert_models as _alert_models  # noqa: E402, F401  (risk alerts, revision 0005)
 from indexer import fleet_models as _fleet_models  # noqa: E402, F401  (tables of revision 0004)
 from indexer import user_models as _user_models  # noqa: E402, F401  (users and credentials tables)
-from indexer import alert_models as _alert_models  # noqa: E402, F401  (risk alerts, revision 0005)

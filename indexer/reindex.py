@@ -296,6 +296,8 @@ def reindex(store: SegmentStore, sidecars: Iterable[Sidecar]) -> ReindexReport:
         else:
             work.gap(key, rec)
     work.flush()
+    # Runs left dirty by deleted segments (retention) are recomputed; new ones were kept by the store.
+    store.repair_runs()
     report = work.report
     report.chain_breaks = verify_chain(work.links)
     log.info(

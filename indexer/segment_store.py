@@ -36,6 +36,7 @@ from domain.types import (
     SegmentRecord,
     StreamInfo,
 )
+from indexer import segment_runs
 from indexer.database import dialect_insert, mapped_transaction, session_factory
 from indexer.models import SEGMENT_SOURCES, Base, Camera, Room, from_us, to_us
 
@@ -427,6 +428,11 @@ class SegmentStore:
                 raise IndexStoreError("the database driver did not report how many rows it inserted")
             if inserted < len(rows):  # some keys were there already: they must hold the same record
                 self._check_same(s, rows)
+            # Coverage runs in the same transaction (duplicates change nothing: a union is idempotent).
+            spans: dict[str, list[tuple[int, int]]] = {}
+            for row in rows:
+                spans.setdefault(row["camera_id"], []).append((row["start_us"], row["end_us"]))
+            segment_runs.merge(s, spans)
             for camera_id, dur in longest.items():
                 self._grow(s, camera_id, segment_us=dur)
         log.debug("segments: %d inserted, %d already present", inserted, len(rows) - inserted)
@@ -445,6 +451,13 @@ class SegmentStore:
                     key=have["storage_key"],
                     fields=diff,
                 )
+
+    def repair_runs(self, camera_id: str | None = None) -> int:
+        """Recompute the coverage runs that deletes of segments left dirty (see
+        :mod:`indexer.segment_runs`); returns how many were. Readers stay exact without it (they
+        fall back to the segments of a dirty run's camera), only slower."""
+        with self._session("repair segment runs") as s:
+            return segment_runs.repair(s, camera_id)
 
     def segments(
         self, camera_id: str, start: datetime, end: datetime, limit: int = DEFAULT_LIMIT

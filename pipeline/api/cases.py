@@ -47,6 +47,7 @@ from indexer.case_records import (
     SubjectInfo,
 )
 from indexer.case_store import CaseStore
+from indexer.coverage import CameraRuns, StayCoverage, runs_of
 from indexer.footage import CaseTimeline, FootageIndex
 from indexer.search import MAX_LIMIT, CaseHit, CaseQuery, CaseSearch
 from pipeline.api import bodycam
@@ -427,6 +428,14 @@ def subject_footage(
     subject_id: int,
     start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
+    segments: Annotated[
+        bool,
+        Query(
+            description="List every segment of every camera (default, as before). false: coverage runs,"
+            " counts, gaps and unexplained only, read from the run summary: a few rows per camera"
+            " instead of thousands (segments of one camera page by page: GET /cameras/{id}/segments)"
+        ),
+    ] = True,
 ) -> Doc:
     if start.tzinfo is not None and end.tzinfo is not None and end - start > MAX_RANGE:
         raise ValidationFailed(
@@ -444,7 +453,12 @@ def subject_footage(
         start=iso(start) if aware else None,
         end=iso(end) if aware else None,
     )
-    stays, clips = api.footage.subject_footage(subject_id, start, end)
+    found: tuple[list[StayFootage] | list[StayCoverage], list[Any]]
+    if segments:
+        found = api.footage.subject_footage(subject_id, start, end)
+    else:
+        found = api.footage.subject_coverage(subject_id, start, end)
+    stays, clips = found
     return {
         "subject_id": subject_id,
         "start": iso(start),
@@ -542,22 +556,29 @@ def range_json(r: TimeRange) -> Doc:
     return {"start": iso(r.start), "end": iso(r.end), "seconds": round(r.seconds, 6)}
 
 
-def coverage_json(c: CameraCoverage, detail: bool) -> Doc:
-    covered = sum(part.seconds for seg in c.segments if (part := seg.range.clip(c.interval)) is not None)
+def coverage_json(c: CameraCoverage | CameraRuns, detail: bool) -> Doc:
+    """One camera over a stay; ``runs``: the stretches its footage covers (clipped to the stay).
+    From a run-level answer (CameraRuns) the same fields but ``segments``."""
+    if isinstance(c, CameraRuns):
+        count, covered, runs = c.segment_count, c.footage_seconds, c.runs
+    else:
+        count, runs = len(c.segments), runs_of(c.segments, c.interval)
+        covered = sum(part.seconds for seg in c.segments if (part := seg.range.clip(c.interval)) is not None)
     doc: Doc = {
         "camera_id": c.camera_id,
-        "segment_count": len(c.segments),
+        "segment_count": count,
         "footage_seconds": round(covered, 6),
+        "runs": [range_json(r) for r in runs],
         "gaps": [gap_json(g) for g in c.gaps],
         "unexplained": [range_json(r) for r in c.unexplained],
         "unexplained_seconds": round(sum(r.seconds for r in c.unexplained), 6),
     }
-    if detail:
+    if detail and isinstance(c, CameraCoverage):
         doc["segments"] = [{"source": "camera", **segment_json(s)} for s in c.segments]
     return doc
 
 
-def footage_json(f: StayFootage, detail: bool) -> Doc:
+def footage_json(f: StayFootage | StayCoverage, detail: bool) -> Doc:
     holes = f.unexplained
     return {
         "stay": stay_json(f.stay),

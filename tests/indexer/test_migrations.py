@@ -62,14 +62,19 @@ def test_required_indexes_exist(engine: Engine) -> None:
     def cols(table: str) -> set[tuple[str, ...]]:
         return {tuple(str(c) for c in ix["column_names"]) for ix in insp.get_indexes(table)}
 
-    assert {("camera_id", "start_us"), ("camera_id", "end_us")} <= cols("segments")
+    assert {("camera_id", "start_us", "end_us"), ("camera_id", "end_us")} <= cols("segments")
+    assert ("camera_id", "start_us") in cols("segment_runs") or insp.get_pk_constraint("segment_runs")[
+        "constrained_columns"
+    ] == ["camera_id", "start_us"]
     assert ("camera_id", "start_us") in cols("gaps")
     assert {("subject_id", "time_us"), ("room_id", "time_us")} <= cols("procedure_events")
     assert ("subject_id", "time_us") in cols("location_observations")
     uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("segments")}
     assert ("storage_key",) in uniques
     # revision 0002: search
-    assert {("type", "time_us"), ("time_us",)} <= cols("procedure_events")
+    assert ("time_us",) in cols("procedure_events")
+    assert ("type", "time_us", "case_id") in cols("procedure_events")  # 0006 replaced 0002's (type, time_us)
+    assert ("name",) in cols("subjects")  # 0006: trigram GIN on PostgreSQL, empty partial index on SQLite
     assert ("officer_id",) in cols("procedure_event_officers")
     assert ("officer_id",) in cols("case_officers")
     assert ("subject_id",) in cols("imported_file_subjects")
