@@ -298,10 +298,18 @@ def drive_case(api: httpx.Client, specs: list[CamSpec], scale: float, say: Any) 
         if all(v and v >= end for v in behind.values()):
             break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the case's footage up to {end} was not indexed within 300 s: {behind}")
+            # go on: exports fail (footage unexplained) until the uploader catches up, and count so
+            say(f"warning: the case's footage up to {end} is not indexed after 300 s: {behind}")
+            break
         time.sleep(1)
+    indexed_after = round(time.monotonic() - deadline + 300, 1)
     say(f"case {number}: subject {subject['id']} through {len(room_of)} rooms ({len(case_cams)} cameras)")
-    return {"case": number, "subject": str(subject["id"]), "cameras": sorted(case_cams)}
+    return {
+        "case": number,
+        "subject": str(subject["id"]),
+        "cameras": sorted(case_cams),
+        "indexed_after_exit_s": indexed_after,  # the uploader's lag, seen from the API
+    }
 
 
 @dataclass
