@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from domain.types import UTC, iso
+from domain.types import UTC, PictureObservation, iso
 from pipeline.api.app import create_app
 from pipeline.live import open_segment
 from pipeline.picture_watch import (
     CameraWatch,
+    PictureWatcher,
     SegmentReader,
     file_keyframes,
     newest_keyframe,
@@ -35,6 +36,7 @@ from pipeline.picture_watch import (
 from pipeline.runtime import CentreRuntime
 from pipeline.settings import PictureChecksConfig, load_settings
 from pipeline.simulator.camera import SimulatedCamera, free_port, make_picture_clip
+from recorders.clock import SystemClock
 from tests.support.auth import add_user, bearer
 from tests.support.centre_files import CamSpec, write_centre
 
@@ -110,6 +112,36 @@ def test_the_reader_reads_only_the_tail_of_a_segment_it_has_seen(normal_clip: Pa
         seen.append(key.pts)
     assert seen == sorted(seen) and len(set(seen)) == 4
     assert (reader.full_reads, reader.tail_reads) == (1, 3)
+
+
+def test_the_watcher_samples_only_new_keyframes_of_the_open_segment(
+    normal_clip: Path, tmp_path: Path
+) -> None:
+    """A stalled camera (the open segment stops growing) gives no new sample, so it can never be
+    called frozen; when the segment grows again sampling resumes."""
+    day = tmp_path / "spool" / "int-1-a" / "2026" / "01" / "01"
+    day.mkdir(parents=True)
+    (day / "seg-000001.partial.json").write_text('{"start": "2026-01-01T08:00:00+00:00"}')
+    media = day / "seg-000001.ts"
+    data = normal_clip.read_bytes()
+    got: list[PictureObservation] = []
+    watcher = PictureWatcher(
+        tmp_path / "spool",
+        lambda: ["int-1-a"],
+        got.append,
+        thresholds_from(PictureChecksConfig(hog_every_seconds=0)),
+        SystemClock(),
+    )
+    media.write_bytes(data[: len(data) // 20])
+    watcher.run_once()
+    watcher.run_once()  # nothing written since: no sample
+    watcher.run_once()
+    assert len(got) == 1 and watcher.samples == 1
+    media.write_bytes(data[: len(data) // 10])
+    watcher.run_once()
+    assert len(got) == 2 and got[1].at > got[0].at
+    assert got[0].at.year == 2026 and got[0].at.month == 1  # camera time from the segment start
+    assert all(o.faults == frozenset() for o in got)
 
 
 # --- live ---------------------------------------------------------------------------------------
