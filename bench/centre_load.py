@@ -577,9 +577,10 @@ def run_centre(opts: CentreOptions, say: Any = print) -> dict[str, Any]:
         }
         result["exports"] = exports
 
-        say("baselines: the same export with no viewers, then cp of its source segments")
+        if opts.baseline_exports:
+            say("baselines: the same export with no viewers, then cp of its source segments")
         alones = [export_once(api, case, opts.work) for _ in range(opts.baseline_exports)]
-        keys = alones[-1].pop("originals", [])
+        keys = alones[-1].pop("originals", []) if alones else []
         for a in alones:
             a.pop("originals", None)
         done = [a for a in alones if a["state"] == "done"]

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = CentreOptions(
         cameras=args.cameras, viewers=args.viewers, minutes=args.minutes, export_every=args.export_every,
         speed=args.speed, kbps=args.kbps, sample_seconds=args.sample_seconds, db_url=args.db_url,
-        work=args.work, keep=args.keep,
+        work=args.work, keep=args.keep, baseline_exports=0,  # throughput is load.py's question
     )  # fmt: skip
     try:
         result = run_centre(opts, say=lambda m: print(m, file=sys.stderr, flush=True))
