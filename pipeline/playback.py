@@ -451,17 +451,17 @@ class _Stream:
 def mp4_chunks(
     plan: PlaybackPlan,
     reader: BlobReader,
-    origin_out: list[datetime] | None = None,
-    segments: Iterable[SegmentRecord] | None = None,
+    origin_out: list[datetime] | None,
+    segments: Iterable[SegmentRecord],
     cache: AacCache | None = CACHE,
 ) -> Generator[bytes, None, None]:
     """The fragmented MP4 of ``plan`` as byte chunks. ``origin_out`` receives the wall time
     of media time 0 as soon as it is known (before the first chunk). ``segments``: all the
-    plan's segments (default ``plan.segments``; see :func:`plan_segments`). ``cache``: where
-    segments' AAC renditions are shared (None: encode everything)."""
+    plan's segments in order (:func:`plan_segments`; ``plan.segments`` is only the first
+    page). ``cache``: where segments' AAC renditions are shared (None: encode everything)."""
     out = _Stream(plan, origin_out, cache)
     try:
-        for rec in plan.segments if segments is None else segments:
+        for rec in segments:
             if (yield from out.segment(rec, reader)):
                 break
         tail = out.finish()
