@@ -76,6 +76,7 @@ class CentreOptions:
     keep: bool = False
     seed: int = 1
     baseline_exports: int = 3  # the no-viewer export is repeated; its median is the baseline
+    demux_loss: bool = True  # False: loss from sidecars and gap records only (no timestamp holes)
 
 
 @dataclass
@@ -449,7 +450,7 @@ def cp_baseline(store: Path, keys: list[str], scratch: Path) -> dict[str, Any]:
     return {"bytes": size, "seconds": round(seconds, 3), "MBps": round(size / seconds / 1e6, 1)}
 
 
-def camera_loss(camera: str, dirs: list[Path], stopped_at: float) -> dict[str, Any]:
+def camera_loss(camera: str, dirs: list[Path], stopped_at: float, demux: bool = True) -> dict[str, Any]:
     """Holes in the written timestamps, recorded seconds against the span, gap records."""
     files: list[Path] = []
     gaps: list[dict[str, Any]] = []
@@ -460,7 +461,7 @@ def camera_loss(camera: str, dirs: list[Path], stopped_at: float) -> dict[str, A
         files += [p for p in base.rglob("*.ts") if "quarantine" not in p.parts]
         gaps += [json.loads(p.read_text()) for p in (base / "gaps").rglob("*.json")]
     files.sort(key=lambda p: p.name)  # <start>_<seq>.ts: time order
-    loss = measure_loss(files)
+    loss = measure_loss(files) if demux else None
     spans = []
     for p in files:
         side = p.with_suffix(".json")
@@ -473,8 +474,8 @@ def camera_loss(camera: str, dirs: list[Path], stopped_at: float) -> dict[str, A
     return {
         "camera": camera,
         "segments": len(files),
-        "video_frames_missing": loss.video_frames_missing,
-        "audio_seconds_missing": loss.audio_seconds_missing,
+        "video_frames_missing": loss.video_frames_missing if loss else None,
+        "audio_seconds_missing": loss.audio_seconds_missing if loss else None,
         "span_s": round(last - first, 1),
         "unrecorded_in_span_s": round((last - first) - recorded, 2),
         "tail_s": round(stopped_at - last, 1),  # stop time minus the last segment's end
@@ -488,10 +489,11 @@ def camera_loss(camera: str, dirs: list[Path], stopped_at: float) -> dict[str, A
     }
 
 
-def measure_losses(work: Path, cameras: list[str], stopped_at: float) -> list[dict[str, Any]]:
+def measure_losses(work: Path, cameras: list[str], stopped_at: float, demux: bool) -> list[dict[str, Any]]:
     dirs = [work / "store", work / "spool"]
+    n = len(cameras)
     with ProcessPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(camera_loss, cameras, [dirs] * len(cameras), [stopped_at] * len(cameras)))
+        return list(pool.map(camera_loss, cameras, [dirs] * n, [stopped_at] * n, [demux] * n))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -594,8 +596,8 @@ def run_centre(opts: CentreOptions, say: Any = print) -> dict[str, Any]:
         stopped_at = time.time()
         centre.stop_pipeline()
         result["pipeline_usage"] = centre.usage
-        say("measuring loss (demuxing every written segment)")
-        result["cameras"] = measure_losses(opts.work, cams, stopped_at)
+        say("measuring loss" + (" (demuxing every written segment)" if opts.demux_loss else " (sidecars)"))
+        result["cameras"] = measure_losses(opts.work, cams, stopped_at, opts.demux_loss)
     finally:
         stop.set()
         signal.signal(signal.SIGTERM, previous)
@@ -625,13 +627,16 @@ def summarise_exports(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarise_loss(cameras: list[dict[str, Any]]) -> dict[str, Any]:
+    demuxed = all(c["video_frames_missing"] is not None for c in cameras)
     return {
         "cameras": len(cameras),
         "cameras_with_holes": sum(
             1 for c in cameras if c["video_frames_missing"] or c["audio_seconds_missing"]
         ),
-        "video_frames_missing": sum(c["video_frames_missing"] for c in cameras),
-        "audio_seconds_missing": round(sum(c["audio_seconds_missing"] for c in cameras), 3),
+        "video_frames_missing": sum(c["video_frames_missing"] or 0 for c in cameras) if demuxed else None,
+        "audio_seconds_missing": round(sum(c["audio_seconds_missing"] or 0 for c in cameras), 3)
+        if demuxed
+        else None,
         "unrecorded_in_span_s": round(sum(c["unrecorded_in_span_s"] for c in cameras), 2),
         "gap_records": sum(len(c["gap_records"]) for c in cameras),
         "min_span_s": min((c["span_s"] for c in cameras), default=None),

@@ -80,6 +80,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--work", type=Path, default=Path("/tmp/vaudit-soak"), help="wiped at start and at the end"
     )
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument(
+        "--demux-loss",
+        action="store_true",
+        help="also count timestamp holes by demuxing every segment (slow: ~20 GB); default: sidecars and gap records",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if args.cameras < 4 or args.minutes <= 0 or args.sample_seconds <= 0 or args.settle < 0:
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         cameras=args.cameras, viewers=args.viewers, minutes=args.minutes, export_every=args.export_every,
         speed=args.speed, kbps=args.kbps, sample_seconds=args.sample_seconds, db_url=args.db_url,
         work=args.work, keep=args.keep, baseline_exports=0,  # throughput is load.py's question
+        demux_loss=args.demux_loss,
     )  # fmt: skip
     try:
         result = run_centre(opts, say=lambda m: print(m, file=sys.stderr, flush=True))
