@@ -39,7 +39,7 @@ def random_segments(rng: random.Random, camera_id: str, n: int) -> list[SegmentR
     return out
 
 
-def dataset(seed: int, n: int = 120) -> list[SegmentRecord]:
+def dataset(seed: int, n: int = 80) -> list[SegmentRecord]:
     rng = random.Random(seed)
     return [s for cam in CAMS for s in random_segments(rng, cam, n)]
 
@@ -87,7 +87,7 @@ def test_runs_equal_the_segments_after_inserts_in_any_order_and_duplicates(
     rng.shuffle(segs)
     i = 0
     while i < len(segs):  # random batch sizes, single inserts among them
-        n = rng.choice([1, 1, 7, 40])
+        n = rng.choice([1, 7, 40])
         if n == 1:
             store.add_segment(segs[i])
         else:
@@ -106,7 +106,7 @@ def test_runs_equal_the_segments_after_inserts_in_any_order_and_duplicates(
         assert [(a, b) for a, b, _ in truth[cam]] == mine
 
     # Duplicates (again, reordered, mixed with nothing new) change nothing.
-    again = rng.sample(segs, 100)
+    again = rng.sample(segs, 60)
     assert store.add_segments(again) == 0
     store.add_segment(again[0])
     assert stored(engine) == truth
