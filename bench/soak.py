@@ -114,8 +114,12 @@ def report(result: dict[str, Any]) -> str:
     pb = result["playback"]
     lines += [
         "",
-        f"Loss: {loss['video_frames_missing']} video frames, {loss['audio_seconds_missing']} s audio, "
-        f"{loss['unrecorded_in_span_s']} s unrecorded in spans, {loss['gap_records']} gap records "
+        (
+            f"Loss: {loss['video_frames_missing']} video frames, {loss['audio_seconds_missing']} s audio, "
+            if loss["video_frames_missing"] is not None
+            else "Loss (sidecars; timestamp holes not demuxed): "
+        )
+        + f"{loss['unrecorded_in_span_s']} s unrecorded in spans, {loss['gap_records']} gap records "
         f"({loss['cameras']} cameras). Exports: {exp['done']} done, {exp['failed']} failed, "
         f"median {exp['median_footage_MBps']} MB/s of footage. Playback open p95 {pb['open']['p95_ms']} ms, "
         f"seek p95 {pb['seek']['p95_ms']} ms, errors {pb['errors'] or 0}. "
