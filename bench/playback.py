@@ -321,12 +321,9 @@ def cpu_costs(store: SegmentStore, work: Path, n: int) -> dict[str, Any]:
 
     def chunks(at: datetime, end: datetime) -> Any:
         plan = playback.plan_playback(store, "bench-h264", at, end)
-        segs = paged(store, plan) if paged is not None else None
-        return (
-            playback.mp4_chunks(plan, reader, [], segs)
-            if segs is not None
-            else playback.mp4_chunks(plan, reader, [])
-        )
+        if paged is None:  # before paging (d0e1551): the plan held every segment, no list taken
+            return playback.mp4_chunks(plan, reader, [])  # type: ignore[call-arg]
+        return playback.mp4_chunks(plan, reader, [], paged(store, plan))
 
     def first_ms(points: list[datetime]) -> dict[str, float]:
         costs = []
