@@ -56,6 +56,11 @@
   const known = new Map();
   const listeners = [];
   function live() {
+    // Opened only after the page's load event: a stream opened earlier keeps the page "loading".
+    if (document.readyState !== "complete") {
+      window.addEventListener("load", live, { once: true });
+      return;
+    }
     let es;
     try { es = new EventSource("/api/v1/alerts/stream"); } catch (_) { return; }
     for (const kind of ["raised", "continued", "ended", "acknowledged", "resolved", "snapshot"]) {
