@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import re
 import secrets
 from typing import Annotated
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "vaudit_login_csrf"
+_LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")  # what secrets.token_urlsafe(24) makes
 LANG_COOKIE = "vaudit_lang"
 
 TEXT: dict[str, dict[str, str]] = {
@@ -108,7 +110,10 @@ def _login_form(lang: str, next_: str, token: str, error: str = "") -> str:
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> HTMLResponse:
     lang = lang_of(request)
-    token = secrets.token_urlsafe(24)
+    # Keep the browser's current form token: a second load of the login page (another tab, or the
+    # browser's own /favicon.ico request redirected here) must not void the form already shown.
+    held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    token = held if _LOGIN_TOKEN.fullmatch(held) else secrets.token_urlsafe(24)
     resp = page(lang, t(lang, "login"), _login_form(lang, _safe_next(next), token))
     resp.set_cookie(LOGIN_CSRF_COOKIE, token, samesite="strict", httponly=True, path="/login")
     return resp

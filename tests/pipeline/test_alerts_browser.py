@@ -99,9 +99,6 @@ def test_alerts_page_acknowledges_and_updates_live(site: tuple[str, RiskEngine, 
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             ctx = browser.new_context()
-            # The browser's favicon request is redirected to the login page like any page, which
-            # sets a new login CSRF cookie under the form already shown (seen: 403 on login).
-            ctx.route("**/favicon.ico", lambda route: route.abort())
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
