@@ -18,22 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from domain.types import CaseEvent, EventType, PictureFault, PictureObservation, RoomKind
+from indexer.trajectory import ROOM_EVENTS
 
-# Events whose room says where the subject is (same set as the trajectory's).
-PLACING_EVENTS: frozenset[EventType] = frozenset(
-    {
-        EventType.ARREST,
-        EventType.ENTRY,
-        EventType.SEARCH,
-        EventType.PROPERTY,
-        EventType.INFO_COLLECTION,
-        EventType.WAITING,
-        EventType.RETURNED,
-        EventType.INTERROGATION_START,
-        EventType.INTERROGATION_END,
-        EventType.TRANSCRIPT_SIGNED,
-    }
-)
+# Events whose room says where the subject is: the trajectory's own set.
+PLACING_EVENTS = ROOM_EVENTS
 # Occupancy history kept per room for "was the room occupied during this gap".
 HISTORY = timedelta(hours=48)
 
