@@ -53,17 +53,13 @@ from domain.types import EventType, segment_key
 from indexer import segment_runs
 from indexer.case_store import CaseStore
 from indexer.database import alembic_config, create_engine_for, current_revision, freeze_heap, upgrade
-from indexer.footage import (
-    _BY_START_ID,
-    _GAP_COLS,
-    GAPS,
-    SEGMENTS,
-    FootageIndex,
-    _overlapping,
-    _rooms,
-    _seg_layout,
-    _trajectory,
-)
+from indexer.footage import FootageIndex, _trajectory
+from indexer.footage_rows import BY_START_ID as _BY_START_ID
+from indexer.footage_rows import GAP_COLS as _GAP_COLS
+from indexer.footage_rows import GAPS, SEGMENTS
+from indexer.footage_rows import overlapping as _overlapping
+from indexer.footage_rows import rooms_of as _rooms
+from indexer.footage_rows import seg_layout as _seg_layout
 from indexer.models import from_us, to_us
 from indexer.search import CaseQuery, CaseSearch
 

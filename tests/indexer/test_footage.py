@@ -19,7 +19,7 @@ from domain.types import (
     StreamInfo,
     TimeRange,
 )
-from indexer import footage as footage_module
+from indexer import footage_rows
 from indexer.case_records import NewCase, NewEvent, NewObservation, NewSubject
 from indexer.case_store import CaseStore
 from indexer.footage import FootageIndex, NewImport
@@ -183,8 +183,8 @@ def test_footage_records_equal_the_segment_store_reads(
     exactly what the segment store's per-camera ORM-row reads return, also when a camera holds
     more rows than MAX_ROWS_PER_CAMERA (25, 7: each branch is cut at its limit) and when the
     branches are split over several statements (MAX_BRANCHES 1 and 2 for 3 cameras)."""
-    monkeypatch.setattr(footage_module, "MAX_ROWS_PER_CAMERA", per_camera)
-    monkeypatch.setattr(footage_module, "MAX_BRANCHES", branches)
+    monkeypatch.setattr(footage_rows, "MAX_ROWS_PER_CAMERA", per_camera)
+    monkeypatch.setattr(footage_rows, "MAX_BRANCHES", branches)
     store.sync_rooms(
         [
             (
