@@ -215,6 +215,7 @@ class Centre:
         self.usage = {
             "cpu_seconds": round(u.cpu_seconds, 1),
             "peak_rss_mb": round(u.peak_rss_bytes / 2**20, 1),
+            "exit_code": self.run.proc.returncode,  # 0: stopped cleanly; -9: killed after 90 s
         }
 
     def close(self) -> None:
