@@ -157,7 +157,7 @@ class Centre:
         self.server: FileCameraServer | None = None
         self.run: VauditRun | None = None
         self.pg: tuple[str, str] | None = None  # (maintenance url, database name)
-        self.usage: dict[str, float] | None = None
+        self.usage: dict[str, float | int | None] | None = None
         self.specs = layout(opts.cameras)
         # the clip must outlast the run (file mode does not loop): warm-up and baselines take
         # < 10 min; one 45 min clip serves both default runs (encoded once, cached by name)
