@@ -89,6 +89,8 @@ class Samples:
     load1: list[float] = field(default_factory=list)
     upload_pending: list[int] = field(default_factory=list)  # closed sidecars not yet uploaded
     spool_mb: list[float] = field(default_factory=list)
+    audio_cache_mb: list[float] = field(default_factory=list)  # the playback AAC cache (bounded)
+    rss_less_cache_mb: list[float] = field(default_factory=list)  # what a leak would show in
 
 
 def pct(values: list[float], p: float) -> float | None:
@@ -124,15 +126,24 @@ def proc_sample(pid: int) -> tuple[float, float, int, int]:
     return cpu, rss / 1024, len(os.listdir(f"/proc/{pid}/fd")), threads
 
 
-def uploader_backlog(base: str) -> tuple[int, float]:
-    """From /metrics (what a Prometheus scrape sees): pending sidecars and spool MB."""
-    got = {"vaudit_upload_pending_files": -1.0, "vaudit_upload_spool_bytes": -1.0}
+def uploader_backlog(base: str) -> tuple[int, float, float]:
+    """From /metrics (what a Prometheus scrape sees): pending sidecars, spool MB, and the MB held by
+    the playback AAC cache (a bounded cache filling up is not a leak)."""
+    got = {
+        "vaudit_upload_pending_files": -1.0,
+        "vaudit_upload_spool_bytes": -1.0,
+        "vaudit_playback_audio_cache_bytes": 0.0,
+    }
     with contextlib.suppress(httpx.HTTPError):
         for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
             name, _, value = line.partition(" ")
             if name in got:
                 got[name] = float(value)
-    return int(got["vaudit_upload_pending_files"]), round(got["vaudit_upload_spool_bytes"] / 1e6, 1)
+    return (
+        int(got["vaudit_upload_pending_files"]),
+        round(got["vaudit_upload_spool_bytes"] / 1e6, 1),
+        round(got["vaudit_playback_audio_cache_bytes"] / 2**20, 1),
+    )
 
 
 def layout(n: int) -> list[CamSpec]:
@@ -557,9 +568,11 @@ def run_centre(opts: CentreOptions, say: Any = print) -> dict[str, Any]:
                 samples.fds.append(fds)
                 samples.threads.append(nthreads)
                 samples.load1.append(float(Path("/proc/loadavg").read_text().split()[0]))
-                pending, spool_mb = uploader_backlog(run.base)
+                pending, spool_mb, cache_mb = uploader_backlog(run.base)
                 samples.upload_pending.append(pending)
                 samples.spool_mb.append(spool_mb)
+                samples.audio_cache_mb.append(cache_mb)
+                samples.rss_less_cache_mb.append(round(rss - cache_mb, 1))
                 say(
                     f"  {now - t0:6.0f} s  cpu {cpu - cpu0:7.1f} s  rss {rss:6.0f} MB  fds {fds}  threads {nthreads}  load {samples.load1[-1]}  pending {pending}  opens {len(stats.opens)} seeks {len(stats.seeks)} exports {len(exports)}"
                 )

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.centre_load import CentreOptions, run_centre, summarise_exports, summarise_loss  # noqa: E402
 
-FLOORS = {"rss_mb": 8.0, "fds": 4.0, "threads": 2.0}
+FLOORS = {"rss_mb": 8.0, "rss_less_cache_mb": 8.0, "fds": 4.0, "threads": 2.0}
 
 
 def trend(t_seconds: list[float], values: list[float], floor: float) -> dict[str, Any]:
@@ -62,7 +62,11 @@ def trend(t_seconds: list[float], values: list[float], floor: float) -> dict[str
 def analyse(samples: dict[str, list[Any]], settle_seconds: float) -> dict[str, Any]:
     keep = [i for i, t in enumerate(samples["t"]) if t >= settle_seconds]
     ts = [samples["t"][i] for i in keep]
-    return {q: trend(ts, [float(samples[q][i]) for i in keep], floor) for q, floor in FLOORS.items()}
+    return {
+        q: trend(ts, [float(samples[q][i]) for i in keep], floor)
+        for q, floor in FLOORS.items()
+        if samples.get(q)  # older result files have no cache column
+    }
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.types import Clock
+from pipeline import playback_audio
 from recorders.events import CameraStatus
 
 
@@ -139,6 +140,11 @@ class CentreCollector(Collector):
         for (cam, cause), count in sorted(self._book.gap_counts().items()):
             gaps.add_metric([cam, cause], float(count))
         yield from (bitrate, fps, age, up, reconnects, packets, spool, gaps)
+        yield GaugeMetricFamily(
+            "vaudit_playback_audio_cache_bytes",
+            "Bytes held by the playback AAC cache (bounded LRU)",
+            value=float(playback_audio.CACHE.size_bytes),
+        )
         stats = self._uploader_stats()
         for name, value in sorted(stats.items()):
             yield GaugeMetricFamily(

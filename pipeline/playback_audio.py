@@ -63,6 +63,12 @@ class AacCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held (what ``max_bytes`` bounds): exported as a metric, so a soak can tell the
+        cache filling up from a leak."""
+        return self._bytes
+
     def get(self, sha256: str) -> SegmentAac | None:
         with self._lock:
             item = self._items.get(sha256)

@@ -39,6 +39,7 @@ def test_analyse_leaves_the_settling_minutes_out() -> None:
     samples: dict[str, list[Any]] = {
         "t": t,
         "rss_mb": [150.0 + min(i, 5) * 10 for i in range(20)],
+        "rss_less_cache_mb": [150.0 + min(i, 5) * 10 for i in range(20)],
         "fds": [30 + min(i, 5) * 3 for i in range(20)],
         "threads": [20] * 20,
     }
@@ -46,6 +47,22 @@ def test_analyse_leaves_the_settling_minutes_out() -> None:
     assert {q: v["verdict"] for q, v in settled.items()} == dict.fromkeys(soak.FLOORS, "no growth")
     assert settled["fds"]["n"] == 15
     assert soak.analyse(samples, 0)["rss_mb"]["verdict"] == "growth"
+
+
+def test_a_bounded_cache_filling_is_told_apart_from_a_leak() -> None:
+    t = _minutes(30)
+    cache = [min(i * 3.0, 64.0) for i in range(30)]  # the AAC cache fills to its 64 MB bound
+    samples: dict[str, list[Any]] = {
+        "t": t,
+        "rss_mb": [250.0 + c for c in cache],
+        "rss_less_cache_mb": [250.0 + (i % 3) for i in range(30)],
+        "fds": [40] * 30,
+        "threads": [60] * 30,
+    }
+    got = soak.analyse(samples, 5 * 60)
+    assert got["rss_mb"]["verdict"] == "growth"
+    assert got["rss_less_cache_mb"]["verdict"] == "no growth"
+    assert "rss_less_cache_mb" not in soak.analyse({k: v for k, v in samples.items() if k != "rss_less_cache_mb"}, 0)
 
 
 def test_arguments() -> None:
