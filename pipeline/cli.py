@@ -91,7 +91,8 @@ def run(
     host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1)")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
     record: Annotated[
-        bool, typer.Option(help="Record the cameras here (--no-record: API only, `vaudit recorder` nodes record)")
+        bool,
+        typer.Option(help="Record the cameras here (--no-record: API only, `vaudit recorder` nodes record)"),
     ] = True,
 ) -> None:
     """Record every configured camera, upload to storage, index, and serve the API."""
@@ -131,8 +132,12 @@ def run(
 @app.command()
 def recorder(
     config: ConfigOpt,
-    node_id: Annotated[str | None, typer.Option(help="This node's id (default: fleet.node_id, else host name)")] = None,
-    health_port: Annotated[int | None, typer.Option(help="Serve GET /healthz here (default fleet.health_port; 0: none)")] = None,
+    node_id: Annotated[
+        str | None, typer.Option(help="This node's id (default: fleet.node_id, else host name)")
+    ] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve GET /healthz here (default fleet.health_port; 0: none)")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """A fleet recording node: record the cameras leased to this node (no API; shared PostgreSQL + S3)."""

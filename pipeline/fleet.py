@@ -158,7 +158,9 @@ class FleetNode:
             excess = [c for c in result.excess if c not in self._handing_over]
             self._handing_over.update(excess)
         for camera in excess:
-            threading.Thread(target=self._hand_over, args=(camera,), name=f"handover-{camera}", daemon=True).start()
+            threading.Thread(
+                target=self._hand_over, args=(camera,), name=f"handover-{camera}", daemon=True
+            ).start()
 
     def _begin(self, acquired: Acquired) -> None:
         camera = acquired.camera_id
@@ -168,10 +170,15 @@ class FleetNode:
         cause = None
         if acquired.failover:
             self.takeovers += 1
-            cause = (GapCause.NODE_FAILOVER, f"camera taken over by node {self.node_id} from node {acquired.previous_node}")
+            cause = (
+                GapCause.NODE_FAILOVER,
+                f"camera taken over by node {self.node_id} from node {acquired.previous_node}",
+            )
         self.runtime.record(camera, cause)
-        log.info("recording camera", extra={"node": self.node_id, "camera_id": camera,
-                                            "from_node": acquired.previous_node})
+        log.info(
+            "recording camera",
+            extra={"node": self.node_id, "camera_id": camera, "from_node": acquired.previous_node},
+        )
 
     def _seed_chain(self, camera: str, hint: ChainHint | None) -> None:
         """Continue the camera's chain (seq, hash, end) from whichever is latest: our spool, the

@@ -72,10 +72,18 @@ class LegalHolds:
         end_of_open = to_us(now or datetime.now(UTC))
         keys: set[str] = set()
         with self._engine.connect() as conn:
-            if conn.execute(select(Base.metadata.tables["cases"].c.id).where(
-                    Base.metadata.tables["cases"].c.id == case_id)).first() is None:
+            if (
+                conn.execute(
+                    select(Base.metadata.tables["cases"].c.id).where(
+                        Base.metadata.tables["cases"].c.id == case_id
+                    )
+                ).first()
+                is None
+            ):
                 raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
-            subjects = list(conn.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.case_id == case_id)).scalars())
+            subjects = list(
+                conn.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.case_id == case_id)).scalars()
+            )
             for subject in subjects:
                 for stay in self._footage.trajectory(subject):
                     lo = to_us(stay.start)
@@ -83,7 +91,11 @@ class LegalHolds:
                     rows = conn.execute(
                         select(SEGMENTS.c.storage_key)
                         .join(CAMERAS, CAMERAS.c.id == SEGMENTS.c.camera_id)
-                        .where(CAMERAS.c.room_id == stay.room_id, SEGMENTS.c.start_us < hi, SEGMENTS.c.end_us > lo)
+                        .where(
+                            CAMERAS.c.room_id == stay.room_id,
+                            SEGMENTS.c.start_us < hi,
+                            SEGMENTS.c.end_us > lo,
+                        )
                     ).scalars()
                     for key in rows:
                         keys.update((key, sidecar_key(key)))
@@ -99,10 +111,13 @@ class LegalHolds:
         keys = self.footage_keys(case_id)
         now_us = to_us(datetime.now(UTC))
         with self._engine.begin() as conn:
-            hold_id = int(conn.execute(
-                insert(HOLDS).values(case_id=case_id, reason=reason, placed_by=placed_by, placed_us=now_us)
-                .returning(HOLDS.c.id)
-            ).scalar_one())
+            hold_id = int(
+                conn.execute(
+                    insert(HOLDS)
+                    .values(case_id=case_id, reason=reason, placed_by=placed_by, placed_us=now_us)
+                    .returning(HOLDS.c.id)
+                ).scalar_one()
+            )
             if keys:
                 conn.execute(insert(HOLD_OBJECTS), [{"hold_id": hold_id, "storage_key": k} for k in keys])
         applied = 0
@@ -110,8 +125,12 @@ class LegalHolds:
             if self._storage.exists(key):
                 self._storage.set_legal_hold(key, True)
                 applied += 1
-        self._audit.append(placed_by, "legal_hold.place", f"case:{case_id}",
-                           detail={"hold_id": hold_id, "objects": len(keys), "applied": applied, "reason": reason})
+        self._audit.append(
+            placed_by,
+            "legal_hold.place",
+            f"case:{case_id}",
+            detail={"hold_id": hold_id, "objects": len(keys), "applied": applied, "reason": reason},
+        )
         log.info("legal hold %d placed on case %d: %d objects", hold_id, case_id, len(keys))
         return HoldResult(hold_id, case_id, tuple(keys), applied)
 
@@ -122,20 +141,29 @@ class LegalHolds:
             if row is None:
                 raise NotFoundError(f"legal hold {hold_id} does not exist", hold_id=hold_id)
             conn.execute(
-                update(HOLDS).where(HOLDS.c.id == hold_id, HOLDS.c.released_us.is_(None))
+                update(HOLDS)
+                .where(HOLDS.c.id == hold_id, HOLDS.c.released_us.is_(None))
                 .values(released_us=now_us, released_by=released_by)
             )
-            keys = list(conn.execute(
-                select(HOLD_OBJECTS.c.storage_key).where(HOLD_OBJECTS.c.hold_id == hold_id)
-            ).scalars())
-            still = set(conn.execute(active_hold_keys().where(HOLD_OBJECTS.c.storage_key.in_(keys))).scalars())
+            keys = list(
+                conn.execute(
+                    select(HOLD_OBJECTS.c.storage_key).where(HOLD_OBJECTS.c.hold_id == hold_id)
+                ).scalars()
+            )
+            still = set(
+                conn.execute(active_hold_keys().where(HOLD_OBJECTS.c.storage_key.in_(keys))).scalars()
+            )
         freed = 0
         for key in keys:
             if key not in still and self._storage.exists(key):
                 self._storage.set_legal_hold(key, False)
                 freed += 1
-        self._audit.append(released_by, "legal_hold.release", f"case:{row['case_id']}",
-                           detail={"hold_id": hold_id, "objects": len(keys), "released": freed})
+        self._audit.append(
+            released_by,
+            "legal_hold.release",
+            f"case:{row['case_id']}",
+            detail={"hold_id": hold_id, "objects": len(keys), "released": freed},
+        )
         return HoldResult(hold_id, int(row["case_id"]), tuple(sorted(keys)), freed)
 
 
@@ -169,8 +197,15 @@ class RetentionJob:
                 cutoff = to_us(now - timedelta(days=self._policy.cfg.days_for(kind)))
                 room_term = ROOMS.c.kind == kind if kind is not None else CAMERAS.c.room_id.is_(None)
                 base = (
-                    select(SEGMENTS.c.id, SEGMENTS.c.storage_key, SEGMENTS.c.camera_id, SEGMENTS.c.start_us,
-                           SEGMENTS.c.end_us, SEGMENTS.c.size, SEGMENTS.c.sha256)
+                    select(
+                        SEGMENTS.c.id,
+                        SEGMENTS.c.storage_key,
+                        SEGMENTS.c.camera_id,
+                        SEGMENTS.c.start_us,
+                        SEGMENTS.c.end_us,
+                        SEGMENTS.c.size,
+                        SEGMENTS.c.sha256,
+                    )
                     .join(CAMERAS, CAMERAS.c.id == SEGMENTS.c.camera_id)
                     .outerjoin(ROOMS, ROOMS.c.id == CAMERAS.c.room_id)
                     .where(and_(room_term, SEGMENTS.c.end_us < cutoff))
@@ -185,7 +220,9 @@ class RetentionJob:
         found.sort(key=lambda r: (r["end_us"], r["storage_key"]))
         return found, held
 
-    def run(self, dry_run: bool = False, now: datetime | None = None, user: str = "retention") -> RetentionReport:
+    def run(
+        self, dry_run: bool = False, now: datetime | None = None, user: str = "retention"
+    ) -> RetentionReport:
         when = now or datetime.now(UTC)
         candidates, held = self.expired(when)
         report = RetentionReport(dry_run=dry_run, held=held)
@@ -207,20 +244,42 @@ class RetentionJob:
                 continue
             with self._engine.begin() as conn:
                 conn.execute(delete(SEGMENTS).where(SEGMENTS.c.id == seg["id"]))
-            self._audit.append(user, "retention.delete", f"segment:{key}", detail={
-                "camera_id": seg["camera_id"], "start": iso(from_us(seg["start_us"])),
-                "end": iso(from_us(seg["end_us"])), "size": seg["size"], "sha256": seg["sha256"],
-                "room_kind": seg["room_kind"], "days": self._policy.cfg.days_for(seg["room_kind"]),
-            })
+            self._audit.append(
+                user,
+                "retention.delete",
+                f"segment:{key}",
+                detail={
+                    "camera_id": seg["camera_id"],
+                    "start": iso(from_us(seg["start_us"])),
+                    "end": iso(from_us(seg["end_us"])),
+                    "size": seg["size"],
+                    "sha256": seg["sha256"],
+                    "room_kind": seg["room_kind"],
+                    "days": self._policy.cfg.days_for(seg["room_kind"]),
+                },
+            )
             report.deleted.append(key)
             report.bytes_freed += int(seg["size"])
         if not dry_run:
-            self._audit.append(user, "retention.run", "storage", detail={
-                "at": iso(when), "deleted": len(report.deleted), "bytes": report.bytes_freed,
-                "refused": len(report.refused), "held": held,
-            })
-        log.info("retention %s: %d deleted, %d refused, %d held", "dry run" if dry_run else "run",
-                 len(report.deleted), len(report.refused), held)
+            self._audit.append(
+                user,
+                "retention.run",
+                "storage",
+                detail={
+                    "at": iso(when),
+                    "deleted": len(report.deleted),
+                    "bytes": report.bytes_freed,
+                    "refused": len(report.refused),
+                    "held": held,
+                },
+            )
+        log.info(
+            "retention %s: %d deleted, %d refused, %d held",
+            "dry run" if dry_run else "run",
+            len(report.deleted),
+            len(report.refused),
+            held,
+        )
         return report
 
 
@@ -242,7 +301,8 @@ def check_capacity(storage: Storage, cfg: RetentionConfig, alerts: AlertBook) ->
     fraction = usage[0] / usage[1]
     if fraction >= cfg.alert_used_fraction:
         alerts.raise_(
-            ALERT_CAPACITY, "storage",
+            ALERT_CAPACITY,
+            "storage",
             f"{storage.describe()} is {fraction:.0%} full (alert at {cfg.alert_used_fraction:.0%}): "
             f"{usage[0]} of {usage[1]} bytes",
         )

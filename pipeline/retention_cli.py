@@ -29,7 +29,9 @@ def _fail(exc: VauditError) -> typer.Exit:
 @retention_app.command("run")
 def run_job(
     config: _Config,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing")
+    ] = False,
 ) -> None:
     """Delete footage whose retention ended and that no legal hold covers; audit every deletion."""
     from indexer.database import create_engine_for, upgrade

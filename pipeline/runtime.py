@@ -171,7 +171,9 @@ class CentreRuntime:
         found = self.settings.camera(camera_id)
         if found is None:
             raise KeyError(camera_id)
-        self.supervisor.add(camera_id, self._worker_factory(camera_id, found[1].url, self._options, restart_cause))
+        self.supervisor.add(
+            camera_id, self._worker_factory(camera_id, found[1].url, self._options, restart_cause)
+        )
 
     def stop_recording(self, camera_id: str, timeout: float = 10.0) -> bool:
         """Stop one camera's worker (its open segment is closed); True if it stopped in time."""

@@ -269,8 +269,10 @@ class WormS3Storage(S3Storage):
         """Bytes of every version in the bucket (what the quota counts)."""
         self._ensure_bucket()
         with self._errors("list", ""):
-            return sum(int(o.size or 0) for o in self._client.list_objects(
-                self.bucket, recursive=True, include_version=True))
+            return sum(
+                int(o.size or 0)
+                for o in self._client.list_objects(self.bucket, recursive=True, include_version=True)
+            )
 
     def set_legal_hold(self, key: str, on: bool) -> None:
         self._ensure_bucket()

@@ -54,8 +54,8 @@ from pipeline.api import bodycam
 from pipeline.api.auth import audit, principal, require_case, visible_cases
 from pipeline.api.bodycam import clip_json
 from pipeline.api.cameras import gap_json, segment_json
-from pipeline.bodycam_import import BodycamImporter
 from pipeline.api.errors import REPLAY
+from pipeline.bodycam_import import BodycamImporter
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import Storage
 
