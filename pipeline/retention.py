@@ -24,9 +24,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy.orm import Session
 
 from domain.errors import NotFoundError, StorageError
 from domain.types import UTC, RoomKind, iso, sidecar_key
+from indexer import segment_runs
 from indexer.audit import AuditLog
 from indexer.case_store import CaseStore
 from indexer.fleet_models import active_hold_keys
@@ -260,6 +262,11 @@ class RetentionJob:
             )
             report.deleted.append(key)
             report.bytes_freed += int(seg["size"])
+        if report.deleted and not dry_run:
+            # The deletes left the coverage runs around them dirty: recompute them now, so footage
+            # answers stay on the fast path (they are exact either way).
+            with Session(self._engine) as s, s.begin():
+                segment_runs.repair(s)
         if not dry_run:
             self._audit.append(
                 user,

@@ -27,6 +27,7 @@ from domain.types import (
 from indexer.audit import AuditLog
 from indexer.case_records import NewCase, NewObservation, NewSubject
 from indexer.case_store import CaseStore
+from indexer.models import to_us
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.retention import (
@@ -215,6 +216,12 @@ def test_retention_job_deletes_only_expired_unheld_footage(
     with engine.connect() as conn:
         keys = set(conn.execute(text("SELECT storage_key FROM segments")).scalars())
         assert keys == {r.storage_key for r in (held, interrogation, recent, locked)}
+        # the coverage runs were repaired after the delete: none dirty, none over the deleted footage
+        assert conn.execute(text("SELECT count(*) FROM segment_runs WHERE dirty")).scalar_one() == 0
+        w1_runs = conn.execute(
+            text("SELECT start_us, end_us FROM segment_runs WHERE camera_id = 'w1' ORDER BY start_us")
+        ).all()
+        assert [tuple(r) for r in w1_runs] == [(to_us(r.start), to_us(r.end)) for r in (held, recent)]
         rows = conn.execute(text("SELECT action, object FROM audit_log ORDER BY seq")).all()
     assert [tuple(r) for r in rows] == [
         ("legal_hold.place", f"case:{case.id}"),
