@@ -461,7 +461,8 @@ def main() -> None:
                 "concurrent": phase(base, token, args.viewers, args.rounds, args, mode),
             }
             print(json.dumps({mode: results[mode]}), file=sys.stderr)
-        results["h265_to_h264"] = transcode_cost(base, token, args.h265_seconds)
+        if args.h265_seconds > 0:  # 0: skip the rendition's cost
+            results["h265_to_h264"] = transcode_cost(base, token, args.h265_seconds)
         if runtime is not None:
             results["recorder_health"] = {k: v["running"] for k, v in runtime.supervisor.health().items()}
         results["loadavg_end"] = os.getloadavg()
