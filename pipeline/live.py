@@ -1,9 +1,9 @@
 """Live view: the newest picture of each camera, and who is in each room now.
 
-**Picture (latency ≤ 3 s).** The recorder writes the open segment into the spool packet by
-packet (``flush_packets=1``), so the spool already holds the last second of every camera.
-:class:`LiveFrames` decodes only the keyframes of the camera's open segment (``skip_frame =
-NONKEY``) and returns the last one as JPEG, cached for ``ttl`` seconds so any number of
+**Picture (latency ≤ 3 s).** The recorder writes the open segment into the spool as it goes (at
+most a quarter second of the camera's bitrate waits in its buffer), so the spool already holds the
+last second of every camera. :class:`LiveFrames` decodes only the newest complete keyframe of the
+camera's open segment (the picture checks' reader) and returns it as JPEG, cached for ``ttl`` seconds so any number of
 viewers costs one decode per camera per ``ttl``. Age of a frame ≤ GOP (1 s on the centre's
 cameras) + ``ttl`` (0.5 s); the page polls every second, so the picture on screen is at most
 about 2.5 s old. The response says the frame's wall time (``X-Frame-Time``) so the page shows
@@ -61,35 +61,22 @@ def open_segment(spool: Path, camera_id: str) -> tuple[Path, datetime | None] | 
 
 
 def last_keyframe(media: Path, start: datetime | None, quality: int = 80) -> LiveFrame:
-    """The last keyframe of a (growing) MPEG-TS file, as JPEG."""
-    best: Any = None
-    anchor = 0
+    """The last complete keyframe of a (growing) MPEG-TS file, as JPEG: the picture checks' reader
+    (:func:`pipeline.picture_watch.newest_keyframe`: a small probe, only that keyframe decoded)."""
+    # Imported here: OpenCV is only needed once someone watches, and keeping it off ``vaudit run``'s
+    # start-up keeps a restart's gap short (picture_watch also imports this module).
+    from pipeline.picture_watch import newest_keyframe, snapshot
+
     try:
-        with av.open(str(media), "r", format="mpegts", options={"analyzeduration": "0"}) as ic:
-            if not ic.streams.video:
-                raise NotFoundError(f"{media.name} has no video yet")
-            vs = ic.streams.video[0]
-            vs.codec_context.skip_frame = "NONKEY"
-            anchor = ic.start_time or 0
-            try:
-                for frame in ic.decode(vs):
-                    best = frame
-            except av.FFmpegError as exc:  # the last packet may be half written
-                logger.debug("open segment ends mid-packet: %s", exc)
+        found = newest_keyframe(media, start)
     except av.FFmpegError as exc:
         raise NotFoundError(f"no picture yet in {media.name}: {exc}") from exc
-    if best is None:
+    if found is None:
         raise NotFoundError(f"no keyframe yet in {media.name}")
-    import cv2  # only live views need it; keeps ``vaudit run`` start-up (and a restart's gap) short
-
-    img = best.to_ndarray(format="bgr24")
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
+    jpeg = snapshot(found.frame, quality)
+    if not jpeg:
         raise NotFoundError("JPEG encoding failed")
-    wall = None
-    if start is not None and best.pts is not None:
-        wall = start + timedelta(microseconds=int(best.pts * best.time_base * 1_000_000) - anchor)
-    return LiveFrame(buf.tobytes(), wall, time.time())
+    return LiveFrame(jpeg, found.wall, time.time())
 
 
 class LiveFrames:
