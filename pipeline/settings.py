@@ -41,6 +41,10 @@ class StorageConfig(_Strict):
     region: str = "us-east-1"
     access_key: SecretStr | None = None  # s3: from VAUDIT_STORAGE__ACCESS_KEY
     secret_key: SecretStr | None = None  # s3: from VAUDIT_STORAGE__SECRET_KEY
+    # s3: an endpoint that accepts connections but never answers is noticed after the read timeout,
+    # so this bounds how long an outage goes unreported (the spool holds the segments meanwhile).
+    connect_timeout_seconds: float = Field(default=3.0, gt=0, le=120)
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _s3_complete(self) -> StorageConfig:

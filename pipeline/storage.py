@@ -594,4 +594,7 @@ def open_storage(cfg: StorageConfig) -> Storage:
     if not (cfg.endpoint and cfg.bucket and cfg.access_key and cfg.secret_key):
         raise ConfigError("storage kind 's3' needs endpoint, bucket, access_key and secret_key")
     access, secret = cfg.access_key.get_secret_value(), cfg.secret_key.get_secret_value()
-    return S3Storage(cfg.endpoint, cfg.bucket, access, secret, cfg.region)
+    return S3Storage(
+        cfg.endpoint, cfg.bucket, access, secret, cfg.region,
+        connect_timeout=cfg.connect_timeout_seconds, read_timeout=cfg.read_timeout_seconds,
+    )

@@ -303,4 +303,7 @@ def open_evidence_storage(settings: Settings) -> Storage:
     assert isinstance(base, S3Storage)
     access = cfg.access_key.get_secret_value() if cfg.access_key else ""
     secret = cfg.secret_key.get_secret_value() if cfg.secret_key else ""
-    return WormS3Storage(base.endpoint, base.bucket, access, secret, cfg.region, policy=policy)
+    return WormS3Storage(
+        base.endpoint, base.bucket, access, secret, cfg.region, policy=policy,
+        connect_timeout=cfg.connect_timeout_seconds, read_timeout=cfg.read_timeout_seconds,
+    )

@@ -74,6 +74,10 @@ class _SegmentFile:
                 view = view[os.write(self._fd, view):]
         except OSError as exc:
             self.error = exc
+            # Drop the part of this chunk that did get written: the file then holds whole chunks
+            # (whole TS packets) and exactly the bytes hashed, whatever recovery later finds.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self.written)
             raise
         self._sha.update(data)
         if self._sm3 is not None:

@@ -501,8 +501,11 @@ class CameraWorker:
                 sha, sm3 = hash_file(seg.path, self.opts.compute_sm3)
         except BaseException:
             seg.writer.abort()
-            self._needs_recovery = True
             self._restore_gap(seg)
+            if _is_empty(seg.path):
+                self._remove_empty(seg)  # nothing reached the disk (full from the first write)
+            else:
+                self._needs_recovery = True
             raise
         if end > seg.start:
             self._byte_rate = size / (end - seg.start)
@@ -527,6 +530,9 @@ class CameraWorker:
         """A segment that never received a packet (the first write failed): no footage, no record."""
         seg.writer.abort()
         self._restore_gap(seg)
+        self._remove_empty(seg)
+
+    def _remove_empty(self, seg: _Segment) -> None:
         try:
             seg.path.unlink(missing_ok=True)
             self.spool.partial_path(seg.key).unlink(missing_ok=True)
@@ -615,3 +621,10 @@ class CameraWorker:
             self.sink.status(self.status())
         except Exception:
             log.exception("sink.status failed", extra={"camera_id": self.camera_id})
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False  # unknown: recovery decides

@@ -40,7 +40,9 @@ def test_s3_down_ten_simulated_minutes(tmp_path: Path) -> None:
     bucket = f"ev-{uuid.uuid4().hex[:12]}"
     cam = SimulatedCamera("s3-1", free_port(), width=320, height=240, bitrate_kbps=400)
     with S3Server(log_path=tmp_path / "moto.log") as server, cam:
-        storage_toml = f'kind = "s3"\nendpoint = "{server.endpoint}"\nbucket = "{bucket}"'
+        # A frozen endpoint is noticed after the read timeout: scaled down like the rest (10 s -> 1 s).
+        storage_toml = (f'kind = "s3"\nendpoint = "{server.endpoint}"\nbucket = "{bucket}"\n'
+                        "read_timeout_seconds = 1.0")
         config = write_centre(tmp_path / "centre.toml", [CamSpec("s3-1", "wait-1", "waiting", cam.url)],
                               f"sqlite:///{tmp_path / 'index.db'}", storage_toml=storage_toml,
                               segment_seconds=1.0,

@@ -12,7 +12,9 @@ import pytest
 
 from domain.errors import SpoolError
 from pipeline.simulator.camera import make_clip
+from recorders.spool import media_span
 from recorders.ts_writer import MAX_BUFFER_BYTES, MIN_BUFFER_BYTES, TsWriter, buffer_bytes_for
+from tests.support.tmpfs import small_tmpfs
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +87,24 @@ def test_full_disk_is_a_spool_error(clip: Path) -> None:
                         writer.mux(pkt)
         finally:
             writer.abort()
+
+
+def test_full_disk_leaves_whole_chunks_only(clip: Path, tmp_path: Path) -> None:
+    """A chunk the disk took only part of is cut off again: the file holds whole TS packets, exactly
+    the bytes hashed, and stays readable (recovery of the partial segment depends on it)."""
+    disk = tmp_path / "small"
+    with small_tmpfs(disk, "64k"):
+        out = disk / "seg.ts"
+        with av.open(str(clip)) as src:
+            writer = TsWriter(out, list(src.streams), MIN_BUFFER_BYTES)
+            try:
+                with pytest.raises(SpoolError, match="ENOSPC"):
+                    for pkt in src.demux():
+                        if pkt.dts is not None:
+                            writer.mux(pkt)
+            finally:
+                writer.abort()
+        data = out.read_bytes()
+        assert 0 < len(data) <= 64 * 1024
+        assert len(data) % 188 == 0, len(data)  # a page-sized partial write would not be
+        assert media_span(out) is not None

@@ -5,6 +5,7 @@ made with ``vaudit users create`` (password on stdin); requests carry its bearer
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -97,6 +98,18 @@ class VauditRun:
 
     def get(self, path: str, **params: str) -> httpx.Response:
         return httpx.get(f"{self.base}{path}", params=params, headers=self.headers, timeout=10.0)
+
+    def log_records(self, message: str) -> list[dict[str, object]]:
+        """The JSON log records (``vaudit run`` logs one per line) whose message is ``message``."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if record.get("msg") == message:
+                    found.append(record)
+        return found
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
