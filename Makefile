@@ -29,8 +29,11 @@ typecheck: deps
 contracts: deps
 	$(BIN)/lint-imports
 
+# Two workers (pytest-xdist): most integration tests wait on real cameras and servers, so the
+# suite's wall time halves on two cores; `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
 test: lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # The fault suite alone (it also runs in `make test`): docs/RECORDER.md "Faults".
 faults: deps

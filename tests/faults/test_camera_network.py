@@ -16,13 +16,14 @@ import pytest
 
 from domain.types import GapCause
 from recorders.worker import CameraWorker
-from tests.support.loss import assert_loss_bounded
+from tests.support.loss import RECOVERY_SECONDS, assert_loss_bounded
 from tests.support.recording import TEST_OPTIONS, CollectingSink, decode_segment, running
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 STALL_SECONDS = 30.0
+GOP_SECONDS = 1.0  # the simulator's keyframe interval
 
 
 def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSink, cameras: Any) -> None:
@@ -74,13 +75,26 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
     # the recorder's new session asks for it; on a loaded machine that alone takes a second or more).
     down = outages["reboot"][0]
     outages["reboot"] = (down, max(outages["reboot"][1], min(t for t in rebooted.keyframe_times() if t > down)))
+    # A dropped connection: the camera had no other viewer, so it stops encoding and starts again,
+    # with a keyframe, when the recorder's new session (backoff <= 0.25 s + RTSP set-up, longer on a
+    # loaded machine) asks for it. Footage is back with that first keyframe, as after a reboot.
+    at = outages["drop"][0]
+    outages["drop"] = (at, max(at, min(t for t in dropped.keyframe_times() if t > at)))
+    print("drop keyframes after the drop:", [round(t - at, 3) for t in dropped.keyframe_times() if t > at][:4],
+          "gap:", [(round(g.start.timestamp() - at, 3), round(g.end.timestamp() - at, 3))
+                   for g in sink.gaps_of("drop")])
     expected = {"drop": GapCause.DISCONNECT, "reboot": GapCause.DISCONNECT, "stall": GapCause.STALL}
     print("reboot keyframes after restart:", [round(t - down, 3) for t in rebooted.keyframe_times() if t > down][:4],
           "gap:", [(round(g.start.timestamp() - down, 3), round(g.end.timestamp() - down, 3))
                    for g in sink.gaps_of("reboot")])
     for camera_id, cause in expected.items():
         gaps = sink.gaps_of(camera_id)
-        holes = assert_loss_bounded(sink.segs(camera_id), gaps, outages[camera_id], cause.value)
+        # A new session's keyframe that reaches the socket before the camera's PLAY reply is thrown
+        # away by FFmpeg's RTSP client (docs/RECORDER.md, "Known limits"): then footage resumes at
+        # the next keyframe, one GOP (1 s) later. Allowed for the two reconnects, not for the stall.
+        recovery = RECOVERY_SECONDS + (GOP_SECONDS if camera_id in ("drop", "reboot") else 0.0)
+        holes = assert_loss_bounded(sink.segs(camera_id), gaps, outages[camera_id], cause.value,
+                                    recovery=recovery)
         assert len(holes) == 1, (camera_id, holes)  # retries during the outage do not add gaps
         segs = sink.segs(camera_id)
         # the hash chain crosses the outage and the first segment after it plays

@@ -61,19 +61,21 @@ def test_camera_killed_and_restarted_one_disconnect_gap(tmp_path: Path, sink: Co
     # The gap ends at the first keyframe the restarted camera sent us, timed by the camera's own log
     # rather than by when this test saw it answer (a loaded machine delays the camera's own set-up).
     # The simulator encodes one keyframe when the first DESCRIBE prepares the media (#0, before PLAY:
-    # never sent) and one at PLAY (#1, ~40 ms later), then one per GOP: we must start at #0 or #1.
+    # never sent) and one at PLAY (#1, ~40 ms later), then one per GOP: we start at #1, or at #2 when
+    # #1 reached the socket before the PLAY reply and FFmpeg's RTSP client discarded it
+    # (docs/RECORDER.md, "Known limits"; about one reconnect in fifteen under CPU load).
     sent = [t for t in victim.keyframe_times() if t > killed + 1.0]
     nearest = min(range(len(sent)), key=lambda i: abs(sent[i] - gap.end.timestamp()))
     print(f"gap end {gap.end.timestamp() - ready:+.3f} s after the camera answered, at its keyframe "
           f"#{nearest}; keyframes sent at {[round(t - ready, 3) for t in sent[:4]]} s")
     assert abs(gap.end.timestamp() - sent[nearest]) <= 0.04, (gap.end.timestamp(), sent[:3])
-    assert nearest <= 1, (nearest, sent[:3], ready)
+    assert nearest <= 2, (nearest, sent[:3], ready)
     segs = sink.segs("victim")
     before = [r for r in segs if r.end <= gap.start]
     after = [r for r in segs if r.start >= gap.end]
     assert before and after and len(before) + len(after) == len(segs)
     assert before[-1].end == gap.start and after[0].start == gap.end
-    assert after[0].start.timestamp() - sent[0] <= 1.0  # from the camera's first keyframe: within 1 s
+    assert after[0].start.timestamp() - sent[0] <= 1.0 + (nearest == 2)  # within 1 s (+ that GOP)
     assert after[0].prev_sha256 == before[-1].sha256  # the chain crosses the outage
     assert after[0].run_id != before[-1].run_id
     assert_contiguous(before)
