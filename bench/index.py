@@ -236,6 +236,9 @@ def load(engine: Engine, n_segments: int, n_events: int, seed: int) -> list[int]
     with engine.begin() as conn:
         segment_runs.rebuild(conn)  # COPY went past the segment store, which keeps the runs
     log.info("rebuilt segment_runs in %.1f s", time.perf_counter() - t)
+    t = time.perf_counter()
+    n = CaseStore(engine).rebuild_officer_cases()  # likewise for the officer search's index
+    log.info("rebuilt officer_cases (%d rows) in %.1f s", n, time.perf_counter() - t)
     analyze(engine)
     return [r[0] for r in people["subjects"]]
 

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from domain.errors import ConflictError, NotFoundError, ValidationFailed
@@ -56,6 +56,17 @@ log = logging.getLogger(__name__)
 T: Mapping[str, Table] = Base.metadata.tables
 CASES, SUBJECTS, OFFICERS = T["cases"], T["subjects"], T["officers"]
 CASE_OFFICERS, ROOMS = T["case_officers"], T["rooms"]
+OFFICER_CASES = T["officer_cases"]
+# officer_cases from its sources; revision 0007 keeps its own copy (a migration must not change when
+# this does).
+OFFICER_CASES_SQL = """
+INSERT INTO officer_cases (officer_id, case_id)
+SELECT officer_id, case_id FROM case_officers
+UNION
+SELECT eo.officer_id, e.case_id
+FROM procedure_event_officers eo JOIN procedure_events e ON e.id = eo.event_id
+WHERE e.case_id IS NOT NULL
+"""
 EVENTS, EVENT_OFFICERS = T["procedure_events"], T["procedure_event_officers"]
 OBSERVATIONS = T["location_observations"]
 
@@ -99,6 +110,24 @@ class CaseStore:
 
     def insert_for(self, table: Table) -> Any:
         return dialect_insert(self._engine, table)
+
+    def _link_officers(self, s: Session, pairs: Sequence[tuple[int, int]]) -> None:
+        """Record (officer, case) in ``officer_cases``, the officer search's index."""
+        rows = [{"officer_id": o, "case_id": c} for o, c in sorted(set(pairs))]
+        for i in range(0, len(rows), _CHUNK):
+            s.execute(
+                self.insert_for(OFFICER_CASES)
+                .values(rows[i : i + _CHUNK])
+                .on_conflict_do_nothing(index_elements=["officer_id", "case_id"])
+            )
+
+    def rebuild_officer_cases(self) -> int:
+        """Recompute ``officer_cases`` from the case and event officers (after a bulk load that
+        bypassed this store); returns the number of rows."""
+        with self.session("rebuild officer_cases") as s:
+            s.execute(OFFICER_CASES.delete())
+            s.execute(text(OFFICER_CASES_SQL))
+            return int(s.execute(select(func.count()).select_from(OFFICER_CASES)).scalar_one())
 
     def insert_new(self, s: Session, table: Table, row: dict[str, Any], key: str) -> int | None:
         """Insert ``row`` unless its ``key`` exists; the new id, or None if it was there."""
@@ -178,6 +207,7 @@ class CaseStore:
                 .returning(CASE_OFFICERS.c.case_id)
             )
             created = s.execute(stmt).first() is not None
+            self._link_officers(s, [(officer_id, case_id)])
             if not created:
                 have = (
                     s.execute(
@@ -324,6 +354,10 @@ class CaseStore:
             ]
             if links:
                 s.execute(EVENT_OFFICERS.insert(), links)
+                self._link_officers(s, [
+                    (o, r["case_id"]) for r in unique
+                    if r["client_id"] in fresh and r["case_id"] is not None for o in r["officer_ids"]
+                ])
             stale = [r for r in unique if r["client_id"] not in fresh]
             if stale:
                 self._events_match(s, stale)

@@ -315,6 +315,19 @@ class ProcedureEventOfficer(Base):
     officer_id: Mapped[int] = mapped_column(BigId, ForeignKey("officers.id"), primary_key=True, index=True)
 
 
+class OfficerCase(Base):
+    """Derived: the officer is on the case or on one of its events. Kept by ``CaseStore`` with every
+    case officer and event officer it stores (revision 0007 backfilled it), so "cases of officer X"
+    is one index range instead of a join through every event the officer was on."""
+
+    __tablename__ = "officer_cases"
+
+    officer_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("officers.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+
+
 class LocationObservation(Base):
     """A person seen in a room (wristband reader, face recognition at a door, or manual entry)."""
 

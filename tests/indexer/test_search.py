@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 
 from domain.errors import ValidationFailed
 from domain.types import EventType
 from indexer.case_records import NewCase, NewEvent, NewOfficer, NewSubject
 from indexer.case_store import CaseStore
+from indexer.database import downgrade, upgrade
 from indexer.search import CaseQuery, CaseSearch
 from indexer.segment_store import SegmentStore
 
@@ -109,3 +110,21 @@ def test_event_only_total_counts_each_case_once(search: CaseSearch, engine: Engi
     assert page.total == 4 and [h.case.case_number for h in page.items] == ["A-2026-005", "A-2026-004"]
     beyond = search.search(CaseQuery(event_type=EventType.WAITING, limit=2, offset=8))
     assert beyond.total == 8 and beyond.items == []
+
+
+def test_officer_index_is_kept_rebuilt_and_backfilled(search: CaseSearch, engine: Engine) -> None:
+    """``officer_cases`` (what the officer filter reads) as the store keeps it = its rebuild from
+    case and event officers = revision 0007's backfill of the same data."""
+
+    def pairs() -> set[tuple[int, int]]:
+        with engine.connect() as conn:
+            return {(int(o), int(c)) for o, c in conn.execute(text("SELECT officer_id, case_id FROM officer_cases"))}
+
+    kept = pairs()
+    assert len(kept) == 13 and {o for o, _ in kept} == {1, 2}  # 12 cases through events, 1 as case officer
+    assert CaseStore(engine).rebuild_officer_cases() == 13 and pairs() == kept
+    downgrade(engine, "0006")
+    assert "officer_cases" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert pairs() == kept
+    assert numbers(search, officer_id=1)[:2] == ["A-2026-000", "A-2026-001"]
