@@ -14,6 +14,7 @@ import pytest
 from domain.types import GapCause, parse_iso
 from tests.recorders.conftest import decode_segment
 from tests.support.recorder_proc import Recorder
+from tests.support.recording import assert_resumed_at_session_keyframe
 
 pytestmark = pytest.mark.integration
 
@@ -65,5 +66,6 @@ def test_sigkill_mid_segment_recovered_and_gap_is_downtime(tmp_path: Path, camer
     assert new[0]["prev_sha256"] == rec["sha256"]
     start, end = parse_iso(gap["start"]).timestamp(), parse_iso(gap["end"]).timestamp()
     assert abs(start - killed) <= 0.5, start - killed  # at most the packet being written is lost
-    # the downtime ends when the new process is recording again (interpreter start + connect)
-    assert abs(end - recording) <= 0.5, (end - recording, recording - restarted)
+    # the downtime ends when the new process's session delivers its first keyframe
+    assert restarted < end < recording + 1.5, (end - recording, recording - restarted)
+    assert_resumed_at_session_keyframe(cam, restarted, end)

@@ -15,6 +15,7 @@ from domain.types import GapCause, SegmentRecord
 from recorders import ts_writer
 from recorders.worker import CameraWorker, RecorderOptions
 from tests.recorders.conftest import TEST_OPTIONS, CollectingSink, decode_segment, running
+from tests.support.recording import assert_resumed_at_session_keyframe
 
 pytestmark = pytest.mark.integration
 
@@ -58,24 +59,15 @@ def test_camera_killed_and_restarted_one_disconnect_gap(tmp_path: Path, sink: Co
     # (a stall is an open connection without packets; that needs stall_seconds to be noticed)
     assert gap.cause is GapCause.DISCONNECT
     assert abs(gap.start.timestamp() - killed) <= 0.5, gap.start.timestamp() - killed
-    # The gap ends at the first keyframe the restarted camera sent us, timed by the camera's own log
-    # rather than by when this test saw it answer (a loaded machine delays the camera's own set-up).
-    # The simulator encodes one keyframe when the first DESCRIBE prepares the media (#0, before PLAY:
-    # never sent) and one at PLAY (#1, ~40 ms later), then one per GOP: we start at #1, or at #2 when
-    # #1 reached the socket before the PLAY reply and FFmpeg's RTSP client discarded it
-    # (docs/RECORDER.md, "Known limits"; about one reconnect in fifteen under CPU load).
-    sent = [t for t in victim.keyframe_times() if t > killed + 1.0]
-    nearest = min(range(len(sent)), key=lambda i: abs(sent[i] - gap.end.timestamp()))
-    print(f"gap end {gap.end.timestamp() - ready:+.3f} s after the camera answered, at its keyframe "
-          f"#{nearest}; keyframes sent at {[round(t - ready, 3) for t in sent[:4]]} s")
-    assert abs(gap.end.timestamp() - sent[nearest]) <= 0.04, (gap.end.timestamp(), sent[:3])
-    assert nearest <= 2, (nearest, sent[:3], ready)
+    # The gap ends at the first keyframe the restarted camera's new session delivered.
+    nearest = assert_resumed_at_session_keyframe(victim, killed + 1.0, gap.end.timestamp())
+    first_sent = min(t for t in victim.keyframe_times() if t > killed + 1.0)
     segs = sink.segs("victim")
     before = [r for r in segs if r.end <= gap.start]
     after = [r for r in segs if r.start >= gap.end]
     assert before and after and len(before) + len(after) == len(segs)
     assert before[-1].end == gap.start and after[0].start == gap.end
-    assert after[0].start.timestamp() - sent[0] <= 1.0 + (nearest == 2)  # within 1 s (+ that GOP)
+    assert after[0].start.timestamp() - first_sent <= 1.0 + (nearest == 2)  # within 1 s (+ that GOP)
     assert after[0].prev_sha256 == before[-1].sha256  # the chain crosses the outage
     assert after[0].run_id != before[-1].run_id
     assert_contiguous(before)

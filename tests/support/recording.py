@@ -136,3 +136,25 @@ def decode_segment(path: Path, declared_audio: str | None = None) -> dict[str, A
                 if frames:
                     out["audio_rate"] = frames[0].sample_rate
     return out
+
+
+# A reconnecting recorder's footage starts at the first keyframe its new RTSP session delivers. The
+# simulator encodes one keyframe when a session's DESCRIBE prepares the media (#0, before PLAY: never
+# sent), one at PLAY (#1, ~40 ms later), then one per GOP. #1 is lost when it reaches the socket
+# before the PLAY reply, which FFmpeg's RTSP client discards (docs/RECORDER.md, "Known limits"):
+# then footage starts at #2, one GOP later.
+SESSION_KEYFRAMES_ALLOWED = 3
+
+
+def assert_resumed_at_session_keyframe(camera: Any, after: float, gap_end: float) -> int:
+    """Assert that ``gap_end`` is the capture time (±40 ms) of one of the first keyframes the camera
+    sent after ``after`` (its own events log, not the test's clock: a loaded machine delays the
+    camera's and the RTSP set-up); returns that keyframe's number."""
+    sent = [t for t in camera.keyframe_times() if t > after]
+    assert sent, f"the camera logged no keyframe after {after}"
+    nearest = min(range(len(sent)), key=lambda i: abs(sent[i] - gap_end))
+    print(f"resumed at keyframe #{nearest} of the new session; keyframes at "
+          f"{[round(t - after, 3) for t in sent[:4]]} s, gap end {gap_end - after:+.3f} s")
+    assert abs(gap_end - sent[nearest]) <= 0.04, (gap_end - after, [t - after for t in sent[:4]])
+    assert nearest < SESSION_KEYFRAMES_ALLOWED, (nearest, [t - after for t in sent[:4]])
+    return nearest
