@@ -12,7 +12,11 @@ Reported per stream: CPU seconds (user + system, from the kernel's rusage of the
 (our one process divided by N; each ffmpeg process on its own), and packets lost, measured the
 same way for both from what was written: holes in the video and audio timestamps.
 
-    .venv/bin/python bench/record.py --streams 8 32 64 --seconds 60
+    .venv/bin/python bench/record.py --streams 8 32 64 --seconds 60 --repeats 3
+
+Each N is measured in ``--repeats`` back-to-back pairs whose order alternates; the CPU ratio is the
+median of the pairs' ratios (one pair per N proved too noisy on a shared machine: two single runs
+of the same code differed by 25 %), the RSS ratio the worst pair's.
 
 Targets (issue 2): CPU per stream ≤ 1.0× ffmpeg's with hashing, RSS per stream ≤ 0.15× ffmpeg's,
 64 streams on this 2-core machine with zero loss.
@@ -25,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,6 +112,7 @@ def run_ours(
     urls: list[str], seconds: float, work: Path, buffer_seconds: float = 0.25
 ) -> tuple[Usage, Loss, dict[str, int]]:
     spool = work / "ours"
+    shutil.rmtree(spool, ignore_errors=True)  # a previous pair's recordings
     cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--segment-seconds", "10"]
     cmd += ["--write-buffer-seconds", str(buffer_seconds)]
     for i, url in enumerate(urls):
@@ -135,6 +141,7 @@ def run_ours(
 
 def run_ffmpeg(urls: list[str], seconds: float, work: Path, fmt: str) -> tuple[Usage, list[Usage], Loss]:
     procs = []
+    shutil.rmtree(work / "ffmpeg", ignore_errors=True)  # a previous pair's recordings
     fmt_args = ["-segment_format", fmt]
     ext = {"mpegts": "ts"}.get(fmt, fmt)
     if fmt == "mov":
@@ -175,30 +182,64 @@ def _sum_loss(losses: list[Loss]) -> Loss:
     )
 
 
+def _one_pair(
+    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float, ours_first: bool
+) -> tuple[Usage, Loss, dict[str, int], Usage, list[Usage], Loss]:
+    """One run of ours and one of ffmpeg on fresh servers, in the given order."""
+    ours_run: tuple[Usage, Loss, dict[str, int]] | None = None
+    ff_run: tuple[Usage, list[Usage], Loss] | None = None
+    for who in ("ours", "ffmpeg") if ours_first else ("ffmpeg", "ours"):
+        with FileCameraServer(clip, n) as server:
+            time.sleep(1)
+            if who == "ours":
+                ours_run = run_ours(server.urls, seconds, work, buffer_seconds)
+            else:
+                ff_run = run_ffmpeg(server.urls, seconds, work, fmt)
+    assert ours_run is not None and ff_run is not None
+    return (*ours_run, *ff_run)
+
+
 def bench(
-    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float = 0.25
+    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float = 0.25, repeats: int = 1
 ) -> dict[str, object]:
-    result: dict[str, object] = {"streams": n, "seconds": seconds, "write_buffer_seconds": buffer_seconds}
-    with FileCameraServer(clip, n) as server:
-        time.sleep(1)
-        ours, ours_loss, counts = run_ours(server.urls, seconds, work, buffer_seconds)
-    with FileCameraServer(clip, n) as server:
-        time.sleep(1)
-        ff_total, ff_each, ff_loss = run_ffmpeg(server.urls, seconds, work, fmt)
-    ours_cpu = ours.cpu_seconds / n
-    ff_cpu = ff_total.cpu_seconds / n
-    ours_rss = ours.peak_rss_bytes / n
-    ff_rss = sum(u.peak_rss_bytes for u in ff_each) / n
+    """``repeats`` pairs, the order alternating (ours first, then ffmpeg first, ...) so that a
+    machine getting busier or quieter during the run favours neither; the CPU ratio reported is
+    the median of the pairs' ratios, each pair measured back to back."""
+    result: dict[str, object] = {
+        "streams": n, "seconds": seconds, "write_buffer_seconds": buffer_seconds, "repeats": repeats,
+    }
+    ours_cpu: list[float] = []
+    ff_cpu: list[float] = []
+    ours_rss: list[float] = []
+    ff_rss: list[float] = []
+    ours_losses: list[Loss] = []
+    ff_losses: list[Loss] = []
+    counts: dict[str, int] = {}
+    for i in range(repeats):
+        ours, ours_loss, counts, ff_total, ff_each, ff_loss = _one_pair(
+            n, seconds, clip, work, fmt, buffer_seconds, ours_first=i % 2 == 0
+        )
+        ours_cpu.append(ours.cpu_seconds / n)
+        ff_cpu.append(ff_total.cpu_seconds / n)
+        ours_rss.append(ours.peak_rss_bytes / n)
+        ff_rss.append(sum(u.peak_rss_bytes for u in ff_each) / n)
+        ours_losses.append(ours_loss)
+        ff_losses.append(ff_loss)
+        print(f"  N={n} pair {i + 1}/{repeats}: ours {ours_cpu[-1]:.3f} / ffmpeg {ff_cpu[-1]:.3f} CPU s per "
+              f"stream = {ours_cpu[-1] / ff_cpu[-1]:.3f}, load {os.getloadavg()[0]:.1f}", flush=True)
+    ratios = [o / f for o, f in zip(ours_cpu, ff_cpu, strict=True) if f]
+    rss_ratios = [o / f for o, f in zip(ours_rss, ff_rss, strict=True) if f]
     result.update(
-        ours_cpu_s_per_stream=round(ours_cpu, 3),
-        ffmpeg_cpu_s_per_stream=round(ff_cpu, 3),
-        cpu_ratio=round(ours_cpu / ff_cpu, 3) if ff_cpu else None,
-        ours_process_peak_rss_mb=round(ours.peak_rss_bytes / 2**20, 1),
-        ours_rss_mb_per_stream=round(ours_rss / 2**20, 2),
-        ffmpeg_rss_mb_per_stream=round(ff_rss / 2**20, 2),
-        rss_ratio=round(ours_rss / ff_rss, 3) if ff_rss else None,
-        ours_loss=ours_loss.__dict__,
-        ffmpeg_loss=ff_loss.__dict__,
+        ours_cpu_s_per_stream=round(statistics.median(ours_cpu), 3),
+        ffmpeg_cpu_s_per_stream=round(statistics.median(ff_cpu), 3),
+        cpu_ratio=round(statistics.median(ratios), 3) if ratios else None,
+        cpu_ratio_each=[round(r, 3) for r in ratios],
+        ours_process_peak_rss_mb=round(max(ours_rss) * n / 2**20, 1),
+        ours_rss_mb_per_stream=round(max(ours_rss) / 2**20, 2),
+        ffmpeg_rss_mb_per_stream=round(statistics.median(ff_rss) / 2**20, 2),
+        rss_ratio=round(max(rss_ratios), 3) if rss_ratios else None,
+        ours_loss=_sum_loss(ours_losses).__dict__,
+        ffmpeg_loss=_sum_loss(ff_losses).__dict__,
         ours_events=counts,
     )
     return result
@@ -211,6 +252,8 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=ROOT / "bench" / "out" / "clip1080p.mov")
     parser.add_argument("--ffmpeg-format", default="mpegts", help="container ffmpeg writes (ours: mpegts)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="pairs (ours, ffmpeg) per N, order alternating; the ratio is their median")
     parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
                         help="ours: media the muxer may buffer (0: a write per packet, the crash-safest)")
     args = parser.parse_args()
@@ -220,7 +263,7 @@ def main() -> int:
     for n in args.streams:
         work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-{n}-"))
         try:
-            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, args.write_buffer_seconds)
+            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, args.write_buffer_seconds, args.repeats)
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
