@@ -16,7 +16,6 @@ import io
 import logging
 import os
 import re
-import shutil
 import stat
 import tempfile
 import threading
@@ -169,6 +168,44 @@ def digest_file(path: Path, part_size: int = S3_PART_SIZE) -> Digest:
     return hasher.digest()
 
 
+def _sha256_file(path: Path) -> tuple[int, str]:
+    """(size, SHA-256) of a file; no S3 ETag (local storage has no use for the MD5s)."""
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            sha.update(view[:n])
+            size += n
+    return size, sha.hexdigest()
+
+
+def _copy_hashing(path: Path, out: BinaryIO) -> tuple[int, str]:
+    """Copy ``path`` into ``out`` reading it once; (size, SHA-256 of what was copied). A read
+    failure is the spool's (:class:`SpoolError`); a write failure stays an ``OSError``."""
+    sha = hashlib.sha256()
+    size = 0
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    try:
+        src = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below; reads and writes fail apart)
+    except OSError as exc:
+        raise SpoolError(f"cannot read {path}: {exc}", path=str(path)) from exc
+    with src:
+        while True:
+            try:
+                n = src.readinto(buf)
+            except OSError as exc:
+                raise SpoolError(f"cannot read {path}: {exc}", path=str(path)) from exc
+            if not n:
+                break
+            sha.update(view[:n])
+            out.write(view[:n])
+            size += n
+    return size, sha.hexdigest()
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -261,14 +298,15 @@ class LocalStorage(Storage):
             if have.sha256 == sha256:
                 return StoredObject(key, have.size, sha256)
             log.warning("replacing stored %s: it hashes to %s, not %s", key, have.sha256, sha256)
-        want = digest_file(path)
-        if want.sha256 != sha256:
-            raise SourceMismatch(f"{path} hashes to {want.sha256}, not {sha256}; not stored", key=key)
+        # One read of the source: hashed as it is copied, and the copy is kept only if the source
+        # hashed to ``sha256``. verify() then re-hashes what landed in the store.
         tmp: str | None = None
-        try:  # the copy is checked by verify(), which re-hashes what landed in the store
+        try:
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                shutil.copyfileobj(src, out, CHUNK)
+            with os.fdopen(fd, "wb") as out:
+                size, got = _copy_hashing(path, out)
+                if got != sha256:
+                    raise SourceMismatch(f"{path} hashes to {got}, not {sha256}; not stored", key=key)
                 out.flush()
                 os.fsync(out.fileno())
                 os.fchmod(out.fileno(), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
@@ -281,7 +319,7 @@ class LocalStorage(Storage):
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-        return StoredObject(key, want.size, sha256)
+        return StoredObject(key, size, sha256)
 
     def verify(self, key: str, size: int, sha256: str) -> None:
         path = self._path(key)
@@ -296,11 +334,11 @@ class LocalStorage(Storage):
         if actual != size:
             raise IntegrityError(f"stored {key} has {actual} bytes, expected {size}", key=key)
         try:
-            have = digest_file(path)
-        except SpoolError as exc:
-            raise StorageError(f"cannot read stored {key}: {exc.message}", key=key) from exc
-        if have.sha256 != sha256 or have.size != size:
-            raise IntegrityError(f"stored {key} hashes to {have.sha256}, expected {sha256}", key=key)
+            have_size, have_sha = _sha256_file(path)
+        except OSError as exc:
+            raise StorageError(f"cannot read stored {path}: {exc}", key=key) from exc
+        if have_sha != sha256 or have_size != size:
+            raise IntegrityError(f"stored {key} hashes to {have_sha}, expected {sha256}", key=key)
 
     def exists(self, key: str) -> bool:
         path = self._path(key)

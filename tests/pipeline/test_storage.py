@@ -16,6 +16,7 @@ from minio import Minio
 from domain.errors import (
     IntegrityError,
     NotFoundError,
+    SpoolError,
     StorageError,
     StorageUnavailable,
     ValidationFailed,
@@ -167,6 +168,15 @@ def test_put_refuses_source_not_matching_its_hash(storage: Storage, tmp_path: Pa
     with pytest.raises(SourceMismatch):
         storage.put_file("cam/a.ts", src, hashlib.sha256(b"what the recorder hashed").hexdigest())
     assert not storage.exists("cam/a.ts")
+    if isinstance(storage, LocalStorage):  # hashed while copying: the refused copy is removed again
+        assert [p.name for p in storage.root.rglob("*") if p.is_file()] == []
+
+
+def test_local_put_of_an_unreadable_source_is_a_spool_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    with pytest.raises(SpoolError):
+        storage.put_file("cam/gone.ts", tmp_path / "gone.ts", hashlib.sha256(b"").hexdigest())
+    assert [p.name for p in storage.root.rglob("*") if p.is_file()] == []
 
 
 def test_put_replaces_a_stored_copy_that_does_not_verify(storage: Storage, tmp_path: Path) -> None:
