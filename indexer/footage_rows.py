@@ -27,10 +27,11 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 from domain.types import (
     ClockSource,
@@ -86,7 +87,7 @@ _CAUSES = {c.value: c for c in GapCause}
 
 
 def raw_rows(
-    s: Session, stmt: Select[Any], params: Mapping[str, Any] | None = None
+    s: Session, stmt: Select[Any] | TextClause, params: Mapping[str, Any] | None = None
 ) -> list[tuple[Any, ...]]:
     """The DB-API tuples of a Core select: the compiled statement is still cached and the
     parameters bound by SQLAlchemy, but the rows skip the Row objects and result processors
@@ -283,6 +284,11 @@ def overlapping(
     on rows already in order).
     """
     out: list[list[tuple[Any, ...]]] = [[] for _ in reads]
+    lateral = _lateral_statement(table, cols) if s.get_bind().dialect.name == "postgresql" else None
+    if lateral is not None and reads:
+        for r in raw_rows(s, lateral, read_arrays(reads)):
+            out[r[-1]].append(r)
+        reads = ()
     for first in range(0, len(reads), MAX_BRANCHES):
         chunk = reads[first : first + MAX_BRANCHES]
         params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
@@ -295,6 +301,38 @@ def overlapping(
     return out
 
 
+_LATERAL: dict[tuple[str, tuple[str, ...]], TextClause | None] = {}
+
+
+def read_arrays(reads: Sequence[tuple[str, int, int, int]]) -> dict[str, Any]:
+    """The parameters of the PostgreSQL LATERAL statements: one array per field of the reads."""
+    return {
+        "c": [r[0] for r in reads], "a": [r[1] for r in reads], "l": [r[2] for r in reads],
+        "h": [r[3] for r in reads], "m": MAX_ROWS_PER_CAMERA,
+    }
+
+
+def _lateral_statement(table: Table, cols: Sequence[ColumnElement[Any]]) -> TextClause | None:
+    """PostgreSQL: :func:`overlapping`'s reads as arrays, each answered by a LATERAL subquery, in
+    one statement whose text does not depend on the number of reads (planning the ``UNION ALL`` of
+    one branch per read cost more than running it, docs/INDEX.md; a fixed text is also what
+    psycopg prepares). None when ``cols`` are not all plain columns of ``table``."""
+    names = tuple(getattr(c, "name", "") for c in cols)
+    key = (table.name, names)
+    if key not in _LATERAL:
+        plain = all(getattr(c, "table", None) is table for c in cols)
+        _LATERAL[key] = None if not plain else text(f"""
+            SELECT {", ".join(f"t.{n}" for n in names)}, r.i - 1 AS read_
+            FROM unnest(CAST(:c AS text[]), CAST(:a AS bigint[]), CAST(:l AS bigint[]), CAST(:h AS bigint[]))
+                 WITH ORDINALITY AS r(cam, low, lo, hi, i)
+            CROSS JOIN LATERAL (
+                SELECT {", ".join(names)} FROM {table.name}
+                WHERE camera_id = r.cam AND start_us >= r.low AND start_us < r.hi AND end_us > r.lo
+                ORDER BY start_us LIMIT :m
+            ) AS t""")
+    return _LATERAL[key]
+
+
 SPAN_COLS: list[ColumnElement[Any]] = [SEGMENTS.c.start_us, SEGMENTS.c.end_us]
 
 
@@ -304,13 +342,16 @@ def run_reads(s: Session, reads: Sequence[tuple[str, int, int, int]]) -> list[Ru
     run (a segment deleted inside it) get their runs from their segments' spans instead."""
     out = [RunRead([]) for _ in reads]
     los = [lo for _, _, lo, _ in reads]
-    step = coverage.MAX_BRANCHES
-    for first in range(0, len(reads), step):
-        chunk = reads[first : first + step]
-        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
-        for i, (cam, low, lo, hi) in enumerate(chunk):
-            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
-        coverage.collect(raw_rows(s, coverage.runs_statement(len(chunk)), params), los, first, out)
+    if reads and s.get_bind().dialect.name == "postgresql":
+        coverage.collect(raw_rows(s, coverage.RUNS_LATERAL_PG, read_arrays(reads)), los, 0, out)
+    else:
+        step = coverage.MAX_BRANCHES
+        for first in range(0, len(reads), step):
+            chunk = reads[first : first + step]
+            params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+            for i, (cam, low, lo, hi) in enumerate(chunk):
+                params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+            coverage.collect(raw_rows(s, coverage.runs_statement(len(chunk)), params), los, first, out)
     dirty = [k for k, got in enumerate(out) if got.dirty]
     if dirty:
         log.info("footage: %d camera read(s) over dirty runs, read from the segments", len(dirty))
