@@ -250,7 +250,7 @@ class FootageIndex:
         """
         start, end = _checked(start, end)
         now = utc(now) if now is not None else self._store.now()
-        with self._store.session(f"footage of subject {subject_id}") as s:
+        with self._store.read_session(f"footage of subject {subject_id}") as s:
             rooms = rooms_of(s)
             stays = _trajectory(s, subject_id, rooms)
             clips = self._clips(s, subject_id, to_us(start), to_us(end))
@@ -266,7 +266,7 @@ class FootageIndex:
         playback) use :meth:`subject_footage`."""
         start, end = _checked(start, end)
         now = utc(now) if now is not None else self._store.now()
-        with self._store.session(f"coverage of subject {subject_id}") as s:
+        with self._store.read_session(f"coverage of subject {subject_id}") as s:
             rooms = rooms_of(s)
             stays = _trajectory(s, subject_id, rooms)
             clips = self._clips(s, subject_id, to_us(start), to_us(end))
