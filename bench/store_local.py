@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.storage import LocalStorage  # noqa: E402
+from pipeline.storage import LocalStorage
 
 
 def _rchar() -> int:
