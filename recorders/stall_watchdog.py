@@ -49,10 +49,12 @@ def _peer(fd: int) -> tuple[str, int] | None:
     except OSError:
         return None
     try:
-        if sock.type != socket.SOCK_STREAM:
+        # Other threads open sockets at the same time (64 cameras starting together): a Unix
+        # socket's peer is a path string, not an address, and is never the camera's.
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
             return None
         peer = sock.getpeername()
-        return (str(peer[0]), int(peer[1]))
+        return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
     except OSError:
         return None
     finally:

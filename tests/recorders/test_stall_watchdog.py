@@ -1,0 +1,24 @@
+"""Finding the RTSP session's socket among the process's descriptors (plain sockets, no camera)."""
+
+from __future__ import annotations
+
+import socket
+
+from recorders.stall_watchdog import session_socket, socket_fds
+
+
+def test_only_the_tcp_connection_to_the_camera_is_taken() -> None:
+    """Sockets other threads open meanwhile (a Unix socket pair, a second TCP connection) are
+    ignored; a Unix socket's peer is a path string and once crashed every worker starting at once."""
+    with socket.create_server(("127.0.0.1", 0)) as camera, socket.create_server(("127.0.0.1", 0)) as other:
+        port = camera.getsockname()[1]
+        before = socket_fds()
+        left, right = socket.socketpair(socket.AF_UNIX)
+        to_camera = socket.create_connection(("127.0.0.1", port))
+        elsewhere = socket.create_connection(other.getsockname())
+        try:
+            assert session_socket(f"rtsp://127.0.0.1:{port}/live", before) == to_camera.fileno()
+            assert session_socket("rtsp://127.0.0.1:1/live", before) is None  # no such peer
+        finally:
+            for s in (left, right, to_camera, elsewhere):
+                s.close()
