@@ -151,10 +151,12 @@ def runs_statement(n: int) -> Select[Any]:
 # totals branches above). Planning the UNION ALL of two branches per read was the largest server
 # cost of a footage call (3.3 of 8.6 ms for 12 reads, docs/INDEX.md); this plans once, small, and a
 # fixed text is what psycopg prepares after a few uses. ``read_`` counts from 0 like the union's.
-RUNS_LATERAL_PG = text("""
+# The reads (camera, lowest start, lo, hi) as arrays :c, :a, :l, :h, one row ``r`` each, numbered from 1.
+READS_FROM_ARRAYS = """unnest(CAST(:c AS text[]), CAST(:a AS bigint[]), CAST(:l AS bigint[]), CAST(:h AS bigint[]))
+     WITH ORDINALITY AS r(cam, low, lo, hi, i)"""
+RUNS_LATERAL_PG = text(f"""
 SELECT r.i - 1 AS read_, k.kind_, k.a_, k.b_
-FROM unnest(CAST(:c AS text[]), CAST(:a AS bigint[]), CAST(:l AS bigint[]), CAST(:h AS bigint[]))
-     WITH ORDINALITY AS r(cam, low, lo, hi, i)
+FROM {READS_FROM_ARRAYS}
 CROSS JOIN LATERAL (
     (SELECT CASE WHEN sr.dirty THEN 2 ELSE 0 END AS kind_, sr.start_us AS a_, sr.end_us AS b_
      FROM segment_runs sr

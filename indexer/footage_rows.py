@@ -285,17 +285,18 @@ def overlapping(
     """
     out: list[list[tuple[Any, ...]]] = [[] for _ in reads]
     lateral = _lateral_statement(table, cols) if s.get_bind().dialect.name == "postgresql" else None
-    if lateral is not None and reads:
-        for r in raw_rows(s, lateral, read_arrays(reads)):
-            out[r[-1]].append(r)
-        reads = ()
-    for first in range(0, len(reads), MAX_BRANCHES):
-        chunk = reads[first : first + MAX_BRANCHES]
-        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
-        for i, (cam, low, lo, hi) in enumerate(chunk):
-            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
-        for r in raw_rows(s, reads_statement(table, cols, len(chunk)), params):
-            out[first + r[-1]].append(r)
+    if lateral is not None:
+        if reads:
+            for r in raw_rows(s, lateral, read_arrays(reads)):
+                out[r[-1]].append(r)
+    else:
+        for first in range(0, len(reads), MAX_BRANCHES):
+            chunk = reads[first : first + MAX_BRANCHES]
+            params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+            for i, (cam, low, lo, hi) in enumerate(chunk):
+                params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+            for r in raw_rows(s, reads_statement(table, cols, len(chunk)), params):
+                out[first + r[-1]].append(r)
     for rows in out:
         rows.sort(key=by_start)
     return out
@@ -323,8 +324,7 @@ def _lateral_statement(table: Table, cols: Sequence[ColumnElement[Any]]) -> Text
         plain = all(getattr(c, "table", None) is table for c in cols)
         _LATERAL[key] = None if not plain else text(f"""
             SELECT {", ".join(f"t.{n}" for n in names)}, r.i - 1 AS read_
-            FROM unnest(CAST(:c AS text[]), CAST(:a AS bigint[]), CAST(:l AS bigint[]), CAST(:h AS bigint[]))
-                 WITH ORDINALITY AS r(cam, low, lo, hi, i)
+            FROM {coverage.READS_FROM_ARRAYS}
             CROSS JOIN LATERAL (
                 SELECT {", ".join(names)} FROM {table.name}
                 WHERE camera_id = r.cam AND start_us >= r.low AND start_us < r.hi AND end_us > r.lo

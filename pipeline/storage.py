@@ -168,22 +168,10 @@ def digest_file(path: Path, part_size: int = S3_PART_SIZE) -> Digest:
     return hasher.digest()
 
 
-def _sha256_file(path: Path) -> tuple[int, str]:
-    """(size, SHA-256) of a file; no S3 ETag (local storage has no use for the MD5s)."""
-    sha = hashlib.sha256()
-    size = 0
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            sha.update(view[:n])
-            size += n
-    return size, sha.hexdigest()
-
-
-def _copy_hashing(path: Path, out: BinaryIO) -> tuple[int, str]:
-    """Copy ``path`` into ``out`` reading it once; (size, SHA-256 of what was copied). A read
-    failure is the spool's (:class:`SpoolError`); a write failure stays an ``OSError``."""
+def _sha256_copy(path: Path, out: BinaryIO | None = None) -> tuple[int, str]:
+    """(size, SHA-256) of a file without the S3 ETag's MD5s (local storage has no use for them),
+    reading it once and copying it into ``out`` on the way if given. A read failure is
+    :class:`SpoolError`; a write failure stays an ``OSError``."""
     sha = hashlib.sha256()
     size = 0
     buf = bytearray(CHUNK)
@@ -201,7 +189,8 @@ def _copy_hashing(path: Path, out: BinaryIO) -> tuple[int, str]:
             if not n:
                 break
             sha.update(view[:n])
-            out.write(view[:n])
+            if out is not None:
+                out.write(view[:n])
             size += n
     return size, sha.hexdigest()
 
@@ -304,7 +293,7 @@ class LocalStorage(Storage):
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
             with os.fdopen(fd, "wb") as out:
-                size, got = _copy_hashing(path, out)
+                size, got = _sha256_copy(path, out)
                 if got != sha256:
                     raise SourceMismatch(f"{path} hashes to {got}, not {sha256}; not stored", key=key)
                 out.flush()
@@ -334,9 +323,9 @@ class LocalStorage(Storage):
         if actual != size:
             raise IntegrityError(f"stored {key} has {actual} bytes, expected {size}", key=key)
         try:
-            have_size, have_sha = _sha256_file(path)
-        except OSError as exc:
-            raise StorageError(f"cannot read stored {path}: {exc}", key=key) from exc
+            have_size, have_sha = _sha256_copy(path)
+        except SpoolError as exc:
+            raise StorageError(f"cannot read stored {key}: {exc.message}", key=key) from exc
         if have_sha != sha256 or have_size != size:
             raise IntegrityError(f"stored {key} hashes to {have_sha}, expected {sha256}", key=key)
 

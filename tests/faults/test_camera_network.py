@@ -73,20 +73,16 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
 
     # A rebooted camera has footage again when it sends its first keyframe (it starts encoding when
     # the recorder's new session asks for it; on a loaded machine that alone takes a second or more).
-    down = outages["reboot"][0]
-    outages["reboot"] = (down, max(outages["reboot"][1], min(t for t in rebooted.keyframe_times() if t > down)))
-    # A dropped connection: the camera had no other viewer, so it stops encoding and starts again,
-    # with a keyframe, when the recorder's new session (backoff <= 0.25 s + RTSP set-up, longer on a
-    # loaded machine) asks for it. Footage is back with that first keyframe, as after a reboot.
-    at = outages["drop"][0]
-    outages["drop"] = (at, max(at, min(t for t in dropped.keyframe_times() if t > at)))
-    print("drop keyframes after the drop:", [round(t - at, 3) for t in dropped.keyframe_times() if t > at][:4],
-          "gap:", [(round(g.start.timestamp() - at, 3), round(g.end.timestamp() - at, 3))
-                   for g in sink.gaps_of("drop")])
+    # So does a dropped connection: the camera had no other viewer, so it stopped encoding and starts
+    # again, with a keyframe, when the recorder's new session (backoff <= 0.25 s + RTSP set-up) asks.
+    for camera_id, camera in (("reboot", rebooted), ("drop", dropped)):
+        down, back = outages[camera_id]
+        sent = [t for t in camera.keyframe_times() if t > down]
+        outages[camera_id] = (down, max(back, min(sent)))
+        print(f"{camera_id} keyframes after the fault:", [round(t - down, 3) for t in sent[:4]],
+              "gap:", [(round(g.start.timestamp() - down, 3), round(g.end.timestamp() - down, 3))
+                       for g in sink.gaps_of(camera_id)])
     expected = {"drop": GapCause.DISCONNECT, "reboot": GapCause.DISCONNECT, "stall": GapCause.STALL}
-    print("reboot keyframes after restart:", [round(t - down, 3) for t in rebooted.keyframe_times() if t > down][:4],
-          "gap:", [(round(g.start.timestamp() - down, 3), round(g.end.timestamp() - down, 3))
-                   for g in sink.gaps_of("reboot")])
     for camera_id, cause in expected.items():
         gaps = sink.gaps_of(camera_id)
         # Each case ends in a new RTSP session, whose first keyframe can come one GOP (1 s) late:

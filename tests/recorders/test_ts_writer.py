@@ -34,6 +34,17 @@ def _copy(clip: Path, out: Path, buffer: int, sm3: bool = False, limit: int | No
     return writer
 
 
+def _fill_until_full(src: Any, writer: TsWriter) -> None:
+    """Mux ``src`` into ``writer`` until the disk is full (a SpoolError naming ENOSPC), then abort."""
+    try:
+        with pytest.raises(SpoolError, match="ENOSPC"):
+            for pkt in src.demux():
+                if pkt.dts is not None:
+                    writer.mux(pkt)
+    finally:
+        writer.abort()
+
+
 def _streams(path: Path) -> list[tuple[str, Any]]:
     with av.open(str(path)) as c:
         return [(s.type, s.codec_context.name if s.codec_context else None) for s in c.streams]
@@ -79,14 +90,7 @@ def test_full_disk_is_a_spool_error(clip: Path) -> None:
     if not dev_full.exists():
         pytest.skip("no /dev/full on this system to simulate a full disk")
     with av.open(str(clip)) as src:
-        writer = TsWriter(dev_full, list(src.streams), MIN_BUFFER_BYTES)
-        try:
-            with pytest.raises(SpoolError, match="ENOSPC"):
-                for pkt in src.demux():
-                    if pkt.dts is not None:
-                        writer.mux(pkt)
-        finally:
-            writer.abort()
+        _fill_until_full(src, TsWriter(dev_full, list(src.streams), MIN_BUFFER_BYTES))
 
 
 def test_full_disk_leaves_whole_chunks_only(clip: Path, tmp_path: Path) -> None:
@@ -96,14 +100,7 @@ def test_full_disk_leaves_whole_chunks_only(clip: Path, tmp_path: Path) -> None:
     with small_tmpfs(disk, "64k"):
         out = disk / "seg.ts"
         with av.open(str(clip)) as src:
-            writer = TsWriter(out, list(src.streams), MIN_BUFFER_BYTES)
-            try:
-                with pytest.raises(SpoolError, match="ENOSPC"):
-                    for pkt in src.demux():
-                        if pkt.dts is not None:
-                            writer.mux(pkt)
-            finally:
-                writer.abort()
+            _fill_until_full(src, TsWriter(out, list(src.streams), MIN_BUFFER_BYTES))
         data = out.read_bytes()
         assert 0 < len(data) <= 64 * 1024
         assert len(data) % 188 == 0, len(data)  # a page-sized partial write would not be

@@ -146,10 +146,10 @@ def decode_segment(path: Path, declared_audio: str | None = None) -> dict[str, A
 SESSION_KEYFRAMES_ALLOWED = 3
 
 
-def assert_resumed_at_session_keyframe(camera: Any, after: float, gap_end: float) -> int:
+def assert_resumed_at_session_keyframe(camera: Any, after: float, gap_end: float) -> tuple[int, float]:
     """Assert that ``gap_end`` is the capture time (±40 ms) of one of the first keyframes the camera
     sent after ``after`` (its own events log, not the test's clock: a loaded machine delays the
-    camera's and the RTSP set-up); returns that keyframe's number."""
+    camera's and the RTSP set-up); returns that keyframe's number and the first keyframe's time."""
     sent = [t for t in camera.keyframe_times() if t > after]
     assert sent, f"the camera logged no keyframe after {after}"
     nearest = min(range(len(sent)), key=lambda i: abs(sent[i] - gap_end))
@@ -157,4 +157,4 @@ def assert_resumed_at_session_keyframe(camera: Any, after: float, gap_end: float
           f"{[round(t - after, 3) for t in sent[:4]]} s, gap end {gap_end - after:+.3f} s")
     assert abs(gap_end - sent[nearest]) <= 0.04, (gap_end - after, [t - after for t in sent[:4]])
     assert nearest < SESSION_KEYFRAMES_ALLOWED, (nearest, [t - after for t in sent[:4]])
-    return nearest
+    return nearest, sent[0]
