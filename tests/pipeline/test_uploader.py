@@ -379,7 +379,8 @@ def test_media_not_matching_its_record_is_quarantined_not_stored(
 ) -> None:
     bad = make_segment(spool, "cam", 1)
     media = spool / bad.storage_key
-    media.write_bytes(b"\x00" + media.read_bytes()[1:])  # bit rot after the recorder hashed it
+    data = media.read_bytes()
+    media.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])  # bit rot after the recorder hashed it
     index, alerts = Index(), Alerts()
     uploader = run(spool, storage, index, alerts)
     assert uploader.drain(30)
