@@ -239,6 +239,9 @@ def load(engine: Engine, n_segments: int, n_events: int, seed: int) -> list[int]
     t = time.perf_counter()
     n = CaseStore(engine).rebuild_officer_cases()  # likewise for the officer search's index
     log.info("rebuilt officer_cases (%d rows) in %.1f s", n, time.perf_counter() - t)
+    t = time.perf_counter()
+    n = CaseStore(engine).rebuild_name_grams()  # and the name search's
+    log.info("rebuilt subject_name_grams (%d rows) in %.1f s", n, time.perf_counter() - t)
     analyze(engine)
     return [r[0] for r in people["subjects"]]
 

@@ -49,6 +49,7 @@ from indexer.case_records import (
 )
 from indexer.database import dialect_insert, mapped_transaction, session_factory
 from indexer.models import Base, from_us, to_us
+from indexer.name_grams import add_grams, rebuild_grams
 from indexer.trajectory import Observation
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,12 @@ class CaseStore:
             s.execute(OFFICER_CASES.delete())
             s.execute(text(OFFICER_CASES_SQL))
             return int(s.execute(select(func.count()).select_from(OFFICER_CASES)).scalar_one())
+
+    def rebuild_name_grams(self) -> int:
+        """Recompute ``subject_name_grams`` from the subjects (after a bulk load that bypassed this
+        store); returns the number of rows."""
+        with self.session("rebuild subject_name_grams") as s:
+            return rebuild_grams(s)
 
     def insert_new(self, s: Session, table: Table, row: dict[str, Any], key: str) -> int | None:
         """Insert ``row`` unless its ``key`` exists; the new id, or None if it was there."""
@@ -275,6 +282,7 @@ class CaseStore:
                     self.same_or_conflict(f"subject {new.id_number} in case {new.case_id}", row, have)
                     return subject_from_row(have), False
             new_id = s.execute(SUBJECTS.insert().values(row).returning(SUBJECTS.c.id)).scalar_one()
+            add_grams(s, [(int(new_id), new.name)])
         return replace_id(new, int(new_id)), True
 
     def get_subject(self, subject_id: int) -> SubjectInfo:

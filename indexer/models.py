@@ -328,6 +328,20 @@ class OfficerCase(Base):
     case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
 
 
+class SubjectNameGram(Base):
+    """Derived: each one- and two-character piece of a subject's lower-cased name (the name search's
+    index, revision 0008). A substring search reads the subjects that hold the query's pieces and
+    checks ``LIKE`` on those only; neither database has a B-tree for infix matches, and trigram
+    indexes miss the two-character Chinese names people search by. Kept by ``CaseStore``."""
+
+    __tablename__ = "subject_name_grams"
+
+    gram: Mapped[str] = mapped_column(String(2), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class LocationObservation(Base):
     """A person seen in a room (wristband reader, face recognition at a door, or manual entry)."""
 

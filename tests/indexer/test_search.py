@@ -128,3 +128,46 @@ def test_officer_index_is_kept_rebuilt_and_backfilled(search: CaseSearch, engine
     upgrade(engine)
     assert pairs() == kept
     assert numbers(search, officer_id=1)[:2] == ["A-2026-000", "A-2026-001"]
+
+
+def test_name_search_is_a_substring_match_of_any_length(search: CaseSearch, engine: Engine) -> None:
+    """One, two and three characters, a whole name, a name's middle, ASCII and LIKE metacharacters:
+    the gram index narrows, ``LIKE`` decides, so the answer is exactly the substring matches."""
+    cs = CaseStore(engine, clock=lambda: at(1000))
+    names = ["王小明", "李小明", "小明王", "欧阳娜娜", "Zhang Wei", "100%_李", "明"]
+    for n, name in enumerate(names):
+        case, _ = cs.create_case(NewCase(f"N-{n}", "名", "盗窃"))
+        cs.create_subject(NewSubject(case.id, name, "suspect"))
+
+    def hits(query: str) -> set[str]:
+        page = search.search(CaseQuery(subject_name=query, limit=100))
+        return {s.name for h in page.items for s in h.subjects if query.lower() in s.name.lower()}
+
+    for query in ["小明", "明", "王小", "小明王", "阳娜", "娜娜", "欧阳娜娜", "ang W", "100%_", "%_李", "_", "明王"]:
+        expected = {n for n in names if query in n}
+        assert hits(query) == expected, query
+        assert search.search(CaseQuery(subject_name=query, limit=100)).total == len(expected), query
+    assert hits("明明") == set() and hits("小王") == set()
+    assert numbers(search, subject_name="张1") == ["A-2026-001", "A-2026-010", "A-2026-011"]
+
+
+def test_name_grams_are_kept_rebuilt_and_backfilled(search: CaseSearch, engine: Engine) -> None:
+    """``subject_name_grams`` as the store keeps it = its rebuild from the subjects = revision
+    0008's backfill; without it the name search would find nothing."""
+
+    def rows() -> set[tuple[str, int]]:
+        with engine.connect() as conn:
+            return {(g, int(s)) for g, s in conn.execute(text("SELECT gram, subject_id FROM subject_name_grams"))}
+
+    kept = rows()
+    subject = search.search(CaseQuery(case_number="A-2026-005")).items[0].subjects[0]
+    assert {g for g, s in kept if s == subject.id} == {"张", "5", "号", "张5", "5号"}
+    assert CaseStore(engine).rebuild_name_grams() == len(kept) and rows() == kept
+    downgrade(engine, "0007")
+    assert "subject_name_grams" not in inspect(engine).get_table_names()
+    upgrade(engine)
+    assert rows() == kept
+    assert numbers(search, subject_name="5号") == ["A-2026-005"]
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM subject_name_grams"))
+    assert numbers(search, subject_name="5号") == []

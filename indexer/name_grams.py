@@ -1,0 +1,86 @@
+"""The subject-name search's index: one- and two-character pieces ("grams") of every name.
+
+People search by a given name or a surname alike ("小明", "王"), so the search is a substring match,
+which no B-tree serves: SQLite scanned all subjects (16-20 ms at 100,000 subjects, docs/INDEX.md),
+and PostgreSQL's trigram index needs three characters where Chinese names are often two. Every
+substring of two or more characters contains the name's bigrams, so the subjects holding the
+query's first and last bigram (one character: its unigram) are a small superset of the matches,
+read through the ``(gram, subject_id)`` primary key; ``LIKE`` then checks only those, so each
+database keeps its own ``LIKE`` semantics (SQLite folds ASCII case, PostgreSQL does not).
+
+Grams are taken from ``str.lower()`` of the name and of the query, computed here in Python for the
+store, the rebuild and revision 0008 alike (SQL ``lower()`` folds only ASCII on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from indexer.models import Base
+
+T = Base.metadata.tables
+SUBJECTS, GRAMS = T["subjects"], T["subject_name_grams"]
+
+_CHUNK = 500  # rows per multi-VALUES insert: well under SQLite's bound-parameter limit
+
+
+def name_grams(name: str) -> set[str]:
+    """Every character and every pair of adjacent characters of the lower-cased name."""
+    folded = name.lower()
+    grams = set(folded)
+    grams.update(folded[i : i + 2] for i in range(len(folded) - 1))
+    return grams
+
+
+def query_grams(query: str) -> list[str]:
+    """The grams a name containing ``query`` must hold: its unigram, or its first and last bigram."""
+    folded = query.lower()
+    if len(folded) < 2:
+        return [folded] if folded else []
+    first, last = folded[:2], folded[-2:]
+    return [first] if first == last else [first, last]
+
+
+def gram_rows(subjects: Iterable[tuple[int, str]]) -> Iterator[dict[str, object]]:
+    for subject_id, name in subjects:
+        for gram in sorted(name_grams(name)):
+            yield {"gram": gram, "subject_id": subject_id}
+
+
+def add_grams(s: Session, subjects: Iterable[tuple[int, str]]) -> int:
+    """Insert the grams of (subject id, name) pairs in the caller's transaction; returns the row count."""
+    rows = list(gram_rows(subjects))
+    for i in range(0, len(rows), _CHUNK):
+        s.execute(GRAMS.insert().values(rows[i : i + _CHUNK]))
+    return len(rows)
+
+
+def rebuild_grams(s: Session, batch: int = 20_000) -> int:
+    """Recompute the table from ``subjects`` (after a bulk load that bypassed the store)."""
+    s.execute(GRAMS.delete())
+    total, after = 0, -1
+    while True:
+        chunk = s.execute(
+            select(SUBJECTS.c.id, SUBJECTS.c.name).where(SUBJECTS.c.id > after).order_by(SUBJECTS.c.id).limit(batch)
+        ).all()
+        if not chunk:
+            return total
+        total += add_grams(s, ((int(i), n) for i, n in chunk))
+        after = int(chunk[-1][0])
+
+
+def candidate_subjects(query: str) -> Select[tuple[int]] | None:
+    """Ids of the subjects whose names hold every gram of ``query`` (None: an empty query): one
+    primary-key range, each further gram one primary-key probe per candidate."""
+    grams = query_grams(query)
+    if not grams:
+        return None
+    first = GRAMS.alias("g0")
+    stmt = select(first.c.subject_id).where(first.c.gram == grams[0])
+    for n, gram in enumerate(grams[1:], 1):
+        other = GRAMS.alias(f"g{n}")
+        stmt = stmt.join(other, other.c.subject_id == first.c.subject_id).where(other.c.gram == gram)
+    return stmt
