@@ -111,6 +111,16 @@ class CaseTimeline:
     subjects: list[SubjectTimeline]
 
 
+# Built once: constructing a select costs more than running this one (usually no rows).
+_CLIPS = (
+    select(IMPORTS)
+    .join(IMPORT_SUBJECTS, IMPORT_SUBJECTS.c.file_id == IMPORTS.c.id)
+    .where(IMPORT_SUBJECTS.c.subject_id == bindparam("s"))
+    .order_by(IMPORTS.c.start_us, IMPORTS.c.id)
+)
+_CLIPS_IN_RANGE = _CLIPS.where(IMPORTS.c.start_us < bindparam("hi"), IMPORTS.c.end_us > bindparam("lo"))
+
+
 def clip_from_row(r: Mapping[Any, Any]) -> ImportedClip:
     stream = None
     if r["video_codec"] is not None:
@@ -217,15 +227,11 @@ class FootageIndex:
     def _clips(
         s: Session, subject_id: int, lo: int | None = None, hi: int | None = None
     ) -> list[ImportedClip]:
-        stmt = (
-            select(IMPORTS)
-            .join(IMPORT_SUBJECTS, IMPORT_SUBJECTS.c.file_id == IMPORTS.c.id)
-            .where(IMPORT_SUBJECTS.c.subject_id == subject_id)
-            .order_by(IMPORTS.c.start_us, IMPORTS.c.id)
-        )
         if lo is not None and hi is not None:
-            stmt = stmt.where(IMPORTS.c.start_us < hi, IMPORTS.c.end_us > lo)
-        return [clip_from_row(r) for r in s.execute(stmt).mappings()]
+            rows = s.execute(_CLIPS_IN_RANGE, {"s": subject_id, "lo": lo, "hi": hi})
+        else:
+            rows = s.execute(_CLIPS, {"s": subject_id})
+        return [clip_from_row(r) for r in rows.mappings()]
 
     def subject_clips(self, subject_id: int, start: datetime, end: datetime) -> list[ImportedClip]:
         """Clips linked to the subject overlapping [start, end), by start."""

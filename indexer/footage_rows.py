@@ -207,14 +207,16 @@ class Room:
     cameras: tuple[tuple[str, int, int], ...]  # (camera id, max_segment_us, max_gap_us) by id
 
 
+_ROOMS = (  # built once: constructing it cost more than running it
+    select(ROOMS.c.id, ROOMS.c.kind, CAMERAS.c.id, CAMERAS.c.max_segment_us, CAMERAS.c.max_gap_us)
+    .outerjoin(CAMERAS, CAMERAS.c.room_id == ROOMS.c.id)
+    .order_by(ROOMS.c.id, CAMERAS.c.id)
+)
+
+
 def rooms_of(s: Session) -> dict[str, Room]:
     """Every room with its kind and cameras: one query (a centre has tens of rooms)."""
-    rows = raw_rows(
-        s,
-        select(ROOMS.c.id, ROOMS.c.kind, CAMERAS.c.id, CAMERAS.c.max_segment_us, CAMERAS.c.max_gap_us)
-        .outerjoin(CAMERAS, CAMERAS.c.room_id == ROOMS.c.id)
-        .order_by(ROOMS.c.id, CAMERAS.c.id),
-    )
+    rows = raw_rows(s, _ROOMS)
     kinds: dict[str, RoomKind] = {}
     cams: dict[str, list[tuple[str, int, int]]] = {}
     for room_id, kind, cam, seg_max, gap_max in rows:

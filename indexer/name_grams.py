@@ -24,9 +24,6 @@ from indexer.models import Base
 T = Base.metadata.tables
 SUBJECTS, GRAMS = T["subjects"], T["subject_name_grams"]
 
-_CHUNK = 500  # rows per multi-VALUES insert: well under SQLite's bound-parameter limit
-
-
 def name_grams(name: str) -> set[str]:
     """Every character and every pair of adjacent characters of the lower-cased name."""
     folded = name.lower()
@@ -53,8 +50,8 @@ def gram_rows(subjects: Iterable[tuple[int, str]]) -> Iterator[dict[str, object]
 def add_grams(s: Session, subjects: Iterable[tuple[int, str]]) -> int:
     """Insert the grams of (subject id, name) pairs in the caller's transaction; returns the row count."""
     rows = list(gram_rows(subjects))
-    for i in range(0, len(rows), _CHUNK):
-        s.execute(GRAMS.insert().values(rows[i : i + _CHUNK]))
+    if rows:
+        s.execute(GRAMS.insert(), rows)  # executemany: SQLAlchemy batches it ("insertmanyvalues")
     return len(rows)
 
 
