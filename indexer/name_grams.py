@@ -69,15 +69,17 @@ def rebuild_grams(s: Session, batch: int = 20_000) -> int:
         after = int(chunk[-1][0])
 
 
+# The two aliases a lookup needs, made once (an alias builds proxies of every column).
+_FIRST, _LAST = GRAMS.alias("g0"), GRAMS.alias("g1")
+
+
 def candidate_subjects(query: str) -> Select[tuple[int]] | None:
     """Ids of the subjects whose names hold every gram of ``query`` (None: an empty query): one
-    primary-key range, each further gram one primary-key probe per candidate."""
+    primary-key range, and for a second gram one primary-key probe per candidate."""
     grams = query_grams(query)
     if not grams:
         return None
-    first = GRAMS.alias("g0")
-    stmt = select(first.c.subject_id).where(first.c.gram == grams[0])
-    for n, gram in enumerate(grams[1:], 1):
-        other = GRAMS.alias(f"g{n}")
-        stmt = stmt.join(other, other.c.subject_id == first.c.subject_id).where(other.c.gram == gram)
+    stmt = select(_FIRST.c.subject_id).where(_FIRST.c.gram == grams[0])
+    if len(grams) > 1:
+        stmt = stmt.join(_LAST, _LAST.c.subject_id == _FIRST.c.subject_id).where(_LAST.c.gram == grams[1])
     return stmt

@@ -231,7 +231,7 @@ class CaseSearch:
     def search(self, q: CaseQuery) -> CasePage:
         _validate(q)
         dialect = self._store.engine.dialect.name
-        with self._store.session("search cases") as s:
+        with self._store.read_session("search cases") as s:
             officer_cases: list[int] | None = None
             if q.officer_id is not None and dialect == "postgresql":
                 # As a semi-join (evaluated twice, for the total and the page) PostgreSQL hashed the
