@@ -171,3 +171,21 @@ def test_name_grams_are_kept_rebuilt_and_backfilled(search: CaseSearch, engine: 
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM subject_name_grams"))
     assert numbers(search, subject_name="5号") == []
+
+
+def test_a_page_counts_cases_not_their_subjects(search: CaseSearch, engine: Engine) -> None:
+    """The page's subjects come joined to it: a case with three subjects is still one item, with all
+    three in id order, and the limit and total count cases."""
+    cs = CaseStore(engine, clock=lambda: at(1000))
+    case, _ = cs.create_case(NewCase("C-3", "三人", "盗窃"))
+    for name in ("甲", "乙", "丙"):
+        cs.create_subject(NewSubject(case.id, name, "suspect"))
+    page = search.search(CaseQuery(limit=2))
+    assert page.total == 14 and [h.case.case_number for h in page.items] == ["C-3", "B-100%_x"]
+    assert [s.name for s in page.items[0].subjects] == ["甲", "乙", "丙"] and page.items[1].subjects == []
+    for kw in ({"subject_name": "乙"}, {"case_number": "C-"}):
+        page = search.search(CaseQuery(limit=1, **kw))  # type: ignore[arg-type]
+        assert page.total == 1 and [s.name for s in page.items[0].subjects] == ["甲", "乙", "丙"], kw
+    cs.add_events([NewEvent("c3", EventType.WAITING, at(30), room_id="wait", case_id=case.id)])
+    page = search.search(CaseQuery(event_type=EventType.WAITING, limit=1))
+    assert page.total == 9 and len(page.items) == 1 and len(page.items[0].subjects) == 3
