@@ -21,6 +21,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.live import LiveFrames
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
+from pipeline.recorder_process import RecorderProcess, spread
 from pipeline.retention import CapacityWatch
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
@@ -138,7 +139,15 @@ class CentreRuntime:
         self.sink = PipelineSink(self.uploader, self.book, self.alerts, self.risk)
         self.supervisor = WorkerSupervisor()
         self._options = RecorderOptions.from_config(settings.recorder)
-        if assign_cameras:
+        # Camera ids recorded here, whatever runs them (threads are named by camera, recorder
+        # processes by group).
+        self._process_cameras: list[str] = []
+        if assign_cameras and settings.recorder.processes > 0:
+            cameras = [(cam.id, cam.url) for _room, cam in settings.cameras()]
+            for i, group in enumerate(spread(cameras, settings.recorder.processes), 1):
+                self._process_cameras += [c for c, _ in group]
+                self.supervisor.add(f"recorders-{i}", self._process_factory(f"recorders-{i}", group))
+        elif assign_cameras:
             for _room, cam in settings.cameras():
                 self.supervisor.add(cam.id, self._worker_factory(cam.id, cam.url, self._options))
         self.registry = build_registry(
@@ -166,11 +175,25 @@ class CentreRuntime:
 
         return make
 
+    def _process_factory(self, name: str, group: list[tuple[str, str]]) -> Callable[[], Runnable]:
+        def make() -> Runnable:
+            return RecorderProcess(name, group, self.spool, self._options, self.sink)
+
+        return make
+
+    def recorded_cameras(self) -> list[str]:
+        """The cameras this node records (in threads or in recorder processes)."""
+        if self._process_cameras:
+            return list(self._process_cameras)
+        return self.supervisor.names()
+
     def record(self, camera_id: str, restart_cause: tuple[GapCause, str] | None = None) -> None:
         """Start recording one configured camera (started at once if the runtime runs)."""
         found = self.settings.camera(camera_id)
         if found is None:
             raise KeyError(camera_id)
+        if camera_id in self._process_cameras:
+            raise ValueError(f"camera {camera_id} is recorded by a recorder process")
         self.supervisor.add(
             camera_id, self._worker_factory(camera_id, found[1].url, self._options, restart_cause)
         )
@@ -211,7 +234,7 @@ class CentreRuntime:
 
             self.pictures = PictureWatcher(
                 self.spool,
-                self.supervisor.names,
+                self.recorded_cameras,
                 self.risk.observe_picture,
                 thresholds_from(pic),
                 self.clock,

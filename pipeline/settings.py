@@ -116,6 +116,10 @@ class RecorderConfig(_Strict):
     # Test/operations hook (docs/RECORDER.md "Faults"): the recorder's wall clock is the system
     # clock plus the seconds written in this file, to rehearse a clock step without the host's clock.
     clock_offset_file: Path | None = None
+    # 0: every camera a thread of `vaudit run`. N: the cameras spread over N recorder processes
+    # (pipeline/recorder_process.py), so recording never competes with upload, playback and exports
+    # for one interpreter lock; for large centres (docs/LOAD.md). Fleet nodes record in threads.
+    processes: int = Field(default=0, ge=0, le=64)
 
 
 class UploadConfig(_Strict):

@@ -9,8 +9,10 @@ cleanly and exit 0. Used by the crash-recovery test and the benchmark; the pipel
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -69,6 +71,28 @@ def _camera(text: str) -> tuple[str, str]:
     return camera_id, url
 
 
+def _exit_with_parent(parent: int, stop: threading.Event) -> None:
+    """Stop like on SIGTERM when the parent dies: a pipeline killed with SIGKILL must not leave a
+    recorder behind, which its successor would duplicate on the same spool. The kernel sends
+    SIGTERM on the parent's death (Linux PR_SET_PDEATHSIG); the parent may have died before that
+    was set (then we were re-parented already), and a poll covers systems without prctl."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        stop.set()
+        return
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recorders", description=__doc__.splitlines()[0])
     parser.add_argument("--spool", type=Path, required=True, help="spool directory")
@@ -79,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="test/ops hook: wall clock = system clock + the seconds in this file")
     parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
                         help="media a crash may lose, as seconds of the camera's bitrate (0: a write per packet)")
+    parser.add_argument("--options-json", default=None,
+                        help="every RecorderOptions field as one JSON object (the pipeline's way; "
+                             "replaces the option flags above, --spool still names the spool)")
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="stop (closing segments) when this process, our parent, dies")
     parser.add_argument("--status", action="store_true", help="also print status events (~1/s/camera)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -88,9 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     handler.setFormatter(_JsonLogFormatter())
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
 
-    opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
-                           spool=args.spool, write_buffer_seconds=args.write_buffer_seconds,
-                           clock_offset_file=args.clock_offset_file)
+    if args.options_json is not None:
+        try:
+            opts = RecorderOptions.from_json_text(args.options_json, args.spool)
+        except (ValueError, TypeError) as exc:
+            parser.error(f"--options-json: {exc}")
+    else:
+        opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
+                               spool=args.spool, write_buffer_seconds=args.write_buffer_seconds,
+                               clock_offset_file=args.clock_offset_file)
     sink = JsonLinesSink(sys.stdout, args.status)
     stop = threading.Event()
 
@@ -99,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.parent_pid is not None:
+        _exit_with_parent(args.parent_pid, stop)
     threads = []
     for camera_id, url in args.camera:
         worker = CameraWorker(camera_id, url, args.spool, opts, sink)

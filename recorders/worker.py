@@ -7,6 +7,7 @@ KeyboardInterrupt, so one bad camera never stops the others.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -81,6 +82,24 @@ class RecorderOptions:
             return cfg
         values = {f.name: getattr(cfg, f.name) for f in fields(cls) if hasattr(cfg, f.name)}
         return cls(**values)
+
+    def to_json_text(self) -> str:
+        """The options for a recorder process (``--options-json``); the spool travels apart."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spool"}
+        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in data.items()})
+
+    @classmethod
+    def from_json_text(cls, text: str, spool: Path) -> RecorderOptions:
+        """Inverse of :meth:`to_json_text`; ValueError names unknown options."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        unknown = sorted(set(data) - ({f.name for f in fields(cls)} - {"spool"}))
+        if unknown:
+            raise ValueError(f"unknown options: {', '.join(unknown)}")
+        if data.get("clock_offset_file") is not None:
+            data["clock_offset_file"] = Path(data["clock_offset_file"])
+        return cls(spool=spool, **data)
 
 
 class _Segment:
