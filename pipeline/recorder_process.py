@@ -81,7 +81,9 @@ class RecorderProcess:
 
     def run(self, stop: threading.Event) -> None:
         proc = subprocess.Popen(
-            self._cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+            # Its own session: a terminal's Ctrl-C reaches us, and we stop it in order (not both at once).
+            self._cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            start_new_session=True,
         )
         self.pid = proc.pid
         logger.info("recorder process started",

@@ -1,0 +1,137 @@
+"""Recording in child processes (``[recorder] processes = N``): the plain parts on plain data, and
+``vaudit run`` end to end with real simulated cameras: both cameras recorded and indexed, a killed
+recorder process restarted with a ``recorder_restart`` gap for its cameras only, and no recorder
+left behind when the pipeline itself is killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from domain.types import UTC, iso
+from pipeline.recorder_process import recorder_command, spread
+from pipeline.simulator.camera import SimulatedCamera, free_port
+from recorders.worker import RecorderOptions
+from tests.support.centre_files import CamSpec, write_centre
+from tests.support.vaudit_proc import VauditRun
+
+
+def test_cameras_are_dealt_over_the_processes() -> None:
+    cams = [(f"c{i}", f"rtsp://h/{i}") for i in range(5)]
+    assert spread(cams, 2) == [[cams[0], cams[2], cams[4]], [cams[1], cams[3]]]
+    assert spread(cams, 9) == [[c] for c in cams]  # never an empty process
+    assert spread(cams[:1], 0) == [cams[:1]]
+
+
+def test_options_travel_whole_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    opts = RecorderOptions(segment_seconds=4.0, stall_seconds=3.0, spool=tmp_path, compute_sm3=True,
+                           clock_offset_file=tmp_path / "offset")  # fmt: skip
+    assert RecorderOptions.from_json_text(opts.to_json_text(), tmp_path) == opts
+    with pytest.raises(ValueError, match="unknown options: colour"):
+        RecorderOptions.from_json_text(json.dumps({"colour": "red"}), tmp_path)
+    with pytest.raises(ValueError, match="unknown options: spool"):
+        RecorderOptions.from_json_text(json.dumps({"spool": "/elsewhere"}), tmp_path)
+    cmd = recorder_command([("a", "rtsp://x/a")], tmp_path, opts)
+    assert cmd[cmd.index("--parent-pid") + 1] == str(os.getpid()) and cmd[-2:] == ["--camera", "a=rtsp://x/a"]
+
+
+def _recorder_children(pid: int) -> list[int]:
+    """The ``python -m recorders`` processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"recorders" in cmdline:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def cameras() -> Iterator[list[SimulatedCamera]]:
+    cams = [SimulatedCamera(f"cam-{n}", free_port(), width=320, height=240) for n in "ab"]
+    try:
+        for cam in cams:
+            cam.start()
+        yield cams
+    finally:
+        for cam in cams:
+            cam.stop()
+
+
+@pytest.mark.integration
+def test_recorder_processes_record_restart_and_die_with_the_pipeline(
+    tmp_path: Path, cameras: list[SimulatedCamera], db_url: str
+) -> None:
+    specs = [CamSpec(c.camera_id, "wait-1", "waiting", c.url) for c in cameras]
+    config = write_centre(tmp_path / "centre.toml", specs, db_url, segment_seconds=2.0, extra="processes = 2")
+    run = VauditRun(config, tmp_path / "run.log")
+    run.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(children := _recorder_children(run.proc.pid if run.proc else -1)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(children) == 2, children
+        time.sleep(7)
+        listing = {c["id"]: c for c in run.get("/api/v1/cameras").json()["cameras"]}
+        assert all(listing[c.camera_id]["connected"] for c in cameras), listing
+
+        # One recorder process killed: restarted by the supervisor; its camera gets one
+        # recorder_restart gap covering the downtime, the other camera none.
+        victim = children[0]
+        victim_cam = next(c for c in cameras if c.camera_id in Path(f"/proc/{victim}/cmdline").read_text())
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.time()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = _recorder_children(run.proc.pid if run.proc else -1)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.2)
+        assert victim not in now and len(now) == 2, now
+        time.sleep(8)
+        start, end = iso(datetime.now(UTC) - timedelta(minutes=5)), iso(datetime.now(UTC) + timedelta(minutes=1))
+        for cam in cameras:
+            segs = run.get(f"/api/v1/cameras/{cam.camera_id}/segments", start=start, end=end).json()["segments"]
+            gaps = run.get(f"/api/v1/cameras/{cam.camera_id}/gaps", start=start, end=end).json()["gaps"]
+            restarts = [g for g in gaps if g["cause"] == "recorder_restart"]
+            if cam is victim_cam:
+                assert len(restarts) == 1, gaps
+                gap_start = datetime.fromisoformat(restarts[0]["start"]).timestamp()
+                assert abs(gap_start - killed_at) < 1.5, (gap_start, killed_at)
+                assert any(s["recovered"] for s in segs), segs  # the killed partial, recovered
+                assert [s for s in segs if s["start"] >= restarts[0]["end"]], "recording did not resume"
+            else:
+                assert restarts == [], gaps
+            assert len(segs) >= 5, (cam.camera_id, segs)
+
+        # The pipeline killed outright: its recorders stop too (nothing left to compete with the
+        # next pipeline for the spool).
+        survivors = _recorder_children(run.proc.pid if run.proc else -1)
+        run.kill()
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in survivors) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in survivors if _alive(p)], survivors
+    finally:
+        run.stop()
