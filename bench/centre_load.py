@@ -77,6 +77,7 @@ class CentreOptions:
     seed: int = 1
     baseline_exports: int = 3  # the no-viewer export is repeated; its median is the baseline
     demux_loss: bool = True  # False: loss from sidecars and gap records only (no timestamp holes)
+    recorder_processes: int = 0  # [recorder] processes: 0 = threads of vaudit run
 
 
 @dataclass
@@ -112,8 +113,7 @@ def ms(values: list[float]) -> dict[str, Any]:
     }
 
 
-def proc_sample(pid: int) -> tuple[float, float, int, int]:
-    """CPU seconds (own + reaped children), RSS MB, open fds, threads of a live process."""
+def _one_sample(pid: int) -> tuple[float, float, int, int]:
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     cpu = sum(int(x) for x in stat[11:15]) / tick  # utime stime cutime cstime
@@ -124,6 +124,29 @@ def proc_sample(pid: int) -> tuple[float, float, int, int]:
         elif line.startswith("Threads:"):
             threads = int(line.split()[1])
     return cpu, rss / 1024, len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (the recorder processes of ``[recorder] processes``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def proc_sample(pid: int) -> tuple[float, float, int, int]:
+    """CPU seconds (own + reaped children), RSS MB, open fds, threads of a live process, plus those
+    of its live children (recorder processes; a child that exits meanwhile is skipped)."""
+    total = list(_one_sample(pid))
+    for child in child_pids(pid):
+        with contextlib.suppress(OSError):
+            for i, v in enumerate(_one_sample(child)):
+                total[i] += v
+    cpu, rss, fds, threads = total
+    return cpu, rss, int(fds), int(threads)
 
 
 def uploader_backlog(base: str) -> tuple[int, float, float]:
@@ -191,7 +214,8 @@ class Centre:
             CamSpec(s.camera_id, s.room_id, s.room_kind, u)
             for s, u in zip(self.specs, self.server.urls, strict=True)
         ]
-        extra = f'[export]\nout_dir = "{self.work / "exports"}"\nsigning_key = "{self.work / "key.pem"}"\n'
+        extra = f"processes = {o.recorder_processes}\n"  # in [recorder], where write_centre puts extra
+        extra += f'[export]\nout_dir = "{self.work / "exports"}"\nsigning_key = "{self.work / "key.pem"}"\n'
         extra += f'[api]\nupload_tmp = "{self.work / "uploads"}"\n'
         config = write_centre(
             self.work / "centre.toml", specs, db_url, segment_seconds=o.segment_seconds, extra=extra

@@ -48,6 +48,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--work", type=Path, default=Path("/tmp/vaudit-load"), help="wiped at start and at the end"
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--recorder-processes", type=int, default=0,
+                    help="[recorder] processes: record in N child processes (0: threads of vaudit run)")
     ap.add_argument("--json", type=Path, help="write the full result here")
     args = ap.parse_args(argv)
     if args.cameras < 4 or args.viewers < 0 or args.minutes <= 0 or args.speed <= 0:
@@ -59,7 +61,7 @@ def options(args: argparse.Namespace) -> CentreOptions:
     return CentreOptions(
         cameras=args.cameras, viewers=args.viewers, minutes=args.minutes, export_every=args.export_every,
         speed=args.speed, kbps=args.kbps, case_scale=args.case_scale, sample_seconds=args.sample_seconds,
-        db_url=args.db_url, work=args.work, keep=args.keep,
+        db_url=args.db_url, work=args.work, keep=args.keep, recorder_processes=args.recorder_processes,
     )  # fmt: skip
 
 

@@ -89,6 +89,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also count timestamp holes by demuxing every segment (slow: ~20 GB); default: sidecars and gap records",
     )
+    ap.add_argument("--recorder-processes", type=int, default=0,
+                    help="[recorder] processes: record in N child processes (0: threads of vaudit run)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if args.cameras < 4 or args.minutes <= 0 or args.sample_seconds <= 0 or args.settle < 0:
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         cameras=args.cameras, viewers=args.viewers, minutes=args.minutes, export_every=args.export_every,
         speed=args.speed, kbps=args.kbps, sample_seconds=args.sample_seconds, db_url=args.db_url,
         work=args.work, keep=args.keep, baseline_exports=0,  # throughput is load.py's question
-        demux_loss=args.demux_loss,
+        demux_loss=args.demux_loss, recorder_processes=args.recorder_processes,
     )  # fmt: skip
     try:
         result = run_centre(opts, say=lambda m: print(m, file=sys.stderr, flush=True))
