@@ -7,7 +7,7 @@ import logging
 import signal
 import socket
 import sys
-import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -44,15 +44,18 @@ def _settings(config: Path | None, **overrides: object) -> Settings:
 
 
 def _wait_for_signal() -> None:
-    stop = threading.Event()
+    # A flag, not threading.Event.set(): a handler runs in the main thread between bytecodes, and
+    # Event.set() there deadlocks if the signal lands while that thread holds the Event's own lock
+    # inside Event.wait() (seen in the recorder process, which had the same pattern).
+    received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
-        stop.set()
+        received.append(signum)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    while not stop.wait(0.5):
-        pass
+    while not received:
+        time.sleep(0.2)
 
 
 class _GracefulServer(uvicorn.Server):

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -128,9 +129,12 @@ def main(argv: list[str] | None = None) -> int:
                                clock_offset_file=args.clock_offset_file)
     sink = JsonLinesSink(sys.stdout, args.status)
     stop = threading.Event()
+    received: list[int] = []
 
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Only a flag: Event.set() in a handler deadlocked when the signal landed while the main
+        # thread held the Event's lock inside stop.wait() (seen: a recorder hung on SIGTERM forever).
+        received.append(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -142,10 +146,21 @@ def main(argv: list[str] | None = None) -> int:
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"rec-{camera_id}", daemon=True)
         thread.start()
         threads.append(thread)
-    while not stop.is_set():
-        stop.wait(0.5)
+    while not received and not stop.is_set():
+        time.sleep(0.2)
+    stop.set()
+    # One deadline for all cameras (not one per thread: 16 stuck threads would be minutes). A
+    # worker still busy after it (a camera's TEARDOWN or a read that ignores its timeout) is left:
+    # its open segment stays marked partial and the next start recovers it, as after a crash.
+    deadline = time.monotonic() + max(opts.stall_seconds, 5.0) + 5.0
     for thread in threads:
-        thread.join(timeout=max(opts.stall_seconds, 5.0) + 5.0)
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        logging.getLogger("recorders").error("workers did not stop in time; exiting without them",
+                                             extra={"threads": stuck})
+        logging.shutdown()
+        os._exit(1)
     return 0
 
 

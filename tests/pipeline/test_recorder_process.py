@@ -1,7 +1,7 @@
 """Recording in child processes (``[recorder] processes = N``): the plain parts on plain data, and
 ``vaudit run`` end to end with real simulated cameras: both cameras recorded and indexed, a killed
-recorder process restarted with a ``recorder_restart`` gap for its cameras only, and no recorder
-left behind when the pipeline itself is killed."""
+recorder process restarted with a ``recorder_restart`` gap for its cameras only, no recorder left
+behind when the pipeline itself is killed, and a clean stop that closes every open segment."""
 
 from __future__ import annotations
 
@@ -119,19 +119,32 @@ def test_recorder_processes_record_restart_and_die_with_the_pipeline(
                 assert len(restarts) == 1, gaps
                 gap_start = datetime.fromisoformat(restarts[0]["start"]).timestamp()
                 assert abs(gap_start - killed_at) < 1.5, (gap_start, killed_at)
-                assert any(s["recovered"] for s in segs), segs  # the killed partial, recovered
+                # from the end of the last footage before the kill (the killed partial, recovered,
+                # unless the kill fell before its first write) to the first footage after it
+                before = [s for s in segs if s["end"] <= restarts[0]["start"]]
+                assert before and before[-1]["end"] == restarts[0]["start"], (before[-1:], restarts)
                 assert [s for s in segs if s["start"] >= restarts[0]["end"]], "recording did not resume"
             else:
                 assert restarts == [], gaps
             assert len(segs) >= 5, (cam.camera_id, segs)
 
         # The pipeline killed outright: its recorders stop too (nothing left to compete with the
-        # next pipeline for the spool).
+        # next pipeline for the spool), within their own stop bound (stall 5 s + 5 s) and start-up.
         survivors = _recorder_children(run.proc.pid if run.proc else -1)
         run.kill()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 25
         while any(_alive(p) for p in survivors) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not [p for p in survivors if _alive(p)], survivors
+
+        # Started again, then stopped cleanly: the children close their open segments (no partial
+        # marker left on the spool) and exit with the pipeline, which exits 0.
+        run.start()
+        time.sleep(6)
+        children = _recorder_children(run.proc.pid if run.proc else -1)
+        assert len(children) == 2, children
+        assert run.stop() == 0
+        assert not [p for p in children if _alive(p)], children
+        assert sorted(p.name for p in (tmp_path / "spool").rglob("*.partial.json")) == []
     finally:
         run.stop()
