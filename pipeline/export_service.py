@@ -44,7 +44,6 @@ from indexer.models import ImportedFile, Room, Segment
 from pipeline.risk.rules import RULE_LABELS
 from pipeline.settings import Settings
 from pipeline.storage import Storage
-from pipeline.thread_priority import lower_this_thread
 
 logger = logging.getLogger(__name__)
 
@@ -465,7 +464,6 @@ class ExportJobs:
         self._thread.join(10)
 
     def _loop(self) -> None:
-        lower_this_thread()  # exports yield the CPU to recording and upload (pipeline/thread_priority.py)
         while True:
             with self._wake:
                 while not self._queue and not self._stopping:

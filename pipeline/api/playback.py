@@ -3,7 +3,6 @@ wall-clock time as WebVTT subtitles (see :mod:`pipeline.playback`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -15,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 from domain.errors import IndexStoreError, ValidationFailed
 from domain.types import BlobReader, iso, utc
@@ -22,7 +22,6 @@ from indexer.segment_store import SegmentStore
 from pipeline.api.auth import audit
 from pipeline.api.footage_access import check_footage_access
 from pipeline.playback import mp4_chunks, plan_playback, plan_segments, skip_bytes
-from pipeline.thread_priority import lower_this_thread
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +29,7 @@ router = APIRouter(prefix="/api/v1/playback", tags=["playback"])
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 # Opens a stream's first segment while the request thread writes the audit row.
-# Playback's own threads, at lower priority than recording and upload (pipeline/thread_priority.py).
-_HEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="playback-head", initializer=lower_this_thread)
-_BODY = ThreadPoolExecutor(max_workers=40, thread_name_prefix="playback-body", initializer=lower_this_thread)
+_HEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="playback-head")
 
 When = Annotated[datetime, Query(description="ISO 8601 with time zone")]
 CaseId = Annotated[int | None, Query(description="the case this footage is played for (needed by officers)")]
@@ -139,8 +136,7 @@ def playback_mp4(
 
     async def stream() -> AsyncIterator[bytes]:
         yield head  # made already: no thread hop before the first byte
-        loop = asyncio.get_running_loop()
-        while (chunk := await loop.run_in_executor(_BODY, next, body, None)) is not None:
+        async for chunk in iterate_in_threadpool(body):
             yield chunk
 
     if wanted:
