@@ -53,8 +53,6 @@ CASES, SUBJECTS, EVENTS = T["cases"], T["subjects"], T["procedure_events"]
 OFFICER_CASES = T["officer_cases"]
 
 MAX_LIMIT = 500
-# Where an events-only search reads the matching case ids into Python (see CaseSearch.search).
-EVENT_IDS_DIALECT = "sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +253,7 @@ def _page_and_total(
 ) -> tuple[Sequence[RowMapping], int]:
     """The page of case rows (newest first) and the number of matching cases."""
     page = case_page_query(q, dialect, officer_cases, name_cases)
-    if _events_only(q) and dialect == EVENT_IDS_DIALECT:
+    if _events_only(q) and dialect == "sqlite":
         # The matching events' case ids, read once from the covering (type, time_us, case_id)
         # / (room_id, time_us) index: their number is the total, a slice of them the page.
         # SQLite otherwise walked ~6,700 case rows for count(*) OVER () ("type + 1 day").

@@ -69,15 +69,13 @@ class RecorderProcess:
         spool: Path,
         options: RecorderOptions,
         sink: RecorderSink,
-        stop_grace_seconds: float | None = None,
     ) -> None:
         self.name = name
         self.cameras = [c for c, _ in cameras]
         self._cmd = recorder_command(cameras, spool, options, logging.getLevelName(logger.getEffectiveLevel()))
         self._sink = sink
         # The child's own bound for its threads to close segments, plus start-up slack.
-        self._grace = stop_grace_seconds or max(options.stall_seconds, 5.0) + 10.0
-        self.pid: int | None = None
+        self._grace = max(options.stall_seconds, 5.0) + 10.0
 
     def run(self, stop: threading.Event) -> None:
         proc = subprocess.Popen(
@@ -85,7 +83,6 @@ class RecorderProcess:
             self._cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8",
             start_new_session=True,
         )
-        self.pid = proc.pid
         logger.info("recorder process started",
                     extra={"recorder": self.name, "pid": proc.pid, "cameras": len(self.cameras)})
         stopper = threading.Thread(target=self._stop_on, args=(stop, proc), name=f"{self.name}-stop", daemon=True)

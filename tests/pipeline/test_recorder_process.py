@@ -5,6 +5,7 @@ behind when the pipeline itself is killed, and a clean stop that closes every op
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,14 +70,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def cameras() -> Iterator[list[SimulatedCamera]]:
-    cams = [SimulatedCamera(f"cam-{n}", free_port(), width=320, height=240) for n in "ab"]
-    try:
-        for cam in cams:
-            cam.start()
-        yield cams
-    finally:
-        for cam in cams:
-            cam.stop()
+    with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
+        yield [started.enter_context(SimulatedCamera(f"cam-{n}", free_port(), width=320, height=240)) for n in "ab"]
 
 
 @pytest.mark.integration
