@@ -109,29 +109,43 @@ def measure_loss(files: list[Path]) -> Loss:
 
 
 def run_ours(
-    urls: list[str], seconds: float, work: Path, buffer_seconds: float = 0.25
+    urls: list[str], seconds: float, work: Path, buffer_seconds: float = 0.25, processes: int = 1
 ) -> tuple[Usage, Loss, dict[str, int]]:
+    """Our recorder over ``urls``: one ``python -m recorders`` process, or ``processes`` of them
+    with the cameras dealt round-robin (as ``[recorder] processes`` deals them). CPU is the sum
+    of the processes'; peak RSS the sum of their peaks (shared library pages counted once per
+    process: an upper bound)."""
     spool = work / "ours"
     shutil.rmtree(spool, ignore_errors=True)  # a previous pair's recordings
-    cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--segment-seconds", "10"]
-    cmd += ["--write-buffer-seconds", str(buffer_seconds)]
-    for i, url in enumerate(urls):
-        cmd += ["--camera", f"cam{i:03d}={url}"]
-    out = (work / "ours.jsonl").open("wb")
-    err = (work / "ours.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err)
+    procs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    files = []
+    for p in range(processes):
+        cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--segment-seconds", "10"]
+        cmd += ["--write-buffer-seconds", str(buffer_seconds)]
+        for i in range(p, len(urls), processes):
+            cmd += ["--camera", f"cam{i:03d}={urls[i]}"]
+        events_path = work / f"ours-{p}.jsonl"
+        out = events_path.open("wb")
+        err = (work / f"ours-{p}.log").open("wb")
+        files += [out, err]
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err), events_path))
     time.sleep(seconds)
-    os.kill(proc.pid, signal.SIGTERM)  # not Popen.send_signal: it would reap an exited child first
-    usage = _wait_usage(proc, 60)
-    out.close()
-    err.close()
-    events = [json.loads(line) for line in (work / "ours.jsonl").read_text().splitlines() if line.strip()]
+    for proc, _ in procs:
+        os.kill(proc.pid, signal.SIGTERM)  # not Popen.send_signal: it would reap an exited child first
+    usages = [_wait_usage(proc, 60) for proc, _ in procs]
+    usage = Usage(sum(u.cpu_seconds for u in usages), sum(u.peak_rss_bytes for u in usages))
+    for f in files:
+        f.close()
     counts = {"segments": 0, "gaps": 0}
-    for ev in events:
-        counts["segments" if ev["event"] == "segment_closed" else "gaps"] += ev["event"] in (
-            "segment_closed",
-            "gap_recorded",
-        )
+    for _, events_path in procs:
+        for line in events_path.read_text().splitlines():
+            if not line.strip():
+                continue
+            ev = json.loads(line)
+            if ev["event"] == "segment_closed":
+                counts["segments"] += 1
+            elif ev["event"] == "gap_recorded":
+                counts["gaps"] += 1
     losses = [
         measure_loss(sorted(p for p in (spool / f"cam{i:03d}").rglob("*") if p.suffix in (".mov", ".ts")))
         for i in range(len(urls))
@@ -183,7 +197,8 @@ def _sum_loss(losses: list[Loss]) -> Loss:
 
 
 def _one_pair(
-    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float, ours_first: bool
+    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float, ours_first: bool,
+    processes: int = 1,
 ) -> tuple[Usage, Loss, dict[str, int], Usage, list[Usage], Loss]:
     """One run of ours and one of ffmpeg on fresh servers, in the given order."""
     ours_run: tuple[Usage, Loss, dict[str, int]] | None = None
@@ -192,7 +207,7 @@ def _one_pair(
         with FileCameraServer(clip, n) as server:
             time.sleep(1)
             if who == "ours":
-                ours_run = run_ours(server.urls, seconds, work, buffer_seconds)
+                ours_run = run_ours(server.urls, seconds, work, buffer_seconds, processes)
             else:
                 ff_run = run_ffmpeg(server.urls, seconds, work, fmt)
     assert ours_run is not None and ff_run is not None
@@ -200,13 +215,15 @@ def _one_pair(
 
 
 def bench(
-    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float = 0.25, repeats: int = 1
+    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float = 0.25, repeats: int = 1,
+    processes: int = 1,
 ) -> dict[str, object]:
     """``repeats`` pairs, the order alternating (ours first, then ffmpeg first, ...) so that a
     machine getting busier or quieter during the run favours neither; the CPU ratio reported is
     the median of the pairs' ratios, each pair measured back to back."""
     result: dict[str, object] = {
         "streams": n, "seconds": seconds, "write_buffer_seconds": buffer_seconds, "repeats": repeats,
+        "recorder_processes": processes,
     }
     ours_cpu: list[float] = []
     ff_cpu: list[float] = []
@@ -217,7 +234,7 @@ def bench(
     counts: dict[str, int] = {}
     for i in range(repeats):
         ours, ours_loss, counts, ff_total, ff_each, ff_loss = _one_pair(
-            n, seconds, clip, work, fmt, buffer_seconds, ours_first=i % 2 == 0
+            n, seconds, clip, work, fmt, buffer_seconds, ours_first=i % 2 == 0, processes=processes
         )
         ours_cpu.append(ours.cpu_seconds / n)
         ff_cpu.append(ff_total.cpu_seconds / n)
@@ -256,6 +273,8 @@ def main() -> int:
                         help="pairs (ours, ffmpeg) per N, order alternating; the ratio is their median")
     parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
                         help="ours: media the muxer may buffer (0: a write per packet, the crash-safest)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="ours: recorder processes, the cameras dealt round-robin ([recorder] processes)")
     args = parser.parse_args()
     args.clip.parent.mkdir(parents=True, exist_ok=True)
     clip = make_clip(args.clip, seconds=args.seconds + 30, width=1920, height=1080, fps=25, bitrate_kbps=4000)
@@ -263,7 +282,8 @@ def main() -> int:
     for n in args.streams:
         work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-{n}-"))
         try:
-            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, args.write_buffer_seconds, args.repeats)
+            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, args.write_buffer_seconds, args.repeats,
+                        min(args.processes, n))
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -47,7 +47,12 @@ CLOCK_STEP_SECONDS = 1.0
 SPOOL_RETRY_SECONDS = 0.2
 MAX_HELD_PACKETS = 2000
 PROBE_BYTES = 65536
-INITIAL_BYTE_RATE = 0.0  # until a segment of the camera has closed: the smallest buffer
+INITIAL_BYTE_RATE = 0.0  # no estimate yet: the first keyframe gives one (below)
+# Until a segment of the camera has closed, its byte rate is taken as the first keyframe's size
+# divided by this: a GOP of up to ~4 s whose keyframe is a third of its bytes still has at least
+# that rate, so the buffer stays within write_buffer_seconds of media; the smallest buffer (2 KiB)
+# for a whole first segment cost ~2,500 writes per 4 Mbit/s camera instead of ~80.
+KEYFRAME_RATE_DIVISOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,6 +454,8 @@ class CameraWorker:
                     if step > CLOCK_STEP_SECONDS or step < -CLOCK_STEP_SECONDS:
                         raise ClockStep(index, step)
                 if run.plan.cut_due(media):
+                    if self._byte_rate == INITIAL_BYTE_RATE:
+                        self._byte_rate = pkt.size / KEYFRAME_RATE_DIVISOR
                     self._cut(run, media)
                     seg = self._seg
             if seg is None:

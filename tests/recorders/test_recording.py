@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -66,3 +67,39 @@ def test_two_cameras_h264_alaw_and_h265_aac(tmp_path: Path, sink: CollectingSink
     assert last.state == "stopped" and last.packets > 0 and last.video_frames > 400
     state = json.loads((spool / "cam264" / "state.json").read_text())
     assert state["last_sha256"] == sink.segs("cam264")[-1].sha256
+
+
+def test_write_buffer_sized_from_the_first_keyframe_then_from_closed_segments(
+    tmp_path: Path, sink: CollectingSink, cameras: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any segment has closed the buffer comes from the first keyframe's size (not the
+    2 KiB floor for a whole segment); afterwards from the last closed segment's byte rate."""
+    import av
+
+    import recorders.worker as worker_module
+    from recorders.ts_writer import TsWriter, buffer_bytes_for
+
+    buffers: list[int] = []
+
+    class SpyWriter(TsWriter):
+        def __init__(self, path: Path, streams: list[Any], buffer_bytes: int = 0, sm3: bool = False) -> None:
+            buffers.append(buffer_bytes)
+            super().__init__(path, streams, buffer_bytes, sm3)
+
+    monkeypatch.setattr(worker_module, "TsWriter", SpyWriter)
+    spool = tmp_path / "spool"
+    cam = cameras("bufcam", tmp_path, video_codec="h264", audio_codec="alaw", bitrate_kbps=1500)
+    # 2 s of media per buffer: the test camera's small pictures make small keyframes, and the
+    # estimate must show above the 2 KiB floor
+    opts = dataclasses.replace(TEST_OPTIONS, write_buffer_seconds=2.0)
+    with running([CameraWorker(cam.camera_id, cam.url, spool, opts, sink)]):
+        time.sleep(7)
+    segs = sink.segs("bufcam")
+    assert len(segs) >= 2 and len(buffers) >= 3
+    with av.open(str(spool / segs[0].storage_key)) as first:
+        keyframe = next(p for p in first.demux(first.streams.video[0]) if p.size).size
+    seconds = opts.write_buffer_seconds
+    assert buffers[0] == buffer_bytes_for(keyframe / worker_module.KEYFRAME_RATE_DIVISOR, seconds)
+    assert buffers[0] > buffer_bytes_for(0.0, seconds)
+    rate = segs[0].size / segs[0].range.seconds
+    assert buffers[1] == buffer_bytes_for(rate, seconds)
