@@ -53,19 +53,24 @@ from indexer.footage_rows import (
     BY_START_ID,
     GAP_COLS,
     GAPS,
+    ROOMS_READ,
     SEGMENTS,
     Room,
+    finish_run_reads,
     gap_records,
     holes,
-    overlapping,
+    overlap_rows,
+    overlap_statements,
     plan_reads,
     raw_rows,
+    rooms_from_rows,
     rooms_of,
-    run_reads,
+    run_statements,
     seg_layout,
     segment_records,
 )
 from indexer.models import Base, from_us, to_us
+from indexer.read_batch import Query, fetch_many
 from indexer.trajectory import Observation, trajectory
 
 log = logging.getLogger(__name__)
@@ -119,6 +124,14 @@ _CLIPS = (
     .order_by(IMPORTS.c.start_us, IMPORTS.c.id)
 )
 _CLIPS_IN_RANGE = _CLIPS.where(IMPORTS.c.start_us < bindparam("hi"), IMPORTS.c.end_us > bindparam("lo"))
+
+
+_CLIP_NAMES = tuple(c.name for c in _CLIPS.selected_columns)
+
+
+def clips_from_rows(rows: Sequence[tuple[Any, ...]]) -> list[ImportedClip]:
+    """Clips from DB-API rows of :data:`_CLIPS`/:data:`_CLIPS_IN_RANGE`."""
+    return [clip_from_row(dict(zip(_CLIP_NAMES, r, strict=True))) for r in rows]
 
 
 def clip_from_row(r: Mapping[Any, Any]) -> ImportedClip:
@@ -227,11 +240,18 @@ class FootageIndex:
     def _clips(
         s: Session, subject_id: int, lo: int | None = None, hi: int | None = None
     ) -> list[ImportedClip]:
-        if lo is not None and hi is not None:
-            rows = s.execute(_CLIPS_IN_RANGE, {"s": subject_id, "lo": lo, "hi": hi})
-        else:
-            rows = s.execute(_CLIPS, {"s": subject_id})
-        return [clip_from_row(r) for r in rows.mappings()]
+        return clips_from_rows(fetch_many(s, [_clips_query(subject_id, lo, hi)])[0])
+
+    @staticmethod
+    def _subject_reads(
+        s: Session, subject_id: int, lo: int | None = None, hi: int | None = None
+    ) -> tuple[dict[str, Room], list[RoomStay], list[ImportedClip]]:
+        """Rooms, the subject's stays and clips: three independent reads sent together
+        (:func:`indexer.read_batch.fetch_many`: one round trip on PostgreSQL)."""
+        readings = (_READINGS, {"s": subject_id, "m": MAX_READINGS})
+        room_rows, reading_rows, clip_rows = fetch_many(s, [ROOMS_READ, readings, _clips_query(subject_id, lo, hi)])
+        rooms = rooms_from_rows(room_rows)
+        return rooms, _trajectory_from_rows(s, subject_id, reading_rows, rooms), clips_from_rows(clip_rows)
 
     def subject_clips(self, subject_id: int, start: datetime, end: datetime) -> list[ImportedClip]:
         """Clips linked to the subject overlapping [start, end), by start."""
@@ -257,9 +277,7 @@ class FootageIndex:
         start, end = _checked(start, end)
         now = utc(now) if now is not None else self._store.now()
         with self._store.read_session(f"footage of subject {subject_id}") as s:
-            rooms = rooms_of(s)
-            stays = _trajectory(s, subject_id, rooms)
-            clips = self._clips(s, subject_id, to_us(start), to_us(end))
+            rooms, stays, clips = self._subject_reads(s, subject_id, to_us(start), to_us(end))
             return self._footage(s, rooms, stays, clips, start, end, now), clips
 
     def subject_coverage(
@@ -273,9 +291,7 @@ class FootageIndex:
         start, end = _checked(start, end)
         now = utc(now) if now is not None else self._store.now()
         with self._store.read_session(f"coverage of subject {subject_id}") as s:
-            rooms = rooms_of(s)
-            stays = _trajectory(s, subject_id, rooms)
-            clips = self._clips(s, subject_id, to_us(start), to_us(end))
+            rooms, stays, clips = self._subject_reads(s, subject_id, to_us(start), to_us(end))
             return _stay_coverage(s, rooms, stays, clips, start, end, now), clips
 
     def _footage(
@@ -289,11 +305,16 @@ class FootageIndex:
         now: datetime,
     ) -> list[StayFootage]:
         """Every stay's footage: the segments of every camera of every stay in one query and their
-        gaps in another (one ``UNION ALL`` branch per stay and camera, see :func:`overlapping`)."""
+        gaps in another (see :func:`overlap_statements`), sent together."""
         todo, reads, gap_reads = plan_reads(stays, rooms, start, end, now)
-        seg_cols, by_start_seq, width = seg_layout(s.get_bind().dialect.name)
-        seg_rows = overlapping(s, SEGMENTS, seg_cols, by_start_seq, reads)
-        gap_rows = overlapping(s, GAPS, GAP_COLS, BY_START_ID, gap_reads)
+        dialect = s.get_bind().dialect.name
+        seg_cols, by_start_seq, width = seg_layout(dialect)
+        seg_stmts = overlap_statements(dialect, SEGMENTS, seg_cols, reads)
+        gap_stmts = overlap_statements(dialect, GAPS, GAP_COLS, gap_reads)
+        results = fetch_many(s, [q for q, _ in seg_stmts] + [q for q, _ in gap_stmts])
+        n = len(seg_stmts)
+        seg_rows = overlap_rows(len(reads), seg_stmts, results[:n], by_start_seq)
+        gap_rows = overlap_rows(len(gap_reads), gap_stmts, results[n:], BY_START_ID)
         out: list[StayFootage] = []
         k = 0
         for stay, interval, room in todo:
@@ -316,9 +337,7 @@ class FootageIndex:
         timelines: list[SubjectTimeline] = []
         for subject in self._store.subjects_of_case(case_id):
             with self._store.session(f"timeline of subject {subject.id}") as s:
-                rooms = rooms_of(s)
-                stays = _trajectory(s, subject.id, rooms)
-                clips = self._clips(s, subject.id)
+                rooms, stays, clips = self._subject_reads(s, subject.id)
                 if stays:
                     first = stays[0].start
                     last = max((st.end or now) for st in stays)
@@ -369,11 +388,24 @@ _READINGS = _readings_statement()
 _BY_TIME_ID = itemgetter(1, 5)
 
 
+def _clips_query(subject_id: int, lo: int | None, hi: int | None) -> Query:
+    if lo is not None and hi is not None:
+        return _CLIPS_IN_RANGE, {"s": subject_id, "lo": lo, "hi": hi}
+    return _CLIPS, {"s": subject_id}
+
+
 def _trajectory(s: Session, subject_id: int, rooms: Mapping[str, Room]) -> list[RoomStay]:
     """The subject's stays, read in the caller's session (the inputs of
     :func:`indexer.trajectory.trajectory`: observations and the events' type, time and room, in one
-    statement; the subject's existence is asked only when it has neither)."""
-    rows = raw_rows(s, _READINGS, {"s": subject_id, "m": MAX_READINGS})
+    statement)."""
+    return _trajectory_from_rows(s, subject_id, raw_rows(s, _READINGS, {"s": subject_id, "m": MAX_READINGS}), rooms)
+
+
+def _trajectory_from_rows(
+    s: Session, subject_id: int, rows: list[tuple[Any, ...]], rooms: Mapping[str, Room]
+) -> list[RoomStay]:
+    """The stays from the rows of :data:`_READINGS`; the subject's existence is asked only when it
+    has neither observations nor events."""
     if not rows and s.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.id == subject_id)).first() is None:
         raise NotFoundError(f"subject {subject_id} does not exist", subject_id=subject_id)
     rows.sort(key=_BY_TIME_ID)  # a UNION ALL has no promised order
@@ -425,10 +457,15 @@ def _stay_coverage(
     now: datetime,
 ) -> list[StayCoverage]:
     """Every stay's run-level footage: runs and segment totals of every camera of every stay in one
-    statement (:func:`indexer.coverage.runs_statement`), gaps in another."""
+    statement (:func:`indexer.coverage.runs_statement`), gaps in another, sent together."""
     todo, reads, gap_reads = plan_reads(stays, rooms, start, end, now)
-    runs_read = run_reads(s, reads)
-    gap_rows = overlapping(s, GAPS, GAP_COLS, BY_START_ID, gap_reads)
+    dialect = s.get_bind().dialect.name
+    run_stmts = run_statements(dialect, reads)
+    gap_stmts = overlap_statements(dialect, GAPS, GAP_COLS, gap_reads)
+    results = fetch_many(s, [q for q, _ in run_stmts] + [q for q, _ in gap_stmts])
+    n = len(run_stmts)
+    runs_read = finish_run_reads(s, reads, run_stmts, results[:n])
+    gap_rows = overlap_rows(len(gap_reads), gap_stmts, results[n:], BY_START_ID)
     out: list[StayCoverage] = []
     k = 0
     for stay, interval, room in todo:

@@ -46,6 +46,7 @@ from domain.types import (
 from indexer import coverage
 from indexer.coverage import RunRead
 from indexer.models import EPOCH, Base, from_us, to_us
+from indexer.read_batch import Query, fetch_many
 from indexer.segment_runs import union_runs
 from indexer.trajectory import clip_stay
 
@@ -214,9 +215,16 @@ _ROOMS = (  # built once: constructing it cost more than running it
 )
 
 
+ROOMS_READ: Query = (_ROOMS, None)
+
+
 def rooms_of(s: Session) -> dict[str, Room]:
     """Every room with its kind and cameras: one query (a centre has tens of rooms)."""
-    rows = raw_rows(s, _ROOMS)
+    return rooms_from_rows(raw_rows(s, _ROOMS))
+
+
+def rooms_from_rows(rows: Sequence[tuple[Any, ...]]) -> dict[str, Room]:
+    """The rooms from the rows of :data:`ROOMS_READ`."""
     kinds: dict[str, RoomKind] = {}
     cams: dict[str, list[tuple[str, int, int]]] = {}
     for room_id, kind, cam, seg_max, gap_max in rows:
@@ -275,32 +283,47 @@ def overlapping(
 ) -> list[list[tuple[Any, ...]]]:
     """For every read (camera, lowest start, lo, hi): the rows of ``table`` of that camera
     overlapping [lo, hi), by (start, then the tie-breaker in ``by_start``), at most
-    MAX_ROWS_PER_CAMERA.
+    MAX_ROWS_PER_CAMERA (:func:`overlap_statements` + :func:`overlap_rows`)."""
+    stmts = overlap_statements(s.get_bind().dialect.name, table, cols, reads)
+    return overlap_rows(len(reads), stmts, fetch_many(s, [st for st, _ in stmts]), by_start)
+
+
+def overlap_statements(
+    dialect: str, table: Table, cols: Sequence[ColumnElement[Any]], reads: Sequence[tuple[str, int, int, int]]
+) -> list[tuple[Query, int]]:
+    """The statements of an overlap read, each with the index of its first read.
 
     A row overlaps [lo, hi) only if it starts in [lo - longest, hi), ``longest`` being the camera's
     ``max_segment_us``/``max_gap_us`` (the caller passes lo - longest), so every read is a short
-    range scan of the ``(camera_id, start_us)`` index, whatever the table's size. All reads go in
-    one statement (``UNION ALL``, one branch per read, up to MAX_BRANCHES a statement) instead of
-    a round trip each. SQL does not promise the order of a ``UNION ALL`` and the index does not
-    order ties on ``start_us``, so each read's rows are sorted by ``by_start`` in Python (one pass
-    on rows already in order).
-    """
-    out: list[list[tuple[Any, ...]]] = [[] for _ in reads]
-    lateral = _lateral_statement(table, cols) if s.get_bind().dialect.name == "postgresql" else None
+    range scan of the ``(camera_id, start_us)`` index, whatever the table's size. PostgreSQL: one
+    LATERAL statement over arrays of the reads; elsewhere ``UNION ALL`` statements, one branch per
+    read, up to MAX_BRANCHES a statement, instead of a round trip each."""
+    lateral = _lateral_statement(table, cols) if dialect == "postgresql" else None
     if lateral is not None:
-        if reads:
-            for r in raw_rows(s, lateral, read_arrays(reads)):
-                out[r[-1]].append(r)
-    else:
-        for first in range(0, len(reads), MAX_BRANCHES):
-            chunk = reads[first : first + MAX_BRANCHES]
-            params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
-            for i, (cam, low, lo, hi) in enumerate(chunk):
-                params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
-            for r in raw_rows(s, reads_statement(table, cols, len(chunk)), params):
-                out[first + r[-1]].append(r)
-    for rows in out:
-        rows.sort(key=by_start)
+        return [((lateral, read_arrays(reads)), 0)] if reads else []
+    out: list[tuple[Query, int]] = []
+    for first in range(0, len(reads), MAX_BRANCHES):
+        chunk = reads[first : first + MAX_BRANCHES]
+        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+        for i, (cam, low, lo, hi) in enumerate(chunk):
+            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+        out.append(((reads_statement(table, cols, len(chunk)), params), first))
+    return out
+
+
+def overlap_rows(
+    n: int, stmts: Sequence[tuple[Query, int]], results: Sequence[Sequence[tuple[Any, ...]]], by_start: Any
+) -> list[list[tuple[Any, ...]]]:
+    """The rows of :func:`overlap_statements`' results per read (the last column of a row is its
+    read's index within its statement). SQL does not promise the order of a ``UNION ALL`` and the
+    index does not order ties on ``start_us``, so each read's rows are sorted by ``by_start`` (one
+    pass on rows already in order)."""
+    out: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
+    for (_, first), rows in zip(stmts, results, strict=True):
+        for r in rows:
+            out[first + r[-1]].append(r)
+    for rows_of_read in out:
+        rows_of_read.sort(key=by_start)
     return out
 
 
@@ -340,20 +363,40 @@ SPAN_COLS: list[ColumnElement[Any]] = [SEGMENTS.c.start_us, SEGMENTS.c.end_us]
 
 def run_reads(s: Session, reads: Sequence[tuple[str, int, int, int]]) -> list[RunRead]:
     """For every read (camera, lowest segment start, lo, hi): its coverage runs overlapping
-    [lo, hi) by start, and the count and covered µs of its segments there. Cameras with a dirty
-    run (a segment deleted inside it) get their runs from their segments' spans instead."""
+    [lo, hi) by start, and the count and covered µs of its segments there."""
+    stmts = run_statements(s.get_bind().dialect.name, reads)
+    return finish_run_reads(s, reads, stmts, fetch_many(s, [st for st, _ in stmts]))
+
+
+def run_statements(dialect: str, reads: Sequence[tuple[str, int, int, int]]) -> list[tuple[Query, int]]:
+    """The statements of :func:`run_reads`, each with the index of its first read."""
+    if not reads:
+        return []
+    if dialect == "postgresql":
+        return [((coverage.RUNS_LATERAL_PG, read_arrays(reads)), 0)]
+    out: list[tuple[Query, int]] = []
+    step = coverage.MAX_BRANCHES
+    for first in range(0, len(reads), step):
+        chunk = reads[first : first + step]
+        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+        for i, (cam, low, lo, hi) in enumerate(chunk):
+            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+        out.append(((coverage.runs_statement(len(chunk)), params), first))
+    return out
+
+
+def finish_run_reads(
+    s: Session,
+    reads: Sequence[tuple[str, int, int, int]],
+    stmts: Sequence[tuple[Query, int]],
+    results: Sequence[Sequence[tuple[Any, ...]]],
+) -> list[RunRead]:
+    """:func:`run_reads` from its statements' results. Cameras with a dirty run (a segment deleted
+    inside it) get their runs from their segments' spans instead (a further read)."""
     out = [RunRead([]) for _ in reads]
     los = [lo for _, _, lo, _ in reads]
-    if reads and s.get_bind().dialect.name == "postgresql":
-        coverage.collect(raw_rows(s, coverage.RUNS_LATERAL_PG, read_arrays(reads)), los, 0, out)
-    else:
-        step = coverage.MAX_BRANCHES
-        for first in range(0, len(reads), step):
-            chunk = reads[first : first + step]
-            params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
-            for i, (cam, low, lo, hi) in enumerate(chunk):
-                params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
-            coverage.collect(raw_rows(s, coverage.runs_statement(len(chunk)), params), los, first, out)
+    for (_, first), rows in zip(stmts, results, strict=True):
+        coverage.collect(rows, los, first, out)
     dirty = [k for k, got in enumerate(out) if got.dirty]
     if dirty:
         log.info("footage: %d camera read(s) over dirty runs, read from the segments", len(dirty))

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Select,
     any_,
     bindparam,
+    cast,
     distinct,
     func,
     select,
@@ -172,16 +173,35 @@ def name_case_ids(name: str) -> Select[tuple[int]]:
     return select(SUBJECTS.c.case_id).where(*terms)
 
 
-def _one_of(ids: Sequence[int], key: str) -> ColumnElement[bool]:
-    """``cases.id = ANY(:key)``: one array parameter however many ids (PostgreSQL only)."""
+# Case ids given to the PostgreSQL filters: a list already read, or an array-valued subquery (the
+# ids read by the same statement, see ``id_array``).
+CaseIds = Sequence[int] | ColumnElement[Any]
+
+
+def _one_of(ids: CaseIds, key: str) -> ColumnElement[bool]:
+    """``cases.id = ANY(:key)`` (one array parameter however many ids) or ``cases.id =
+    ANY((SELECT ids FROM cte))`` (PostgreSQL only): either way an index lookup per id, not the
+    hash semi-join over every case that ``IN (SELECT ...)`` got."""
+    if isinstance(ids, ColumnElement):
+        return CASES.c.id == any_(ids)
     return CASES.c.id == any_(bindparam(key, list(ids), type_=ARRAY(BigInteger)))
+
+
+def id_array(ids: Select[tuple[int]], name: str) -> ColumnElement[Any]:
+    """The distinct ids of ``ids`` as one array, read once per statement (a ``MATERIALIZED`` CTE
+    the page and its total both use): the filter then costs no round trip of its own."""
+    sub = ids.subquery()
+    cte = select(func.array_agg(distinct(sub.c[0])).label("ids")).cte(name).prefix_with("MATERIALIZED")
+    # The cast makes it an array expression: ``= ANY ((SELECT ...))`` compares with the array's
+    # elements, whereas ``= ANY (SELECT ...)`` would compare with each row (one array).
+    return cast(select(cte.c.ids).scalar_subquery(), ARRAY(BigInteger))
 
 
 def case_filters(
     q: CaseQuery,
     dialect: str = "postgresql",
-    officer_cases: Sequence[int] | None = None,
-    name_cases: Sequence[int] | None = None,
+    officer_cases: CaseIds | None = None,
+    name_cases: CaseIds | None = None,
 ) -> list[ColumnElement[bool]]:
     """The WHERE terms on ``cases`` for a query on ``dialect`` (exposed for the benchmark's EXPLAIN).
 
@@ -211,8 +231,8 @@ def case_filters(
 def case_page_query(
     q: CaseQuery,
     dialect: str = "postgresql",
-    officer_cases: Sequence[int] | None = None,
-    name_cases: Sequence[int] | None = None,
+    officer_cases: CaseIds | None = None,
+    name_cases: CaseIds | None = None,
 ) -> Select[tuple[object, ...]]:
     return (
         select(CASES)
@@ -248,8 +268,8 @@ def _page_and_total(
     q: CaseQuery,
     dialect: str,
     terms: list[ColumnElement[bool]],
-    officer_cases: Sequence[int] | None,
-    name_cases: Sequence[int] | None,
+    officer_cases: CaseIds | None,
+    name_cases: CaseIds | None,
 ) -> tuple[Sequence[RowMapping], int]:
     """The page of case rows (newest first) and the number of matching cases."""
     page = case_page_query(q, dialect, officer_cases, name_cases)
@@ -298,16 +318,16 @@ class CaseSearch:
         _validate(q)
         dialect = self._store.engine.dialect.name
         with self._store.read_session("search cases") as s:
-            officer_cases: list[int] | None = None
+            officer_cases: CaseIds | None = None
             if q.officer_id is not None and dialect == "postgresql":
                 # As a semi-join (evaluated twice, for the total and the page) PostgreSQL hashed the
-                # ids and scanned every case: 58 ms at 100k cases. Read the few ids once instead.
-                officer_cases = list(s.scalars(officer_case_ids(q.officer_id)))
-            name_cases: list[int] | None = None
+                # ids and scanned every case: 58 ms at 100k cases. The few ids are read once, by
+                # the same statement (a round trip of their own cost more than reading them).
+                officer_cases = id_array(officer_case_ids(q.officer_id), "officer_cases_")
+            name_cases: CaseIds | None = None
             if q.subject_name and dialect == "postgresql":
-                # Likewise a substring match scans subjects: once here instead of once for the
-                # total and once for the page.
-                name_cases = list(set(s.scalars(name_case_ids(q.subject_name))))
+                # Likewise a substring match scans subjects: once, not for the total and the page.
+                name_cases = id_array(name_case_ids(q.subject_name), "name_cases_")
             terms = case_filters(q, dialect, officer_cases, name_cases)
             rows, total = _page_and_total(s, q, dialect, terms, officer_cases, name_cases)
         cases: list[CaseInfo] = []
