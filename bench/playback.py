@@ -6,7 +6,12 @@ ffmpeg and hard-linked 360 times as one hour of one camera, indexed in SQLite; e
 its own SHA-256 in the index (the template's hash + its number), so the per-segment AAC cache
 sees 360 distinct segments, as with real footage. Plus 2 min of H.265 to measure the cost of the
 on-the-fly H.264 rendition. The API (auth gate, audit row per request, playback) runs in-process
-under uvicorn next to a CentreRuntime recording ``--record`` simulated cameras.
+under uvicorn next to a CentreRuntime recording ``--record`` simulated cameras. The cameras are
+served from a pre-encoded clip (``--cameras file``, the default: cameras encode on their own
+hardware, not on the recording server) and the viewers' HTTP clients run in a process of their own
+(``--viewers-in process``, the default: browsers are on other machines). Before 2026-11-28 both ran
+on the server (``--cameras live --viewers-in server``): 8 x264 encoders and 20 client threads that
+shared the server's interpreter lock, figures in docs/WEB.md.
 
 Viewers (``--mode``):
 
@@ -33,6 +38,7 @@ import argparse
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import random
 import resource
@@ -42,6 +48,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -254,7 +261,12 @@ def phase(base: str, token: str, n: int, rounds: int, args: argparse.Namespace, 
         pass
     STEPS.rows.clear()
     cpu, wall = time.process_time(), time.perf_counter()
-    got = viewers(base, token, n, rounds, args, mode)
+    if args.viewers_in == "process":
+        # spawn: a fresh interpreter, none of the server's threads or state
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            got = pool.submit(viewers, base, token, n, rounds, args, mode).result()
+    else:
+        got = viewers(base, token, n, rounds, args, mode)
     res: dict[str, Any] = {
         "viewers": n,
         "first byte, 1 h range": summary(got["first"]),
@@ -366,6 +378,12 @@ def main() -> None:
     ap.add_argument("--read-kb", type=int, default=512, help="greedy: bytes read of the 1 h stream")
     ap.add_argument("--kbps", type=int, default=1500)
     ap.add_argument("--h265-seconds", type=int, default=60)
+    ap.add_argument("--cameras", choices=["file", "live"], default="file",
+                    help="recorded cameras: 'file' serves a pre-encoded 1280x720 clip (no encoding on "
+                         "this machine, as bench/record.py); 'live' encodes each camera here (GStreamer x264)")
+    ap.add_argument("--viewers-in", choices=["process", "server"], default="process",
+                    help="'process': the viewers' HTTP clients run in a process of their own (as browsers "
+                         "on other machines); 'server': threads of the server's own process (older runs)")
     args = ap.parse_args()
     route_log = logging.getLogger("pipeline.api.playback")
     route_log.setLevel(logging.DEBUG)
@@ -375,12 +393,22 @@ def main() -> None:
         shutil.rmtree(work / "spool")
     (work / "index.db").unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
+    file_cameras: Any = None
+    if args.record and args.cameras == "file":
+        from pipeline.simulator.camera import FileCameraServer, make_clip
+
+        clip = make_clip(work / f"camera-1280x720-{args.kbps}k-1800s.mov", seconds=1800, width=1280,
+                         height=720, fps=25, bitrate_kbps=args.kbps)
+        file_cameras = FileCameraServer(clip, args.record).start()
+        urls = file_cameras.urls
+    else:
+        urls = [f"rtsp://127.0.0.1:{free_port()}/live-{i}" for i in range(args.record)]
     live_rooms = [
         {
             "id": f"room-{i}",
             "name": f"讯问室{i}",
             "kind": "interrogation",
-            "cameras": [{"id": f"live-{i}", "url": f"rtsp://127.0.0.1:{free_port()}/live-{i}"}],
+            "cameras": [{"id": f"live-{i}", "url": urls[i]}],
         }
         for i in range(args.record)
     ]
@@ -418,7 +446,7 @@ def main() -> None:
         from pipeline.runtime import CentreRuntime
         from pipeline.simulator.centre import start_centre
 
-        cams = start_centre(rec_settings)
+        cams = start_centre(rec_settings) if file_cameras is None else []
         runtime = CentreRuntime(rec_settings)
         runtime.start()
     app = create_app(
@@ -476,6 +504,8 @@ def main() -> None:
             from pipeline.simulator.centre import stop_centre
 
             stop_centre(cams)
+        if file_cameras is not None:
+            file_cameras.stop()
     print(json.dumps(results, ensure_ascii=False, indent=2))
 
 
