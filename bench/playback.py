@@ -21,7 +21,8 @@ Viewers (``--mode``):
   clamped to >= 2 MB) as fast as it comes, then read at play speed (the buffer's end moves on
   by ``--kbps`` + 64 kbit/s of audio per second of wall time), watch a random 5-15 s, then seek:
   close, and load again at a random point of the hour. The first load starts at the hour's
-  start ("first byte"), the others at random points ("seek"); the viewers start together.
+  start ("first byte"), the others at random points ("seek"); the viewers start together, or
+  with ``--stagger-seconds S`` each at a random moment of the first S seconds.
 * ``greedy`` — as fast as the socket goes: GET the whole hour, read ``--read-kb`` and close;
   GET from a random point, read 64 KB and close; repeat. No player behaves so; it is the
   worst case for the CPU (every viewer re-producing media as fast as it can).
@@ -213,6 +214,8 @@ def viewers(
         rnd = random.Random(k)
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as c:
             barrier.wait()
+            if args.stagger_seconds > 0:  # arrivals spread (viewers open the page one by one)
+                time.sleep(rnd.uniform(0, args.stagger_seconds))
             for i in range(rounds):
                 if mode == "greedy":
                     a = first_byte(c, "bench-h264", T0, hour, args.read_kb)
@@ -378,6 +381,9 @@ def main() -> None:
     ap.add_argument("--read-kb", type=int, default=512, help="greedy: bytes read of the 1 h stream")
     ap.add_argument("--kbps", type=int, default=1500)
     ap.add_argument("--h265-seconds", type=int, default=60)
+    ap.add_argument("--stagger-seconds", type=float, default=0.0,
+                    help="each viewer's first load at a random moment within this many seconds of the "
+                         "start (0: all at the same instant, a thundering herd)")
     ap.add_argument("--cameras", choices=["file", "live"], default="file",
                     help="recorded cameras: 'file' serves a pre-encoded 1280x720 clip (no encoding on "
                          "this machine, as bench/record.py); 'live' encodes each camera here (GStreamer x264)")
