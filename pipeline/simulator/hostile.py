@@ -345,8 +345,9 @@ class ScriptedH264Camera(GarbageRtpServer):
       goes on sending for a second (the client's framing is now off), then hangs up;
     * ``absurd_timestamps``: RTP timestamps leap 2^31 ticks (~6.6 h) ahead, then step back
       by an hour at every keyframe;
-    * ``wrong_sps``: from the start, the SDP's sprop-parameter-sets are random bytes and the
-      in-band SPS/PPS are withheld (nothing tells the client the picture format);
+    * ``wrong_sps``: from the start, the SDP's sprop-parameter-sets are invalid (an SPS whose id is
+      out of range, then random bits; a random PPS) and the in-band SPS/PPS are withheld (nothing
+      tells the client the picture format);
     * ``codec_change``: the payload turns into another codec's (payload type 97, not in the SDP),
       and every later session's SDP offers Motion JPEG only;
     * ``huge_resolution``: from the start, SDP and in-band SPS claim ``huge_size`` (20,000×20,000).
@@ -373,8 +374,13 @@ class ScriptedH264Camera(GarbageRtpServer):
         if self.fault == "huge_resolution":
             sps = baseline_sps(*self.huge_size)
         elif self.fault == "wrong_sps":
-            rng = random.Random(self.port)
-            sps = b"\x67" + bytes(rng.getrandbits(8) for _ in range(12))
+            # Wrong by construction and the same every time: baseline profile, level 3.0, then
+            # seq_parameter_set_id 32 (ue(v) 00000100001; at most 31 exist), then fixed pseudo-random
+            # bits. Random bytes seeded by the port parsed as a usable SPS for ~2 % of ports
+            # (seen: a test run recorded the "wrong SPS" camera).
+            rng = random.Random(0)
+            bits = "00000100001" + "".join(str(rng.getrandbits(1)) for _ in range(8 * 9 - 11))
+            sps = b"\x67\x42\x00\x1e" + int(bits, 2).to_bytes(9, "big")
             pps = b"\x68" + bytes(rng.getrandbits(8) for _ in range(4))
         return sps, pps
 
