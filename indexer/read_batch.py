@@ -36,8 +36,10 @@ Query = tuple[Executable, Mapping[str, Any] | None]
 
 # id(statement) → (statement, compiled form, whether it can be sent raw). The statement is kept
 # so that its id cannot be reused by another object while the entry lives. The statements passed
-# here are module-level constants or cached per shape, so the dict stays small.
+# here are module-level constants or cached per shape; a caller building a statement per call would
+# only refill the cache, which is emptied past MAX_COMPILED entries rather than grow.
 _COMPILED: dict[tuple[int, str], tuple[Executable, Any, bool]] = {}
+MAX_COMPILED = 256
 
 
 def _compiled(stmt: Executable, dialect: Dialect) -> tuple[Any, bool]:
@@ -51,6 +53,8 @@ def _compiled(stmt: Executable, dialect: Dialect) -> tuple[Any, bool]:
         and not compiled.literal_execute_params
         and not compiled._bind_processors  # no public view of "needs processing"
     )
+    if len(_COMPILED) >= MAX_COMPILED:
+        _COMPILED.clear()
     _COMPILED[key] = (stmt, compiled, plain)
     return compiled, plain
 

@@ -69,3 +69,12 @@ def test_a_failing_read_is_the_projects_error_and_the_store_goes_on(cs: CaseStor
     with cs.read_session("after it") as s:
         rows = fetch_many(s, [ROOMS_READ, (SERIES, {"a": 1, "b": "x"})])
     assert len(rows[0]) == 3 and rows[1] == [(2, "x")]
+
+
+def test_statements_built_per_call_do_not_grow_the_cache(cs: CaseStore) -> None:
+    with cs.read_session("fresh statements") as s:
+        for k in range(read_batch.MAX_COMPILED + 20):
+            rows = fetch_many(s, [(select(ROOMS.c.id).where(ROOMS.c.id == bindparam("r")), {"r": "wait"}),
+                                  (text(f"SELECT {k}"), None)])
+            assert rows == [[("wait",)], [(k,)]]
+    assert len(read_batch._COMPILED) <= read_batch.MAX_COMPILED
