@@ -62,7 +62,6 @@ from indexer.footage_rows import (
     overlap_rows,
     overlap_statements,
     plan_reads,
-    raw_rows,
     rooms_from_rows,
     rooms_of,
     run_statements,
@@ -70,7 +69,7 @@ from indexer.footage_rows import (
     segment_records,
 )
 from indexer.models import Base, from_us, to_us
-from indexer.read_batch import Query, fetch_many
+from indexer.read_batch import Query, fetch_many, raw_rows
 from indexer.trajectory import Observation, trajectory
 
 log = logging.getLogger(__name__)
@@ -240,7 +239,7 @@ class FootageIndex:
     def _clips(
         s: Session, subject_id: int, lo: int | None = None, hi: int | None = None
     ) -> list[ImportedClip]:
-        return clips_from_rows(fetch_many(s, [_clips_query(subject_id, lo, hi)])[0])
+        return clips_from_rows(raw_rows(s, *_clips_query(subject_id, lo, hi)))
 
     @staticmethod
     def _subject_reads(
@@ -311,10 +310,9 @@ class FootageIndex:
         seg_cols, by_start_seq, width = seg_layout(dialect)
         seg_stmts = overlap_statements(dialect, SEGMENTS, seg_cols, reads)
         gap_stmts = overlap_statements(dialect, GAPS, GAP_COLS, gap_reads)
-        results = fetch_many(s, [q for q, _ in seg_stmts] + [q for q, _ in gap_stmts])
-        n = len(seg_stmts)
-        seg_rows = overlap_rows(len(reads), seg_stmts, results[:n], by_start_seq)
-        gap_rows = overlap_rows(len(gap_reads), gap_stmts, results[n:], BY_START_ID)
+        seg_results, gap_results = _fetch_both(s, seg_stmts, gap_stmts)
+        seg_rows = overlap_rows(len(reads), seg_stmts, seg_results, by_start_seq)
+        gap_rows = overlap_rows(len(gap_reads), gap_stmts, gap_results, BY_START_ID)
         out: list[StayFootage] = []
         k = 0
         for stay, interval, room in todo:
@@ -386,6 +384,15 @@ def _readings_statement() -> Select[Any]:
 
 _READINGS = _readings_statement()
 _BY_TIME_ID = itemgetter(1, 5)
+
+
+Rows = list[list[tuple[Any, ...]]]
+
+
+def _fetch_both(s: Session, a: Sequence[tuple[Query, int]], b: Sequence[tuple[Query, int]]) -> tuple[Rows, Rows]:
+    """The results of two groups of (statement, first read) sent in one batch, group by group."""
+    results = fetch_many(s, [q for q, _ in a] + [q for q, _ in b])
+    return results[: len(a)], results[len(a) :]
 
 
 def _clips_query(subject_id: int, lo: int | None, hi: int | None) -> Query:
@@ -462,10 +469,9 @@ def _stay_coverage(
     dialect = s.get_bind().dialect.name
     run_stmts = run_statements(dialect, reads)
     gap_stmts = overlap_statements(dialect, GAPS, GAP_COLS, gap_reads)
-    results = fetch_many(s, [q for q, _ in run_stmts] + [q for q, _ in gap_stmts])
-    n = len(run_stmts)
-    runs_read = finish_run_reads(s, reads, run_stmts, results[:n])
-    gap_rows = overlap_rows(len(gap_reads), gap_stmts, results[n:], BY_START_ID)
+    run_results, gap_results = _fetch_both(s, run_stmts, gap_stmts)
+    runs_read = finish_run_reads(s, reads, run_stmts, run_results)
+    gap_rows = overlap_rows(len(gap_reads), gap_stmts, gap_results, BY_START_ID)
     out: list[StayCoverage] = []
     k = 0
     for stay, interval, room in todo:

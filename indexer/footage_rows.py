@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    CursorResult,
     Integer,
     Select,
     Table,
@@ -46,7 +45,7 @@ from domain.types import (
 from indexer import coverage
 from indexer.coverage import RunRead
 from indexer.models import EPOCH, Base, from_us, to_us
-from indexer.read_batch import Query, fetch_many
+from indexer.read_batch import Query, fetch_many, raw_rows
 from indexer.segment_runs import union_runs
 from indexer.trajectory import clip_stay
 
@@ -85,20 +84,6 @@ _SEG_COLS_SQLITE: list[ColumnElement[Any]] = [
 GAP_COLS = [GAPS.c[name] for name in ("start_us", "end_us", "cause", "detail", "gap_id")]
 _CLOCKS = {c.value: c for c in ClockSource}
 _CAUSES = {c.value: c for c in GapCause}
-
-
-def raw_rows(
-    s: Session, stmt: Select[Any] | TextClause, params: Mapping[str, Any] | None = None
-) -> list[tuple[Any, ...]]:
-    """The DB-API tuples of a Core select: the compiled statement is still cached and the
-    parameters bound by SQLAlchemy, but the rows skip the Row objects and result processors
-    (the selects below only read strings, integers and one boolean, which need no processing
-    other than ``bool()`` on SQLite)."""
-    result = cast(CursorResult[Any], s.execute(stmt, params))
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
 
 
 # The fields of SegmentRecord in the order ``segment_records`` sets them (checked at import: a field added
@@ -301,14 +286,20 @@ def overlap_statements(
     lateral = _lateral_statement(table, cols) if dialect == "postgresql" else None
     if lateral is not None:
         return [((lateral, read_arrays(reads)), 0)] if reads else []
-    out: list[tuple[Query, int]] = []
-    for first in range(0, len(reads), MAX_BRANCHES):
-        chunk = reads[first : first + MAX_BRANCHES]
-        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
-        for i, (cam, low, lo, hi) in enumerate(chunk):
-            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
-        out.append(((reads_statement(table, cols, len(chunk)), params), first))
-    return out
+    return [
+        ((reads_statement(table, cols, len(chunk)), branch_params(chunk)), first)
+        for first in range(0, len(reads), MAX_BRANCHES)
+        if (chunk := reads[first : first + MAX_BRANCHES])
+    ]
+
+
+def branch_params(chunk: Sequence[tuple[str, int, int, int]]) -> dict[str, Any]:
+    """The parameters of a ``UNION ALL`` read statement: ``c<i>``, ``a<i>``, ``l<i>``, ``h<i>`` of
+    each read and the row bound ``m``."""
+    params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
+    for i, (cam, low, lo, hi) in enumerate(chunk):
+        params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
+    return params
 
 
 def overlap_rows(
@@ -374,15 +365,12 @@ def run_statements(dialect: str, reads: Sequence[tuple[str, int, int, int]]) -> 
         return []
     if dialect == "postgresql":
         return [((coverage.RUNS_LATERAL_PG, read_arrays(reads)), 0)]
-    out: list[tuple[Query, int]] = []
     step = coverage.MAX_BRANCHES
-    for first in range(0, len(reads), step):
-        chunk = reads[first : first + step]
-        params: dict[str, Any] = {"m": MAX_ROWS_PER_CAMERA}
-        for i, (cam, low, lo, hi) in enumerate(chunk):
-            params.update({f"c{i}": cam, f"a{i}": low, f"l{i}": lo, f"h{i}": hi})
-        out.append(((coverage.runs_statement(len(chunk)), params), first))
-    return out
+    return [
+        ((coverage.runs_statement(len(chunk)), branch_params(chunk)), first)
+        for first in range(0, len(reads), step)
+        if (chunk := reads[first : first + step])
+    ]
 
 
 def finish_run_reads(

@@ -11,7 +11,7 @@ back and the client waits once.
 
 Statements are compiled by SQLAlchemy once (for the connection's dialect) and run on the DB-API
 connection under the session's transaction, rows returned as DB-API tuples, like
-:func:`indexer.footage_rows.raw_rows`. A statement SQLAlchemy would have to process (bind
+:func:`raw_rows`. A statement SQLAlchemy would have to process (bind
 processors, expanding ``IN`` parameters) is not sent this way: the batch falls back to executing
 it through the session. psycopg's errors are mapped to SQLAlchemy's at this boundary, so callers
 see the same error tree (:func:`indexer.database.mapped_transaction`) either way.
@@ -59,7 +59,11 @@ def _compiled(stmt: Executable, dialect: Dialect) -> tuple[Any, bool]:
     return compiled, plain
 
 
-def _session_rows(s: Session, stmt: Executable, params: Mapping[str, Any] | None) -> list[tuple[Any, ...]]:
+def raw_rows(s: Session, stmt: Executable, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The DB-API tuples of a Core statement run through the session: the compiled statement is
+    still cached and the parameters bound by SQLAlchemy, but the rows skip the Row objects and
+    result processors (the callers' selects read strings, integers and one boolean, which need no
+    processing other than ``bool()`` on SQLite)."""
     result = cast(CursorResult[Any], s.execute(stmt, params))
     try:
         return list(result.cursor.fetchall())
@@ -72,7 +76,7 @@ def fetch_many(s: Session, reads: Sequence[Query]) -> list[list[tuple[Any, ...]]
     conn = s.connection()
     dialect = conn.dialect
     if dialect.name != "postgresql" or len(reads) < 2:
-        return [_session_rows(s, stmt, params) for stmt, params in reads]
+        return [raw_rows(s, stmt, params) for stmt, params in reads]
     out: list[list[tuple[Any, ...]] | None] = [None] * len(reads)
     batch: list[tuple[int, str, dict[str, Any]]] = []
     for k, (stmt, params) in enumerate(reads):
@@ -84,7 +88,7 @@ def fetch_many(s: Session, reads: Sequence[Query]) -> list[list[tuple[Any, ...]]
         _pipelined(conn.connection.driver_connection, batch, out)
     for k, (stmt, params) in enumerate(reads):
         if out[k] is None:
-            out[k] = _session_rows(s, stmt, params)
+            out[k] = raw_rows(s, stmt, params)
     return [rows if rows is not None else [] for rows in out]
 
 

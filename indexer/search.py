@@ -29,7 +29,6 @@ from sqlalchemy import (
     RowMapping,
     Select,
     any_,
-    bindparam,
     cast,
     distinct,
     func,
@@ -43,9 +42,9 @@ from domain.errors import ValidationFailed
 from domain.types import EventType
 from indexer.case_records import CaseInfo, Problems, case_from_row
 from indexer.case_store import CaseStore
-from indexer.footage_rows import raw_rows
 from indexer.models import Base, to_us
 from indexer.name_grams import candidate_subjects
+from indexer.read_batch import raw_rows
 
 log = logging.getLogger(__name__)
 
@@ -173,18 +172,15 @@ def name_case_ids(name: str) -> Select[tuple[int]]:
     return select(SUBJECTS.c.case_id).where(*terms)
 
 
-# Case ids given to the PostgreSQL filters: a list already read, or an array-valued subquery (the
-# ids read by the same statement, see ``id_array``).
-CaseIds = Sequence[int] | ColumnElement[Any]
+# Case ids given to the PostgreSQL filters: an array-valued subquery (the ids read by the same
+# statement, see ``id_array``).
+CaseIds = ColumnElement[Any]
 
 
-def _one_of(ids: CaseIds, key: str) -> ColumnElement[bool]:
-    """``cases.id = ANY(:key)`` (one array parameter however many ids) or ``cases.id =
-    ANY((SELECT ids FROM cte))`` (PostgreSQL only): either way an index lookup per id, not the
-    hash semi-join over every case that ``IN (SELECT ...)`` got."""
-    if isinstance(ids, ColumnElement):
-        return CASES.c.id == any_(ids)
-    return CASES.c.id == any_(bindparam(key, list(ids), type_=ARRAY(BigInteger)))
+def _one_of(ids: CaseIds) -> ColumnElement[bool]:
+    """``cases.id = ANY((SELECT ids FROM cte))`` (PostgreSQL only): an index lookup per id, not
+    the hash semi-join over every case that ``IN (SELECT ...)`` got."""
+    return CASES.c.id == any_(ids)
 
 
 def id_array(ids: Select[tuple[int]], name: str) -> ColumnElement[Any]:
@@ -205,21 +201,21 @@ def case_filters(
 ) -> list[ColumnElement[bool]]:
     """The WHERE terms on ``cases`` for a query on ``dialect`` (exposed for the benchmark's EXPLAIN).
 
-    ``officer_cases`` / ``name_cases``: the officer's / the name's case ids already read
-    (PostgreSQL, see CaseSearch.search); else those filters are semi-joins."""
+    ``officer_cases`` / ``name_cases``: the officer's / the name's case ids as an array read by the
+    same statement (PostgreSQL, :func:`id_array`); else those filters are semi-joins."""
     terms: list[ColumnElement[bool]] = []
     if q.case_number:
         terms.append(_prefix(q.case_number, dialect))
     if q.subject_name:
         if name_cases is not None:
-            terms.append(_one_of(name_cases, "name_cases_"))
+            terms.append(_one_of(name_cases))
         else:
             terms.append(CASES.c.id.in_(name_case_ids(q.subject_name)))
     if q.id_number:
         terms.append(CASES.c.id.in_(select(SUBJECTS.c.case_id).where(SUBJECTS.c.id_number == q.id_number)))
     if q.officer_id is not None:
         if officer_cases is not None:
-            terms.append(_one_of(officer_cases, "officer_cases_"))
+            terms.append(_one_of(officer_cases))
         else:
             terms.append(CASES.c.id.in_(officer_case_ids(q.officer_id)))
     event_terms = _event_terms(q)

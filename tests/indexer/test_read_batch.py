@@ -12,8 +12,8 @@ from sqlalchemy import Engine, bindparam, select, text
 from domain.errors import IndexStoreError
 from indexer import read_batch
 from indexer.case_store import CaseStore
-from indexer.footage_rows import ROOMS, ROOMS_READ, raw_rows
-from indexer.read_batch import fetch_many
+from indexer.footage_rows import ROOMS, ROOMS_READ
+from indexer.read_batch import fetch_many, raw_rows
 from indexer.segment_store import SegmentStore
 
 ROOM_IDS = select(ROOMS.c.id).where(ROOMS.c.kind == bindparam("k")).order_by(ROOMS.c.id)

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
+import recorders.worker as worker_module
 from domain.types import ClockSource, SegmentRecord, sidecar_key
+from recorders.ts_writer import TsWriter, buffer_bytes_for
 from recorders.worker import CameraWorker
 from tests.recorders.conftest import TEST_OPTIONS, CollectingSink, decode_segment, running
 
@@ -74,11 +77,6 @@ def test_write_buffer_sized_from_the_first_keyframe_then_from_closed_segments(
 ) -> None:
     """Before any segment has closed the buffer comes from the first keyframe's size (not the
     2 KiB floor for a whole segment); afterwards from the last closed segment's byte rate."""
-    import av
-
-    import recorders.worker as worker_module
-    from recorders.ts_writer import TsWriter, buffer_bytes_for
-
     buffers: list[int] = []
 
     class SpyWriter(TsWriter):
