@@ -34,6 +34,7 @@ from recorders.events import CameraStatus, RecorderSink
 from recorders.rtsp_source import RtspSource
 from recorders.segmenter import ClockStep, SegmentPlan, TimestampGuard, TimestampJump
 from recorders.spool import CameraSpool, ChainState, hash_file
+from recorders.sync_point import SyncPointClient, SyncPointSpec, credentials_of
 from recorders.ts_writer import TsWriter, buffer_bytes_for
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class CameraWorker:
         sink: RecorderSink,
         clock: Clock | None = None,
         restart_cause: tuple[GapCause, str] | None = None,
+        sync_point: SyncPointSpec | None = None,
     ) -> None:
         self.camera_id = camera_id
         # What names the gap from the chain's end (state.json) to this worker's first segment:
@@ -219,6 +221,10 @@ class CameraWorker:
         self._last_failure: tuple[GapCause, str] | None = None
         self._next_status = 0.0
         self._byte_rate = INITIAL_BYTE_RATE  # of the last closed segment: sizes the write buffer
+        # Asks the camera for a keyframe when a session does not start with one (sync_point.py).
+        self.sync: SyncPointClient | None = (
+            None if sync_point is None else SyncPointClient(sync_point, camera_id, credentials_of(url)))
+        self._first_video_pending = False  # the session's first video packet is still to come
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -287,6 +293,7 @@ class CameraWorker:
         source = RtspSource(self.url, self.opts.open_timeout_seconds, self.opts.stall_seconds)
         self._source = source
         source.open()
+        self._first_video_pending = True
         self._set_state("recording", connected=True)
         packets = source.packets()
         carry: deque[tuple[Any, float]] = deque()
@@ -367,7 +374,10 @@ class CameraWorker:
         ) or (_needs_successor(buffered, source.video_index) and self.clock.monotonic() < deadline + 1.0):
             if stop.is_set():
                 return None, buffered
-            buffered.append((next(packets), wall()))
+            pkt = next(packets)
+            buffered.append((pkt, wall()))
+            if self._first_video_pending and pkt.stream_index == source.video_index:
+                self._first_video(pkt)
         streams = source.streams
         _time_untimed_video(buffered, source.video_index, _frame_ticks(streams, source.video_index))
         time_bases = [1 / 90000] * (max(s.index for s in streams) + 1)
@@ -460,6 +470,8 @@ class CameraWorker:
                     seg = self._seg
             if seg is None:
                 run.skipped += 1
+                if self._first_video_pending:
+                    self._first_video(pkt)
                 return
             seg.writer.mux(pkt)
             run.last_video_media = media
@@ -471,6 +483,15 @@ class CameraWorker:
             seg.writer.mux(pkt)
         self._packets += 1
         self._bytes += pkt.size
+
+    def _first_video(self, pkt: Any) -> None:
+        """The session's first video packet: if it is not a keyframe, footage could only start at
+        the camera's next one (up to a GOP away), so ask the camera for a keyframe now."""
+        self._first_video_pending = False
+        if not pkt.is_keyframe and self.sync is not None:
+            log.info("session starts mid-GOP; asking the camera for a keyframe",
+                     extra={"camera_id": self.camera_id})
+            self.sync.ask()
 
     # -- segments -------------------------------------------------------------------------------
     def _cut(self, run: _Run, media: float) -> None:

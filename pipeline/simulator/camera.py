@@ -256,6 +256,9 @@ class _ServerProcess:
         self.stop()
 
 
+ONVIF_PROFILE = "Profile_1"  # the media profile token the simulated cameras answer to
+
+
 class SimulatedCamera(_ServerProcess):
     """One live camera: test pattern with a burnt-in capture time, H.264/H.265 + A-law/AAC.
 
@@ -277,6 +280,8 @@ class SimulatedCamera(_ServerProcess):
         events_log: Path | None = None,
         python: str = SYSTEM_PYTHON,
         label: str | None = None,
+        onvif_port: int | None = None,
+        onvif_credentials: tuple[str, str] | None = None,
     ) -> None:
         path = path or f"/{camera_id}"
         if not path.startswith("/"):
@@ -293,10 +298,18 @@ class SimulatedCamera(_ServerProcess):
         self.bitrate_kbps = bitrate_kbps
         self.events_log = events_log
         self.label = label if label is not None else camera_id
+        # ONVIF media service (SetSynchronizationPoint only), on its own port; None: not served
+        self.onvif_port = onvif_port
+        self.onvif_credentials = onvif_credentials
 
     @property
     def url(self) -> str:
         return f"rtsp://127.0.0.1:{self.port}{self.path}"
+
+    @property
+    def onvif_url(self) -> str | None:
+        """The camera's ONVIF media service address (profile ``ONVIF_PROFILE``), if it serves one."""
+        return None if self.onvif_port is None else f"http://127.0.0.1:{self.onvif_port}/onvif/media_service"
 
     def _args(self) -> list[str]:
         args = [
@@ -309,6 +322,10 @@ class SimulatedCamera(_ServerProcess):
         if self.events_log is not None:
             self.events_log.parent.mkdir(parents=True, exist_ok=True)
             args += ["--events-log", str(self.events_log)]
+        if self.onvif_port is not None:
+            args += ["--onvif-port", str(self.onvif_port), "--onvif-profile", ONVIF_PROFILE]
+            if self.onvif_credentials is not None:
+                args += ["--onvif-user", self.onvif_credentials[0], "--onvif-password", self.onvif_credentials[1]]
         return args
 
     def start(self, timeout: float = 15.0) -> Self:

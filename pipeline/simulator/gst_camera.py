@@ -37,10 +37,17 @@ stdin, one command per line, each answered on stdout with ``OK <cmd>`` (or ``ERR
   quit                         exit (closing every client connection); EOF on stdin does the same
 ``READY rtsp://127.0.0.1:PORT/PATH`` (one line per mount) is printed once the server listens.
 
+--onvif-port N (live mode) also serves an ONVIF media service at http://127.0.0.1:N/onvif/media_service
+answering ``SetSynchronizationPoint`` for profile ``--onvif-profile`` (default Profile_1) the way a
+camera does: the encoder makes its next frame a keyframe. With ``--onvif-user``/``--onvif-password``
+the request must carry a valid WS-Security UsernameToken digest. Other requests get a SOAP fault.
+
 --events-log FILE (live mode) gets JSON lines, flushed one by one:
   {"event": "keyframe", "wall": W, "capture": C, "pts": P, "mount": PATH} per keyframe sent;
       W = Unix time its RTCP NTP mapping gives (= C + the jumps applied so far), C = when the
       frame was captured (the burnt-in time code), P = its running time (+ jumps) in seconds
+      (with "forced": true when a synchronization point asked for it)
+  {"event": "sync_point", "wall": T}, {"event": "sync_point_refused", "reason": R, "wall": T},
   {"event": "mode", "mode": M, "wall": T}, {"event": "jump", "seconds": S, "total": S2, "wall": T},
   {"event": "quit", "wall": T}
 The camera encodes only while a client is connected (the media is built at the first DESCRIBE and
@@ -50,12 +57,16 @@ dropped after the last client leaves); picture mode and jumps carry over to the 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EXIT_MISSING = 3  # camera.py turns this into an error naming the Debian packages
 EXIT_BIND = 4
@@ -73,7 +84,8 @@ try:
 
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer
+    gi.require_version("GstVideo", "1.0")
+    from gi.repository import GLib, Gst, GstRtspServer, GstVideo
 except (ImportError, ValueError) as _exc:
     _fail(EXIT_MISSING, f"MISSING python3-gi or GStreamer RTSP server typelibs: {_exc}")
 
@@ -217,6 +229,7 @@ class LiveCamera:
         self.mode = "normal"
         self.jump_seconds = 0.0
         self.medias: list[GstRtspServer.RTSPMedia] = []
+        self.forced_pending = False  # a synchronization point asked for the next keyframe
         self.factory = GstRtspServer.RTSPMediaFactory()
         self.factory.set_launch(self._launch())
         self.factory.set_shared(True)
@@ -299,8 +312,26 @@ class LiveCamera:
         # frame was taken. They differ by the jumps applied so far.
         wall = (pay.get_base_time() + running) / 1e9
         capture = wall - (pad.get_peer().get_offset() - JUMP_BASE_NS) / 1e9
-        self.events.write("keyframe", wall=wall, capture=capture, pts=running / 1e9, mount=self.args.path)
+        forced, self.forced_pending = self.forced_pending, False
+        extra = {"forced": True} if forced else {}
+        self.events.write("keyframe", wall=wall, capture=capture, pts=running / 1e9, mount=self.args.path,
+                          **extra)
         return Gst.PadProbeReturn.OK
+
+    def force_keyframe(self) -> bool:
+        """What a camera does for ONVIF SetSynchronizationPoint: the encoder's next frame is a
+        keyframe (an upstream force-key-unit event from the payloader to the encoder)."""
+        sent = False
+        for media in list(self.medias):
+            pay = media.get_element().get_by_name("pay0")
+            if pay is None:
+                continue
+            self.forced_pending = True
+            encoder = pay.get_static_pad("sink").get_peer().get_parent_element()
+            none = Gst.CLOCK_TIME_NONE
+            event = GstVideo.video_event_new_downstream_force_key_unit(none, none, none, True, 0)
+            sent = encoder.get_static_pad("sink").send_event(event) or sent
+        return sent
 
     # -- commands --------------------------------------------------------------------------
     def _apply(self, media: GstRtspServer.RTSPMedia) -> None:
@@ -335,6 +366,89 @@ class LiveCamera:
         for media in list(self.medias):
             self._apply(media)
         return cmd
+
+
+ONVIF_PATH = "/onvif/media_service"
+_SOAP_NS = "http://www.w3.org/2003/05/soap-envelope"
+
+
+def _soap(body: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{_SOAP_NS}" '
+            'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
+            'xmlns:ter="http://www.onvif.org/ver10/error">'
+            f"<s:Body>{body}</s:Body></s:Envelope>").encode()
+
+
+def _fault(subcode: str, text: str) -> bytes:
+    return _soap(f"<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{subcode}</s:Value>"
+                 f"</s:Subcode></s:Code><s:Reason><s:Text xml:lang=\"en\">{text}</s:Text></s:Reason></s:Fault>")
+
+
+def _between(text: str, tag: str) -> str | None:
+    """The text of the first element named ``tag`` (any prefix); enough for these requests."""
+    found = re.search(rf"<(?:[\w.-]+:)?{tag}(?:\s[^>]*)?>([^<]*)<", text)
+    return None if found is None else found.group(1).strip()
+
+
+class OnvifMedia:
+    """The one ONVIF media call the recorder uses, served on 127.0.0.1 (a thread of its own)."""
+
+    def __init__(self, camera: LiveCamera, port: int, profile: str, user: str | None, password: str) -> None:
+        self.camera, self.profile, self.user, self.password = camera, profile, user, password
+        handler = self._handler()
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        threading.Thread(target=self.server.serve_forever, name="onvif", daemon=True).start()
+
+    def _authorised(self, text: str) -> bool:
+        if self.user is None:
+            return True
+        user, digest = _between(text, "Username"), _between(text, "Password")
+        nonce, created = _between(text, "Nonce"), _between(text, "Created")
+        if user != self.user or not digest or not nonce or not created:
+            return False
+        try:
+            raw = base64.b64decode(nonce, validate=True)
+        except ValueError:
+            return False
+        want = hashlib.sha1(raw + created.encode() + self.password.encode()).digest()
+        return base64.b64encode(want).decode() == digest
+
+    def answer(self, path: str, text: str) -> tuple[int, bytes]:
+        if path != ONVIF_PATH:
+            return 404, _fault("ter:ActionNotSupported", "no such service")
+        if "SetSynchronizationPoint" not in text:
+            return 400, _fault("ter:ActionNotSupported", "only SetSynchronizationPoint is simulated")
+        if not self._authorised(text):
+            self.camera.events.write("sync_point_refused", reason="not authorised", wall=time.time())
+            return 400, _fault("ter:NotAuthorized", "sender not authorized")
+        if _between(text, "ProfileToken") != self.profile:
+            self.camera.events.write("sync_point_refused", reason="no such profile", wall=time.time())
+            return 400, _fault("ter:NoProfile", "no such profile")
+        sent = self.camera.force_keyframe()
+        self.camera.events.write("sync_point", wall=time.time(), sent=sent)
+        return 200, _soap("<trt:SetSynchronizationPointResponse/>")
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        media = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > 65536:
+                    status, body = 413, _fault("ter:InvalidArgVal", "request too large")
+                else:
+                    text = self.rfile.read(length).decode("utf-8", "replace")
+                    status, body = media.answer(self.path, text)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/soap+xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        return Handler
 
 
 class FileMounts:
@@ -382,6 +496,10 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--clip", help="clip mode: write the live picture into this MPEG-TS file and exit")
     p.add_argument("--seconds", type=float, default=120.0, help="clip mode: length of the clip")
     p.add_argument("--mode", choices=("normal", "black", "frozen", "covered"), default="normal")
+    p.add_argument("--onvif-port", type=int, default=0, help="live mode: serve ONVIF SetSynchronizationPoint")
+    p.add_argument("--onvif-profile", default="Profile_1")
+    p.add_argument("--onvif-user", default=None)
+    p.add_argument("--onvif-password", default="")
     args = p.parse_args(argv)
     if not args.clip and not args.port:
         p.error("--port is required (unless --clip)")
@@ -424,6 +542,11 @@ def main(argv: list[str]) -> int:
         live.factory.set_clock(clock)
         mounts.add_factory(args.path, live.factory)
         paths.append(args.path)
+        if args.onvif_port:
+            try:
+                OnvifMedia(live, args.onvif_port, args.onvif_profile, args.onvif_user, args.onvif_password)
+            except OSError as exc:
+                _fail(EXIT_BIND, f"cannot listen for ONVIF on 127.0.0.1:{args.onvif_port}: {exc}")
 
     loop = GLib.MainLoop()
     if server.attach(None) == 0:

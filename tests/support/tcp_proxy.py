@@ -9,6 +9,11 @@
 While stalled, new connections are accepted and connected upstream but carry no data either, as on
 a real network that stops delivering: the recorder's reconnect attempts hang like its reads.
 Only RTSP over TCP (interleaved) is proxied, which is what the recorder uses.
+
+``TcpProxy(..., lose_first_keyframe=True)`` also throws away the first H.264 IDR slice of each
+connection's video (interleaved channel 0; the SPS and PPS before it pass), as FFmpeg's RTSP
+client loses a keyframe that arrives before the PLAY reply: the recorder's session then starts
+mid-GOP.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 
 class TcpProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, lose_first_keyframe: bool = False) -> None:
         self._upstream = (upstream_host, upstream_port)
+        self._lose_keyframe = lose_first_keyframe
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._flowing = threading.Event()
@@ -85,9 +92,11 @@ class TcpProxy:
                 self._pairs.append((client, upstream))
                 self.connections += 1
             self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
+            self._spawn(self._pump, upstream, client,
+                        _KeyframeLoss().feed if self._lose_keyframe else None)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket,
+              transform: Callable[[bytes], bytes] | None = None) -> None:
         try:
             while not self._closing.is_set():
                 # Not reading while stalled: the kernel buffers fill and TCP holds the sender back,
@@ -100,6 +109,8 @@ class TcpProxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if transform is not None:
+                    data = transform(data)
                 dst.sendall(data)
         except (OSError, ValueError):  # ValueError: select on a socket drop() closed meanwhile
             pass
@@ -117,6 +128,61 @@ class TcpProxy:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+class _KeyframeLoss:
+    """Camera -> recorder bytes of one connection, without the first IDR slice on interleaved
+    channel 0 (replies, other NALs and channels pass)."""
+
+    def __init__(self) -> None:
+        self._losing = True  # until a slice other than the IDR has come
+        self._buf = b""
+
+    def feed(self, data: bytes) -> bytes:
+        self._buf += data
+        out: list[bytes] = []
+        while self._buf:
+            if self._buf[:1] == b"$":
+                if len(self._buf) < 4:
+                    break
+                end = 4 + struct.unpack(">H", self._buf[2:4])[0]
+                if len(self._buf) < end:
+                    break
+                frame, self._buf = self._buf[:end], self._buf[end:]
+                if frame[1] == 0 and self._losing:
+                    nal = _nal_type(frame[4:])
+                    if nal == 5:
+                        continue
+                    self._losing = nal not in (1, 2)  # a non-IDR slice: the keyframe is over
+                out.append(frame)
+            else:  # an RTSP message: headers, then Content-Length bytes of body
+                head_end = self._buf.find(b"\r\n\r\n")
+                if head_end < 0:
+                    break
+                length = 0
+                for line in self._buf[:head_end].split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip() or 0)
+                end = head_end + 4 + length
+                if len(self._buf) < end:
+                    break
+                out.append(self._buf[:end])
+                self._buf = self._buf[end:]
+        return b"".join(out)
+
+
+def _nal_type(rtp: bytes) -> int:
+    """The H.264 NAL type an RTP packet carries (RFC 6184; for FU-A the fragment's type)."""
+    if len(rtp) < 14:
+        return -1
+    offset = 12 + 4 * (rtp[0] & 0x0F)
+    if rtp[0] & 0x10 and len(rtp) >= offset + 4:  # header extension
+        offset += 4 + 4 * struct.unpack(">H", rtp[offset + 2:offset + 4])[0]
+    if len(rtp) <= offset + 1:
+        return -1
+    nal = rtp[offset] & 0x1F
+    return rtp[offset + 1] & 0x1F if nal == 28 else nal
 
 
 def _reset(sock: socket.socket) -> None:
