@@ -23,13 +23,14 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from domain.errors import VauditError
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus, RecorderSink
+from recorders.sync_point import SyncPointSpec, sync_points_json
 from recorders.worker import RecorderOptions
 
 logger = logging.getLogger(__name__)
@@ -48,13 +49,19 @@ def spread(cameras: Sequence[tuple[str, str]], processes: int) -> list[list[tupl
 
 
 def recorder_command(
-    cameras: Sequence[tuple[str, str]], spool: Path, options: RecorderOptions, log_level: str = "INFO"
+    cameras: Sequence[tuple[str, str]],
+    spool: Path,
+    options: RecorderOptions,
+    log_level: str = "INFO",
+    sync_points: Mapping[str, SyncPointSpec] | None = None,
 ) -> list[str]:
     cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--status",
            "--options-json", options.to_json_text(), "--parent-pid", str(os.getpid()),
            "--log-level", log_level]  # fmt: skip
     for camera_id, url in cameras:
         cmd += ["--camera", f"{camera_id}={url}"]
+    if sync_points:
+        cmd += ["--sync-points-json", sync_points_json(sync_points)]
     return cmd
 
 
@@ -69,10 +76,12 @@ class RecorderProcess:
         spool: Path,
         options: RecorderOptions,
         sink: RecorderSink,
+        sync_points: Mapping[str, SyncPointSpec] | None = None,
     ) -> None:
         self.name = name
         self.cameras = [c for c, _ in cameras]
-        self._cmd = recorder_command(cameras, spool, options, logging.getLevelName(logger.getEffectiveLevel()))
+        self._cmd = recorder_command(cameras, spool, options, logging.getLevelName(logger.getEffectiveLevel()),
+                                     sync_points)
         self._sink = sink
         # The child's own bound for its threads to close segments, plus start-up slack.
         self._grace = max(options.stall_seconds, 5.0) + 10.0

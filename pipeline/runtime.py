@@ -139,6 +139,8 @@ class CentreRuntime:
         self.sink = PipelineSink(self.uploader, self.book, self.alerts, self.risk)
         self.supervisor = WorkerSupervisor()
         self._options = RecorderOptions.from_config(settings.recorder)
+        self._sync_points = {cam.id: spec for _room, cam in settings.cameras()
+                             if (spec := cam.sync_point()) is not None}
         # Camera ids recorded here, whatever runs them (threads are named by camera, recorder
         # processes by group).
         self._process_cameras: list[str] = []
@@ -171,13 +173,15 @@ class CentreRuntime:
         restart_cause: tuple[GapCause, str] | None = None,
     ) -> Callable[[], Runnable]:
         def make() -> Runnable:
-            return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock, restart_cause)
+            return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock, restart_cause,
+                                self._sync_points.get(camera_id))
 
         return make
 
     def _process_factory(self, name: str, group: list[tuple[str, str]]) -> Callable[[], Runnable]:
         def make() -> Runnable:
-            return RecorderProcess(name, group, self.spool, self._options, self.sink)
+            return RecorderProcess(name, group, self.spool, self._options, self.sink,
+                                   {c: self._sync_points[c] for c, _ in group if c in self._sync_points})
 
         return make
 

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from domain.errors import ConfigError
 from domain.types import RoomKind
+from recorders.sync_point import SyncPointSpec
 
 _ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
@@ -81,6 +82,19 @@ class CameraConfig(_Strict):
     # Only for the simulator: what this camera sends.
     video_codec: Literal["h264", "h265"] = "h264"
     audio_codec: Literal["alaw", "aac", "none"] = "alaw"
+    # The camera's ONVIF media service and the profile the recorder reads: lets the recorder ask
+    # for a keyframe when a session starts mid-GOP (docs/RECORDER.md). Credentials: the URL's.
+    onvif_url: str | None = None
+    onvif_profile: str = "Profile_1"
+
+    @model_validator(mode="after")
+    def _onvif(self) -> CameraConfig:
+        if self.onvif_url is not None:
+            SyncPointSpec(self.onvif_url, self.onvif_profile)  # raises ValueError saying what is wrong
+        return self
+
+    def sync_point(self) -> SyncPointSpec | None:
+        return None if self.onvif_url is None else SyncPointSpec(self.onvif_url, self.onvif_profile)
 
     @field_validator("url")
     @classmethod

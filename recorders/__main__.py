@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus
 from recorders.heap import limit_malloc_arenas
+from recorders.sync_point import SyncPointSpec, sync_points_from_json
 from recorders.worker import CameraWorker, RecorderOptions
 
 
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--options-json", default=None,
                         help="every RecorderOptions field as one JSON object (the pipeline's way; "
                              "replaces the option flags above, --spool still names the spool)")
+    parser.add_argument("--sync-points-json", default=None,
+                        help='{"camera id": {"url": ONVIF media service, "profile": token}}: cameras to ask '
+                             "for a keyframe when a session starts mid-GOP")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="stop (closing segments) when this process, our parent, dies")
     parser.add_argument("--status", action="store_true", help="also print status events (~1/s/camera)")
@@ -127,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
                                spool=args.spool, write_buffer_seconds=args.write_buffer_seconds,
                                clock_offset_file=args.clock_offset_file)
+    sync_points: dict[str, SyncPointSpec] = {}
+    if args.sync_points_json is not None:
+        try:
+            sync_points = sync_points_from_json(args.sync_points_json)
+        except ValueError as exc:
+            parser.error(f"--sync-points-json: {exc}")
+    unknown = sorted(set(sync_points) - {camera_id for camera_id, _ in args.camera})
+    if unknown:
+        parser.error(f"--sync-points-json names cameras not given with --camera: {', '.join(unknown)}")
     sink = JsonLinesSink(sys.stdout, args.status)
     stop = threading.Event()
     received: list[int] = []
@@ -142,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         _exit_with_parent(args.parent_pid, stop)
     threads = []
     for camera_id, url in args.camera:
-        worker = CameraWorker(camera_id, url, args.spool, opts, sink)
+        worker = CameraWorker(camera_id, url, args.spool, opts, sink, sync_point=sync_points.get(camera_id))
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"rec-{camera_id}", daemon=True)
         thread.start()
         threads.append(thread)

@@ -21,9 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import json
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -67,6 +69,24 @@ class SyncPointSpec:
             raise ValueError(f"ONVIF media service {self.url!r} is not an http(s):// URL with a host")
         if not self.profile or any(c in self.profile for c in "<>&\"'"):
             raise ValueError(f"ONVIF profile token {self.profile!r} is empty or not plain text")
+
+
+def sync_points_json(specs: Mapping[str, SyncPointSpec]) -> str:
+    """Camera id -> spec, as ``python -m recorders --sync-points-json`` takes them."""
+    return json.dumps({cid: {"url": s.url, "profile": s.profile} for cid, s in specs.items()}, sort_keys=True)
+
+
+def sync_points_from_json(text: str) -> dict[str, SyncPointSpec]:
+    """The inverse of :func:`sync_points_json`; ValueError (naming the camera) if malformed."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object of camera id -> {url, profile}")
+    out: dict[str, SyncPointSpec] = {}
+    for camera_id, spec in data.items():
+        if not isinstance(spec, dict) or set(spec) != {"url", "profile"}:
+            raise ValueError(f"camera {camera_id!r}: want exactly url and profile")
+        out[str(camera_id)] = SyncPointSpec(str(spec["url"]), str(spec["profile"]))
+    return out
 
 
 def credentials_of(rtsp_url: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ import pytest
 from domain.types import UTC, iso
 from pipeline.recorder_process import recorder_command, spread
 from pipeline.simulator.camera import SimulatedCamera, free_port
+from recorders.sync_point import SyncPointSpec, sync_points_from_json, sync_points_json
 from recorders.worker import RecorderOptions
 from tests.support.centre_files import CamSpec, write_centre
 from tests.support.vaudit_proc import VauditRun
@@ -41,6 +43,23 @@ def test_options_travel_whole_and_unknown_ones_are_refused(tmp_path: Path) -> No
         RecorderOptions.from_json_text(json.dumps({"spool": "/elsewhere"}), tmp_path)
     cmd = recorder_command([("a", "rtsp://x/a")], tmp_path, opts)
     assert cmd[cmd.index("--parent-pid") + 1] == str(os.getpid()) and cmd[-2:] == ["--camera", "a=rtsp://x/a"]
+
+
+def test_keyframe_requests_travel_to_the_recorder_process(tmp_path: Path) -> None:
+    opts = RecorderOptions(spool=tmp_path)
+    spec = SyncPointSpec("http://127.0.0.1:8080/onvif/media_service", "Profile_1")
+    cmd = recorder_command([("a", "rtsp://x/a"), ("b", "rtsp://x/b")], tmp_path, opts, sync_points={"a": spec})
+    assert sync_points_from_json(cmd[cmd.index("--sync-points-json") + 1]) == {"a": spec}
+    assert "--sync-points-json" not in recorder_command([("b", "rtsp://x/b")], tmp_path, opts)
+    with pytest.raises(ValueError, match="camera 'a': want exactly url and profile"):
+        sync_points_from_json(json.dumps({"a": {"url": spec.url}}))
+    with pytest.raises(ValueError, match="not an http"):
+        sync_points_from_json(json.dumps({"a": {"url": "ftp://x", "profile": "P"}}))
+    # a keyframe request for a camera the process does not record is a mistake, said at start
+    bad = [*recorder_command([("b", "rtsp://127.0.0.1:1/b")], tmp_path, opts),
+           "--sync-points-json", sync_points_json({"a": spec})]
+    done = subprocess.run(bad, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "names cameras not given with --camera: a" in done.stderr
 
 
 def _recorder_children(pid: int) -> list[int]:

@@ -40,6 +40,14 @@ def test_issue_shape_loads(tmp_path: Path) -> None:
     assert s.recorder.segment_seconds == 10.0
 
 
+def test_onvif_media_service_gives_the_camera_a_sync_point(tmp_path: Path) -> None:
+    s = load_settings(_write(tmp_path, GOOD))
+    assert s.rooms[0].cameras[0].sync_point() is None
+    s = load_settings(_write(tmp_path, GOOD + 'onvif_url = "http://127.0.0.1:8080/onvif/media_service"\n'))
+    spec = s.rooms[0].cameras[0].sync_point()
+    assert spec is not None and (spec.url, spec.profile) == ("http://127.0.0.1:8080/onvif/media_service", "Profile_1")
+
+
 def test_examples_load() -> None:
     s = load_settings(ROOT / "examples" / "centre.toml")
     kinds = {r.kind.value for r in s.rooms}
@@ -60,6 +68,8 @@ def test_examples_load() -> None:
             "missing credentials",
         ),
         (GOOD.replace("sqlite:///", "mysql:///"), "not supported"),
+        (GOOD + 'onvif_url = "rtsp://127.0.0.1/onvif"\n', "is not an http(s):// URL"),
+        (GOOD + 'onvif_url = "http://127.0.0.1/onvif"\nonvif_profile = ""\n', "profile token"),
         ("[storage\nkind=", "not valid TOML"),
     ],
 )
