@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from domain.types import GapCause
+from pipeline.simulator.camera import ONVIF_PROFILE, free_port
+from recorders.sync_point import SyncPointSpec
 from recorders.worker import CameraWorker
 from tests.support.loss import RECOVERY_SECONDS, assert_loss_bounded
 from tests.support.recording import TEST_OPTIONS, CollectingSink, decode_segment, running
@@ -23,20 +25,25 @@ from tests.support.tcp_proxy import TcpProxy
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 STALL_SECONDS = 30.0
-GOP_SECONDS = 1.0  # the simulator's keyframe interval
 
 
 def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSink, cameras: Any) -> None:
     spool = tmp_path / "spool"
-    dropped = cameras("drop", tmp_path)
-    rebooted = cameras("reboot", tmp_path)
-    stalled = cameras("stall", tmp_path)
+    # Each camera serves ONVIF SetSynchronizationPoint and each worker may ask it for a keyframe
+    # when a new session starts without one (recorders/sync_point.py).
+    dropped = cameras("drop", tmp_path, onvif_port=free_port())
+    rebooted = cameras("reboot", tmp_path, onvif_port=free_port())
+    stalled = cameras("stall", tmp_path, onvif_port=free_port())
     opts = replace(TEST_OPTIONS, segment_seconds=2.0, stall_seconds=3.0)
+
+    def asks(cam: Any) -> SyncPointSpec:
+        return SyncPointSpec(cam.onvif_url, ONVIF_PROFILE)
+
     with TcpProxy("127.0.0.1", dropped.port) as drop_net, TcpProxy("127.0.0.1", stalled.port) as stall_net:
         workers = [
-            CameraWorker("drop", drop_net.url_for(dropped.path), spool, opts, sink),
-            CameraWorker("reboot", rebooted.url, spool, opts, sink),
-            CameraWorker("stall", stall_net.url_for(stalled.path), spool, opts, sink),
+            CameraWorker("drop", drop_net.url_for(dropped.path), spool, opts, sink, sync_point=asks(dropped)),
+            CameraWorker("reboot", rebooted.url, spool, opts, sink, sync_point=asks(rebooted)),
+            CameraWorker("stall", stall_net.url_for(stalled.path), spool, opts, sink, sync_point=asks(stalled)),
         ]
         outages: dict[str, tuple[float, float]] = {}
         with running(workers):
@@ -85,13 +92,11 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
     expected = {"drop": GapCause.DISCONNECT, "reboot": GapCause.DISCONNECT, "stall": GapCause.STALL}
     for camera_id, cause in expected.items():
         gaps = sink.gaps_of(camera_id)
-        # Each case ends in a new RTSP session, whose first keyframe can come one GOP (1 s) late:
-        # after a drop or reboot when FFmpeg's RTSP client discards the keyframe sent before the
-        # PLAY reply (tests/support/recording.py); after the stall because the camera still streams
-        # to the stalled session, so the new one joins its encoder anywhere in the GOP.
-        recovery = RECOVERY_SECONDS + GOP_SECONDS
+        # Each case ends in a new RTSP session. If its first video is not a keyframe (FFmpeg's RTSP
+        # client discards a keyframe sent before the PLAY reply; a session may join an encoder
+        # mid-GOP) the worker asks the camera for one instead of waiting a GOP: the plain 1 s holds.
         holes = assert_loss_bounded(sink.segs(camera_id), gaps, outages[camera_id], cause.value,
-                                    recovery=recovery)
+                                    recovery=RECOVERY_SECONDS)
         assert len(holes) == 1, (camera_id, holes)  # retries during the outage do not add gaps
         segs = sink.segs(camera_id)
         # the hash chain crosses the outage and the first segment after it plays
@@ -99,6 +104,9 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
         before = [r for r in segs if r.end.timestamp() <= holes[0].start + 1e-6]
         assert after and before and after[0].prev_sha256 == before[-1].sha256
         assert decode_segment(spool / after[0].storage_key, after[0].stream.audio_codec)["video_frames"] > 0
+    asked = {w.camera_id: (w.sync.granted, w.sync.failed) for w in workers if w.sync is not None}
+    print("keyframe requests (granted, failed):", asked)
+    assert all(failed == 0 for _granted, failed in asked.values()), asked
     # the stall was noticed as a stall (open connection, no data), not as a disconnect
     assert any(s.last_error and s.last_error.startswith("stall") for s in sink.statuses if s.camera_id == "stall")
     assert stall_net.connections >= 2  # it reconnected through the same (stalled, then healed) network
