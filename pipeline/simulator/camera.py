@@ -256,7 +256,8 @@ class _ServerProcess:
         self.stop()
 
 
-ONVIF_PROFILE = "Profile_1"  # the media profile token the simulated cameras answer to
+ONVIF_PROFILE = "Profile_1"  # the media profile token the simulated cameras answer to by default
+ONVIF_PATH = "/onvif/media_service"  # where the simulator serves its ONVIF media service
 
 
 class SimulatedCamera(_ServerProcess):
@@ -282,6 +283,7 @@ class SimulatedCamera(_ServerProcess):
         label: str | None = None,
         onvif_port: int | None = None,
         onvif_credentials: tuple[str, str] | None = None,
+        onvif_profile: str = ONVIF_PROFILE,
     ) -> None:
         path = path or f"/{camera_id}"
         if not path.startswith("/"):
@@ -301,6 +303,7 @@ class SimulatedCamera(_ServerProcess):
         # ONVIF media service (SetSynchronizationPoint only), on its own port; None: not served
         self.onvif_port = onvif_port
         self.onvif_credentials = onvif_credentials
+        self.onvif_profile = onvif_profile
 
     @property
     def url(self) -> str:
@@ -308,8 +311,8 @@ class SimulatedCamera(_ServerProcess):
 
     @property
     def onvif_url(self) -> str | None:
-        """The camera's ONVIF media service address (profile ``ONVIF_PROFILE``), if it serves one."""
-        return None if self.onvif_port is None else f"http://127.0.0.1:{self.onvif_port}/onvif/media_service"
+        """The camera's ONVIF media service address (profile ``onvif_profile``), if it serves one."""
+        return None if self.onvif_port is None else f"http://127.0.0.1:{self.onvif_port}{ONVIF_PATH}"
 
     def _args(self) -> list[str]:
         args = [
@@ -323,7 +326,7 @@ class SimulatedCamera(_ServerProcess):
             self.events_log.parent.mkdir(parents=True, exist_ok=True)
             args += ["--events-log", str(self.events_log)]
         if self.onvif_port is not None:
-            args += ["--onvif-port", str(self.onvif_port), "--onvif-profile", ONVIF_PROFILE]
+            args += ["--onvif-port", str(self.onvif_port), "--onvif-profile", self.onvif_profile]
             if self.onvif_credentials is not None:
                 args += ["--onvif-user", self.onvif_credentials[0], "--onvif-password", self.onvif_credentials[1]]
         return args

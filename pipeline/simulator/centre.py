@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from domain.errors import ConfigError
 from pipeline.settings import CameraConfig, RoomConfig, Settings
-from pipeline.simulator.camera import SYSTEM_PYTHON, SimulatedCamera
+from pipeline.simulator.camera import ONVIF_PATH, SYSTEM_PYTHON, SimulatedCamera
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,15 @@ def camera_for(
             camera=cam.id,
             url=cam.url,
         )
+    onvif_port = None
+    if cam.onvif_url is not None:
+        onvif = urlsplit(cam.onvif_url)
+        if not _is_loopback(onvif.hostname or "") or (onvif.port or 80) < 1024 or onvif.scheme != "http" \
+                or onvif.path != ONVIF_PATH:
+            raise ConfigError(
+                f"camera {cam.id!r}: the simulator serves ONVIF only at http://127.0.0.1:PORT{ONVIF_PATH} "
+                "with an unprivileged port", camera=cam.id, onvif_url=cam.onvif_url)
+        onvif_port = onvif.port
     return SimulatedCamera(
         cam.id,
         port,
@@ -63,6 +72,8 @@ def camera_for(
         events_log=events_dir / f"{cam.id}.events.jsonl" if events_dir is not None else None,
         python=python,
         label=f"{room.name} {cam.id}",
+        onvif_port=onvif_port,
+        onvif_profile=cam.onvif_profile,
     )
 
 

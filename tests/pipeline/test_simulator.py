@@ -14,7 +14,10 @@ import av
 import numpy as np
 import pytest
 
+from domain.errors import ConfigError
+from pipeline.settings import CameraConfig, RoomConfig
 from pipeline.simulator.camera import FileCameraServer, SimulatedCamera, free_port, make_clip
+from pipeline.simulator.centre import camera_for
 from pipeline.simulator.hostile import GarbageRtpServer, GarbageRtspServer
 
 pytestmark = pytest.mark.integration
@@ -236,3 +239,18 @@ def test_file_mode_serves_two_mounts_in_real_time(tmp_path: Path) -> None:
                 assert 1.0 < served < 3.5, f"{served:.1f} s of media in 2 s: not paced in real time"
                 assert c.start_time_realtime is not None
     assert not server.running
+
+
+def test_centre_cameras_serve_onvif_where_configured() -> None:
+    room = RoomConfig(id="int-1", name="讯问室1", kind="interrogation", cameras=[])
+    plain = CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a")
+    assert camera_for(room, plain).onvif_url is None
+    onvif = CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a", onvif_profile="Main",
+                         onvif_url="http://127.0.0.1:18654/onvif/media_service")
+    cam = camera_for(room, onvif)
+    assert cam.onvif_url == onvif.onvif_url and cam.onvif_profile == "Main"
+    assert cam._args()[cam._args().index("--onvif-port") + 1] == "18654"
+    for url in ("http://192.0.2.1:18654/onvif/media_service", "http://127.0.0.1:80/onvif/media_service",
+                "http://127.0.0.1:18654/elsewhere"):
+        with pytest.raises(ConfigError, match="serves ONVIF only at"):
+            camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a", onvif_url=url))
