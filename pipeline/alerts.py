@@ -21,6 +21,8 @@ _RESOLVES = {
     "storage_restored": "storage_unavailable",
     "camera_recording": "camera_lost",
     "spool_writable": "spool_failure",
+    "upload_caught_up": "upload_lagging",
+    "spool_space_ok": "spool_low_space",
 }
 
 

@@ -25,6 +25,7 @@ from pipeline.recorder_process import RecorderProcess, spread
 from pipeline.retention import CapacityWatch
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
+from pipeline.spool_watch import SpoolLimits, SpoolWatch
 from pipeline.storage import Storage
 from pipeline.supervisor import Runnable, WorkerSupervisor
 from pipeline.uploader import SpoolUploader
@@ -163,6 +164,10 @@ class CentreRuntime:
         )
         self.started_at: float | None = None
         self.capacity = CapacityWatch(self.storage, settings.retention, self.alerts)
+        up = settings.upload
+        self.spool_watch = SpoolWatch(self.spool, self.uploader.stats,
+                                      SpoolLimits(up.lag_alert_seconds, up.spool_low_fraction,
+                                                  up.spool_check_seconds), self.alerts)
         self.pictures: PictureWatcher | None = None  # made in start(): see there
 
     def _worker_factory(
@@ -229,6 +234,7 @@ class CentreRuntime:
         self.uploader.start()
         self.supervisor.start()
         self.capacity.start()
+        self.spool_watch.start()
         self.risk.start()
         pic = self.settings.picture_checks
         if pic.enabled and self.pictures is None:
@@ -252,6 +258,7 @@ class CentreRuntime:
     def stop(self, timeout: float = 15.0) -> None:
         logger.info("stopping centre")
         self.capacity.stop()
+        self.spool_watch.stop()
         if self.pictures is not None:
             self.pictures.stop()
         self.risk.stop()

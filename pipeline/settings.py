@@ -140,6 +140,10 @@ class UploadConfig(_Strict):
     retry_initial_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
     workers: int = Field(default=2, ge=1, le=32)
+    # Alerts before the spool can fill (pipeline/spool_watch.py); 0 turns one off.
+    lag_alert_seconds: float = Field(default=300.0, ge=0)  # oldest segment waiting this long
+    spool_low_fraction: float = Field(default=0.10, ge=0, lt=1)  # spool file system this empty
+    spool_check_seconds: float = Field(default=10.0, gt=0)
 
 
 class ApiConfig(_Strict):
