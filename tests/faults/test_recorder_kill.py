@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from domain.types import GapCause
+from pipeline.simulator.camera import ONVIF_PROFILE, free_port
+from recorders.sync_point import SyncPointSpec, sync_points_json
 from tests.support.loss import assert_loss_bounded, span
 from tests.support.recorder_proc import Recorder, spool_records
 
@@ -27,9 +29,11 @@ KILLS = 3
 
 def test_recorder_sigkilled_repeatedly(tmp_path: Path, cameras: Any) -> None:
     spool = tmp_path / "spool"
-    cam = cameras("victim", tmp_path)
+    cam = cameras("victim", tmp_path, onvif_port=free_port())
+    # each new process may ask the camera for a keyframe if its session starts without one
+    asks = ("--sync-points-json", sync_points_json({"victim": SyncPointSpec(cam.onvif_url, ONVIF_PROFILE)}))
     outages: list[tuple[float, float]] = []
-    rec = Recorder(spool, "victim", cam.url, segment_seconds=2.0)
+    rec = Recorder(spool, "victim", cam.url, segment_seconds=2.0, extra=asks)
     try:
         assert rec.wait(lambda e: e["event"] == "segment_closed", 20)
         for _ in range(KILLS):
@@ -37,7 +41,7 @@ def test_recorder_sigkilled_repeatedly(tmp_path: Path, cameras: Any) -> None:
             killed = time.time()
             os.kill(rec.proc.pid, signal.SIGKILL)
             rec.proc.wait(timeout=5)
-            rec = Recorder(spool, "victim", cam.url, segment_seconds=2.0)
+            rec = Recorder(spool, "victim", cam.url, segment_seconds=2.0, extra=asks)
             assert rec.wait(lambda e: e["event"] == "status" and e["state"] == "recording", 20)
             # the outage ends when the new process is recording again (interpreter start + connect)
             recording = next(t for t, e in rec.events if e["event"] == "status" and e["state"] == "recording")
