@@ -229,7 +229,8 @@ class LiveCamera:
         self.mode = "normal"
         self.jump_seconds = 0.0
         self.medias: list[GstRtspServer.RTSPMedia] = []
-        self.forced_pending = False  # a synchronization point asked for the next keyframe
+        self.force_requested = False  # a synchronization point asked for a keyframe
+        self.forced_pending = False  # the next keyframe is the one asked for
         self.factory = GstRtspServer.RTSPMediaFactory()
         self.factory.set_launch(self._launch())
         self.factory.set_shared(True)
@@ -275,6 +276,8 @@ class LiveCamera:
         osd.get_static_pad("video_sink").add_probe(Gst.PadProbeType.BUFFER, self._on_osd_buffer, osd)
         pay0 = bin_.get_by_name("pay0")
         pay0.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_video_buffer, pay0)
+        encoder = pay0.get_static_pad("sink").get_peer().get_parent_element()
+        encoder.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_encoder_input)
         configure_rtcp(media, self.args.rtcp_interval_ns, live=True)
         for name in ("pay0", "pay1"):
             # Constant; the encoder side gets +JUMP_BASE (+ jump) in _apply, see there.
@@ -320,18 +323,21 @@ class LiveCamera:
 
     def force_keyframe(self) -> bool:
         """What a camera does for ONVIF SetSynchronizationPoint: the encoder's next frame is a
-        keyframe (an upstream force-key-unit event from the payloader to the encoder)."""
-        sent = False
-        for media in list(self.medias):
-            pay = media.get_element().get_by_name("pay0")
-            if pay is None:
-                continue
+        keyframe. Only flagged here; the encoder's input probe (its streaming thread) sends the
+        force-key-unit event in front of the next frame: sending it from this (HTTP) thread would
+        wait for the stream lock, seconds while a new client's PLAY re-prerolls the media."""
+        if not self.medias:
+            return False
+        self.force_requested = True
+        return True
+
+    def _on_encoder_input(self, pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        if self.force_requested:
+            self.force_requested = False
             self.forced_pending = True
-            encoder = pay.get_static_pad("sink").get_peer().get_parent_element()
             none = Gst.CLOCK_TIME_NONE
-            event = GstVideo.video_event_new_downstream_force_key_unit(none, none, none, True, 0)
-            sent = encoder.get_static_pad("sink").send_event(event) or sent
-        return sent
+            pad.send_event(GstVideo.video_event_new_downstream_force_key_unit(none, none, none, True, 0))
+        return Gst.PadProbeReturn.OK
 
     # -- commands --------------------------------------------------------------------------
     def _apply(self, media: GstRtspServer.RTSPMedia) -> None:
