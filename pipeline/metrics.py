@@ -119,6 +119,11 @@ class CentreCollector(Collector):
             "vaudit_camera_reconnects", "Reconnections to the camera", labels=["camera"]
         )
         packets = CounterMetricFamily("vaudit_camera_packets", "Packets recorded", labels=["camera"])
+        keyframes = CounterMetricFamily(
+            "vaudit_camera_keyframe_requests",
+            "Keyframes asked of the camera (a session started without one), by result",
+            labels=["camera", "result"],
+        )
         spool = GaugeMetricFamily(
             "vaudit_camera_spool_bytes", "Bytes waiting in the local spool", labels=["camera"]
         )
@@ -129,6 +134,10 @@ class CentreCollector(Collector):
             up.add_metric([cam], 1.0 if rates and rates.status.connected else 0.0)
             reconnects.add_metric([cam], float(rates.status.reconnects) if rates else 0.0)
             packets.add_metric([cam], float(rates.status.packets) if rates else 0.0)
+            asked = rates.status.keyframe_requests if rates else 0
+            failed = rates.status.keyframe_requests_failed if rates else 0
+            keyframes.add_metric([cam, "granted"], float(asked - failed))
+            keyframes.add_metric([cam, "failed"], float(failed))
             last = self._book.last_segment_wall.get(cam)
             if last is None and rates is not None:
                 last = rates.status.last_segment_end_wall
@@ -139,7 +148,7 @@ class CentreCollector(Collector):
         )
         for (cam, cause), count in sorted(self._book.gap_counts().items()):
             gaps.add_metric([cam, cause], float(count))
-        yield from (bitrate, fps, age, up, reconnects, packets, spool, gaps)
+        yield from (bitrate, fps, age, up, reconnects, packets, keyframes, spool, gaps)
         yield GaugeMetricFamily(
             "vaudit_playback_audio_cache_bytes",
             "Bytes held by the playback AAC cache (bounded LRU)",

@@ -25,6 +25,9 @@ class CameraStatus:
     last_segment_end_wall: float | None
     run_id: str | None
     last_error: str | None
+    # keyframe requests to the camera (ONVIF SetSynchronizationPoint, recorders/sync_point.py)
+    keyframe_requests: int = 0
+    keyframe_requests_failed: int = 0
 
 
 class RecorderSink(Protocol):

@@ -271,6 +271,8 @@ class CameraWorker:
             last_segment_end_wall=self._state.last_end,
             run_id=None if run is None else run.run_id,
             last_error=self._last_error,
+            keyframe_requests=0 if self.sync is None else self.sync.granted + self.sync.failed,
+            keyframe_requests_failed=0 if self.sync is None else self.sync.failed,
         )
 
     # -- connection -----------------------------------------------------------------------------

@@ -91,6 +91,9 @@ def test_records_indexes_and_serves(tmp_path: Path, cameras: list[SimulatedCamer
         assert rate > 10_000
         assert 'vaudit_camera_spool_bytes{camera="int-1-b"}' in metrics
         assert "vaudit_camera_last_segment_age_seconds" in metrics
+        # no onvif_url here: never asked, never failed (the counter is there for dashboards)
+        assert 'vaudit_camera_keyframe_requests_total{camera="int-1-a",result="granted"} 0.0' in metrics
+        assert 'vaudit_camera_keyframe_requests_total{camera="int-1-b",result="failed"} 0.0' in metrics
 
         health = run.get("/healthz").json()
         assert health["status"] == "ok" and set(health["workers"]) == {"int-1-a", "int-1-b"}
