@@ -29,17 +29,23 @@ log = logging.getLogger(__name__)
 _FD_DIR = "/proc/self/fd"
 
 
-def socket_fds() -> set[int]:
-    """Descriptors of this process that are sockets (empty where /proc is missing)."""
-    out: set[int] = set()
+def socket_fds() -> set[tuple[int, str]]:
+    """(descriptor, ``socket:[inode]``) of this process's sockets (empty where /proc is missing).
+
+    The inode is part of the identity because a descriptor number is reused at once: another
+    camera's thread closing a socket while this one opens its session hands the same number to
+    the new socket, which a set of numbers taken before would then hide (seen under load: the
+    session's socket was not found and its watchdog never started)."""
+    out: set[tuple[int, str]] = set()
     try:
         names = os.listdir(_FD_DIR)
     except OSError:
         return out
     for name in names:
         with contextlib.suppress(OSError, ValueError):
-            if os.readlink(f"{_FD_DIR}/{name}").startswith("socket:"):
-                out.add(int(name))
+            target = os.readlink(f"{_FD_DIR}/{name}")
+            if target.startswith("socket:"):
+                out.add((int(name), target))
     return out
 
 
@@ -61,7 +67,7 @@ def _peer(fd: int) -> tuple[str, int] | None:
         sock.close()  # closes the duplicate only
 
 
-def session_socket(url: str, before: set[int]) -> int | None:
+def session_socket(url: str, before: set[tuple[int, str]]) -> int | None:
     """The TCP descriptor opened since ``before`` whose peer is the URL's host and port."""
     parts = urlsplit(url)
     if parts.hostname is None:
@@ -71,7 +77,7 @@ def session_socket(url: str, before: set[int]) -> int | None:
     except ValueError:
         address = None
     port = parts.port or 554
-    found = [fd for fd in socket_fds() - before if (p := _peer(fd)) is not None
+    found = [fd for fd, _inode in socket_fds() - before if (p := _peer(fd)) is not None
              and p[1] == port and (address is None or p[0] == address)]
     return found[0] if len(found) == 1 else None
 

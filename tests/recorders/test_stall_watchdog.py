@@ -22,3 +22,20 @@ def test_only_the_tcp_connection_to_the_camera_is_taken() -> None:
         finally:
             for s in (left, right, to_camera, elsewhere):
                 s.close()
+
+
+def test_a_reused_descriptor_number_is_still_found() -> None:
+    """Another thread closes a socket and the session's new socket gets the same number: it is
+    new all the same (another inode), so it is found."""
+    with socket.create_server(("127.0.0.1", 0)) as camera:
+        port = camera.getsockname()[1]
+        old = socket.socket()
+        number = old.fileno()
+        before = socket_fds()
+        old.close()  # another camera's session ends...
+        to_camera = socket.create_connection(("127.0.0.1", port))  # ...and this one opens
+        try:
+            assert to_camera.fileno() == number  # the lowest free number: the one just closed
+            assert session_socket(f"rtsp://127.0.0.1:{port}/live", before) == to_camera.fileno()
+        finally:
+            to_camera.close()
