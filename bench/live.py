@@ -50,7 +50,8 @@ from pipeline.api.app import create_app  # noqa: E402
 from pipeline.live_video import LiveVideo  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator.camera import SimulatedCamera, free_port  # noqa: E402
-from recorders.worker import CameraWorker, RecorderOptions  # noqa: E402
+from recorders.options import RecorderOptions  # noqa: E402
+from recorders.worker import CameraWorker  # noqa: E402
 
 PASSWORD = "bench password 1"
 

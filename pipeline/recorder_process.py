@@ -30,8 +30,8 @@ from typing import IO, Any
 from domain.errors import VauditError
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus, RecorderSink
+from recorders.options import RecorderOptions
 from recorders.sync_point import SyncPointSpec, sync_points_json
-from recorders.worker import RecorderOptions
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ from pipeline.uploader import SpoolUploader
 from pipeline.worm import open_evidence_storage
 from recorders.clock import clock_for
 from recorders.events import CameraStatus
-from recorders.worker import CameraWorker, RecorderOptions
+from recorders.options import RecorderOptions
+from recorders.worker import CameraWorker
 
 if TYPE_CHECKING:
     from pipeline.picture_watch import PictureWatcher

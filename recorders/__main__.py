@@ -25,8 +25,9 @@ from typing import Any, TextIO
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus
 from recorders.heap import limit_malloc_arenas
+from recorders.options import RecorderOptions
 from recorders.sync_point import SyncPointSpec, sync_points_from_json
-from recorders.worker import CameraWorker, RecorderOptions
+from recorders.worker import CameraWorker
 
 
 class JsonLinesSink:

@@ -10,6 +10,9 @@ no allocation, no logging.
 
 from __future__ import annotations
 
+from collections import deque
+from typing import Any
+
 from recorders.clock import MediaClockMapper, ReceiptAnchor
 
 # A backward step smaller than this (seconds) is timestamp noise (FFmpeg re-anchoring a stream on
@@ -141,3 +144,45 @@ class SegmentPlan:
 def receipt_run_ahead(media_delta: float, receipt_delta: float) -> bool:
     """Whether media time advanced much further than the wall clock between two packets."""
     return media_delta - receipt_delta > RECEIPT_SLACK_SECONDS
+
+
+# -- the first packets of a run ---------------------------------------------------------------
+def frame_ticks(streams: list[Any], video_index: int) -> int:
+    """One frame's duration in the video stream's time base (90 kHz, 25 fps: 3600)."""
+    for stream in streams:
+        if stream.index == video_index:
+            rate = stream.guessed_rate or stream.average_rate
+            if rate and stream.time_base:
+                return max(1, round(1 / (float(rate) * float(stream.time_base))))
+    return 3600
+
+
+def needs_successor(buffered: deque[tuple[Any, float]], video_index: int) -> bool:
+    """True while the first video packet has no timestamp and no timed video packet follows it."""
+    untimed = False
+    for pkt, _ in buffered:
+        if pkt.stream_index != video_index:
+            continue
+        if pkt.pts is None and pkt.dts is None:
+            untimed = True
+        elif untimed:
+            return False
+        else:
+            return False
+    return untimed
+
+
+def time_untimed_video(buffered: deque[tuple[Any, float]], video_index: int, step: int) -> None:
+    """FFmpeg's RTSP demuxer can hand out a session's first video frame (the keyframe the camera
+    starts with) without a timestamp. Give it its successor's minus one frame, so recording starts
+    at that keyframe instead of waiting a whole GOP for the next one."""
+    successor: int | None = None
+    for pkt, _ in reversed(buffered):
+        if pkt.stream_index != video_index:
+            continue
+        ts = pkt.pts if pkt.pts is not None else pkt.dts
+        if ts is not None:
+            successor = ts
+        elif successor is not None:
+            successor -= step
+            pkt.pts = pkt.dts = successor

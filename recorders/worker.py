@@ -7,14 +7,13 @@ KeyboardInterrupt, so one bad camera never stops the others.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,17 @@ from domain.types import (
 )
 from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, clock_for, rtcp_agrees
 from recorders.events import CameraStatus, RecorderSink
+from recorders.options import RecorderOptions
 from recorders.rtsp_source import RtspSource
-from recorders.segmenter import ClockStep, SegmentPlan, TimestampGuard, TimestampJump
+from recorders.segmenter import (
+    ClockStep,
+    SegmentPlan,
+    TimestampGuard,
+    TimestampJump,
+    frame_ticks,
+    needs_successor,
+    time_untimed_video,
+)
 from recorders.spool import CameraSpool, ChainState, hash_file
 from recorders.sync_point import SyncPointClient, SyncPointSpec, credentials_of
 from recorders.ts_writer import TsWriter, buffer_bytes_for
@@ -54,58 +62,6 @@ INITIAL_BYTE_RATE = 0.0  # no estimate yet: the first keyframe gives one (below)
 # that rate, so the buffer stays within write_buffer_seconds of media; the smallest buffer (2 KiB)
 # for a whole first segment cost ~2,500 writes per 4 Mbit/s camera instead of ~80.
 KEYFRAME_RATE_DIVISOR = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class RecorderOptions:
-    """The recorder's settings. Same names as ``pipeline.settings.RecorderConfig`` (which the
-    pipeline converts with :meth:`from_config`), plus recorder-only knobs with safe defaults."""
-
-    segment_seconds: float = 10.0
-    stall_seconds: float = 5.0
-    spool: Path = Path("data/spool")
-    reconnect_initial_seconds: float = 0.1
-    reconnect_max_seconds: float = 0.25
-    max_forward_jump_seconds: float = 10.0
-    max_slew_ppm: float = 500.0
-    compute_sm3: bool = False
-    rtcp_wait_seconds: float = 2.0  # at run start, wait this long for the first RTCP SR
-    open_timeout_seconds: float = 5.0  # connect + DESCRIBE/SETUP/PLAY + probe
-    clock_tolerance_seconds: float = 1.5  # RTCP time may precede receipt by at most this
-    status_interval_seconds: float = 1.0
-    # How much media (in seconds of the camera's own bitrate, within 2-64 KiB) may wait in the
-    # muxer's write buffer: what a crash can lose. 0 = a write per packet, which costs ~20 % more CPU
-    # (bench/record.py); a quarter second keeps the recovery point far inside the 1 s promise.
-    write_buffer_seconds: float = 0.25
-    # Test/operations hook: the wall clock is the system clock plus the number in this file
-    # (recorders.clock.OffsetFileClock), so a clock step can be rehearsed without the host's clock.
-    clock_offset_file: Path | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> RecorderOptions:
-        """Build from any object with (some of) these attribute names, e.g. RecorderConfig."""
-        if isinstance(cfg, RecorderOptions):
-            return cfg
-        values = {f.name: getattr(cfg, f.name) for f in fields(cls) if hasattr(cfg, f.name)}
-        return cls(**values)
-
-    def to_json_text(self) -> str:
-        """The options for a recorder process (``--options-json``); the spool travels apart."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spool"}
-        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in data.items()})
-
-    @classmethod
-    def from_json_text(cls, text: str, spool: Path) -> RecorderOptions:
-        """Inverse of :meth:`to_json_text`; ValueError names unknown options."""
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        unknown = sorted(set(data) - ({f.name for f in fields(cls)} - {"spool"}))
-        if unknown:
-            raise ValueError(f"unknown options: {', '.join(unknown)}")
-        if data.get("clock_offset_file") is not None:
-            data["clock_offset_file"] = Path(data["clock_offset_file"])
-        return cls(spool=spool, **data)
 
 
 class _Segment:
@@ -138,47 +94,6 @@ class _Run:
         # wall - monotonic when live reading began (None while the buffered packets are replayed,
         # whose receipt times are older than "now"); a keyframe that sees it moved ends the run.
         self.clock_base: float | None = None
-
-
-def _frame_ticks(streams: list[Any], video_index: int) -> int:
-    """One frame's duration in the video stream's time base (90 kHz, 25 fps: 3600)."""
-    for stream in streams:
-        if stream.index == video_index:
-            rate = stream.guessed_rate or stream.average_rate
-            if rate and stream.time_base:
-                return max(1, round(1 / (float(rate) * float(stream.time_base))))
-    return 3600
-
-
-def _needs_successor(buffered: deque[tuple[Any, float]], video_index: int) -> bool:
-    """True while the first video packet has no timestamp and no timed video packet follows it."""
-    untimed = False
-    for pkt, _ in buffered:
-        if pkt.stream_index != video_index:
-            continue
-        if pkt.pts is None and pkt.dts is None:
-            untimed = True
-        elif untimed:
-            return False
-        else:
-            return False
-    return untimed
-
-
-def _time_untimed_video(buffered: deque[tuple[Any, float]], video_index: int, step: int) -> None:
-    """FFmpeg's RTSP demuxer can hand out a session's first video frame (the keyframe the camera
-    starts with) without a timestamp. Give it its successor's minus one frame, so recording starts
-    at that keyframe instead of waiting a whole GOP for the next one."""
-    successor: int | None = None
-    for pkt, _ in reversed(buffered):
-        if pkt.stream_index != video_index:
-            continue
-        ts = pkt.pts if pkt.pts is not None else pkt.dts
-        if ts is not None:
-            successor = ts
-        elif successor is not None:
-            successor -= step
-            pkt.pts = pkt.dts = successor
 
 
 class CameraWorker:
@@ -373,7 +288,7 @@ class CameraWorker:
         deadline = self.clock.monotonic() + self.opts.rtcp_wait_seconds
         while not buffered or (
             rtcp_possible and source.rtcp_epoch is None and self.clock.monotonic() < deadline
-        ) or (_needs_successor(buffered, source.video_index) and self.clock.monotonic() < deadline + 1.0):
+        ) or (needs_successor(buffered, source.video_index) and self.clock.monotonic() < deadline + 1.0):
             if stop.is_set():
                 return None, buffered
             pkt = next(packets)
@@ -381,7 +296,7 @@ class CameraWorker:
             if self._first_video_pending and pkt.stream_index == source.video_index:
                 self._first_video(pkt)
         streams = source.streams
-        _time_untimed_video(buffered, source.video_index, _frame_ticks(streams, source.video_index))
+        time_untimed_video(buffered, source.video_index, frame_ticks(streams, source.video_index))
         time_bases = [1 / 90000] * (max(s.index for s in streams) + 1)
         for s in streams:
             time_bases[s.index] = float(s.time_base)

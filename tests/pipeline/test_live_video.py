@@ -28,7 +28,8 @@ from pipeline.api.app import create_app
 from pipeline.live_video import FragmentMuxer, LiveVideo, Viewer, codec_string
 from pipeline.settings import Settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
-from recorders.worker import CameraWorker, RecorderOptions
+from recorders.options import RecorderOptions
+from recorders.worker import CameraWorker
 from tests.support.auth import add_user, bearer
 from tests.support.recording import CollectingSink, running
 

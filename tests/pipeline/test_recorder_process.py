@@ -20,8 +20,8 @@ import pytest
 from domain.types import UTC, iso
 from pipeline.recorder_process import recorder_command, spread
 from pipeline.simulator.camera import SimulatedCamera, free_port
+from recorders.options import RecorderOptions
 from recorders.sync_point import SyncPointSpec, sync_points_from_json, sync_points_json
-from recorders.worker import RecorderOptions
 from tests.support.centre_files import CamSpec, write_centre
 from tests.support.vaudit_proc import VauditRun
 

@@ -31,7 +31,8 @@ from pipeline.live_video import LiveVideo
 from pipeline.settings import Settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from pipeline.storage import LocalStorage
-from recorders.worker import CameraWorker, RecorderOptions
+from recorders.options import RecorderOptions
+from recorders.worker import CameraWorker
 from tests.exporter.scenario import at, build_scenario
 from tests.support.auth import PASSWORD, add_user, bearer
 from tests.support.recording import CollectingSink, running

@@ -14,8 +14,9 @@ from domain.errors import SpoolError
 from domain.types import GapCause, SegmentRecord
 from pipeline.simulator.camera import ONVIF_PROFILE, free_port
 from recorders import ts_writer
+from recorders.options import RecorderOptions
 from recorders.sync_point import SyncPointSpec
-from recorders.worker import CameraWorker, RecorderOptions
+from recorders.worker import CameraWorker
 from tests.recorders.conftest import TEST_OPTIONS, CollectingSink, decode_segment, running
 from tests.support.recording import assert_resumed_at_session_keyframe
 

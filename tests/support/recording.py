@@ -15,7 +15,8 @@ import pytest
 
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus
-from recorders.worker import CameraWorker, RecorderOptions
+from recorders.options import RecorderOptions
+from recorders.worker import CameraWorker
 
 
 class CollectingSink:
