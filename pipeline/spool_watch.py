@@ -49,24 +49,28 @@ def _size(n: float) -> str:
 def check_spool(stats: UploaderStats, free: int, total: int, limits: SpoolLimits, alerts: AlertBook,
                 open_kinds: set[str]) -> set[str]:
     """One check; returns the kinds now open (pure apart from the alert calls)."""
-    now_open: set[str] = set()
     age = stats.oldest_pending_age
     waiting = f"{stats.pending_files} segment(s), {_size(stats.spool_bytes)}"
-    if limits.lag_alert_seconds > 0 and age is not None and age > limits.lag_alert_seconds:
-        alerts.raise_("upload_lagging", SUBJECT,
-                      f"uploads are {age:.0f} s behind: {waiting} waiting in the spool "
-                      f"({_size(free)} free); nothing is lost while the spool has room")
-        now_open.add("upload_lagging")
-    elif "upload_lagging" in open_kinds:
-        alerts.raise_("upload_caught_up", SUBJECT, f"uploads caught up ({waiting} waiting)")
     fraction = free / total if total > 0 else 1.0
-    if limits.low_fraction > 0 and fraction < limits.low_fraction:
-        alerts.raise_("spool_low_space", SUBJECT,
-                      f"spool file system {fraction:.1%} free ({_size(free)} of {_size(total)}); "
-                      f"{waiting} waiting to be stored")
-        now_open.add("spool_low_space")
-    elif "spool_low_space" in open_kinds:
-        alerts.raise_("spool_space_ok", SUBJECT, f"spool file system {fraction:.1%} free again")
+    lagging = limits.lag_alert_seconds > 0 and age is not None and age > limits.lag_alert_seconds
+    low = limits.low_fraction > 0 and fraction < limits.low_fraction
+    conditions = (
+        ("upload_lagging", lagging,
+         f"uploads are {age or 0:.0f} s behind: {waiting} waiting in the spool "
+         f"({_size(free)} free); nothing is lost while the spool has room",
+         "upload_caught_up", f"uploads caught up ({waiting} waiting)"),
+        ("spool_low_space", low,
+         f"spool file system {fraction:.1%} free ({_size(free)} of {_size(total)}); "
+         f"{waiting} waiting to be stored",
+         "spool_space_ok", f"spool file system {fraction:.1%} free again"),
+    )
+    now_open: set[str] = set()
+    for kind, holds, message, resolved_by, all_clear in conditions:
+        if holds:
+            alerts.raise_(kind, SUBJECT, message)
+            now_open.add(kind)
+        elif kind in open_kinds:  # resolves the open alert (pipeline.alerts._RESOLVES)
+            alerts.raise_(resolved_by, SUBJECT, all_clear)
     return now_open
 
 

@@ -139,16 +139,18 @@ class _KeyframeLoss:
         self._buf = b""
 
     def feed(self, data: bytes) -> bytes:
-        self._buf += data
+        buf = self._buf + data
         out: list[bytes] = []
-        while self._buf:
-            if self._buf[:1] == b"$":
-                if len(self._buf) < 4:
+        pos = 0  # frames are sliced out by offset; the unfinished tail is kept once at the end
+        while pos < len(buf):
+            if buf[pos:pos + 1] == b"$":
+                if len(buf) - pos < 4:
                     break
-                end = 4 + struct.unpack(">H", self._buf[2:4])[0]
-                if len(self._buf) < end:
+                end = pos + 4 + struct.unpack(">H", buf[pos + 2:pos + 4])[0]
+                if len(buf) < end:
                     break
-                frame, self._buf = self._buf[:end], self._buf[end:]
+                frame = buf[pos:end]
+                pos = end
                 if frame[1] == 0 and self._losing:
                     nal = _nal_type(frame[4:])
                     if nal == 5:
@@ -156,19 +158,20 @@ class _KeyframeLoss:
                     self._losing = nal not in (1, 2)  # a non-IDR slice: the keyframe is over
                 out.append(frame)
             else:  # an RTSP message: headers, then Content-Length bytes of body
-                head_end = self._buf.find(b"\r\n\r\n")
+                head_end = buf.find(b"\r\n\r\n", pos)
                 if head_end < 0:
                     break
                 length = 0
-                for line in self._buf[:head_end].split(b"\r\n"):
+                for line in buf[pos:head_end].split(b"\r\n"):
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value.strip() or 0)
                 end = head_end + 4 + length
-                if len(self._buf) < end:
+                if len(buf) < end:
                     break
-                out.append(self._buf[:end])
-                self._buf = self._buf[end:]
+                out.append(buf[pos:end])
+                pos = end
+        self._buf = buf[pos:]
         return b"".join(out)
 
 
