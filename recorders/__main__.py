@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="test/ops hook: wall clock = system clock + the seconds in this file")
     parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
                         help="media a crash may lose, as seconds of the camera's bitrate (0: a write per packet)")
+    parser.add_argument("--read-pause-seconds", type=float, default=RecorderOptions().read_pause_seconds,
+                        help="after a read that waited for the network, pause this long (0: none)")
     parser.add_argument("--options-json", default=None,
                         help="every RecorderOptions field as one JSON object (the pipeline's way; "
                              "replaces the option flags above, --spool still names the spool)")
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
                                spool=args.spool, write_buffer_seconds=args.write_buffer_seconds,
+                               read_pause_seconds=args.read_pause_seconds,
                                clock_offset_file=args.clock_offset_file)
     sync_points: dict[str, SyncPointSpec] = {}
     if args.sync_points_json is not None:

@@ -30,6 +30,10 @@ class RecorderOptions:
     # muxer's write buffer: what a crash can lose. 0 = a write per packet, which costs ~20 % more CPU
     # (bench/record.py); a quarter second keeps the recovery point far inside the 1 s promise.
     write_buffer_seconds: float = 0.25
+    # After a read that waited for the network, wait this long before the next (rtsp_source.py):
+    # one wake-up per pause instead of one or two per frame, ~10 % less CPU (bench/record.py);
+    # the price is this much more delay before a packet reaches the spool. 0: read as packets come.
+    read_pause_seconds: float = 0.2
     # Test/operations hook: the wall clock is the system clock plus the number in this file
     # (recorders.clock.OffsetFileClock), so a clock step can be rehearsed without the host's clock.
     clock_offset_file: Path | None = None

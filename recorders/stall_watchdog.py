@@ -86,7 +86,8 @@ class StallWatchdog:
     """Shuts the session socket down when no packet came for ``limit`` seconds.
 
     One thread per session, waking once a second (``poll``): a few dozen cameras cost a few dozen
-    wake-ups a second, not a GIL hand-off per packet; ``touch`` is one attribute store per packet.
+    wake-ups a second, not a GIL hand-off per packet. The reader stores each packet's monotonic
+    time in ``last`` (or calls ``touch``).
     """
 
     def __init__(self, url: str, fd: int | None, limit: float, poll: float = 1.0) -> None:

@@ -207,7 +207,8 @@ class CameraWorker:
         self._needs_recovery = False
 
     def _connect_and_record(self, stop: threading.Event) -> None:
-        source = RtspSource(self.url, self.opts.open_timeout_seconds, self.opts.stall_seconds)
+        source = RtspSource(self.url, self.opts.open_timeout_seconds, self.opts.stall_seconds,
+                            read_pause_seconds=self.opts.read_pause_seconds)
         self._source = source
         source.open()
         self._first_video_pending = True
