@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--read-pause-seconds", type=float, default=RecorderOptions().read_pause_seconds,
+                    help="the recorder's read pacing ([recorder] read_pause_seconds; 0: none)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-live-"))
     cams = [
@@ -150,7 +152,7 @@ def main() -> None:
     try:
         for cam in cams:
             cam.start()
-        opts = RecorderOptions(segment_seconds=10.0)
+        opts = RecorderOptions(segment_seconds=10.0, read_pause_seconds=args.read_pause_seconds)
         workers = [CameraWorker(c.camera_id, c.url, root / "spool", opts, _Sink()) for c in cams]
         threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
         for t in threads:

@@ -40,8 +40,9 @@ def check_camera(sink: CollectingSink, cam: Any, spool: Path, codec: str, audio:
         # no transcoding: what the camera sent is what the file holds, and it decodes
         found = decode_segment(media, rec.stream.audio_codec)
         assert found["video_codec"] == codec and (found["width"], found["height"]) == (320, 240)
-        assert found["audio_codec"] == audio and found["audio_rate"] == rate
-        assert found["audio_frames"] > 0
+        where = f"{cam.camera_id} segment {i + 1}/{len(segs)} ({rec.range.seconds:.3f} s, {rec.packets} packets): {found}"
+        assert found["audio_codec"] == audio and found.get("audio_rate") == rate, where
+        assert found["audio_frames"] > 0, where
         if audio == "pcm_alaw":  # 8000 one-byte samples a second: A-law as sent, not re-encoded
             # within 0.2 s: audio and video packets of a segment's edges interleave by ~0.1 s
             assert abs(found["audio_bytes"] / 8000 - rec.range.seconds) < 0.2
