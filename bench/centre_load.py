@@ -78,6 +78,7 @@ class CentreOptions:
     baseline_exports: int = 3  # the no-viewer export is repeated; its median is the baseline
     demux_loss: bool = True  # False: loss from sidecars and gap records only (no timestamp holes)
     recorder_processes: int = 0  # [recorder] processes: 0 = threads of vaudit run
+    read_pause_seconds: float | None = None  # [recorder] read_pause_seconds; None: the default
 
 
 @dataclass
@@ -215,6 +216,8 @@ class Centre:
             for s, u in zip(self.specs, self.server.urls, strict=True)
         ]
         extra = f"processes = {o.recorder_processes}\n"  # in [recorder], where write_centre puts extra
+        if o.read_pause_seconds is not None:
+            extra += f"read_pause_seconds = {o.read_pause_seconds}\n"
         extra += f'[export]\nout_dir = "{self.work / "exports"}"\nsigning_key = "{self.work / "key.pem"}"\n'
         extra += f'[api]\nupload_tmp = "{self.work / "uploads"}"\n'
         config = write_centre(

@@ -50,6 +50,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--recorder-processes", type=int, default=0,
                     help="[recorder] processes: record in N child processes (0: threads of vaudit run)")
+    ap.add_argument("--read-pause-seconds", type=float, default=None,
+                    help="[recorder] read_pause_seconds (default: the recorder's own, 0.2 s; 0: no read pacing)")
     ap.add_argument("--json", type=Path, help="write the full result here")
     args = ap.parse_args(argv)
     if args.cameras < 4 or args.viewers < 0 or args.minutes <= 0 or args.speed <= 0:
@@ -62,6 +64,7 @@ def options(args: argparse.Namespace) -> CentreOptions:
         cameras=args.cameras, viewers=args.viewers, minutes=args.minutes, export_every=args.export_every,
         speed=args.speed, kbps=args.kbps, case_scale=args.case_scale, sample_seconds=args.sample_seconds,
         db_url=args.db_url, work=args.work, keep=args.keep, recorder_processes=args.recorder_processes,
+        read_pause_seconds=args.read_pause_seconds,
     )  # fmt: skip
 
 
