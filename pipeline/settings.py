@@ -128,7 +128,7 @@ class RecorderConfig(_Strict):
     # Media a crash may lose (seconds of the camera's bitrate in the muxer's buffer); 0: a write per packet.
     write_buffer_seconds: float = Field(default=0.25, ge=0.0, le=1.0)
     # After a read that waited for the network, pause this long so the next reads find several
-    # frames waiting (one wake-up per pause, not per frame: ~10 % less recorder CPU); it adds at
+    # frames waiting (one wake-up per pause, not per frame: ~25 % less recorder CPU); it adds at
     # most this much delay before a packet reaches the spool (and live view). 0: no pause.
     read_pause_seconds: float = Field(default=0.2, ge=0.0, le=0.5)
     # Test/operations hook (docs/RECORDER.md "Faults"): the recorder's wall clock is the system

@@ -31,7 +31,7 @@ class RecorderOptions:
     # (bench/record.py); a quarter second keeps the recovery point far inside the 1 s promise.
     write_buffer_seconds: float = 0.25
     # After a read that waited for the network, wait this long before the next (rtsp_source.py):
-    # one wake-up per pause instead of one or two per frame, ~10 % less CPU (bench/record.py);
+    # one wake-up per pause instead of one or two per frame, ~25 % less CPU (bench/record.py);
     # the price is this much more delay before a packet reaches the spool. 0: read as packets come.
     read_pause_seconds: float = 0.2
     # Test/operations hook: the wall clock is the system clock plus the number in this file

@@ -163,12 +163,9 @@ def needs_successor(buffered: deque[tuple[Any, float]], video_index: int) -> boo
     for pkt, _ in buffered:
         if pkt.stream_index != video_index:
             continue
-        if pkt.pts is None and pkt.dts is None:
-            untimed = True
-        elif untimed:
-            return False
-        else:
-            return False
+        if pkt.pts is not None or pkt.dts is not None:
+            return False  # a timed video packet: the first is timed, or its successor is here
+        untimed = True
     return untimed
 
 

@@ -87,7 +87,7 @@ class StallWatchdog:
 
     One thread per session, waking once a second (``poll``): a few dozen cameras cost a few dozen
     wake-ups a second, not a GIL hand-off per packet. The reader stores each packet's monotonic
-    time in ``last`` (or calls ``touch``).
+    time in ``last``.
     """
 
     def __init__(self, url: str, fd: int | None, limit: float, poll: float = 1.0) -> None:
@@ -102,9 +102,6 @@ class StallWatchdog:
         if fd is not None:
             self._thread = threading.Thread(target=self._watch, name="rtsp-stall-watchdog", daemon=True)
             self._thread.start()
-
-    def touch(self) -> None:
-        self.last = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
