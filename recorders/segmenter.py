@@ -157,29 +157,45 @@ def frame_ticks(streams: list[Any], video_index: int) -> int:
     return 3600
 
 
+# A session's untimed first frame is timed from the frames after it: the earliest presentation time
+# among this many timed successors, minus one frame. With B-frames the next frame in decoding order
+# is a P-frame shown several frames later; the B-frames shown right after the keyframe follow it
+# within the reorder depth (x264's pyramid: I0 P4 B2 b1 b3), so four successors cover depth 3.
+UNTIMED_SUCCESSORS = 4
+
+
 def needs_successor(buffered: deque[tuple[Any, float]], video_index: int) -> bool:
-    """True while the first video packet has no timestamp and no timed video packet follows it."""
+    """True while the first video packet has no timestamp and fewer than
+    :data:`UNTIMED_SUCCESSORS` timed video packets follow it."""
     untimed = False
+    timed = 0
     for pkt, _ in buffered:
         if pkt.stream_index != video_index:
             continue
         if pkt.pts is not None or pkt.dts is not None:
-            return False  # a timed video packet: the first is timed, or its successor is here
-        untimed = True
+            if not untimed:
+                return False  # the first video packet is timed
+            timed += 1
+            if timed >= UNTIMED_SUCCESSORS:
+                return False
+        else:
+            untimed = True
     return untimed
 
 
 def time_untimed_video(buffered: deque[tuple[Any, float]], video_index: int, step: int) -> None:
     """FFmpeg's RTSP demuxer can hand out a session's first video frame (the keyframe the camera
-    starts with) without a timestamp. Give it its successor's minus one frame, so recording starts
-    at that keyframe instead of waiting a whole GOP for the next one."""
-    successor: int | None = None
+    starts with) without a timestamp. Give it the earliest presentation time of the timed frames
+    after it minus one frame, so recording starts at that keyframe instead of waiting a whole GOP
+    for the next one."""
+    earliest: int | None = None
     for pkt, _ in reversed(buffered):
         if pkt.stream_index != video_index:
             continue
         ts = pkt.pts if pkt.pts is not None else pkt.dts
         if ts is not None:
-            successor = ts
-        elif successor is not None:
-            successor -= step
-            pkt.pts = pkt.dts = successor
+            earliest = ts if earliest is None else min(earliest, ts)
+        elif earliest is not None:
+            earliest -= step
+            pkt.pts = earliest
+            pkt.dts = None  # decoding times are rebuilt from presentation times (decode_order.py)

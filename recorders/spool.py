@@ -92,7 +92,7 @@ def media_span(path: Path) -> MediaSpan | None:
         log.warning("partial segment unreadable", extra={"path": str(path), "error": str(exc)})
         return None
     packets = frames = 0
-    first = last = None
+    first = last = prev_dts = None
     step = 0
     tb = 0.0
     try:
@@ -108,11 +108,16 @@ def media_span(path: Path) -> MediaSpan | None:
                 if packet.stream_index != video.index or packet.pts is None:
                     continue
                 frames += 1
+                # With B-frames the frame shown last is not the one received last: the span ends
+                # at the largest presentation time; a frame lasts one decoding-time step.
                 if first is None:
-                    first = packet.pts
-                elif last is not None and packet.pts > last:
-                    step = packet.pts - last
-                last = packet.pts
+                    first = last = packet.pts
+                elif packet.pts > last:
+                    last = packet.pts
+                dts = packet.dts
+                if dts is not None and prev_dts is not None and dts > prev_dts:
+                    step = dts - prev_dts
+                prev_dts = dts
         except Exception as exc:  # the file was cut mid-packet: keep what was read
             log.info("partial segment read to its last complete packet",
                      extra={"path": str(path), "error": str(exc)})

@@ -29,8 +29,10 @@ from domain.types import (
     segment_key,
 )
 from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, clock_for, rtcp_agrees
+from recorders.decode_order import ReorderTooDeep, VideoTimeline
 from recorders.events import CameraStatus, RecorderSink
 from recorders.options import RecorderOptions
+from recorders.parameter_sets import ParameterSetError, reorder_depth
 from recorders.rtsp_source import RtspSource
 from recorders.segmenter import (
     ClockStep,
@@ -79,17 +81,20 @@ class _Segment:
 class _Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("clock_base", "clock_source", "guard", "last_video_media", "plan", "run_id", "skipped",
+    __slots__ = ("clock_base", "clock_source", "frame_ticks", "guard", "plan", "run_id", "skipped", "video",
                  "video_index")
 
     def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
-                 video_index: int) -> None:
+                 video_index: int, frame_ticks: int) -> None:
         self.run_id = uuid.uuid4().hex[:16]
         self.video_index = video_index
         self.clock_source = clock_source
         self.plan = plan
-        self.guard = guard
-        self.last_video_media: float | None = None
+        self.guard = guard  # audio (and any other recorded stream): continuity of decoding times
+        self.frame_ticks = frame_ticks
+        # Video timing from the run's first keyframe on (decode_order.py): built there, because an
+        # SPS sent only in-band arrives with that keyframe.
+        self.video: VideoTimeline | None = None
         self.skipped = 0  # leading packets before the first keyframe (not decodable; in the gap)
         # wall - monotonic when live reading began (None while the buffered packets are replayed,
         # whose receipt times are older than "now"); a keyframe that sees it moved ends the run.
@@ -140,6 +145,9 @@ class CameraWorker:
         self.sync: SyncPointClient | None = (
             None if sync_point is None else SyncPointClient(sync_point, camera_id, credentials_of(url)))
         self._first_video_pending = False  # the session's first video packet is still to come
+        # The smallest reorder depth runs of this camera assume: raised when a stream reordered
+        # deeper than its SPS declared (decode_order.ReorderTooDeep), kept for the worker's life.
+        self._reorder_floor = 0
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -225,6 +233,8 @@ class CameraWorker:
                 return  # stopped
             except TimestampJump as jump:
                 carry = buffered  # the offending packet and what followed it start the next run
+                if isinstance(jump, ReorderTooDeep):
+                    self._reorder_floor = max(self._reorder_floor, jump.needed)
                 self._end_run()
                 cause = GapCause.CLOCK_STEP if isinstance(jump, ClockStep) else GapCause.TIMESTAMP_JUMP
                 self._note_cause(cause, str(jump))
@@ -297,7 +307,8 @@ class CameraWorker:
             if self._first_video_pending and pkt.stream_index == source.video_index:
                 self._first_video(pkt)
         streams = source.streams
-        time_untimed_video(buffered, source.video_index, frame_ticks(streams, source.video_index))
+        ticks = frame_ticks(streams, source.video_index)
+        time_untimed_video(buffered, source.video_index, ticks)
         time_bases = [1 / 90000] * (max(s.index for s in streams) + 1)
         for s in streams:
             time_bases[s.index] = float(s.time_base)
@@ -319,7 +330,7 @@ class CameraWorker:
         plan = SegmentPlan(self.opts.segment_seconds, mapper,
                            offset if source_kind is ClockSource.RTCP else None, anchor)
         guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
-        return _Run(source_kind, plan, guard, source.video_index), buffered
+        return _Run(source_kind, plan, guard, source.video_index, ticks), buffered
 
     def _pump(self, run: _Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
               stop: threading.Event) -> None:
@@ -354,23 +365,27 @@ class CameraWorker:
             raise
 
     def _one(self, run: _Run, pkt: Any, receipt: float, tbv: float) -> None:
-        """One packet: continuity check (may raise TimestampJump), cut decision, mux."""
-        dts = pkt.dts
-        if dts is None:
-            dts = pkt.pts
-            if dts is None:
-                return  # a packet without any timestamp cannot be placed in time
+        """One packet: continuity checks (may raise TimestampJump), cut decision, mux."""
         index = pkt.stream_index
-        fixed = run.guard.check(index, dts, receipt)
-        if fixed != dts:  # nudged one tick past its predecessor, as ffmpeg -c copy does
-            pkt.dts = fixed
-            if pkt.pts is None or pkt.pts < fixed:
-                pkt.pts = fixed
-        elif pkt.pts is None:
-            pkt.pts = fixed
         seg = self._seg
         if index == run.video_index:
-            media = pkt.pts * tbv
+            pts = pkt.pts
+            if pts is None:
+                pts = pkt.dts
+                if pts is None:
+                    return  # a packet without any timestamp cannot be placed in time
+            video = run.video
+            if video is None:
+                if not pkt.is_keyframe:
+                    run.skipped += 1  # before the run's first keyframe: not decodable, in the gap
+                    if self._first_video_pending:
+                        self._first_video(pkt)
+                    return
+                video = run.video = self._timeline(run, pkt)
+            # RTP gives presentation times only: decoding times are rebuilt (decode_order.py)
+            pkt.dts, pts = video.place(pts, receipt)
+            pkt.pts = pts
+            media = pts * tbv
             if run.clock_source is ClockSource.RECEIPT:
                 run.plan.anchor.add(receipt, media)
             if pkt.is_keyframe:
@@ -386,21 +401,50 @@ class CameraWorker:
                         self._byte_rate = pkt.size / KEYFRAME_RATE_DIVISOR
                     self._cut(run, media)
                     seg = self._seg
+            assert seg is not None
+            seg.writer.mux(pkt)
+            self._video_frames += 1
+        else:
+            dts = pkt.dts
+            if dts is None:
+                dts = pkt.pts
+                if dts is None:
+                    return
+            fixed = run.guard.check(index, dts, receipt)
+            if fixed != dts:  # nudged one tick past its predecessor, as ffmpeg -c copy does
+                pkt.dts = fixed
+                if pkt.pts is None or pkt.pts < fixed:
+                    pkt.pts = fixed
+            elif pkt.pts is None:
+                pkt.pts = fixed
             if seg is None:
                 run.skipped += 1
-                if self._first_video_pending:
-                    self._first_video(pkt)
                 return
-            seg.writer.mux(pkt)
-            run.last_video_media = media
-            self._video_frames += 1
-        elif seg is None:
-            run.skipped += 1
-            return
-        else:
             seg.writer.mux(pkt)
         self._packets += 1
         self._bytes += pkt.size
+
+    def _timeline(self, run: _Run, keyframe: Any) -> VideoTimeline:
+        """The run's video timeline, with the reorder depth the stream's SPS declares (from the SDP's
+        parameter sets or those in front of this keyframe), at least the depth seen before."""
+        source = self._source
+        assert source is not None
+        codec = source.info.video_codec if source.info is not None else "h264"
+        extradata = source.streams[0].codec_context.extradata or b""
+        depth = self._reorder_floor
+        try:
+            info = reorder_depth(codec, extradata, bytes(keyframe))
+        except ParameterSetError as exc:
+            info = None
+            log.warning("unreadable SPS; reorder depth from earlier runs only",
+                        extra={"camera_id": self.camera_id, "error": str(exc), "depth": depth})
+        if info is not None:
+            depth = max(depth, info.reorder_depth)
+            if depth:
+                log.info("video reordered (B-frames): decoding times rebuilt",
+                         extra={"camera_id": self.camera_id, "depth": depth, "declared": info.declared})
+        tb = float(source.streams[0].time_base)
+        return VideoTimeline(run.video_index, tb, depth, run.frame_ticks, self.opts.max_forward_jump_seconds)
 
     def _first_video(self, pkt: Any) -> None:
         """The session's first video packet: if it is not a keyframe, footage could only start at
@@ -516,11 +560,14 @@ class CameraWorker:
         self._run = None
         if run is None or self._seg is None:
             return
-        source = self._source
-        frame = run.guard.last_delta_seconds(source.video_index) if source is not None else 0.0
+        video = run.video
+        frame = 0.0 if video is None else video.frame_seconds()
         if not 0.0 < frame <= 1.0:
             frame = DEFAULT_FRAME_SECONDS
-        media = run.last_video_media if run.last_video_media is not None else self._seg.media
+        source = self._source
+        tbv = float(source.streams[0].time_base) if source is not None else 1 / 90000
+        # the frame shown last, which with B-frames is not the last one received
+        media = self._seg.media if video is None or video.max_pts is None else video.max_pts * tbv
         self._close_segment(run, run.plan.end_wall(media, frame))
 
     def _end_run_safely(self) -> None:
