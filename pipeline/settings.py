@@ -81,7 +81,7 @@ class CameraConfig(_Strict):
     name: str = ""
     # Only for the simulator: what this camera sends.
     video_codec: Literal["h264", "h265"] = "h264"
-    audio_codec: Literal["alaw", "aac", "none"] = "alaw"
+    audio_codec: Literal["alaw", "mulaw", "aac", "aac-latm", "none"] = "alaw"
     # The camera's ONVIF media service and the profile the recorder reads: lets the recorder ask
     # for a keyframe when a session starts mid-GOP (docs/RECORDER.md). Credentials: the URL's.
     onvif_url: str | None = None
@@ -118,6 +118,9 @@ class RoomConfig(_Strict):
 
 class RecorderConfig(_Strict):
     segment_seconds: float = Field(default=10.0, gt=0.5, le=300)
+    # A camera that sends no keyframe for this long (intra refresh without recovery points, a
+    # broken encoder) has its segment cut at the next video frame anyway (docs/RECORDER.md).
+    max_segment_seconds: float = Field(default=60.0, gt=1.0, le=3600)
     stall_seconds: float = Field(default=5.0, gt=0.5, le=120)
     spool: Path = Path("data/spool")
     reconnect_initial_seconds: float = Field(default=0.1, gt=0, le=10)

@@ -48,7 +48,7 @@ class VideoTimeline:
     """Per-run video timing: checks on presentation times, decoding times rebuilt from them."""
 
     __slots__ = ("_back", "_depth", "_forward", "_frame", "_heap", "_index", "_last_delta", "_last_dts",
-                 "_receipt", "_slack", "_stepped_back", "_tb", "max_pts")
+                 "_last_pts", "_receipt", "_slack", "_stepped_back", "_tb", "max_pts")
 
     def __init__(self, index: int, time_base: float, depth: int, frame_ticks: int,
                  max_forward_seconds: float) -> None:
@@ -61,6 +61,7 @@ class VideoTimeline:
         self._slack = int(RECEIPT_SLACK_SECONDS / time_base)
         self._heap: list[int] = []
         self._last_dts: int | None = None
+        self._last_pts: int | None = None  # of the previous packet, as received
         self._last_delta = 0
         self._receipt = 0.0
         self._stepped_back = False
@@ -72,6 +73,13 @@ class VideoTimeline:
 
     def place(self, pts: int, receipt: float) -> tuple[int, int]:
         """(dts, pts) for the next video packet in decoding order; raises :class:`TimestampJump`."""
+        if pts == self._last_pts and self._last_dts is not None:
+            # The same frame again: libavformat hands a frame's slices out as packets of their own
+            # (seen with the slices of x264's IDR pictures). They follow the frame's first packet
+            # one tick apart and take no place in the reorder window.
+            dts = self._last_dts = self._last_dts + 1
+            return dts, max(pts, dts)
+        self._last_pts = pts
         top = self.max_pts
         if top is None:
             self.max_pts = pts

@@ -15,6 +15,7 @@ class RecorderOptions:
     pipeline converts with :meth:`from_config`), plus recorder-only knobs with safe defaults."""
 
     segment_seconds: float = 10.0
+    max_segment_seconds: float = 60.0  # cut without a keyframe after this long (segmenter.py)
     stall_seconds: float = 5.0
     spool: Path = Path("data/spool")
     reconnect_initial_seconds: float = 0.1

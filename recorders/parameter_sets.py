@@ -32,6 +32,11 @@ _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 
 # Intra-only profiles: with constraint_set3 they cannot reorder (E.2.1).
 _INTRA_PROFILES = frozenset({44, 86, 100, 110, 122, 244})
 BASELINE = 66
+# NAL unit types that may repeat between the slices of one access unit once joined: parameter sets
+# (VPS/SPS/PPS) and access unit delimiters (the MPEG-TS muxer writes one per packet it gets).
+_REPEATABLE = {"h264": frozenset({7, 8, 9}), "hevc": frozenset({32, 33, 34, 35})}
+_DELIMITERS = {"h264": frozenset({9}), "hevc": frozenset({35})}
+_PARAMETER_SETS = {"h264": (7, 8), "hevc": (32, 33, 34)}  # (VPS,) SPS, PPS: the SPS second to last
 
 
 class ParameterSetError(ValueError):
@@ -73,6 +78,18 @@ def nal_type(codec: str, unit: bytes) -> int:
     return (unit[0] >> 1) & 0x3F if codec == "hevc" else unit[0] & 0x1F
 
 
+def parameter_sets(codec: str, data: bytes) -> bytes | None:
+    """The parameter sets (VPS, SPS, PPS) in front of a keyframe as Annex B bytes, or None when it
+    carries no SPS. A camera that sends them once (or only in its SDP) leaves later keyframes
+    without: the recorder puts the latest ones in front of each segment's first keyframe, so every
+    segment decodes alone."""
+    wanted = _PARAMETER_SETS[codec]
+    units = [unit for unit in nal_units(data) if nal_type(codec, unit) in wanted]
+    if not any(nal_type(codec, unit) == wanted[-2] for unit in units):  # no SPS
+        return None
+    return b"".join(b"\x00\x00\x00\x01" + unit for unit in units)
+
+
 def find_sps(codec: str, *chunks: bytes) -> bytes | None:
     """The last SPS found in the given Annex B chunks (extradata, a keyframe), or None."""
     wanted = H265_SPS if codec == "hevc" else H264_SPS
@@ -82,6 +99,26 @@ def find_sps(codec: str, *chunks: bytes) -> bytes | None:
             if nal_type(codec, unit) == wanted:
                 found = unit
     return found
+
+
+def join_access_unit(codec: str, first: bytes, more: bytes) -> bytes:
+    """One access unit from two packets of it (libavformat split it): ``first`` unchanged, then the
+    NAL units of ``more`` except parameter sets and delimiters that repeat ones already in the unit.
+
+    GStreamer's rtph264pay (``config-interval=-1``) sends SPS and PPS before *every* IDR slice; an
+    SPS begins a new access unit, so FFmpeg's parser hands each slice out as a frame of its own and
+    a decoder shows three quarters of a four-slice keyframe missing, four times. RTP says otherwise
+    (RFC 6184: NAL units with one timestamp are one access unit, the marker bit ends it), so the
+    recorder joins them; the dropped units are byte-identical copies, so nothing is lost."""
+    repeatable = _REPEATABLE[codec]
+    kept_units = nal_units(first, len(first))
+    seen = {unit for unit in kept_units if nal_type(codec, unit) in repeatable}
+    out = [first]
+    for unit in nal_units(more, len(more)):
+        if nal_type(codec, unit) in repeatable and (unit in seen or nal_type(codec, unit) in _DELIMITERS[codec]):
+            continue
+        out.append(b"\x00\x00\x00\x01" + unit)
+    return b"".join(out)
 
 
 def parse_sps(codec: str, unit: bytes) -> SequenceInfo:

@@ -18,6 +18,7 @@ import av.error
 
 from domain.errors import StreamClosed, StreamError, StreamStalled
 from domain.types import StreamInfo
+from recorders.parameter_sets import join_access_unit
 from recorders.stall_watchdog import StallWatchdog, session_socket, socket_fds
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,24 @@ def map_error(exc: BaseException, url: str, during: str, silent_for: float | Non
     if _is_connection_error(exc):
         return StreamClosed(f"connection lost while {during} ({text})", url=url, during=during)
     return StreamError(f"camera stream unusable while {during} ({text})", url=url, during=during)
+
+
+def _joined(codec: str, first: Any, more: Any) -> Any:
+    """A packet holding both packets' bytes as one access unit, with the first one's times."""
+    joined = av.Packet(join_access_unit(codec, bytes(first), bytes(more)))
+    joined.stream = first.stream
+    joined.pts, joined.dts = first.pts, first.dts
+    joined.is_keyframe = True
+    return joined
+
+
+def with_prefix(packet: Any, prefix: bytes) -> Any:
+    """The packet with ``prefix`` (parameter sets) in front of its bytes, times and flags kept."""
+    out = av.Packet(prefix + bytes(packet))
+    out.stream = packet.stream
+    out.pts, out.dts = packet.pts, packet.dts
+    out.is_keyframe = packet.is_keyframe
+    return out
 
 
 class RtspSource:
@@ -187,7 +206,13 @@ class RtspSource:
         return float(value) / 1e6
 
     def packets(self) -> Iterator[Any]:
-        """Packets of the recorded streams, as demuxed. Ends by raising a domain error, never silently.
+        """Access units of the recorded streams, as demuxed. Ends by raising a domain error, never
+        silently.
+
+        A video keyframe is handed on when the next video packet arrives (about a frame later): if
+        that packet has the keyframe's timestamp it is another slice of the same picture, which
+        libavformat split off (parameter sets repeated before every IDR slice), and is joined to
+        it (``parameter_sets.join_access_unit``). Other packets pass at once.
 
         Read pacing (``read_pause_seconds`` > 0): when a read had to wait for the network, the next
         one starts only after that pause. A camera sends each frame as a burst of RTP packets, so
@@ -199,6 +224,9 @@ class RtspSource:
         container = self._container
         started = time.monotonic()
         monotonic, sleep, pause = time.monotonic, time.sleep, self._read_pause
+        video = self.video_index
+        codec = self.info.video_codec if self.info is not None else "h264"
+        held: Any = None  # a keyframe whose slices may still follow
         try:
             # demux(streams) yields only the recorded streams (others are discarded by libavformat);
             # empty packets are its end-of-stream flush markers.
@@ -209,13 +237,27 @@ class RtspSource:
                     got = monotonic()
                     if watchdog is not None:
                         watchdog.last = got
-                    yield packet
+                    if packet.stream_index == video:
+                        if held is not None:
+                            if packet.pts is not None and packet.pts == held.pts:
+                                held = _joined(codec, held, packet)
+                                packet = None
+                            else:
+                                out, held = held, None
+                                yield out
+                        if packet is not None and packet.is_keyframe:
+                            held, packet = packet, None
+                    if packet is not None:
+                        yield packet
                     if pause and got - ready > READ_WAITED_SECONDS:
                         sleep(pause)
                     ready = monotonic()
         except GeneratorExit:
             raise
         except Exception as exc:
+            if held is not None:
+                out, held = held, None
+                yield out  # received whole: recorded before the failure is reported
             if self._watchdog is not None and self._watchdog.fired:
                 raise StreamStalled(
                     f"camera sent data but no usable packet for {self._watchdog.limit:.1f} s "
@@ -223,6 +265,8 @@ class RtspSource:
                     url=self.url, during="read") from exc
             silent = self._stall if time.monotonic() - started > self._stall else None
             raise map_error(exc, self.url, "read", silent) from exc
+        if held is not None:
+            yield held
         raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
 
     def close(self) -> None:

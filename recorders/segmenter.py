@@ -102,7 +102,8 @@ class SegmentPlan:
     observe the camera's NTP mapping (their offset is fixed; FFmpeg's pts already follow each SR).
     """
 
-    __slots__ = ("anchor", "mapper", "rtcp_offset", "segment_seconds", "start_media", "start_wall")
+    __slots__ = ("anchor", "mapper", "max_seconds", "rtcp_offset", "segment_seconds", "start_media",
+                 "start_wall")
 
     def __init__(
         self,
@@ -110,8 +111,10 @@ class SegmentPlan:
         mapper: MediaClockMapper,
         rtcp_offset: float | None,
         anchor: ReceiptAnchor,
+        max_segment_seconds: float = float("inf"),
     ) -> None:
         self.segment_seconds = segment_seconds - CUT_TOLERANCE_SECONDS
+        self.max_seconds = max(max_segment_seconds, segment_seconds)
         self.mapper = mapper
         self.rtcp_offset = rtcp_offset
         self.anchor = anchor
@@ -121,6 +124,14 @@ class SegmentPlan:
     def cut_due(self, keyframe_media: float) -> bool:
         start = self.start_media
         return start is None or keyframe_media - start >= self.segment_seconds
+
+    def overdue(self, media: float) -> bool:
+        """A segment with no keyframe to cut at for ``max_segment_seconds``: cut at any frame. H.264
+        periodic intra refresh has no IDR after the first, but libavformat marks its recovery
+        points as keyframes, so this is for cameras that send neither (the segment that starts
+        here decodes only after the one before it)."""
+        start = self.start_media
+        return start is not None and media - start >= self.max_seconds
 
     def boundary(self, media: float) -> float:
         """Begin a segment at ``media``; the returned wall time also ends the previous segment."""

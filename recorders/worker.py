@@ -32,8 +32,8 @@ from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, clock_
 from recorders.decode_order import ReorderTooDeep, VideoTimeline
 from recorders.events import CameraStatus, RecorderSink
 from recorders.options import RecorderOptions
-from recorders.parameter_sets import ParameterSetError, reorder_depth
-from recorders.rtsp_source import RtspSource
+from recorders.parameter_sets import SCAN_BYTES, ParameterSetError, parameter_sets, reorder_depth
+from recorders.rtsp_source import RtspSource, with_prefix
 from recorders.segmenter import (
     ClockStep,
     SegmentPlan,
@@ -81,11 +81,12 @@ class _Segment:
 class _Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("clock_base", "clock_source", "frame_ticks", "guard", "plan", "run_id", "skipped", "video",
-                 "video_index")
+    __slots__ = ("clock_base", "clock_source", "codec", "frame_ticks", "guard", "plan", "run_id", "skipped",
+                 "video", "video_index")
 
     def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
-                 video_index: int, frame_ticks: int) -> None:
+                 video_index: int, frame_ticks: int, codec: str) -> None:
+        self.codec = codec
         self.run_id = uuid.uuid4().hex[:16]
         self.video_index = video_index
         self.clock_source = clock_source
@@ -148,6 +149,9 @@ class CameraWorker:
         # The smallest reorder depth runs of this camera assume: raised when a stream reordered
         # deeper than its SPS declared (decode_order.ReorderTooDeep), kept for the worker's life.
         self._reorder_floor = 0
+        # The latest VPS/SPS/PPS the camera sent (SDP or in-band), for segments whose first
+        # keyframe comes without them.
+        self._parameter_sets: bytes | None = None
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -219,6 +223,9 @@ class CameraWorker:
                             read_pause_seconds=self.opts.read_pause_seconds)
         self._source = source
         source.open()
+        info = source.info
+        codec = info.video_codec if info is not None else "h264"
+        self._parameter_sets = parameter_sets(codec, source.streams[0].codec_context.extradata or b"")
         self._first_video_pending = True
         self._set_state("recording", connected=True)
         packets = source.packets()
@@ -328,9 +335,11 @@ class CameraWorker:
             source_kind, offset = ClockSource.RECEIPT, receipt_offset
         mapper = MediaClockMapper(0.0, offset, self.opts.max_slew_ppm)
         plan = SegmentPlan(self.opts.segment_seconds, mapper,
-                           offset if source_kind is ClockSource.RTCP else None, anchor)
+                           offset if source_kind is ClockSource.RTCP else None, anchor,
+                           self.opts.max_segment_seconds)
         guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
-        return _Run(source_kind, plan, guard, source.video_index, ticks), buffered
+        codec = source.info.video_codec if source.info is not None else "h264"
+        return _Run(source_kind, plan, guard, source.video_index, ticks, codec), buffered
 
     def _pump(self, run: _Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
               stop: threading.Event) -> None:
@@ -396,11 +405,28 @@ class CameraWorker:
                     step = receipt - self.clock.monotonic() - base
                     if step > CLOCK_STEP_SECONDS or step < -CLOCK_STEP_SECONDS:
                         raise ClockStep(index, step)
+                head = bytes(memoryview(pkt)[:SCAN_BYTES])
+                found = parameter_sets(run.codec, head)
+                if found is not None:
+                    self._parameter_sets = found
                 if run.plan.cut_due(media):
                     if self._byte_rate == INITIAL_BYTE_RATE:
                         self._byte_rate = pkt.size / KEYFRAME_RATE_DIVISOR
                     self._cut(run, media)
                     seg = self._seg
+                    if found is None:
+                        if self._parameter_sets is not None:
+                            # sent once (or in the SDP only): the segment must decode on its own
+                            pkt = with_prefix(pkt, self._parameter_sets)
+                        else:
+                            log.warning("segment starts at a keyframe without parameter sets and the camera "
+                                        "has sent none this session: it decodes only once they come",
+                                        extra={"camera_id": self.camera_id})
+            elif run.plan.overdue(media):
+                log.warning("no keyframe for max_segment_seconds; segment cut at a frame that needs the one before",
+                            extra={"camera_id": self.camera_id, "seconds": self.opts.max_segment_seconds})
+                self._cut(run, media)
+                seg = self._seg
             assert seg is not None
             seg.writer.mux(pkt)
             self._video_frames += 1
@@ -429,11 +455,10 @@ class CameraWorker:
         parameter sets or those in front of this keyframe), at least the depth seen before."""
         source = self._source
         assert source is not None
-        codec = source.info.video_codec if source.info is not None else "h264"
         extradata = source.streams[0].codec_context.extradata or b""
         depth = self._reorder_floor
         try:
-            info = reorder_depth(codec, extradata, bytes(keyframe))
+            info = reorder_depth(run.codec, extradata, bytes(memoryview(keyframe)[:SCAN_BYTES]))
         except ParameterSetError as exc:
             info = None
             log.warning("unreadable SPS; reorder depth from earlier runs only",

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, Self
@@ -37,6 +38,35 @@ _EXIT_MISSING = 3  # gst_camera.py: gi, a typelib or an element is missing
 _EXIT_BIND = 4  # gst_camera.py: port in use
 
 PictureMode = Literal["normal", "black", "frozen", "covered"]
+AudioCodec = Literal["alaw", "mulaw", "aac", "aac-latm", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How a simulated camera encodes and sends, beyond codec and size: the variants of
+    independent cameras (``gst_camera.py`` options; the conformance suite's matrix)."""
+
+    profile: Literal["baseline", "main", "high"] | None = None  # H.264 only
+    bframes: int = 0
+    b_pyramid: bool = False
+    slices: int = 1
+    intra_refresh: bool = False  # x264: periodic intra refresh, no IDR after the first frame
+    params: Literal["both", "sdp", "inband"] = "both"  # where SPS/PPS travel
+    rtp_wrap_after: float | None = None  # RTP timestamps wrap this many seconds in
+    ntp_offset: float = 0.0  # the camera's clock error, seconds (RTCP sender reports)
+    aac_encoder: Literal["auto", "avenc_aac", "voaacenc"] = "auto"
+    log_frames: bool = False  # one events-log line per video frame sent
+
+    def args(self) -> list[str]:
+        out = ["--bframes", str(self.bframes), "--slices", str(self.slices), "--params", self.params,
+               "--ntp-offset", repr(self.ntp_offset), "--aac-encoder", self.aac_encoder]
+        if self.profile is not None:
+            out += ["--profile", self.profile]
+        if self.rtp_wrap_after is not None:
+            out += ["--rtp-wrap-after", repr(self.rtp_wrap_after)]
+        flags = {"--b-pyramid": self.b_pyramid, "--intra-refresh": self.intra_refresh,
+                 "--log-frames": self.log_frames}
+        return out + [flag for flag, on in flags.items() if on]
 
 
 class SimulatorError(StreamError):
@@ -272,7 +302,7 @@ class SimulatedCamera(_ServerProcess):
         port: int,
         path: str | None = None,
         video_codec: Literal["h264", "h265"] = "h264",
-        audio_codec: Literal["alaw", "aac", "none"] = "alaw",
+        audio_codec: AudioCodec = "alaw",
         width: int = 1280,
         height: int = 720,
         fps: int = 25,
@@ -284,6 +314,7 @@ class SimulatedCamera(_ServerProcess):
         onvif_port: int | None = None,
         onvif_credentials: tuple[str, str] | None = None,
         onvif_profile: str = ONVIF_PROFILE,
+        encoding: Encoding | None = None,
     ) -> None:
         path = path or f"/{camera_id}"
         if not path.startswith("/"):
@@ -304,6 +335,7 @@ class SimulatedCamera(_ServerProcess):
         self.onvif_port = onvif_port
         self.onvif_credentials = onvif_credentials
         self.onvif_profile = onvif_profile
+        self.encoding = encoding or Encoding()
 
     @property
     def url(self) -> str:
@@ -322,6 +354,7 @@ class SimulatedCamera(_ServerProcess):
             "--fps", str(self.fps), "--gop", str(self.gop),
             "--bitrate-kbps", str(self.bitrate_kbps), "--label", self.label,
         ]  # fmt: skip
+        args += self.encoding.args()
         if self.events_log is not None:
             self.events_log.parent.mkdir(parents=True, exist_ok=True)
             args += ["--events-log", str(self.events_log)]
@@ -343,6 +376,16 @@ class SimulatedCamera(_ServerProcess):
         if mode not in ("normal", "black", "frozen", "covered"):
             raise ValueError(f"picture mode {mode!r} is not normal, black, frozen or covered")
         self._command(mode)
+
+    def set_audio(self, on: bool) -> None:
+        """Stop (a dead microphone) or resume sending audio; video goes on either way."""
+        self._command("audio on" if on else "audio off")
+
+    def resize(self, width: int, height: int) -> None:
+        """Restart the stream with a new picture size: every client is disconnected now and the
+        next session gets the new size (a camera whose settings were changed)."""
+        self._command(f"resize {width}x{height}")
+        self.width, self.height = width, height
 
     def jump_timestamps(self, seconds: float) -> None:
         """Shift the RTP timestamps of video and audio by ``seconds`` (negative = backwards)."""

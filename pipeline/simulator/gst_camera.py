@@ -7,7 +7,14 @@ the project or its virtualenv, only the standard library and ``gi``.
 Live mode (default) serves one mount, ``--path``:
   videotestsrc (moving SMPTE bars) + a burnt-in label and capture time code (microseconds)
   -> x264enc / x265enc (zero latency, keyframe every ``--gop`` frames) -> rtph264pay / rtph265pay
-  audiotestsrc (a tone) -> alawenc (8 kHz mono, PT 8) or AAC (16 kHz mono, mpeg4-generic)
+  audiotestsrc (a tone) -> alawenc (8 kHz mono, PT 8), mulawenc (PT 0), or AAC (16 kHz mono,
+  mpeg4-generic, or MP4A-LATM with ``--audio aac-latm``)
+Encoder variants, as independent cameras send them (the conformance suite's matrix):
+  --profile baseline|main|high, --bframes N [--b-pyramid], --slices N, --intra-refresh (x264:
+  periodic intra refresh, no IDR after the first), --params both|sdp|inband (SPS/PPS in the SDP's sprop-parameter-sets and before
+  every IDR; only in the SDP; only in-band), --rtp-wrap-after S (payloader timestamp-offset set so
+  that the 32-bit RTP timestamps of video and audio wrap S seconds in), --ntp-offset S (the
+  camera's clock is S seconds off: its RTCP sender reports say so), --aac-encoder.
 The media pipeline runs on a REALTIME system clock and rtpbin maps RTP time to the *capture*
 time in its RTCP sender reports, so "base time + running time" of a frame is both the Unix time
 in the SR's NTP mapping and the time burnt into the picture. The media is shared: one encoder
@@ -29,6 +36,9 @@ stdin, one command per line, each answered on stdout with ``OK <cmd>`` (or ``ERR
                                covered: a hand over the lens, a dark, nearly uniform, slightly
                                noisy grey; the burnt-in clock stays in every mode, as a real
                                camera's OSD does)
+  audio off | audio on         stop sending audio (the microphone dies; video goes on) / resume
+  resize WxH                   the next media uses this picture size, and every client is
+                               disconnected now (a camera restarting its stream with new settings)
   jump SECONDS                 shift the RTP timestamps of video and audio by SECONDS (a running
                                time offset in front of the payloaders); the jump persists. A
                                video-only client sees exactly one step; ffmpeg with audio+video
@@ -48,8 +58,12 @@ the request must carry a valid WS-Security UsernameToken digest. Other requests 
       frame was captured (the burnt-in time code), P = its running time (+ jumps) in seconds
       (with "forced": true when a synchronization point asked for it)
   {"event": "sync_point", "wall": T}, {"event": "sync_point_refused", "reason": R, "wall": T},
+  {"event": "frame", "wall": W, "capture": C, "key": K, "mount": PATH} per video frame with
+      --log-frames (decoding order, as sent)
   {"event": "mode", "mode": M, "wall": T}, {"event": "jump", "seconds": S, "total": S2, "wall": T},
+  {"event": "audio", "on": B, "wall": T}, {"event": "resize", "width": W, "height": H, "wall": T},
   {"event": "quit", "wall": T}
+With --ntp-offset the SRs (and so "wall") are that far off; "capture" stays the true time.
 The camera encodes only while a client is connected (the media is built at the first DESCRIBE and
 dropped after the last client leaves); picture mode and jumps carry over to the next media.
 """
@@ -85,7 +99,9 @@ try:
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtspServer", "1.0")
     gi.require_version("GstVideo", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer, GstVideo
+    gi.require_version("GstSdp", "1.0")
+    gi.require_version("GstRtp", "1.0")
+    from gi.repository import GLib, Gst, GstRtp, GstRtspServer, GstSdp, GstVideo
 except (ImportError, ValueError) as _exc:
     _fail(EXIT_MISSING, f"MISSING python3-gi or GStreamer RTSP server typelibs: {_exc}")
 
@@ -112,12 +128,31 @@ def _check_elements(names: list[str]) -> None:
         _fail(EXIT_MISSING, "MISSING GStreamer elements: " + " ".join(missing))
 
 
-def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool) -> None:
-    """Make the media's rtpbin stamp sender reports with the capture time, every interval_ns.
+def _shift_sender_reports(_session: object, buffer: Gst.Buffer, _early: bool, offset: int) -> bool:
+    """A camera whose clock is off: its sender reports' NTP times carry the error (``offset`` in
+    NTP units, seconds << 32), the RTP timestamps do not."""
+    rtcp = GstRtp.RTCPBuffer()
+    if not GstRtp.RTCPBuffer.map(buffer, Gst.MapFlags.READ | Gst.MapFlags.WRITE, rtcp):
+        return False
+    packet = GstRtp.RTCPPacket()
+    more = rtcp.get_first_packet(packet)
+    while more:
+        if packet.get_type() == GstRtp.RTCPType.SR:
+            ssrc, ntp, rtptime, packets, octets = packet.sr_get_sender_info()
+            packet.sr_set_sender_info(ssrc, (ntp + offset) % (1 << 64), rtptime, packets, octets)
+        more = packet.move_to_next()
+    rtcp.unmap()
+    return False
+
+
+def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool, ntp_offset: float = 0.0) -> None:
+    """Make the media's rtpbin stamp sender reports with the capture time, every interval_ns
+    (plus ``ntp_offset`` seconds: a camera whose clock is wrong).
 
     rtpbin, its sessions and the sinks are created only when the media is prepared, so watch
     for them.
     """
+    offset = round(ntp_offset * (1 << 32))
 
     def on_added(_pipeline: Gst.Bin, _bin: Gst.Bin, element: Gst.Element) -> None:
         name = element.get_factory().get_name() if element.get_factory() else ""
@@ -130,6 +165,8 @@ def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool)
             # Default 5 s makes a client wait long for its first SR; cameras vary anyway.
             session = element.get_property("internal-session")
             session.set_property("rtcp-min-interval", interval_ns)
+            if offset:
+                session.connect("on-sending-rtcp", _shift_sender_reports, offset)
         elif live and name in ("appsink", "multiudpsink", "udpsink"):
             # A live source paces itself; without clock sync a timestamp jump (running time
             # shifted forwards) is sent at once instead of being held back by the sink.
@@ -139,22 +176,53 @@ def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool)
     pipeline.connect("deep-element-added", on_added)
 
 
+def encoder(a: argparse.Namespace) -> str:
+    """The encoder and its output caps for the variant asked (x264enc / x265enc options)."""
+    gop = a.gop or a.fps
+    reordered = a.bframes > 0
+    if a.video == "h264":
+        x264 = [f"x264enc name=venc speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} threads=1"]
+        options = []
+        if reordered:
+            # no tune=zerolatency (it forces bframes=0); fixed B-frame runs, no lookahead beyond them
+            x264.append(f"bframes={a.bframes} b-adapt=false b-pyramid={str(a.b_pyramid).lower()}")
+            options += ["rc-lookahead=0", "sync-lookahead=0"]
+        else:
+            x264.append("tune=zerolatency")
+        if a.slices > 1:
+            options.append(f"slices={a.slices}")
+        if a.profile in ("main", "high"):
+            # ultrafast turns the tools off and x264 then signals the lowest profile that suffices:
+            # turn on what the profile is for, so the SPS says Main / High as a camera's does
+            x264.append("cabac=true" + (" dct8x8=true" if a.profile == "high" else ""))
+        if a.intra_refresh:
+            x264.append("intra-refresh=true")
+        if options:
+            x264.append("option-string=" + ":".join(options))
+        caps = ["video/x-h264"]
+        if a.profile:
+            caps.append(f"profile={a.profile}")
+        if a.params == "sdp":
+            caps.append("stream-format=avc")  # parameter sets in codec_data only, none in-band
+        return " ".join(x264) + " ! " + ",".join(caps)
+    options = ["pools=1", "frame-threads=1"]
+    if reordered:
+        options += [f"bframes={a.bframes}", "b-adapt=0", f"rc-lookahead={a.bframes + 1}"]  # x265: > bframes
+    if a.params == "inband":
+        options.append("repeat-headers=1")  # VPS/SPS/PPS before every keyframe, as such cameras send
+    tune = "" if reordered else "tune=zerolatency "
+    x265 = (f"x265enc name=venc {tune}speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} "
+            f"option-string={':'.join(options)}")
+    if a.params == "sdp":
+        return x265 + " ! h265parse config-interval=0 ! video/x-h265,stream-format=hvc1"
+    return x265
+
+
 def video_chain(a: argparse.Namespace, live: bool) -> str:
     """The camera's picture: test pattern, burnt-in label and time code, encoder (no payloader).
 
     ``live=False`` (clip mode) runs as fast as the encoder goes, for ``--seconds``.
     """
-    gop = a.gop or a.fps
-    if a.video == "h264":
-        enc = (
-            f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
-            f"bitrate={a.bitrate_kbps} threads=1"
-        )
-    else:
-        enc = (
-            f"x265enc tune=zerolatency speed-preset=ultrafast key-int-max={gop} "
-            f"bitrate={a.bitrate_kbps} option-string=pools=1:frame-threads=1"
-        )
     source = "is-live=true" if live else f"is-live=false num-buffers={round(a.seconds * a.fps)}"
     return (
         f"videotestsrc name=vsrc {source} pattern=smpte75 horizontal-speed=4 "
@@ -162,7 +230,7 @@ def video_chain(a: argparse.Namespace, live: bool) -> str:
         f"! videobalance name=vbal "
         f"! timeoverlay name=osd time-mode=running-time show-times-as-dates=true "
         f'halignment=left valignment=top shaded-background=true font-desc="Sans 14" '
-        f"! queue max-size-buffers=3 ! {enc}"
+        f"! queue max-size-buffers=3 ! {encoder(a)}"
     )
 
 
@@ -220,6 +288,44 @@ def write_clip(args: argparse.Namespace) -> int:
     return 0
 
 
+def sdp_without_parameter_sets() -> type:
+    """A media class whose SDP lacks sprop-parameter-sets / sprop-vps/sps/pps: the camera sends its
+    parameter sets in-band only (--params inband). Defined after Gst.init: registering a GType
+    subclass of RTSPMedia before it breaks the class's signals."""
+
+    class SdpWithoutParameterSets(GstRtspServer.RTSPMedia):
+        def do_setup_sdp(self, sdp: GstSdp.SDPMessage, info: GstRtspServer.SDPInfo) -> bool:
+            ok = GstRtspServer.RTSPMedia.do_setup_sdp(self, sdp, info)
+            for i in range(sdp.medias_len()):
+                media = sdp.get_media(i)
+                for j in range(media.attributes_len()):
+                    attribute = media.get_attribute(j)
+                    if attribute.key == "fmtp" and "sprop-" in attribute.value:
+                        kept = ";".join(p for p in attribute.value.split(";")
+                                        if not p.strip().startswith("sprop-"))
+                        replacement = GstSdp.SDPAttribute()
+                        replacement.set("fmtp", kept)
+                        media.replace_attribute(j, replacement)
+            return bool(ok)
+
+    return SdpWithoutParameterSets
+
+
+AUDIO_ELEMENTS = {
+    "alaw": ["audiotestsrc", "alawenc", "rtppcmapay"],
+    "mulaw": ["audiotestsrc", "mulawenc", "rtppcmupay"],
+    "aac": ["audiotestsrc", "audioconvert", "rtpmp4gpay"],
+    "aac-latm": ["audiotestsrc", "audioconvert", "rtpmp4apay"],
+    "none": [],
+}
+
+
+def aac_encoder(choice: str) -> str:
+    if choice == "auto":
+        return "avenc_aac" if Gst.ElementFactory.find("avenc_aac") else "voaacenc"
+    return choice
+
+
 class LiveCamera:
     """State shared by the live mount's media (mode, timestamp offset) and its stdin commands."""
 
@@ -228,30 +334,42 @@ class LiveCamera:
         self.events = events
         self.mode = "normal"
         self.jump_seconds = 0.0
+        self.audio_on = True
+        self.server: GstRtspServer.RTSPServer | None = None
         self.medias: list[GstRtspServer.RTSPMedia] = []
         self.force_requested = False  # a synchronization point asked for a keyframe
         self.forced_pending = False  # the next keyframe is the one asked for
         self.factory = GstRtspServer.RTSPMediaFactory()
         self.factory.set_launch(self._launch())
         self.factory.set_shared(True)
+        if args.params == "inband":
+            self.factory.set_media_gtype(sdp_without_parameter_sets())
         self.factory.connect("media-configure", self._on_media_configure)
 
     def _launch(self) -> str:
         a = self.args
         pay = "rtph264pay" if a.video == "h264" else "rtph265pay"
-        video = f"{video_chain(a, live=True)} ! {pay} name=pay0 pt=96 config-interval=-1"
+        interval = 0 if a.params == "sdp" else -1
+        video_offset = audio_offset = ""
+        if a.rtp_wrap_after is not None:
+            # the 32-bit RTP timestamps start this many seconds of their clock before wrapping
+            video_offset = f" timestamp-offset={(1 << 32) - round(a.rtp_wrap_after * 90000)}"
+            rate = {"alaw": 8000, "mulaw": 8000}.get(a.audio, 16000)
+            audio_offset = f" timestamp-offset={(1 << 32) - round(a.rtp_wrap_after * rate)}"
+        video = f"{video_chain(a, live=True)} ! {pay} name=pay0 pt=96 config-interval={interval}{video_offset}"
+        tone = "audiotestsrc is-live=true wave=sine freq=440 volume=0.2"
         if a.audio == "alaw":
-            audio = (
-                "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=160 "
-                "! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8"
-            )
-        elif a.audio == "aac":
-            aac = "avenc_aac bitrate=32000" if Gst.ElementFactory.find("avenc_aac") else "voaacenc"
-            audio = (
-                "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=1024 "
-                f"! audio/x-raw,rate=16000,channels=1 ! audioconvert ! {aac} "
-                "! rtpmp4gpay name=pay1 pt=97"
-            )
+            audio = (f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! alawenc "
+                     f"! rtppcmapay name=pay1 pt=8{audio_offset}")
+        elif a.audio == "mulaw":
+            audio = (f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! mulawenc "
+                     f"! rtppcmupay name=pay1 pt=0{audio_offset}")
+        elif a.audio in ("aac", "aac-latm"):
+            enc = aac_encoder(a.aac_encoder)
+            enc += " bitrate=32000" if enc == "avenc_aac" else ""
+            pay1 = "rtpmp4gpay" if a.audio == "aac" else "rtpmp4apay"
+            audio = (f"{tone} samplesperbuffer=1024 ! audio/x-raw,rate=16000,channels=1 ! audioconvert "
+                     f"! {enc} ! {pay1} name=pay1 pt=97{audio_offset}")
         else:
             audio = ""
         return f"( {video} {audio} )"
@@ -259,12 +377,11 @@ class LiveCamera:
     def required_elements(self) -> list[str]:
         names = ["videotestsrc", "videobalance", "timeoverlay", "queue", "rtpbin"]
         names += ["x264enc", "rtph264pay"] if self.args.video == "h264" else ["x265enc", "rtph265pay"]
-        if self.args.audio == "alaw":
-            names += ["audiotestsrc", "alawenc", "rtppcmapay"]
-        elif self.args.audio == "aac":
-            names += ["audiotestsrc", "audioconvert", "rtpmp4gpay"]
-            if not (Gst.ElementFactory.find("avenc_aac") or Gst.ElementFactory.find("voaacenc")):
-                names.append("avenc_aac")
+        if self.args.video == "h265" and self.args.params == "sdp":
+            names.append("h265parse")
+        names += AUDIO_ELEMENTS[self.args.audio]
+        if self.args.audio in ("aac", "aac-latm"):
+            names.append(aac_encoder(self.args.aac_encoder))
         return names
 
     # -- per media -------------------------------------------------------------------------
@@ -276,9 +393,11 @@ class LiveCamera:
         osd.get_static_pad("video_sink").add_probe(Gst.PadProbeType.BUFFER, self._on_osd_buffer, osd)
         pay0 = bin_.get_by_name("pay0")
         pay0.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_video_buffer, pay0)
-        encoder = pay0.get_static_pad("sink").get_peer().get_parent_element()
-        encoder.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_encoder_input)
-        configure_rtcp(media, self.args.rtcp_interval_ns, live=True)
+        bin_.get_by_name("venc").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_encoder_input)
+        pay1 = bin_.get_by_name("pay1")
+        if pay1 is not None:
+            pay1.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_audio_buffer)
+        configure_rtcp(media, self.args.rtcp_interval_ns, live=True, ntp_offset=self.args.ntp_offset)
         for name in ("pay0", "pay1"):
             # Constant; the encoder side gets +JUMP_BASE (+ jump) in _apply, see there.
             pay = bin_.get_by_name(name)
@@ -302,9 +421,14 @@ class LiveCamera:
             osd.set_property("datetime-epoch", epoch)
         return Gst.PadProbeReturn.OK
 
+    def _on_audio_buffer(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        # "audio off": the microphone delivers nothing; the payloader sends no audio packets
+        return Gst.PadProbeReturn.OK if self.audio_on else Gst.PadProbeReturn.DROP
+
     def _on_video_buffer(self, pad: Gst.Pad, info: Gst.PadProbeInfo, pay: Gst.Element) -> Gst.PadProbeReturn:
         buf = info.get_buffer()
-        if buf.has_flags(Gst.BufferFlags.DELTA_UNIT) or buf.pts == Gst.CLOCK_TIME_NONE:
+        key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        if buf.pts == Gst.CLOCK_TIME_NONE or not (key or self.args.log_frames):
             return Gst.PadProbeReturn.OK
         event = pad.get_sticky_event(Gst.EventType.SEGMENT, 0)
         running = buf.pts
@@ -313,8 +437,13 @@ class LiveCamera:
             running -= JUMP_BASE_NS  # see _apply: what remains is capture time + jump
         # "wall" is what the SR mapping gives for this frame's RTP time; "capture" is when the
         # frame was taken. They differ by the jumps applied so far.
-        wall = (pay.get_base_time() + running) / 1e9
-        capture = wall - (pad.get_peer().get_offset() - JUMP_BASE_NS) / 1e9
+        sent = (pay.get_base_time() + running) / 1e9  # capture time + the jumps applied so far
+        capture = sent - (pad.get_peer().get_offset() - JUMP_BASE_NS) / 1e9
+        wall = sent + self.args.ntp_offset
+        if self.args.log_frames:
+            self.events.write("frame", wall=wall, capture=capture, key=key, mount=self.args.path)
+        if not key:
+            return Gst.PadProbeReturn.OK
         forced, self.forced_pending = self.forced_pending, False
         extra = {"forced": True} if forced else {}
         self.events.write("keyframe", wall=wall, capture=capture, pts=running / 1e9, mount=self.args.path,
@@ -367,6 +496,20 @@ class LiveCamera:
             seconds = float(words[1])
             self.jump_seconds += seconds
             self.events.write("jump", seconds=seconds, total=self.jump_seconds, wall=time.time())
+        elif cmd == "audio" and words[1:] in (["on"], ["off"]):
+            self.audio_on = words[1] == "on"
+            self.events.write("audio", on=self.audio_on, wall=time.time())
+        elif cmd == "resize":
+            width, height = (int(v) for v in words[1].lower().split("x"))
+            if not (16 <= width <= 4096 and 16 <= height <= 4096):
+                raise ValueError(f"picture size {width}x{height} out of range")
+            self.args.width, self.args.height = width, height
+            self.factory.set_launch(self._launch())
+            self.events.write("resize", width=width, height=height, wall=time.time())
+            if self.server is not None:
+                # like a camera applying new stream settings: every session ends now; the next
+                # DESCRIBE builds the media again with the new size
+                self.server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
         else:
             raise ValueError(f"unknown command {cmd!r}")
         for media in list(self.medias):
@@ -488,7 +631,19 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="required unless --clip")
     p.add_argument("--path", default="/camera")
     p.add_argument("--video", choices=("h264", "h265"), default="h264")
-    p.add_argument("--audio", choices=("alaw", "aac", "none"), default="alaw")
+    p.add_argument("--audio", choices=("alaw", "mulaw", "aac", "aac-latm", "none"), default="alaw")
+    p.add_argument("--aac-encoder", choices=("auto", "avenc_aac", "voaacenc"), default="auto")
+    p.add_argument("--profile", choices=("baseline", "main", "high"), default=None, help="H.264 only")
+    p.add_argument("--bframes", type=int, default=0, help="B-frames between references (0: none)")
+    p.add_argument("--b-pyramid", action="store_true", help="B-frames as references (x264 b-pyramid)")
+    p.add_argument("--slices", type=int, default=1, help="H.264 slices per frame")
+    p.add_argument("--intra-refresh", action="store_true", help="x264 periodic intra refresh: no IDR after the first")
+    p.add_argument("--params", choices=("both", "sdp", "inband"), default="both",
+                   help="where the SPS/PPS (and VPS) go: SDP and before each IDR, the SDP only, in-band only")
+    p.add_argument("--rtp-wrap-after", type=float, default=None,
+                   help="RTP timestamps (video and audio) wrap past 2^32 this many seconds in")
+    p.add_argument("--ntp-offset", type=float, default=0.0, help="the camera's clock error in seconds (RTCP SR)")
+    p.add_argument("--log-frames", action="store_true", help="events log: one line per video frame sent")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=25)
@@ -536,6 +691,8 @@ def main(argv: list[str]) -> int:
     if args.file:
         if not os.path.isfile(args.file):
             _fail(2, f"clip {args.file} does not exist")
+        if args.params != "both" or args.bframes or args.rtp_wrap_after is not None or args.ntp_offset:
+            _fail(2, "encoder and RTP variants apply to live cameras, not to --file")
         files = FileMounts(args)
         _check_elements(files.required_elements())
         for i, factory in enumerate(files.factories):
@@ -546,6 +703,7 @@ def main(argv: list[str]) -> int:
         live = LiveCamera(args, events)
         _check_elements(live.required_elements())
         live.factory.set_clock(clock)
+        live.server = server
         mounts.add_factory(args.path, live.factory)
         paths.append(args.path)
         if args.onvif_port:

@@ -134,3 +134,17 @@ def test_any_gop_of_b_frame_runs_at_its_observed_depth_is_placed_validly(
     assert [p for _, p in placed] == pts_list
     assert all(y > x for x, y in itertools.pairwise(dts))
     assert all(d <= p for d, p in placed)
+
+
+def test_a_frame_in_several_packets_takes_one_place_in_the_reorder_window() -> None:
+    """x264 slices=4: libavformat hands an IDR picture's four slices out as four packets."""
+    pts_list: list[int] = []
+    for p in gop("pyramid", 40):
+        pts_list += [p] * (4 if p % (20 * F) == 0 else 1)  # every 20th frame a sliced keyframe
+    placed = place_all(timeline(2), pts_list)
+    dts = [d for d, _ in placed]
+    assert all(y > x for x, y in itertools.pairwise(dts))
+    assert all(d <= p for d, p in placed)
+    assert [p for _, p in placed] == pts_list  # the window leaves the slices room: no pts moves
+    depth_zero = place_all(timeline(0), [0, 0, 0, F, 2 * F])  # without room, ticks as ffmpeg -c copy
+    assert depth_zero == [(0, 0), (1, 1), (2, 2), (F, F), (2 * F, 2 * F)]

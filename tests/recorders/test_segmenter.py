@@ -105,3 +105,16 @@ def test_boundaries_are_monotonic_and_contiguous() -> None:
         walls.append(p.boundary(media))
     diffs = [b - a for a, b in itertools.pairwise(walls)]
     assert all(2.0 * (1 - 500e-6) - 1e-9 <= d <= 2.0 * (1 + 500e-6) + 1e-9 for d in diffs)
+
+
+def test_a_camera_without_keyframes_is_cut_after_max_segment_seconds() -> None:
+    p = SegmentPlan(10.0, MediaClockMapper(0.0, 1000.0), 1000.0, ReceiptAnchor(), max_segment_seconds=60.0)
+    assert not p.overdue(5.0)  # no segment yet: the run waits for its first keyframe
+    p.boundary(0.0)
+    assert not p.overdue(59.96)
+    assert p.overdue(60.0)
+    p.boundary(60.0)
+    assert not p.overdue(119.9) and p.overdue(120.0)
+    short = SegmentPlan(10.0, MediaClockMapper(0.0, 1000.0), 1000.0, ReceiptAnchor(), max_segment_seconds=2.0)
+    short.boundary(0.0)
+    assert not short.overdue(9.9)  # never below segment_seconds
