@@ -58,6 +58,14 @@ class GapCause(str, enum.Enum):
     STREAM_ERROR = "stream_error"  # camera sent something we cannot record
     NODE_FAILOVER = "node_failover"  # fleet: camera moved to another node
     CLOCK_STEP = "clock_step"  # recorder host's wall clock stepped; run split (the gap may be empty)
+    # The camera's audio stopped while its video went on (a dead or muted microphone): the footage
+    # exists but is not 同步录音 (sound and picture). The only cause that leaves the video intact.
+    AUDIO_LOST = "audio_lost"
+
+    @property
+    def video_missing(self) -> bool:
+        """Whether the interval has no video (every cause but a lost audio track)."""
+        return self is not GapCause.AUDIO_LOST
 
 
 class RoomKind(str, enum.Enum):

@@ -48,6 +48,7 @@ GAP_LABELS: dict[GapCause, tuple[str, str]] = {
     GapCause.STREAM_ERROR: ("码流错误", "stream error"),
     GapCause.NODE_FAILOVER: ("节点切换", "node failover"),
     GapCause.CLOCK_STEP: ("录像主机时钟跳变", "recorder clock step"),
+    GapCause.AUDIO_LOST: ("无声音（画面照常）", "audio lost, picture recorded"),
 }
 
 
@@ -58,6 +59,8 @@ def event_label(t: EventType) -> str:
 
 def gap_label(cause: GapCause) -> str:
     zh, en = GAP_LABELS[cause]
+    if not cause.video_missing:
+        return f"录音中断：{zh}（audio gap: {en}）"
     return f"录像中断：{zh}（gap: {en}）"
 
 

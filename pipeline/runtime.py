@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from domain.errors import VauditError
-from domain.types import Clock, GapCause, GapRecord, SegmentRecord, to_unix
+from domain.types import Clock, GapCause, GapRecord, SegmentRecord, from_unix, to_unix
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
@@ -52,6 +52,7 @@ class PipelineSink:
         self._alerts = alerts
         self._risk = risk
         self._connected: dict[str, bool] = {}
+        self._audio_lost: dict[str, float | None] = {}
         self._lock = threading.Lock()
 
     def segment_closed(self, record: SegmentRecord, media_path: Path, sidecar_path: Path) -> None:
@@ -76,8 +77,13 @@ class PipelineSink:
         with self._lock:
             was = self._connected.get(status.camera_id)
             self._connected[status.camera_id] = status.connected
+            audio_was = self._audio_lost.get(status.camera_id)
+            self._audio_lost[status.camera_id] = status.audio_lost_since
         if status.state == "stopped":
             return  # we are shutting down: not a camera failure
+        if self._risk is not None and audio_was != status.audio_lost_since:
+            since = status.audio_lost_since
+            self._risk.audio_status(status.camera_id, None if since is None else from_unix(since))
         if self._risk is not None and was is not None and was != status.connected:
             self._risk.camera_status(status.camera_id, status.connected)
         storage = (status.last_error or "").startswith(GapCause.STORAGE_FAILURE.value)

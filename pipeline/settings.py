@@ -121,6 +121,9 @@ class RecorderConfig(_Strict):
     # A camera that sends no keyframe for this long (intra refresh without recovery points, a
     # broken encoder) has its segment cut at the next video frame anyway (docs/RECORDER.md).
     max_segment_seconds: float = Field(default=60.0, gt=1.0, le=3600)
+    # A camera whose audio stops for this long while its video goes on gets an ``audio_lost`` gap
+    # (with bounds) and, while its room is occupied, the recording alert (docs/RECORDER.md).
+    audio_gap_seconds: float = Field(default=1.0, ge=0.5, le=60)
     stall_seconds: float = Field(default=5.0, gt=0.5, le=120)
     spool: Path = Path("data/spool")
     reconnect_initial_seconds: float = Field(default=0.1, gt=0, le=10)

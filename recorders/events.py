@@ -28,6 +28,8 @@ class CameraStatus:
     # keyframe requests to the camera (ONVIF SetSynchronizationPoint, recorders/sync_point.py)
     keyframe_requests: int = 0
     keyframe_requests_failed: int = 0
+    # unix seconds since when the camera's audio has been missing while its video goes on
+    audio_lost_since: float | None = None
 
 
 class RecorderSink(Protocol):

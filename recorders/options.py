@@ -16,6 +16,8 @@ class RecorderOptions:
 
     segment_seconds: float = 10.0
     max_segment_seconds: float = 60.0  # cut without a keyframe after this long (segmenter.py)
+    # No audio packet for this long while video arrives: an ``audio_lost`` gap begins (worker.py)
+    audio_gap_seconds: float = 1.0
     stall_seconds: float = 5.0
     spool: Path = Path("data/spool")
     reconnect_initial_seconds: float = 0.1

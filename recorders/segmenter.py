@@ -88,6 +88,14 @@ class TimestampGuard:
         self._receipt[index] = receipt
         return dts
 
+    def last(self, index: int) -> int | None:
+        """The stream's last decoding time (None before its first packet)."""
+        return self._last[index]
+
+    def forget(self, index: int) -> None:
+        """Start the stream's continuity afresh (its packets resume after an outage of their own)."""
+        self._last[index] = None
+
     def last_delta_seconds(self, index: int) -> float:
         """The most recent dts step of a stream (a frame duration for video), 0 if unknown."""
         return self._last_delta[index] * self._tb[index]

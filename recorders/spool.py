@@ -23,6 +23,7 @@ import av
 from domain.errors import SpoolError
 from domain.types import (
     ClockSource,
+    GapCause,
     GapRecord,
     SegmentRecord,
     StreamInfo,
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 PARTIAL_SUFFIX = ".partial.json"
 QUARANTINE_DIR = "quarantine"
+# An audio outage that has not ended yet. Hidden: the uploader takes only closed sidecars, and
+# recovery takes only partial markers.
+AUDIO_OUTAGE_FILE = ".audio_lost.open.json"
 
 
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
@@ -231,6 +235,36 @@ class CameraSpool:
         atomic_write_json(path, gap.to_json())
         return path
 
+    # -- audio outages ------------------------------------------------------------------------
+    @property
+    def audio_outage_path(self) -> Path:
+        return self.dir / AUDIO_OUTAGE_FILE
+
+    def open_audio_outage(self, start: float, detail: str) -> None:
+        """The camera's audio stopped at ``start`` while its video goes on: kept on disk until it
+        ends, so a crash meanwhile still records it (closed at the chain's end on recovery)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.audio_outage_path,
+                          {"camera_id": self.camera_id, "start": iso(from_unix(start)), "detail": detail})
+
+    def close_audio_outage(self, end: float) -> tuple[GapRecord, Path] | None:
+        """The open audio outage as an ``audio_lost`` gap ending at ``end`` (written, marker gone)."""
+        try:
+            data = json.loads(self.audio_outage_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise SpoolError(f"audio outage marker unreadable: {exc}", path=str(self.audio_outage_path)) from exc
+        start = parse_iso(data["start"])
+        gap = GapRecord(self.camera_id, start, max(start, from_unix(end)), GapCause.AUDIO_LOST,
+                        str(data.get("detail", "")))
+        path = self.write_gap(gap)
+        try:
+            self.audio_outage_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise SpoolError(f"could not remove audio outage marker: {exc}", path=str(path)) from exc
+        return gap, path
+
     # -- crash recovery -----------------------------------------------------------------------
     def recover(
         self, compute_sm3: bool = False
@@ -259,6 +293,11 @@ class CameraSpool:
             result = self._recover_one(marker_path, data, state, compute_sm3, gaps)
             if result is not None:
                 done.append(result)
+        if self.audio_outage_path.exists() and state.last_end is not None:
+            # the audio was still missing when the process stopped: it ends where the footage does
+            closed = self.close_audio_outage(state.last_end)
+            if closed is not None:
+                gaps.append(closed)
         return done, gaps
 
     def _recover_one(

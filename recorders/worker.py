@@ -28,6 +28,7 @@ from domain.types import (
     iso,
     segment_key,
 )
+from recorders.audio_track import AudioTrack
 from recorders.clock import MediaClockMapper, ReceiptAnchor, SystemClock, clock_for, rtcp_agrees
 from recorders.decode_order import ReorderTooDeep, VideoTimeline
 from recorders.events import CameraStatus, RecorderSink
@@ -81,12 +82,16 @@ class _Segment:
 class _Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("clock_base", "clock_source", "codec", "frame_ticks", "guard", "plan", "run_id", "skipped",
-                 "video", "video_index")
+    __slots__ = ("audio", "audio_index", "audio_last", "clock_base", "clock_source", "codec", "first_wall",
+                 "frame_ticks", "guard", "plan", "run_id", "skipped", "video", "video_index")
 
     def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
                  video_index: int, frame_ticks: int, codec: str) -> None:
         self.codec = codec
+        self.audio_index = -1  # the session's audio stream, -1 without one
+        self.audio: AudioTrack | None = None  # its outages (audio_track.py)
+        self.audio_last: Any = None  # the last audio packet recorded in this run
+        self.first_wall: float | None = None  # the run's first segment start
         self.run_id = uuid.uuid4().hex[:16]
         self.video_index = video_index
         self.clock_source = clock_source
@@ -152,6 +157,9 @@ class CameraWorker:
         # The latest VPS/SPS/PPS the camera sent (SDP or in-band), for segments whose first
         # keyframe comes without them.
         self._parameter_sets: bytes | None = None
+        self._audio_lost_since: float | None = None  # an open audio outage (wall start), for status()
+        self._audio_gap = self.opts.audio_gap_seconds
+        self._tbv = 1 / 90000  # the video stream's time base (set per session)
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -200,6 +208,7 @@ class CameraWorker:
             last_error=self._last_error,
             keyframe_requests=0 if self.sync is None else self.sync.granted + self.sync.failed,
             keyframe_requests_failed=0 if self.sync is None else self.sync.failed,
+            audio_lost_since=self._audio_lost_since,
         )
 
     # -- connection -----------------------------------------------------------------------------
@@ -223,6 +232,7 @@ class CameraWorker:
                             read_pause_seconds=self.opts.read_pause_seconds)
         self._source = source
         source.open()
+        self._tbv = float(source.streams[0].time_base)
         info = source.info
         codec = info.video_codec if info is not None else "h264"
         self._parameter_sets = parameter_sets(codec, source.streams[0].codec_context.extradata or b"")
@@ -339,7 +349,11 @@ class CameraWorker:
                            self.opts.max_segment_seconds)
         guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
         codec = source.info.video_codec if source.info is not None else "h264"
-        return _Run(source_kind, plan, guard, source.video_index, ticks, codec), buffered
+        run = _Run(source_kind, plan, guard, source.video_index, ticks, codec)
+        if source.audio_index >= 0:
+            run.audio_index = source.audio_index
+            run.audio = AudioTrack(self.opts.audio_gap_seconds, time_bases[source.audio_index])
+        return run, buffered
 
     def _pump(self, run: _Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
               stop: threading.Event) -> None:
@@ -391,6 +405,8 @@ class CameraWorker:
                         self._first_video(pkt)
                     return
                 video = run.video = self._timeline(run, pkt)
+                if run.audio is not None:
+                    run.audio.last_receipt = receipt  # audio is expected from the first keyframe on
             # RTP gives presentation times only: decoding times are rebuilt (decode_order.py)
             pkt.dts, pts = video.place(pts, receipt)
             pkt.pts = pts
@@ -430,12 +446,25 @@ class CameraWorker:
             assert seg is not None
             seg.writer.mux(pkt)
             self._video_frames += 1
+            audio = run.audio
+            if audio is not None and audio.lost_since is None and receipt - audio.last_receipt > self._audio_gap:
+                self._audio_lost(run, audio, receipt)
         else:
             dts = pkt.dts
             if dts is None:
                 dts = pkt.pts
                 if dts is None:
                     return
+            audio = run.audio if index == run.audio_index else None
+            if audio is not None:
+                if audio.lost_since is not None and seg is not None:
+                    self._audio_back(run, audio, pkt, dts)
+                if audio.shift:
+                    shift = audio.adjust(dts, run.guard.last(index))
+                    if shift:
+                        dts += shift
+                        pkt.pts = dts if pkt.pts is None else pkt.pts + shift
+                        pkt.dts = dts
             fixed = run.guard.check(index, dts, receipt)
             if fixed != dts:  # nudged one tick past its predecessor, as ffmpeg -c copy does
                 pkt.dts = fixed
@@ -447,6 +476,9 @@ class CameraWorker:
                 run.skipped += 1
                 return
             seg.writer.mux(pkt)
+            if audio is not None:
+                audio.last_receipt = receipt
+                run.audio_last = pkt
         self._packets += 1
         self._bytes += pkt.size
 
@@ -470,6 +502,46 @@ class CameraWorker:
                          extra={"camera_id": self.camera_id, "depth": depth, "declared": info.declared})
         tb = float(source.streams[0].time_base)
         return VideoTimeline(run.video_index, tb, depth, run.frame_ticks, self.opts.max_forward_jump_seconds)
+
+    # -- audio outages ---------------------------------------------------------------------------
+    def _audio_lost(self, run: _Run, audio: AudioTrack, receipt: float) -> None:
+        """No audio for ``audio_gap_seconds`` while video arrives: an audio outage begins where the
+        last audio packet of the run ended (or at the run's start, if none came)."""
+        last = run.audio_last
+        if last is not None:  # muxed: its times are in the output stream's time base now
+            start = run.plan.mapper.wall((last.pts + max(last.duration or 0, 0)) * float(last.time_base))
+        else:
+            start = run.first_wall if run.first_wall is not None else receipt
+        start = audio.lose(start, receipt)
+        detail = (f"no audio from the camera for {self.opts.audio_gap_seconds:.1f} s while video went on "
+                  "(microphone, cable or camera audio encoder)")
+        self.spool.open_audio_outage(start, detail)
+        self._audio_lost_since = start
+        log.warning("audio lost while video goes on", extra={"camera_id": self.camera_id, "since": start})
+        self._emit()
+
+    def _audio_back(self, run: _Run, audio: AudioTrack, pkt: Any, dts: int) -> None:
+        """The first audio packet after an outage: the outage ends where it was captured."""
+        run.guard.forget(pkt.stream_index)  # its timestamps start afresh: a jump is expected
+        mapper = run.plan.mapper
+        video = run.video
+        tb = float(pkt.time_base)
+        wall = mapper.wall((pkt.pts if pkt.pts is not None else dts) * tb)
+        video_wall = wall if video is None or video.max_pts is None else mapper.wall(video.max_pts * self._tbv)
+        end = audio.resume(wall, video_wall)
+        if audio.shift:
+            log.warning("audio came back with timestamps that did not count the outage; placed by the "
+                        "video until the camera re-anchors them",
+                        extra={"camera_id": self.camera_id, "seconds": round(audio.shift * tb, 3)})
+        self._close_audio_outage(end)
+        log.info("audio back", extra={"camera_id": self.camera_id})
+
+    def _close_audio_outage(self, end: float) -> None:
+        closed = self.spool.close_audio_outage(end)
+        self._audio_lost_since = None
+        self._emit()
+        if closed is not None:
+            self.sink.gap_recorded(*closed)
 
     def _first_video(self, pkt: Any) -> None:
         """The session's first video packet: if it is not a keyframe, footage could only start at
@@ -496,6 +568,7 @@ class CameraWorker:
                             extra={"camera_id": self.camera_id, "seconds": last_end - start})
                 plan.mapper.shift(last_end - start)
             wall = plan.boundary(media)
+            run.first_wall = wall
             log.info("run started", extra={"camera_id": self.camera_id, "run_id": run.run_id,
                                            "clock_source": run.clock_source.value,
                                            "skipped_leading_packets": run.skipped})
@@ -593,7 +666,11 @@ class CameraWorker:
         tbv = float(source.streams[0].time_base) if source is not None else 1 / 90000
         # the frame shown last, which with B-frames is not the last one received
         media = self._seg.media if video is None or video.max_pts is None else video.max_pts * tbv
-        self._close_segment(run, run.plan.end_wall(media, frame))
+        end = run.plan.end_wall(media, frame)
+        if run.audio is not None and run.audio.lost_since is not None:
+            run.audio.lost_since = None
+            self._close_audio_outage(end)  # a new run measures its own audio from its start
+        self._close_segment(run, end)
 
     def _end_run_safely(self) -> None:
         try:

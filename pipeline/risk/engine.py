@@ -169,6 +169,10 @@ class RiskEngine:
 
         self._guarded("camera status", apply)
 
+    def audio_status(self, camera_id: str, lost_since: datetime | None) -> None:
+        """A camera's audio went missing while its video goes on (``lost_since``), or came back."""
+        self._guarded("audio status", lambda: self.state.audio_lost(camera_id, lost_since))
+
     def observe_gap(self, gap: GapRecord) -> None:
         """A closed gap: an alert if the camera's room was occupied at any time during it."""
         with self._lock:

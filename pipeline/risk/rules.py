@@ -337,6 +337,13 @@ def _cameras_down(state: CentreState, cfg: RiskConfig) -> list[Condition]:
         room = state.camera_room.get(camera)
         if room is not None and watches(cfg.recording, room) and state.occupied(room):
             out.append(_recording(state, camera, room, since, None, "camera lost while the room is occupied"))
+    for camera, since in sorted(state.audio_down.items()):
+        room = state.camera_room.get(camera)
+        if room is not None and watches(cfg.recording, room) and state.occupied(room) \
+                and camera not in state.cameras_down:
+            # 同步录音录像: sound is part of the record; video alone is not a complete recording
+            out.append(_recording(state, camera, room, since, None,
+                                  "audio lost (video goes on) while the room is occupied", audio=True))
     return out
 
 
@@ -350,7 +357,7 @@ def gap_condition(state: CentreState, cfg: RiskConfig, gap: GapRecord) -> Condit
     if not state.occupied_during(room, gap.start, gap.end):
         return None
     why = f"recording gap ({gap.cause.value}) while occupied"
-    return _recording(state, gap.camera_id, room, gap.start, gap.end, why)
+    return _recording(state, gap.camera_id, room, gap.start, gap.end, why, audio=not gap.cause.video_missing)
 
 
 def _occupants(state: CentreState, room: str) -> dict[str, Any]:
@@ -367,11 +374,12 @@ def _occupants(state: CentreState, room: str) -> dict[str, Any]:
 
 
 def _recording(
-    state: CentreState, camera: str, room: str, start: datetime, end: datetime | None, why: str
+    state: CentreState, camera: str, room: str, start: datetime, end: datetime | None, why: str,
+    audio: bool = False,
 ) -> Condition:
     return Condition(
         "recording_lost",
-        f"recording_lost:{camera}",
+        f"recording_lost:{camera}:audio" if audio else f"recording_lost:{camera}",
         HIGH,
         start,
         f"camera {camera} in room {room}: {why}",

@@ -84,6 +84,7 @@ class CentreState:
         self.occupancy: dict[str, deque[list[datetime | None]]] = {}
         self.pictures: dict[str, PictureState] = {}
         self.cameras_down: dict[str, datetime] = {}
+        self.audio_down: dict[str, datetime] = {}  # cameras whose audio is lost, video going on
 
     # --- queries ------------------------------------------------------------------------------
 
@@ -189,6 +190,13 @@ class CentreState:
 
     def camera_up(self, camera_id: str) -> None:
         self.cameras_down.pop(camera_id, None)
+
+    def audio_lost(self, camera_id: str, since: datetime | None) -> None:
+        """The camera's audio is missing since ``since`` (None: it is back)."""
+        if since is None:
+            self.audio_down.pop(camera_id, None)
+        else:
+            self.audio_down.setdefault(camera_id, since)
 
     def prune(self, now: datetime) -> None:
         """Forget subjects gone long ago and occupancy older than :data:`HISTORY`."""

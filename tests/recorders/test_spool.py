@@ -108,3 +108,26 @@ def test_partial_whose_sidecar_exists_only_finishes_bookkeeping(tmp_path: Path) 
     assert segments == []
     assert spool.load_state().last_sha256 == record.sha256
     assert not list(tmp_path.rglob("*.partial.json"))
+
+
+def test_audio_outage_kept_on_disk_until_it_ends_and_closed_at_the_chain_end_after_a_crash(
+        tmp_path: Path) -> None:
+    spool = CameraSpool(tmp_path, "cam")
+    assert spool.close_audio_outage(2000.0) is None  # nothing open: nothing written
+    spool.open_audio_outage(1000.0, "no audio")
+    assert spool.audio_outage_path.name.startswith(".")  # neither a sidecar nor a partial marker
+    closed = spool.close_audio_outage(1012.5)
+    assert closed is not None
+    gap, path = closed
+    assert (gap.cause, gap.start, gap.end) == (GapCause.AUDIO_LOST, from_unix(1000.0), from_unix(1012.5))
+    assert not gap.cause.video_missing
+    assert json.loads(path.read_text())["cause"] == "audio_lost"
+    assert not spool.audio_outage_path.exists()
+    # a crash while the audio was missing: recovery ends the outage where the footage ends
+    spool.open_audio_outage(1100.0, "no audio")
+    spool.save_state(ChainState(last_seq=4, last_sha256="ab" * 32, last_end=1130.0))
+    segments, gaps = CameraSpool(tmp_path, "cam").recover()
+    assert segments == []
+    assert [(g.cause, g.start, g.end) for g, _ in gaps] == [
+        (GapCause.AUDIO_LOST, from_unix(1100.0), from_unix(1130.0))]
+    assert not spool.audio_outage_path.exists()
