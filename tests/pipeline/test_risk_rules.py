@@ -240,6 +240,24 @@ def test_camera_lost_while_occupied_holds_until_back() -> None:
     assert fired(st, c, s(7), "recording_lost") == []
 
 
+def test_audio_lost_while_occupied_is_a_recording_alert_of_its_own_until_the_sound_is_back() -> None:
+    st = CentreState(ROOMS)
+    c = cfg()
+    st.audio_lost("int-1-a", s(0))
+    assert fired(st, c, s(1), "recording_lost") == []  # empty room
+    enter(st, ALICE, "int-1", s(5), officers=(7, 8))
+    [cond] = fired(st, c, s(6), "recording_lost")
+    assert (cond.key, cond.camera_id, cond.start) == ("recording_lost:int-1-a:audio", "int-1-a", s(0))
+    assert "audio lost" in cond.message
+    st.camera_down("int-1-a", s(7))  # the whole camera is lost: one alert says so, not two
+    assert [x.key for x in fired(st, c, s(8), "recording_lost")] == ["recording_lost:int-1-a"]
+    st.camera_up("int-1-a")
+    st.audio_lost("int-1-a", None)
+    assert fired(st, c, s(9), "recording_lost") == []
+    closed = gap_condition(st, c, GapRecord("int-1-a", s(5.5), s(8), GapCause.AUDIO_LOST, "no audio"))
+    assert closed is not None and closed.key == "recording_lost:int-1-a:audio"
+
+
 def pic(camera: str, t: float, *faults: PictureFault, people: int | None = None) -> PictureObservation:
     return PictureObservation(camera, s(t), frozenset(faults), people, b"\xff\xd8")
 
