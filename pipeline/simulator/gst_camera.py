@@ -58,8 +58,9 @@ the request must carry a valid WS-Security UsernameToken digest. Other requests 
       frame was captured (the burnt-in time code), P = its running time (+ jumps) in seconds
       (with "forced": true when a synchronization point asked for it)
   {"event": "sync_point", "wall": T}, {"event": "sync_point_refused", "reason": R, "wall": T},
-  {"event": "frame", "wall": W, "capture": C, "key": K, "mount": PATH} per video frame with
-      --log-frames (decoding order, as sent)
+  {"event": "frame", "wall": W, "capture": C, "key": K, "n": N, "vcl": F, "mount": PATH} per video
+      frame with --log-frames (decoding order, as sent; N counts from 1 over every session, F is
+      the SHA-1 prefix of the frame's slice data: it finds the frame in a recording)
   {"event": "mode", "mode": M, "wall": T}, {"event": "jump", "seconds": S, "total": S2, "wall": T},
   {"event": "audio", "on": B, "wall": T}, {"event": "resize", "width": W, "height": H, "wall": T},
   {"event": "quit", "wall": T}
@@ -326,6 +327,29 @@ def aac_encoder(choice: str) -> str:
     return choice
 
 
+LENGTH_PREFIXED = ("avc", "avc3", "hvc1", "hev1")
+
+
+def vcl_fingerprint(video: str, data: bytes, length_prefixed: bool) -> str:
+    """SHA-1 prefix of a frame's slice data (its VCL NAL units, trailing zeros dropped, joined). It
+    finds the frame in a recording: muxers and recorders add or drop delimiters and parameter sets
+    around slices, never change the slices. Mirrored by the conformance suite's reader."""
+    units: list[bytes] = []
+    if length_prefixed:
+        i = 0
+        while i + 4 <= len(data):
+            n = int.from_bytes(data[i:i + 4], "big")
+            units.append(data[i + 4:i + 4 + n])
+            i += 4 + n
+    else:
+        for part in re.split(b"\x00\x00\x01", data)[1:]:
+            units.append(part.rstrip(b"\x00"))
+    hevc = video == "h265"
+    vcl = [u.rstrip(b"\x00") for u in units
+           if u and ((u[0] >> 1) & 0x3F < 32 if hevc else 1 <= u[0] & 0x1F <= 5)]
+    return hashlib.sha1(b"".join(vcl)).hexdigest()[:16]
+
+
 class LiveCamera:
     """State shared by the live mount's media (mode, timestamp offset) and its stdin commands."""
 
@@ -335,6 +359,7 @@ class LiveCamera:
         self.mode = "normal"
         self.jump_seconds = 0.0
         self.audio_on = True
+        self.frames_sent = 0  # video frames sent, over every media of the mount
         self.server: GstRtspServer.RTSPServer | None = None
         self.medias: list[GstRtspServer.RTSPMedia] = []
         self.force_requested = False  # a synchronization point asked for a keyframe
@@ -441,7 +466,13 @@ class LiveCamera:
         capture = sent - (pad.get_peer().get_offset() - JUMP_BASE_NS) / 1e9
         wall = sent + self.args.ntp_offset
         if self.args.log_frames:
-            self.events.write("frame", wall=wall, capture=capture, key=key, mount=self.args.path)
+            self.frames_sent += 1
+            caps = pad.get_current_caps()
+            form = caps.get_structure(0).get_string("stream-format") if caps is not None else None
+            data = buf.extract_dup(0, buf.get_size())
+            self.events.write("frame", wall=wall, capture=capture, key=key, n=self.frames_sent,
+                              vcl=vcl_fingerprint(self.args.video, data, form in LENGTH_PREFIXED),
+                              mount=self.args.path)
         if not key:
             return Gst.PadProbeReturn.OK
         forced, self.forced_pending = self.forced_pending, False
