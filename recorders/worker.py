@@ -456,16 +456,24 @@ class CameraWorker:
                 if dts is None:
                     return
             audio = run.audio if index == run.audio_index else None
-            if audio is not None:
+            if audio is None:
+                fixed = run.guard.check(index, dts, receipt)
+            else:
                 if audio.lost_since is not None and seg is not None:
                     self._audio_back(run, audio, pkt, dts)
-                if audio.shift:
-                    shift = audio.adjust(dts, run.guard.last(index))
-                    if shift:
-                        dts += shift
-                        pkt.pts = dts if pkt.pts is None else pkt.pts + shift
-                        pkt.dts = dts
-            fixed = run.guard.check(index, dts, receipt)
+                raw = dts
+                dts = raw + audio.shift
+                try:
+                    fixed = run.guard.check(index, dts, receipt)
+                except TimestampJump as jump:
+                    # an audio discontinuity never ends the run (audio_track.py): re-placed instead
+                    dts = self._audio_replaced(run, audio, pkt, raw)
+                    fixed = run.guard.check(index, dts, receipt)
+                    log.warning("audio timestamps jumped; audio kept in step with the video", extra={
+                        "camera_id": self.camera_id, "jump": str(jump), "shift_seconds": audio.shift * tb_of(pkt)})
+                if dts != raw:
+                    pkt.pts = dts if pkt.pts is None else pkt.pts + dts - raw
+                    pkt.dts = dts
             if fixed != dts:  # nudged one tick past its predecessor, as ffmpeg -c copy does
                 pkt.dts = fixed
                 if pkt.pts is None or pkt.pts < fixed:
@@ -520,21 +528,25 @@ class CameraWorker:
         log.warning("audio lost while video goes on", extra={"camera_id": self.camera_id, "since": start})
         self._emit()
 
-    def _audio_back(self, run: _Run, audio: AudioTrack, pkt: Any, dts: int) -> None:
-        """The first audio packet after an outage: the outage ends where it was captured."""
-        run.guard.forget(pkt.stream_index)  # its timestamps start afresh: a jump is expected
-        mapper = run.plan.mapper
-        video = run.video
-        tb = float(pkt.time_base)
-        wall = mapper.wall((pkt.pts if pkt.pts is not None else dts) * tb)
-        video_wall = wall if video is None or video.max_pts is None else mapper.wall(video.max_pts * self._tbv)
-        end = audio.resume(wall, video_wall)
+    def _audio_back(self, run: _Run, audio: AudioTrack, pkt: Any, raw: int) -> None:
+        """The first audio packet after an outage: the outage ends where it is placed."""
+        since = audio.resume()
+        placed = self._audio_replaced(run, audio, pkt, raw)
         if audio.shift:
-            log.warning("audio came back with timestamps that did not count the outage; placed by the "
-                        "video until the camera re-anchors them",
-                        extra={"camera_id": self.camera_id, "seconds": round(audio.shift * tb, 3)})
-        self._close_audio_outage(end)
+            log.warning("audio came back with timestamps that did not count the outage; placed by the video",
+                        extra={"camera_id": self.camera_id, "seconds": round(audio.shift * tb_of(pkt), 3)})
+        self._close_audio_outage(max(since, run.plan.mapper.wall(placed * tb_of(pkt))))
         log.info("audio back", extra={"camera_id": self.camera_id})
+
+    def _audio_replaced(self, run: _Run, audio: AudioTrack, pkt: Any, raw: int) -> int:
+        """Re-place the audio at a discontinuity (audio_track.py); the stream's continuity starts
+        afresh there. Returns the packet's timestamp."""
+        mapper, video = run.plan.mapper, run.video
+        wall = mapper.wall(raw * tb_of(pkt))
+        video_wall = wall if video is None or video.max_pts is None else mapper.wall(video.max_pts * self._tbv)
+        audio.replace(raw, wall, video_wall, run.guard.last(pkt.stream_index))
+        run.guard.forget(pkt.stream_index)
+        return raw + audio.shift
 
     def _close_audio_outage(self, end: float) -> None:
         closed = self.spool.close_audio_outage(end)
@@ -735,6 +747,11 @@ class CameraWorker:
             self.sink.status(self.status())
         except Exception:
             log.exception("sink.status failed", extra={"camera_id": self.camera_id})
+
+
+def tb_of(pkt: Any) -> float:
+    """A packet's time base as a float (seconds per tick)."""
+    return float(pkt.time_base)
 
 
 def _is_empty(path: Path) -> bool:

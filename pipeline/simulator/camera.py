@@ -56,6 +56,7 @@ class Encoding:
     ntp_offset: float = 0.0  # the camera's clock error, seconds (RTCP sender reports)
     aac_encoder: Literal["auto", "avenc_aac", "voaacenc"] = "auto"
     log_frames: bool = False  # one events-log line per video frame sent
+    encoder_defaults: bool = False  # H.264: x264enc's own preset and look-ahead (seconds of latency)
 
     def args(self) -> list[str]:
         out = ["--bframes", str(self.bframes), "--slices", str(self.slices), "--params", self.params,
@@ -65,7 +66,7 @@ class Encoding:
         if self.rtp_wrap_after is not None:
             out += ["--rtp-wrap-after", repr(self.rtp_wrap_after)]
         flags = {"--b-pyramid": self.b_pyramid, "--intra-refresh": self.intra_refresh,
-                 "--log-frames": self.log_frames}
+                 "--log-frames": self.log_frames, "--encoder-defaults": self.encoder_defaults}
         return out + [flag for flag, on in flags.items() if on]
 
 

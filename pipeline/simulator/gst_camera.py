@@ -11,7 +11,8 @@ Live mode (default) serves one mount, ``--path``:
   mpeg4-generic, or MP4A-LATM with ``--audio aac-latm``)
 Encoder variants, as independent cameras send them (the conformance suite's matrix):
   --profile baseline|main|high, --bframes N [--b-pyramid], --slices N, --intra-refresh (x264:
-  periodic intra refresh, no IDR after the first), --params both|sdp|inband (SPS/PPS in the SDP's sprop-parameter-sets and before
+  periodic intra refresh, no IDR after the first), --encoder-defaults (x264enc's own preset and
+  look-ahead: seconds of latency), --params both|sdp|inband (SPS/PPS in the SDP's sprop-parameter-sets and before
   every IDR; only in the SDP; only in-band), --rtp-wrap-after S (payloader timestamp-offset set so
   that the 32-bit RTP timestamps of video and audio wrap S seconds in), --ntp-offset S (the
   camera's clock is S seconds off: its RTCP sender reports say so), --aac-encoder.
@@ -58,9 +59,10 @@ the request must carry a valid WS-Security UsernameToken digest. Other requests 
       frame was captured (the burnt-in time code), P = its running time (+ jumps) in seconds
       (with "forced": true when a synchronization point asked for it)
   {"event": "sync_point", "wall": T}, {"event": "sync_point_refused", "reason": R, "wall": T},
-  {"event": "frame", "wall": W, "capture": C, "key": K, "n": N, "vcl": F, "mount": PATH} per video
-      frame with --log-frames (decoding order, as sent; N counts from 1 over every session, F is
-      the SHA-1 prefix of the frame's slice data: it finds the frame in a recording)
+  {"event": "frame", "wall": W, "capture": C, "sent": S, "key": K, "n": N, "vcl": F, "mount": PATH}
+      per video frame with --log-frames (decoding order; S = when it went to the payloader; N
+      counts from 1 over every session, F is the SHA-1 prefix of the frame's slice data: it finds
+      the frame in a recording)
   {"event": "mode", "mode": M, "wall": T}, {"event": "jump", "seconds": S, "total": S2, "wall": T},
   {"event": "audio", "on": B, "wall": T}, {"event": "resize", "width": W, "height": H, "wall": T},
   {"event": "quit", "wall": T}
@@ -181,6 +183,11 @@ def encoder(a: argparse.Namespace) -> str:
     """The encoder and its output caps for the variant asked (x264enc / x265enc options)."""
     gop = a.gop or a.fps
     reordered = a.bframes > 0
+    if a.video == "h264" and a.encoder_defaults:
+        # x264enc as a user writes it first: its own preset, look-ahead and frame threads (seconds of
+        # latency between capture and sending), only the GOP, rate and B-frames set
+        b = f" bframes={a.bframes} b-adapt=false" if reordered else ""
+        return f"x264enc name=venc key-int-max={gop} bitrate={a.bitrate_kbps}{b}"
     if a.video == "h264":
         x264 = [f"x264enc name=venc speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} threads=1"]
         options = []
@@ -470,7 +477,7 @@ class LiveCamera:
             caps = pad.get_current_caps()
             form = caps.get_structure(0).get_string("stream-format") if caps is not None else None
             data = buf.extract_dup(0, buf.get_size())
-            self.events.write("frame", wall=wall, capture=capture, key=key, n=self.frames_sent,
+            self.events.write("frame", wall=wall, capture=capture, sent=time.time(), key=key, n=self.frames_sent,
                               vcl=vcl_fingerprint(self.args.video, data, form in LENGTH_PREFIXED),
                               mount=self.args.path)
         if not key:
@@ -675,6 +682,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
                    help="RTP timestamps (video and audio) wrap past 2^32 this many seconds in")
     p.add_argument("--ntp-offset", type=float, default=0.0, help="the camera's clock error in seconds (RTCP SR)")
     p.add_argument("--log-frames", action="store_true", help="events log: one line per video frame sent")
+    p.add_argument("--encoder-defaults", action="store_true",
+                   help="H.264: x264enc's own defaults (look-ahead, frame threads) but GOP, rate, B-frames")
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=25)

@@ -10,7 +10,9 @@ system's ``ffmpeg``/``ffprobe`` and PyAV and the camera's own log, never the rec
 * every frame the camera sent in the recorded time is in the files, once, in order: a frame is
   found by its slice data (``vcl`` in the camera's log), which no muxer changes;
 * a segment starts on the wall clock: within ``WALL_TOLERANCE`` of when its first frame was
-  captured, by the camera's clock (not the recorder's);
+  captured (a run anchored by the camera's RTCP clock) or sent (a run anchored by receipt, when the
+  camera's clock and its sending disagree by more than the recorder believes), by the camera's own
+  log, not the recorder's clock;
 * audio is kept (its seconds in each segment) where the camera sent audio;
 * each stored file decodes with ``ffmpeg -v error ... -f null -`` printing nothing.
 """
@@ -71,6 +73,9 @@ MATRIX: list[Variant] = [
     Variant("high-b2-640", "conf-a", "H.264 High, 2 B-frames (x264 b-adapt off), 640x360, GOP 2 s, AAC MP4A-LATM",
             audio="aac-latm", encoding=Encoding(profile="high", bframes=2), gop_seconds=2.0,
             width=640, height=360),
+    Variant("x264-defaults", "conf-x", "x264enc with its own defaults (preset, look-ahead, frame threads: "
+            "seconds from capture to sending), 2 B-frames, G.711 A-law",
+            encoding=Encoding(bframes=2, encoder_defaults=True), gop_seconds=2.0),
     Variant("gop10-noaudio", "conf-x", "H.264 High, GOP 10 s, no audio", audio="none",
             encoding=Encoding(profile="high"), gop_seconds=10.0),
     Variant("intra-refresh", "conf-x", "H.264 periodic intra refresh (no IDR after the first), G.711 A-law",

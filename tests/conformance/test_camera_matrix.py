@@ -163,9 +163,11 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
             problems.append(f"{Path(s['storage_key']).name}: {unknown} of {len(tails)} frames not sent by the camera")
         known = [f for f in sent if f is not None]
         if known:
-            off = to_unix(parse_iso(s["start"])) - float(known[0]["capture"])
+            when = "capture" if s["clock_source"] == "rtcp" else "sent"
+            off = to_unix(parse_iso(s["start"])) - float(known[0][when])
             if abs(off) > WALL_TOLERANCE:
-                problems.append(f"{Path(s['storage_key']).name} starts {off:+.3f} s from its first frame's capture")
+                problems.append(f"{Path(s['storage_key']).name} starts {off:+.3f} s from when its first "
+                                f"frame was {when}")
             runs.setdefault(s["run_id"], []).extend(int(f["n"]) for f in known)
         size = (s["width"], s["height"])
         resized = v.action == "resize" and parse_iso(s["start"]) > from_unix(log.at("resize"))

@@ -1,16 +1,13 @@
-"""Audio outages of one run on plain numbers: when they begin, where they end, and how audio whose
-timestamps did not count the outage is placed until FFmpeg re-anchors it."""
+"""Audio outages and audio discontinuities of one run on plain numbers: when an outage begins, and
+where audio goes when its timestamps jump (never backwards, with the video it arrives with)."""
 
 from __future__ import annotations
-
-import itertools
 
 import pytest
 
 from recorders.audio_track import AudioTrack
 
 TB = 1 / 8000
-PKT = 160  # 20 ms of G.711
 
 
 def test_an_outage_begins_after_gap_seconds_without_audio_never_later_than_noticed() -> None:
@@ -20,43 +17,33 @@ def test_an_outage_begins_after_gap_seconds_without_audio_never_later_than_notic
     assert a.silent(101.01)
     assert a.lose(99.98, 101.01) == 99.98
     assert not a.silent(105.0)  # one outage at a time
+    assert a.resume() == 99.98 and a.lost_since is None
     b = AudioTrack(1.0, TB)
     assert b.lose(200.0, 150.0) == 150.0
 
 
-def test_audio_whose_timestamps_jumped_with_the_outage_ends_it_at_its_own_time() -> None:
+def test_timestamps_that_agree_with_the_video_are_believed() -> None:
+    """FFmpeg re-anchoring on the stream's first sender report: +4 s, now in step with the video."""
     a = AudioTrack(1.0, TB)
-    a.lose(100.0, 101.0)
-    assert a.resume(wall=112.02, video_wall=112.05) == pytest.approx(112.02)
-    assert a.shift == 0 and a.lost_since is None
+    assert a.replace(raw=40_000, wall=104.02, video_wall=104.0, last_placed=8_000) == 0
+    # a camera whose audio clock jumped but landed within a second of the video: believed too
+    assert a.replace(raw=90_000, wall=110.6, video_wall=110.0, last_placed=50_000) == 0
 
 
-def test_audio_that_went_on_counting_samples_is_placed_by_the_video_until_re_anchored() -> None:
+def test_timestamps_that_did_not_follow_are_placed_by_the_video() -> None:
+    """Audio back after an outage, its timestamps going on as if nothing was missed."""
     a = AudioTrack(1.0, TB)
-    a.lose(100.0, 101.0)
-    # the first packet back says 100.0 (right after the old audio); the video read with it says 112
-    assert a.resume(wall=100.0, video_wall=112.0) == pytest.approx(112.0)
-    assert a.shift == 12 * 8000
-    raw = 800_000
-    placed: list[int] = []
-    for i in range(40):  # about one RTCP interval of packets with the old timeline
-        dts = raw + i * PKT
-        placed.append(dts + a.adjust(dts, placed[-1] if placed else None))
-    # FFmpeg's next sender report: the raw time jumps by the outage (here 15 ms short of the video's
-    # estimate), after which the correction melts away without the audio ever running backwards
-    jumped = raw + 40 * PKT + 12 * 8000 - 120
-    for i in range(10):
-        dts = jumped + i * PKT
-        placed.append(dts + a.adjust(dts, placed[-1]))
-    assert all(y > x for x, y in itertools.pairwise(placed))
-    assert a.shift == 0
-    assert placed[-1] == jumped + 9 * PKT  # the stream's own timestamps again
+    shift = a.replace(raw=16_160, wall=102.02, video_wall=114.0, last_placed=16_000)
+    assert shift == pytest.approx((114.0 - 102.02) * 8000, abs=1)
+    # then FFmpeg re-anchors (its raw time jumps by about the outage): believed again, nothing backwards
+    raw = 16_160 + 40 * 160 + shift - 120  # 15 ms short of the video's estimate
+    assert a.replace(raw=raw, wall=114.0 + 40 * 0.02 - 0.015, video_wall=114.8, last_placed=raw + 119) == 120
 
 
-def test_the_correction_is_not_mistaken_for_a_re_anchoring_by_ordinary_packets() -> None:
+def test_audio_never_runs_backwards() -> None:
     a = AudioTrack(1.0, TB)
-    a.lose(0.0, 1.0)
-    a.resume(wall=0.0, video_wall=5.0)
-    first = a.adjust(1000, None)
-    assert first == 5 * 8000
-    assert all(a.adjust(1000 + i * 1024, None) == 5 * 8000 for i in range(1, 50))  # AAC, 64 ms packets
+    # a camera restarting its audio encoder: timestamps back at zero, the video says now
+    assert a.replace(raw=0, wall=90.0, video_wall=130.0, last_placed=319_000) == 40 * 8000
+    assert a.replace(raw=0, wall=90.0, video_wall=130.0, last_placed=320_000) == 320_001
+    # within a second of the video but behind what was already placed: just past it
+    assert a.replace(raw=100, wall=129.9, video_wall=130.0, last_placed=500) == 401
