@@ -53,6 +53,7 @@ class PipelineSink:
         self._risk = risk
         self._connected: dict[str, bool] = {}
         self._audio_lost: dict[str, float | None] = {}
+        self._unrecordable: set[str] = set()  # cameras that failed before they ever recorded
         self._lock = threading.Lock()
 
     def segment_closed(self, record: SegmentRecord, media_path: Path, sidecar_path: Path) -> None:
@@ -101,6 +102,18 @@ class PipelineSink:
                 status.camera_id,
                 f"camera {status.camera_id} lost: {status.last_error or 'no data'}",
             )
+        elif (not was and status.state == "backoff" and status.last_error and status.packets == 0
+              and status.camera_id not in self._unrecordable):
+            # Never recorded since the start: without this a camera whose stream cannot be
+            # recorded at all (a codec the recorder cannot store, a wrong password) stays silent.
+            self._unrecordable.add(status.camera_id)
+            self._alerts.raise_(
+                "camera_lost",
+                status.camera_id,
+                f"camera {status.camera_id} cannot be recorded: {status.last_error}",
+            )
+            if self._risk is not None:
+                self._risk.camera_status(status.camera_id, False)
         elif was is False and status.connected:
             self._alerts.raise_("camera_recording", status.camera_id, "")
 

@@ -302,7 +302,7 @@ class SimulatedCamera(_ServerProcess):
         camera_id: str,
         port: int,
         path: str | None = None,
-        video_codec: Literal["h264", "h265"] = "h264",
+        video_codec: Literal["h264", "h265", "mjpeg"] = "h264",
         audio_codec: AudioCodec = "alaw",
         width: int = 1280,
         height: int = 720,

@@ -183,6 +183,8 @@ def encoder(a: argparse.Namespace) -> str:
     """The encoder and its output caps for the variant asked (x264enc / x265enc options)."""
     gop = a.gop or a.fps
     reordered = a.bframes > 0
+    if a.video == "mjpeg":
+        return "jpegenc name=venc quality=50"  # what some older cameras send; nothing records it as sent
     if a.video == "h264" and a.encoder_defaults:
         # x264enc as a user writes it first: its own preset, look-ahead and frame threads (seconds of
         # latency between capture and sending), only the GOP, rate and B-frames set
@@ -380,7 +382,7 @@ class LiveCamera:
 
     def _launch(self) -> str:
         a = self.args
-        pay = "rtph264pay" if a.video == "h264" else "rtph265pay"
+        pay = {"h264": "rtph264pay", "h265": "rtph265pay", "mjpeg": "rtpjpegpay"}[a.video]
         interval = 0 if a.params == "sdp" else -1
         video_offset = audio_offset = ""
         if a.rtp_wrap_after is not None:
@@ -388,7 +390,8 @@ class LiveCamera:
             video_offset = f" timestamp-offset={(1 << 32) - round(a.rtp_wrap_after * 90000)}"
             rate = {"alaw": 8000, "mulaw": 8000}.get(a.audio, 16000)
             audio_offset = f" timestamp-offset={(1 << 32) - round(a.rtp_wrap_after * rate)}"
-        video = f"{video_chain(a, live=True)} ! {pay} name=pay0 pt=96 config-interval={interval}{video_offset}"
+        options = "" if a.video == "mjpeg" else f" config-interval={interval}"
+        video = f"{video_chain(a, live=True)} ! {pay} name=pay0 pt=96{options}{video_offset}"
         tone = "audiotestsrc is-live=true wave=sine freq=440 volume=0.2"
         if a.audio == "alaw":
             audio = (f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! alawenc "
@@ -408,7 +411,8 @@ class LiveCamera:
 
     def required_elements(self) -> list[str]:
         names = ["videotestsrc", "videobalance", "timeoverlay", "queue", "rtpbin"]
-        names += ["x264enc", "rtph264pay"] if self.args.video == "h264" else ["x265enc", "rtph265pay"]
+        names += {"h264": ["x264enc", "rtph264pay"], "h265": ["x265enc", "rtph265pay"],
+                  "mjpeg": ["jpegenc", "rtpjpegpay"]}[self.args.video]
         if self.args.video == "h265" and self.args.params == "sdp":
             names.append("h265parse")
         names += AUDIO_ELEMENTS[self.args.audio]
@@ -668,7 +672,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=0, help="required unless --clip")
     p.add_argument("--path", default="/camera")
-    p.add_argument("--video", choices=("h264", "h265"), default="h264")
+    p.add_argument("--video", choices=("h264", "h265", "mjpeg"), default="h264",
+                   help="mjpeg: a camera the recorder must refuse, saying why")
     p.add_argument("--audio", choices=("alaw", "mulaw", "aac", "aac-latm", "none"), default="alaw")
     p.add_argument("--aac-encoder", choices=("auto", "avenc_aac", "voaacenc"), default="auto")
     p.add_argument("--profile", choices=("baseline", "main", "high"), default=None, help="H.264 only")
@@ -704,6 +709,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.clip and not args.port:
         p.error("--port is required (unless --clip)")
+    if args.clip and args.video == "mjpeg":
+        p.error("clip mode writes H.264 or H.265")
     if not args.path.startswith("/"):
         args.path = "/" + args.path
     return args

@@ -46,6 +46,7 @@ from tests.support.vaudit_proc import VauditRun
 pytestmark = pytest.mark.integration
 
 SEGMENT_SECONDS = 4
+MJPEG = "mjpeg-cam"
 RECORD_SECONDS = 22.0  # the checked window, after every camera's first segment
 AUDIO_OFF, RESIZE_AT, AUDIO_ON = 2.0, 4.0, 12.0  # seconds into the window
 
@@ -73,6 +74,8 @@ def _centre(tmp_path: Path, cams: dict[str, SimulatedCamera]) -> Path:
             cam = cams[v.camera_id]
             lines.append(f'  [[rooms.cameras]]\n  id = "{v.camera_id}"\n  url = "{cam.url}"\n'
                          f'  onvif_url = "{cam.onvif_url}"')
+        if room == "conf-x":
+            lines.append(f'  [[rooms.cameras]]\n  id = "{MJPEG}"\n  url = "{cams[MJPEG].url}"')
     path = tmp_path / "centre.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -85,6 +88,10 @@ def centre(tmp_path: Path) -> Iterator[tuple[VauditRun, dict[str, SimulatedCamer
         for v in MATRIX:
             cams[v.camera_id] = _start(v, tmp_path)
             stack.callback(cams[v.camera_id].stop)
+        # a camera no recorder can store as sent: refused in plain words, the others record on
+        cams[MJPEG] = SimulatedCamera(MJPEG, free_port(), video_codec="mjpeg", audio_codec="alaw",
+                                      width=320, height=240).start(timeout=30)
+        stack.callback(cams[MJPEG].stop)
         run = VauditRun(_centre(tmp_path, cams), tmp_path / "run.log")
         run.start()
         stack.callback(run.stop)
@@ -107,7 +114,20 @@ def _wait(run: VauditRun, what: str, predicate: Any, timeout: float) -> None:
 
 def _stored_until(run: VauditRun, when: datetime) -> bool:
     cams = _ok(run.get("/api/v1/cameras"))["cameras"]
-    return all(c["last_segment_end"] and parse_iso(c["last_segment_end"]) >= when for c in cams)
+    return all(c["last_segment_end"] and parse_iso(c["last_segment_end"]) >= when for c in cams if c["id"] != MJPEG)
+
+
+def _check_refused(run: VauditRun) -> list[str]:
+    """The MJPEG camera: not recorded, and the camera list and the alerts say why in plain words."""
+    why = "no recordable video stream (H.264/H.265) in the camera's offer: video:mjpeg"
+    cam = next(c for c in _ok(run.get("/api/v1/cameras"))["cameras"] if c["id"] == MJPEG)
+    problems = []
+    if cam["connected"] or cam["last_segment_end"] or why not in (cam["last_error"] or ""):
+        problems.append(f"camera list: connected {cam['connected']}, last error {cam['last_error']!r}")
+    alerts = _ok(run.get("/healthz"))["alerts"]
+    if not any(why in str(a.get("message")) for a in alerts):
+        problems.append(f"no open alert says {why!r}: {alerts}")
+    return problems
 
 
 def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path, lo: datetime,
@@ -277,7 +297,7 @@ def test_every_camera_of_the_matrix_recorded_whole(
         centre: tuple[VauditRun, dict[str, SimulatedCamera]], tmp_path: Path) -> None:
     run, cams = centre
     _wait(run, "every camera's first segment", lambda: all(
-        c["last_segment_end"] for c in _ok(run.get("/api/v1/cameras"))["cameras"]), 60)
+        c["last_segment_end"] for c in _ok(run.get("/api/v1/cameras"))["cameras"] if c["id"] != MJPEG), 60)
     t0 = datetime.now(UTC)
     case, subject = _case(run, t0)
     actions = [(AUDIO_OFF, lambda: cams["audio-stops"].set_audio(False)),
@@ -293,10 +313,11 @@ def test_every_camera_of_the_matrix_recorded_whole(
     report: dict[str, list[str]] = {}
     for v in MATRIX:
         report[v.camera_id] = _check_camera(v, run, cams[v.camera_id], tmp_path / "store", t0, t_end)
+    report[MJPEG] = _check_refused(run)
     report["court disc"] = _check_disc(run, tmp_path / "exports", tmp_path, case, subject)
     report["playback"] = _check_playback(run, tmp_path, t0)
 
-    what = {v.camera_id: v.what for v in MATRIX}
+    what = {v.camera_id: v.what for v in MATRIX} | {MJPEG: "MJPEG: refused, saying why"}
     lines = [f"{name:18} {'ok' if not p else 'FAILED'}  {what.get(name, '')}"
              + "".join(f"\n{'':20}- {x}" for x in p) for name, p in report.items()]
     print("\n".join(lines))
