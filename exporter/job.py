@@ -1,5 +1,5 @@
-"""The export job: plan -> originals -> videos -> pages, statement, reports -> manifest, signature ->
-master and working disc images.
+"""The export job: plan -> originals (+ their G.711 remux) -> videos -> pages, statement, reports ->
+manifest, signature -> master and working disc images.
 
 Constant memory: every byte is streamed (copy, remux, hash, image) in chunks of at most a few
 MiB; nothing holds a whole file. Progress is reported as a fraction with a message; ``cancel``
@@ -28,6 +28,14 @@ from exporter import disc_page, disc_set, manifest, statement
 from exporter.disc_page import event_label, gap_label
 from exporter.disc_set import FileGroup
 from exporter.errors import ExportCancelled, SourceIntegrityError
+from exporter.g711_remux import (
+    REMUX_DIR,
+    RemuxedOriginal,
+    find_ffmpeg,
+    needs_remux,
+    remux_entry,
+    remux_g711,
+)
 from exporter.iso_image import disc_footprint, media_capacity
 from exporter.lanes import Caption, Mark, local_stamp
 from exporter.manifest import FileEntry, entry_for
@@ -65,6 +73,10 @@ class ExportOptions:
     chromium: str | None = None
     x264_preset: str = "veryfast"
     keep_staging: bool = False
+    # Beside the originals, per stage and camera with G.711 sound: a Matroska remux that players
+    # open with that sound (exporter/g711_remux.py); costs about the originals' size again.
+    g711_remux: bool = True
+    ffmpeg: str | None = None  # default: ffmpeg on PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +123,12 @@ class _Job:
         self.content = self.dir / ".staging" / "content"
         self.originals = options.originals_on_master or options.originals_on_working
         self.total_bytes = max(1, sum(s.size for s in self._all_sources()))
+        # The remux goes where the originals go; only G.711 footage needs one.
+        self.g711_bytes = sum(s.size for s in self._all_sources() if needs_remux(s))
+        self.with_remux = self.originals and options.g711_remux and self.g711_bytes > 0
+        self.video_phase = (0.35, 0.35) if self.with_remux else (0.2, 0.5)
+        self.original_entries: dict[str, FileEntry] = {}
+        self.remuxed: list[dict[str, Any]] = []
         self.done_bytes = 0
         self.groups: list[FileGroup] = []
         self.common: list[FileEntry] = []
@@ -160,6 +178,7 @@ class _Job:
                     clip.size,
                     clip.stream.audio_codec if clip.stream else None,
                     clip.stream.audio_sample_rate if clip.stream else None,
+                    clip.container,
                 )
             )
         out.extend(sorted(devices.items()))
@@ -215,6 +234,7 @@ class _Job:
                 end=record["end"],
                 sources=src,
             )
+            self.original_entries[key] = media
             side_rel = rel.rsplit(".", 1)[0] + ".json"
             stored = self._stored_sidecar(key)
             (self.content / side_rel).write_bytes(
@@ -252,6 +272,56 @@ class _Job:
         except Exception:  # a backend without the sidecar: the index record stands in (said in the manifest)
             return None
 
+    # -- originals with their sound -------------------------------------------------------------
+    def render_g711_remux(self) -> None:
+        ffmpeg = find_ffmpeg(self.options.ffmpeg)
+        self.done_bytes = 0
+        for stage in self.plan.stages:
+            for cam_id, sources in self._stage_sources(stage):
+                if not any(needs_remux(s) for s in sources):
+                    continue
+
+                def tick(n: int, cam: str = cam_id, st: Stage = stage) -> None:
+                    self.done_bytes += n
+                    frac = self.done_bytes / self.g711_bytes
+                    self.progress(0.2, 0.15, frac, f"remuxing originals with sound {st.slug} {cam}")
+
+                files = remux_g711(
+                    sources,
+                    self._open_source,
+                    self.content / REMUX_DIR / stage.slug,
+                    cam_id.replace("/", "_"),
+                    f"{cam_id} · {stage.label_zh} {stage.label_en} · 原始录像 original recording",
+                    self.tz,
+                    self.options.max_file_bytes,
+                    ffmpeg,
+                    tick,
+                )
+                for f in files:
+                    self._add_remux(stage, cam_id, f)
+
+    def _add_remux(self, stage: Stage, cam_id: str, f: RemuxedOriginal) -> None:
+        entry = remux_entry(self.content, f, stage.slug, cam_id, self.original_entries)
+        self.groups.append(FileGroup("original", [entry]))
+        self.remuxed.append(
+            {
+                "path": entry.path,
+                "stage": stage.slug,
+                "camera": cam_id,
+                "codec": f.audio_codec,
+                "start_local": local_stamp(f.start, self.tz),
+                "end_local": local_stamp(f.end, self.tz),
+            }
+        )
+
+    def sound_note(self) -> str | None:
+        """Which note the statement gives on hearing the originals' G.711 (statement.SOUND_NOTES)."""
+        if self.remuxed:
+            return "remux"
+        if self.originals and self.g711_bytes:
+            return "originals"
+        return None
+
     # -- videos ---------------------------------------------------------------------------------
     def _open_source(self, src: SourceMedia) -> BinaryIO | str:
         staged = self.staged.get(src.key)
@@ -271,7 +341,10 @@ class _Job:
 
                 def tick(n: int, cam: str = cam_id, st: Stage = stage) -> None:
                     self.done_bytes += n
-                    self.progress(0.2, 0.5, self.done_bytes / self.total_bytes, f"remuxing {st.slug} {cam}")
+                    start, span = self.video_phase
+                    self.progress(
+                        start, span, self.done_bytes / self.total_bytes, f"remuxing {st.slug} {cam}"
+                    )
 
                 files = render_camera(
                     sources,
@@ -370,7 +443,7 @@ class _Job:
             (
                 "statement.html",
                 statement.statement_html(
-                    self.plan, self.tz, fingerprint, self.ref, len(self.options.alerts)
+                    self.plan, self.tz, fingerprint, self.ref, len(self.options.alerts), self.sound_note()
                 ).encode(),
                 "statement",
                 "html",
@@ -390,7 +463,9 @@ class _Job:
             {"path": e.path, "size": e.size, "sha256": e.sha256}
             for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
         ]
-        page = disc_page.index_html(disc_page.page_data(self.plan, self.tz, self.videos, files, custody))
+        page = disc_page.index_html(
+            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.remuxed)
+        )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
         e.common = True
@@ -462,6 +537,8 @@ def _run(job: _Job) -> ExportResult:
     job.progress(0.0, 0.0, 0.0, "starting")
     if job.originals:
         job.stage_originals()
+    if job.with_remux:
+        job.render_g711_remux()
     job.render_videos()
     job.progress(0.7, 0.05, 0.0, "writing statement, reports and page")
     job.write_documents(pub.fingerprint, pub.pem)
@@ -501,6 +578,7 @@ def _run(job: _Job) -> ExportResult:
         "files": len(entries),
         "bytes": sum(e.size for e in entries),
         "videos": len(job.videos),
+        "g711_remux_bytes": sum(e.size for e in entries if e.role == "original_remux"),
         "gaps": len(job.plan.gaps),
         "unexplained": len(job.plan.unexplained),
         "discs": copies,

@@ -69,7 +69,7 @@ class FileEntry:
     size: int
     sha256: str
     sm3: str
-    role: str  # video | subtitles | chapters | original | sidecar | statement | page | report | ...
+    role: str  # video | subtitles | chapters | original | original_remux | sidecar | statement | ...
     format: str  # e.g. "mp4 (h264, aac, mov_text)", "mpegts", "json", "pdf"
     duration: float | None = None
     stage: str | None = None
@@ -80,6 +80,9 @@ class FileEntry:
     sources: list[dict[str, Any]] = field(default_factory=list)
     discs: dict[str, int] = field(default_factory=dict)  # copy -> disc number; absent: not on that copy
     common: bool = False  # on every disc of a copy (page, statement, reports, verifier, key)
+    # G.711 sound the file carries (originals and their remux): codec, sample_rate, bytes, sha256
+    # of the payload, and for a remux each source's share ("parts"); the verifiers re-derive it.
+    g711: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -103,6 +106,8 @@ class FileEntry:
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.sources:
             data["sources"] = self.sources
+        if self.g711 is not None:
+            data["g711"] = self.g711
         return data
 
 
