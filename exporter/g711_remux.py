@@ -3,8 +3,8 @@ and its G.711 audio copied unchanged from the original segments.
 
 Why it exists: the recorder's MPEG-TS carries G.711 (A-law, µ-law) as a private-data PES
 (stream_type 0x06) without a descriptor, and no TS demuxer can tell what it is: libavformat's
-``mpegts.c`` knows no stream type, registration descriptor or probe for G.711 and reports a
-``bin_data`` data stream; VLC's TS demuxer calls the PID "unknown". Matroska labels it
+MPEG-TS demuxer knows no stream type, registration descriptor or probe for G.711 and reports a
+``bin_data`` data stream; VLC's TS demuxer calls the PID "unknown" (docs/EXPORT.md). Matroska labels it
 (``A_MS/ACM`` with WAVE format tag 6 or 7), and ffplay and VLC play it with sound.
 
 Nothing is decoded: video packets are copied (Annex B becomes length-prefixed, as Matroska
