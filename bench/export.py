@@ -199,13 +199,8 @@ def run_child(args: argparse.Namespace) -> None:
             last_msg[0] = time.monotonic()
             print(f"  {f * 100:5.1f}% {msg}", file=sys.stderr, flush=True)
 
-    res = run_export(
-        plan,
-        DirReader(built["store"]),
-        out,
-        ExportOptions(signing_key=key, media=args.media, g711_remux=not args.no_g711_remux),  # type: ignore[arg-type]
-        progress,
-    )
+    options = ExportOptions(signing_key=key, media=args.media, g711_remux=not args.no_g711_remux)
+    res = run_export(plan, DirReader(built["store"]), out, options, progress)  # type: ignore[arg-type]
     elapsed = time.monotonic() - t
     marks = [*sorted((v, k) for k, v in phase_start.items()), (t + elapsed, "end")]
     phases = {k: round(marks[i + 1][0] - v, 1) for i, (v, k) in enumerate(marks[:-1])}
