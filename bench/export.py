@@ -8,9 +8,12 @@ short-lived process).
 
 Reports: bytes written per second by the export (everything: originals, MP4s, pages, both image
 sets) against ``cp`` of the same source bytes on the same disk in the same run; wall time per
-hour of footage; peak RSS.
+hour of footage; peak RSS; the seconds of each phase (copying originals, their G.711 remux,
+videos, documents, images) and the remux's bytes; with ``--verify``, the time ``vaudit verify``
+takes over all images.
 
     .venv/bin/python bench/export.py --hours 8 --cameras 4 --kbps 500 --work /tmp/vaudit-bench
+    .venv/bin/python bench/export.py --hours 1 --cameras 2 --kbps 2000 --no-g711-remux   # A/B
 """
 
 from __future__ import annotations
@@ -47,6 +50,14 @@ from domain.types import (  # noqa: E402
 )
 
 SEGMENT_SECONDS = 60
+# The export's progress messages that open each phase, in order.
+PHASES = (
+    "copying originals",
+    "remuxing originals with sound",
+    "remuxing",
+    "writing statement",
+    "writing image",
+)
 KINDS = [RoomKind.ENTRY, RoomKind.SEARCH, RoomKind.WAITING, RoomKind.INTERROGATION]
 
 
@@ -178,20 +189,29 @@ def run_child(args: argparse.Namespace) -> None:
 
     t = time.monotonic()
     last_msg = [0.0]
+    phase_start: dict[str, float] = {}
 
     def progress(f: float, msg: str) -> None:
+        phase = next((p for p in PHASES if msg.startswith(p)), None)
+        if phase is not None and phase not in phase_start:
+            phase_start[phase] = time.monotonic()
         if time.monotonic() - last_msg[0] > 10:
             last_msg[0] = time.monotonic()
             print(f"  {f * 100:5.1f}% {msg}", file=sys.stderr, flush=True)
 
-    res = run_export(
-        plan,
-        DirReader(built["store"]),
-        out,
-        ExportOptions(signing_key=key, media=args.media),  # type: ignore[arg-type]
-        progress,
-    )
+    options = ExportOptions(signing_key=key, media=args.media, g711_remux=not args.no_g711_remux)
+    res = run_export(plan, DirReader(built["store"]), out, options, progress)  # type: ignore[arg-type]
     elapsed = time.monotonic() - t
+    marks = [*sorted((v, k) for k, v in phase_start.items()), (t + elapsed, "end")]
+    phases = {k: round(marks[i + 1][0] - v, 1) for i, (v, k) in enumerate(marks[:-1])}
+    verify_seconds = None
+    if args.verify:
+        from exporter.verify import verify_images
+
+        tv = time.monotonic()
+        report = verify_images([*res.master_images, *res.working_images])
+        verify_seconds = round(time.monotonic() - tv, 1)
+        assert report.ok, report.problems
     written = sum(p.stat().st_size for p in res.directory.rglob("*") if p.is_file())
     # staging was written and removed: originals + MP4s + documents (= the manifest's bytes)
     written += int(res.summary["bytes"])
@@ -204,6 +224,8 @@ def run_child(args: argparse.Namespace) -> None:
                 "source_bytes": built["source_bytes"],
                 "peak_rss_mb": rss_kb / 1024,
                 "images": [str(p) for p in (*res.master_images, *res.working_images)],
+                "phase_seconds": phases,
+                "verify_seconds": verify_seconds,
                 "summary": res.summary,
             }
         )
@@ -219,6 +241,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/vaudit-bench")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--build", action="store_true", default=True)
+    ap.add_argument("--no-g711-remux", action="store_true", help="export without the G.711 remux (A/B)")
+    ap.add_argument("--verify", action="store_true", help="also time vaudit verify over all images")
     args = ap.parse_args()
     if args.child:
         run_child(args)
@@ -240,6 +264,8 @@ def main() -> None:
             args.media,
             "--work",
             str(work),
+            *(["--no-g711-remux"] if args.no_g711_remux else []),
+            *(["--verify"] if args.verify else []),
         ],
         check=True,
         capture_output=True,
@@ -274,6 +300,13 @@ def main() -> None:
                 "ratio_vs_cp": round(export_rate / cp_rate, 2),
                 "seconds_per_footage_hour": round(stats["elapsed"] / hours, 1),
                 "peak_rss_mb": round(stats["peak_rss_mb"], 1),
+                "phase_seconds": stats["phase_seconds"],
+                "g711_remux_bytes": stats["summary"]["g711_remux_bytes"],
+                "g711_remux_bytes_per_footage_hour": round(stats["summary"]["g711_remux_bytes"] / hours),
+                "g711_remux_vs_source": round(
+                    stats["summary"]["g711_remux_bytes"] / stats["source_bytes"], 3
+                ),
+                "verify_seconds": stats["verify_seconds"],
                 "discs": stats["summary"]["discs"],
             },
             indent=1,

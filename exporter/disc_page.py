@@ -129,7 +129,9 @@ def page_data(
     videos: Sequence[dict[str, Any]],
     files: Sequence[dict[str, Any]],
     custody: dict[str, Any],
+    originals_with_sound: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """``originals_with_sound``: the G.711 remux files (path, stage, camera, codec, local times)."""
     req = plan.request
     stages = []
     for s in plan.stages:
@@ -191,6 +193,7 @@ def page_data(
         "gaps": gaps_data(plan, tz),
         "files": list(files),
         "custody": custody,
+        "originals_with_sound": list(originals_with_sound),
     }
 
 

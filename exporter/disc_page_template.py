@@ -28,6 +28,7 @@ video{max-width:100%;width:640px;background:#000;display:block}table{border-coll
 <div class="legend"><span class="ft"></span><b data-t="footage"></b><span class="gp"></span><b data-t="gap"></b><span class="ux"></span><b data-t="unexplained"></b></div>
 <div id="links"></div></section>
 <div id="stages"></div>
+<section id="sound" hidden><h2 data-t="sound"></h2><p data-t="soundhelp"></p><ul id="soundlist"></ul></section>
 <section><h2 data-t="events"></h2><table id="events"></table></section>
 <section><h2 data-t="check"></h2><p data-t="checkhelp"></p>
 <input type="file" id="pick" webkitdirectory multiple><div id="checkout"></div></section>
@@ -42,12 +43,16 @@ var T = {
   checkhelp:"选择光盘根目录，页面将逐个计算 SHA-256 并与清单比对（也可运行 python3 verify.py）。",
   other:"该文件在第 %d 张光盘上",range:"范围",rooms:"房间",camera:"摄像机",time:"时间",type:"事件",room:"房间",
   statement:"录音录像说明",gaps:"录像中断报告",custody:"证据保管链",manifest:"文件清单",disc:"光盘",missing:"缺失",match:"一致",differ:"不一致",
-  subs:"时间字幕",chap:"章节",done:"校验完成",lang:"English"},
+  subs:"时间字幕",chap:"章节",done:"校验完成",lang:"English",
+  sound:"原始录像（含原始声音）",master:"该文件在母盘（master）上",
+  soundhelp:"原始录像（originals/）中的 G.711 声音没有编码标识，浏览器和常用播放器播放时无声。下列 MKV 文件是原始录像的逐字节转封装（未解码、未重新编码）：请用 VLC 或 ffplay 打开，即可听到原始声音。verify.py 核对其声音与原始录像逐字节相同。"},
  en:{overview:"Overview",footage:"Footage",gap:"Gap (with cause)",unexplained:"Unexplained",events:"Events",check:"Check this disc",
   checkhelp:"Pick the disc's root folder; the page computes each file's SHA-256 and compares it with the list (or run python3 verify.py).",
   other:"This file is on disc %d",range:"Range",rooms:"Rooms",camera:"Camera",time:"Time",type:"Event",room:"Room",
   statement:"Recording statement",gaps:"Gap report",custody:"Chain of custody",manifest:"Manifest",disc:"Disc",missing:"missing",match:"match",differ:"DIFFERS",
-  subs:"Time code",chap:"Chapters",done:"Check finished",lang:"中文"}};
+  subs:"Time code",chap:"Chapters",done:"Check finished",lang:"中文",
+  sound:"Originals with their sound",master:"This file is on the master copy",
+  soundhelp:"The G.711 sound in the originals (originals/) carries no codec label, so browsers and common players play them silent. The MKV files below are byte-for-byte remuxes of the originals (nothing decoded or re-encoded): open them in VLC or ffplay to hear the original sound. verify.py checks that their sound equals the originals' byte for byte."}};
 var lang = (location.search.indexOf("lang=en") >= 0) ? "en" : "zh";
 function t(k){return T[lang][k];}
 function el(tag, attrs, text){var e=document.createElement(tag);for(var k in (attrs||{}))e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=text;return e;}
@@ -102,6 +107,13 @@ function render(){
     });
     st.appendChild(sec);
   });
+  var snd=D.originals_with_sound||[],sl=document.getElementById("soundlist");sl.innerHTML="";
+  document.getElementById("sound").hidden=!snd.length;
+  snd.forEach(function(o){var li=el("li",null,o.camera+" · "+o.stage+" · "+o.codec+" · "+o.start_local+" — "+o.end_local+" · ");
+    if(DISC&&!(o.path in DISC.where))li.appendChild(el("span",{"class":"muted"},t("master")));
+    else if(!onThisDisc(o.path))li.appendChild(el("span",{"class":"muted"},t("other").replace("%d",discOf(o.path))));
+    else li.appendChild(el("a",{href:o.path},o.path));
+    sl.appendChild(li);});
   var ev=document.getElementById("events");ev.innerHTML="";
   var h=el("tr");[t("time"),t("type"),t("room")].forEach(function(x){h.appendChild(el("th",null,x));});ev.appendChild(h);
   D.events.forEach(function(e){var r=el("tr");[e.local,e.label,e.room||""].forEach(function(x){r.appendChild(el("td",null,x));});ev.appendChild(r);});

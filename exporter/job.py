@@ -1,5 +1,5 @@
-"""The export job: plan -> originals -> videos -> pages, statement, reports -> manifest, signature ->
-master and working disc images.
+"""The export job: plan -> originals (+ their G.711 remux) -> videos -> pages, statement, reports ->
+manifest, signature -> master and working disc images.
 
 Constant memory: every byte is streamed (copy, remux, hash, image) in chunks of at most a few
 MiB; nothing holds a whole file. Progress is reported as a fraction with a message; ``cancel``
@@ -11,7 +11,6 @@ gives the same images.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import re
 import shutil
@@ -25,17 +24,19 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from domain.types import BlobReader, iso, sidecar_key
-from exporter import disc_page, manifest, statement
+from exporter import disc_page, disc_set, manifest, statement
 from exporter.disc_page import event_label, gap_label
-from exporter.errors import DiscCapacityError, ExportCancelled, SourceIntegrityError
-from exporter.iso_image import (
-    ImageFile,
-    assign_discs,
-    build_image,
-    disc_footprint,
-    media_capacity,
-    volume_label,
+from exporter.disc_set import FileGroup
+from exporter.errors import ExportCancelled, SourceIntegrityError
+from exporter.g711_remux import (
+    REMUX_DIR,
+    RemuxedOriginal,
+    find_ffmpeg,
+    needs_remux,
+    remux_entry,
+    remux_g711,
 )
+from exporter.iso_image import disc_footprint, media_capacity
 from exporter.lanes import Caption, Mark, local_stamp
 from exporter.manifest import FileEntry, entry_for
 from exporter.plan import ExportPlan, Stage
@@ -72,6 +73,10 @@ class ExportOptions:
     chromium: str | None = None
     x264_preset: str = "veryfast"
     keep_staging: bool = False
+    # Beside the originals, per stage and camera with G.711 sound: a Matroska remux that players
+    # open with that sound (exporter/g711_remux.py); costs about the originals' size again.
+    g711_remux: bool = True
+    ffmpeg: str | None = None  # default: ffmpeg on PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +92,6 @@ class ExportResult:
 def _check(cancel: threading.Event) -> None:
     if cancel.is_set():
         raise ExportCancelled("export cancelled")
-
-
-@dataclass(slots=True)
-class _Group:
-    """Files that must sit on the same disc (a video with its text tracks; a segment with its sidecar)."""
-
-    kind: str  # "video" | "original"
-    entries: list[FileEntry]
 
 
 def export_dir_name(case_number: str, subject_id: int, ref: datetime) -> str:
@@ -126,8 +123,14 @@ class _Job:
         self.content = self.dir / ".staging" / "content"
         self.originals = options.originals_on_master or options.originals_on_working
         self.total_bytes = max(1, sum(s.size for s in self._all_sources()))
+        # The remux goes where the originals go; only G.711 footage needs one.
+        self.g711_bytes = sum(s.size for s in self._all_sources() if needs_remux(s))
+        self.with_remux = self.originals and options.g711_remux and self.g711_bytes > 0
+        self.video_phase = (0.35, 0.35) if self.with_remux else (0.2, 0.5)
+        self.original_entries: dict[str, FileEntry] = {}
+        self.remuxed: list[dict[str, Any]] = []
         self.done_bytes = 0
-        self.groups: list[_Group] = []
+        self.groups: list[FileGroup] = []
         self.common: list[FileEntry] = []
         self.videos: list[dict[str, Any]] = []
         self.staged: dict[str, Path] = {}
@@ -175,6 +178,7 @@ class _Job:
                     clip.size,
                     clip.stream.audio_codec if clip.stream else None,
                     clip.stream.audio_sample_rate if clip.stream else None,
+                    clip.container,
                 )
             )
         out.extend(sorted(devices.items()))
@@ -230,6 +234,7 @@ class _Job:
                 end=record["end"],
                 sources=src,
             )
+            self.original_entries[key] = media
             side_rel = rel.rsplit(".", 1)[0] + ".json"
             stored = self._stored_sidecar(key)
             (self.content / side_rel).write_bytes(
@@ -243,7 +248,7 @@ class _Job:
                 camera=media.camera,
                 sources=src,
             )
-            self.groups.append(_Group("original", [media, side]))
+            self.groups.append(FileGroup("original", [media, side]))
 
     def _copy(self, key: str, dest: Path) -> manifest.Digest:
         with self.reader.open(key) as src, dest.open("wb") as out:
@@ -267,6 +272,56 @@ class _Job:
         except Exception:  # a backend without the sidecar: the index record stands in (said in the manifest)
             return None
 
+    # -- originals with their sound -------------------------------------------------------------
+    def render_g711_remux(self) -> None:
+        ffmpeg = find_ffmpeg(self.options.ffmpeg)
+        self.done_bytes = 0
+        for stage in self.plan.stages:
+            for cam_id, sources in self._stage_sources(stage):
+                if not any(needs_remux(s) for s in sources):
+                    continue
+
+                def tick(n: int, cam: str = cam_id, st: Stage = stage) -> None:
+                    self.done_bytes += n
+                    frac = self.done_bytes / self.g711_bytes
+                    self.progress(0.2, 0.15, frac, f"remuxing originals with sound {st.slug} {cam}")
+
+                files = remux_g711(
+                    sources,
+                    self._open_source,
+                    self.content / REMUX_DIR / stage.slug,
+                    cam_id.replace("/", "_"),
+                    f"{cam_id} · {stage.label_zh} {stage.label_en} · 原始录像 original recording",
+                    self.tz,
+                    self.options.max_file_bytes,
+                    ffmpeg,
+                    tick,
+                )
+                for f in files:
+                    self._add_remux(stage, cam_id, f)
+
+    def _add_remux(self, stage: Stage, cam_id: str, f: RemuxedOriginal) -> None:
+        entry = remux_entry(self.content, f, stage.slug, cam_id, self.original_entries)
+        self.groups.append(FileGroup("original", [entry]))
+        self.remuxed.append(
+            {
+                "path": entry.path,
+                "stage": stage.slug,
+                "camera": cam_id,
+                "codec": f.audio_codec,
+                "start_local": local_stamp(f.start, self.tz),
+                "end_local": local_stamp(f.end, self.tz),
+            }
+        )
+
+    def sound_note(self) -> str | None:
+        """Which note the statement gives on hearing the originals' G.711 (statement.SOUND_NOTES)."""
+        if self.remuxed:
+            return "remux"
+        if self.originals and self.g711_bytes:
+            return "originals"
+        return None
+
     # -- videos ---------------------------------------------------------------------------------
     def _open_source(self, src: SourceMedia) -> BinaryIO | str:
         staged = self.staged.get(src.key)
@@ -286,7 +341,10 @@ class _Job:
 
                 def tick(n: int, cam: str = cam_id, st: Stage = stage) -> None:
                     self.done_bytes += n
-                    self.progress(0.2, 0.5, self.done_bytes / self.total_bytes, f"remuxing {st.slug} {cam}")
+                    start, span = self.video_phase
+                    self.progress(
+                        start, span, self.done_bytes / self.total_bytes, f"remuxing {st.slug} {cam}"
+                    )
 
                 files = render_camera(
                     sources,
@@ -344,7 +402,7 @@ class _Job:
                         self.content, path.relative_to(self.content).as_posix(), role, "webvtt", **common
                     )
                 )
-        self.groups.append(_Group("video", entries))
+        self.groups.append(FileGroup("video", entries))
         self.videos.append(
             {
                 "path": rel,
@@ -385,7 +443,7 @@ class _Job:
             (
                 "statement.html",
                 statement.statement_html(
-                    self.plan, self.tz, fingerprint, self.ref, len(self.options.alerts)
+                    self.plan, self.tz, fingerprint, self.ref, len(self.options.alerts), self.sound_note()
                 ).encode(),
                 "statement",
                 "html",
@@ -405,87 +463,30 @@ class _Job:
             {"path": e.path, "size": e.size, "sha256": e.sha256}
             for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
         ]
-        page = disc_page.index_html(disc_page.page_data(self.plan, self.tz, self.videos, files, custody))
+        page = disc_page.index_html(
+            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.remuxed)
+        )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
         e.common = True
         self.common.append(e)
 
-    # -- manifest and images --------------------------------------------------------------------
+    # -- manifest -------------------------------------------------------------------------------
     def header(self, fingerprint: str, copies: dict[str, int], capacity: int) -> dict[str, Any]:
-        req, plan = self.plan.request, self.plan
-        return {
-            "export_id": self.export_id,
-            "created": iso(self.ref),
-            "time_zone": self.options.time_zone,
-            "case": {"number": req.case.case_number, "title": req.case.title, "charge": req.case.charge},
-            "subject": {
-                "subject_id": req.subject.subject_id,
-                "name": req.subject.name,
-                "id_number": req.subject.id_number,
-                "role": req.subject.role,
-                "minor": req.subject.minor,
-            },
-            "officers": [
-                {"name": o.name, "role": o.role.value, "officer_id": o.officer_id, "badge": o.badge}
-                for o in req.officers
-            ],
-            "place": req.place,
-            "range": {"start": iso(plan.range.start), "end": iso(plan.range.end)},
-            "stages": [
-                {
-                    "slug": s.slug,
-                    "kind": s.kind.value,
-                    "number": s.number,
-                    "label_zh": s.label_zh,
-                    "label_en": s.label_en,
-                    "start": iso(s.interval.start),
-                    "end": iso(s.interval.end),
-                    "rooms": list(s.room_ids),
-                    "cameras": [c.camera_id for c in s.cameras],
-                    "events": [
-                        {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id} for e in s.events
-                    ],
-                }
-                for s in plan.stages
-            ],
-            "gaps": [{**g.to_json(), "stage": s.slug} for s, g in plan.gaps],
-            "unexplained": [{"start": iso(r.start), "end": iso(r.end)} for r in plan.unexplained],
-            "alerts": [
-                {
-                    k: a.get(k)
-                    for k in ("id", "rule", "severity", "state", "start", "end", "room_id", "camera_id")
-                }
-                for a in self.options.alerts
-            ],
-            "allow_unexplained": self.options.allow_unexplained,
-            "media": {"name": str(self.options.media), "capacity": capacity},
-            "copies": copies,
-            "public_key": {
-                "algorithm": "Ed25519",
-                "fingerprint_sha256": fingerprint,
-                "path": "public_key.pem",
-            },
-            "custody": {k: v for k, v in self.custody().items() if k != "audit"},
-            "generator": {"system": self.options.system, "version": VERSION},
-        }
-
-    def assign(self, capacity: int, fixed: int) -> dict[str, int]:
-        copies: dict[str, int] = {}
-        for copy, with_originals in (
-            ("master", self.options.originals_on_master),
-            ("working", self.options.originals_on_working),
-        ):
-            groups = [g for g in self.groups if g.kind == "video" or with_originals]
-            sizes = [sum(disc_footprint(e.size) for e in g.entries) for g in groups]
-            numbers = assign_discs(sizes, fixed, capacity, [g.entries[0].path for g in groups])
-            for g, n in zip(groups, numbers, strict=True):
-                for e in g.entries:
-                    e.discs[copy] = n
-            copies[copy] = max(numbers, default=1)
-            for e in self.common:
-                e.discs[copy] = 0
-        return copies
+        o = self.options
+        return manifest.export_header(
+            self.plan,
+            export_id=self.export_id,
+            created=self.ref,
+            time_zone=o.time_zone,
+            alerts=o.alerts,
+            allow_unexplained=o.allow_unexplained,
+            media={"name": str(o.media), "capacity": capacity},
+            copies=copies,
+            fingerprint=fingerprint,
+            custody={k: v for k, v in self.custody().items() if k != "audit"},
+            generator={"system": o.system, "version": VERSION},
+        )
 
 
 _M_MMAP_THRESHOLD = -3
@@ -536,81 +537,39 @@ def _run(job: _Job) -> ExportResult:
     job.progress(0.0, 0.0, 0.0, "starting")
     if job.originals:
         job.stage_originals()
+    if job.with_remux:
+        job.render_g711_remux()
     job.render_videos()
     job.progress(0.7, 0.05, 0.0, "writing statement, reports and page")
     job.write_documents(pub.fingerprint, pub.pem)
     capacity = media_capacity(opts.media)
     common_bytes = sum(disc_footprint(e.size) for e in job.common)
-    draft = manifest.build_manifest(
-        job.header(pub.fingerprint, {}, capacity), job.common + [e for g in job.groups for e in g.entries]
-    )
-    per_disc_estimate = 3 * len(draft) + 64 * 1024  # manifest + sums + disc.json grow with disc numbers only
-    copies = job.assign(capacity, common_bytes + per_disc_estimate)
     entries = job.common + [e for g in job.groups for e in g.entries]
+    draft = manifest.build_manifest(job.header(pub.fingerprint, {}, capacity), entries)
+    per_disc_estimate = 3 * len(draft) + 64 * 1024  # manifest + sums + disc.json grow with disc numbers only
+    with_originals = {"master": opts.originals_on_master, "working": opts.originals_on_working}
+    copies = disc_set.assign(
+        job.groups, job.common, with_originals, capacity, common_bytes + per_disc_estimate
+    )
     manifest_bytes = manifest.build_manifest(job.header(pub.fingerprint, copies, capacity), entries)
     signature = sign(key, manifest_bytes)
     (job.dir / manifest.MANIFEST).write_bytes(manifest_bytes)
     (job.dir / manifest.SIGNATURE).write_bytes(signature)
     (job.dir / "public_key.pem").write_bytes(pub.pem)
 
-    images: dict[str, list[Path]] = {"master": [], "working": []}
-    total_discs = sum(copies.values())
-    built = 0
-    for copy, count in copies.items():
-        for n in range(1, count + 1):
-            label = volume_label(job.plan.request.case.case_number, copy, n, count)
-            disc_dir = job.dir / ".staging" / f"{copy}-{n}"
-            disc_dir.mkdir(parents=True)
-            on_disc = [e for e in entries if copy in e.discs and e.discs[copy] in (0, n)]
-            where = {e.path: e.discs[copy] for e in entries if copy in e.discs}
-            disc_info = {
-                "label": label,
-                "copy": copy,
-                "disc": n,
-                "discs": count,
-                "export_id": job.export_id,
-                "case_number": job.plan.request.case.case_number,
-                "files": sorted(e.path for e in on_disc),
-                "set": [
-                    {
-                        "disc": i,
-                        "label": volume_label(job.plan.request.case.case_number, copy, i, count),
-                        "files": sorted(e.path for e in entries if e.discs.get(copy) == i),
-                    }
-                    for i in range(1, count + 1)
-                ],
-            }
-            (disc_dir / manifest.DISC_JSON).write_bytes(manifest.canonical_json(disc_info))
-            disc_js = {"copy": copy, "disc": n, "discs": count, "label": label, "where": where}
-            (disc_dir / manifest.DISC_JS).write_text(
-                "window.DISC = " + json.dumps(disc_js, ensure_ascii=False, sort_keys=True) + ";\n",
-                encoding="utf-8",
-            )
-            (disc_dir / manifest.MANIFEST).write_bytes(manifest_bytes)
-            (disc_dir / manifest.SIGNATURE).write_bytes(signature)
-            extra = [manifest.MANIFEST, manifest.DISC_JSON, manifest.DISC_JS]
-            local = {p: manifest.hash_file(disc_dir / p) for p in extra}
-            rows256 = [(e.path, e.sha256) for e in on_disc] + [(p, d.sha256) for p, d in local.items()]
-            rows_sm3 = [(e.path, e.sm3) for e in on_disc] + [(p, d.sm3) for p, d in local.items()]
-            (disc_dir / manifest.SHA256SUMS).write_bytes(manifest.sums_text(rows256))
-            (disc_dir / manifest.SM3SUMS).write_bytes(manifest.sums_text(rows_sm3))
-            files = [ImageFile(e.path, job.content / e.path) for e in on_disc]
-            files += [ImageFile(p, disc_dir / p) for p in manifest.PER_DISC_FILES]
-            out = job.dir / copy / f"{label}.iso"
-
-            def img_progress(done: int, total: int, b: int = built, lbl: str = label) -> None:
-                job.progress(0.75, 0.25, (b + done / max(total, 1)) / total_discs, f"writing image {lbl}")
-
-            size = build_image(out, files, label, job.ref, img_progress)
-            if size > capacity:
-                raise DiscCapacityError(
-                    f"{out.name} is {size} bytes, over the medium's {capacity}",
-                    image=str(out),
-                    size=size,
-                    capacity=capacity,
-                )
-            images[copy].append(out)
-            built += 1
+    images = disc_set.write_images(
+        copies,
+        entries,
+        manifest_bytes,
+        signature,
+        job.content,
+        job.dir / ".staging",
+        job.dir,
+        (job.plan.request.case.case_number, job.export_id),
+        job.ref,
+        capacity,
+        lambda fraction, message: job.progress(0.75, 0.25, fraction, message),
+    )
     if not opts.keep_staging:
         shutil.rmtree(job.dir / ".staging")
     job.progress(1.0, 0.0, 0.0, "done")
@@ -619,6 +578,7 @@ def _run(job: _Job) -> ExportResult:
         "files": len(entries),
         "bytes": sum(e.size for e in entries),
         "videos": len(job.videos),
+        "g711_remux_bytes": sum(e.size for e in entries if e.role == "original_remux"),
         "gaps": len(job.plan.gaps),
         "unexplained": len(job.plan.unexplained),
         "discs": copies,

@@ -16,8 +16,12 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from domain.types import iso
+from exporter.plan import ExportPlan
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ class FileEntry:
     size: int
     sha256: str
     sm3: str
-    role: str  # video | subtitles | chapters | original | sidecar | statement | page | report | ...
+    role: str  # video | subtitles | chapters | original | original_remux | sidecar | statement | ...
     format: str  # e.g. "mp4 (h264, aac, mov_text)", "mpegts", "json", "pdf"
     duration: float | None = None
     stage: str | None = None
@@ -76,6 +80,9 @@ class FileEntry:
     sources: list[dict[str, Any]] = field(default_factory=list)
     discs: dict[str, int] = field(default_factory=dict)  # copy -> disc number; absent: not on that copy
     common: bool = False  # on every disc of a copy (page, statement, reports, verifier, key)
+    # G.711 sound the file carries (originals and their remux): codec, sample_rate, bytes, sha256
+    # of the payload, and for a remux each source's share ("parts"); the verifiers re-derive it.
+    g711: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -99,6 +106,8 @@ class FileEntry:
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.sources:
             data["sources"] = self.sources
+        if self.g711 is not None:
+            data["g711"] = self.g711
         return data
 
 
@@ -126,3 +135,70 @@ def build_manifest(header: dict[str, Any], files: Sequence[FileEntry]) -> bytes:
     data["format"] = FORMAT
     data["files"] = [f.to_json() for f in sorted(files, key=lambda f: f.path)]
     return canonical_json(data)
+
+
+def export_header(
+    plan: ExportPlan,
+    *,
+    export_id: str,
+    created: datetime,
+    time_zone: str,
+    alerts: Sequence[dict[str, Any]],
+    allow_unexplained: bool,
+    media: dict[str, Any],
+    copies: dict[str, int],
+    fingerprint: str,
+    custody: dict[str, Any],
+    generator: dict[str, str],
+) -> dict[str, Any]:
+    """Everything the manifest says besides its file list: case, subject, officers, stages with
+    their events, gaps, unexplained intervals, alerts, media, copies, key and custody."""
+    req = plan.request
+    return {
+        "export_id": export_id,
+        "created": iso(created),
+        "time_zone": time_zone,
+        "case": {"number": req.case.case_number, "title": req.case.title, "charge": req.case.charge},
+        "subject": {
+            "subject_id": req.subject.subject_id,
+            "name": req.subject.name,
+            "id_number": req.subject.id_number,
+            "role": req.subject.role,
+            "minor": req.subject.minor,
+        },
+        "officers": [
+            {"name": o.name, "role": o.role.value, "officer_id": o.officer_id, "badge": o.badge}
+            for o in req.officers
+        ],
+        "place": req.place,
+        "range": {"start": iso(plan.range.start), "end": iso(plan.range.end)},
+        "stages": [
+            {
+                "slug": s.slug,
+                "kind": s.kind.value,
+                "number": s.number,
+                "label_zh": s.label_zh,
+                "label_en": s.label_en,
+                "start": iso(s.interval.start),
+                "end": iso(s.interval.end),
+                "rooms": list(s.room_ids),
+                "cameras": [c.camera_id for c in s.cameras],
+                "events": [
+                    {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id} for e in s.events
+                ],
+            }
+            for s in plan.stages
+        ],
+        "gaps": [{**g.to_json(), "stage": s.slug} for s, g in plan.gaps],
+        "unexplained": [{"start": iso(r.start), "end": iso(r.end)} for r in plan.unexplained],
+        "alerts": [
+            {k: a.get(k) for k in ("id", "rule", "severity", "state", "start", "end", "room_id", "camera_id")}
+            for a in alerts
+        ],
+        "allow_unexplained": allow_unexplained,
+        "media": media,
+        "copies": copies,
+        "public_key": {"algorithm": "Ed25519", "fingerprint_sha256": fingerprint, "path": "public_key.pem"},
+        "custody": custody,
+        "generator": generator,
+    }

@@ -46,6 +46,7 @@ class SourceMedia:
     size: int
     audio_codec: str | None = None  # from StreamInfo: decodes a raw TS data stream (G.711)
     audio_rate: int | None = None
+    container: str = "mpegts"  # segments always; a body-camera clip says what it is
 
 
 @dataclass(frozen=True, slots=True)

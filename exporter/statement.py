@@ -48,14 +48,40 @@ th{width:28%;background:#f2f2f2}
 """
 
 
+# How to hear the originals' G.711 sound: the TS gives players no codec label (docs/EXPORT.md).
+SOUND_NOTES = {
+    "remux": (
+        "原始录像（originals/，MPEG-TS）中的 G.711 声音没有编码标识，常用播放器播放时无声。"
+        "originals-with-sound/ 中的 MKV 文件是原始录像的逐字节转封装（未解码、未重新编码，位于母盘），"
+        "用 VLC 或 ffplay 打开即可听到原始声音；verify.py 核对其声音与原始录像逐字节相同。"
+        "（The G.711 sound in the originals carries no codec label, so common players play them "
+        "silent. The MKV files in originals-with-sound/ (master copy) are byte-for-byte remuxes, "
+        "nothing decoded or re-encoded: open them in VLC or ffplay to hear the original sound; "
+        "verify.py checks that their sound equals the originals' byte for byte.）"
+    ),
+    "originals": (
+        "原始录像（originals/，MPEG-TS）中的 G.711 声音没有编码标识，常用播放器播放时无声；"
+        "可用以下命令收听：ffmpeg -v error -i 文件.ts -map 0:d:0 -c copy -f data - | ffplay -f alaw -ar 8000 -"
+        "（µ-law 用 -f mulaw）。（The originals' G.711 sound carries no codec label, so common "
+        "players play them silent; listen with the command above, -f mulaw for µ-law.）"
+    ),
+}
+
+
 def _names(plan: ExportPlan, role: OfficerRole) -> str:
     return "、".join(o.name for o in plan.request.officers if o.role is role) or "无 (none)"
 
 
 def statement_rows(
-    plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime, alerts: int | None = None
+    plan: ExportPlan,
+    tz: ZoneInfo,
+    fingerprint: str,
+    exported_at: datetime,
+    alerts: int | None = None,
+    sound: str | None = None,
 ) -> list[tuple[str, str, str]]:
-    """``alerts``: how many risk alerts the gap/alert report lists (None: no row)."""
+    """``alerts``: how many risk alerts the gap/alert report lists (None: no row). ``sound``: how
+    the originals' G.711 is heard, a key of ``SOUND_NOTES`` (None: no G.711 original, no row)."""
     req = plan.request
     moves = [e for e in plan.events if e.type in (EventType.TAKEN_OUT, EventType.RETURNED)]
     move_text = (
@@ -86,6 +112,7 @@ def statement_rows(
         ("提押/还押时间", "Taken out / returned", move_text),
         ("录制中断", "Recording interruptions", f"{gaps} 处，详见 gaps.html（{gaps} gap(s), see gaps.html）"),
         *(alert_row if alerts is not None else []),
+        *([("原始录像的声音", "Sound of the originals", SOUND_NOTES[sound])] if sound else []),
         ("时区", "Time zone", str(tz)),
         ("光盘签名公钥指纹 (SHA-256)", "Signing key fingerprint", fingerprint),
         ("导出时间", "Exported at", local_stamp(exported_at, tz)),
@@ -93,11 +120,16 @@ def statement_rows(
 
 
 def statement_html(
-    plan: ExportPlan, tz: ZoneInfo, fingerprint: str, exported_at: datetime, alerts: int | None = None
+    plan: ExportPlan,
+    tz: ZoneInfo,
+    fingerprint: str,
+    exported_at: datetime,
+    alerts: int | None = None,
+    sound: str | None = None,
 ) -> str:
     rows = "\n".join(
         f"<tr><th>{html.escape(zh)}<span class=en>{html.escape(en)}</span></th><td>{html.escape(v)}</td></tr>"
-        for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at, alerts)
+        for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at, alerts, sound)
     )
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"><title>录音录像说明</title>'

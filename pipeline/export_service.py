@@ -184,6 +184,7 @@ class ExportService:
             system=f"video-audit {self.settings.centre.id}",
             chromium=cfg.chromium,
             originals_on_working=cfg.originals_on_working,
+            g711_remux=cfg.g711_remux,
             audit_rows=self.case_audit(spec.case),
             alerts=self.case_alerts(spec.case, spec.subject),
         )

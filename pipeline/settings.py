@@ -172,6 +172,10 @@ class ExportConfig(_Strict):
     exported_by: str = ""
     chromium: str | None = None  # for the statement PDF; default /usr/bin/chromium
     originals_on_working: bool = False
+    # Beside the originals, a Matroska remux of each G.711 camera's footage per stage that VLC and
+    # ffplay play with its sound (byte for byte, docs/EXPORT.md); adds about the originals' size
+    # to every copy that carries originals. Needs Debian's ffmpeg.
+    g711_remux: bool = True
 
 
 class FleetConfig(_Strict):

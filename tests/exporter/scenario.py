@@ -1,7 +1,8 @@
 """A small full-process scenario built with real media (PyAV encoders) for the exporter tests.
 
-Body-camera arrest clip (MP4, H.264 + AAC) -> entry -> search -> waiting (H.265 camera) ->
-interrogation (H.264 + G.711 A-law, two segments with a 5 s disconnect gap between them).
+Body-camera arrest clip (MP4, H.264 + AAC) -> entry -> search (G.711 µ-law) -> waiting (H.265
+camera) -> interrogation (H.264 + G.711 A-law, two segments with a 5 s disconnect gap between them).
+Cameras record G.711 A-law unless said otherwise.
 Segments are MPEG-TS with sidecars and a hash chain, stored in a directory exposed through a
 tiny BlobReader, the way storage serves them to the exporter.
 """
@@ -51,7 +52,8 @@ def at(seconds: float) -> datetime:
 def encode_clip(
     path: Path, codec: str, seconds: float, audio: str, container: str = "mpegts", shade: int = 0
 ) -> None:
-    """Write ``seconds`` of moving picture + tone: codec h264|hevc, audio alaw|aac."""
+    """Write ``seconds`` of moving picture + tone (its pitch set by ``shade``): codec h264|hevc,
+    audio alaw|mulaw|aac."""
     oc: Any = av.open(str(path), "w", format=container)
     vs = oc.add_stream("libx264" if codec == "h264" else "libx265", rate=FPS)
     vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
@@ -60,8 +62,10 @@ def encode_clip(
         if codec == "h264"
         else {"preset": "ultrafast", "x265-params": f"keyint={FPS}:bframes=0:log-level=error"}
     )
-    rate = 8000 if audio == "alaw" else 16000
-    aus = oc.add_stream("pcm_alaw" if audio == "alaw" else "aac", rate=rate, layout="mono")
+    g711 = audio in ("alaw", "mulaw")
+    rate = 8000 if g711 else 16000
+    aus = oc.add_stream(f"pcm_{audio}" if g711 else "aac", rate=rate, layout="mono")
+    hz = 300 + 2 * shade  # each clip its own tone: one clip's sound cannot pass for another's
     frames = int(seconds * FPS)
     samples, done, apts = int(seconds * rate), 0, 0
     for i in range(frames):
@@ -74,8 +78,8 @@ def encode_clip(
         # interleave ~one video frame's worth of audio
         want = min(samples, (i + 1) * rate // FPS)
         while done < want:
-            n = min(1024 if audio == "aac" else 160, want - done)
-            tone = (np.sin(np.arange(done, done + n) * 2 * np.pi * 440 / rate) * 6000).astype(np.int16)
+            n = min(160 if g711 else 1024, want - done)
+            tone = (np.sin(np.arange(done, done + n) * 2 * np.pi * hz / rate) * 6000).astype(np.int16)
             af = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
             af.sample_rate, af.pts = rate, apts
             apts += n
@@ -131,12 +135,14 @@ def build_scenario(root: Path) -> Scenario:
     prev: dict[str, str | None] = {}
     seq: dict[str, int] = {}
 
-    def segment(cam: str, start: float, seconds: float, codec: str, shade: int) -> SegmentRecord:
+    def segment(
+        cam: str, start: float, seconds: float, codec: str, shade: int, audio: str = "alaw"
+    ) -> SegmentRecord:
         seq[cam] = seq.get(cam, 0) + 1
         key = segment_key(cam, at(start), seq[cam])
         path = root / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        encode_clip(path, codec, seconds, "alaw", shade=shade)
+        encode_clip(path, codec, seconds, audio, shade=shade)
         rec = SegmentRecord(
             camera_id=cam,
             run_id=f"{cam}-run1",
@@ -148,7 +154,7 @@ def build_scenario(root: Path) -> Scenario:
             sha256=_sha(path),
             prev_sha256=prev.get(cam),
             clock_source=ClockSource.RTCP,
-            stream=StreamInfo(codec, W, H, "pcm_alaw", 8000, 1),
+            stream=StreamInfo(codec, W, H, f"pcm_{audio}", 8000, 1),
             packets=0,
         )
         prev[cam] = rec.sha256
@@ -175,7 +181,7 @@ def build_scenario(root: Path) -> Scenario:
     )
 
     s_entry = segment("cam-entry", 3, 3, "h264", 80)
-    s_search = segment("cam-search", 6, 3, "h264", 120)
+    s_search = segment("cam-search", 6, 3, "h264", 120, audio="mulaw")
     s_wait = segment("cam-wait", 9, 3, "hevc", 160)
     s_int1 = segment("cam-int", 12, 3, "h264", 200)
     s_int2 = segment("cam-int", 20, 3, "h264", 10)
