@@ -92,6 +92,8 @@ def measure_loss(files: list[Path]) -> Loss:
                     continue
                 t = float(packet.pts * packet.stream.time_base)
                 if packet.stream.type == "video":
+                    # decoding times: one frame apart even with B-frames (presentation times reorder)
+                    t = float((packet.dts if packet.dts is not None else packet.pts) * packet.stream.time_base)
                     if last_video is not None and t - last_video > 1.5 * frame:
                         video_missing += round((t - last_video) / frame) - 1
                     if last_video is None or t > last_video:
@@ -262,6 +264,33 @@ def bench(
     return result
 
 
+def bframe_cost(
+    n: int, seconds: float, plain: Path, reordered: Path, work: Path, repeats: int, processes: int
+) -> dict[str, object]:
+    """Our recorder on N streams of the plain clip and of the same picture with B-frames (made by
+    the ffmpeg CLI's libx264), in alternating pairs: what rebuilding decoding times costs."""
+    cpu: dict[str, list[float]] = {"plain": [], "bframes": []}
+    losses: dict[str, list[Loss]] = {"plain": [], "bframes": []}
+    for i in range(repeats):
+        for kind in ("plain", "bframes") if i % 2 == 0 else ("bframes", "plain"):
+            with FileCameraServer(plain if kind == "plain" else reordered, n) as server:
+                time.sleep(1)
+                usage, loss, _counts = run_ours(server.urls, seconds, work, 0.25, processes)
+            cpu[kind].append(usage.cpu_seconds / n)
+            losses[kind].append(loss)
+        print(f"  N={n} pair {i + 1}/{repeats}: plain {cpu['plain'][-1]:.3f} / B-frames {cpu['bframes'][-1]:.3f} "
+              f"CPU s per stream, load {os.getloadavg()[0]:.1f}", flush=True)
+    ratios = [b / p for b, p in zip(cpu["bframes"], cpu["plain"], strict=True) if p]
+    return {
+        "streams": n, "seconds": seconds, "repeats": repeats, "recorder_processes": processes,
+        "plain_cpu_s_per_stream": round(statistics.median(cpu["plain"]), 3),
+        "bframes_cpu_s_per_stream": round(statistics.median(cpu["bframes"]), 3),
+        "bframes_over_plain": round(statistics.median(ratios), 3) if ratios else None,
+        "ratio_each": [round(r, 3) for r in ratios],
+        "loss_plain": _sum_loss(losses["plain"]).__dict__, "loss_bframes": _sum_loss(losses["bframes"]).__dict__,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, nargs="+", default=[8, 32, 64])
@@ -275,10 +304,26 @@ def main() -> int:
                         help="ours: media the muxer may buffer (0: a write per packet, the crash-safest)")
     parser.add_argument("--processes", type=int, default=1,
                         help="ours: recorder processes, the cameras dealt round-robin ([recorder] processes)")
+    parser.add_argument("--bframes", type=int, default=0,
+                        help="instead of ffmpeg: ours on a clip with this many B-frames against ours on the plain "
+                             "clip (the cost of rebuilding decoding times)")
     args = parser.parse_args()
     args.clip.parent.mkdir(parents=True, exist_ok=True)
     clip = make_clip(args.clip, seconds=args.seconds + 30, width=1920, height=1080, fps=25, bitrate_kbps=4000)
     results = []
+    if args.bframes:
+        reordered = make_clip(args.clip.with_name(f"{args.clip.stem}-b{args.bframes}.mov"), seconds=args.seconds + 30,
+                              width=1920, height=1080, fps=25, bitrate_kbps=4000, bframes=args.bframes)
+        for n in args.streams:
+            work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-b-{n}-"))
+            try:
+                res = bframe_cost(n, args.seconds, clip, reordered, work, args.repeats, min(args.processes, n))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            print(json.dumps(res, ensure_ascii=False), flush=True)
+            results.append(res)
+        (ROOT / "bench" / "out" / "record-bframes.json").write_text(json.dumps(results, indent=2))
+        return 0
     for n in args.streams:
         work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-{n}-"))
         try:

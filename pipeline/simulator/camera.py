@@ -467,9 +467,11 @@ _BASE_SECONDS = 10  # encode this much once; longer clips repeat it (stream copy
 
 
 def make_clip(
-    path: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 25, bitrate_kbps: int = 4000
+    path: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 25, bitrate_kbps: int = 4000,
+    bframes: int = 0,
 ) -> Path:
-    """Pre-encode a camera-like clip: H.264 (keyframe every second, no B-frames) + G.711 A-law.
+    """Pre-encode a camera-like clip with the ffmpeg CLI: H.264 (keyframe every second, ``bframes``
+    B-frames: libx264's own choice of pyramid) + G.711 A-law.
 
     QuickTime (.mov) is used because MP4 and MPEG-TS cannot carry A-law; the path's suffix is
     replaced by ``.mov``. Cached: an existing file is returned as is, so encode once per
@@ -491,7 +493,7 @@ def make_clip(
             "-t", f"{base_seconds:.3f}",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-b:v", f"{bitrate_kbps}k", "-maxrate", f"{bitrate_kbps}k", "-bufsize", f"{bitrate_kbps}k",
-            "-g", str(fps), "-keyint_min", str(fps), "-sc_threshold", "0", "-bf", "0",
+            "-g", str(fps), "-keyint_min", str(fps), "-sc_threshold", "0", "-bf", str(bframes),
             "-c:a", "pcm_alaw", "-ar", "8000", "-ac", "1", str(base),
         )  # fmt: skip
         out = Path(tmp) / "clip.mov"
