@@ -214,6 +214,17 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
     return problems
 
 
+def _check_audio_alert(run: VauditRun, cam: SimulatedCamera) -> list[str]:
+    """The suspect was in conf-a while audio-stops had no sound: the recording alert, for that time."""
+    log = CameraLog.read(cam.events())
+    items = _ok(run.get("/api/v1/alerts", room_id="conf-a"))["items"]
+    found = [a for a in items if a["dedup_key"] == "recording_lost:audio-stops:audio"]
+    if len(found) != 1:
+        return [f"{len(found)} audio recording alert(s) for audio-stops: {[a['message'] for a in items]}"]
+    off = to_unix(parse_iso(found[0]["start"])) - log.at("audio off")
+    return [] if abs(off) <= WALL_TOLERANCE else [f"audio alert starts {off:+.2f} s from the camera's audio off"]
+
+
 def _case(run: VauditRun, t0: datetime) -> tuple[str, int]:
     """A suspect in conf-a from t0+1 s, in conf-b from t0+11 s, out at t0+20 s."""
     api = run.base + "/api/v1"
@@ -314,6 +325,7 @@ def test_every_camera_of_the_matrix_recorded_whole(
     for v in MATRIX:
         report[v.camera_id] = _check_camera(v, run, cams[v.camera_id], tmp_path / "store", t0, t_end)
     report[MJPEG] = _check_refused(run)
+    report["audio alert"] = _check_audio_alert(run, cams["audio-stops"])
     report["court disc"] = _check_disc(run, tmp_path / "exports", tmp_path, case, subject)
     report["playback"] = _check_playback(run, tmp_path, t0)
 
