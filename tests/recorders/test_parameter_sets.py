@@ -10,7 +10,9 @@ import pytest
 from recorders.parameter_sets import (
     ParameterSetError,
     find_sps,
+    join_access_unit,
     nal_units,
+    parameter_sets,
     parse_sps,
     reorder_depth,
 )
@@ -181,3 +183,27 @@ def test_malformed_parameter_sets_raise_one_error_type_only() -> None:
             assert 0 <= info.reorder_depth <= 16
     with pytest.raises(ParameterSetError, match="no SPS reader"):
         parse_sps("mjpeg", b"\x00")
+
+
+def test_slices_split_by_repeated_parameter_sets_are_joined_into_one_access_unit() -> None:
+    """rtph264pay config-interval=-1: SPS and PPS before every IDR slice."""
+    sps, pps = b"\x00\x00\x00\x01" + bytes.fromhex(X264_BASELINE), b"\x00\x00\x00\x01\x68\xce\x38\x80"
+    slice0 = b"\x00\x00\x00\x01\x65\x88\x84\x00\x33"
+    slice1 = b"\x00\x00\x01\x65\x00\x0a\x21\x7f"
+    first = b"\x00\x00\x00\x01\x09\xf0" + sps + pps + slice0
+    joined = join_access_unit("h264", first, b"\x00\x00\x00\x01\x09\xf0" + sps + pps + slice1)
+    assert joined.startswith(first)  # the first packet's bytes untouched
+    assert [u[0] & 0x1F for u in nal_units(joined, len(joined))] == [9, 7, 8, 5, 5]
+    assert joined.endswith(slice1[3:])
+    other_pps = b"\x00\x00\x00\x01\x68\xde\x3c\x80"  # a different PPS is not a repeat: kept
+    kept = join_access_unit("h264", first, other_pps + slice1)
+    assert [u[0] & 0x1F for u in nal_units(kept, len(kept))] == [9, 7, 8, 5, 8, 5]
+
+
+def test_parameter_sets_in_front_of_a_keyframe_or_none_without_an_sps() -> None:
+    vps, sps = b"\x00\x00\x00\x01\x40\x01\x0c", b"\x00\x00\x00\x01" + bytes.fromhex(X265_B3)
+    pps, idr = b"\x00\x00\x00\x01\x44\x01\xc1", b"\x00\x00\x00\x01\x26\x01\xaf"
+    found = parameter_sets("hevc", b"\x00\x00\x00\x01\x46\x01\x50" + vps + sps + pps + idr)
+    assert found == vps + sps + pps
+    assert parameter_sets("hevc", vps + idr) is None  # a VPS alone cannot start decoding
+    assert parameter_sets("h264", b"\x00\x00\x01\x65\x88") is None

@@ -20,6 +20,7 @@ from recorders.stall_watchdog import StallWatchdog
 
 class _Packet:
     size = 100
+    stream_index = 1  # not the video stream: handed on at once (a keyframe waits for its successor)
 
 
 class _Container:
