@@ -126,8 +126,25 @@ def page_data(
     videos: Sequence[dict[str, Any]],
     files: Sequence[dict[str, Any]],
     custody: dict[str, Any],
+    late_entries: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
+    """What ``index.html`` shows. ``late_entries``: see ``ExportOptions.late_entries``; events among
+    them are marked in the events table, and all are listed with who entered them and when."""
     req = plan.request
+    late = [
+        {
+            "kind": x["kind"],
+            "id": x["id"],
+            "type": x["type"],
+            "label": event_label(EventType(x["type"])) if x["kind"] == "event" else x["type"],
+            "local": local_stamp(parse_iso(x["time"]), tz),
+            "room": _room_name(plan, x.get("room_id")),
+            "by": x.get("entered_by") or "",
+            "at": local_stamp(parse_iso(x["entered_at"]), tz) if x.get("entered_at") else "",
+        }
+        for x in late_entries
+    ]
+    late_events = {x["id"]: x for x in late if x["kind"] == "event"}
     stages = []
     for s in plan.stages:
         cams = [
@@ -175,6 +192,7 @@ def page_data(
             "type": e.type.value,
             "label": event_label(e.type),
             "room": _room_name(plan, e.room_id),
+            "late": e.event_id in late_events,
         }
         for e in plan.events
     ]
@@ -185,6 +203,7 @@ def page_data(
         "time_zone": str(tz),
         "stages": stages,
         "events": events,
+        "late_entries": late,
         "gaps": gaps_data(plan, tz),
         "files": list(files),
         "custody": custody,

@@ -68,6 +68,10 @@ class ExportOptions:
     # severity, state, start, end (ISO UTC or None), room_id, camera_id, message, acknowledged_by,
     # resolved_by, note (pipeline.export_service.case_alerts makes them).
     alerts: tuple[dict[str, Any], ...] = ()
+    # Late entries in the range: readings written after the late-entry window or into a range
+    # already on a disc. Dicts with kind ("event" or "observation"), id, type, time (ISO UTC),
+    # room_id, entered_by, entered_at (pipeline.export_service.late_entries makes them).
+    late_entries: tuple[dict[str, Any], ...] = ()
     export_id: str | None = None
     chromium: str | None = None
     x264_preset: str = "veryfast"
@@ -405,7 +409,9 @@ class _Job:
             {"path": e.path, "size": e.size, "sha256": e.sha256}
             for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
         ]
-        page = disc_page.index_html(disc_page.page_data(self.plan, self.tz, self.videos, files, custody))
+        page = disc_page.index_html(
+            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.options.late_entries)
+        )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
         e.common = True
@@ -414,6 +420,7 @@ class _Job:
     # -- manifest and images --------------------------------------------------------------------
     def header(self, fingerprint: str, copies: dict[str, int], capacity: int) -> dict[str, Any]:
         req, plan = self.plan.request, self.plan
+        late_events = {x["id"] for x in self.options.late_entries if x.get("kind") == "event"}
         return {
             "export_id": self.export_id,
             "created": iso(self.ref),
@@ -444,13 +451,20 @@ class _Job:
                     "rooms": list(s.room_ids),
                     "cameras": [c.camera_id for c in s.cameras],
                     "events": [
-                        {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id} for e in s.events
+                        {
+                            "type": e.type.value,
+                            "time": iso(e.time),
+                            "event_id": e.event_id,
+                            "late": e.event_id in late_events,
+                        }
+                        for e in s.events
                     ],
                 }
                 for s in plan.stages
             ],
             "gaps": [{**g.to_json(), "stage": s.slug} for s, g in plan.gaps],
             "unexplained": [{"start": iso(r.start), "end": iso(r.end)} for r in plan.unexplained],
+            "late_entries": [dict(x) for x in self.options.late_entries],
             "alerts": [
                 {
                     k: a.get(k)
