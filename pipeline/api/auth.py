@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -353,8 +354,8 @@ def authenticate(request: Request, name: str, password: str, refused: str) -> Pr
     if wait is not None:
         sec.audit.append(name[:128], "login_throttled", "auth", addr, {"retry_after_seconds": round(wait, 3)})
         raise TooManyAttempts(
-            f"too many failed logins for this account or address: try again in {wait:.0f} s",
-            retry_after_seconds=max(1, round(wait + 0.5)),
+            f"too many failed logins for this account or address: try again in {math.ceil(wait)} s",
+            retry_after_seconds=max(1, math.ceil(wait)),
         )
     who = sec.users.check_password(name, password)
     if who is None:
