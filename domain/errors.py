@@ -44,6 +44,27 @@ class ValidationFailed(VauditError):
     http_status = 422
 
 
+class Unauthenticated(VauditError):
+    """No credential, or one that is unknown, expired or revoked."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(VauditError):
+    """The caller is known but may not do this (role, or a case that is not theirs)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class TooManyAttempts(VauditError):
+    """Refused for now after repeated failures (login throttling); ``retry_after_seconds`` in details."""
+
+    code = "too_many_requests"
+    http_status = 429
+
+
 class ConflictError(VauditError):
     code = "conflict"
     http_status = 409

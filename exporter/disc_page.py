@@ -130,9 +130,26 @@ def page_data(
     files: Sequence[dict[str, Any]],
     custody: dict[str, Any],
     originals_with_sound: Sequence[dict[str, Any]] = (),
+    late_entries: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """``originals_with_sound``: the G.711 remux files (path, stage, camera, codec, local times)."""
+    """What ``index.html`` shows. ``originals_with_sound``: the G.711 remux files (path, stage,
+    camera, codec, local times). ``late_entries``: see ``ExportOptions.late_entries``; events among
+    them are marked in the events table, and all are listed with who entered them and when."""
     req = plan.request
+    late = [
+        {
+            "kind": x["kind"],
+            "id": x["id"],
+            "type": x["type"],
+            "label": event_label(EventType(x["type"])) if x["kind"] == "event" else x["type"],
+            "local": local_stamp(parse_iso(x["time"]), tz),
+            "room": _room_name(plan, x.get("room_id")),
+            "by": x.get("entered_by") or "",
+            "at": local_stamp(parse_iso(x["entered_at"]), tz) if x.get("entered_at") else "",
+        }
+        for x in late_entries
+    ]
+    late_events = {x["id"]: x for x in late if x["kind"] == "event"}
     stages = []
     for s in plan.stages:
         cams = [
@@ -180,6 +197,7 @@ def page_data(
             "type": e.type.value,
             "label": event_label(e.type),
             "room": _room_name(plan, e.room_id),
+            "late": e.event_id in late_events,
         }
         for e in plan.events
     ]
@@ -190,6 +208,7 @@ def page_data(
         "time_zone": str(tz),
         "stages": stages,
         "events": events,
+        "late_entries": late,
         "gaps": gaps_data(plan, tz),
         "files": list(files),
         "custody": custody,

@@ -19,7 +19,7 @@ header button{float:right}main{padding:12px 20px}section{background:#fff;border:
 .ft{background:#2e8b57}.gp{background:#d9534f}.ux{background:repeating-linear-gradient(45deg,#555,#555 3px,#bbb 3px,#bbb 6px)}
 .cam{font-size:12px;color:#555}.legend span{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px}
 video{max-width:100%;width:640px;background:#000;display:block}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}
-.bad{color:#b00;font-weight:bold}.ok{color:#070;font-weight:bold}.muted{color:#777}
+.bad{color:#b00;font-weight:bold}.ok{color:#070;font-weight:bold}.muted{color:#777}tr.late td{background:#fff3cd}
 </style>
 <script src="disc.js"></script></head><body>
 <header><button id="lang">English</button><h1 id="title"></h1><div id="sub"></div></header>
@@ -30,6 +30,7 @@ video{max-width:100%;width:640px;background:#000;display:block}table{border-coll
 <div id="stages"></div>
 <section id="sound" hidden><h2 data-t="sound"></h2><p data-t="soundhelp"></p><ul id="soundlist"></ul></section>
 <section><h2 data-t="events"></h2><table id="events"></table></section>
+<section id="latebox"><h2 data-t="late_entries"></h2><p data-t="latehelp"></p><table id="late"></table></section>
 <section><h2 data-t="check"></h2><p data-t="checkhelp"></p>
 <input type="file" id="pick" webkitdirectory multiple><div id="checkout"></div></section>
 <pre id="selftest"></pre>
@@ -45,14 +46,18 @@ var T = {
   statement:"录音录像说明",gaps:"录像中断报告",custody:"证据保管链",manifest:"文件清单",disc:"光盘",missing:"缺失",match:"一致",differ:"不一致",
   subs:"时间字幕",chap:"章节",done:"校验完成",lang:"English",
   sound:"原始录像（含原始声音）",master:"该文件在母盘（master）上",
-  soundhelp:"原始录像（originals/）中的 G.711 声音没有编码标识，浏览器和常用播放器播放时无声。下列 MKV 文件是原始录像的逐字节转封装（未解码、未重新编码）：请用 VLC 或 ffplay 打开，即可听到原始声音。verify.py 核对其声音与原始录像逐字节相同。"},
+  soundhelp:"原始录像（originals/）中的 G.711 声音没有编码标识，浏览器和常用播放器播放时无声。下列 MKV 文件是原始录像的逐字节转封装（未解码、未重新编码）：请用 VLC 或 ffplay 打开，即可听到原始声音。verify.py 核对其声音与原始录像逐字节相同。",
+  late:"补录",late_entries:"补录条目",latehelp:"以下记录在事后（超过补录时限或在已导出范围内）由主管、法制或管理员补录。",
+  kind:"类别",by:"录入人",at:"录入时间",event:"事件",observation:"位置记录"},
  en:{overview:"Overview",footage:"Footage",gap:"Gap (with cause)",unexplained:"Unexplained",events:"Events",check:"Check this disc",
   checkhelp:"Pick the disc's root folder; the page computes each file's SHA-256 and compares it with the list (or run python3 verify.py).",
   other:"This file is on disc %d",range:"Range",rooms:"Rooms",camera:"Camera",time:"Time",type:"Event",room:"Room",
   statement:"Recording statement",gaps:"Gap report",custody:"Chain of custody",manifest:"Manifest",disc:"Disc",missing:"missing",match:"match",differ:"DIFFERS",
   subs:"Time code",chap:"Chapters",done:"Check finished",lang:"中文",
   sound:"Originals with their sound",master:"This file is on the master copy",
-  soundhelp:"The G.711 sound in the originals (originals/) carries no codec label, so browsers and common players play them silent. The MKV files below are byte-for-byte remuxes of the originals (nothing decoded or re-encoded): open them in VLC or ffplay to hear the original sound. verify.py checks that their sound equals the originals' byte for byte."}};
+  soundhelp:"The G.711 sound in the originals (originals/) carries no codec label, so browsers and common players play them silent. The MKV files below are byte-for-byte remuxes of the originals (nothing decoded or re-encoded): open them in VLC or ffplay to hear the original sound. verify.py checks that their sound equals the originals' byte for byte.",
+  late:"late entry",late_entries:"Late entries",latehelp:"Entered after the fact (past the late-entry window, or inside a range already exported) by a supervisor, legal or admin user.",
+  kind:"Kind",by:"Entered by",at:"Entered at",event:"Event",observation:"Location reading"}};
 var lang = (location.search.indexOf("lang=en") >= 0) ? "en" : "zh";
 function t(k){return T[lang][k];}
 function el(tag, attrs, text){var e=document.createElement(tag);for(var k in (attrs||{}))e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=text;return e;}
@@ -115,8 +120,12 @@ function render(){
     else li.appendChild(el("a",{href:o.path},o.path));
     sl.appendChild(li);});
   var ev=document.getElementById("events");ev.innerHTML="";
-  var h=el("tr");[t("time"),t("type"),t("room")].forEach(function(x){h.appendChild(el("th",null,x));});ev.appendChild(h);
-  D.events.forEach(function(e){var r=el("tr");[e.local,e.label,e.room||""].forEach(function(x){r.appendChild(el("td",null,x));});ev.appendChild(r);});
+  var h=el("tr");[t("time"),t("type"),t("room"),""].forEach(function(x){h.appendChild(el("th",null,x));});ev.appendChild(h);
+  D.events.forEach(function(e){var r=el("tr");[e.local,e.label,e.room||"",e.late?t("late"):""].forEach(function(x){r.appendChild(el("td",null,x));});if(e.late)r.className="late";ev.appendChild(r);});
+  var late=D.late_entries||[],lt=document.getElementById("late");lt.innerHTML="";
+  document.getElementById("latebox").style.display=late.length?"":"none";
+  var lh=el("tr");[t("time"),t("kind"),t("type"),t("room"),t("by"),t("at")].forEach(function(x){lh.appendChild(el("th",null,x));});lt.appendChild(lh);
+  late.forEach(function(x){var r=el("tr");[x.local,t(x.kind),x.label,x.room||"",x.by,x.at].forEach(function(v){r.appendChild(el("td",null,v));});lt.appendChild(r);});
 }
 document.getElementById("lang").onclick=function(){lang=lang==="zh"?"en":"zh";render();};
 // Incremental SHA-256 (FIPS 180-4) over File.slice() chunks.

@@ -69,6 +69,10 @@ class ExportOptions:
     # severity, state, start, end (ISO UTC or None), room_id, camera_id, message, acknowledged_by,
     # resolved_by, note (pipeline.export_service.case_alerts makes them).
     alerts: tuple[dict[str, Any], ...] = ()
+    # Late entries in the range: readings written after the late-entry window or into a range
+    # already on a disc. Dicts with kind ("event" or "observation"), id, type, time (ISO UTC),
+    # room_id, entered_by, entered_at (pipeline.export_service.late_entries makes them).
+    late_entries: tuple[dict[str, Any], ...] = ()
     export_id: str | None = None
     chromium: str | None = None
     x264_preset: str = "veryfast"
@@ -464,7 +468,8 @@ class _Job:
             for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
         ]
         page = disc_page.index_html(
-            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.remuxed)
+            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.remuxed,
+                                self.options.late_entries)
         )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
@@ -480,6 +485,7 @@ class _Job:
             created=self.ref,
             time_zone=o.time_zone,
             alerts=o.alerts,
+            late_entries=o.late_entries,
             allow_unexplained=o.allow_unexplained,
             media={"name": str(o.media), "capacity": capacity},
             copies=copies,

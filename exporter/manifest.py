@@ -145,6 +145,7 @@ def export_header(
     time_zone: str,
     alerts: Sequence[dict[str, Any]],
     allow_unexplained: bool,
+    late_entries: Sequence[dict[str, Any]] = (),
     media: dict[str, Any],
     copies: dict[str, int],
     fingerprint: str,
@@ -152,8 +153,10 @@ def export_header(
     generator: dict[str, str],
 ) -> dict[str, Any]:
     """Everything the manifest says besides its file list: case, subject, officers, stages with
-    their events, gaps, unexplained intervals, alerts, media, copies, key and custody."""
+    their events (late ones marked), gaps, unexplained intervals, late entries, alerts, media,
+    copies, key and custody."""
     req = plan.request
+    late_events = {x["id"] for x in late_entries if x.get("kind") == "event"}
     return {
         "export_id": export_id,
         "created": iso(created),
@@ -184,13 +187,16 @@ def export_header(
                 "rooms": list(s.room_ids),
                 "cameras": [c.camera_id for c in s.cameras],
                 "events": [
-                    {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id} for e in s.events
+                    {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id,
+                     "late": e.event_id in late_events}
+                    for e in s.events
                 ],
             }
             for s in plan.stages
         ],
         "gaps": [{**g.to_json(), "stage": s.slug} for s, g in plan.gaps],
         "unexplained": [{"start": iso(r.start), "end": iso(r.end)} for r in plan.unexplained],
+        "late_entries": [dict(x) for x in late_entries],
         "alerts": [
             {k: a.get(k) for k in ("id", "rule", "severity", "state", "start", "end", "room_id", "camera_id")}
             for a in alerts

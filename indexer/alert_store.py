@@ -200,7 +200,10 @@ class AlertStore:
             raise NotFoundError(f"alert {alert_id} has no snapshot", alert_id=alert_id)
         return bytes(row["jpeg"]), from_us(row["taken_us"]), row["camera_id"]
 
-    def acknowledge(self, alert_id: int, user: str, now: datetime, note: str | None = None) -> AlertRecord:
+    def acknowledge(
+        self, alert_id: int, user: str, now: datetime, note: str | None = None, user_id: int | None = None
+    ) -> AlertRecord:
+        """``user``: the name kept with the alert; ``user_id``: the account (None: the system)."""
         with mapped_transaction(self._sessions, "acknowledge alert") as s:
             have = self._one(s, alert_id)
             if have.state != "open":
@@ -208,6 +211,7 @@ class AlertStore:
             values: dict[str, Any] = {
                 "state": "acknowledged",
                 "acknowledged_by": user,
+                "acknowledged_by_id": user_id,
                 "acknowledged_us": to_us(now),
             }
             if note:
@@ -215,7 +219,9 @@ class AlertStore:
             s.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
             return self._one(s, alert_id)
 
-    def resolve(self, alert_id: int, user: str, now: datetime, note: str | None = None) -> AlertRecord:
+    def resolve(
+        self, alert_id: int, user: str, now: datetime, note: str | None = None, user_id: int | None = None
+    ) -> AlertRecord:
         """Close the alert; its key is free again, so the condition, if it recurs, is a new alert."""
         with mapped_transaction(self._sessions, "resolve alert") as s:
             have = self._one(s, alert_id)
@@ -225,6 +231,7 @@ class AlertStore:
                 "state": "resolved",
                 "open_key": None,
                 "resolved_by": user,
+                "resolved_by_id": user_id,
                 "resolved_us": to_us(now),
             }
             if have.end is None:

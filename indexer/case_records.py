@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.errors import ValidationFailed
+from domain.errors import Forbidden, ValidationFailed
 from domain.types import CaseEvent, EventType, ObservationSource
 from indexer.models import from_us
 
@@ -75,10 +75,23 @@ class NewEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Entry:
+    """Who entered a reading (event or location observation) and when, and whether it is a late
+    entry or was confirmed by a supervisor. ``by`` is the author's user name (None: the system)."""
+
+    by: str | None = None
+    at: datetime | None = None
+    late: bool = False
+    confirmed_by: str | None = None
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     event: CaseEvent
     case_id: int | None
     created: bool = False
+    entry: Entry = Entry()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +107,26 @@ class NewObservation:
 @dataclass(frozen=True, slots=True)
 class StoredObservation(NewObservation):
     created: bool = False
+    entry: Entry = Entry()
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who writes through the API, and the bounds of what they may write.
+
+    ``cases`` None: any case (supervisor, legal, admin, and the system itself); otherwise the only
+    cases this writer may write into (an officer's). ``officer_id``: the writer's own officer
+    record, the one officer whose location they may report without a subject. ``late_allowed``:
+    may write late entries (see :class:`indexer.case_store.CaseStore`)."""
+
+    user_id: int | None = None
+    name: str = "system"
+    cases: frozenset[int] | None = None
+    officer_id: int | None = None
+    late_allowed: bool = True
+
+
+SYSTEM = Writer()
 
 
 @dataclass
@@ -109,6 +142,16 @@ class Problems:
         if self.fields:
             summary = "; ".join(f"{f['field']}: {f['message']}" for f in self.fields[:5])
             raise ValidationFailed(f"{what} refused: {summary}", fields=self.fields)
+
+
+@dataclass
+class Refusals(Problems):
+    """Like :class:`Problems`, for what the writer may not do (403 instead of 422)."""
+
+    def raise_if_any(self, what: str) -> None:
+        if self.fields:
+            summary = "; ".join(f"{f['field']}: {f['message']}" for f in self.fields[:5])
+            raise Forbidden(f"{what} refused: {summary}", fields=self.fields)
 
 
 def item_loc(prefix: str, index: int | None, name: str) -> str:

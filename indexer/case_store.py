@@ -8,7 +8,16 @@ case number, badge number, the client ``id`` of an event or observation, the sto
 an imported file. Writing the same thing again returns the stored row (``created=False``);
 writing *different* content under an existing key raises :class:`ConflictError`. The insert
 is ``INSERT ... ON CONFLICT DO NOTHING`` followed by a comparison, so two writers racing
-with the same key cannot both insert, and the loser still gets an honest answer.
+with the same key cannot both insert, and the loser still gets an honest answer. The conflict
+says only that the key was reused with other content, never which stored fields differ: the
+stored row may be someone else's (a case the caller cannot read).
+
+Every write takes a :class:`Writer` (default: the system): its user id is stored with the row
+(``created_by``), and an officer's writer names the only cases they may write into; anything
+else is :class:`Forbidden` before a row is written. A reading (event, location observation)
+whose time is older than ``late_after`` when written, or inside a range already exported to
+disc, is a *late entry*: stored with ``late`` set, and refused (Forbidden) for a writer without
+``late_allowed``. A replay of a stored row writes nothing, so it is never refused as late.
 
 References (rooms, subjects, officers, cases) are checked before writing so that a bad
 reference is a :class:`ValidationFailed` with a field-level message, never a foreign-key
@@ -23,13 +32,15 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, select, text
+from sqlalchemy import Engine, Select, Table, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from domain.errors import ConflictError, NotFoundError, ValidationFailed
+from domain.errors import ConflictError, Forbidden, NotFoundError, ValidationFailed
 from domain.types import EventType, ObservationSource, RoomKind
 from indexer.case_records import (
+    SYSTEM,
     CaseInfo,
+    Entry,
     NewCase,
     NewEvent,
     NewObservation,
@@ -37,9 +48,11 @@ from indexer.case_records import (
     NewSubject,
     OfficerInfo,
     Problems,
+    Refusals,
     StoredEvent,
     StoredObservation,
     SubjectInfo,
+    Writer,
     case_from_row,
     event_from_row,
     item_loc,
@@ -70,6 +83,10 @@ WHERE e.case_id IS NOT NULL
 """
 EVENTS, EVENT_OFFICERS = T["procedure_events"], T["procedure_event_officers"]
 OBSERVATIONS = T["location_observations"]
+USERS, EXPORTED = T["users"], T["exported_ranges"]
+# Keys of a reading's row that say who wrote it and when, not what it says: a replay by another
+# user, or after the late-entry window, is still the same reading.
+_NOT_CONTENT = frozenset({"received_us", "created_by", "late"})
 
 _CHUNK = 500  # rows per multi-VALUES insert: well under SQLite's bound-parameter limit
 
@@ -86,7 +103,10 @@ class CaseStore:
         engine: Engine,
         max_future: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = _now,
+        late_after: timedelta | None = None,
     ) -> None:
+        """``late_after``: readings older than this when written are late entries (None: only
+        those inside an exported range are)."""
         self._engine = engine
         self._sessions = session_factory(engine)
         # Reads of several statements on PostgreSQL: READ COMMITTED gives each statement its own
@@ -95,6 +115,7 @@ class CaseStore:
         self._read_sessions = session_factory(reads)
         self._max_future = max_future
         self._clock = clock
+        self._late_after = late_after
 
     @property
     def engine(self) -> Engine:
@@ -157,11 +178,24 @@ class CaseStore:
 
     @staticmethod
     def same_or_conflict(what: str, want: Mapping[str, Any], have: Mapping[Any, Any]) -> None:
-        diff = sorted(k for k, v in want.items() if have.get(k) != v)
-        if diff:
-            raise ConflictError(
-                f"{what} already exists with different {', '.join(diff)}", fields=diff, key=what
-            )
+        if any(have.get(k) != v for k, v in want.items()):
+            raise ConflictError(f"{what}: the key was reused with different content", key=what)
+
+    @staticmethod
+    def check_case(writer: Writer, case_id: int | None, loc: str, refusals: Problems) -> None:
+        """Note a refusal unless ``writer`` may write into ``case_id`` (None: no case at all)."""
+        if writer.cases is None:
+            return
+        if case_id is None:
+            refusals.add(loc, "officers write into their own cases only: give the subject or case")
+        elif case_id not in writer.cases:
+            refusals.add(loc, f"case {case_id} is not one of your cases")
+
+    @staticmethod
+    def require_case(writer: Writer, case_id: int, loc: str = "path.case_id") -> None:
+        refusals = Refusals()
+        CaseStore.check_case(writer, case_id, loc, refusals)
+        refusals.raise_if_any("write")
 
     def _check_time(self, problems: Problems, loc: str, when: datetime) -> int:
         if when.tzinfo is None:
@@ -182,8 +216,12 @@ class CaseStore:
 
     # --- cases ---------------------------------------------------------------------------------
 
-    def create_case(self, new: NewCase) -> tuple[CaseInfo, bool]:
-        """(case, created). Same case number with other content → ConflictError."""
+    def create_case(self, new: NewCase, writer: Writer = SYSTEM) -> tuple[CaseInfo, bool]:
+        """(case, created). Same case number with other content → ConflictError.
+
+        An officer (``writer.cases`` set) who creates a case is attached to it as its lead, so it
+        is theirs to read and write; an existing case number that is not theirs is Forbidden
+        (before its content is compared, so nothing of it is told)."""
         row = {
             "case_number": new.case_number,
             "title": new.title,
@@ -191,11 +229,19 @@ class CaseStore:
             "recording_mandatory": new.recording_mandatory,
             "serious": new.serious,
         }
+        if writer.cases is not None and writer.officer_id is None:
+            raise Forbidden("this account has no officer record: it cannot be attached to a case it creates")
         with self.session(f"create case {new.case_number}") as s:
-            new_id = self.insert_new(s, CASES, {**row, "created_us": to_us(self._clock())}, "case_number")
+            stamped = {**row, "created_us": to_us(self._clock()), "created_by": writer.user_id}
+            new_id = self.insert_new(s, CASES, stamped, "case_number")
             have = s.execute(select(CASES).where(CASES.c.case_number == new.case_number)).mappings().one()
             if new_id is None:
+                self.require_case(writer, int(have["id"]), "body.case_number")
                 self.same_or_conflict(f"case {new.case_number}", row, have)
+            elif writer.cases is not None and writer.officer_id is not None:
+                link = {"case_id": new_id, "officer_id": writer.officer_id, "role": "lead"}
+                s.execute(CASE_OFFICERS.insert().values(**link, created_by=writer.user_id))
+                self._link_officers(s, [(writer.officer_id, new_id)])
         return case_from_row(have), new_id is not None
 
     def get_case(self, case_id: int) -> CaseInfo:
@@ -205,19 +251,22 @@ class CaseStore:
             raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
         return case_from_row(row)
 
-    def add_case_officer(self, case_id: int, officer_id: int, role: str | None) -> bool:
+    def add_case_officer(
+        self, case_id: int, officer_id: int, role: str | None, writer: Writer = SYSTEM
+    ) -> bool:
         """Attach an officer to a case (idempotent; a different role for the pair → conflict)."""
         problems = Problems()
         with self.session(f"officer {officer_id} on case {case_id}") as s:
             if not self.existing(s, CASES, [case_id]):
                 raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+            self.require_case(writer, case_id)
             if not self.existing(s, OFFICERS, [officer_id]):
                 problems.add("body.officer_id", "unknown officer")
             problems.raise_if_any("case officer")
             row = {"case_id": case_id, "officer_id": officer_id, "role": role}
             stmt = (
                 self.insert_for(CASE_OFFICERS)
-                .values(row)
+                .values(**row, created_by=writer.user_id)
                 .on_conflict_do_nothing(index_elements=["case_id", "officer_id"])
                 .returning(CASE_OFFICERS.c.case_id)
             )
@@ -252,7 +301,7 @@ class CaseStore:
 
     # --- subjects ------------------------------------------------------------------------------
 
-    def create_subject(self, new: NewSubject) -> tuple[SubjectInfo, bool]:
+    def create_subject(self, new: NewSubject, writer: Writer = SYSTEM) -> tuple[SubjectInfo, bool]:
         """(subject, created). A subject with the same ID number in the same case is the same
         person: identical content returns it, different content is a conflict. (Without an ID
         number there is no natural key and every call creates a subject.)"""
@@ -268,6 +317,7 @@ class CaseStore:
         with self.session(f"create subject in case {new.case_id}") as s:
             if not self.existing(s, CASES, [new.case_id]):
                 raise NotFoundError(f"case {new.case_id} does not exist", case_id=new.case_id)
+            self.require_case(writer, new.case_id)
             if new.id_number:
                 have = (
                     s.execute(
@@ -281,7 +331,9 @@ class CaseStore:
                 if have is not None:
                     self.same_or_conflict(f"subject {new.id_number} in case {new.case_id}", row, have)
                     return subject_from_row(have), False
-            new_id = s.execute(SUBJECTS.insert().values(row).returning(SUBJECTS.c.id)).scalar_one()
+            new_id = s.execute(
+                SUBJECTS.insert().values(**row, created_by=writer.user_id).returning(SUBJECTS.c.id)
+            ).scalar_one()
             add_grams(s, [(int(new_id), new.name)])
         return replace_id(new, int(new_id)), True
 
@@ -303,11 +355,12 @@ class CaseStore:
 
     # --- officers ------------------------------------------------------------------------------
 
-    def create_officer(self, new: NewOfficer) -> tuple[OfficerInfo, bool]:
+    def create_officer(self, new: NewOfficer, writer: Writer = SYSTEM) -> tuple[OfficerInfo, bool]:
         """(officer, created); idempotent by badge number."""
         row = {"name": new.name, "badge_number": new.badge_number, "unit": new.unit}
         with self.session(f"create officer {new.badge_number}") as s:
-            new_id = self.insert_new(s, OFFICERS, {**row, "active": True}, "badge_number")
+            stamped = {**row, "active": True, "created_by": writer.user_id}
+            new_id = self.insert_new(s, OFFICERS, stamped, "badge_number")
             have = (
                 s.execute(select(OFFICERS).where(OFFICERS.c.badge_number == new.badge_number))
                 .mappings()
@@ -316,6 +369,19 @@ class CaseStore:
             if new_id is None:
                 self.same_or_conflict(f"officer {new.badge_number}", row, have)
         return officer_from_row(have), new_id is not None
+
+    def officer_shares_case(self, officer_id: int, cases: Iterable[int]) -> bool:
+        """Whether the officer is attached to one of ``cases``."""
+        wanted = list(cases)
+        if not wanted:
+            return False
+        with self.read_session(f"cases of officer {officer_id}") as s:
+            hit = s.execute(
+                select(CASE_OFFICERS.c.case_id)
+                .where(CASE_OFFICERS.c.officer_id == officer_id, CASE_OFFICERS.c.case_id.in_(wanted))
+                .limit(1)
+            ).first()
+        return hit is not None
 
     def get_officer(self, officer_id: int) -> OfficerInfo:
         with self.session(f"officer {officer_id}") as s:
@@ -337,19 +403,144 @@ class CaseStore:
                 out[room_id] = RoomKind.OTHER
         return out
 
+    # --- late entries --------------------------------------------------------------------------
+
+    def _exported(
+        self, s: Session, subject_ids: Iterable[int | None], case_ids: Iterable[int | None]
+    ) -> tuple[dict[int, list[tuple[int, int]]], dict[int, list[tuple[int, int]]]]:
+        """Exported ranges (start_us, end_us) by subject and by case, of the subjects and cases
+        given."""
+        subjects = sorted({i for i in subject_ids if i is not None})
+        cases = sorted({i for i in case_ids if i is not None})
+        by_subject: dict[int, list[tuple[int, int]]] = {}
+        by_case: dict[int, list[tuple[int, int]]] = {}
+        if not subjects and not cases:
+            return by_subject, by_case
+        cols = (EXPORTED.c.subject_id, EXPORTED.c.case_id, EXPORTED.c.start_us, EXPORTED.c.end_us)
+        for sid, cid, lo, hi in s.execute(
+            select(*cols).where(or_(EXPORTED.c.subject_id.in_(subjects), EXPORTED.c.case_id.in_(cases)))
+        ):
+            by_subject.setdefault(int(sid), []).append((int(lo), int(hi)))
+            by_case.setdefault(int(cid), []).append((int(lo), int(hi)))
+        return by_subject, by_case
+
+    def _mark_late(
+        self,
+        s: Session,
+        rows: list[dict[str, Any]],
+        writer: Writer,
+        now_us: int,
+    ) -> None:
+        """Set each row's ``late`` (and ``created_by``): older than the window, or inside a range
+        already exported for its subject (for an event without a subject: for any subject of its
+        case)."""
+        by_subject, by_case = self._exported(
+            s, (r["subject_id"] for r in rows), (r.get("case_id") for r in rows)
+        )
+        oldest = None if self._late_after is None else now_us - self._late_after // timedelta(microseconds=1)
+        for r in rows:
+            t = r["time_us"]
+            if r["subject_id"] is not None:
+                ranges = by_subject.get(r["subject_id"], [])
+            else:
+                ranges = by_case.get(r.get("case_id") or -1, [])
+            r["late"] = (oldest is not None and t < oldest) or any(lo <= t <= hi for lo, hi in ranges)
+            r["created_by"] = writer.user_id
+
+    def _refuse_late(
+        self, rows: list[dict[str, Any]], fresh: Iterable[str], writer: Writer, loc: str, batch: bool
+    ) -> None:
+        """Forbidden if a row just written is late and the writer may not write late entries (the
+        caller's transaction then writes nothing)."""
+        if writer.late_allowed:
+            return
+        written = set(fresh)
+        refusals = Refusals()
+        hours = "" if self._late_after is None else f"older than {self._late_after.total_seconds() / 3600:g} h or "
+        for i, r in enumerate(rows):
+            if r["late"] and r["client_id"] in written:
+                refusals.add(
+                    item_loc(loc, i if batch else None, "time"),
+                    f"a late entry ({hours}inside a range already exported to disc):"
+                    " a supervisor, legal or admin user must enter it",
+                )
+        refusals.raise_if_any("late entry")
+
+    @staticmethod
+    def _entries(s: Session, table: Table, client_ids: Iterable[str]) -> dict[str, Entry]:
+        """Who entered each reading of ``table`` and when (by client id)."""
+        ids = sorted(set(client_ids))
+        out: dict[str, Entry] = {}
+        for i in range(0, len(ids), _CHUNK):
+            stmt = _entry_select(table, table.c.client_id).where(table.c.client_id.in_(ids[i : i + _CHUNK]))
+            for r in s.execute(stmt).mappings():
+                out[r["client_id"]] = entry_from_row(r)
+        return out
+
+    def record_export(
+        self, case_id: int, subject_id: int, start: datetime, end: datetime, export_id: str
+    ) -> None:
+        """A subject's range went onto a disc: readings inside it are late entries from now on."""
+        with self.session(f"exported range of subject {subject_id}") as s:
+            s.execute(
+                EXPORTED.insert().values(
+                    case_id=case_id,
+                    subject_id=subject_id,
+                    start_us=to_us(start),
+                    end_us=to_us(end),
+                    export_id=export_id[:64],
+                    exported_us=to_us(self._clock()),
+                )
+            )
+
+    def confirm_readings(self, events: Sequence[str], observations: Sequence[str], writer: Writer) -> int:
+        """A supervisor vouches for readings (events, observations by client id) an officer wrote,
+        so they count for that officer's footage window. Unknown ids are ValidationFailed; a
+        reading confirmed before keeps its first confirmation. Returns how many were confirmed now."""
+        if writer.cases is not None:
+            raise Forbidden("officers cannot confirm readings (a supervisor, legal or admin user can)")
+        problems = Problems()
+        now_us = to_us(self._clock())
+        confirmed = 0
+        with self.session("confirm readings") as s:
+            todo = ((EVENTS, sorted(set(events)), "events"), (OBSERVATIONS, sorted(set(observations)), "observations"))
+            for table, ids, name in todo:
+                known: set[str] = set()
+                for i in range(0, len(ids), _CHUNK):
+                    part = ids[i : i + _CHUNK]
+                    known.update(s.execute(select(table.c.client_id).where(table.c.client_id.in_(part))).scalars())
+                for cid in ids:
+                    if cid not in known:
+                        problems.add(f"body.{name}", f"unknown {name[:-1]} {cid!r}")
+            problems.raise_if_any("confirm")
+            for table, ids, _ in todo:
+                for i in range(0, len(ids), _CHUNK):
+                    result = s.execute(
+                        update(table)
+                        .where(table.c.client_id.in_(ids[i : i + _CHUNK]), table.c.confirmed_by.is_(None))
+                        .values(confirmed_by=writer.user_id, confirmed_us=now_us)
+                    )
+                    confirmed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return confirmed
+
     # --- procedure events ----------------------------------------------------------------------
 
     def add_events(
-        self, events: Sequence[NewEvent], *, loc: str = "body", batch: bool = True
+        self, events: Sequence[NewEvent], writer: Writer = SYSTEM, *, loc: str = "body", batch: bool = True
     ) -> list[StoredEvent]:
         """Store events atomically (all or none), in the order given; see the module doc.
 
         Field errors name ``{loc}.{i}.{field}`` (``{loc}.{field}`` when ``batch`` is False).
         """
         problems = Problems()
+        refusals = Refusals()
         with self.session("add events") as s:
             rows = self._event_rows(s, events, problems, loc, batch)
             problems.raise_if_any("events")
+            for i, r in enumerate(rows):
+                self.check_case(writer, r["case_id"], item_loc(loc, i if batch else None, "subject_id"), refusals)
+            refusals.raise_if_any("events")
+            self._mark_late(s, rows, writer, rows[0]["received_us"] if rows else 0)
             self._same_within_batch(rows, "event")
             unique = list({r["client_id"]: r for r in rows}.values())
             fresh: dict[str, int] = {}
@@ -362,6 +553,7 @@ class CaseStore:
                     .returning(EVENTS.c.client_id, EVENTS.c.id)
                 )
                 fresh.update({cid: int(eid) for cid, eid in s.execute(stmt).all()})
+            self._refuse_late(rows, fresh, writer, loc, batch)
             links = [
                 {"event_id": fresh[r["client_id"]], "officer_id": o}
                 for r in unique
@@ -377,8 +569,14 @@ class CaseStore:
             stale = [r for r in unique if r["client_id"] not in fresh]
             if stale:
                 self._events_match(s, stale)
+            entries = self._entries(s, EVENTS, (r["client_id"] for r in unique))
         log.info("events: %d stored, %d already present", len(fresh), len(unique) - len(fresh))
-        return [StoredEvent(event_from_row(r), r["case_id"], created=r["client_id"] in fresh) for r in rows]
+        return [
+            StoredEvent(
+                event_from_row(r), r["case_id"], created=r["client_id"] in fresh, entry=entries[r["client_id"]]
+            )
+            for r in rows
+        ]
 
     def _event_rows(
         self, s: Session, events: Sequence[NewEvent], problems: Problems, loc: str, batch: bool
@@ -386,11 +584,7 @@ class CaseStore:
         rooms = self.existing(s, ROOMS, (e.room_id for e in events))
         officers = self.existing(s, OFFICERS, (o for e in events for o in e.officer_ids))
         cases = self.existing(s, CASES, (e.case_id for e in events))
-        subject_ids = {e.subject_id for e in events if e.subject_id is not None}
-        subject_case: dict[int, int] = {}
-        if subject_ids:
-            found = s.execute(select(SUBJECTS.c.id, SUBJECTS.c.case_id).where(SUBJECTS.c.id.in_(subject_ids)))
-            subject_case = {int(sid): int(cid) for sid, cid in found}
+        subject_case = self.subject_cases(s, (e.subject_id for e in events))
         now_us = to_us(self._clock())
         rows: list[dict[str, Any]] = []
         for i, e in enumerate(events):
@@ -430,6 +624,15 @@ class CaseStore:
         return rows
 
     @staticmethod
+    def subject_cases(s: Session, subject_ids: Iterable[int | None]) -> dict[int, int]:
+        """The case of each known subject of ``subject_ids``."""
+        wanted = {i for i in subject_ids if i is not None}
+        if not wanted:
+            return {}
+        found = s.execute(select(SUBJECTS.c.id, SUBJECTS.c.case_id).where(SUBJECTS.c.id.in_(wanted)))
+        return {int(sid): int(cid) for sid, cid in found}
+
+    @staticmethod
     def _same_within_batch(rows: list[dict[str, Any]], what: str) -> None:
         seen: dict[str, dict[str, Any]] = {}
         for r in rows:
@@ -437,7 +640,7 @@ class CaseStore:
             if first is not r:
                 CaseStore.same_or_conflict(
                     f"{what} {r['client_id']} (twice in this batch)",
-                    {k: v for k, v in r.items() if k != "received_us"},
+                    {k: v for k, v in r.items() if k not in _NOT_CONTENT},
                     first,
                 )
 
@@ -446,7 +649,7 @@ class CaseStore:
         stored = s.execute(select(EVENTS).where(EVENTS.c.client_id.in_(list(by_id)))).mappings().all()
         officers = self._event_officers(s, [int(h["id"]) for h in stored])
         for have in stored:
-            want = {k: v for k, v in by_id[have["client_id"]].items() if k != "received_us"}
+            want = {k: v for k, v in by_id[have["client_id"]].items() if k not in _NOT_CONTENT}
             got = {**have, "officer_ids": tuple(officers.get(int(have["id"]), ()))}
             self.same_or_conflict(f"event {have['client_id']}", want, got)
 
@@ -473,10 +676,11 @@ class CaseStore:
         end: datetime | None = None,
         limit: int = 100_000,
     ) -> list[StoredEvent]:
-        """Events of a case or a subject (at least one given), by time then arrival."""
+        """Events of a case or a subject (at least one given), by time then arrival, each with who
+        entered it."""
         if case_id is None and subject_id is None:
             raise ValidationFailed("events need a case or a subject")
-        stmt = select(EVENTS)
+        stmt = _entry_select(EVENTS, *EVENTS.c)
         if case_id is not None:
             stmt = stmt.where(EVENTS.c.case_id == case_id)
         if subject_id is not None:
@@ -491,7 +695,9 @@ class CaseStore:
             officers = self._event_officers(s, [int(r["id"]) for r in rows])
         return [
             StoredEvent(
-                event_from_row({**r, "officer_ids": tuple(officers.get(int(r["id"]), ()))}), r["case_id"]
+                event_from_row({**r, "officer_ids": tuple(officers.get(int(r["id"]), ()))}),
+                r["case_id"],
+                entry=entry_from_row(r),
             )
             for r in rows
         ]
@@ -499,13 +705,19 @@ class CaseStore:
     # --- location observations -----------------------------------------------------------------
 
     def add_observations(
-        self, items: Sequence[NewObservation], *, loc: str = "body", batch: bool = True
+        self,
+        items: Sequence[NewObservation],
+        writer: Writer = SYSTEM,
+        *,
+        loc: str = "body",
+        batch: bool = True,
     ) -> list[StoredObservation]:
         """Store observations atomically, idempotent by client id (see the module doc)."""
         problems = Problems()
+        refusals = Refusals()
         with self.session("add observations") as s:
             rooms = self.existing(s, ROOMS, (o.room_id for o in items))
-            subjects = self.existing(s, SUBJECTS, (o.subject_id for o in items))
+            subjects = self.subject_cases(s, (o.subject_id for o in items))
             officers = self.existing(s, OFFICERS, (o.officer_id for o in items))
             now_us = to_us(self._clock())
             rows: list[dict[str, Any]] = []
@@ -520,6 +732,10 @@ class CaseStore:
                     problems.add(item_loc(loc, at, "subject_id"), f"unknown subject {o.subject_id}")
                 if o.officer_id is not None and o.officer_id not in officers:
                     problems.add(item_loc(loc, at, "officer_id"), f"unknown officer {o.officer_id}")
+                if o.subject_id is not None:
+                    self.check_case(writer, subjects.get(o.subject_id), item_loc(loc, at, "subject_id"), refusals)
+                elif writer.cases is not None and o.officer_id != writer.officer_id:
+                    refusals.add(item_loc(loc, at, "officer_id"), "officers report their own location only")
                 rows.append(
                     {
                         "client_id": o.client_id,
@@ -532,6 +748,8 @@ class CaseStore:
                     }
                 )
             problems.raise_if_any("observations")
+            refusals.raise_if_any("observations")
+            self._mark_late(s, rows, writer, now_us)
             self._same_within_batch(rows, "observation")
             unique = list({r["client_id"]: r for r in rows}.values())
             fresh: set[str] = set()
@@ -543,14 +761,16 @@ class CaseStore:
                     .returning(OBSERVATIONS.c.client_id)
                 )
                 fresh.update(s.execute(stmt).scalars())
+            self._refuse_late(rows, fresh, writer, loc, batch)
             stale = {r["client_id"]: r for r in unique if r["client_id"] not in fresh}
             if stale:
                 stored = s.execute(
                     select(OBSERVATIONS).where(OBSERVATIONS.c.client_id.in_(list(stale)))
                 ).mappings()
                 for have in stored:
-                    want = {k: v for k, v in stale[have["client_id"]].items() if k != "received_us"}
+                    want = {k: v for k, v in stale[have["client_id"]].items() if k not in _NOT_CONTENT}
                     self.same_or_conflict(f"observation {have['client_id']}", want, have)
+            entries = self._entries(s, OBSERVATIONS, (r["client_id"] for r in unique))
         log.info("observations: %d stored, %d already present", len(fresh), len(unique) - len(fresh))
         return [
             StoredObservation(
@@ -561,8 +781,36 @@ class CaseStore:
                 subject_id=o.subject_id,
                 officer_id=o.officer_id,
                 created=o.client_id in fresh,
+                entry=entries[o.client_id],
             )
             for o in items
+        ]
+
+    def late_observations(
+        self, subject_id: int, start: datetime | None = None, end: datetime | None = None
+    ) -> list[StoredObservation]:
+        """The subject's location observations that are late entries (optionally in [start, end)),
+        by time, each with who entered it and when."""
+        stmt = _entry_select(OBSERVATIONS, *OBSERVATIONS.c).where(
+            OBSERVATIONS.c.subject_id == subject_id, OBSERVATIONS.c.late.is_(True)
+        )
+        if start is not None:
+            stmt = stmt.where(OBSERVATIONS.c.time_us >= to_us(start))
+        if end is not None:
+            stmt = stmt.where(OBSERVATIONS.c.time_us < to_us(end))
+        with self.read_session(f"late observations of subject {subject_id}") as s:
+            rows = s.execute(stmt.order_by(OBSERVATIONS.c.time_us, OBSERVATIONS.c.id)).mappings().all()
+        return [
+            StoredObservation(
+                client_id=r["client_id"],
+                room_id=r["room_id"],
+                time=from_us(r["time_us"]),
+                source=ObservationSource(r["source"]),
+                subject_id=r["subject_id"],
+                officer_id=r["officer_id"],
+                entry=entry_from_row(r),
+            )
+            for r in rows
         ]
 
     def subject_observations(self, subject_id: int, limit: int = 100_000) -> list[Observation]:
@@ -578,3 +826,33 @@ class CaseStore:
             Observation(from_us(r["time_us"]), r["room_id"], ObservationSource(r["source"]), r["client_id"])
             for r in rows
         ]
+
+
+_AUTHOR, _CONFIRMER = USERS.alias("author_"), USERS.alias("confirmer_")
+
+
+def _entry_select(table: Table, *columns: Any) -> Select[Any]:
+    """``columns`` of ``table`` with what :func:`entry_from_row` reads: the reading's late flag,
+    arrival, confirmation, and the user names of its author and confirmer."""
+    wanted = (table.c.late, table.c.received_us, table.c.confirmed_us)
+    extra = [c for c in wanted if not any(c is have for have in columns)]
+    return select(
+        *columns,
+        *extra,
+        _AUTHOR.c.name.label("entered_by_"),
+        _CONFIRMER.c.name.label("confirmed_by_name_"),
+    ).select_from(
+        table.outerjoin(_AUTHOR, _AUTHOR.c.id == table.c.created_by).outerjoin(
+            _CONFIRMER, _CONFIRMER.c.id == table.c.confirmed_by
+        )
+    )
+
+
+def entry_from_row(r: Mapping[Any, Any]) -> Entry:
+    return Entry(
+        by=r["entered_by_"],
+        at=from_us(r["received_us"]),
+        late=bool(r["late"]),
+        confirmed_by=r["confirmed_by_name_"],
+        confirmed_at=None if r["confirmed_us"] is None else from_us(r["confirmed_us"]),
+    )

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Integer,
     Select,
+    Table,
     bindparam,
     literal_column,
+    or_,
     select,
     union_all,
 )
@@ -46,7 +49,16 @@ from domain.types import (
     TimeRange,
     utc,
 )
-from indexer.case_records import CaseInfo, Problems, StoredEvent, SubjectInfo
+from indexer.case_records import (
+    SYSTEM,
+    CaseInfo,
+    Problems,
+    Refusals,
+    StoredEvent,
+    StoredObservation,
+    SubjectInfo,
+    Writer,
+)
 from indexer.case_store import CaseStore
 from indexer.coverage import CameraRuns, StayCoverage
 from indexer.footage_rows import (
@@ -106,6 +118,7 @@ class SubjectTimeline:
     subject: SubjectInfo
     footage: list[StayCoverage]  # run level: counts, runs, gaps, unexplained (no segment list)
     clips: list[ImportedClip]  # every clip of the subject, also those outside any stay
+    late_readings: list[StoredObservation] = field(default_factory=list)  # late-entry observations
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,20 +185,31 @@ class FootageIndex:
     # --- body-camera clips ---------------------------------------------------------------------
 
     def check_import_refs(
-        self, officer_id: int | None, subject_ids: Sequence[int], loc: str = "form"
+        self,
+        officer_id: int | None,
+        subject_ids: Sequence[int],
+        loc: str = "form",
+        writer: Writer = SYSTEM,
     ) -> None:
-        """Refuse an unknown officer or subject before an upload is stored (ValidationFailed)."""
-        problems = Problems()
+        """Refuse an unknown officer or subject (ValidationFailed), or one the writer may not file
+        a clip under (Forbidden: an officer files clips for the subjects of their own cases, as
+        themselves), before an upload is stored."""
+        problems, refusals = Problems(), Refusals()
         with self._store.session("import references") as s:
             if officer_id is not None and not self._store.existing(s, OFFICERS, [officer_id]):
                 problems.add(f"{loc}.officer_id", f"unknown officer {officer_id}")
-            known = self._store.existing(s, SUBJECTS, subject_ids)
+            cases = self._store.subject_cases(s, subject_ids)
             for sid in subject_ids:
-                if sid not in known:
+                if sid not in cases:
                     problems.add(f"{loc}.subject_ids", f"unknown subject {sid}")
+                else:
+                    self._store.check_case(writer, cases[sid], f"{loc}.subject_ids", refusals)
         problems.raise_if_any("import")
+        if writer.cases is not None and officer_id is not None and officer_id != writer.officer_id:
+            refusals.add(f"{loc}.officer_id", "officers upload their own body-camera clips only")
+        refusals.raise_if_any("import")
 
-    def add_imported_file(self, new: NewImport) -> tuple[ImportedClip, bool]:
+    def add_imported_file(self, new: NewImport, writer: Writer = SYSTEM) -> tuple[ImportedClip, bool]:
         """(clip, created); idempotent by storage key (the key embeds the content hash)."""
         st = new.stream
         start_us, end_us = to_us(new.start), to_us(new.end)
@@ -209,10 +233,10 @@ class FootageIndex:
             "audio_channels": st.audio_channels if st else None,
             "evidence": new.evidence,
         }
-        self.check_import_refs(new.officer_id, new.subject_ids)
+        self.check_import_refs(new.officer_id, new.subject_ids, writer=writer)
         store = self._store
         with store.session(f"import {new.storage_key}") as s:
-            stamped = {**row, "imported_us": to_us(store.now())}
+            stamped = {**row, "imported_us": to_us(store.now()), "created_by": writer.user_id}
             new_id = store.insert_new(s, IMPORTS, stamped, "storage_key")
             have = s.execute(select(IMPORTS).where(IMPORTS.c.storage_key == new.storage_key)).mappings().one()
             if new_id is None:
@@ -259,10 +283,17 @@ class FootageIndex:
 
     # --- trajectory and footage ----------------------------------------------------------------
 
-    def trajectory(self, subject_id: int) -> list[RoomStay]:
-        """The subject's stays (NotFoundError for an unknown subject)."""
+    def trajectory(self, subject_id: int, distrust: int | None = None) -> list[RoomStay]:
+        """The subject's stays (NotFoundError for an unknown subject).
+
+        ``distrust``: a user id whose own readings are left out unless a supervisor confirmed
+        them: the stays as the devices and other people place the subject, which that user cannot
+        move by writing readings (an officer's footage window, pipeline/api/footage_access.py)."""
         with self._store.session(f"trajectory of subject {subject_id}") as s:
-            return _trajectory(s, subject_id, rooms_of(s))
+            if distrust is None:
+                return _trajectory(s, subject_id, rooms_of(s))
+            rows = raw_rows(s, _TRUSTED_READINGS, {"s": subject_id, "m": MAX_READINGS, "u": distrust})
+            return _trajectory_from_rows(s, subject_id, rows, rooms_of(s))
 
     def subject_footage(
         self, subject_id: int, start: datetime, end: datetime, now: datetime | None = None
@@ -342,15 +373,31 @@ class FootageIndex:
                     footage = _stay_coverage(s, rooms, stays, clips, first, max(last, first), now)
                 else:
                     footage = []
-            timelines.append(SubjectTimeline(subject, footage, clips))
+            late = self._store.late_observations(subject.id)
+            timelines.append(SubjectTimeline(subject, footage, clips, late))
         return CaseTimeline(case, events, timelines)
 
 
-def _readings_statement() -> Select[Any]:
+def _vouched(table: Table) -> ColumnElement[bool]:
+    """A reading not written by user ``u`` alone: by the system or someone else, or confirmed.
+    (``created_by != u`` alone is NULL, so false, for the system's rows.)"""
+    return or_(
+        table.c.created_by.is_(None),
+        table.c.created_by != bindparam("u"),
+        table.c.confirmed_by.is_not(None),
+    )
+
+
+def _readings_statement(distrusting: bool = False) -> Select[Any]:
     """A subject's observations and events (the inputs of the trajectory) in one statement:
     ``UNION ALL`` of (0, time, room, source, client id, id) per observation and (1, time, room,
     type, client id, id) per event, each side by (time, id), at most ``m`` rows (``s``: the
-    subject id)."""
+    subject id). ``distrusting``: only the readings :func:`_vouched` for against user ``u``."""
+    obs_where = [OBSERVATIONS.c.subject_id == bindparam("s")]
+    event_where = [EVENTS.c.subject_id == bindparam("s")]
+    if distrusting:
+        obs_where.append(_vouched(OBSERVATIONS))
+        event_where.append(_vouched(EVENTS))
     obs = (
         select(
             literal_column("0", Integer).label("kind_"),
@@ -360,7 +407,7 @@ def _readings_statement() -> Select[Any]:
             OBSERVATIONS.c.client_id,
             OBSERVATIONS.c.id,
         )
-        .where(OBSERVATIONS.c.subject_id == bindparam("s"))
+        .where(*obs_where)
         .order_by(OBSERVATIONS.c.time_us, OBSERVATIONS.c.id)
         .limit(bindparam("m"))
         .subquery("obs")
@@ -374,7 +421,7 @@ def _readings_statement() -> Select[Any]:
             EVENTS.c.client_id,
             EVENTS.c.id,
         )
-        .where(EVENTS.c.subject_id == bindparam("s"))
+        .where(*event_where)
         .order_by(EVENTS.c.time_us, EVENTS.c.id)
         .limit(bindparam("m"))
         .subquery("events")
@@ -383,6 +430,7 @@ def _readings_statement() -> Select[Any]:
 
 
 _READINGS = _readings_statement()
+_TRUSTED_READINGS = _readings_statement(distrusting=True)
 _BY_TIME_ID = itemgetter(1, 5)
 
 

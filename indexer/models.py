@@ -69,6 +69,11 @@ IntPK = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True
 Micros = Annotated[int, mapped_column(BigInteger)]
 Ident = Annotated[str, mapped_column(String(64))]
 Hash = Annotated[str, mapped_column(String(64))]
+# The user (``users.id``) who wrote a row through the API; NULL for the system's own writes (imports,
+# reindex, rows older than revision 0009_write_authors). No foreign key: ``users`` already refers to
+# ``officers``, and a key back would make the two tables a cycle; accounts are disabled, never
+# deleted, so an id stays meaningful.
+Author = Annotated[int | None, mapped_column(BigInteger)]
 
 SEGMENT_SOURCES = ("camera", "bodycam")
 SUBJECT_ROLES = ("suspect", "witness", "victim")
@@ -232,6 +237,7 @@ class Case(Base):
     recording_mandatory: Mapped[bool] = mapped_column(Boolean, default=True)
     serious: Mapped[bool] = mapped_column(Boolean, default=False)  # 24 h limit instead of 12 h
     created_us: Mapped[Micros]
+    created_by: Mapped[Author]
 
 
 class Subject(Base):
@@ -260,6 +266,7 @@ class Subject(Base):
     minor: Mapped[bool] = mapped_column(Boolean, default=False)
     guardian_name: Mapped[str | None] = mapped_column(String(200))
     wristband_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_by: Mapped[Author]
 
 
 class Officer(Base):
@@ -270,6 +277,7 @@ class Officer(Base):
     badge_number: Mapped[str] = mapped_column(String(64), unique=True)
     unit: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[Author]
 
 
 class CaseOfficer(Base):
@@ -279,6 +287,7 @@ class CaseOfficer(Base):
     # The primary key leads with case_id; search by officer needs its own index.
     officer_id: Mapped[int] = mapped_column(BigId, ForeignKey("officers.id"), primary_key=True, index=True)
     role: Mapped[str | None] = mapped_column(String(32))  # lead, assist, recorder, interpreter
+    created_by: Mapped[Author]
 
 
 # --- what happened where (REST input from the centre's systems) --------------------------------
@@ -306,6 +315,15 @@ class ProcedureEvent(Base):
     subject_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("subjects.id"))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     received_us: Mapped[Micros]
+    created_by: Mapped[Author]
+    # A late entry (revision 0009_write_authors): written more than ``api.late_entry_hours`` after its
+    # time, or inside a range already exported to disc; only a supervisor, legal or admin user may
+    # write one, and the timeline and the disc mark it (who: created_by, when: received_us).
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A supervisor (legal, admin) vouched for a reading an officer wrote: it then counts for that
+    # officer's footage window (pipeline/api/footage_access.py).
+    confirmed_by: Mapped[Author]
+    confirmed_us: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ProcedureEventOfficer(Base):
@@ -361,6 +379,15 @@ class LocationObservation(Base):
     time_us: Mapped[Micros]
     source: Mapped[str] = mapped_column(String(16))
     received_us: Mapped[Micros]
+    created_by: Mapped[Author]
+    # A late entry (revision 0009_write_authors): written more than ``api.late_entry_hours`` after its
+    # time, or inside a range already exported to disc; only a supervisor, legal or admin user may
+    # write one, and the timeline and the disc mark it (who: created_by, when: received_us).
+    late: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A supervisor (legal, admin) vouched for a reading an officer wrote: it then counts for that
+    # officer's footage window (pipeline/api/footage_access.py).
+    confirmed_by: Mapped[Author]
+    confirmed_us: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ImportedFile(Base):
@@ -392,6 +419,26 @@ class ImportedFile(Base):
     audio_channels: Mapped[int | None] = mapped_column(Integer)
     evidence: Mapped[bool] = mapped_column(Boolean, default=False)  # kept permanently
     imported_us: Mapped[Micros]
+    created_by: Mapped[Author]
+
+
+class ExportedRange(Base):
+    """A subject's time range that went onto a court disc (one row per finished export). A reading
+    or event inside one changes what a disc already sealed says, so it is a late entry."""
+
+    __tablename__ = "exported_ranges"
+    __table_args__ = (
+        Index("ix_exported_ranges_subject_start", "subject_id", "start_us"),
+        Index("ix_exported_ranges_case_id", "case_id"),
+    )
+
+    id: Mapped[IntPK]
+    case_id: Mapped[int] = mapped_column(BigId, ForeignKey("cases.id"))
+    subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id"))
+    start_us: Mapped[Micros]
+    end_us: Mapped[Micros]
+    export_id: Mapped[str] = mapped_column(String(64))
+    exported_us: Mapped[Micros]
 
 
 class ImportedFileSubject(Base):

@@ -7,7 +7,7 @@ stored, so a copy of the database does not let anyone log in.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from indexer.models import Base, BigId, IntPK, Micros, _one_of
@@ -48,3 +48,23 @@ class Credential(Base):
     created_us: Mapped[Micros]
     expires_us: Mapped[Micros]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginThrottle(Base):
+    """Failed logins per account name and per client address (revision 0009_write_authors), so
+    the growing delay survives a restart and holds across processes sharing the index.
+
+    ``key`` is ``user:<name>`` or ``addr:<address>``. ``failures`` counts attempts that did not
+    succeed since the key was last quiet for ``auth.reset_seconds`` (an attempt counts before its
+    password is checked, so parallel guesses cannot slip past the delay; a success takes it back).
+    No attempt is checked before ``locked_until_us``. ``alerted`` stops a second alert for the same
+    run of failures."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_us: Mapped[Micros]
+    last_failure_us: Mapped[Micros]
+    locked_until_us: Mapped[int] = mapped_column(BigInteger, default=0)
+    alerted: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,18 +1,24 @@
 """Accounts, argon2 password checks, and login credentials (browser sessions, API tokens).
 
-Passwords are hashed with argon2id (``argon2-cffi`` defaults). A credential's secret is 32
-random bytes (URL-safe base64) given to the client once; the database keeps its SHA-256 only.
+Passwords are hashed with argon2id (``argon2-cffi`` defaults). A new password must be at least
+``min_password`` characters, not one of the 20,000 most common passwords (``data/``), and not
+the user name. A credential's secret is 32 random bytes (URL-safe base64) given to the client
+once; the database keeps its SHA-256 only. Its owner can list their credentials and revoke one
+or all; a revoked credential fails on its next request (every request looks it up).
 Every public method opens its own session, so one :class:`UserStore` is shared by threads.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,7 +34,8 @@ log = logging.getLogger(__name__)
 
 SESSION_SECONDS = 12 * 3600
 TOKEN_SECONDS = 24 * 3600
-MIN_PASSWORD = 8
+MIN_PASSWORD = 12
+COMMON_PASSWORDS = Path(__file__).resolve().parent / "data" / "common-passwords.txt.gz"
 # A verification costs the same whether or not the name exists (no user enumeration by timing).
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not-a-password-of-anyone")
@@ -42,6 +49,7 @@ class Principal:
     name: str
     role: str
     officer_id: int | None
+    credential_id: int | None = None  # the session or token this request came with
 
     @property
     def sees_all_cases(self) -> bool:
@@ -56,14 +64,49 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _principal(user: User) -> Principal:
-    return Principal(user.id, user.name, user.role, user.officer_id)
+def _principal(user: User, credential_id: int | None = None) -> Principal:
+    return Principal(user.id, user.name, user.role, user.officer_id, credential_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    """One login session or API token of a user, without its secret."""
+
+    id: int
+    kind: str
+    created_us: int
+    expires_us: int
+    revoked: bool
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords, lower-cased (read once)."""
+    with gzip.open(COMMON_PASSWORDS, "rt", encoding="utf-8") as fh:
+        return frozenset(line.strip().lower() for line in fh if line.strip())
+
+
+def password_problems(name: str, password: str, min_length: int = MIN_PASSWORD) -> list[str]:
+    """Why ``password`` is refused for the account ``name`` (empty: it is accepted)."""
+    problems = []
+    if len(password) < min_length:
+        problems.append(f"at least {min_length} characters")
+    folded, user = password.strip().lower(), name.strip().lower()
+    if folded in common_passwords():
+        problems.append("is one of the 20,000 most common passwords")
+    # Containment only for names long enough to mean something ("li" is in many good passwords).
+    if user and (folded == user or (len(user) >= 4 and user in folded)):
+        problems.append("must not be or contain the user name")
+    return problems
 
 
 class UserStore:
-    def __init__(self, engine: Engine, now_us: Callable[[], int] = _now_us) -> None:
+    def __init__(
+        self, engine: Engine, now_us: Callable[[], int] = _now_us, min_password: int = MIN_PASSWORD
+    ) -> None:
         self._sessions = session_factory(engine)
         self._now_us = now_us
+        self._min_password = min_password
 
     # --- accounts --------------------------------------------------------------------------
 
@@ -75,8 +118,8 @@ class UserStore:
             problems.append({"field": "name", "message": "1 to 128 characters"})
         if role not in ROLES:
             problems.append({"field": "role", "message": f"one of {', '.join(ROLES)}"})
-        if len(password) < MIN_PASSWORD:
-            problems.append({"field": "password", "message": f"at least {MIN_PASSWORD} characters"})
+        for why in password_problems(name, password, self._min_password):
+            problems.append({"field": "password", "message": why})
         if problems:
             raise ValidationFailed(
                 "invalid user: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems),
@@ -160,7 +203,7 @@ class UserStore:
             return None
         with self._sessions() as session:
             row = session.execute(
-                select(User)
+                select(User, Credential.id)
                 .join(Credential, Credential.user_id == User.id)
                 .where(
                     Credential.token_hash == token_hash(secret),
@@ -169,8 +212,43 @@ class UserStore:
                     Credential.expires_us > self._now_us(),
                     User.active.is_(True),
                 )
-            ).scalar_one_or_none()
-            return _principal(row) if row is not None else None
+            ).one_or_none()
+            return _principal(row[0], int(row[1])) if row is not None else None
+
+    def credentials(self, user_id: int) -> list[CredentialInfo]:
+        """The user's sessions and tokens that have not expired, newest first."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Credential)
+                .where(Credential.user_id == user_id, Credential.expires_us > self._now_us())
+                .order_by(Credential.id.desc())
+            ).all()
+            return [CredentialInfo(c.id, c.kind, c.created_us, c.expires_us, c.revoked) for c in rows]
+
+    def revoke_credential(self, user_id: int, credential_id: int) -> None:
+        """Revoke one of the user's own credentials (NotFoundError for anyone else's: not told apart)."""
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(Credential)
+                .where(Credential.id == credential_id, Credential.user_id == user_id)
+                .values(revoked=True)
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                raise NotFoundError(f"you have no token {credential_id}", credential_id=credential_id)
+
+    def revoke_all(self, user_id: int) -> int:
+        """Revoke every live credential of the user (sessions too); how many were live."""
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(Credential)
+                .where(
+                    Credential.user_id == user_id,
+                    Credential.revoked.is_(False),
+                    Credential.expires_us > self._now_us(),
+                )
+                .values(revoked=True)
+            )
+            return int(done.rowcount or 0)  # type: ignore[attr-defined]
 
     def revoke(self, secret: str) -> None:
         with self._sessions.begin() as session:

@@ -74,8 +74,9 @@ def create_user(
     configure_logging("warning", json_lines=False)
     password = _read_password()
     engine = _engine(config)
+    rule = load_settings(config).auth.min_password_length  # loads: _engine read the same file
     try:
-        who = UserStore(engine).create_user(name, role, password, officer_badge=officer)
+        who = UserStore(engine, min_password=rule).create_user(name, role, password, officer_badge=officer)
         AuditLog(engine).append(
             getpass.getuser(),
             "user_create",

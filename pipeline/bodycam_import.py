@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.errors import PayloadTooLarge, StorageError, ValidationFailed, VauditError
 from domain.types import ImportedClip, StreamInfo, utc
+from indexer.case_records import SYSTEM, Writer
 from indexer.footage import FootageIndex, NewImport
 from pipeline.settings import ApiConfig
 from pipeline.storage import Storage
@@ -306,7 +307,9 @@ class BodycamImporter:
     def tmp_dir(self) -> Path:
         return self._tmp_dir
 
-    async def import_request(self, request: Request) -> tuple[ImportedClip, bool]:
+    async def import_request(self, request: Request, writer: Writer = SYSTEM) -> tuple[ImportedClip, bool]:
+        """Spool, check, probe, store and index one upload. ``writer``: who uploads; an officer may
+        attach the clip only to subjects of their own cases (checked before anything is stored)."""
         limit = self._config.max_upload_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit + ENVELOPE_SLACK:
@@ -340,13 +343,15 @@ class BodycamImporter:
                     "no file uploaded", fields=[{"field": "form.file", "message": "required"}]
                 )
             meta = parse_metadata(parser.form.fields)
-            return await run_in_threadpool(self._finish, spool, meta, parser.form.filename)
+            return await run_in_threadpool(self._finish, spool, meta, parser.form.filename, writer)
         finally:
             with contextlib.suppress(OSError):
                 spool.path.unlink(missing_ok=True)
 
-    def _finish(self, spool: _Spool, meta: Metadata, filename: str) -> tuple[ImportedClip, bool]:
-        self._footage.check_import_refs(meta.officer_id, meta.subject_ids)
+    def _finish(
+        self, spool: _Spool, meta: Metadata, filename: str, writer: Writer
+    ) -> tuple[ImportedClip, bool]:
+        self._footage.check_import_refs(meta.officer_id, meta.subject_ids, writer=writer)
         info = probe(spool.path)
         start = meta.start_time or info.creation_time
         if start is None:
@@ -380,7 +385,7 @@ class BodycamImporter:
             evidence=meta.evidence,
         )
         try:
-            clip, created = self._footage.add_imported_file(new)
+            clip, created = self._footage.add_imported_file(new, writer)
         except VauditError:
             if not existed:  # the index refused it: do not leave an unindexed object behind
                 try:

@@ -121,6 +121,9 @@ def run(
             port=port if port is not None else settings.api.port,
             log_config=None,
             access_log=False,
+            # uvicorn would otherwise take X-Forwarded-For/-Proto from any local peer as the client's;
+            # the app believes them only from api.trusted_proxies (pipeline/api/auth.py).
+            proxy_headers=False,
         ),
         before_shutdown=runtime.risk.hub.close,
     )

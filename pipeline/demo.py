@@ -99,7 +99,8 @@ class _ApiThread:
         self.user = user
         self.password = password
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, proxy_headers=False)
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-api", daemon=True)
 
     def __enter__(self) -> httpx.Client:

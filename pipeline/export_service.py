@@ -37,6 +37,7 @@ from exporter.plan import (
 from exporter.signing import generate_signing_key
 from exporter.verify import VerifyReport, verify_images
 from indexer.alert_store import AlertStore
+from indexer.case_records import Entry
 from indexer.case_store import CaseStore
 from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
@@ -168,7 +169,8 @@ class ExportService:
 
     # --- running ---------------------------------------------------------------------------
 
-    def options(self, spec: ExportSpec) -> ExportOptions:
+    def options(self, spec: ExportSpec, plan: ExportPlan | None = None) -> ExportOptions:
+        """``plan``: the export's plan (its range bounds the late entries listed on the disc)."""
         cfg = self.settings.export
         key = cfg.signing_key
         if not key.exists():
@@ -187,7 +189,21 @@ class ExportService:
             g711_remux=cfg.g711_remux,
             audit_rows=self.case_audit(spec.case),
             alerts=self.case_alerts(spec.case, spec.subject),
+            late_entries=self.late_entries(spec.case, spec.subject, plan.range) if plan is not None else (),
         )
+
+    def late_entries(self, case: str, subject: str, rng: TimeRange) -> tuple[dict[str, Any], ...]:
+        """Late entries in ``rng`` for the disc: the case's events about this subject or about no
+        one subject, and the subject's location readings, by time."""
+        case_id = self._case_id(case)
+        subject_id = self._subject_id(case_id, subject)
+        out: list[dict[str, Any]] = []
+        for e in self.cases.events(case_id=case_id, start=rng.start, end=rng.end):
+            if e.entry.late and e.event.subject_id in (None, subject_id):
+                out.append(_late("event", e.event.event_id, e.event.type.value, e.event.time, e.event.room_id, e.entry))
+        for o in self.cases.late_observations(subject_id, rng.start, rng.end):
+            out.append(_late("observation", o.client_id, o.source.value, o.time, o.room_id, o.entry))
+        return tuple(sorted(out, key=lambda x: (x["time"], x["kind"], x["id"])))
 
     def case_alerts(self, case: str, subject: str) -> tuple[dict[str, Any], ...]:
         """The risk alerts for the disc's gap/alert report: those of the case about this subject
@@ -251,7 +267,12 @@ class ExportService:
         plan = self.plan(spec)
         out = out_dir or self.settings.export.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        return run_export(plan, self.storage, out, self.options(spec), progress=progress, cancel=cancel)
+        result = run_export(plan, self.storage, out, self.options(spec, plan), progress=progress, cancel=cancel)
+        # What is on a disc now: readings written into this range later are late entries.
+        case_id = self._case_id(spec.case)
+        subject_id = plan.request.subject.subject_id
+        self.cases.record_export(case_id, subject_id, plan.range.start, plan.range.end, result.export_id)
+        return result
 
     def capture_hash(self, storage_key: str) -> str | None:
         """The SHA-256 the index recorded at capture for a segment or imported clip."""
@@ -265,6 +286,18 @@ class ExportService:
 
     def verify(self, images: list[Path]) -> VerifyReport:
         return verify_images(images, index_lookup=self.capture_hash)
+
+
+def _late(kind: str, client_id: str, what: str, at: datetime, room: str | None, entry: Entry) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "id": client_id,
+        "type": what,
+        "time": iso(at),
+        "room_id": room,
+        "entered_by": entry.by,
+        "entered_at": iso(entry.at) if entry.at is not None else None,
+    }
 
 
 # --- background jobs for the API -------------------------------------------------------------

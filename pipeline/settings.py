@@ -7,6 +7,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -163,6 +164,36 @@ class ApiConfig(_Strict):
     max_json_bytes: int = Field(default=4 * 1024**2, gt=0)
     max_future_seconds: float = Field(default=300.0, ge=0)
     upload_tmp: Path = Path("data/uploads")  # body-camera uploads wait here while hashed and probed
+    # Events and location readings written more than this long after their time (or inside a range
+    # already exported to disc) are late entries: supervisor, legal or admin only, marked as such.
+    late_entry_hours: float = Field(default=24.0, gt=0)
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed; from anyone else these headers are ignored (the audit's client address is the peer's).
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted proxy {item!r} is not an IP address or network") from exc
+        return value
+
+
+class AuthConfig(_Strict):
+    """Logins (docs/WEB.md "Logins"): the password rule and throttling of failed attempts."""
+
+    min_password_length: int = Field(default=12, ge=8, le=128)
+    # Per account name and per client address: this many failures pass without delay, then each
+    # further one waits base * 2^(n - free - 1) seconds (at most max_delay_seconds) before the next
+    # attempt is looked at; a key quiet for reset_seconds starts again from zero.
+    free_attempts: int = Field(default=5, ge=0, le=100)
+    base_delay_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_delay_seconds: float = Field(default=900.0, gt=0, le=86400)
+    reset_seconds: float = Field(default=3600.0, gt=0)
+    alert_after_failures: int = Field(default=10, ge=1)  # a login_failures alert per account/address
 
 
 class ExportConfig(_Strict):
@@ -357,6 +388,7 @@ class Settings(BaseSettings):
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     upload: UploadConfig = Field(default_factory=UploadConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)

@@ -60,7 +60,9 @@ class UserIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=128)
     role: Literal["officer", "supervisor", "legal", "admin", "court_viewer"]
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(
+        min_length=1, max_length=1024, description="auth.min_password_length+, not common, not the name"
+    )
     officer_badge: str | None = Field(default=None, max_length=64)
 
 

@@ -21,13 +21,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from domain.errors import IndexStoreError, ValidationFailed
+from domain.errors import Forbidden, IndexStoreError, NotFoundError, ValidationFailed
 from indexer.alert_store import AlertQuery, AlertRecord, AlertStore
+from indexer.users import Principal
 from pipeline.api.auth import audit, principal, require_case, visible_cases
 from pipeline.api.pages import lang_of, nav, page
 from pipeline.risk.push import Doc, alert_json
@@ -58,11 +59,11 @@ def _may_see(request: Request, alert: AlertRecord) -> bool:
     return mine is None or (alert.case_id is not None and alert.case_id in mine)
 
 
-def _handler(request: Request) -> str:
+def _handler(request: Request) -> Principal:
     who = principal(request)
     if who.role not in HANDLERS:
-        raise HTTPException(403, f"role {who.role} may not acknowledge or resolve alerts")
-    return who.name
+        raise Forbidden(f"role {who.role} may not acknowledge or resolve alerts")
+    return who
 
 
 class ActionIn(BaseModel):
@@ -135,7 +136,7 @@ async def _events(request: Request, q: queue.Queue[Doc | None]) -> AsyncIterator
 def stream_alerts(request: Request) -> StreamingResponse:
     risk = getattr(request.app.state, "risk", None)
     if risk is None:
-        raise HTTPException(404, "this node runs no risk engine: no live alerts here")
+        raise NotFoundError("this node runs no risk engine: no live alerts here")
     q = risk.hub.subscribe()
     return StreamingResponse(
         _events(request, q),
@@ -148,7 +149,7 @@ def stream_alerts(request: Request) -> StreamingResponse:
 def get_alert(request: Request, alert_id: int) -> Doc:
     alert = _store(request).get(alert_id)
     if not _may_see(request, alert):
-        raise HTTPException(403, f"alert {alert_id} is not about one of your cases")
+        raise Forbidden(f"alert {alert_id} is not about one of your cases")
     return alert_json(alert)
 
 
@@ -162,7 +163,7 @@ def alert_snapshot(request: Request, alert_id: int) -> Response:
     store = _store(request)
     alert = store.get(alert_id)
     if not _may_see(request, alert):
-        raise HTTPException(403, f"alert {alert_id} is not about one of your cases")
+        raise Forbidden(f"alert {alert_id} is not about one of your cases")
     jpeg, taken, camera = store.snapshot(alert_id)
     audit(request, "view_alert_snapshot", f"alert:{alert_id}", camera_id=camera)
     return Response(
@@ -175,21 +176,22 @@ def alert_snapshot(request: Request, alert_id: int) -> Response:
 def _act(
     request: Request, alert_id: int, body: ActionIn | None, action: Literal["acknowledge", "resolve"]
 ) -> Doc:
-    user = _handler(request)
+    who = _handler(request)
+    user, uid = who.name, who.user_id
     note = body.note if body is not None else None
     risk = getattr(request.app.state, "risk", None)
     store = _store(request)
     now = datetime.now(UTC)
     if risk is not None:
         alert = (
-            risk.acknowledge(alert_id, user, note)
+            risk.acknowledge(alert_id, user, note, uid)
             if action == "acknowledge"
-            else risk.resolve(alert_id, user, note)
+            else risk.resolve(alert_id, user, note, uid)
         )
     elif action == "acknowledge":
-        alert = store.acknowledge(alert_id, user, now, note)
+        alert = store.acknowledge(alert_id, user, now, note, uid)
     else:
-        alert = store.resolve(alert_id, user, now, note)
+        alert = store.resolve(alert_id, user, now, note, uid)
     audit(request, f"alert_{action}", f"alert:{alert_id}", rule=alert.rule, case_id=alert.case_id, note=note)
     return alert_json(alert)
 

@@ -11,26 +11,44 @@
 * CSRF: besides ``SameSite=Strict``, an unsafe request authenticated by the cookie must
   carry the session's CSRF token (``X-CSRF-Token`` header, or the ``csrf`` form field checked
   by the page's handler). Bearer requests carry no ambient credential, so need none.
+* Logins (token route and login form) are throttled per account and per client address
+  (:mod:`indexer.login_throttle`); a run of failures raises a ``login_failures`` alert. Owners
+  list and revoke their own tokens under ``/api/v1/auth/tokens``.
+* API answers carry ``Cache-Control: no-store`` unless the route set its own: case, subject and
+  footage data must not stay in a shared or browser cache.
+* The client address of the audit trail is the TCP peer's; ``X-Forwarded-For`` counts only
+  when the peer is one of ``api.trusted_proxies``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
+import math
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
+from domain.types import from_unix, iso
+from indexer.alert_store import AlertStore, NewAlert
 from indexer.audit import AuditLog
+from indexer.case_records import Writer
+from indexer.database import DB_INT_MAX
+from indexer.login_throttle import LoginThrottle, Streak, ThrottlePolicy
 from indexer.users import TOKEN_SECONDS, Principal, UserStore
 from pipeline.api.errors import error_body
+from pipeline.risk.push import alert_json
+from pipeline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +61,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ALL_ROLES = ("officer", "supervisor", "legal", "admin", "court_viewer")
 WRITERS = ("officer", "supervisor", "admin")  # case records and body-camera imports
+LATE_WRITERS = ("supervisor", "legal", "admin")  # may write late entries and confirm readings
 EXPORTERS = ("officer", "supervisor", "legal", "admin")
 LIVE = ("supervisor", "legal", "admin")
 AUDITORS = ("legal", "admin")
@@ -50,6 +69,7 @@ CAMERA_WIDE = ("supervisor", "legal", "admin", "court_viewer")  # footage not ti
 
 # (path prefix, methods or None for all, roles allowed); the first matching rule applies.
 _RULES: tuple[tuple[str, frozenset[str] | None, tuple[str, ...]], ...] = (
+    ("/api/v1/auth/", None, ALL_ROLES),  # one's own identity and tokens
     ("/api/v1/users", None, ("admin",)),
     ("/admin/users", None, ("admin",)),
     ("/api/v1/audit", None, AUDITORS),
@@ -62,6 +82,9 @@ _RULES: tuple[tuple[str, frozenset[str] | None, tuple[str, ...]], ...] = (
     ("/api/v1/playback", None, ALL_ROLES),
     ("/play", None, ALL_ROLES),
     ("/api/v1/alerts/", frozenset({"POST"}), LIVE),  # acknowledge/resolve: supervisor, legal, admin
+    # officer records are personnel data, not a case's: officers do not create them
+    ("/api/v1/officers", frozenset({"POST", "PUT", "PATCH", "DELETE"}), ("supervisor", "admin")),
+    ("/api/v1/readings/confirm", None, LATE_WRITERS),
     ("/api/v1/", frozenset({"POST", "PUT", "PATCH", "DELETE"}), WRITERS),
 )
 
@@ -71,16 +94,22 @@ def csrf_token(session_secret: str) -> str:
     return hmac.new(session_secret.encode(), b"vaudit-csrf", hashlib.sha256).hexdigest()[:40]
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class Security:
     users: UserStore
     audit: AuditLog
+    throttle: LoginThrottle
+    alerts: AlertStore
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 def security(app: Any) -> Security:
     sec: Security | None = getattr(app.state, "security", None)
     if sec is None:
-        raise HTTPException(401, "authentication is not configured on this node")
+        raise Unauthenticated("authentication is not configured on this node")
     return sec
 
 
@@ -112,6 +141,20 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
+def _no_store(send: Send) -> Send:
+    """``send`` with ``Cache-Control: no-store`` added to a response that sets no cache policy."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(k.lower() == b"cache-control" for k, _ in headers):
+                headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
+
+
 class AuthGate:
     """Authenticates every HTTP request before the app sees it (see the module docstring)."""
 
@@ -123,6 +166,8 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if scope["type"] == "http" and _is_api(path):
+            send = _no_store(send)
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
@@ -205,12 +250,44 @@ async def _json(send: Send, status: int, code: str, message: str) -> None:
 def principal(request: Request) -> Principal:
     who: Principal | None = getattr(request.state, "principal", None)
     if who is None:
-        raise HTTPException(401, "not authenticated")
+        raise Unauthenticated("not authenticated")
     return who
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(proxies: tuple[Network, ...], host: str | None) -> bool:
+    addr = _address(host) if host else None
+    return addr is not None and any(addr in net for net in proxies)
+
+
+def from_trusted_proxy(request: Request) -> bool:
+    """The TCP peer is one of ``api.trusted_proxies`` (its X-Forwarded-* headers count)."""
+    sec: Security | None = getattr(request.app.state, "security", None)
+    peer = request.client.host if request.client is not None else None
+    return sec is not None and _trusted(sec.trusted_proxies, peer)
+
+
 def client_addr(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None
+    """The client's address: the TCP peer's, or, when the peer is a trusted proxy, the nearest
+    address in ``X-Forwarded-For`` that is not itself a trusted proxy (hops further left are
+    whatever the client chose to send)."""
+    peer = request.client.host if request.client is not None else None
+    if not from_trusted_proxy(request):
+        return peer
+    proxies = security(request.app).trusted_proxies
+    hops = [h.strip() for part in request.headers.getlist("x-forwarded-for") for h in part.split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if _address(hop) is None:
+            return peer  # a malformed chain proves nothing about the client
+        if not _trusted(proxies, hop):
+            return hop
+    return peer
 
 
 def audit(request: Request, action: str, obj: str, **detail: Any) -> None:
@@ -231,7 +308,17 @@ def require_case(request: Request, case_id: int) -> None:
     if who.sees_all_cases:
         return
     if who.officer_id is None or not security(request.app).users.officer_on_case(who.officer_id, case_id):
-        raise HTTPException(403, f"case {case_id} is not one of your cases")
+        raise Forbidden(f"case {case_id} is not one of your cases")
+
+
+def writer(request: Request) -> Writer:
+    """The caller as a writer of case data: an officer writes into their own cases only and no
+    late entries; supervisor, legal and admin write anywhere (route rules keep legal out of most)."""
+    who = principal(request)
+    if who.role != "officer":
+        return Writer(who.user_id, who.name, None, who.officer_id, who.role in LATE_WRITERS)
+    mine = visible_cases(request)
+    return Writer(who.user_id, who.name, frozenset(mine or ()), who.officer_id, False)
 
 
 def visible_cases(request: Request) -> set[int] | None:
@@ -256,13 +343,58 @@ class TokenIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-@router.post("/api/v1/auth/token", summary="A bearer token for an API client (name and password)")
+def authenticate(request: Request, name: str, password: str, refused: str) -> Principal:
+    """Check a name and password under the login throttle: the account, or TooManyAttempts (the
+    password not even looked at) or Unauthenticated; every outcome is audited, and a run of
+    failures on the account or the address raises a ``login_failures`` alert. ``refused``: the
+    audit action of a wrong password."""
+    sec = security(request.app)
+    addr = client_addr(request)
+    wait = sec.throttle.begin(name, addr)
+    if wait is not None:
+        sec.audit.append(name[:128], "login_throttled", "auth", addr, {"retry_after_seconds": round(wait, 3)})
+        raise TooManyAttempts(
+            f"too many failed logins for this account or address: try again in {math.ceil(wait)} s",
+            retry_after_seconds=max(1, math.ceil(wait)),
+        )
+    who = sec.users.check_password(name, password)
+    if who is None:
+        sec.audit.append(name[:128], refused, "auth", addr)
+        for streak in sec.throttle.failed(name, addr):
+            _alert(request, sec, streak)
+        raise Unauthenticated("wrong name or password")
+    sec.throttle.succeeded(name, addr)
+    return who
+
+
+def _alert(request: Request, sec: Security, streak: Streak) -> None:
+    kind, _, value = streak.key.partition(":")
+    what = "account" if kind == "user" else "address"
+    message = f"{streak.failures} failed logins in a row for {what} {value}"
+    new = NewAlert(
+        "login_failures",
+        f"login_failures:{streak.key}",
+        "high",
+        message,
+        from_unix(streak.first_us / 1_000_000),
+        from_unix(streak.last_us / 1_000_000),  # a closed instance: the risk engine leaves it alone
+        details={what: value, "failures": streak.failures},
+    )
+    rec, created = sec.alerts.raise_or_continue(new, datetime.now(UTC))
+    sec.audit.append("system", "alert_raised", f"alert:{rec.id}", None, {"rule": rec.rule, what: value})
+    risk = getattr(request.app.state, "risk", None)
+    if risk is not None:  # the live alert stream of a recording node
+        risk.hub.publish({"event": "raised" if created else "continued", "alert": alert_json(rec)})
+
+
+@router.post(
+    "/api/v1/auth/token",
+    summary="A bearer token for an API client (name and password)",
+    responses={429: {"description": "Too many failed logins for this account or address (see Retry-After)"}},
+)
 def issue_token(request: Request, body: TokenIn) -> dict[str, Any]:
     sec = security(request.app)
-    who = sec.users.check_password(body.name, body.password)
-    if who is None:
-        sec.audit.append(body.name, "token_refused", "auth", client_addr(request))
-        raise HTTPException(401, "wrong name or password")
+    who = authenticate(request, body.name, body.password, "token_refused")
     token = sec.users.issue(who, "bearer")
     sec.audit.append(who.name, "token_issued", f"user:{who.name}", client_addr(request))
     return {"access_token": token, "token_type": "bearer", "expires_in": TOKEN_SECONDS, "role": who.role}
@@ -274,9 +406,58 @@ def me(request: Request) -> dict[str, Any]:
     return {"name": who.name, "role": who.role, "officer_id": who.officer_id}
 
 
+@router.get("/api/v1/auth/tokens", summary="Your own sessions and API tokens that have not expired")
+def my_tokens(request: Request) -> dict[str, Any]:
+    who = principal(request)
+    return {
+        "tokens": [
+            {
+                "id": c.id,
+                "kind": c.kind,
+                "created": iso(from_unix(c.created_us / 1_000_000)),
+                "expires": iso(from_unix(c.expires_us / 1_000_000)),
+                "revoked": c.revoked,
+                "current": c.id == who.credential_id,
+            }
+            for c in security(request.app).users.credentials(who.user_id)
+        ]
+    }
+
+
+@router.post("/api/v1/auth/tokens/{token_id}/revoke", summary="Revoke one of your own sessions or tokens")
+def revoke_token(
+    request: Request, token_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)]
+) -> dict[str, Any]:
+    who = principal(request)
+    security(request.app).users.revoke_credential(who.user_id, token_id)
+    audit(request, "token_revoked", f"user:{who.name}", token_id=token_id)
+    return {"id": token_id, "revoked": True}
+
+
+@router.post(
+    "/api/v1/auth/tokens/revoke-all",
+    summary="Revoke all your own sessions and tokens, this one too (e.g. after a token leaked)",
+)
+def revoke_all_tokens(request: Request) -> dict[str, Any]:
+    who = principal(request)
+    audit(request, "token_revoked_all", f"user:{who.name}")  # before: the credential dies with it
+    return {"revoked": security(request.app).users.revoke_all(who.user_id)}
+
+
 def install(app: FastAPI, engine: Engine) -> Security:
-    """Users, audit trail and the gate; routes read ``app.state.security``."""
-    sec = Security(UserStore(engine), AuditLog(engine))
+    """Users, audit trail, login throttle and the gate; routes read ``app.state.security``."""
+    settings: Settings = app.state.settings
+    cfg = settings.auth
+    policy = ThrottlePolicy(
+        cfg.free_attempts, cfg.base_delay_seconds, cfg.max_delay_seconds, cfg.reset_seconds, cfg.alert_after_failures
+    )
+    sec = Security(
+        UserStore(engine, min_password=cfg.min_password_length),
+        AuditLog(engine),
+        LoginThrottle(engine, policy),
+        AlertStore(engine),
+        tuple(ipaddress.ip_network(p, strict=False) for p in settings.api.trusted_proxies),
+    )
     app.state.security = sec
     app.add_middleware(AuthGate)
     app.include_router(router)

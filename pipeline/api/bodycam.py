@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 
 from domain.errors import IndexStoreError
 from domain.types import ImportedClip, iso
+from pipeline.api.auth import audit, writer
 from pipeline.api.errors import REPLAY
 from pipeline.bodycam_import import BodycamImporter
 
@@ -60,7 +61,9 @@ async def upload_clip(request: Request, response: Response) -> dict[str, Any]:
     importer: BodycamImporter | None = getattr(request.app.state, "bodycam", None)
     if importer is None:
         raise IndexStoreError("body-camera import is not configured on this node (cases.install not called)")
-    clip, created = await importer.import_request(request)
+    clip, created = await importer.import_request(request, writer(request))
+    if created:
+        audit(request, "bodycam_upload", f"clip:{clip.clip_id}", storage_key=clip.storage_key, sha256=clip.sha256)
     response.status_code = 201 if created else 200
     return {**clip_json(clip), "created": created}
 

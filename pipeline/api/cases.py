@@ -2,9 +2,15 @@
 
 Every write is idempotent by its key (case number, badge number, the client ``id`` of an
 event or observation): the first write answers 201, a replay 200 with the stored row, a
-different body under the same key 409. References to unknown rooms, subjects or officers and
-times too far in the future are 422 with ``details.fields``. Request bodies larger than
-``api.max_json_bytes`` are refused with 413 while they stream in, before they are parsed.
+different body under the same key 409 (which does not say what differs). References to unknown
+rooms, subjects or officers and times too far in the future are 422 with ``details.fields``.
+Request bodies larger than ``api.max_json_bytes`` are refused with 413 while they stream in,
+before they are parsed.
+
+Writes are case-scoped like reads: an officer writes only into cases they are attached to (a
+subject id in a body stands for its case), and no late entries (older than
+``api.late_entry_hours``, or inside a range already on a disc); 403 otherwise. Every write
+stores its author and appends an audit row (object ``case:<number>`` when it is about a case).
 
 The routes find their services on ``app.state.case_api`` (see :func:`install`).
 """
@@ -24,7 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 from starlette.types import Message
 
-from domain.errors import IndexStoreError, PayloadTooLarge, ValidationFailed
+from domain.errors import Forbidden, IndexStoreError, PayloadTooLarge, ValidationFailed
 from domain.types import (
     CameraCoverage,
     EventType,
@@ -36,6 +42,7 @@ from domain.types import (
 )
 from indexer.case_records import (
     CaseInfo,
+    Entry,
     NewCase,
     NewEvent,
     NewObservation,
@@ -51,7 +58,7 @@ from indexer.coverage import CameraRuns, StayCoverage, runs_of
 from indexer.footage import CaseTimeline, FootageIndex
 from indexer.search import MAX_LIMIT, CaseHit, CaseQuery, CaseSearch
 from pipeline.api import bodycam
-from pipeline.api.auth import audit, principal, require_case, visible_cases
+from pipeline.api.auth import audit, principal, require_case, visible_cases, writer
 from pipeline.api.bodycam import clip_json
 from pipeline.api.cameras import gap_json, segment_json
 from pipeline.api.errors import REPLAY
@@ -84,7 +91,11 @@ def install(
     temporary directory); it should be on a disk with room for one ``max_upload_bytes`` file
     per concurrent upload.
     """
-    store = CaseStore(engine, max_future=timedelta(seconds=settings.api.max_future_seconds))
+    store = CaseStore(
+        engine,
+        max_future=timedelta(seconds=settings.api.max_future_seconds),
+        late_after=timedelta(hours=settings.api.late_entry_hours),
+    )
     footage = FootageIndex(store)
     app.state.case_api = CaseApi(store, footage, CaseSearch(store), settings.api)
     app.state.bodycam = BodycamImporter(storage, footage, settings.api, tmp_dir)
@@ -225,12 +236,39 @@ def _status(response: Response, created: bool) -> None:
     response.status_code = 201 if created else 200
 
 
+_AUDIT_IDS = 100  # client ids named in one audit row (a batch may hold thousands)
+
+
+def _audit_readings(request: Request, action: str, written: list[tuple[int | None, str, bool]]) -> None:
+    """One audit row per case a request wrote readings into (``written``: case id, client id,
+    late), naming the new ones; nothing when every item was a replay (nothing was written)."""
+    by_case: dict[int | None, list[tuple[str, bool]]] = {}
+    for case_id, client_id, late in written:
+        by_case.setdefault(case_id, []).append((client_id, late))
+    store = _api(request).store
+    for case_id, items in by_case.items():
+        obj = "readings" if case_id is None else f"case:{store.get_case(case_id).case_number}"
+        late_ids = [cid for cid, is_late in items if is_late]
+        audit(
+            request,
+            action,
+            obj,
+            case_id=case_id,
+            count=len(items),
+            ids=[cid for cid, _ in items[:_AUDIT_IDS]],
+            late=late_ids[:_AUDIT_IDS] or None,
+        )
+
+
 # --- cases, subjects, officers --------------------------------------------------------------------
 
 
 @router.post("/cases", status_code=201, responses=REPLAY, summary="Create a case (idempotent by case number)")
 def create_case(request: Request, response: Response, body: CaseIn) -> Doc:
-    case, created = _api(request).store.create_case(NewCase(**body.model_dump()))
+    """An officer who creates a case is attached to it as lead (it is then theirs to write)."""
+    case, created = _api(request).store.create_case(NewCase(**body.model_dump()), writer(request))
+    if created:
+        audit(request, "case_create", f"case:{case.case_number}", case_id=case.id)
     _status(response, created)
     return case_json(case)
 
@@ -299,7 +337,11 @@ def get_case(request: Request, case_id: int) -> Doc:
 )
 def create_subject(request: Request, response: Response, case_id: int, body: SubjectIn) -> Doc:
     require_case(request, case_id)
-    subject, created = _api(request).store.create_subject(NewSubject(case_id=case_id, **body.model_dump()))
+    store = _api(request).store
+    subject, created = store.create_subject(NewSubject(case_id=case_id, **body.model_dump()), writer(request))
+    if created:
+        number = store.get_case(case_id).case_number
+        audit(request, "subject_create", f"case:{number}", case_id=case_id, subject_id=subject.id)
     _status(response, created)
     return subject_json(subject)
 
@@ -309,7 +351,11 @@ def create_subject(request: Request, response: Response, case_id: int, body: Sub
 )
 def attach_officer(request: Request, response: Response, case_id: int, body: CaseOfficerIn) -> Doc:
     require_case(request, case_id)
-    created = _api(request).store.add_case_officer(case_id, body.officer_id, body.role)
+    store = _api(request).store
+    created = store.add_case_officer(case_id, body.officer_id, body.role, writer(request))
+    if created:
+        number = store.get_case(case_id).case_number
+        audit(request, "case_officer_add", f"case:{number}", case_id=case_id, officer_id=body.officer_id)
     _status(response, created)
     return {"case_id": case_id, "officer_id": body.officer_id, "role": body.role}
 
@@ -318,6 +364,7 @@ def attach_officer(request: Request, response: Response, case_id: int, body: Cas
 def get_subject(request: Request, subject_id: int) -> Doc:
     subject = _api(request).store.get_subject(subject_id)
     require_case(request, subject.case_id)
+    audit(request, "view_subject", f"subject:{subject_id}", case_id=subject.case_id)
     return subject_json(subject)
 
 
@@ -325,14 +372,26 @@ def get_subject(request: Request, subject_id: int) -> Doc:
     "/officers", status_code=201, responses=REPLAY, summary="Create an officer (idempotent by badge number)"
 )
 def create_officer(request: Request, response: Response, body: OfficerIn) -> Doc:
-    officer, created = _api(request).store.create_officer(NewOfficer(**body.model_dump()))
+    officer, created = _api(request).store.create_officer(NewOfficer(**body.model_dump()), writer(request))
+    if created:
+        audit(request, "officer_create", f"officer:{officer.badge_number}", officer_id=officer.id)
     _status(response, created)
     return officer_json(officer)
 
 
-@router.get("/officers/{officer_id}", summary="An officer")
+@router.get(
+    "/officers/{officer_id}",
+    summary="An officer (officers: themselves and the officers of their own cases only)",
+)
 def get_officer(request: Request, officer_id: int) -> Doc:
-    return officer_json(_api(request).store.get_officer(officer_id))
+    store = _api(request).store
+    officer = store.get_officer(officer_id)
+    mine = visible_cases(request)
+    if mine is not None and officer_id != principal(request).officer_id and not store.officer_shares_case(
+        officer_id, mine
+    ):
+        raise Forbidden(f"officer {officer_id} is not on one of your cases")
+    return officer_json(officer)
 
 
 # --- events and observations ----------------------------------------------------------------------
@@ -342,7 +401,8 @@ def get_officer(request: Request, officer_id: int) -> Doc:
     "/events", status_code=201, responses=REPLAY, summary="Record one procedure event (idempotent by id)"
 )
 def post_event(request: Request, response: Response, body: EventIn) -> Doc:
-    stored = _api(request).store.add_events([body.new()], batch=False)[0]
+    stored = _api(request).store.add_events([body.new()], writer(request), batch=False)[0]
+    _audit_events(request, [stored])
     _feed_risk(request, events=[stored])
     _status(response, stored.created)
     return event_json(stored)
@@ -356,7 +416,8 @@ def post_events(
     response: Response,
     body: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)],
 ) -> Doc:
-    stored = _api(request).store.add_events([e.new() for e in body])
+    stored = _api(request).store.add_events([e.new() for e in body], writer(request))
+    _audit_events(request, stored)
     _feed_risk(request, events=stored)
     created = sum(1 for s in stored if s.created)
     _status(response, created > 0)
@@ -379,7 +440,8 @@ def case_events(request: Request, case_id: int) -> Doc:
     summary="Record one location observation (idempotent by id)",
 )
 def post_observation(request: Request, response: Response, body: ObservationIn) -> Doc:
-    stored = _api(request).store.add_observations([body.new()], batch=False)[0]
+    stored = _api(request).store.add_observations([body.new()], writer(request), batch=False)[0]
+    _audit_observations(request, [stored])
     _feed_risk(request, observations=[stored])
     _status(response, stored.created)
     return observation_json(stored)
@@ -396,7 +458,8 @@ def post_observations(
     response: Response,
     body: Annotated[list[ObservationIn], Field(min_length=1, max_length=MAX_BATCH)],
 ) -> Doc:
-    stored = _api(request).store.add_observations([o.new() for o in body])
+    stored = _api(request).store.add_observations([o.new() for o in body], writer(request))
+    _audit_observations(request, stored)
     _feed_risk(request, observations=stored)
     created = sum(1 for s in stored if s.created)
     _status(response, created > 0)
@@ -405,6 +468,53 @@ def post_observations(
         "existing": len(stored) - created,
         "items": [observation_json(s) for s in stored],
     }
+
+
+def _audit_events(request: Request, stored: list[StoredEvent]) -> None:
+    _audit_readings(
+        request, "event_write", [(s.case_id, s.event.event_id, s.entry.late) for s in stored if s.created]
+    )
+
+
+def _audit_observations(request: Request, stored: list[StoredObservation]) -> None:
+    if not any(o.created for o in stored):
+        return
+    cases = {}
+    store = _api(request).store
+    for sid in {o.subject_id for o in stored if o.created and o.subject_id is not None}:
+        cases[sid] = store.get_subject(sid).case_id
+    _audit_readings(
+        request,
+        "observation_write",
+        [(cases.get(o.subject_id or -1), o.client_id, o.entry.late) for o in stored if o.created],
+    )
+
+
+class ConfirmIn(_In):
+    events: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=MAX_BATCH
+    )
+    observations: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=MAX_BATCH
+    )
+
+
+@router.post(
+    "/readings/confirm",
+    summary="Vouch for events and observations (by client id) an officer wrote, so they count for that"
+    " officer's footage window (supervisor, legal, admin; audited)",
+)
+def confirm_readings(request: Request, body: ConfirmIn) -> Doc:
+    confirmed = _api(request).store.confirm_readings(body.events, body.observations, writer(request))
+    audit(
+        request,
+        "readings_confirm",
+        "readings",
+        events=body.events[:_AUDIT_IDS] or None,
+        observations=body.observations[:_AUDIT_IDS] or None,
+        confirmed=confirmed,
+    )
+    return {"confirmed": confirmed}
 
 
 # --- trajectory, footage, timeline ----------------------------------------------------------------
@@ -509,6 +619,17 @@ def officer_json(o: OfficerInfo) -> Doc:
     return {"id": o.id, "name": o.name, "badge_number": o.badge_number, "unit": o.unit, "active": o.active}
 
 
+def entry_json(e: Entry) -> Doc:
+    """Who entered a reading and when; ``late``: a late entry (marked on the timeline and disc)."""
+    return {
+        "late": e.late,
+        "entered_by": e.by,
+        "entered_at": iso(e.at) if e.at is not None else None,
+        "confirmed_by": e.confirmed_by,
+        "confirmed_at": iso(e.confirmed_at) if e.confirmed_at is not None else None,
+    }
+
+
 def event_json(s: StoredEvent) -> Doc:
     e = s.event
     return {
@@ -521,6 +642,7 @@ def event_json(s: StoredEvent) -> Doc:
         "officer_ids": list(e.officer_ids),
         "payload": e.payload,
         "created": s.created,
+        **entry_json(s.entry),
     }
 
 
@@ -533,6 +655,7 @@ def observation_json(o: StoredObservation) -> Doc:
         "subject_id": o.subject_id,
         "officer_id": o.officer_id,
         "created": o.created,
+        **entry_json(o.entry),
     }
 
 
@@ -600,6 +723,7 @@ def timeline_json(tl: CaseTimeline) -> Doc:
                 "stays": [footage_json(f, detail=False) for f in st.footage],
                 "clips": [clip_json(c) for c in st.clips],
                 "unexplained_seconds": round(sum(r.seconds for f in st.footage for r in f.unexplained), 6),
+                "late_readings": [observation_json(o) for o in st.late_readings],
             }
             for st in tl.subjects
         ],

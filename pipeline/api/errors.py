@@ -54,7 +54,13 @@ def install_error_handlers(app: FastAPI) -> None:
             logger.error(
                 "request failed: %s", exc.message, extra={"path": request.url.path, "code": exc.code}
             )
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.http_status)
+        headers = None
+        retry = exc.details.get("retry_after_seconds")
+        if isinstance(retry, int):  # TooManyAttempts: tell the client when to come back
+            headers = {"Retry-After": str(retry)}
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_code=exc.http_status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -146,6 +152,8 @@ def document_errors(app: FastAPI) -> None:
                 for status, why in errors.items():
                     description = responses.get(status, {}).get("description") or why
                     responses[status] = {"description": description, **ref}
+                for status in [c for c in responses if c[:1] in ("4", "5") and c not in errors]:
+                    responses[status] = {"description": responses[status].get("description", ""), **ref}
         app.openapi_schema = schema
         return schema
 

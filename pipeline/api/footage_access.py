@@ -6,6 +6,11 @@ that stay, padded by :data:`STAY_PAD` on both sides (the stay's bounds come from
 door readings, which lag the person by a few seconds; the stream also starts at the keyframe
 at or before ``start``). A stay still open lasts until now. Anything else is 403, so an
 officer cannot walk a camera's whole day by naming their case.
+
+The stays are computed without the readings the officer wrote themselves (unless a supervisor
+confirmed them, ``POST /api/v1/readings/confirm``): only what the devices, other people and
+supervisors say about where the subject was opens footage to that officer, so posting a
+reading that puts their suspect in another room does not widen what they may play.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
-from domain.errors import NotFoundError
+from domain.errors import Forbidden, NotFoundError
 from domain.types import utc
 from pipeline.api.auth import CAMERA_WIDE, principal, require_case
 
@@ -43,18 +48,18 @@ def check_footage_access(
     if who.role in CAMERA_WIDE:
         return
     if case_id is None:
-        raise HTTPException(403, "officers play footage of their own cases only: give case_id")
+        raise Forbidden("officers play footage of their own cases only: give case_id")
     require_case(request, case_id)
     case_api = getattr(request.app.state, "case_api", None)
     room = _room_of(request, camera_id)
     if case_api is None or room is None or start.tzinfo is None or end.tzinfo is None:
-        raise HTTPException(403, f"camera {camera_id} is not in a room of case {case_id}")
+        raise Forbidden(f"camera {camera_id} is not in a room of case {case_id}")
     lo_req, hi_req = utc(start), utc(end)
     now = datetime.now(UTC)
     footage = case_api.footage
     for subject in footage.store.subjects_of_case(case_id):
         try:
-            stays = footage.trajectory(subject.id)
+            stays = footage.trajectory(subject.id, distrust=who.user_id)
         except NotFoundError:
             continue
         for stay in stays:
@@ -64,6 +69,7 @@ def check_footage_access(
             hi = (stay.end if stay.end is not None else now) + STAY_PAD
             if lo <= lo_req and hi_req <= hi:
                 return
-    raise HTTPException(
-        403, f"camera {camera_id} over this range is outside every stay of case {case_id}'s subjects"
+    raise Forbidden(
+        f"camera {camera_id} over this range is outside every stay of case {case_id}'s subjects"
+        " (as readings not written by you alone place them)"
     )

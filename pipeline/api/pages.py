@@ -17,7 +17,17 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipeline.api.auth import SESSION_COOKIE, audit, client_addr, csrf_token, principal, security
+from domain.errors import TooManyAttempts, Unauthenticated
+from pipeline.api.auth import (
+    SESSION_COOKIE,
+    audit,
+    authenticate,
+    client_addr,
+    csrf_token,
+    from_trusted_proxy,
+    principal,
+    security,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +44,7 @@ TEXT: dict[str, dict[str, str]] = {
         "name": "用户名",
         "password": "密码",
         "bad_login": "用户名或密码错误",
+        "throttled": "登录失败次数过多，请 {seconds} 秒后再试",
         "logout": "退出",
         "search": "检索",
         "live": "实时",
@@ -50,6 +61,7 @@ TEXT: dict[str, dict[str, str]] = {
         "name": "User name",
         "password": "Password",
         "bad_login": "Wrong user name or password",
+        "throttled": "Too many failed logins: try again in {seconds} s",
         "logout": "Log out",
         "search": "Search",
         "live": "Live",
@@ -132,14 +144,19 @@ def login(
     if not expected or not hmac.compare_digest(expected, csrf):
         raise HTTPException(403, "login form expired or forged (CSRF); reload the login page")
     sec = security(request.app)
-    who = sec.users.check_password(name, password)
-    if who is None:
-        sec.audit.append(name[:128], "login_failed", "auth", client_addr(request))
+    try:
+        who = authenticate(request, name, password, "login_failed")
+    except (Unauthenticated, TooManyAttempts) as exc:
         token = secrets.token_urlsafe(24)
-        resp: Response = page(
-            lang, t(lang, "login"), _login_form(lang, _safe_next(next), token, t(lang, "bad_login")), 401
-        )
+        if isinstance(exc, TooManyAttempts):
+            seconds = exc.details["retry_after_seconds"]
+            error, status = t(lang, "throttled").format(seconds=seconds), 429
+        else:
+            error, status = t(lang, "bad_login"), 401
+        resp: Response = page(lang, t(lang, "login"), _login_form(lang, _safe_next(next), token, error), status)
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, samesite="strict", httponly=True, path="/login")
+        if status == 429:
+            resp.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
         return resp
     secret = sec.users.issue(who, "session")
     sec.audit.append(who.name, "login", f"user:{who.name}", client_addr(request))
@@ -152,8 +169,9 @@ def login(
 
 
 def _https(request: Request) -> bool:
-    """Served over HTTPS (directly, or by a TLS proxy that says so): the cookie is Secure."""
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    """Served over HTTPS (directly, or by a trusted TLS proxy that says so): the cookie is Secure."""
+    forwarded = from_trusted_proxy(request) and request.headers.get("x-forwarded-proto") == "https"
+    return request.url.scheme == "https" or forwarded
 
 
 def check_form_csrf(request: Request, sent: str) -> None:

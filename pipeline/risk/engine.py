@@ -198,16 +198,20 @@ class RiskEngine:
 
     # --- people's actions ---------------------------------------------------------------------
 
-    def acknowledge(self, alert_id: int, user: str, note: str | None = None) -> AlertRecord:
-        rec = self.alerts.acknowledge(alert_id, user, self.now(), note)
+    def acknowledge(
+        self, alert_id: int, user: str, note: str | None = None, user_id: int | None = None
+    ) -> AlertRecord:
+        rec = self.alerts.acknowledge(alert_id, user, self.now(), note, user_id)
         with self._lock:
             if self._open.get(rec.dedup_key, rec).id == rec.id:
                 self._open[rec.dedup_key] = rec
         self._publish("acknowledged", rec)
         return rec
 
-    def resolve(self, alert_id: int, user: str, note: str | None = None) -> AlertRecord:
-        rec = self.alerts.resolve(alert_id, user, self.now(), note)
+    def resolve(
+        self, alert_id: int, user: str, note: str | None = None, user_id: int | None = None
+    ) -> AlertRecord:
+        rec = self.alerts.resolve(alert_id, user, self.now(), note, user_id)
         with self._lock:
             have = self._open.get(rec.dedup_key)
             if have is not None and have.id == rec.id:

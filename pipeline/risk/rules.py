@@ -40,6 +40,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "headcount": ("画面人数不符", "Fewer people on picture than present"),
     "stay_exceeded": ("滞留超时", "In the centre beyond the limit"),
     "missing_exit": ("未登记离区", "Gone without exit registration"),
+    "login_failures": ("连续登录失败", "Repeated failed logins"),  # raised by pipeline/api/auth.py
 }
 OCCUPIED_FAULTS = (PictureFault.BLACK, PictureFault.FROZEN, PictureFault.COVERED)
 VIEW_FAULTS = (PictureFault.MOVED, PictureFault.DEFOCUSED)

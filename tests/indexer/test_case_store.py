@@ -52,7 +52,9 @@ def test_case_number_idempotent_and_conflicting(cs: CaseStore) -> None:
     assert created and not again and a.id == b.id
     with pytest.raises(ConflictError) as err:
         cs.create_case(NewCase("A-1", "other title", "charge"))
-    assert "title" in err.value.details["fields"]
+    # says the key was reused, not which stored fields differ (the row may be someone else's)
+    assert "title" not in err.value.message and "fields" not in err.value.details
+    assert "reused with different content" in err.value.message
     assert cs.get_case(a.id).case_number == "A-1"
     with pytest.raises(NotFoundError):
         cs.get_case(a.id + 1000)
@@ -86,7 +88,7 @@ def test_same_id_different_content_conflicts_and_batch_is_atomic(cs: CaseStore, 
     cs.add_events([ev("e-1", 0, subject, room_id="entry")])
     with pytest.raises(ConflictError) as err:
         cs.add_events([ev("e-2", 5, subject), ev("e-1", 1, subject, room_id="entry")])
-    assert err.value.details["fields"] == ["time_us"]
+    assert "time" not in err.value.message and "fields" not in err.value.details
     assert _count(engine, EVENTS) == 1  # e-2 was rolled back with the batch
     with pytest.raises(ConflictError):
         cs.add_events([ev("e-3", 0, subject), ev("e-3", 1, subject)])

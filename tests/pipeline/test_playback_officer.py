@@ -110,3 +110,71 @@ def test_officer_plays_own_cases_stays_only(client: TestClient, engine: Engine) 
     assert len(li_rows) == 1 and li_rows[0].object == "camera:cam-int"
     assert li_rows[0].detail is not None and li_rows[0].detail["case"] == mine
     assert AuditLog(engine).verify().ok
+
+
+@pytest.fixture
+def wide_client(
+    engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The app with a late-entry window of ten years, so an officer's back-dated reading of the
+    scenario's 2024 stays is accepted and only the footage rule stands between it and the footage."""
+    store.sync_rooms(ROOMS)
+    for rec in scenario.segments:
+        if rec.camera_id in ("cam-int", "cam-wait"):
+            store.add_segment(rec)
+    settings = Settings(
+        api={"upload_tmp": tmp_path / "up", "late_entry_hours": 24 * 3650},
+        export={"out_dir": tmp_path / "exports"},
+    )
+    app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_officer_cannot_widen_their_footage_window_with_own_readings(wide_client: TestClient, engine: Engine) -> None:
+    """Issue 16 point 3: one reading of the officer's own putting their suspect in another room used
+    to turn a 403 into 200. The window comes from readings not written by that officer alone."""
+    c = wide_client
+    add_user(engine, "admin", "admin")
+    admin = bearer(c, "admin")
+    mine = _case(c, admin, 1, "P-1", "R-INT1", 12, 23)  # li's suspect: interrogation room 12–23 s
+    subject = c.get(f"/api/v1/cases/{mine}", headers=admin).json()["subjects"][0]["id"]
+    add_user(engine, "li", "officer", officer_badge="P-1")
+    add_user(engine, "sup", "supervisor")
+    li, sup = bearer(c, "li"), bearer(c, "sup")
+    wait = {"start": iso(at(9)), "end": iso(at(11)), "case_id": mine}
+    vtt = "/api/v1/playback/cam-wait.vtt"
+    assert c.get(vtt, params=wait, headers=li).status_code == 403
+    reading = {"id": "li-o", "room_id": "R-WAIT", "time": iso(at(8)), "source": "manual", "subject_id": subject}
+    assert c.post("/api/v1/observations", json=reading, headers=li).status_code == 201
+    # the trajectory everyone sees has the stay; the officer's footage window does not
+    stays = c.get(f"/api/v1/subjects/{subject}/trajectory", headers=li).json()["stays"]
+    assert [s["room_id"] for s in stays] == ["R-WAIT", "R-INT1"]
+    denied = c.get(vtt, params=wait, headers=li)
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    # an event of theirs does not do it either
+    event = {"id": "li-e", "type": "waiting", "time": iso(at(8.5)), "room_id": "R-WAIT", "subject_id": subject}
+    assert c.post("/api/v1/events", json=event, headers=li).status_code == 201
+    assert c.get(vtt, params=wait, headers=li).status_code == 403
+    # officers cannot vouch for their own readings; a supervisor can, and then they count
+    assert c.post("/api/v1/readings/confirm", json={"observations": ["li-o"]}, headers=li).status_code == 403
+    done = c.post("/api/v1/readings/confirm", json={"observations": ["li-o"], "events": ["li-e"]}, headers=sup)
+    assert done.status_code == 200 and done.json()["confirmed"] == 2
+    assert c.get(vtt, params=wait, headers=li).status_code == 200
+    confirms = AuditLog(engine).rows(action="readings_confirm")
+    assert [(r.user, r.detail and r.detail["confirmed"]) for r in confirms] == [("sup", 2)]
+    unknown = c.post("/api/v1/readings/confirm", json={"events": ["nope"]}, headers=sup)
+    assert unknown.status_code == 422
+
+
+def test_back_dated_reading_by_an_officer_is_refused(client: TestClient, engine: Engine) -> None:
+    """With the default 24 h window the issue's reading dated years back is a late entry: 403."""
+    add_user(engine, "admin", "admin")
+    admin = bearer(client, "admin")
+    mine = _case(client, admin, 1, "P-1", "R-INT1", 12, 23)
+    subject = client.get(f"/api/v1/cases/{mine}", headers=admin).json()["subjects"][0]["id"]
+    add_user(engine, "li", "officer", officer_badge="P-1")
+    li = bearer(client, "li")
+    reading = {"id": "li-o", "room_id": "R-WAIT", "time": iso(at(8)), "source": "manual", "subject_id": subject}
+    r = client.post("/api/v1/observations", json=reading, headers=li)
+    assert r.status_code == 403 and "late entry" in r.json()["error"]["message"]

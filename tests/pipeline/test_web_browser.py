@@ -269,6 +269,11 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             page.wait_for_url(f"{site.base}/cases/{site.case_id}")
             page.wait_for_selector("svg.lane")
             assert "张某" in page.inner_text("main")
+            # the events and readings admin entered for 2024 came long after: late entries, marked
+            late_events = page.locator("table.events tr.late")
+            assert late_events.count() == 3 and "补录: admin" in late_events.first.inner_text()
+            late_readings = page.locator("section.subject:has-text('张某') table.late-readings tr.late")
+            assert late_readings.count() == 2 and "admin" in late_readings.first.inner_text()
             # play the interrogation room: both cameras side by side
             page.click('section.subject:has-text("张某") a.play-link >> nth=-1')
             page.wait_for_selector("video.player")

@@ -18,6 +18,7 @@ const TEXT = {
     user: "用户", action: "操作", object: "对象", time: "时间", client: "客户端", verify: "校验哈希链",
     older: "更早", chain_ok: "哈希链完整", chain_broken: "哈希链断裂于第", rows: "条", load: "加载",
     start: "开始", end: "结束", files: "文件", seconds: "秒", now: "当前",
+    late: "补录", late_readings: "补录的位置记录", entered_by: "录入人", entered_at: "录入时间",
   },
   en: {
     case_number: "Case number", subject: "Subject", officer: "Officer id", room: "Room", event_type: "Event type",
@@ -29,6 +30,7 @@ const TEXT = {
     latency: "latency", user: "User", action: "Action", object: "Object", time: "Time", client: "Client",
     verify: "Verify hash chain", older: "Older", chain_ok: "Chain intact", chain_broken: "Chain broken at row",
     rows: "rows", load: "Load", start: "Start", end: "End", files: "Files", seconds: "s", now: "now",
+    late: "late entry", late_readings: "Late location readings", entered_by: "Entered by", entered_at: "Entered at",
   },
 };
 const T = (k) => (TEXT[LANG] && TEXT[LANG][k]) || k;
@@ -192,14 +194,20 @@ async function pageCase() {
         h("td", {}, fmt(st.interval.end)), h("td", {}, cams.join("; ")),
         h("td", {}, st.cameras.length ? h("a", { href: play, class: "play-link" }, T("play")) : ""));
     });
+    const late = (sj.late_readings || []).length ? [h("h3", {}, T("late_readings")), h("table", { class: "late-readings" },
+      h("tr", {}, h("th", {}, T("time")), h("th", {}, T("room")), h("th", {}, T("entered_by")), h("th", {}, T("entered_at"))),
+      sj.late_readings.map((o) => h("tr", { class: "late" }, h("td", {}, fmt(o.time)), h("td", {}, o.room_id),
+        h("td", {}, o.entered_by || ""), h("td", {}, o.entered_at ? fmt(o.entered_at) : ""))))] : [];
     root.append(h("section", { class: "subject" },
       h("h2", {}, `${s.name} (${s.role}${s.id_number ? ", " + s.id_number : ""})`, " ", exportBtn),
       h("h3", {}, T("trajectory")), lane(sj.stays, evs, lo, hi, 900),
       h("table", {}, h("tr", {}, h("th", {}, T("room")), h("th", {}, T("start")), h("th", {}, T("end")),
-        h("th", {}, T("coverage")), h("th", {}, "")), rows)));
+        h("th", {}, T("coverage")), h("th", {}, "")), rows), late));
   }
-  root.append(h("h2", {}, T("events")), h("table", {}, tl.events.map((e) =>
-    h("tr", {}, h("td", {}, fmt(e.time)), h("td", {}, e.type), h("td", {}, e.room_id || "")))));
+  // A late entry says who entered it and when: the record was made after the fact.
+  root.append(h("h2", {}, T("events")), h("table", { class: "events" }, tl.events.map((e) =>
+    h("tr", { class: e.late ? "late" : null }, h("td", {}, fmt(e.time)), h("td", {}, e.type), h("td", {}, e.room_id || ""),
+      h("td", { class: "late-mark" }, e.late ? `${T("late")}: ${e.entered_by || ""} ${e.entered_at ? fmt(e.entered_at) : ""}` : "")))));
   root.append(h("h2", {}, T("exports")), jobsBox);
   async function refreshJobs() {
     try {
