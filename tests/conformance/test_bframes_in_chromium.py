@@ -30,7 +30,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 FPS = 25
 CAMERA = "bcam"
-VIEWER, VIEWER_PASSWORD = "viewer-sup", "viewer-sup-password-77"
+VIEWER, VIEWER_PASSWORD = "supervisor-li", "桂花-lantern-4471"
 
 # Plays a <video> (the selector's, or one made for `src`) for `ms` and lists the media time of
 # every frame Chromium composed.
