@@ -22,11 +22,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Engine, Table, func, select, update
 from sqlalchemy.orm import Session
 
+from domain.credentials import redact_url
 from domain.errors import ConflictError, IndexStoreError, NotFoundError, ValidationFailed
 from domain.types import (
     ClockSource,
@@ -49,8 +49,6 @@ ROOMS: Table = Base.metadata.tables["rooms"]
 
 DEFAULT_LIMIT = 10_000
 _BATCH = 500
-_SECRET_QUERY_KEYS = frozenset({"user", "username", "password", "passwd", "pwd", "pass", "token"})
-
 CameraSpec = tuple[str, str, str]  # camera_id, name, url
 RoomSpec = tuple[str, str, str | RoomKind, Sequence[CameraSpec]]  # room_id, name, kind, cameras
 
@@ -72,17 +70,6 @@ class SyncReport:
     added: int = 0
     updated: int = 0
     deactivated: int = 0
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without user/password in the authority or in well-known query parameters."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, v) for k, v in pairs if k.lower() not in _SECRET_QUERY_KEYS])
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _micros(dt: datetime, what: str) -> int:
@@ -275,7 +262,7 @@ class SegmentStore:
             for cam_id, cam_name, url in cams:
                 if cam_id in wanted_cams:
                     raise ValidationFailed(f"duplicate camera id {cam_id!r}", camera_id=cam_id)
-                wanted_cams[cam_id] = (room_id, cam_name, strip_credentials(url))
+                wanted_cams[cam_id] = (room_id, cam_name, redact_url(url))
 
         added = updated = deactivated = 0
         with self._session("sync rooms") as s:

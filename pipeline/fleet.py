@@ -38,6 +38,7 @@ from pipeline.runtime import CentreRuntime
 from pipeline.settings import Settings
 from pipeline.uploader import QUARANTINE, is_closed_sidecar
 from recorders.spool import CameraSpool, ChainState
+from recorders.ts_writer import make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class FleetNode:
             return
         end, seq, sha = max(candidates, key=lambda c: c[0])
         if local.last_end is None or end > local.last_end:
-            spool.dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(spool.dir)
             spool.save_state(ChainState(max(seq, local.last_seq), sha, end))
 
     def _chain(self, camera: str) -> ChainHint | None:

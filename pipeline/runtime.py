@@ -21,7 +21,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
 from pipeline.live import LiveFrames
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
-from pipeline.recorder_process import RecorderProcess, spread
+from pipeline.recorder_process import Camera, RecorderProcess, spread
 from pipeline.retention import CapacityWatch
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
@@ -33,6 +33,7 @@ from pipeline.worm import open_evidence_storage
 from recorders.clock import clock_for
 from recorders.events import CameraStatus
 from recorders.options import RecorderOptions
+from recorders.spool import prepare_spool_root
 from recorders.worker import CameraWorker
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ class CentreRuntime:
         self.settings = settings
         self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
         self.spool = settings.recorder.spool
-        self.spool.mkdir(parents=True, exist_ok=True)
+        prepare_spool_root(self.spool)
         self.storage: Storage = open_evidence_storage(settings)
         self.engine = create_engine_for(settings.database.url)
         if migrate:
@@ -147,9 +148,9 @@ class CentreRuntime:
         # processes by group).
         self._process_cameras: list[str] = []
         if assign_cameras and settings.recorder.processes > 0:
-            cameras = [(cam.id, cam.url) for _room, cam in settings.cameras()]
+            cameras = [(cam.id, cam.url, settings.camera_login(cam)) for _room, cam in settings.cameras()]
             for i, group in enumerate(spread(cameras, settings.recorder.processes), 1):
-                self._process_cameras += [c for c, _ in group]
+                self._process_cameras += [c[0] for c in group]
                 self.supervisor.add(f"recorders-{i}", self._process_factory(f"recorders-{i}", group))
         elif assign_cameras:
             for _room, cam in settings.cameras():
@@ -178,16 +179,19 @@ class CentreRuntime:
         options: RecorderOptions,
         restart_cause: tuple[GapCause, str] | None = None,
     ) -> Callable[[], Runnable]:
+        found = self.settings.camera(camera_id)
+        login = None if found is None else self.settings.camera_login(found[1])
+
         def make() -> Runnable:
             return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock, restart_cause,
-                                self._sync_points.get(camera_id))
+                                self._sync_points.get(camera_id), login=login)
 
         return make
 
-    def _process_factory(self, name: str, group: list[tuple[str, str]]) -> Callable[[], Runnable]:
+    def _process_factory(self, name: str, group: list[Camera]) -> Callable[[], Runnable]:
         def make() -> Runnable:
             return RecorderProcess(name, group, self.spool, self._options, self.sink,
-                                   {c: self._sync_points[c] for c, _ in group if c in self._sync_points})
+                                   {c[0]: self._sync_points[c[0]] for c in group if c[0] in self._sync_points})
 
         return make
 
