@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -373,7 +374,13 @@ def demo(
         print(image)
 
 
+# Everything the service writes without a mode of its own (exports, the SQLite index, key and
+# journal directories) is closed to other accounts; the spool and storage set theirs explicitly.
+UMASK = 0o027
+
+
 def main() -> None:
+    os.umask(UMASK)
     try:
         app()
     except VauditError as exc:  # anything not handled by a command
