@@ -64,6 +64,10 @@ class ExportOptions:
     system: str = "video-audit"
     reference_time: datetime | None = None  # default: now; fixes every timestamp on the disc
     audit_rows: tuple[dict[str, Any], ...] = ()
+    # The audit trail's head when the export started, as anchored (pipeline/audit_anchor.py):
+    # seq, hash, key_id, keyed_from, written, anchor, signer. In the custody record, so the disc
+    # itself keeps a copy of the head outside the database.
+    audit_head: dict[str, Any] | None = None
     # The case's risk alerts for the gap/alert report: dicts with id, rule, label_zh, label_en,
     # severity, state, start, end (ISO UTC or None), room_id, camera_id, message, acknowledged_by,
     # resolved_by, note (pipeline.export_service.case_alerts makes them).
@@ -370,6 +374,7 @@ class _Job:
             "exported_at_local": local_stamp(self.ref, self.tz),
             "system": f"{self.options.system} {VERSION}",
             "host": self.options.host or socket.gethostname(),
+            **({"audit_head": dict(self.options.audit_head)} if self.options.audit_head is not None else {}),
             "audit": [dict(r) for r in self.options.audit_rows],
         }
 

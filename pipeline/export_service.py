@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,14 @@ from exporter.plan import (
     build_plan,
     default_range,
 )
-from exporter.signing import generate_signing_key
 from exporter.verify import VerifyReport, verify_images
 from indexer.alert_store import AlertStore
+from indexer.audit import AuditLog
 from indexer.case_store import CaseStore
 from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
+from pipeline.audit_anchor import AnchorBook, centre_signing_key
 from pipeline.risk.rules import RULE_LABELS
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -170,13 +171,9 @@ class ExportService:
 
     def options(self, spec: ExportSpec) -> ExportOptions:
         cfg = self.settings.export
-        key = cfg.signing_key
-        if not key.exists():
-            key.parent.mkdir(parents=True, exist_ok=True)
-            info = generate_signing_key(key)
-            logger.warning("created export signing key", extra={"path": str(key), "fingerprint": str(info)})
+        centre_signing_key(self.settings)  # made on first use
         return ExportOptions(
-            signing_key=key,
+            signing_key=cfg.signing_key,
             media=spec.media or cfg.media,
             time_zone=self.settings.centre.timezone,
             allow_unexplained=spec.allow_unexplained,
@@ -185,8 +182,20 @@ class ExportService:
             chromium=cfg.chromium,
             originals_on_working=cfg.originals_on_working,
             audit_rows=self.case_audit(spec.case),
+            audit_head=self.anchor_audit(),
             alerts=self.case_alerts(spec.case, spec.subject),
         )
+
+    def anchor_audit(self) -> dict[str, Any]:
+        """Anchor the audit trail's head now (pipeline/audit_anchor.py); what the disc's chain
+        of custody records of it. If storage refuses, the head still goes on the disc."""
+        head = AuditLog(self.engine, None).head()
+        try:
+            return AnchorBook.for_settings(self.settings, self.storage).write(head).custody()
+        except VauditError as exc:
+            logger.warning("export: the audit head could not be anchored in storage", extra={"error": exc.message})
+            return {"seq": head.seq, "hash": head.hash, "key_id": head.key_id, "keyed_from": head.keyed_from,
+                    "written": iso(datetime.now(UTC)), "anchor": None, "signer": None}
 
     def case_alerts(self, case: str, subject: str) -> tuple[dict[str, Any], ...]:
         """The risk alerts for the disc's gap/alert report: those of the case about this subject
@@ -223,11 +232,9 @@ class ExportService:
     def case_audit(self, case: str) -> tuple[dict[str, Any], ...]:
         """The audit rows about this case (views, searches that opened it, exports, downloads),
         oldest first, for the disc's chain of custody."""
-        from indexer.audit import AuditLog
-
         number = self.cases.get_case(self.case_id(case)).case_number
         obj = f"case:{number}"
-        rows = [r for r in AuditLog(self.engine).rows(object_prefix=obj, limit=1000) if r.object == obj]
+        rows = [r for r in AuditLog(self.engine, None).rows(object_prefix=obj, limit=1000) if r.object == obj]
         return tuple(
             {
                 "seq": r.seq,

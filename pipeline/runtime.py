@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 
 from domain.errors import VauditError
 from domain.types import Clock, GapCause, GapRecord, SegmentRecord, to_unix
+from indexer.audit import AuditLog
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
+from pipeline.audit_anchor import AnchorBook, AnchorWriter
 from pipeline.live import LiveFrames
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
 from pipeline.recorder_process import Camera, RecorderProcess, spread
@@ -110,11 +112,14 @@ class CentreRuntime:
         migrate: bool = True,
         assign_cameras: bool = True,
         risk_people: bool = True,
+        anchor_audit: bool = True,
     ) -> None:
         """``assign_cameras=False``: no camera is recorded until :meth:`record` is called (a
         fleet node records the cameras it holds leases for). ``risk_people=False``: this node
         never sees the centre's events (a fleet recording node), so its risk engine raises only
-        the camera alerts that need no knowledge of people (docs/ALERTS.md)."""
+        the camera alerts that need no knowledge of people (docs/ALERTS.md). ``anchor_audit``:
+        this node signs the audit trail's head into storage (pipeline/audit_anchor.py); the API
+        node does, fleet recording nodes (which write no audit rows) do not."""
         self.settings = settings
         self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
         self.spool = settings.recorder.spool
@@ -171,6 +176,8 @@ class CentreRuntime:
                                       SpoolLimits(up.lag_alert_seconds, up.spool_low_fraction,
                                                   up.spool_check_seconds), self.alerts)
         self.pictures: PictureWatcher | None = None  # made in start(): see there
+        self.anchors = (AnchorWriter(AuditLog(self.engine, None), AnchorBook.for_settings(settings, self.storage),
+                                     settings.audit.anchor_interval_seconds) if anchor_audit else None)
 
     def _worker_factory(
         self,
@@ -258,6 +265,8 @@ class CentreRuntime:
             )
         if self.pictures is not None:
             self.pictures.start()
+        if self.anchors is not None:
+            self.anchors.start()
         logger.info("centre recording", extra={"cameras": len(self.settings.cameras())})
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -272,6 +281,8 @@ class CentreRuntime:
         self.uploader.notify()
         self.uploader.drain(timeout)
         self.uploader.stop(timeout)
+        if self.anchors is not None:
+            self.anchors.stop()  # the last rows of this run anchored before we go
         self.engine.dispose()
 
     def camera_statuses(self) -> dict[str, CameraStatus]:

@@ -185,6 +185,17 @@ class ExportConfig(_Strict):
     originals_on_working: bool = False
 
 
+class AuditConfig(_Strict):
+    """The audit trail's key and anchors (docs/WEB.md "Audit trail")."""
+
+    # The HMAC key of the chain: outside the database, 0600, created on first run. Keep a copy
+    # with the signing key: without it the trail cannot be verified.
+    key_file: Path = Path("data/keys/audit-hmac.key")
+    # How often `vaudit run` signs the chain's head into the evidence storage (when it moved):
+    # rows written since the last anchor can be cut off unnoticed, so keep this short.
+    anchor_interval_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+
+
 class FleetConfig(_Strict):
     """``vaudit recorder`` nodes sharing one PostgreSQL index (docs/DEPLOY.md)."""
 
@@ -365,6 +376,7 @@ class Settings(BaseSettings):
     upload: UploadConfig = Field(default_factory=UploadConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     picture_checks: PictureChecksConfig = Field(default_factory=PictureChecksConfig)

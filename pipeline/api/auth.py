@@ -274,9 +274,10 @@ def me(request: Request) -> dict[str, Any]:
     return {"name": who.name, "role": who.role, "officer_id": who.officer_id}
 
 
-def install(app: FastAPI, engine: Engine) -> Security:
-    """Users, audit trail and the gate; routes read ``app.state.security``."""
-    sec = Security(UserStore(engine), AuditLog(engine))
+def install(app: FastAPI, engine: Engine, audit_log: AuditLog) -> Security:
+    """Users, audit trail (keyed: pipeline/audit_anchor.py) and the gate; routes read
+    ``app.state.security``."""
+    sec = Security(UserStore(engine), audit_log)
     app.state.security = sec
     app.add_middleware(AuthGate)
     app.include_router(router)

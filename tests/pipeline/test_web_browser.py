@@ -22,7 +22,7 @@ import uvicorn
 from sqlalchemy import Engine
 
 from domain.types import iso
-from indexer.audit import AuditLog
+from indexer.audit import AuditLog, load_audit_key
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
@@ -74,6 +74,7 @@ class Site:
     case_id: int
     subject_id: int
     other_case_id: int  # not the officer's
+    audit_key: Path
 
 
 @contextlib.contextmanager
@@ -109,6 +110,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         rooms=ROOMS,
         api={"upload_tmp": root / "up"},
         export={"out_dir": root / "exports", "signing_key": root / "key.pem"},
+        audit={"key_file": root / "audit.key"},
     )
     store = SegmentStore(engine)
     store.sync_rooms(settings.room_rows())
@@ -198,7 +200,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             },
         )
         assert r.status_code == 201, r.text
-    yield Site(base, engine, cid, sid, other.json()["id"])
+    yield Site(base, engine, cid, sid, other.json()["id"], settings.audit.key_file)
     server.should_exit = True
     thread.join(10)
     app.state.live_video.stop()
@@ -364,4 +366,4 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
     for action in ("login", "search", "view_case", "playback", "live_view", "export"):
         assert ("zhang", action) in actions, action
     assert ("wang", "playback") in actions
-    assert AuditLog(site.engine).verify().ok
+    assert AuditLog(site.engine, load_audit_key(site.audit_key)).verify().ok
