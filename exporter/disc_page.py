@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from domain.types import EventType, GapCause, TimeRange, iso, parse_iso
 from exporter.disc_page_template import PAGE
+from exporter.disc_verifier import grouped
 from exporter.lanes import local_stamp
 from exporter.plan import ExportPlan
 
@@ -126,6 +127,7 @@ def page_data(
     videos: Sequence[dict[str, Any]],
     files: Sequence[dict[str, Any]],
     custody: dict[str, Any],
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     req = plan.request
     stages = []
@@ -188,6 +190,8 @@ def page_data(
         "gaps": gaps_data(plan, tz),
         "files": list(files),
         "custody": custody,
+        # shown on the page so a clerk can compare it by eye with the paper statement's
+        "key": None if fingerprint is None else {"fingerprint": fingerprint, "grouped": grouped(fingerprint)},
     }
 
 

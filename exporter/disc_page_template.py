@@ -26,7 +26,7 @@ video{max-width:100%;width:640px;background:#000;display:block}table{border-coll
 <main>
 <section><h2 data-t="overview"></h2><div id="overview"></div>
 <div class="legend"><span class="ft"></span><b data-t="footage"></b><span class="gp"></span><b data-t="gap"></b><span class="ux"></span><b data-t="unexplained"></b></div>
-<div id="links"></div></section>
+<div id="links"></div><p id="key"></p></section>
 <div id="stages"></div>
 <section><h2 data-t="events"></h2><table id="events"></table></section>
 <section><h2 data-t="check"></h2><p data-t="checkhelp"></p>
@@ -42,12 +42,14 @@ var T = {
   checkhelp:"选择光盘根目录，页面将逐个计算 SHA-256 并与清单比对（也可运行 python3 verify.py）。",
   other:"该文件在第 %d 张光盘上",range:"范围",rooms:"房间",camera:"摄像机",time:"时间",type:"事件",room:"房间",
   statement:"录音录像说明",gaps:"录像中断报告",custody:"证据保管链",manifest:"文件清单",disc:"光盘",missing:"缺失",match:"一致",differ:"不一致",
-  subs:"时间字幕",chap:"章节",done:"校验完成",lang:"English"},
+  subs:"时间字幕",chap:"章节",done:"校验完成",lang:"English",
+  keyfp:"签名公钥指纹（应与纸质录音录像说明上的一致；python3 verify.py --expect-key 指纹）："},
  en:{overview:"Overview",footage:"Footage",gap:"Gap (with cause)",unexplained:"Unexplained",events:"Events",check:"Check this disc",
   checkhelp:"Pick the disc's root folder; the page computes each file's SHA-256 and compares it with the list (or run python3 verify.py).",
   other:"This file is on disc %d",range:"Range",rooms:"Rooms",camera:"Camera",time:"Time",type:"Event",room:"Room",
   statement:"Recording statement",gaps:"Gap report",custody:"Chain of custody",manifest:"Manifest",disc:"Disc",missing:"missing",match:"match",differ:"DIFFERS",
-  subs:"Time code",chap:"Chapters",done:"Check finished",lang:"中文"}};
+  subs:"Time code",chap:"Chapters",done:"Check finished",lang:"中文",
+  keyfp:"Signing key fingerprint (must be the one on the paper recording statement; python3 verify.py --expect-key FINGERPRINT): "}};
 var lang = (location.search.indexOf("lang=en") >= 0) ? "en" : "zh";
 function t(k){return T[lang][k];}
 function el(tag, attrs, text){var e=document.createElement(tag);for(var k in (attrs||{}))e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=text;return e;}
@@ -77,6 +79,8 @@ function render(){
   var links=document.getElementById("links");links.innerHTML="";
   [["statement.html","statement"],["statement.pdf","statement"],["gaps.html","gaps"],["custody.html","custody"],["manifest.json","manifest"]].forEach(function(l){
     var x=el("a",{href:l[0]},t(l[1])+" ("+l[0]+")");links.appendChild(x);links.appendChild(document.createTextNode("  "));});
+  var kp=document.getElementById("key");kp.textContent="";
+  if(D.key){kp.appendChild(document.createTextNode(t("keyfp")));kp.appendChild(el("code",{},D.key.grouped));}
   var st=document.getElementById("stages");st.innerHTML="";
   D.stages.forEach(function(s){
     var sec=el("section",{id:"stage-"+s.slug});sec.appendChild(el("h2",null,(lang==="zh"?s.label_zh:s.label_en)));

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from domain.types import BlobReader, iso, sidecar_key
 from exporter import disc_page, manifest, statement
+from exporter.capture_chain import CaptureChain, NeighbourLookup
 from exporter.disc_page import event_label, gap_label
 from exporter.errors import DiscCapacityError, ExportCancelled, SourceIntegrityError
 from exporter.iso_image import (
@@ -135,6 +136,7 @@ class _Job:
         self.common: list[FileEntry] = []
         self.videos: list[dict[str, Any]] = []
         self.staged: dict[str, Path] = {}
+        self.chain: CaptureChain | None = None  # the stored sidecars it read are reused
 
     # -- progress -------------------------------------------------------------------------------
     def progress(self, start: float, span: float, fraction: float, message: str) -> None:
@@ -261,10 +263,20 @@ class _Job:
 
             return manifest.hash_stream(read)
 
+    def check_capture_chain(self, neighbours: NeighbourLookup | None) -> None:
+        """Refuse (SourceIntegrityError) unless the recorder's sidecars and hash chain vouch for
+        every segment the index planned (exporter/capture_chain.py)."""
+        self.chain = CaptureChain(self.reader, neighbours)
+        segments = [seg for stage in self.plan.stages for cam in stage.cameras for seg in cam.segments]
+        self.progress(0.0, 0.0, 0.0, f"checking the capture chain of {len(segments)} segment(s)")
+        self.chain.check(segments)
+
     def _stored_sidecar(self, key: str) -> bytes | None:
         side = sidecar_key(key)
         if side == key:
             return None
+        if self.chain is not None and key in self.chain.sidecars:
+            return self.chain.sidecars[key]
         try:
             with self.reader.open(side) as fh:
                 return fh.read()
@@ -410,7 +422,9 @@ class _Job:
             {"path": e.path, "size": e.size, "sha256": e.sha256}
             for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
         ]
-        page = disc_page.index_html(disc_page.page_data(self.plan, self.tz, self.videos, files, custody))
+        page = disc_page.index_html(
+            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, fingerprint)
+        )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
         e.common = True
@@ -519,11 +533,16 @@ def run_export(
     options: ExportOptions,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    neighbours: NeighbourLookup | None = None,
 ) -> ExportResult:
-    """Build the master and working disc images of ``plan`` under ``out_dir/<export_id>/``."""
+    """Build the master and working disc images of ``plan`` under ``out_dir/<export_id>/``.
+
+    ``neighbours`` finds the index's records of segments next to the planned ones (by camera and
+    sequence number), so the hash chain is checked across the plan's edges too."""
     plan.require_explained(options.allow_unexplained)
     bound_heap()
     job = _Job(plan, reader, out_dir, options, progress or (lambda _f, _m: None), cancel or threading.Event())
+    job.check_capture_chain(neighbours)  # before anything is written
     if job.dir.exists():
         shutil.rmtree(job.dir)  # a previous, interrupted run of the same export: start over
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from domain.types import EventType
+from exporter.disc_verifier import grouped
 from exporter.errors import ToolMissing
 from exporter.lanes import local_stamp
 from exporter.plan import ExportPlan, OfficerRole
@@ -87,7 +88,8 @@ def statement_rows(
         ("录制中断", "Recording interruptions", f"{gaps} 处，详见 gaps.html（{gaps} gap(s), see gaps.html）"),
         *(alert_row if alerts is not None else []),
         ("时区", "Time zone", str(tz)),
-        ("光盘签名公钥指纹 (SHA-256)", "Signing key fingerprint", fingerprint),
+        ("光盘签名公钥指纹 (SHA-256)，核对光盘时应与此一致", "Signing key fingerprint: a disc checks out only "
+         "against this key (verify.py --expect-key)", grouped(fingerprint)),
         ("导出时间", "Exported at", local_stamp(exported_at, tz)),
     ]
 

@@ -470,6 +470,19 @@ class SegmentStore:
             rows = s.execute(stmt).mappings().all()
         return [segment_from_row(r) for r in rows]
 
+    def segments_by_seq(self, camera_id: str, seqs: Sequence[int]) -> dict[int, SegmentRecord]:
+        """``camera_id``'s segments with these sequence numbers (those the index has), by seq."""
+        out: dict[int, SegmentRecord] = {}
+        wanted = sorted(set(seqs))
+        with self._session(f"segments of {camera_id} by sequence number") as s:
+            for i in range(0, len(wanted), 500):
+                stmt = select(SEGMENTS).where(SEGMENTS.c.camera_id == camera_id,
+                                              SEGMENTS.c.seq.in_(wanted[i:i + 500]))
+                for row in s.execute(stmt).mappings():
+                    rec = segment_from_row(row)
+                    out[rec.seq] = rec
+        return out
+
     def last_segment(self, camera_id: str) -> SegmentRecord | None:
         """The segment of ``camera_id`` that ends last, or None if it has none."""
         with self._session(f"last segment of {camera_id}") as s:

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +20,19 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from domain.errors import ConflictError, NotFoundError, ValidationFailed, VauditError
-from domain.types import RoomKind, RoomStay, StayFootage, TimeRange, from_unix, iso, utc
+from domain.errors import ConfigError, ConflictError, NotFoundError, ValidationFailed, VauditError
+from domain.types import (
+    RoomKind,
+    RoomStay,
+    SegmentRecord,
+    StayFootage,
+    TimeRange,
+    from_unix,
+    iso,
+    sidecar_key,
+    utc,
+)
+from exporter.capture_chain import CaptureChain
 from exporter.job import ExportOptions, ExportResult, run_export
 from exporter.plan import (
     CaseInfo,
@@ -34,6 +45,7 @@ from exporter.plan import (
     build_plan,
     default_range,
 )
+from exporter.signing import public_key_info
 from exporter.verify import VerifyReport, verify_images
 from indexer.alert_store import AlertStore
 from indexer.audit import AuditLog
@@ -41,6 +53,8 @@ from indexer.case_store import CaseStore
 from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
+from indexer.reindex import parse_sidecar
+from indexer.segment_store import SegmentStore
 from pipeline.audit_anchor import AnchorBook, centre_signing_key
 from pipeline.risk.rules import RULE_LABELS
 from pipeline.settings import Settings
@@ -257,7 +271,12 @@ class ExportService:
         plan = self.plan(spec)
         out = out_dir or self.settings.export.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        return run_export(plan, self.storage, out, self.options(spec), progress=progress, cancel=cancel)
+        return run_export(plan, self.storage, out, self.options(spec), progress=progress, cancel=cancel,
+                          neighbours=self.segments_by_seq)
+
+    def segments_by_seq(self, camera_id: str, seqs: Sequence[int]) -> dict[int, SegmentRecord]:
+        """The index's records of ``camera_id``'s segments with these sequence numbers."""
+        return SegmentStore(self.engine).segments_by_seq(camera_id, seqs)
 
     def capture_hash(self, storage_key: str) -> str | None:
         """The SHA-256 the index recorded at capture for a segment or imported clip."""
@@ -269,8 +288,37 @@ class ExportService:
                 ).first()
         return None if row is None else str(row[0])
 
-    def verify(self, images: list[Path]) -> VerifyReport:
-        return verify_images(images, index_lookup=self.capture_hash)
+    def recorded_hash(self, storage_key: str) -> str | None:
+        """The SHA-256 the recorder wrote in the segment's own stored sidecar (None: no sidecar,
+        e.g. a body-camera clip)."""
+        raw = CaptureChain(self.storage).sidecar_bytes(storage_key)
+        if raw is None or sidecar_key(storage_key) == storage_key:
+            return None
+        try:
+            record = parse_sidecar(raw)
+        except ValueError:
+            return "(unreadable sidecar)"
+        return record.sha256 if isinstance(record, SegmentRecord) else None
+
+    def expected_fingerprint(self) -> str | None:
+        """The centre's key fingerprint: ``[export] key_fingerprint``, else that of the signing key
+        (None: neither is there)."""
+        cfg = self.settings.export
+        if cfg.key_fingerprint is not None:
+            return cfg.key_fingerprint
+        key = centre_signing_key(self.settings, create=False)
+        return None if key is None else public_key_info(key).fingerprint
+
+    def verify(self, images: list[Path], expected_key: str | None = None) -> VerifyReport:
+        """The images against their signed manifests, the centre's key (``expected_key``, else
+        :meth:`expected_fingerprint`: ConfigError if there is none), the index and the stored
+        sidecars."""
+        expected = expected_key or self.expected_fingerprint()
+        if expected is None:
+            raise ConfigError("no key to check the discs against: set [export] key_fingerprint (the fingerprint "
+                              "on the centre's statements) or signing_key")
+        return verify_images(images, index_lookup=self.capture_hash, record_lookup=self.recorded_hash,
+                             expected_key=expected)
 
 
 # --- background jobs for the API -------------------------------------------------------------

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from domain.credentials import CameraLogin, login_of, redact_url, url_secrets
 from domain.errors import ConfigError
 from domain.types import RoomKind
+from exporter.disc_verifier import normal_fingerprint
 from pipeline.logging_setup import protect_secrets
 from recorders.sync_point import SyncPointSpec
 
@@ -179,10 +180,24 @@ class ApiConfig(_Strict):
 class ExportConfig(_Strict):
     out_dir: Path = Path("data/exports")
     signing_key: Path = Path("data/keys/export-ed25519.pem")  # created on first export if missing
+    # The centre's signing key fingerprint (SHA-256, as printed on its statements): `vaudit verify
+    # --config` fails a disc signed by any other key. Default: the fingerprint of signing_key;
+    # set it where discs are checked without the centre's key file.
+    key_fingerprint: str | None = None
     media: Literal["dvd5", "dvd9", "bd25", "bd50"] | int = "dvd5"
     exported_by: str = ""
     chromium: str | None = None  # for the statement PDF; default /usr/bin/chromium
     originals_on_working: bool = False
+
+    @field_validator("key_fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normal = normal_fingerprint(value)
+        if normal is None:
+            raise ValueError(f"export key_fingerprint {value!r} is not the 64 hex digits of a SHA-256 fingerprint")
+        return normal
 
 
 class AuditConfig(_Strict):

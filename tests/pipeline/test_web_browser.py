@@ -7,6 +7,7 @@ watch it reach done; every view left an audit row."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import threading
 import time
@@ -21,7 +22,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from domain.types import iso
+from domain.types import iso, sidecar_key
 from indexer.audit import AuditLog, load_audit_key
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
@@ -123,7 +124,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         key = rec.storage_key.replace("cam-int/", "cam-int2/", 1)
         (sc.root / key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sc.root / rec.storage_key, sc.root / key)
-        store.add_segment(replace(rec, camera_id="cam-int2", prev_sha256=None, storage_key=key))
+        copy = replace(rec, camera_id="cam-int2", prev_sha256=None, storage_key=key)
+        # its sidecar too, as the recorder stores one beside every segment (playback checks it)
+        (sc.root / sidecar_key(key)).write_text(json.dumps(copy.to_json()), encoding="utf-8")
+        store.add_segment(copy)
     store.add_gap(sc.gap)
     from domain.types import GapRecord
 
