@@ -59,11 +59,13 @@ def centre_signing_key(settings: Settings, create: bool = True) -> Ed25519Privat
     if not path.exists():
         if not create:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             info = generate_signing_key(path)
         except FileExistsError:  # another process made it meanwhile
             pass
+        except OSError as exc:
+            raise ConfigError(f"cannot create the signing key {path}: {exc}", path=str(path)) from exc
         else:
             logger.warning("created the centre's signing key", extra={"path": str(path),
                                                                       "fingerprint": info.fingerprint})

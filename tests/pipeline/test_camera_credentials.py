@@ -255,9 +255,10 @@ def test_camera_passwords_are_in_no_output(
         manifest = json.loads(next((tmp_path / "exports").rglob("manifest.json")).read_text(encoding="utf-8"))
         assert any(g["cause"] == "stall" for g in manifest["gaps"]), manifest["gaps"]
 
-        alert_ids = [str(a["id"]) for a in api.get("/alerts").json().get("alerts", []) if "id" in a]
+        alert_ids = [str(a["id"]) for a in api.get("/alerts").json()["items"]]
+        officer = api.post("/officers", json={"name": "李明", "badge_number": f"P{stamp}"}).json()
         ids = {"camera_id": ["auth-a", "auth-b", "wrong", "bad-sdp", "garbage"], "case_id": [str(case["id"])],
-               "subject_id": [str(subject["id"])], "officer_id": ["1"], "job_id": [job["id"]],
+               "subject_id": [str(subject["id"])], "officer_id": [str(officer["id"])], "job_id": [job["id"]],
                "alert_id": alert_ids or ["1"], "name": job["files"]}
         _get_everything(run, ids, findings)
         api.close()
