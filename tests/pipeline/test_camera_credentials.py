@@ -3,7 +3,7 @@
 Cameras that demand an RTSP Digest login are recorded with the login written into the URL and
 with the login given apart (user in the file, password from the environment); one camera is
 given a wrong password, two hostile servers have a login and a ``password=`` in their URLs. The
-test stalls a camera for 12 s (the issue's case: a stall gap, a ``camera_lost`` alert), drives a
+test stalls a camera for 12 s, points one at a port where nothing listens (the issue's case: a stall gap, a ``camera_lost`` alert), drives a
 case through the API, exports the subject's disc, and then searches every output for every
 secret, in every spelling: the log, the spool, the storage, a dump of the database, every API
 answer an administrator can reach (every GET of the OpenAPI document, the pages, the alert
@@ -117,6 +117,8 @@ def _config(tmp_path: Path, cams: dict[str, Any], db_url: str, processes: int) -
         CamSpec("bad-sdp", "wait-1", "waiting",
                 with_login(cams["malformed"].url, hostile_login) + f"?channel=1&password={QUERY}"),
         CamSpec("garbage", "wait-1", "waiting", with_login(cams["garbage"].url, hostile_login)),
+        # nothing listens there: the connection is refused
+        CamSpec("refused", "wait-1", "waiting", with_login(f"rtsp://127.0.0.1:{free_port()}/x", hostile_login)),
     ]
     extra = (f"stall_seconds = 3.0\nprocesses = {processes}\n"
              f'[api]\nupload_tmp = "{tmp_path / "uploads"}"\n'
@@ -237,7 +239,7 @@ def test_camera_passwords_are_in_no_output(
         assert "camera_lost" in json.dumps(alerts), alerts
         errors = {c["id"]: c.get("last_error") for c in run.get("/api/v1/cameras").json()["cameras"]}
         assert errors["wrong"] and "401" in errors["wrong"], errors
-        assert errors["bad-sdp"] and errors["garbage"], errors
+        assert errors["bad-sdp"] and errors["garbage"] and errors["refused"], errors
 
         time.sleep(4)
         left = datetime.now(UTC)
@@ -257,7 +259,7 @@ def test_camera_passwords_are_in_no_output(
 
         alert_ids = [str(a["id"]) for a in api.get("/alerts").json()["items"]]
         officer = api.post("/officers", json={"name": "李明", "badge_number": f"P{stamp}"}).json()
-        ids = {"camera_id": ["auth-a", "auth-b", "wrong", "bad-sdp", "garbage"], "case_id": [str(case["id"])],
+        ids = {"camera_id": ["auth-a", "auth-b", "wrong", "bad-sdp", "garbage", "refused"], "case_id": [str(case["id"])],
                "subject_id": [str(subject["id"])], "officer_id": [str(officer["id"])], "job_id": [job["id"]],
                "alert_id": alert_ids or ["1"], "name": job["files"]}
         _get_everything(run, ids, findings)
