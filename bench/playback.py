@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
-from domain.types import ClockSource, SegmentRecord, StreamInfo, iso, segment_key  # noqa: E402
+from domain.types import ClockSource, SegmentRecord, StreamInfo, iso, segment_key, sidecar_key  # noqa: E402
 from indexer.database import create_engine_for, upgrade  # noqa: E402
 from indexer.segment_store import SegmentStore  # noqa: E402
 from indexer.users import UserStore  # noqa: E402
@@ -121,29 +121,36 @@ def build(work: Path, store: SegmentStore, camera: str, codec: str, seconds: int
         encode(template, codec, kbps)
     data = template.read_bytes()
     recs = []
+    prev: str | None = None
     for i in range(seconds // SEGMENT):
-        digest = hashlib.sha256(data + str(i).encode()).hexdigest()  # distinct segments
+        # Distinct segments (the AAC cache is keyed by hash): the template plus one MPEG-TS null
+        # packet carrying the segment's number. Real hashes and sidecars: playback checks both.
+        null = b"\x47\x1f\xff\x10" + str(i).encode().ljust(184, b"\xff")
+        content = data + null
+        digest = hashlib.sha256(content).hexdigest()
         start = T0 + timedelta(seconds=i * SEGMENT)
         key = segment_key(camera, start, i + 1)
         path = work / "store" / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.link(template, path)
-        recs.append(
-            SegmentRecord(
-                camera,
-                "run",
-                i + 1,
-                start,
-                start + timedelta(seconds=SEGMENT),
-                key,
-                template.stat().st_size,
-                digest,
-                None,
-                ClockSource.RTCP,
-                StreamInfo("hevc" if codec == "h265" else "h264", 1280, 720, "pcm_alaw", 8000, 1),
-            )
+        if not path.exists() or path.stat().st_size != len(content):
+            path.unlink(missing_ok=True)
+            path.write_bytes(content)
+        rec = SegmentRecord(
+            camera,
+            "run",
+            i + 1,
+            start,
+            start + timedelta(seconds=SEGMENT),
+            key,
+            len(content),
+            digest,
+            prev,
+            ClockSource.RTCP,
+            StreamInfo("hevc" if codec == "h265" else "h264", 1280, 720, "pcm_alaw", 8000, 1),
         )
+        (work / "store" / sidecar_key(key)).write_text(json.dumps(rec.to_json()), encoding="utf-8")
+        recs.append(rec)
+        prev = digest
     store.add_segments(recs)
 
 

@@ -245,6 +245,18 @@ def sidecar_key(segment_storage_key: str) -> str:
     return segment_storage_key.rsplit(".", 1)[0] + ".json"
 
 
+# Keys of the system's own records in the evidence storage start with "_": a camera id cannot
+# (it starts with a letter or digit), so they never mix with footage and reindexing skips them.
+SYSTEM_KEY_PREFIX = "_"
+AUDIT_ANCHOR_PREFIX = "_audit-anchors"
+
+
+def audit_anchor_key(written: datetime, seq: int) -> str:
+    """Storage key of an audit anchor: sorted by when it was written, then by the row it names."""
+    w = utc(written)
+    return f"{AUDIT_ANCHOR_PREFIX}/{w:%Y/%m/%d}/{w:%Y%m%dT%H%M%S}{w.microsecond:06d}Z-{seq:012d}.json"
+
+
 ONE_MS = timedelta(milliseconds=1)
 
 

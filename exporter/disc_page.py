@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from domain.types import EventType, GapCause, TimeRange, iso, parse_iso
 from exporter.disc_page_template import PAGE
+from exporter.disc_verifier import grouped
 from exporter.lanes import local_stamp
 from exporter.plan import ExportPlan
 
@@ -131,6 +132,7 @@ def page_data(
     custody: dict[str, Any],
     originals_with_sound: Sequence[dict[str, Any]] = (),
     late_entries: Sequence[dict[str, Any]] = (),
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """What ``index.html`` shows. ``originals_with_sound``: the G.711 remux files (path, stage,
     camera, codec, local times). ``late_entries``: see ``ExportOptions.late_entries``; events among
@@ -213,6 +215,8 @@ def page_data(
         "files": list(files),
         "custody": custody,
         "originals_with_sound": list(originals_with_sound),
+        # shown on the page so a clerk can compare it by eye with the paper statement's
+        "key": None if fingerprint is None else {"fingerprint": fingerprint, "grouped": grouped(fingerprint)},
     }
 
 
@@ -293,7 +297,16 @@ def custody_html(custody: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
         for k, v in custody.items()
-        if k != "audit"
+        if k not in ("audit", "audit_head")
+    )
+    head = custody.get("audit_head")
+    head_html = "" if head is None else (
+        "<h2>审计链头 <small>Audit trail head</small></h2>"
+        "<p>导出时审计记录链的最后一条及其哈希，已签名存入证据存储；核对审计记录时应与此一致。"
+        "<br><small>The audit trail's last row and hash when this disc was made, also signed into the "
+        "evidence storage; a later check of the trail must agree with it.</small></p><table>"
+        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in head.items())
+        + "</table>"
     )
     audit = (
         "".join(
@@ -307,6 +320,6 @@ def custody_html(custody: dict[str, Any]) -> str:
         "<title>证据保管链 Chain of custody</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
         "td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style></head><body>"
-        f"<h1>证据保管链 <small>Chain of custody</small></h1><table>{rows}</table>"
+        f"<h1>证据保管链 <small>Chain of custody</small></h1><table>{rows}</table>{head_html}"
         f"<h2>审计记录 Audit records</h2><table>{audit}</table></body></html>\n"
     )

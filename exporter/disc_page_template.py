@@ -26,7 +26,7 @@ video{max-width:100%;width:640px;background:#000;display:block}table{border-coll
 <main>
 <section><h2 data-t="overview"></h2><div id="overview"></div>
 <div class="legend"><span class="ft"></span><b data-t="footage"></b><span class="gp"></span><b data-t="gap"></b><span class="ux"></span><b data-t="unexplained"></b></div>
-<div id="links"></div></section>
+<div id="links"></div><p id="key"></p></section>
 <div id="stages"></div>
 <section id="sound" hidden><h2 data-t="sound"></h2><p data-t="soundhelp"></p><ul id="soundlist"></ul></section>
 <section><h2 data-t="events"></h2><table id="events"></table></section>
@@ -48,7 +48,8 @@ var T = {
   sound:"原始录像（含原始声音）",master:"该文件在母盘（master）上",
   soundhelp:"原始录像（originals/）中的 G.711 声音没有编码标识，浏览器和常用播放器播放时无声。下列 MKV 文件是原始录像的逐字节转封装（未解码、未重新编码）：请用 VLC 或 ffplay 打开，即可听到原始声音。verify.py 核对其声音与原始录像逐字节相同。",
   late:"补录",late_entries:"补录条目",latehelp:"以下记录在事后（超过补录时限或在已导出范围内）由主管、法制或管理员补录。",
-  kind:"类别",by:"录入人",at:"录入时间",event:"事件",observation:"位置记录"},
+  kind:"类别",by:"录入人",at:"录入时间",event:"事件",observation:"位置记录",
+  keyfp:"签名公钥指纹（应与纸质录音录像说明上的一致；python3 verify.py --expect-key 指纹）："},
  en:{overview:"Overview",footage:"Footage",gap:"Gap (with cause)",unexplained:"Unexplained",events:"Events",check:"Check this disc",
   checkhelp:"Pick the disc's root folder; the page computes each file's SHA-256 and compares it with the list (or run python3 verify.py).",
   other:"This file is on disc %d",range:"Range",rooms:"Rooms",camera:"Camera",time:"Time",type:"Event",room:"Room",
@@ -57,7 +58,8 @@ var T = {
   sound:"Originals with their sound",master:"This file is on the master copy",
   soundhelp:"The G.711 sound in the originals (originals/) carries no codec label, so browsers and common players play them silent. The MKV files below are byte-for-byte remuxes of the originals (nothing decoded or re-encoded): open them in VLC or ffplay to hear the original sound. verify.py checks that their sound equals the originals' byte for byte.",
   late:"late entry",late_entries:"Late entries",latehelp:"Entered after the fact (past the late-entry window, or inside a range already exported) by a supervisor, legal or admin user.",
-  kind:"Kind",by:"Entered by",at:"Entered at",event:"Event",observation:"Location reading"}};
+  kind:"Kind",by:"Entered by",at:"Entered at",event:"Event",observation:"Location reading",
+  keyfp:"Signing key fingerprint (must be the one on the paper recording statement; python3 verify.py --expect-key FINGERPRINT): "}};
 var lang = (location.search.indexOf("lang=en") >= 0) ? "en" : "zh";
 function t(k){return T[lang][k];}
 function el(tag, attrs, text){var e=document.createElement(tag);for(var k in (attrs||{}))e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=text;return e;}
@@ -87,6 +89,8 @@ function render(){
   var links=document.getElementById("links");links.innerHTML="";
   [["statement.html","statement"],["statement.pdf","statement"],["gaps.html","gaps"],["custody.html","custody"],["manifest.json","manifest"]].forEach(function(l){
     var x=el("a",{href:l[0]},t(l[1])+" ("+l[0]+")");links.appendChild(x);links.appendChild(document.createTextNode("  "));});
+  var kp=document.getElementById("key");kp.textContent="";
+  if(D.key){kp.appendChild(document.createTextNode(t("keyfp")));kp.appendChild(el("code",{},D.key.grouped));}
   var st=document.getElementById("stages");st.innerHTML="";
   D.stages.forEach(function(s){
     var sec=el("section",{id:"stage-"+s.slug});sec.appendChild(el("h2",null,(lang==="zh"?s.label_zh:s.label_en)));

@@ -3,10 +3,16 @@
 
 Usage: python3 verify.py [DISC_ROOT]      (default: the folder this script is in)
        python3 verify.py --all DIR...       (every disc of a set, each folder one disc)
+       python3 verify.py --expect-key FINGERPRINT [DISC_ROOT...]
 
 Needs only Python 3.8+; the Ed25519 signature is checked when the ``cryptography`` package is
-installed (pip install cryptography), otherwise the script says it was not checked. Compare the
-printed key fingerprint with the one printed on the paper recording statement (录音录像说明).
+installed (pip install cryptography), otherwise the script says it was not checked.
+
+A valid signature only says the disc is unchanged since someone signed it; whether that someone
+is the centre is said by the key. Give the centre's key fingerprint (printed on the paper
+recording statement 录音录像说明 handed over with the disc, or published by the centre) with
+``--expect-key`` (spaces and colons are ignored): a disc signed by any other key fails. Without
+it the fingerprint is printed, to be compared by eye.
 Exit status 0: everything matches; 1: a problem was found (each problem names the file).
 
 Where the manifest records a file's G.711 sound (originals and their Matroska remux in
@@ -15,7 +21,9 @@ Matroska audio blocks) and compared with the manifest, and each remux with its o
 playable copy cannot carry other sound than the original recording.
 
 本脚本校验光盘上每个文件的大小、SHA-256 与 SM3 值以及清单签名，并核对带声音的原始录像转封装文件
-（originals-with-sound/）中的 G.711 声音与原始录像逐字节相同。退出码 0 表示全部一致。
+（originals-with-sound/）中的 G.711 声音与原始录像逐字节相同。签名有效只说明光盘自签名后未被改动；
+是否由办案中心签名要看公钥指纹：用 --expect-key 给出中心的公钥指纹（见纸质录音录像说明），
+其他公钥签名的光盘校验失败。退出码 0 表示全部一致。
 This file is also the exporter's checking core (exporter/verify.py feeds it files read from an
 ISO image), so what the court runs and what the system runs are the same code.
 """
@@ -61,6 +69,20 @@ def _digests(fh: IO[bytes], sink: Callable[[bytes], None] | None = None) -> dict
 def key_fingerprint(pem: bytes) -> str:
     body = b"".join(line for line in pem.splitlines() if line and not line.startswith(b"-----"))
     return hashlib.sha256(base64.b64decode(body)).hexdigest()
+
+
+def grouped(fingerprint: str) -> str:
+    """The fingerprint in groups of four hex digits, for comparing by eye with a printed one."""
+    return " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
+
+
+def normal_fingerprint(text: str) -> str | None:
+    """A fingerprint as typed (any case; spaces, colons, dashes ignored), or None if it is not
+    64 hex digits."""
+    digits = "".join(c for c in text.lower() if c not in " :-\t")
+    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return digits
 
 
 def check_signature(public_pem: bytes, manifest: bytes, sig: bytes) -> str | None:
@@ -389,9 +411,13 @@ def _g711_against_originals(entry: dict[str, Any], by_path: dict[str, dict[str, 
 
 
 def check_disc(
-    list_files: Callable[[], Iterable[str]], open_file: Callable[[str], IO[bytes]], label: str = ""
+    list_files: Callable[[], Iterable[str]],
+    open_file: Callable[[str], IO[bytes]],
+    label: str = "",
+    expected_key: str | None = None,
 ) -> dict[str, Any]:
-    """Check one disc given a way to list its files (POSIX paths) and open them.
+    """Check one disc given a way to list its files (POSIX paths) and open them; with
+    ``expected_key`` (a normalised fingerprint) a disc signed by another key is a problem.
 
     Returns {"problems": [...], "notes": [...], "manifest": dict|None, "disc": dict|None,
     "files_checked": int, "fingerprint": str|None}.
@@ -436,6 +462,12 @@ def check_disc(
             notes.append(msg)
         elif msg:
             problems.append(pre + msg)
+        if expected_key is not None and result["fingerprint"] != expected_key:
+            problems.append(
+                f"{pre}signed by key {grouped(result['fingerprint'])}, not by the expected key "
+                f"{grouped(expected_key)}: this disc was not signed by the centre, or was re-signed "
+                "(签名公钥与预期的中心公钥不一致)"
+            )
     disc_raw = read("disc.json")
     disc: dict[str, Any] = json.loads(disc_raw.decode("utf-8")) if disc_raw else {}
     result["disc"] = disc
@@ -503,17 +535,32 @@ def _open(root: str, rel: str) -> IO[bytes]:
 
 
 def main(argv: list[str]) -> int:
-    roots = [a for a in argv if a != "--all"] or [os.path.dirname(os.path.abspath(__file__))]
+    args = list(argv)
+    expected: str | None = None
+    if "--expect-key" in args:
+        at = args.index("--expect-key")
+        given = args[at + 1] if at + 1 < len(args) else ""
+        expected = normal_fingerprint(given)
+        if expected is None:
+            print(f"--expect-key wants the 64 hex digits of a SHA-256 key fingerprint, not {given!r}")
+            return 2
+        del args[at:at + 2]
+    roots = [a for a in args if a != "--all"] or [os.path.dirname(os.path.abspath(__file__))]
     failed = False
     for root in roots:
-        res = check_disc(functools.partial(_walk, root), functools.partial(_open, root), root)
+        res = check_disc(functools.partial(_walk, root), functools.partial(_open, root), root, expected)
         disc = res["disc"] or {}
         print(
             f"== {root}: {disc.get('label', '?')} ({disc.get('copy', '?')} copy, disc "
             f"{disc.get('disc', '?')}/{disc.get('discs', '?')}), {res['files_checked']} files checked"
         )
         if res["fingerprint"]:
-            print(f"   key fingerprint / 公钥指纹 SHA-256: {res['fingerprint']}")
+            print(f"   key fingerprint / 公钥指纹 SHA-256: {grouped(res['fingerprint'])}")
+            if expected is None:
+                print("   note: compare it with the fingerprint on the paper recording statement, or give it with "
+                      "--expect-key / 请与纸质录音录像说明上的公钥指纹核对，或用 --expect-key 给出")
+            elif res["fingerprint"] == expected:
+                print("   the centre's key / 与中心公钥一致")
         for note in res["notes"]:
             print(f"   note: {note}")
         for problem in res["problems"]:

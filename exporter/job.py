@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from domain.types import BlobReader, iso, sidecar_key
 from exporter import disc_page, disc_set, manifest, statement
+from exporter.capture_chain import CaptureChain, NeighbourLookup
 from exporter.disc_page import event_label, gap_label
 from exporter.disc_set import FileGroup
 from exporter.errors import ExportCancelled, SourceIntegrityError
@@ -65,6 +66,10 @@ class ExportOptions:
     system: str = "video-audit"
     reference_time: datetime | None = None  # default: now; fixes every timestamp on the disc
     audit_rows: tuple[dict[str, Any], ...] = ()
+    # The audit trail's head when the export started, as anchored (pipeline/audit_anchor.py):
+    # seq, hash, key_id, keyed_from, written, anchor, signer. In the custody record, so the disc
+    # itself keeps a copy of the head outside the database.
+    audit_head: dict[str, Any] | None = None
     # The case's risk alerts for the gap/alert report: dicts with id, rule, label_zh, label_en,
     # severity, state, start, end (ISO UTC or None), room_id, camera_id, message, acknowledged_by,
     # resolved_by, note (pipeline.export_service.case_alerts makes them).
@@ -138,6 +143,7 @@ class _Job:
         self.common: list[FileEntry] = []
         self.videos: list[dict[str, Any]] = []
         self.staged: dict[str, Path] = {}
+        self.chain: CaptureChain | None = None  # the stored sidecars it read are reused
 
     # -- progress -------------------------------------------------------------------------------
     def progress(self, start: float, span: float, fraction: float, message: str) -> None:
@@ -266,10 +272,20 @@ class _Job:
 
             return manifest.hash_stream(read)
 
+    def check_capture_chain(self, neighbours: NeighbourLookup | None) -> None:
+        """Refuse (SourceIntegrityError) unless the recorder's sidecars and hash chain vouch for
+        every segment the index planned (exporter/capture_chain.py)."""
+        self.chain = CaptureChain(self.reader, neighbours)
+        segments = [seg for stage in self.plan.stages for cam in stage.cameras for seg in cam.segments]
+        self.progress(0.0, 0.0, 0.0, f"checking the capture chain of {len(segments)} segment(s)")
+        self.chain.check(segments)
+
     def _stored_sidecar(self, key: str) -> bytes | None:
         side = sidecar_key(key)
         if side == key:
             return None
+        if self.chain is not None and key in self.chain.sidecars:
+            return self.chain.sidecars[key]
         try:
             with self.reader.open(side) as fh:
                 return fh.read()
@@ -432,6 +448,7 @@ class _Job:
             "exported_at_local": local_stamp(self.ref, self.tz),
             "system": f"{self.options.system} {VERSION}",
             "host": self.options.host or socket.gethostname(),
+            **({"audit_head": dict(self.options.audit_head)} if self.options.audit_head is not None else {}),
             "audit": [dict(r) for r in self.options.audit_rows],
         }
 
@@ -469,7 +486,7 @@ class _Job:
         ]
         page = disc_page.index_html(
             disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.remuxed,
-                                self.options.late_entries)
+                                self.options.late_entries, fingerprint)
         )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")
@@ -521,11 +538,16 @@ def run_export(
     options: ExportOptions,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    neighbours: NeighbourLookup | None = None,
 ) -> ExportResult:
-    """Build the master and working disc images of ``plan`` under ``out_dir/<export_id>/``."""
+    """Build the master and working disc images of ``plan`` under ``out_dir/<export_id>/``.
+
+    ``neighbours`` finds the index's records of segments next to the planned ones (by camera and
+    sequence number), so the hash chain is checked across the plan's edges too."""
     plan.require_explained(options.allow_unexplained)
     bound_heap()
     job = _Job(plan, reader, out_dir, options, progress or (lambda _f, _m: None), cancel or threading.Event())
+    job.check_capture_chain(neighbours)  # before anything is written
     if job.dir.exists():
         shutil.rmtree(job.dir)  # a previous, interrupted run of the same export: start over
     try:

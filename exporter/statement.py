@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from domain.types import EventType
+from exporter.disc_verifier import grouped
 from exporter.errors import ToolMissing
 from exporter.lanes import local_stamp
 from exporter.plan import ExportPlan, OfficerRole
@@ -114,7 +115,8 @@ def statement_rows(
         *(alert_row if alerts is not None else []),
         *([("原始录像的声音", "Sound of the originals", SOUND_NOTES[sound])] if sound else []),
         ("时区", "Time zone", str(tz)),
-        ("光盘签名公钥指纹 (SHA-256)", "Signing key fingerprint", fingerprint),
+        ("光盘签名公钥指纹 (SHA-256)，核对光盘时应与此一致", "Signing key fingerprint: a disc checks out only "
+         "against this key (verify.py --expect-key)", grouped(fingerprint)),
         ("导出时间", "Exported at", local_stamp(exported_at, tz)),
     ]
 

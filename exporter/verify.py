@@ -5,7 +5,9 @@ names) and handed to the same checking core that ships on the disc as ``verify.p
 (exporter/disc_verifier.py): sizes, SHA-256 and SM3 against the signed manifest, SHA256SUMS and
 SM3SUMS, and the Ed25519 signature. With ``index_lookup`` (storage key -> capture-time SHA-256,
 e.g. from the index), each original's hash and each video's source hashes are also checked
-against what the recorder wrote when it captured the footage.
+against what the index holds; with ``record_lookup`` (storage key -> the SHA-256 in the
+segment's own stored sidecar), against what the recorder wrote when it captured the footage:
+the index alone can be edited.
 """
 
 from __future__ import annotations
@@ -72,8 +74,15 @@ class _Image:
         self.iso.close()
 
 
-def verify_images(paths: Sequence[Path | str], index_lookup: IndexLookup | None = None) -> VerifyReport:
-    """Check every image; every problem in the report names its image and file."""
+def verify_images(
+    paths: Sequence[Path | str],
+    index_lookup: IndexLookup | None = None,
+    record_lookup: IndexLookup | None = None,
+    expected_key: str | None = None,
+) -> VerifyReport:
+    """Check every image; every problem in the report names its image and file. With
+    ``expected_key`` (a fingerprint, normalised by :func:`disc_verifier.normal_fingerprint`) a
+    disc signed by any other key fails: a valid signature by an unknown key proves nothing."""
     report = VerifyReport()
     manifests: dict[bytes, list[str]] = {}
     for p in paths:
@@ -84,7 +93,7 @@ def verify_images(paths: Sequence[Path | str], index_lookup: IndexLookup | None 
             report.problems.append(f"{path.name}: cannot read the image ({exc})")
             continue
         try:
-            res = disc_verifier.check_disc(img.list, img.open, path.name)
+            res = disc_verifier.check_disc(img.list, img.open, path.name, expected_key)
             report.problems.extend(res["problems"])
             report.notes.extend(res["notes"])
             report.files_checked += res["files_checked"]
@@ -100,7 +109,8 @@ def verify_images(paths: Sequence[Path | str], index_lookup: IndexLookup | None 
                 with img.open("manifest.json") as fh:
                     manifests.setdefault(fh.read(), []).append(path.name)
                 if index_lookup is not None:
-                    _check_capture(res["manifest"], res["disc"] or {}, index_lookup, path.name, report)
+                    _check_capture(res["manifest"], res["disc"] or {}, index_lookup, path.name, report,
+                                   record_lookup)
         except PyCdlibException as exc:
             report.problems.append(f"{path.name}: unreadable image structure ({exc})")
         finally:
@@ -114,13 +124,24 @@ def verify_images(paths: Sequence[Path | str], index_lookup: IndexLookup | None 
 
 
 def _check_capture(
-    manifest: dict[str, Any], disc: dict[str, Any], lookup: IndexLookup, image: str, report: VerifyReport
+    manifest: dict[str, Any],
+    disc: dict[str, Any],
+    lookup: IndexLookup,
+    image: str,
+    report: VerifyReport,
+    record_lookup: IndexLookup | None = None,
 ) -> None:
     copy, number = disc.get("copy"), disc.get("disc")
     for entry in manifest.get("files", []):
         if copy not in entry.get("discs", {}) or entry["discs"][copy] not in (0, number):
             continue
         for src in entry.get("sources", []):
+            recorded = record_lookup(src["key"]) if record_lookup is not None else None
+            if recorded is not None and recorded != src["sha256"]:
+                report.problems.append(
+                    f"{image}: {entry['path']}: source {src['key']} capture hash {src['sha256']} differs "
+                    f"from the recorder's stored sidecar ({recorded})"
+                )
             captured = lookup(src["key"])
             if captured is None:
                 report.notes.append(f"{image}: {entry['path']}: source {src['key']} unknown to the index")

@@ -455,7 +455,8 @@ class AuditEntry(Base):
     """Append-only, hash-chained log of access to originals and every change of record.
 
     The migration installs triggers that refuse UPDATE and DELETE on this table.
-    ``hash`` = H(prev_hash + canonical entry); the writer (a later issue) computes it.
+    ``hash`` = HMAC(key, prev_hash + canonical entry), ``key_id`` naming the key (revision
+    0010_audit_key; NULL: a row from before, plain SHA-256). indexer/audit.py writes and checks it.
     """
 
     __tablename__ = "audit_log"
@@ -469,6 +470,7 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(16))
 from indexer import alert_models as _alert_models  # noqa: E402, F401  (risk alerts, revision 0005)
 from indexer import fleet_models as _fleet_models  # noqa: E402, F401  (tables of revision 0004)
 from indexer import user_models as _user_models  # noqa: E402, F401  (users and credentials tables)

@@ -21,7 +21,7 @@ from itertools import pairwise
 from typing import Any, NamedTuple
 
 from domain.errors import ConflictError, NotFoundError, ValidationFailed, VauditError
-from domain.types import BlobReader, GapRecord, SegmentRecord
+from domain.types import SYSTEM_KEY_PREFIX, BlobReader, GapRecord, SegmentRecord
 from indexer.segment_store import SegmentStore
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ def sidecars_in(reader: BlobReader, prefix: str = "") -> Iterator[tuple[str, byt
         name = key.rsplit("/", 1)[-1]
         if not key.endswith(".json") or key.endswith(".partial.json") or name == "state.json":
             continue
+        if key.startswith(SYSTEM_KEY_PREFIX):
+            continue  # the system's own records (audit anchors), not a camera's sidecars
         try:
             with reader.open(key) as stream:
                 yield key, stream.read()

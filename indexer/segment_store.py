@@ -22,11 +22,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import Engine, Table, func, select, update
 from sqlalchemy.orm import Session
 
+from domain.credentials import redact_url
 from domain.errors import ConflictError, IndexStoreError, NotFoundError, ValidationFailed
 from domain.types import (
     ClockSource,
@@ -49,8 +49,6 @@ ROOMS: Table = Base.metadata.tables["rooms"]
 
 DEFAULT_LIMIT = 10_000
 _BATCH = 500
-_SECRET_QUERY_KEYS = frozenset({"user", "username", "password", "passwd", "pwd", "pass", "token"})
-
 CameraSpec = tuple[str, str, str]  # camera_id, name, url
 RoomSpec = tuple[str, str, str | RoomKind, Sequence[CameraSpec]]  # room_id, name, kind, cameras
 
@@ -72,17 +70,6 @@ class SyncReport:
     added: int = 0
     updated: int = 0
     deactivated: int = 0
-
-
-def strip_credentials(url: str) -> str:
-    """``url`` without user/password in the authority or in well-known query parameters."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, v) for k, v in pairs if k.lower() not in _SECRET_QUERY_KEYS])
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _micros(dt: datetime, what: str) -> int:
@@ -275,7 +262,7 @@ class SegmentStore:
             for cam_id, cam_name, url in cams:
                 if cam_id in wanted_cams:
                     raise ValidationFailed(f"duplicate camera id {cam_id!r}", camera_id=cam_id)
-                wanted_cams[cam_id] = (room_id, cam_name, strip_credentials(url))
+                wanted_cams[cam_id] = (room_id, cam_name, redact_url(url))
 
         added = updated = deactivated = 0
         with self._session("sync rooms") as s:
@@ -482,6 +469,19 @@ class SegmentStore:
             )
             rows = s.execute(stmt).mappings().all()
         return [segment_from_row(r) for r in rows]
+
+    def segments_by_seq(self, camera_id: str, seqs: Sequence[int]) -> dict[int, SegmentRecord]:
+        """``camera_id``'s segments with these sequence numbers (those the index has), by seq."""
+        out: dict[int, SegmentRecord] = {}
+        wanted = sorted(set(seqs))
+        with self._session(f"segments of {camera_id} by sequence number") as s:
+            for i in range(0, len(wanted), 500):
+                stmt = select(SEGMENTS).where(SEGMENTS.c.camera_id == camera_id,
+                                              SEGMENTS.c.seq.in_(wanted[i:i + 500]))
+                for row in s.execute(stmt).mappings():
+                    rec = segment_from_row(row)
+                    out[rec.seq] = rec
+        return out
 
     def last_segment(self, camera_id: str) -> SegmentRecord | None:
         """The segment of ``camera_id`` that ends last, or None if it has none."""

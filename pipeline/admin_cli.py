@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 console = Console(stderr=True)
 
 users_app = typer.Typer(no_args_is_help=True, help="User accounts and roles.")
-audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit trail.")
+audit_app = typer.Typer(no_args_is_help=True, help="The keyed, anchored audit trail.")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Centre configuration file (TOML)")]
 ROLE_HELP = "officer, supervisor, legal, admin or court_viewer"
@@ -36,6 +36,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine(config: Path):  # type: ignore[no-untyped-def]
+    return _open(config)[1]
+
+
+def _open(config: Path):  # type: ignore[no-untyped-def]
     from indexer.database import create_engine_for, upgrade
 
     try:
@@ -45,7 +49,7 @@ def _engine(config: Path):  # type: ignore[no-untyped-def]
     except VauditError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
-    return engine
+    return settings, engine
 
 
 def _read_password() -> str:
@@ -68,16 +72,16 @@ def create_user(
     ] = None,
 ) -> None:
     """Create an account; the password is read from standard input."""
-    from indexer.audit import AuditLog
     from indexer.users import UserStore
+    from pipeline.audit_anchor import audit_log
 
     configure_logging("warning", json_lines=False)
     password = _read_password()
-    engine = _engine(config)
-    rule = load_settings(config).auth.min_password_length  # loads: _engine read the same file
+    settings, engine = _open(config)
     try:
-        who = UserStore(engine, min_password=rule).create_user(name, role, password, officer_badge=officer)
-        AuditLog(engine).append(
+        who = UserStore(engine, min_password=settings.auth.min_password_length).create_user(
+            name, role, password, officer_badge=officer)
+        audit_log(settings, engine).append(
             getpass.getuser(),
             "user_create",
             f"user:{who.name}",
@@ -109,19 +113,33 @@ def list_users(config: ConfigOpt) -> None:
 
 @audit_app.command("verify")
 def verify_audit(config: ConfigOpt) -> None:
-    """Check the hash chain of the audit trail; name the first broken row (exit 1)."""
-    from indexer.audit import AuditLog
+    """Check the audit trail: every row against its keyed hash, and the trail against the signed
+    anchors of its head kept in the evidence storage; name the first row that does not fit, or
+    the rows cut off the end (exit 1)."""
+    from pipeline.audit_anchor import verify_audit as check
+    from pipeline.storage import open_storage
 
     configure_logging("warning", json_lines=False)
-    engine = _engine(config)
+    settings, engine = _open(config)
     try:
-        report = AuditLog(engine).verify()
+        verdict = check(settings, engine, open_storage(settings.storage))
+    except VauditError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
     finally:
         engine.dispose()
-    if report.ok:
-        console.print(
-            f"[green]OK[/green]: {report.rows} audit rows, chain intact; last hash {report.last_hash}"
-        )
-        return
-    print(f"BROKEN at row {report.first_broken}: {report.reason}")
-    raise typer.Exit(1)
+    report = verdict.chain
+    for problem in verdict.anchor_problems:
+        print(f"BROKEN: {problem}")
+    if not report.ok:
+        print(f"BROKEN: {report.reason}")
+    if not verdict.ok:
+        raise typer.Exit(1)
+    keyed = (f"keyed with audit key {report.key_id} from row {report.keyed_from}" if report.key_id
+             else "not keyed yet")
+    newest = report.newest_anchor
+    anchored = (f"{report.anchors} anchor(s) agree, the newest written {newest.written} at row {newest.seq}; "
+                f"{report.unanchored} row(s) after it are not anchored yet" if newest is not None
+                else "no anchor yet: rows cut off the end would not be found")
+    console.print(f"[green]OK[/green]: {report.rows} audit rows, chain intact ({keyed}); {anchored}; "
+                  f"last hash {report.last_hash}")

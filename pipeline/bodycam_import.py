@@ -40,6 +40,7 @@ from indexer.case_records import SYSTEM, Writer
 from indexer.footage import FootageIndex, NewImport
 from pipeline.settings import ApiConfig
 from pipeline.storage import Storage
+from recorders.ts_writer import make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ class BodycamImporter:
                 "expected multipart/form-data with a boundary",
                 fields=[{"field": "header.content-type", "message": "multipart/form-data required"}],
             )
-        self._tmp_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self._tmp_dir)  # footage waits here: the spool's modes (0700, files 0600)
         fd, name = tempfile.mkstemp(prefix="bodycam-", suffix=".part", dir=self._tmp_dir)
         os.close(fd)
         spool = _Spool(Path(name), limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -311,16 +312,28 @@ def export(
 def verify(
     images: Annotated[list[Path], typer.Argument(help="Disc image(s) of one export (all discs of a set)")],
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Also check capture hashes in the index")
+        Path | None,
+        typer.Option("--config", "-c", help="Also check against the centre's key, the index and the sidecars"),
+    ] = None,
+    expect_key: Annotated[
+        str | None,
+        typer.Option("--expect-key", help="The centre's key fingerprint (as on its statements); "
+                                          "default with --config: [export] key_fingerprint or the signing key's"),
     ] = None,
 ) -> None:
-    """Check disc images against their signed manifest (and the index's capture hashes)."""
+    """Check disc images against their signed manifest and the centre's key (and, with --config,
+    the index's capture hashes and the recorder's sidecars)."""
+    from exporter.disc_verifier import grouped, normal_fingerprint
     from exporter.verify import verify_images
 
     configure_logging("warning", json_lines=False)
     missing = [p for p in images if not p.is_file()]
     if missing:
         console.print(f"[red]error:[/red] no such image: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    expected = None if expect_key is None else normal_fingerprint(expect_key)
+    if expect_key is not None and expected is None:
+        console.print(f"[red]error:[/red] --expect-key wants the 64 hex digits of a SHA-256 fingerprint, not {expect_key!r}")
         raise typer.Exit(2)
     if config is not None:
         from indexer.database import create_engine_for
@@ -330,21 +343,55 @@ def verify(
         settings = _settings(config)
         engine = create_engine_for(settings.database.url)
         try:
-            report = ExportService(settings, engine, open_storage(settings.storage)).verify(images)
+            service = ExportService(settings, engine, open_storage(settings.storage))
+            report = service.verify(images, expected)
+            expected = expected or service.expected_fingerprint()
+        except VauditError as exc:
+            console.print(f"[red]error:[/red] {exc.message}")
+            raise typer.Exit(2) from exc
         finally:
             engine.dispose()
     else:
-        report = verify_images(images)
+        report = verify_images(images, expected_key=expected)
     for note in report.notes:
         console.print(f"note: {note}")
+    if report.fingerprint:  # one line, never wrapped: compared by eye with the statement's
+        print(f"key fingerprint / 公钥指纹: {grouped(report.fingerprint)}")
     if report.ok:
+        against = ("the centre's key" if expected is not None
+                   else "a key not compared with the centre's: give --expect-key or --config")
         console.print(
-            f"[green]OK[/green]: {report.files_checked} files on {len(report.discs)} disc(s) match the signed manifest (key {report.fingerprint})"
+            f"[green]OK[/green]: {report.files_checked} files on {len(report.discs)} disc(s) match the signed "
+            f"manifest, signed by {against}", soft_wrap=True
         )
         return
     for problem in report.problems:
         print(f"PROBLEM: {problem}")
     raise typer.Exit(1)
+
+
+@app.command("key-fingerprint")
+def key_fingerprint(config: ConfigOpt) -> None:
+    """Print the centre's signing key fingerprint (the key is made if missing): what its statements
+    show, what to publish, and what `verify.py --expect-key` and `vaudit verify --expect-key` take."""
+    from exporter.disc_verifier import grouped
+    from exporter.signing import public_key_info
+    from pipeline.audit_anchor import centre_signing_key
+
+    settings = _settings(config)
+    configure_logging("warning", json_lines=False)
+    try:
+        key = centre_signing_key(settings)
+    except VauditError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    assert key is not None
+    fp = public_key_info(key).fingerprint
+    configured = settings.export.key_fingerprint
+    if configured is not None and configured != fp:
+        console.print(f"[red]warning:[/red] [export] key_fingerprint {grouped(configured)} is not this key's")
+    print(grouped(fp))
+    print(fp)
 
 
 @app.command()
@@ -376,7 +423,13 @@ def demo(
         print(image)
 
 
+# Everything the service writes without a mode of its own (exports, the SQLite index, key and
+# journal directories) is closed to other accounts; the spool and storage set theirs explicitly.
+UMASK = 0o027
+
+
 def main() -> None:
+    os.umask(UMASK)
     try:
         app()
     except VauditError as exc:  # anything not handled by a command

@@ -12,16 +12,27 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 
-from domain.errors import ConflictError, NotFoundError, ValidationFailed, VauditError
-from domain.types import RoomKind, RoomStay, StayFootage, TimeRange, from_unix, iso, utc
+from domain.errors import ConfigError, ConflictError, NotFoundError, ValidationFailed, VauditError
+from domain.types import (
+    RoomKind,
+    RoomStay,
+    SegmentRecord,
+    StayFootage,
+    TimeRange,
+    from_unix,
+    iso,
+    sidecar_key,
+    utc,
+)
+from exporter.capture_chain import CaptureChain
 from exporter.job import ExportOptions, ExportResult, run_export
 from exporter.plan import (
     CaseInfo,
@@ -34,14 +45,18 @@ from exporter.plan import (
     build_plan,
     default_range,
 )
-from exporter.signing import generate_signing_key
+from exporter.signing import public_key_info
 from exporter.verify import VerifyReport, verify_images
 from indexer.alert_store import AlertStore
+from indexer.audit import AuditLog
 from indexer.case_records import Entry
 from indexer.case_store import CaseStore
 from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
+from indexer.reindex import parse_sidecar
+from indexer.segment_store import SegmentStore
+from pipeline.audit_anchor import AnchorBook, centre_signing_key
 from pipeline.risk.rules import RULE_LABELS
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -172,13 +187,9 @@ class ExportService:
     def options(self, spec: ExportSpec, plan: ExportPlan | None = None) -> ExportOptions:
         """``plan``: the export's plan (its range bounds the late entries listed on the disc)."""
         cfg = self.settings.export
-        key = cfg.signing_key
-        if not key.exists():
-            key.parent.mkdir(parents=True, exist_ok=True)
-            info = generate_signing_key(key)
-            logger.warning("created export signing key", extra={"path": str(key), "fingerprint": str(info)})
+        centre_signing_key(self.settings)  # made on first use
         return ExportOptions(
-            signing_key=key,
+            signing_key=cfg.signing_key,
             media=spec.media or cfg.media,
             time_zone=self.settings.centre.timezone,
             allow_unexplained=spec.allow_unexplained,
@@ -188,6 +199,7 @@ class ExportService:
             originals_on_working=cfg.originals_on_working,
             g711_remux=cfg.g711_remux,
             audit_rows=self.case_audit(spec.case),
+            audit_head=self.anchor_audit(),
             alerts=self.case_alerts(spec.case, spec.subject),
             late_entries=self.late_entries(spec.case, spec.subject, plan.range) if plan is not None else (),
         )
@@ -204,6 +216,17 @@ class ExportService:
         for o in self.cases.late_observations(subject_id, rng.start, rng.end):
             out.append(_late("observation", o.client_id, o.source.value, o.time, o.room_id, o.entry))
         return tuple(sorted(out, key=lambda x: (x["time"], x["kind"], x["id"])))
+
+    def anchor_audit(self) -> dict[str, Any]:
+        """Anchor the audit trail's head now (pipeline/audit_anchor.py); what the disc's chain
+        of custody records of it. If storage refuses, the head still goes on the disc."""
+        head = AuditLog(self.engine, None).head()
+        try:
+            return AnchorBook.for_settings(self.settings, self.storage).write(head).custody()
+        except VauditError as exc:
+            logger.warning("export: the audit head could not be anchored in storage", extra={"error": exc.message})
+            return {"seq": head.seq, "hash": head.hash, "key_id": head.key_id, "keyed_from": head.keyed_from,
+                    "written": iso(datetime.now(UTC)), "anchor": None, "signer": None}
 
     def case_alerts(self, case: str, subject: str) -> tuple[dict[str, Any], ...]:
         """The risk alerts for the disc's gap/alert report: those of the case about this subject
@@ -240,11 +263,9 @@ class ExportService:
     def case_audit(self, case: str) -> tuple[dict[str, Any], ...]:
         """The audit rows about this case (views, searches that opened it, exports, downloads),
         oldest first, for the disc's chain of custody."""
-        from indexer.audit import AuditLog
-
         number = self.cases.get_case(self.case_id(case)).case_number
         obj = f"case:{number}"
-        rows = [r for r in AuditLog(self.engine).rows(object_prefix=obj, limit=1000) if r.object == obj]
+        rows = [r for r in AuditLog(self.engine, None).rows(object_prefix=obj, limit=1000) if r.object == obj]
         return tuple(
             {
                 "seq": r.seq,
@@ -267,12 +288,17 @@ class ExportService:
         plan = self.plan(spec)
         out = out_dir or self.settings.export.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        result = run_export(plan, self.storage, out, self.options(spec, plan), progress=progress, cancel=cancel)
+        result = run_export(plan, self.storage, out, self.options(spec, plan), progress=progress, cancel=cancel,
+                            neighbours=self.segments_by_seq)
         # What is on a disc now: readings written into this range later are late entries.
         case_id = self._case_id(spec.case)
         subject_id = plan.request.subject.subject_id
         self.cases.record_export(case_id, subject_id, plan.range.start, plan.range.end, result.export_id)
         return result
+
+    def segments_by_seq(self, camera_id: str, seqs: Sequence[int]) -> dict[int, SegmentRecord]:
+        """The index's records of ``camera_id``'s segments with these sequence numbers."""
+        return SegmentStore(self.engine).segments_by_seq(camera_id, seqs)
 
     def capture_hash(self, storage_key: str) -> str | None:
         """The SHA-256 the index recorded at capture for a segment or imported clip."""
@@ -284,8 +310,37 @@ class ExportService:
                 ).first()
         return None if row is None else str(row[0])
 
-    def verify(self, images: list[Path]) -> VerifyReport:
-        return verify_images(images, index_lookup=self.capture_hash)
+    def recorded_hash(self, storage_key: str) -> str | None:
+        """The SHA-256 the recorder wrote in the segment's own stored sidecar (None: no sidecar,
+        e.g. a body-camera clip)."""
+        raw = CaptureChain(self.storage).sidecar_bytes(storage_key)
+        if raw is None or sidecar_key(storage_key) == storage_key:
+            return None
+        try:
+            record = parse_sidecar(raw)
+        except ValueError:
+            return "(unreadable sidecar)"
+        return record.sha256 if isinstance(record, SegmentRecord) else None
+
+    def expected_fingerprint(self) -> str | None:
+        """The centre's key fingerprint: ``[export] key_fingerprint``, else that of the signing key
+        (None: neither is there)."""
+        cfg = self.settings.export
+        if cfg.key_fingerprint is not None:
+            return cfg.key_fingerprint
+        key = centre_signing_key(self.settings, create=False)
+        return None if key is None else public_key_info(key).fingerprint
+
+    def verify(self, images: list[Path], expected_key: str | None = None) -> VerifyReport:
+        """The images against their signed manifests, the centre's key (``expected_key``, else
+        :meth:`expected_fingerprint`: ConfigError if there is none), the index and the stored
+        sidecars."""
+        expected = expected_key or self.expected_fingerprint()
+        if expected is None:
+            raise ConfigError("no key to check the discs against: set [export] key_fingerprint (the fingerprint "
+                              "on the centre's statements) or signing_key")
+        return verify_images(images, index_lookup=self.capture_hash, record_lookup=self.recorded_hash,
+                             expected_key=expected)
 
 
 def _late(kind: str, client_id: str, what: str, at: datetime, room: str | None, entry: Entry) -> dict[str, Any]:

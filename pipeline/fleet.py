@@ -38,6 +38,7 @@ from pipeline.runtime import CentreRuntime
 from pipeline.settings import Settings
 from pipeline.uploader import QUARANTINE, is_closed_sidecar
 from recorders.spool import CameraSpool, ChainState
+from recorders.ts_writer import make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ class FleetNode:
         self.node_id = node_id or self.cfg.node_id or socket.gethostname()
         migrate_once(settings.database.url)
         # Events reach the API node, not this one: its risk engine keeps to camera alerts.
-        self.runtime = CentreRuntime(settings, migrate=False, assign_cameras=False, risk_people=False)
+        self.runtime = CentreRuntime(settings, migrate=False, assign_cameras=False, risk_people=False,
+                                     anchor_audit=False)
         self.cameras = [cam.id for _room, cam in settings.cameras()]
         self.leases = LeaseManager(
             self.runtime.engine, self.node_id, self.cfg.lease_seconds, host=socket.gethostname()
@@ -199,7 +201,7 @@ class FleetNode:
             return
         end, seq, sha = max(candidates, key=lambda c: c[0])
         if local.last_end is None or end > local.last_end:
-            spool.dir.mkdir(parents=True, exist_ok=True)
+            make_dirs(spool.dir)
             spool.save_state(ChainState(max(seq, local.last_seq), sha, end))
 
     def _chain(self, camera: str) -> ChainHint | None:

@@ -1,4 +1,10 @@
-"""Structured logs: one JSON object per line on stderr, with the ``extra`` fields kept."""
+"""Structured logs: one JSON object per line on stderr, with the ``extra`` fields kept.
+
+Every line passes a :class:`domain.credentials.Redactor` that knows the configured secrets
+(camera passwords, the S3 and database passwords; :func:`protect_secrets`, called when the
+settings are read) and masks any URL's login it did not know of. The sources redact their own
+texts; this is the last line of defence, for tracebacks and texts nobody foresaw.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,28 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from domain.credentials import Redactor
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+_SECRETS = Redactor()
+
+
+def protect_secrets(*secrets: str) -> None:
+    """Mask these in every log line from now on (in every spelling, JSON-escaped included)."""
+    _SECRETS.add(*secrets)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats with ``inner``, then masks the secrets in the whole line (message, extras, traceback)."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _SECRETS.text(self._inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,10 +55,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    inner = JsonFormatter() if json_lines else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(RedactingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

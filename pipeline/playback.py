@@ -20,6 +20,12 @@ first segment is being opened (no byte leaves before the row is in).
   and encoded to AAC 16 kHz mono once per segment and cached (:mod:`pipeline.playback_audio`);
   gaps become silence so the media clock keeps running.
 * A recording gap stays a gap in media time: the picture holds while the time runs on.
+* A segment is read whole and checked against its capture hash before any of its packets is
+  used (:func:`verified_copy`; ~2 ms for a 2 MB segment), and the index's record of it against
+  the capture chain (its stored sidecar and the hash chain's links, :class:`CaptureCheck`): the
+  index alone can be edited. One that fails either check is never served: before the first byte the request fails (409 ``footage_altered`` naming it); later, the
+  stream stops there with a transfer error instead of ending as if complete. The route raises a
+  ``footage_integrity`` alert and writes an audit row either way (docs/WEB.md "Playback").
 
 The output is deterministic for the same segments, so a byte range is served by producing the
 stream again and skipping to the range (``Content-Range: bytes a-b/*``); that costs the
@@ -28,17 +34,20 @@ production of the skipped bytes. The page seeks by time (a new ``start``), which
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Generator, Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import IO, Any
 
 import av
 
-from domain.errors import NotFoundError, ValidationFailed
-from domain.types import BlobReader, SegmentRecord
+from domain.errors import IntegrityError, NotFoundError, ValidationFailed
+from domain.types import BlobReader, SegmentRecord, iso
+from exporter.capture_chain import CaptureChain, NeighbourLookup
 from indexer.segment_store import SegmentStore
 from pipeline.playback_audio import CACHE, AacCache, AacTrack, SegmentAac, SegmentEncoder
 
@@ -52,7 +61,64 @@ PAGE = 500
 SEEK_BACK_US = 2_000_000  # a stream starting this far into a segment seeks there (see _demux)
 _DECODER_SLACK_US = 1_000_000  # frames the decoder still holds when the input stops
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+# A segment is checked whole before use; bigger ones (long segments, high bitrates) wait on disk.
+VERIFY_IN_MEMORY = 32 * 1024 * 1024
 _ALAW = {"pcm_alaw", "alaw", "g711a", "pcma"}
+
+
+class FootageAltered(IntegrityError):
+    """A stored segment's bytes no longer match the hash recorded when it was captured."""
+
+    code = "footage_altered"
+    http_status = 409
+
+
+class CaptureCheck:
+    """For one stream: each segment's index record against its stored sidecar and the hash
+    chain's links to its neighbours (exporter/capture_chain.py); the sidecars read are kept, so a
+    segment's sidecar serves as its successor's neighbour."""
+
+    def __init__(self, reader: BlobReader, neighbours: NeighbourLookup) -> None:
+        self._chain = CaptureChain(reader, neighbours)
+
+    def __call__(self, rec: SegmentRecord) -> None:
+        problems = self._chain.problems([rec])
+        if problems:
+            raise FootageAltered(
+                f"segment {rec.storage_key} of camera {rec.camera_id} ({iso(rec.start)} to {iso(rec.end)}) is not "
+                f"what the recorder captured: {'; '.join(p.problem for p in problems)}; it is not played",
+                key=rec.storage_key, camera_id=rec.camera_id, start=iso(rec.start), end=iso(rec.end),
+                problems=[p.problem for p in problems],
+            )
+
+
+def verified_copy(reader: BlobReader, rec: SegmentRecord) -> IO[bytes]:
+    """The segment's bytes, read once and checked against its capture hash (and size) before any
+    is used; :class:`FootageAltered` if they differ. Caller closes."""
+    out = tempfile.SpooledTemporaryFile(max_size=VERIFY_IN_MEMORY)  # noqa: SIM115 (returned open)
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with reader.open(rec.storage_key) as src:
+            while chunk := src.read(1 << 20):
+                sha.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    except BaseException:
+        out.close()
+        raise
+    got = sha.hexdigest()
+    if got != rec.sha256 or size != rec.size:
+        out.close()
+        raise FootageAltered(
+            f"segment {rec.storage_key} of camera {rec.camera_id} ({iso(rec.start)} to {iso(rec.end)}) no "
+            f"longer matches the hash recorded when it was captured ({size} bytes hashing to {got}; recorded "
+            f"{rec.size} bytes, {rec.sha256}); it is not played",
+            key=rec.storage_key, camera_id=rec.camera_id, start=iso(rec.start), end=iso(rec.end),
+            recorded_sha256=rec.sha256, actual_sha256=got,
+        )
+    out.seek(0)
+    return out
 _MULAW = {"pcm_mulaw", "mulaw", "g711u", "pcmu"}
 
 
@@ -271,8 +337,10 @@ class _Stream:
     Times are integer µs since the epoch (the demux loop runs per packet; Fractions and
     datetimes there cost more than the muxing)."""
 
-    def __init__(self, plan: PlaybackPlan, origin_out: list[datetime] | None, cache: AacCache | None) -> None:
+    def __init__(self, plan: PlaybackPlan, origin_out: list[datetime] | None, cache: AacCache | None,
+                 vouch: Callable[[SegmentRecord], None] | None = None) -> None:
         self.plan = plan
+        self.vouch = vouch
         self.start = _epoch_us(plan.start)
         self.end = _epoch_us(plan.end)
         self.origin_out = origin_out
@@ -308,7 +376,13 @@ class _Stream:
 
     def segment(self, rec: SegmentRecord, reader: BlobReader) -> Generator[bytes, None, bool]:
         """Mux one segment; returns True when the range's end was reached."""
-        handle = reader.open(rec.storage_key)
+        handle = verified_copy(reader, rec)  # a missing segment is a 404 before anything else
+        if self.vouch is not None:
+            try:
+                self.vouch(rec)
+            except BaseException:
+                handle.close()
+                raise
         try:
             ic: Any = _open_segment(handle)
             try:
@@ -454,15 +528,25 @@ def mp4_chunks(
     origin_out: list[datetime] | None,
     segments: Iterable[SegmentRecord],
     cache: AacCache | None = CACHE,
+    on_altered: Callable[[FootageAltered], None] | None = None,
+    vouch: Callable[[SegmentRecord], None] | None = None,
 ) -> Generator[bytes, None, None]:
     """The fragmented MP4 of ``plan`` as byte chunks. ``origin_out`` receives the wall time
     of media time 0 as soon as it is known (before the first chunk). ``segments``: all the
     plan's segments in order (:func:`plan_segments`; ``plan.segments`` is only the first
-    page). ``cache``: where segments' AAC renditions are shared (None: encode everything)."""
-    out = _Stream(plan, origin_out, cache)
+    page). ``cache``: where segments' AAC renditions are shared (None: encode everything).
+    ``on_altered`` is told of a segment that failed its hash check before the stream fails;
+    ``vouch`` (e.g. :class:`CaptureCheck`) checks each segment's record before it is read."""
+    out = _Stream(plan, origin_out, cache, vouch)
     try:
         for rec in segments:
-            if (yield from out.segment(rec, reader)):
+            try:
+                done = yield from out.segment(rec, reader)
+            except FootageAltered as exc:
+                if on_altered is not None:
+                    on_altered(exc)
+                raise
+            if done:
                 break
         tail = out.finish()
         if tail:

@@ -17,6 +17,7 @@ the next pipeline for the same spool.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,8 +26,9 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
+from domain.credentials import CameraLogin
 from domain.errors import VauditError
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus, RecorderSink
@@ -40,29 +42,44 @@ class RecorderProcessError(VauditError):
     """A recorder process ended without being asked to (the supervisor restarts it)."""
 
 
-def spread(cameras: Sequence[tuple[str, str]], processes: int) -> list[list[tuple[str, str]]]:
-    """(camera id, URL) pairs dealt round-robin over at most ``processes`` groups, none empty."""
-    groups: list[list[tuple[str, str]]] = [[] for _ in range(max(1, min(processes, len(cameras))))]
+Camera = tuple[str, str, CameraLogin | None]  # id, URL, login
+_T = TypeVar("_T")
+
+
+def spread(cameras: Sequence[_T], processes: int) -> list[list[_T]]:
+    """Cameras dealt round-robin over at most ``processes`` groups, none empty."""
+    groups: list[list[_T]] = [[] for _ in range(max(1, min(processes, len(cameras))))]
     for i, cam in enumerate(cameras):
         groups[i % len(groups)].append(cam)
     return [g for g in groups if g]
 
 
 def recorder_command(
-    cameras: Sequence[tuple[str, str]],
+    cameras: Sequence[Camera],
     spool: Path,
     options: RecorderOptions,
     log_level: str = "INFO",
     sync_points: Mapping[str, SyncPointSpec] | None = None,
 ) -> list[str]:
+    """The child's command line: camera ids only; URLs and logins go on its stdin
+    (:func:`cameras_stdin`), out of every user's process list."""
     cmd = [sys.executable, "-m", "recorders", "--spool", str(spool), "--status",
            "--options-json", options.to_json_text(), "--parent-pid", str(os.getpid()),
-           "--log-level", log_level]  # fmt: skip
-    for camera_id, url in cameras:
-        cmd += ["--camera", f"{camera_id}={url}"]
+           "--log-level", log_level, "--cameras-stdin", ",".join(c[0] for c in cameras)]  # fmt: skip
     if sync_points:
         cmd += ["--sync-points-json", sync_points_json(sync_points)]
     return cmd
+
+
+def cameras_stdin(cameras: Sequence[Camera]) -> str:
+    """What the child reads on stdin: its cameras with URLs and logins, one JSON line."""
+    items = []
+    for camera_id, url, login in cameras:
+        item: dict[str, str] = {"id": camera_id, "url": url}
+        if login is not None:
+            item |= {"user": login.user, "password": login.password}
+        items.append(item)
+    return json.dumps(items) + "\n"
 
 
 class RecorderProcess:
@@ -72,16 +89,17 @@ class RecorderProcess:
     def __init__(
         self,
         name: str,
-        cameras: Sequence[tuple[str, str]],
+        cameras: Sequence[Camera],
         spool: Path,
         options: RecorderOptions,
         sink: RecorderSink,
         sync_points: Mapping[str, SyncPointSpec] | None = None,
     ) -> None:
         self.name = name
-        self.cameras = [c for c, _ in cameras]
+        self.cameras = [c[0] for c in cameras]
         self._cmd = recorder_command(cameras, spool, options, logging.getLevelName(logger.getEffectiveLevel()),
                                      sync_points)
+        self._stdin = cameras_stdin(cameras)
         self._sink = sink
         # The child's own bound for its threads to close segments, plus start-up slack.
         self._grace = max(options.stall_seconds, 5.0) + 10.0
@@ -89,9 +107,18 @@ class RecorderProcess:
     def run(self, stop: threading.Event) -> None:
         proc = subprocess.Popen(
             # Its own session: a terminal's Ctrl-C reaches us, and we stop it in order (not both at once).
-            self._cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
             start_new_session=True,
         )
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(self._stdin)
+        except OSError as exc:  # the child died at once: its exit code says why (below)
+            logger.warning("could not hand the cameras to the recorder process",
+                           extra={"recorder": self.name, "error": str(exc)})
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
         logger.info("recorder process started",
                     extra={"recorder": self.name, "pid": proc.pid, "cameras": len(self.cameras)})
         stopper = threading.Thread(target=self._stop_on, args=(stop, proc), name=f"{self.name}-stop", daemon=True)

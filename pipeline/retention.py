@@ -63,10 +63,10 @@ class HoldResult:
 class LegalHolds:
     """Place and release legal holds on a case's footage."""
 
-    def __init__(self, engine: Engine, storage: EvidenceStorage, audit: AuditLog | None = None) -> None:
+    def __init__(self, engine: Engine, storage: EvidenceStorage, audit: AuditLog) -> None:
         self._engine = engine
         self._storage = storage
-        self._audit = audit or AuditLog(engine)
+        self._audit = audit
         self._footage = FootageIndex(CaseStore(engine))
 
     def footage_keys(self, case_id: int, now: datetime | None = None) -> list[str]:
@@ -182,12 +182,12 @@ class RetentionJob:
     """Delete expired, unheld footage from storage and the index; audit every deletion."""
 
     def __init__(
-        self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditLog | None = None
+        self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditLog
     ) -> None:
         self._engine = engine
         self._storage = storage
         self._policy = policy
-        self._audit = audit or AuditLog(engine)
+        self._audit = audit
 
     def expired(self, now: datetime) -> tuple[list[dict[str, Any]], int]:
         """Expired segments not under hold (oldest first), and how many expired ones are held."""

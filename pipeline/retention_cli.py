@@ -36,6 +36,7 @@ def run_job(
     """Delete footage whose retention ended and that no legal hold covers; audit every deletion."""
     from indexer.database import create_engine_for, upgrade
     from pipeline.alerts import AlertBook
+    from pipeline.audit_anchor import audit_log
     from pipeline.cli import _settings
     from pipeline.logging_setup import configure_logging
     from pipeline.retention import RetentionJob, check_capacity
@@ -48,7 +49,7 @@ def run_job(
     try:
         upgrade(engine)
         storage = open_evidence_storage(settings)
-        job = RetentionJob(engine, storage, RetentionPolicy.from_settings(settings))
+        job = RetentionJob(engine, storage, RetentionPolicy.from_settings(settings), audit_log(settings, engine))
         report = job.run(dry_run=dry_run, user=settings.retention.job_user)
         alerts = AlertBook(SystemClock())
         fraction = check_capacity(storage, settings.retention, alerts)
@@ -80,6 +81,7 @@ def hold(
     """Place a legal hold on a case's footage (its subjects' rooms over their stays, and clips)."""
     from indexer.database import create_engine_for, upgrade
     from indexer.models import Case
+    from pipeline.audit_anchor import audit_log
     from pipeline.cli import _settings
     from pipeline.retention import LegalHolds
     from pipeline.worm import EvidenceStorage, open_evidence_storage
@@ -99,7 +101,7 @@ def hold(
         if found is None:
             console.print(f"[red]error:[/red] no case {case!r}")
             raise typer.Exit(1)
-        result = LegalHolds(engine, storage).place(int(found), by or getpass.getuser(), reason)
+        result = LegalHolds(engine, storage, audit_log(settings, engine)).place(int(found), by or getpass.getuser(), reason)
     except VauditError as exc:
         raise _fail(exc) from exc
     finally:
@@ -115,6 +117,7 @@ def release(
 ) -> None:
     """Release a legal hold (objects another active hold covers stay held)."""
     from indexer.database import create_engine_for, upgrade
+    from pipeline.audit_anchor import audit_log
     from pipeline.cli import _settings
     from pipeline.retention import LegalHolds
     from pipeline.worm import EvidenceStorage, open_evidence_storage
@@ -127,7 +130,7 @@ def release(
         if not isinstance(storage, EvidenceStorage):
             console.print("[red]error:[/red] legal holds need retention.object_lock = true")
             raise typer.Exit(2)
-        result = LegalHolds(engine, storage).release(hold_id, by or getpass.getuser())
+        result = LegalHolds(engine, storage, audit_log(settings, engine)).release(hold_id, by or getpass.getuser())
     except VauditError as exc:
         raise _fail(exc) from exc
     finally:

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 
 from domain.errors import VauditError
 from domain.types import Clock, GapCause, GapRecord, SegmentRecord, from_unix, to_unix
+from indexer.audit import AuditLog
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.alerts import AlertBook
+from pipeline.audit_anchor import AnchorBook, AnchorWriter
 from pipeline.live import LiveFrames
 from pipeline.metrics import CameraBook, CentreCollector, build_registry
-from pipeline.recorder_process import RecorderProcess, spread
+from pipeline.recorder_process import Camera, RecorderProcess, spread
 from pipeline.retention import CapacityWatch
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
@@ -33,6 +35,7 @@ from pipeline.worm import open_evidence_storage
 from recorders.clock import clock_for
 from recorders.events import CameraStatus
 from recorders.options import RecorderOptions
+from recorders.spool import prepare_spool_root
 from recorders.worker import CameraWorker
 
 if TYPE_CHECKING:
@@ -128,15 +131,18 @@ class CentreRuntime:
         migrate: bool = True,
         assign_cameras: bool = True,
         risk_people: bool = True,
+        anchor_audit: bool = True,
     ) -> None:
         """``assign_cameras=False``: no camera is recorded until :meth:`record` is called (a
         fleet node records the cameras it holds leases for). ``risk_people=False``: this node
         never sees the centre's events (a fleet recording node), so its risk engine raises only
-        the camera alerts that need no knowledge of people (docs/ALERTS.md)."""
+        the camera alerts that need no knowledge of people (docs/ALERTS.md). ``anchor_audit``:
+        this node signs the audit trail's head into storage (pipeline/audit_anchor.py); the API
+        node does, fleet recording nodes (which write no audit rows) do not."""
         self.settings = settings
         self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
         self.spool = settings.recorder.spool
-        self.spool.mkdir(parents=True, exist_ok=True)
+        prepare_spool_root(self.spool)
         self.storage: Storage = open_evidence_storage(settings)
         self.engine = create_engine_for(settings.database.url)
         if migrate:
@@ -166,9 +172,9 @@ class CentreRuntime:
         # processes by group).
         self._process_cameras: list[str] = []
         if assign_cameras and settings.recorder.processes > 0:
-            cameras = [(cam.id, cam.url) for _room, cam in settings.cameras()]
+            cameras = [(cam.id, cam.url, settings.camera_login(cam)) for _room, cam in settings.cameras()]
             for i, group in enumerate(spread(cameras, settings.recorder.processes), 1):
-                self._process_cameras += [c for c, _ in group]
+                self._process_cameras += [c[0] for c in group]
                 self.supervisor.add(f"recorders-{i}", self._process_factory(f"recorders-{i}", group))
         elif assign_cameras:
             for _room, cam in settings.cameras():
@@ -189,6 +195,8 @@ class CentreRuntime:
                                       SpoolLimits(up.lag_alert_seconds, up.spool_low_fraction,
                                                   up.spool_check_seconds), self.alerts)
         self.pictures: PictureWatcher | None = None  # made in start(): see there
+        self.anchors = (AnchorWriter(AuditLog(self.engine, None), AnchorBook.for_settings(settings, self.storage),
+                                     settings.audit.anchor_interval_seconds) if anchor_audit else None)
 
     def _worker_factory(
         self,
@@ -197,16 +205,19 @@ class CentreRuntime:
         options: RecorderOptions,
         restart_cause: tuple[GapCause, str] | None = None,
     ) -> Callable[[], Runnable]:
+        found = self.settings.camera(camera_id)
+        login = None if found is None else self.settings.camera_login(found[1])
+
         def make() -> Runnable:
             return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock, restart_cause,
-                                self._sync_points.get(camera_id))
+                                self._sync_points.get(camera_id), login=login)
 
         return make
 
-    def _process_factory(self, name: str, group: list[tuple[str, str]]) -> Callable[[], Runnable]:
+    def _process_factory(self, name: str, group: list[Camera]) -> Callable[[], Runnable]:
         def make() -> Runnable:
             return RecorderProcess(name, group, self.spool, self._options, self.sink,
-                                   {c: self._sync_points[c] for c, _ in group if c in self._sync_points})
+                                   {c[0]: self._sync_points[c[0]] for c in group if c[0] in self._sync_points})
 
         return make
 
@@ -273,6 +284,8 @@ class CentreRuntime:
             )
         if self.pictures is not None:
             self.pictures.start()
+        if self.anchors is not None:
+            self.anchors.start()
         logger.info("centre recording", extra={"cameras": len(self.settings.cameras())})
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -287,6 +300,8 @@ class CentreRuntime:
         self.uploader.notify()
         self.uploader.drain(timeout)
         self.uploader.stop(timeout)
+        if self.anchors is not None:
+            self.anchors.stop()  # the last rows of this run anchored before we go
         self.engine.dispose()
 
     def camera_statuses(self) -> dict[str, CameraStatus]:

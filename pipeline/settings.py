@@ -24,8 +24,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from domain.credentials import CameraLogin, login_of, redact_url, url_secrets
 from domain.errors import ConfigError
 from domain.types import RoomKind
+from exporter.disc_verifier import normal_fingerprint
+from pipeline.logging_setup import protect_secrets
 from recorders.sync_point import SyncPointSpec
 
 _ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -78,8 +81,12 @@ class DatabaseConfig(_Strict):
 
 class CameraConfig(_Strict):
     id: _ID
+    # The RTSP URL. It may carry the login (rtsp://user:password@host/...), but the login is
+    # better given apart: user here, the password from the environment (docs/DEPLOY.md).
     url: str
     name: str = ""
+    user: str | None = None
+    password: SecretStr | None = None  # better VAUDIT_RECORDER__CAMERA_PASSWORDS (JSON by camera id)
     # Only for the simulator: what this camera sends.
     video_codec: Literal["h264", "h265"] = "h264"
     audio_codec: Literal["alaw", "mulaw", "aac", "aac-latm", "none"] = "alaw"
@@ -92,6 +99,10 @@ class CameraConfig(_Strict):
     def _onvif(self) -> CameraConfig:
         if self.onvif_url is not None:
             SyncPointSpec(self.onvif_url, self.onvif_profile)  # raises ValueError saying what is wrong
+        if login_of(self.url) is not None and (self.user is not None or self.password is not None):
+            # two logins for one camera: which one the camera gets would be a guess
+            raise ValueError(f"camera {self.id!r}: give the login either in the url or as user/password, "
+                             "not both")
         return self
 
     def sync_point(self) -> SyncPointSpec | None:
@@ -101,12 +112,13 @@ class CameraConfig(_Strict):
     @classmethod
     def _rtsp_url(cls, value: str) -> str:
         parts = urlsplit(value)
+        # the message shows the URL without its login: configuration errors are printed and logged
         if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
-            raise ValueError(f"camera url {value!r} is not an rtsp:// URL with a host")
+            raise ValueError(f"camera url {redact_url(value)!r} is not an rtsp:// URL with a host")
         try:
             _ = parts.port
         except ValueError as exc:
-            raise ValueError(f"camera url {value!r} has a bad port") from exc
+            raise ValueError(f"camera url {redact_url(value)!r} has a bad port") from exc
         return value
 
 
@@ -145,6 +157,12 @@ class RecorderConfig(_Strict):
     # (pipeline/recorder_process.py), so recording never competes with upload, playback and exports
     # for one interpreter lock; for large centres (docs/LOAD.md). Fleet nodes record in threads.
     processes: int = Field(default=0, ge=0, le=64)
+    # Camera logins kept out of the configuration file (docs/DEPLOY.md "Camera passwords"): the
+    # login of every camera that has none of its own (VAUDIT_RECORDER__CAMERA_USER/_PASSWORD), and
+    # passwords by camera id (VAUDIT_RECORDER__CAMERA_PASSWORDS='{"int-1-a": "..."}').
+    camera_user: str | None = None
+    camera_password: SecretStr | None = None
+    camera_passwords: dict[str, SecretStr] = Field(default_factory=dict)
 
 
 class UploadConfig(_Strict):
@@ -199,6 +217,10 @@ class AuthConfig(_Strict):
 class ExportConfig(_Strict):
     out_dir: Path = Path("data/exports")
     signing_key: Path = Path("data/keys/export-ed25519.pem")  # created on first export if missing
+    # The centre's signing key fingerprint (SHA-256, as printed on its statements): `vaudit verify
+    # --config` fails a disc signed by any other key. Default: the fingerprint of signing_key;
+    # set it where discs are checked without the centre's key file.
+    key_fingerprint: str | None = None
     media: Literal["dvd5", "dvd9", "bd25", "bd50"] | int = "dvd5"
     exported_by: str = ""
     chromium: str | None = None  # for the statement PDF; default /usr/bin/chromium
@@ -207,6 +229,27 @@ class ExportConfig(_Strict):
     # ffplay play with its sound (byte for byte, docs/EXPORT.md); adds about the originals' size
     # to every copy that carries originals. Needs Debian's ffmpeg.
     g711_remux: bool = True
+
+    @field_validator("key_fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normal = normal_fingerprint(value)
+        if normal is None:
+            raise ValueError(f"export key_fingerprint {value!r} is not the 64 hex digits of a SHA-256 fingerprint")
+        return normal
+
+
+class AuditConfig(_Strict):
+    """The audit trail's key and anchors (docs/WEB.md "Audit trail")."""
+
+    # The HMAC key of the chain: outside the database, 0600, created on first run. Keep a copy
+    # with the signing key: without it the trail cannot be verified.
+    key_file: Path = Path("data/keys/audit-hmac.key")
+    # How often `vaudit run` signs the chain's head into the evidence storage (when it moved):
+    # rows written since the last anchor can be cut off unnoticed, so keep this short.
+    anchor_interval_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
 
 
 class FleetConfig(_Strict):
@@ -390,6 +433,7 @@ class Settings(BaseSettings):
     api: ApiConfig = Field(default_factory=ApiConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     picture_checks: PictureChecksConfig = Field(default_factory=PictureChecksConfig)
@@ -420,10 +464,45 @@ class Settings(BaseSettings):
                 if cam.id in seen_cams:
                     raise ValueError(f"duplicate camera id {cam.id!r} (room {room.id!r})")
                 seen_cams.add(cam.id)
+        unknown = sorted(set(self.recorder.camera_passwords) - seen_cams)
+        if unknown:
+            raise ValueError(f"recorder camera_passwords names cameras that are not configured: {', '.join(unknown)}")
+        for _room, cam in self.cameras():
+            if self.camera_login(cam) is None and (cam.id in self.recorder.camera_passwords or cam.password):
+                raise ValueError(f"camera {cam.id!r} has a password but no user (user, or recorder camera_user)")
         return self
 
     def cameras(self) -> list[tuple[RoomConfig, CameraConfig]]:
         return [(room, cam) for room in self.rooms for cam in room.cameras]
+
+    def camera_login(self, cam: CameraConfig) -> CameraLogin | None:
+        """The login the recorder gives camera ``cam`` (RTSP and ONVIF): the camera's own (user and
+        password, or the URL's) before the recorder's defaults; the environment's password by
+        camera id before all others. None: the camera is dialled without one."""
+        in_url = login_of(cam.url)
+        user = cam.user or (in_url.user if in_url else None) or self.recorder.camera_user
+        secret = self.recorder.camera_passwords.get(cam.id) or cam.password
+        password = (secret.get_secret_value() if secret is not None
+                    else in_url.password if in_url is not None and in_url.password
+                    else self.recorder.camera_password.get_secret_value() if self.recorder.camera_password
+                    else "")
+        if user is None:
+            return None
+        return CameraLogin(user, password)
+
+    def secrets(self) -> set[str]:
+        """Every secret these settings hold (camera logins, S3 and database passwords): what the
+        log redactor must mask (:func:`pipeline.logging_setup.protect_secrets`)."""
+        found = url_secrets(self.database.url)
+        for key in (self.storage.access_key, self.storage.secret_key, self.recorder.camera_password):
+            if key is not None:
+                found.add(key.get_secret_value())
+        for _room, cam in self.cameras():
+            found |= url_secrets(cam.url, self.camera_login(cam))
+            if cam.onvif_url is not None:
+                found |= url_secrets(cam.onvif_url)
+        found.discard("")
+        return found
 
     def room_rows(self) -> list[tuple[str, str, str, list[tuple[str, str, str]]]]:
         """Rooms and their cameras in the shape the index's ``sync_rooms`` takes."""
@@ -465,7 +544,9 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
             raise ConfigError(f"configuration file {path} is not valid TOML: {exc}", path=str(path)) from exc
     data.update(overrides)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         where = str(path) if path else "settings"
         raise ConfigError(f"invalid configuration in {where}:\n{_describe(exc)}", path=where) from exc
+    protect_secrets(*settings.secrets())  # before anything can log them
+    return settings

@@ -16,7 +16,6 @@ import io
 import logging
 import os
 import re
-import stat
 import tempfile
 import threading
 from abc import ABC, abstractmethod
@@ -54,6 +53,10 @@ _CONTENT_TYPES = {"ts": "video/mp2t", "json": "application/json"}
 _REMEMBER_ETAGS = 4096  # MD5s of recent puts, for verify() without reading the object back
 _PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Stored evidence: read-only for the service account and its group (a backup or verification
+# account put in that group), nothing for others; directories 0750 (docs/DEPLOY.md "File modes").
+STORED_FILE_MODE = 0o440
+STORED_DIR_MODE = 0o750
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"})
 _BUSY_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"})
 
@@ -241,11 +244,16 @@ class Storage(ABC):
 
 class LocalStorage(Storage):
     """A directory tree: ``root/<key>``. Writes are atomic (temp file, fsync, rename, fsync dir)
-    and stored files are made read-only."""
+    and stored files are made read-only (:data:`STORED_FILE_MODE`)."""
 
     def __init__(self, root: Path) -> None:
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True, mode=STORED_DIR_MODE)
+            # A root made by an older release was 0755 with 0444 files: closing it to others
+            # closes everything below it.
+            mode = root.stat().st_mode & 0o7777
+            if mode & 0o027:
+                os.chmod(root, mode & ~0o027)
         except OSError as exc:
             raise StorageError(f"cannot create storage directory {root}: {exc}", path=str(root)) from exc
         self.root = Path(os.path.realpath(root))
@@ -271,7 +279,7 @@ class LocalStorage(Storage):
         self._inside(probe)
         for new in reversed(missing):
             with contextlib.suppress(FileExistsError):
-                new.mkdir()
+                new.mkdir(mode=STORED_DIR_MODE)
             fsync_dir(new.parent)
         self._inside(directory)
 
@@ -298,7 +306,7 @@ class LocalStorage(Storage):
                     raise SourceMismatch(f"{path} hashes to {got}, not {sha256}; not stored", key=key)
                 out.flush()
                 os.fsync(out.fileno())
-                os.fchmod(out.fileno(), stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+                os.fchmod(out.fileno(), STORED_FILE_MODE)
             os.replace(tmp, dest)
             tmp = None
             fsync_dir(dest.parent)

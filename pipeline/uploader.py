@@ -31,6 +31,7 @@ from domain.errors import IntegrityError, SpoolError, StorageError, ValidationFa
 from domain.types import GapRecord, SegmentRecord, sidecar_key
 from pipeline.settings import UploadConfig
 from pipeline.storage import SourceMismatch, Storage, fsync_dir, validate_key
+from recorders.ts_writer import make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +430,7 @@ class SpoolUploader:
                 n += 1
                 dest = dest.with_name(f"{path.name}.{n}")
             try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(dest.parent)
                 os.replace(path, dest)
                 fsync_dir(dest.parent)
                 fsync_dir(path.parent)

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,15 @@ from minio.retention import Retention
 from domain.errors import StorageError
 from domain.types import UTC, RoomKind, iso, parse_iso
 from pipeline.settings import RetentionConfig, Settings
-from pipeline.storage import LocalStorage, S3Storage, Storage, StoredObject, digest_file, open_storage
+from pipeline.storage import (
+    STORED_FILE_MODE,
+    LocalStorage,
+    S3Storage,
+    Storage,
+    StoredObject,
+    digest_file,
+    open_storage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +125,10 @@ class WormLocalStorage(LocalStorage):
     def _write_marker(self, key: str, data: dict[str, Any]) -> None:
         path = self._marker(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self._makedirs(path.parent)
             tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, STORED_FILE_MODE | stat.S_IWUSR)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, sort_keys=True)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -1,5 +1,9 @@
 """``python -m recorders --spool DIR --camera ID=URL [...]``: record cameras into a spool, nothing else.
 
+``--cameras-stdin ID,ID`` reads those cameras (with their logins) as one JSON line from standard
+input instead: a login in ``--camera`` shows in every user's process list (``ps``,
+/proc/PID/cmdline); the ids stay there, so an operator sees which process records which camera.
+
 One process, one thread per camera, events as JSON lines on stdout (``segment_closed``,
 ``gap_recorded``, and ``status`` with ``--status``). SIGTERM/SIGINT close every open segment
 cleanly and exit 0. Used by the crash-recovery test and the benchmark; the pipeline embeds
@@ -22,10 +26,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from domain.credentials import CameraLogin, Redactor, url_secrets
+from domain.errors import SpoolError
 from domain.types import GapRecord, SegmentRecord
 from recorders.events import CameraStatus
 from recorders.heap import limit_malloc_arenas
 from recorders.options import RecorderOptions
+from recorders.spool import prepare_spool_root
 from recorders.sync_point import SyncPointSpec, sync_points_from_json
 from recorders.worker import CameraWorker
 
@@ -59,12 +66,39 @@ class JsonLinesSink:
 class _JsonLogFormatter(logging.Formatter):
     _skip = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {"level": record.levelname, "logger": record.name, "msg": record.getMessage()}
         data.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, ensure_ascii=False)
+        # The last line of defence: the cameras' secrets, whatever wrote them (libav's texts
+        # in a traceback), never reach the log (the line is JSON: escaped spellings included).
+        return self._redactor.text(json.dumps(data, default=str, ensure_ascii=False))
+
+
+CameraSpec = tuple[str, str, CameraLogin | None]  # id, URL, login
+
+
+def _cameras_from_stdin(text: str, ids: list[str]) -> list[CameraSpec]:
+    """``[{"id", "url", "user"?, "password"?}, ...]`` -> camera specs; ValueError if malformed or
+    if the cameras are not exactly ``ids``."""
+    data = json.loads(text)
+    if not isinstance(data, list) or not data:
+        raise ValueError("want a non-empty JSON list of cameras")
+    out: list[CameraSpec] = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("url"), str):
+            raise ValueError("every camera needs a string id and url")
+        user = item.get("user")
+        login = None if user is None else CameraLogin(str(user), str(item.get("password") or ""))
+        out.append((item["id"], item["url"], login))
+    if sorted(c[0] for c in out) != sorted(ids):
+        raise ValueError(f"stdin has cameras {sorted(c[0] for c in out)}, the command line names {sorted(ids)}")
+    return out
 
 
 def _camera(text: str) -> tuple[str, str]:
@@ -99,7 +133,9 @@ def _exit_with_parent(parent: int, stop: threading.Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recorders", description=__doc__.splitlines()[0])
     parser.add_argument("--spool", type=Path, required=True, help="spool directory")
-    parser.add_argument("--camera", type=_camera, action="append", required=True, metavar="ID=URL")
+    parser.add_argument("--camera", type=_camera, action="append", default=[], metavar="ID=URL")
+    parser.add_argument("--cameras-stdin", default=None, metavar="ID,ID",
+                        help='read these cameras from one JSON line on stdin: [{"id", "url", "user", "password"}]')
     parser.add_argument("--segment-seconds", type=float, default=10.0)
     parser.add_argument("--stall-seconds", type=float, default=5.0)
     parser.add_argument("--clock-offset-file", type=Path, default=None,
@@ -120,10 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
 
+    cameras: list[CameraSpec] = [(camera_id, url, None) for camera_id, url in args.camera]
+    if args.cameras_stdin is not None:
+        try:
+            cameras += _cameras_from_stdin(sys.stdin.readline(), args.cameras_stdin.split(","))
+        except (ValueError, TypeError) as exc:
+            parser.error(f"--cameras-stdin: {exc}")
+    if not cameras:
+        parser.error("no camera: give --camera ID=URL or --cameras-stdin")
     limit_malloc_arenas()
+    redactor = Redactor()
+    for _camera_id, url, login in cameras:
+        redactor.add(*url_secrets(url, login))
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLogFormatter())
+    handler.setFormatter(_JsonLogFormatter(redactor))
     logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    try:
+        prepare_spool_root(args.spool)
+    except SpoolError as exc:
+        parser.error(exc.message)
 
     if args.options_json is not None:
         try:
@@ -141,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             sync_points = sync_points_from_json(args.sync_points_json)
         except ValueError as exc:
             parser.error(f"--sync-points-json: {exc}")
-    unknown = sorted(set(sync_points) - {camera_id for camera_id, _ in args.camera})
+    unknown = sorted(set(sync_points) - {camera_id for camera_id, _url, _login in cameras})
     if unknown:
-        parser.error(f"--sync-points-json names cameras not given with --camera: {', '.join(unknown)}")
+        parser.error(f"--sync-points-json names cameras this process does not record: {', '.join(unknown)}")
     sink = JsonLinesSink(sys.stdout, args.status)
     stop = threading.Event()
     received: list[int] = []
@@ -158,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent_pid is not None:
         _exit_with_parent(args.parent_pid, stop)
     threads = []
-    for camera_id, url in args.camera:
-        worker = CameraWorker(camera_id, url, args.spool, opts, sink, sync_point=sync_points.get(camera_id))
+    for camera_id, url, login in cameras:
+        worker = CameraWorker(camera_id, url, args.spool, opts, sink, sync_point=sync_points.get(camera_id),
+                              login=login)
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"rec-{camera_id}", daemon=True)
         thread.start()
         threads.append(thread)

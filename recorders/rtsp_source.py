@@ -16,6 +16,7 @@ from typing import Any
 import av
 import av.error
 
+from domain.credentials import CameraLogin, Redactor, redact_url, with_login
 from domain.errors import StreamClosed, StreamError, StreamStalled
 from domain.types import StreamInfo
 from recorders.parameter_sets import join_access_unit
@@ -70,9 +71,14 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
-def map_error(exc: BaseException, url: str, during: str, silent_for: float | None = None) -> StreamError:
-    """One av/OS error -> the domain error (StreamStalled, StreamClosed or StreamError)."""
-    text = f"{type(exc).__name__}: {exc}"
+def map_error(exc: BaseException, url: str, during: str, silent_for: float | None = None,
+              login: CameraLogin | None = None) -> StreamError:
+    """One av/OS error -> the domain error (StreamStalled, StreamClosed or StreamError).
+
+    libavformat's texts quote the URL they were given, login included: the text is redacted
+    here, and the error carries the URL without its secrets, so no caller can pass them on."""
+    text = Redactor.for_camera(url, login).text(f"{type(exc).__name__}: {exc}")
+    url = redact_url(url)
     if isinstance(exc, av.error.ExitError | av.error.TimeoutError | TimeoutError):
         if during == "read":
             silent = f" for about {silent_for:.1f} s" if silent_for is not None else ""
@@ -112,8 +118,14 @@ class RtspSource:
         analyzeduration_us: int = 100_000,
         probesize: int = 32_768,
         read_pause_seconds: float = 0.0,
+        login: CameraLogin | None = None,
     ) -> None:
-        self.url = url
+        # Only av.open sees the URL with the login; everything this class says names the camera
+        # by ``self.url``, without it.
+        self.url = redact_url(url)
+        self._dial = with_login(url, login)
+        self._login = login
+        self._redact = Redactor.for_camera(url, login)
         self._open_timeout = open_timeout
         self._stall = stall_seconds
         self._read_pause = read_pause_seconds
@@ -140,13 +152,13 @@ class RtspSource:
         sockets_before = socket_fds()
         try:
             self._container = av.open(
-                self.url,
+                self._dial,
                 options=self._options,
                 stream_options=[_PROBE_DECODER] * 4,  # type: ignore[list-item]  # stub: list[str]; takes dicts
                 timeout=(self._open_timeout, None),
             )
         except Exception as exc:
-            raise map_error(exc, self.url, "connecting") from exc
+            raise map_error(exc, self._dial, "connecting", login=self._login) from exc
         # bytes without packets would keep one read going for ever (see stall_watchdog.py)
         self._watchdog = StallWatchdog(self.url, session_socket(self.url, sockets_before),
                                        self._stall + WATCHDOG_MARGIN_SECONDS)
@@ -261,10 +273,11 @@ class RtspSource:
             if self._watchdog is not None and self._watchdog.fired:
                 raise StreamStalled(
                     f"camera sent data but no usable packet for {self._watchdog.limit:.1f} s "
-                    f"(undeclared payload or codec?); session dropped ({type(exc).__name__}: {exc})",
+                    f"(undeclared payload or codec?); session dropped "
+                    f"({self._redact.text(f'{type(exc).__name__}: {exc}')})",
                     url=self.url, during="read") from exc
             silent = self._stall if time.monotonic() - started > self._stall else None
-            raise map_error(exc, self.url, "read", silent) from exc
+            raise map_error(exc, self._dial, "read", silent, login=self._login) from exc
         if held is not None:
             yield held
         raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
@@ -282,7 +295,7 @@ class RtspSource:
         try:
             container.close()
         except Exception as exc:
-            log.warning("rtsp close failed", extra={"url": self.url, "error": str(exc)})
+            log.warning("rtsp close failed", extra={"url": self.url, "error": self._redact.text(str(exc))})
         took = time.monotonic() - started
         if took > 1.0:
             log.warning("rtsp close was slow", extra={"url": self.url, "seconds": round(took, 2)})

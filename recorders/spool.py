@@ -34,7 +34,7 @@ from domain.types import (
     sidecar_key,
     to_unix,
 )
-from recorders.ts_writer import fsync_dir
+from recorders.ts_writer import SPOOL_DIR_MODE, SPOOL_FILE_MODE, fsync_dir, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,25 @@ QUARANTINE_DIR = "quarantine"
 AUDIO_OUTAGE_FILE = ".audio_lost.open.json"
 
 
+def prepare_spool_root(root: Path) -> None:
+    """Create the spool root 0700, or take group and other access away from an existing one
+    (a spool made by an older release was 0755 with 0644 files: closing the root closes them)."""
+    try:
+        make_dirs(root)
+        mode = root.stat().st_mode & 0o7777
+        if mode & 0o077:
+            os.chmod(root, mode & ~0o077 | SPOOL_DIR_MODE)
+    except OSError as exc:
+        raise SpoolError(f"cannot create or protect the spool {root}: {exc}", path=str(root)) from exc
+
+
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     """tmp + fsync + rename + directory fsync: the file is either the old or the new version."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
         payload = json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SPOOL_FILE_MODE)
         try:
             view = memoryview(payload)
             while view:
@@ -190,8 +202,8 @@ class CameraSpool:
         spool cannot take them (the worker's test that a full disk has room again)."""
         path = self.dir / ".probe"
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            make_dirs(self.dir)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SPOOL_FILE_MODE)
             try:
                 view = memoryview(bytes(size))
                 while view:
@@ -208,7 +220,7 @@ class CameraSpool:
     def prepare(self, key: str) -> Path:
         path = self.media_path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
         except OSError as exc:
             raise SpoolError(f"could not create {path.parent}: {exc}", path=str(path.parent)) from exc
         return path
@@ -368,7 +380,7 @@ class CameraSpool:
     def _quarantine(self, marker: Path, media: Path | None) -> None:
         target = self.dir / QUARANTINE_DIR
         try:
-            target.mkdir(parents=True, exist_ok=True)
+            make_dirs(target)
             for path in (marker, media):
                 if path is not None and path.exists():
                     shutil.move(str(path), str(target / path.name))

@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from domain.credentials import CameraLogin, login_of, redact_url
 from domain.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class SyncPointSpec:
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"ONVIF media service {self.url!r} is not an http(s):// URL with a host")
+            raise ValueError(f"ONVIF media service {redact_url(self.url)!r} is not an http(s):// URL with a host")
         if not self.profile or any(c in self.profile for c in "<>&\"'"):
             raise ValueError(f"ONVIF profile token {self.profile!r} is empty or not plain text")
 
@@ -88,13 +89,12 @@ def sync_points_from_json(text: str) -> dict[str, SyncPointSpec]:
     return out
 
 
-def credentials_of(rtsp_url: str) -> tuple[str, str] | None:
-    """The user and password in a camera URL (``rtsp://user:pass@host/...``): a camera's ONVIF
-    account is normally the one its RTSP stream uses."""
-    parts = urlsplit(rtsp_url)
-    if parts.username is None:
-        return None
-    return unquote(parts.username), unquote(parts.password or "")
+def credentials_of(rtsp_url: str, login: CameraLogin | None = None) -> tuple[str, str] | None:
+    """The camera's login for ONVIF: ``login`` (configured apart from the URL), else the one in
+    its URL (``rtsp://user:pass@host/...``): a camera's ONVIF account is normally the one its RTSP
+    stream uses."""
+    found = login if login is not None else login_of(rtsp_url)
+    return None if found is None else (found.user, found.password)
 
 
 def password_digest(nonce: bytes, created: str, password: str) -> str:
@@ -166,12 +166,12 @@ class SyncPointClient:
             status = reply.status
         except (OSError, http.client.HTTPException) as exc:
             raise SyncPointError(f"camera's ONVIF service unreachable: {type(exc).__name__}: {exc}",
-                                 url=self.spec.url) from exc
+                                 url=redact_url(self.spec.url)) from exc
         finally:
             conn.close()
         if status != 200 or b"SetSynchronizationPointResponse" not in data:
             raise SyncPointError(f"camera refused the synchronization point (HTTP {status}: {_fault_text(data)})",
-                                 url=self.spec.url, status=status)
+                                 url=redact_url(self.spec.url), status=status)
 
     def ask(self) -> bool:
         """Request in the background; False if one is already in flight."""

@@ -28,6 +28,11 @@ import av.error
 
 from domain.errors import SpoolError, StreamError
 
+# The spool holds interrogation footage (and its markers once held camera URLs): only the service
+# account may read it. Files 0600, directories 0700 (docs/RECORDER.md "Spool").
+SPOOL_FILE_MODE = 0o600
+SPOOL_DIR_MODE = 0o700
+
 STORAGE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOENT,
      errno.EFBIG, errno.ENOTDIR}
@@ -59,7 +64,7 @@ class _SegmentFile:
     __slots__ = ("_fd", "_sha", "_sm3", "error", "written")
 
     def __init__(self, path: Path, sm3: bool) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, SPOOL_FILE_MODE)
         self._sha = hashlib.sha256()
         self._sm3 = hashlib.new("sm3") if sm3 else None
         self.written = 0
@@ -112,6 +117,9 @@ class TsWriter:
                 self._out: Any = av.open(self._file, "w", format="mpegts", buffer_size=buffer_bytes,
                                          options={"flush_packets": "0"})
             else:
+                # libavformat would create the file 0666 less the umask: made here first, so the
+                # spool's mode holds (libav truncates it, keeping the mode)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, SPOOL_FILE_MODE))
                 self._out = av.open(str(path), "w", format="mpegts", options={"flush_packets": "1"})
         except Exception as exc:
             self._close_file()
@@ -186,6 +194,19 @@ class TsWriter:
         if file is not None:
             with contextlib.suppress(OSError):
                 file.close()
+
+
+def make_dirs(path: Path, mode: int = SPOOL_DIR_MODE) -> None:
+    """``path`` and its missing parents, each created with ``mode`` (``Path.mkdir(parents=True)``
+    gives the parents the default mode)."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=mode)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -17,6 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from domain.credentials import CameraLogin, Redactor, redact_url
 from domain.errors import SpoolError, StreamClosed, StreamError, StreamStalled, VauditError
 from domain.types import (
     Clock,
@@ -118,12 +119,18 @@ class CameraWorker:
         clock: Clock | None = None,
         restart_cause: tuple[GapCause, str] | None = None,
         sync_point: SyncPointSpec | None = None,
+        login: CameraLogin | None = None,
     ) -> None:
         self.camera_id = camera_id
         # What names the gap from the chain's end (state.json) to this worker's first segment:
         # our own restart, or (fleet) a hand-over from another node.
         self._restart_cause = restart_cause or (GapCause.RECORDER_RESTART, "recorder was not running")
+        # ``url`` and ``login`` go to the RTSP source and the ONVIF client only; every text this
+        # worker produces (gap details, status, partial markers, logs) passes ``_redact``.
         self.url = url
+        self._login = login
+        self._redact = Redactor.for_camera(url, login)
+        self.display_url = redact_url(url)
         self.opts = RecorderOptions.from_config(cfg)
         self.sink = sink
         self.clock: Clock = clock if clock is not None else clock_for(self.opts.clock_offset_file)
@@ -149,7 +156,7 @@ class CameraWorker:
         self._byte_rate = INITIAL_BYTE_RATE  # of the last closed segment: sizes the write buffer
         # Asks the camera for a keyframe when a session does not start with one (sync_point.py).
         self.sync: SyncPointClient | None = (
-            None if sync_point is None else SyncPointClient(sync_point, camera_id, credentials_of(url)))
+            None if sync_point is None else SyncPointClient(sync_point, camera_id, credentials_of(url, login)))
         self._first_video_pending = False  # the session's first video packet is still to come
         # The smallest reorder depth runs of this camera assume: raised when a stream reordered
         # deeper than its SPS declared (decode_order.ReorderTooDeep), kept for the worker's life.
@@ -229,7 +236,7 @@ class CameraWorker:
 
     def _connect_and_record(self, stop: threading.Event) -> None:
         source = RtspSource(self.url, self.opts.open_timeout_seconds, self.opts.stall_seconds,
-                            read_pause_seconds=self.opts.read_pause_seconds)
+                            read_pause_seconds=self.opts.read_pause_seconds, login=self._login)
         self._source = source
         source.open()
         self._tbv = float(source.streams[0].time_base)
@@ -300,7 +307,7 @@ class CameraWorker:
                 continue
             log.info("spool writable again", extra={"camera_id": self.camera_id, "held_packets": len(held)})
             return held
-        raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.url)
+        raise StreamClosed("camera ended the stream (end of file / RTCP BYE)", url=self.display_url)
 
     def _begin_run(
         self,
@@ -600,7 +607,7 @@ class CameraWorker:
             "mapping": {"media0": mapping.media0, "wall0": mapping.wall0, "rate": mapping.rate},
             "stream": {f.name: getattr(source.info, f.name) for f in fields(source.info)},
             "prev_sha256": self._state.last_sha256, "skipped_leading_packets": run.skipped,
-            "url": self.url, "gap_before": None if gap is None else gap.to_json(),
+            "url": self.display_url, "gap_before": None if gap is None else gap.to_json(),
         })
         seconds = self.opts.write_buffer_seconds
         buffer = 0 if seconds <= 0 else buffer_bytes_for(self._byte_rate, seconds)
@@ -719,7 +726,8 @@ class CameraWorker:
             cause, exc = GapCause.DISCONNECT, StreamClosed("camera ended the stream")
         else:
             cause = GapCause.STREAM_ERROR
-        message = exc.message if isinstance(exc, VauditError) else f"{type(exc).__name__}: {exc}"
+        # The sources redact their own texts; this is for whatever they did not foresee.
+        message = self._redact.text(exc.message if isinstance(exc, VauditError) else f"{type(exc).__name__}: {exc}")
         self._last_error = f"{cause.value}: {message}"
         self._last_failure = (cause, message)
         self._note_cause(cause, message)

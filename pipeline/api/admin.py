@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.database import DB_INT_MAX
 from pipeline.api.auth import audit, security
+from pipeline.audit_anchor import verify_audit
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +44,23 @@ def audit_rows(
     return {"rows": [r.to_json() for r in rows]}
 
 
-@router.get("/audit/verify", summary="Check the audit trail's hash chain")
+@router.get("/audit/verify", summary="Check the audit trail's keyed chain and its anchors")
 def audit_verify(request: Request) -> dict[str, Any]:
-    report = security(request.app).audit.verify()
-    audit(request, "audit_verify", "audit_log", ok=report.ok, first_broken=report.first_broken)
+    verdict = verify_audit(request.app.state.settings, request.app.state.engine, request.app.state.storage)
+    report = verdict.chain
+    audit(request, "audit_verify", "audit_log", ok=verdict.ok, first_broken=report.first_broken)
+    newest = report.newest_anchor
     return {
-        "ok": report.ok,
+        "ok": verdict.ok,
         "rows": report.rows,
         "first_broken": report.first_broken,
         "reason": report.reason,
+        "key_id": report.key_id,
+        "keyed_from": report.keyed_from,
+        "anchors": report.anchors,
+        "newest_anchor": None if newest is None else {"seq": newest.seq, "written": newest.written},
+        "unanchored_rows": report.unanchored,
+        "anchor_problems": verdict.anchor_problems,
     }
 
 

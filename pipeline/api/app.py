@@ -16,6 +16,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.body_limit import BodyLimit
 from pipeline.api.errors import install_error_handlers
+from pipeline.audit_anchor import audit_log
 from pipeline.export_service import ExportService
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -62,8 +63,10 @@ def create_app(
     live.install(app)
     engine = engine if engine is not None else (runtime.engine if runtime is not None else None)
     storage = storage if storage is not None else (runtime.storage if runtime is not None else None)
+    app.state.engine = engine
+    app.state.storage = storage
     if engine is not None:
-        auth.install(app, engine)
+        auth.install(app, engine, audit_log(settings, engine))
         app.include_router(pages.router)
         app.include_router(admin.router)
         alerts.install(app, engine)

@@ -444,8 +444,9 @@ def revoke_all_tokens(request: Request) -> dict[str, Any]:
     return {"revoked": security(request.app).users.revoke_all(who.user_id)}
 
 
-def install(app: FastAPI, engine: Engine) -> Security:
-    """Users, audit trail, login throttle and the gate; routes read ``app.state.security``."""
+def install(app: FastAPI, engine: Engine, audit_log: AuditLog) -> Security:
+    """Users, audit trail (keyed: pipeline/audit_anchor.py), login throttle and the gate; routes
+    read ``app.state.security``."""
     settings: Settings = app.state.settings
     cfg = settings.auth
     policy = ThrottlePolicy(
@@ -453,7 +454,7 @@ def install(app: FastAPI, engine: Engine) -> Security:
     )
     sec = Security(
         UserStore(engine, min_password=cfg.min_password_length),
-        AuditLog(engine),
+        audit_log,
         LoginThrottle(engine, policy),
         AlertStore(engine),
         tuple(ipaddress.ip_network(p, strict=False) for p in settings.api.trusted_proxies),

@@ -149,6 +149,9 @@ def document_errors(app: FastAPI) -> None:
                 errors = dict(_COMMON_ERRORS)
                 if method in ("post", "put", "patch", "delete"):
                     errors.update(_WRITE_ERRORS)
+                # error statuses a route declares itself (e.g. playback's 409) have the same shape
+                errors.update({s: r.get("description", "") for s, r in responses.items()
+                               if s.isdigit() and int(s) >= 400 and s not in errors})
                 for status, why in errors.items():
                     description = responses.get(status, {}).get("description") or why
                     responses[status] = {"description": description, **ref}

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -16,12 +16,20 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from domain.errors import IndexStoreError, ValidationFailed
+from domain.errors import IndexStoreError, ValidationFailed, VauditError
 from domain.types import BlobReader, iso, utc
+from indexer.alert_store import NewAlert
 from indexer.segment_store import SegmentStore
 from pipeline.api.auth import audit
 from pipeline.api.footage_access import check_footage_access
-from pipeline.playback import mp4_chunks, plan_playback, plan_segments, skip_bytes
+from pipeline.playback import (
+    CaptureCheck,
+    FootageAltered,
+    mp4_chunks,
+    plan_playback,
+    plan_segments,
+    skip_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +58,37 @@ def _first(body: Iterator[bytes]) -> tuple[bytes, float]:
     return next(body, b""), time.perf_counter()
 
 
+def footage_alert(app: FastAPI, exc: FootageAltered) -> None:
+    """Raise the ``footage_integrity`` alert for a segment that failed its hash check (high
+    severity, on the camera and its room, one per segment however often it is played)."""
+    store = getattr(app.state, "alert_store", None)
+    if store is None:
+        return
+    camera_id = str(exc.details["camera_id"])
+    found = app.state.settings.camera(camera_id)
+    now = datetime.now(UTC)
+    new = NewAlert("footage_integrity", f"footage_integrity:{exc.details['key']}", "high", exc.message, now,
+                   room_id=None if found is None else found[0].id, camera_id=camera_id, details=dict(exc.details))
+    risk = app.state.risk
+    if risk is not None:
+        risk.record_external(new)
+    else:
+        store.raise_or_continue(new, now)
+
+
+def _on_altered(request: Request, camera_id: str) -> Callable[[FootageAltered], None]:
+    def report(exc: FootageAltered) -> None:
+        logger.error("playback refused a segment that no longer matches its hash: %s", exc.message,
+                     extra={"camera_id": camera_id, "key": exc.details["key"]})
+        try:
+            footage_alert(request.app, exc)
+            audit(request, "playback_refused", f"camera:{camera_id}", key=exc.details["key"], reason=exc.code)
+        except VauditError as err:  # the refusal stands; the client still gets the error
+            logger.error("could not record the refused playback: %s", err.message)
+
+    return report
+
+
 def _known(request: Request, camera_id: str) -> None:
     settings = request.app.state.settings
     if settings.camera(camera_id) is None and camera_id not in {
@@ -64,6 +103,8 @@ def _known(request: Request, camera_id: str) -> None:
     "/{camera_id}.mp4",
     summary="[start, end) of one camera as one fragmented MP4 (H.264 + AAC), streamed while built",
     response_class=Response,
+    responses={409: {"description": "A segment no longer matches the hash recorded at capture "
+                                    "(footage_altered, naming it); nothing of it is served"}},
 )
 def playback_mp4(
     request: Request, camera_id: str, start: When, end: When, case_id: CaseId = None
@@ -89,7 +130,8 @@ def playback_mp4(
             # built; the whole stream (200) is a valid answer to any range request.
             wanted, first = None, 0
     origin: list[datetime] = []
-    chunks = mp4_chunks(plan, reader, origin, plan_segments(store, plan))
+    chunks = mp4_chunks(plan, reader, origin, plan_segments(store, plan), on_altered=_on_altered(request, camera_id),
+                        vouch=CaptureCheck(reader, store.segments_by_seq))
     body = skip_bytes(chunks, first, last) if wanted else chunks
     # The first chunk (the first segment opened, ftyp + moov) is made while the audit row is
     # written; no byte leaves before the row is in (a failed append fails the request).

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 SnapshotSource = Callable[[str], bytes | None]
 PEOPLE_FREE = ("camera_moved:", "camera_defocused:")  # rules that need no knowledge of people
+# Alerts raised from outside the rules (record_external): no condition ends them, a person does.
+EXTERNAL = ("footage_integrity:",)
 
 
 def rooms_of(settings: Settings) -> dict[str, RoomInfo]:
@@ -286,7 +288,19 @@ class RiskEngine:
         return raised
 
     def _manages(self, key: str) -> bool:
-        return self.people or key.startswith(PEOPLE_FREE)
+        return not key.startswith(EXTERNAL) and (self.people or key.startswith(PEOPLE_FREE))
+
+    def record_external(self, new: NewAlert) -> AlertRecord:
+        """Store an alert that no rule raises (``new.dedup_key`` starts with one of
+        :data:`EXTERNAL`) and push it like the others; it stays until a person resolves it."""
+        if not new.dedup_key.startswith(EXTERNAL):
+            raise ValueError(f"{new.dedup_key!r} is not an external alert's key")
+        with self._lock:
+            rec, created = self.alerts.raise_or_continue(new, self.now())
+        self._publish("raised" if created else "continued", rec)
+        if created:
+            logger.warning("alert raised: %s", new.message, extra={"rule": new.rule, "alert_id": rec.id})
+        return rec
 
     def _raise(
         self, cond: Condition, now: datetime, picture: PictureObservation | None = None

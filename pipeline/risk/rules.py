@@ -41,6 +41,8 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "stay_exceeded": ("滞留超时", "In the centre beyond the limit"),
     "missing_exit": ("未登记离区", "Gone without exit registration"),
     "login_failures": ("连续登录失败", "Repeated failed logins"),  # raised by pipeline/api/auth.py
+    # raised by playback, not by a rule (pipeline/api/playback.py)
+    "footage_integrity": ("录像文件与哈希不符", "Footage does not match its hash"),
 }
 OCCUPIED_FAULTS = (PictureFault.BLACK, PictureFault.FROZEN, PictureFault.COVERED)
 VIEW_FAULTS = (PictureFault.MOVED, PictureFault.DEFOCUSED)

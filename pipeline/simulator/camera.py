@@ -316,6 +316,8 @@ class SimulatedCamera(_ServerProcess):
         onvif_credentials: tuple[str, str] | None = None,
         onvif_profile: str = ONVIF_PROFILE,
         encoding: Encoding | None = None,
+        rtsp_credentials: tuple[str, str] | None = None,
+        rtsp_auth: Literal["basic", "digest"] = "digest",
     ) -> None:
         path = path or f"/{camera_id}"
         if not path.startswith("/"):
@@ -337,6 +339,9 @@ class SimulatedCamera(_ServerProcess):
         self.onvif_credentials = onvif_credentials
         self.onvif_profile = onvif_profile
         self.encoding = encoding or Encoding()
+        # RTSP login the camera demands (user, password); None: it serves anyone
+        self.rtsp_credentials = rtsp_credentials
+        self.rtsp_auth = rtsp_auth
 
     @property
     def url(self) -> str:
@@ -363,6 +368,9 @@ class SimulatedCamera(_ServerProcess):
             args += ["--onvif-port", str(self.onvif_port), "--onvif-profile", self.onvif_profile]
             if self.onvif_credentials is not None:
                 args += ["--onvif-user", self.onvif_credentials[0], "--onvif-password", self.onvif_credentials[1]]
+        if self.rtsp_credentials is not None:
+            args += ["--rtsp-user", self.rtsp_credentials[0], "--rtsp-password", self.rtsp_credentials[1],
+                     "--rtsp-auth", self.rtsp_auth]
         return args
 
     def start(self, timeout: float = 15.0) -> Self:

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from domain.credentials import CameraLogin, redact_url
 from domain.errors import ConfigError
 from pipeline.settings import CameraConfig, RoomConfig, Settings
 from pipeline.simulator.camera import ONVIF_PATH, SYSTEM_PYTHON, SimulatedCamera
@@ -32,8 +33,10 @@ def camera_for(
     width: int = 1280,
     height: int = 720,
     python: str = SYSTEM_PYTHON,
+    login: CameraLogin | None = None,
 ) -> SimulatedCamera:
-    """The (not yet started) simulated camera for one configured camera."""
+    """The (not yet started) simulated camera for one configured camera; with ``login`` (what
+    :meth:`Settings.camera_login` gives the recorder) it demands that login, as a camera does."""
     parts = urlsplit(cam.url)
     host = parts.hostname or ""
     if not _is_loopback(host):
@@ -41,16 +44,14 @@ def camera_for(
             f"camera {cam.id!r} has host {host!r}: the simulator only serves on 127.0.0.1; "
             "use rtsp://127.0.0.1:PORT/PATH for simulated cameras",
             camera=cam.id,
-            url=cam.url,
+            url=redact_url(cam.url),
         )
-    if parts.username or parts.password:
-        raise ConfigError(f"camera {cam.id!r}: the simulator does not check credentials", camera=cam.id)
     port = parts.port or DEFAULT_RTSP_PORT
     if port < 1024:
         raise ConfigError(
             f"camera {cam.id!r} uses port {port}; the simulator needs an unprivileged port (>= 1024)",
             camera=cam.id,
-            url=cam.url,
+            url=redact_url(cam.url),
         )
     onvif_port = None
     if cam.onvif_url is not None:
@@ -74,6 +75,8 @@ def camera_for(
         label=f"{room.name} {cam.id}",
         onvif_port=onvif_port,
         onvif_profile=cam.onvif_profile,
+        onvif_credentials=None if login is None else (login.user, login.password),
+        rtsp_credentials=None if login is None else (login.user, login.password),
     )
 
 
@@ -88,7 +91,8 @@ def start_centre(
 
     Cameras that share a port are refused: one simulator process serves one port.
     """
-    cameras = [camera_for(room, cam, events_dir, width, height) for room, cam in settings.cameras()]
+    cameras = [camera_for(room, cam, events_dir, width, height, login=settings.camera_login(cam))
+               for room, cam in settings.cameras()]
     seen: dict[int, str] = {}
     for camera in cameras:
         if camera.port in seen:

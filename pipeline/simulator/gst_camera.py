@@ -53,6 +53,9 @@ answering ``SetSynchronizationPoint`` for profile ``--onvif-profile`` (default P
 camera does: the encoder makes its next frame a keyframe. With ``--onvif-user``/``--onvif-password``
 the request must carry a valid WS-Security UsernameToken digest. Other requests get a SOAP fault.
 
+--rtsp-user U --rtsp-password P [--rtsp-auth basic|digest] makes every mount demand that login
+(RTSP Basic or Digest authentication, gst-rtsp-server's RTSPAuth), as a real camera does.
+
 --events-log FILE (live mode) gets JSON lines, flushed one by one:
   {"event": "keyframe", "wall": W, "capture": C, "pts": P, "mount": PATH} per keyframe sent;
       W = Unix time its RTCP NTP mapping gives (= C + the jumps applied so far), C = when the
@@ -104,7 +107,8 @@ try:
     gi.require_version("GstVideo", "1.0")
     gi.require_version("GstSdp", "1.0")
     gi.require_version("GstRtp", "1.0")
-    from gi.repository import GLib, Gst, GstRtp, GstRtspServer, GstSdp, GstVideo
+    gi.require_version("GstRtsp", "1.0")
+    from gi.repository import GLib, Gst, GstRtp, GstRtsp, GstRtspServer, GstSdp, GstVideo
 except (ImportError, ValueError) as _exc:
     _fail(EXIT_MISSING, f"MISSING python3-gi or GStreamer RTSP server typelibs: {_exc}")
 
@@ -668,6 +672,26 @@ class FileMounts:
         return ["filesrc", self.demux, "queue", "h264parse", "rtph264pay", "rtppcmapay", "rtpbin"]
 
 
+def require_login(server: GstRtspServer.RTSPServer, factories: list[GstRtspServer.RTSPMediaFactory],
+                  a: argparse.Namespace) -> None:
+    """Every mount answers 401 unless the client logs in as ``--rtsp-user`` (Basic or Digest)."""
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "viewer")
+    if a.rtsp_auth == "digest":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(a.rtsp_user, a.rtsp_password, token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(a.rtsp_user, a.rtsp_password), token)
+    server.set_auth(auth)
+    for factory in factories:
+        permissions = GstRtspServer.RTSPPermissions()
+        permissions.add_permission_for_role("viewer", "media.factory.access", True)
+        permissions.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(permissions)
+
+
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=0, help="required unless --clip")
@@ -706,6 +730,9 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--onvif-profile", default="Profile_1")
     p.add_argument("--onvif-user", default=None)
     p.add_argument("--onvif-password", default="")
+    p.add_argument("--rtsp-user", default=None, help="every mount demands this login")
+    p.add_argument("--rtsp-password", default="")
+    p.add_argument("--rtsp-auth", choices=("basic", "digest"), default="digest")
     args = p.parse_args(argv)
     if not args.clip and not args.port:
         p.error("--port is required (unless --clip)")
@@ -758,6 +785,9 @@ def main(argv: list[str]) -> int:
                 OnvifMedia(live, args.onvif_port, args.onvif_profile, args.onvif_user, args.onvif_password)
             except OSError as exc:
                 _fail(EXIT_BIND, f"cannot listen for ONVIF on 127.0.0.1:{args.onvif_port}: {exc}")
+
+    if args.rtsp_user is not None:
+        require_login(server, files.factories if args.file else [live.factory], args)
 
     loop = GLib.MainLoop()
     if server.attach(None) == 0:

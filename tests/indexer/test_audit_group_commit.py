@@ -13,6 +13,7 @@ from sqlalchemy import Engine, event, text
 
 from domain.errors import IndexStoreError
 from indexer.audit import AuditLog, AuditRow
+from tests.support.auth import AUDIT_KEY
 
 
 def _count_commits(engine: Engine) -> list[int]:
@@ -26,7 +27,7 @@ def _count_commits(engine: Engine) -> list[int]:
 
 
 def test_concurrent_appends_are_committed_together_and_chained(engine: Engine) -> None:
-    audit = AuditLog(engine)
+    audit = AuditLog(engine, AUDIT_KEY)
     audit.append("admin", "setup", "centre")  # the first row, alone
     commits = _count_commits(engine)
     callers = 24
@@ -51,7 +52,7 @@ def test_concurrent_appends_are_committed_together_and_chained(engine: Engine) -
 
 
 def test_a_failed_commit_fails_every_caller_and_writes_nothing(engine: Engine) -> None:
-    audit = AuditLog(engine)
+    audit = AuditLog(engine, AUDIT_KEY)
     audit.append("admin", "setup", "centre")
     with engine.begin() as conn:  # an attacker or a broken disk: the table refuses inserts
         if engine.dialect.name == "sqlite":
@@ -88,7 +89,7 @@ def test_a_failed_commit_fails_every_caller_and_writes_nothing(engine: Engine) -
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_sequential_appends_chain_one_after_another(engine: Engine, n: int) -> None:
-    audit = AuditLog(engine)
+    audit = AuditLog(engine, AUDIT_KEY)
     rows = [audit.append("u", "search", f"q{i}") for i in range(n)]
     assert [r.seq for r in rows] == list(range(1, n + 1))
     assert rows[0].prev_hash is None

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from domain.types import GapCause
+from indexer.audit import AuditLog
 from indexer.case_store import EVENTS, OBSERVATIONS
 from indexer.segment_store import SegmentStore
 from pipeline.api import auth, cases
@@ -23,7 +24,7 @@ from pipeline.api.errors import install_error_handlers
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import LocalStorage
 from tests.indexer.factories import at, chain, gap
-from tests.support.auth import log_in
+from tests.support.auth import AUDIT_KEY, log_in
 
 ROOMS = [
     ("entry", "入区登记", "entry", []),
@@ -38,7 +39,7 @@ def build_app(engine: Engine, tmp_path: Path, **api: Any) -> FastAPI:
     app = FastAPI()
     app.state.settings = settings
     install_error_handlers(app)
-    auth.install(app, engine)
+    auth.install(app, engine, AuditLog(engine, AUDIT_KEY))
     cases.install(app, engine, LocalStorage(tmp_path / "store"), settings, tmp_dir=tmp_path / "upload-tmp")
     app.include_router(cases.router)
     return app

@@ -18,19 +18,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from indexer.audit import AuditLog
+from indexer.audit import AuditLog, load_audit_key
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
-from tests.support.auth import PASSWORD, add_user, bearer
+from tests.support.auth import AUDIT_KEY, PASSWORD, add_user, bearer
 
 VAUDIT = str(Path(sys.executable).with_name("vaudit"))
 
 
 @pytest.fixture
 def app_client(engine: Engine, store: SegmentStore, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"})
+    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"},
+                        audit={"key_file": tmp_path / "audit.key"})
     app = create_app(settings, store, engine=engine, storage=LocalStorage(tmp_path / "store"))
     with TestClient(app, follow_redirects=False) as c:
         yield c
@@ -63,7 +64,9 @@ def test_wrong_password_is_401_and_audited(app_client: TestClient, engine: Engin
     assert ("alice", "token_refused", "auth") in _actions(engine)
 
 
-def test_officer_sees_only_own_cases_and_views_are_audited(app_client: TestClient, engine: Engine) -> None:
+def test_officer_sees_only_own_cases_and_views_are_audited(
+    app_client: TestClient, engine: Engine, tmp_path: Path
+) -> None:
     add_user(engine, "admin", "admin")
     admin = bearer(app_client, "admin")
     ids = {}
@@ -99,7 +102,7 @@ def test_officer_sees_only_own_cases_and_views_are_audited(app_client: TestClien
     assert ("li", "search", "cases") in actions
     assert ("admin", "search", "cases") in actions
     assert ("admin", "token_issued", "user:admin") in actions
-    assert AuditLog(engine).verify().ok
+    assert AuditLog(engine, load_audit_key(tmp_path / "audit.key")).verify().ok
 
 
 def test_browser_login_session_and_csrf(app_client: TestClient, engine: Engine) -> None:
@@ -143,7 +146,10 @@ def test_browser_login_session_and_csrf(app_client: TestClient, engine: Engine) 
 def _config(tmp_path: Path, db_url: str) -> Path:
     cfg = tmp_path / "centre.toml"
     cfg.write_text(
-        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path / "store"}"\n', encoding="utf-8"
+        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path / "store"}"\n'
+        f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "keys" / "sign.pem"}"\n'
+        f'[audit]\nkey_file = "{tmp_path / "keys" / "audit.key"}"\n',
+        encoding="utf-8",
     )
     return cfg
 
@@ -171,7 +177,7 @@ def test_cli_users_create_and_audit_verify_catches_tampering(db_url: str, tmp_pa
         from indexer.users import UserStore
 
         assert UserStore(engine).check_password("boss", "s3cret-password") is not None
-        log = AuditLog(engine)
+        log = AuditLog(engine, load_audit_key(tmp_path / "keys" / "audit.key"))
         for n in range(5):
             log.append("boss", "search", f"cases:{n}", "10.0.0.9", {"n": n})
 
@@ -206,11 +212,11 @@ def test_case_audit_rows_go_into_the_exports_chain_of_custody(engine: Engine, tm
     cases = CaseStore(engine)
     cases.create_case(NewCase("A-1", "案一", "盗窃"))
     cases.create_case(NewCase("A-10", "案十", "盗窃"))
-    log = AuditLog(engine)
+    log = AuditLog(engine, AUDIT_KEY)
     log.append("li", "view_case", "case:A-1", "10.0.0.1")
     log.append("wang", "view_case", "case:A-10", "10.0.0.2")
     log.append("li", "export", "case:A-1", "10.0.0.1", {"job": "j1"})
-    settings = Settings(export={"out_dir": tmp_path / "exports"})
+    settings = Settings(export={"out_dir": tmp_path / "exports"}, audit={"key_file": tmp_path / "audit.key"})
     rows = ExportService(settings, engine, LocalStorage(tmp_path / "store")).case_audit("A-1")
     assert [(r["user"], r["action"]) for r in rows] == [("li", "view_case"), ("li", "export")]
     assert all(len(r["hash"]) == 64 for r in rows)

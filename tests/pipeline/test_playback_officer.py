@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from domain.types import iso
-from indexer.audit import AuditLog
+from indexer.audit import AuditLog, load_audit_key
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.api.footage_access import STAY_PAD
@@ -38,7 +38,8 @@ def client(engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Pa
     for rec in scenario.segments:
         if rec.camera_id in ("cam-int", "cam-wait"):
             store.add_segment(rec)
-    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"})
+    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"},
+                        audit={"key_file": tmp_path / "audit.key"})
     app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
     with TestClient(app) as c:
         yield c
@@ -71,7 +72,7 @@ def _case(c: TestClient, admin: dict[str, str], n: int, badge: str, room: str, t
     return cid
 
 
-def test_officer_plays_own_cases_stays_only(client: TestClient, engine: Engine) -> None:
+def test_officer_plays_own_cases_stays_only(client: TestClient, engine: Engine, tmp_path: Path) -> None:
     add_user(engine, "admin", "admin")
     admin = bearer(client, "admin")
     mine = _case(client, admin, 1, "P-1", "R-INT1", 12, 23)  # li's suspect: interrogation room 12–23 s
@@ -109,7 +110,7 @@ def test_officer_plays_own_cases_stays_only(client: TestClient, engine: Engine) 
     li_rows = [r for r in rows if r.user == "li"]
     assert len(li_rows) == 1 and li_rows[0].object == "camera:cam-int"
     assert li_rows[0].detail is not None and li_rows[0].detail["case"] == mine
-    assert AuditLog(engine).verify().ok
+    assert AuditLog(engine, load_audit_key(tmp_path / "audit.key")).verify().ok
 
 
 @pytest.fixture
@@ -125,13 +126,15 @@ def wide_client(
     settings = Settings(
         api={"upload_tmp": tmp_path / "up", "late_entry_hours": 24 * 3650},
         export={"out_dir": tmp_path / "exports"},
+        audit={"key_file": tmp_path / "audit.key"},
     )
     app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
     with TestClient(app) as c:
         yield c
 
 
-def test_officer_cannot_widen_their_footage_window_with_own_readings(wide_client: TestClient, engine: Engine) -> None:
+def test_officer_cannot_widen_their_footage_window_with_own_readings(
+        wide_client: TestClient, engine: Engine, tmp_path: Path) -> None:
     """Issue 16 point 3: one reading of the officer's own putting their suspect in another room used
     to turn a 403 into 200. The window comes from readings not written by that officer alone."""
     c = wide_client
@@ -161,7 +164,7 @@ def test_officer_cannot_widen_their_footage_window_with_own_readings(wide_client
     done = c.post("/api/v1/readings/confirm", json={"observations": ["li-o"], "events": ["li-e"]}, headers=sup)
     assert done.status_code == 200 and done.json()["confirmed"] == 2
     assert c.get(vtt, params=wait, headers=li).status_code == 200
-    confirms = AuditLog(engine).rows(action="readings_confirm")
+    confirms = AuditLog(engine, load_audit_key(tmp_path / "audit.key")).rows(action="readings_confirm")
     assert [(r.user, r.detail and r.detail["confirmed"]) for r in confirms] == [("sup", 2)]
     unknown = c.post("/api/v1/readings/confirm", json={"events": ["nope"]}, headers=sup)
     assert unknown.status_code == 422

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.credentials import CameraLogin
 from domain.types import UTC, iso
-from pipeline.recorder_process import recorder_command, spread
+from pipeline.recorder_process import cameras_stdin, recorder_command, spread
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from recorders.options import RecorderOptions
 from recorders.sync_point import SyncPointSpec, sync_points_from_json, sync_points_json
@@ -41,25 +42,37 @@ def test_options_travel_whole_and_unknown_ones_are_refused(tmp_path: Path) -> No
         RecorderOptions.from_json_text(json.dumps({"colour": "red"}), tmp_path)
     with pytest.raises(ValueError, match="unknown options: spool"):
         RecorderOptions.from_json_text(json.dumps({"spool": "/elsewhere"}), tmp_path)
-    cmd = recorder_command([("a", "rtsp://x/a")], tmp_path, opts)
-    assert cmd[cmd.index("--parent-pid") + 1] == str(os.getpid()) and cmd[-2:] == ["--camera", "a=rtsp://x/a"]
+    cams = [("a", "rtsp://x/a?pwd=q-secret", CameraLogin("admin", "l-secret")), ("b", "rtsp://x/b", None)]
+    cmd = recorder_command(cams, tmp_path, opts)
+    assert cmd[cmd.index("--parent-pid") + 1] == str(os.getpid()) and cmd[-2:] == ["--cameras-stdin", "a,b"]
+    # URLs and logins travel on stdin, not where every user's `ps` shows them
+    assert not any("rtsp://" in part or "secret" in part for part in cmd)
+    assert json.loads(cameras_stdin(cams)) == [
+        {"id": "a", "url": "rtsp://x/a?pwd=q-secret", "user": "admin", "password": "l-secret"},
+        {"id": "b", "url": "rtsp://x/b"},
+    ]
 
 
 def test_keyframe_requests_travel_to_the_recorder_process(tmp_path: Path) -> None:
     opts = RecorderOptions(spool=tmp_path)
     spec = SyncPointSpec("http://127.0.0.1:8080/onvif/media_service", "Profile_1")
-    cmd = recorder_command([("a", "rtsp://x/a"), ("b", "rtsp://x/b")], tmp_path, opts, sync_points={"a": spec})
+    cmd = recorder_command([("a", "rtsp://x/a", None), ("b", "rtsp://x/b", None)], tmp_path, opts,
+                           sync_points={"a": spec})
     assert sync_points_from_json(cmd[cmd.index("--sync-points-json") + 1]) == {"a": spec}
-    assert "--sync-points-json" not in recorder_command([("b", "rtsp://x/b")], tmp_path, opts)
+    assert "--sync-points-json" not in recorder_command([("b", "rtsp://x/b", None)], tmp_path, opts)
     with pytest.raises(ValueError, match="camera 'a': want exactly url and profile"):
         sync_points_from_json(json.dumps({"a": {"url": spec.url}}))
     with pytest.raises(ValueError, match="not an http"):
         sync_points_from_json(json.dumps({"a": {"url": "ftp://x", "profile": "P"}}))
     # a keyframe request for a camera the process does not record is a mistake, said at start
-    bad = [*recorder_command([("b", "rtsp://127.0.0.1:1/b")], tmp_path, opts),
-           "--sync-points-json", sync_points_json({"a": spec})]
-    done = subprocess.run(bad, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 2 and "names cameras not given with --camera: a" in done.stderr
+    only_b = [("b", "rtsp://127.0.0.1:1/b", None)]
+    bad = [*recorder_command(only_b, tmp_path, opts), "--sync-points-json", sync_points_json({"a": spec})]
+    done = subprocess.run(bad, input=cameras_stdin(only_b), capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "names cameras this process does not record: a" in done.stderr
+    # the cameras on stdin must be the ones the command line names
+    done = subprocess.run(recorder_command(only_b, tmp_path, opts), input=cameras_stdin([("c", "rtsp://h/c", None)]),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "the command line names ['b']" in done.stderr
 
 
 def _recorder_children(pid: int) -> list[int]:

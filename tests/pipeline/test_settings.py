@@ -107,3 +107,57 @@ def test_s3_credentials_from_environment(tmp_path: Path, monkeypatch: pytest.Mon
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_camera_login_from_the_url_the_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from domain.credentials import CameraLogin
+
+    in_url = GOOD.replace("rtsp://127.0.0.1", "rtsp://admin:p%40ss@127.0.0.1")
+    s = load_settings(_write(tmp_path, in_url))
+    assert s.camera_login(s.rooms[0].cameras[0]) == CameraLogin("admin", "p@ss")
+    # apart from the URL: user in the file, password from the environment by camera id
+    monkeypatch.setenv("VAUDIT_RECORDER__CAMERA_PASSWORDS", '{"int-1-a": "env-secret"}')
+    s = load_settings(_write(tmp_path, GOOD + 'user = "viewer"\n'))
+    cam = s.rooms[0].cameras[0]
+    assert s.camera_login(cam) == CameraLogin("viewer", "env-secret")
+    assert "env-secret" not in repr(s) and "env-secret" not in str(s.model_dump())
+    monkeypatch.delenv("VAUDIT_RECORDER__CAMERA_PASSWORDS")
+    # the recorder's default login for every camera without its own
+    monkeypatch.setenv("VAUDIT_RECORDER__CAMERA_USER", "svc")
+    monkeypatch.setenv("VAUDIT_RECORDER__CAMERA_PASSWORD", "default-secret")
+    s = load_settings(_write(tmp_path, GOOD))
+    assert s.camera_login(s.rooms[0].cameras[0]) == CameraLogin("svc", "default-secret")
+    s = load_settings(_write(tmp_path, in_url))
+    assert s.camera_login(s.rooms[0].cameras[0]) == CameraLogin("admin", "p@ss")
+    monkeypatch.delenv("VAUDIT_RECORDER__CAMERA_USER")
+    monkeypatch.delenv("VAUDIT_RECORDER__CAMERA_PASSWORD")
+    s = load_settings(_write(tmp_path, GOOD))
+    assert s.camera_login(s.rooms[0].cameras[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        (GOOD.replace("rtsp://127.0.0.1", "rtsp://a:b@127.0.0.1") + 'user = "c"\n', None, "not both"),
+        (GOOD + 'password = "x"\n', None, "has a password but no user"),
+        (GOOD, '{"int-1-a": "x"}', "has a password but no user"),
+        (GOOD + 'user = "u"\n', '{"int-9": "x"}', "not configured: int-9"),
+    ],
+)
+def test_camera_login_mistakes_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: str | None, expected: str
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("VAUDIT_RECORDER__CAMERA_PASSWORDS", env)
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text))
+    assert expected in info.value.message
+
+
+def test_a_bad_camera_url_is_named_without_its_password(tmp_path: Path) -> None:
+    text = GOOD.replace("rtsp://127.0.0.1:8554/int-1-a", "rtsp://admin:Leak3d@127.0.0.1:99999/x")
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, text))
+    assert "bad port" in info.value.message and "Leak3d" not in info.value.message

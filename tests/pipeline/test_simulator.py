@@ -254,3 +254,14 @@ def test_centre_cameras_serve_onvif_where_configured() -> None:
                 "http://127.0.0.1:18654/elsewhere"):
         with pytest.raises(ConfigError, match="serves ONVIF only at"):
             camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a", onvif_url=url))
+
+
+def test_centre_cameras_demand_the_login_the_recorder_is_given() -> None:
+    from domain.credentials import CameraLogin
+
+    room = RoomConfig(id="int-1", name="讯问室1", kind="interrogation", cameras=[])
+    cam = camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a"),
+                     login=CameraLogin("admin", "s3cret"))
+    args = cam._args()
+    assert args[args.index("--rtsp-user") + 1] == "admin" and args[args.index("--rtsp-password") + 1] == "s3cret"
+    assert "--rtsp-user" not in camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a"))._args()

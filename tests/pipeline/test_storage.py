@@ -200,6 +200,20 @@ def test_local_writes_are_atomic_read_only_and_leave_no_temp(tmp_path: Path) -> 
     assert stored.stat().st_ino == inode
 
 
+def test_local_store_is_closed_to_other_accounts(tmp_path: Path) -> None:
+    old = tmp_path / "old-store"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)  # a store made by an older release
+    LocalStorage(old)
+    assert old.stat().st_mode & 0o777 == 0o750
+    store = LocalStorage(tmp_path / "store")
+    src, sha = write(tmp_path / "a.ts", b"footage")
+    store.put_file("cam/2024/01/a.ts", src, sha)
+    root = tmp_path / "store"
+    for path in [root, *root.rglob("*")]:
+        assert path.stat().st_mode & 0o777 == (0o750 if path.is_dir() else 0o440), path
+
+
 def test_local_corrupted_file_fails_verify(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path / "store")
     data = os.urandom(100_000)

@@ -7,6 +7,7 @@ watch it reach done; every view left an audit row."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import threading
 import time
@@ -21,8 +22,8 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from domain.types import iso
-from indexer.audit import AuditLog
+from domain.types import iso, sidecar_key
+from indexer.audit import AuditLog, load_audit_key
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
@@ -74,6 +75,7 @@ class Site:
     case_id: int
     subject_id: int
     other_case_id: int  # not the officer's
+    audit_key: Path
 
 
 @contextlib.contextmanager
@@ -109,6 +111,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         rooms=ROOMS,
         api={"upload_tmp": root / "up"},
         export={"out_dir": root / "exports", "signing_key": root / "key.pem"},
+        audit={"key_file": root / "audit.key"},
     )
     store = SegmentStore(engine)
     store.sync_rooms(settings.room_rows())
@@ -121,7 +124,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         key = rec.storage_key.replace("cam-int/", "cam-int2/", 1)
         (sc.root / key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sc.root / rec.storage_key, sc.root / key)
-        store.add_segment(replace(rec, camera_id="cam-int2", prev_sha256=None, storage_key=key))
+        copy = replace(rec, camera_id="cam-int2", prev_sha256=None, storage_key=key)
+        # its sidecar too, as the recorder stores one beside every segment (playback checks it)
+        (sc.root / sidecar_key(key)).write_text(json.dumps(copy.to_json()), encoding="utf-8")
+        store.add_segment(copy)
     store.add_gap(sc.gap)
     from domain.types import GapRecord
 
@@ -198,7 +204,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             },
         )
         assert r.status_code == 201, r.text
-    yield Site(base, engine, cid, sid, other.json()["id"])
+    yield Site(base, engine, cid, sid, other.json()["id"], settings.audit.key_file)
     server.should_exit = True
     thread.join(10)
     app.state.live_video.stop()
@@ -369,4 +375,4 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
     for action in ("login", "search", "view_case", "playback", "live_view", "export"):
         assert ("zhang", action) in actions, action
     assert ("wang", "playback") in actions
-    assert AuditLog(site.engine).verify().ok
+    assert AuditLog(site.engine, load_audit_key(site.audit_key)).verify().ok

@@ -41,6 +41,7 @@ from pipeline.settings import RetentionConfig
 from pipeline.storage import Storage
 from pipeline.worm import ObjectLocked, RetentionPolicy, WormLocalStorage, WormS3Storage
 from recorders.clock import SystemClock
+from tests.support.auth import AUDIT_KEY
 from tests.support.s3server import S3Server
 
 NOW = datetime.now(UTC)
@@ -164,7 +165,7 @@ def _store_segment(storage: Storage, store: SegmentStore, rec: SegmentRecord, tm
 
 
 def _chain_ok(engine: Engine) -> None:
-    assert AuditLog(engine).verify().ok
+    assert AuditLog(engine, AUDIT_KEY).verify().ok
 
 
 def test_retention_job_deletes_only_expired_unheld_footage(
@@ -193,7 +194,7 @@ def test_retention_job_deletes_only_expired_unheld_footage(
         NewObservation("o1", "wait-1", OLD + timedelta(minutes=30), ObservationSource.WRISTBAND, subject_id=subject.id),
         NewObservation("o2", "int-1", OLD + timedelta(hours=2), ObservationSource.WRISTBAND, subject_id=subject.id),
     ])
-    audit = AuditLog(engine)
+    audit = AuditLog(engine, AUDIT_KEY)
     holds = LegalHolds(engine, storage, audit)
     hold = holds.place(case.id, "法制员", reason="court order")
     assert held.storage_key in hold.keys and sidecar_key(held.storage_key) in hold.keys

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from domain.types import ClockSource, GapCause, GapRecord, from_unix, iso, segment_key
-from recorders.spool import CameraSpool, ChainState, atomic_write_json, hash_file, media_span
+from recorders.spool import (
+    CameraSpool,
+    ChainState,
+    atomic_write_json,
+    hash_file,
+    media_span,
+    prepare_spool_root,
+)
 
 START = 1_790_000_000.0
 
@@ -131,3 +138,26 @@ def test_audio_outage_kept_on_disk_until_it_ends_and_closed_at_the_chain_end_aft
     assert [(g.cause, g.start, g.end) for g, _ in gaps] == [
         (GapCause.AUDIO_LOST, from_unix(1100.0), from_unix(1130.0))]
     assert not spool.audio_outage_path.exists()
+
+
+def test_spool_files_0600_directories_0700_and_an_old_root_is_closed(tmp_path: Path) -> None:
+    root = tmp_path / "spool"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)  # a spool made by an older release
+    prepare_spool_root(root)
+    assert root.stat().st_mode & 0o777 == 0o700
+    spool = CameraSpool(root, "cam")
+    key = open_segment(spool, 0, None)
+    media = spool.prepare(key)
+    make_ts(media)
+    media.chmod(0o600)  # TsWriter's mode (tests/recorders/test_ts_writer.py)
+    gap = GapRecord("cam", from_unix(START - 5), from_unix(START), GapCause.DISCONNECT, "x")
+    spool.write_gap(gap)
+    done, _gaps = spool.recover()
+    assert done
+    for path in [root, *root.rglob("*")]:
+        want = 0o700 if path.is_dir() else 0o600
+        assert path.stat().st_mode & 0o777 == want, path
+    fresh = tmp_path / "a" / "b" / "spool"
+    prepare_spool_root(fresh)
+    assert all(p.stat().st_mode & 0o777 == 0o700 for p in (fresh, fresh.parent))

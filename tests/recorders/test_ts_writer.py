@@ -105,3 +105,10 @@ def test_full_disk_leaves_whole_chunks_only(clip: Path, tmp_path: Path) -> None:
         assert 0 < len(data) <= 64 * 1024
         assert len(data) % 188 == 0, len(data)  # a page-sized partial write would not be
         assert media_span(out) is not None
+
+
+@pytest.mark.parametrize("buffer", [0, MIN_BUFFER_BYTES])
+def test_segments_are_readable_by_the_service_account_only(clip: Path, tmp_path: Path, buffer: int) -> None:
+    out = tmp_path / "seg.ts"
+    _copy(clip, out, buffer).close()
+    assert out.stat().st_mode & 0o777 == 0o600

@@ -6,9 +6,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from indexer.audit import AuditKey
 from indexer.users import UserStore
 
 PASSWORD = "correct horse battery"
+# The audit key of tests that write the trail without an app (an app reads [audit] key_file).
+AUDIT_KEY = AuditKey.of(bytes(range(32)))
 
 
 def add_user(engine: Engine, name: str, role: str, officer_badge: str | None = None) -> None:

@@ -19,6 +19,7 @@ const TEXT = {
     older: "更早", chain_ok: "哈希链完整", chain_broken: "哈希链断裂于第", rows: "条", load: "加载",
     start: "开始", end: "结束", files: "文件", seconds: "秒", now: "当前",
     late: "补录", late_readings: "补录的位置记录", entered_by: "录入人", entered_at: "录入时间",
+    play_stopped: "播放中断：录像文件可能与采集时的哈希不符，详见告警", anchors: "个锚点一致", unanchored: "条尚未锚定",
   },
   en: {
     case_number: "Case number", subject: "Subject", officer: "Officer id", room: "Room", event_type: "Event type",
@@ -31,6 +32,8 @@ const TEXT = {
     verify: "Verify hash chain", older: "Older", chain_ok: "Chain intact", chain_broken: "Chain broken at row",
     rows: "rows", load: "Load", start: "Start", end: "End", files: "Files", seconds: "s", now: "now",
     late: "late entry", late_readings: "Late location readings", entered_by: "Entered by", entered_at: "Entered at",
+    play_stopped: "Playback stopped: the footage may no longer match its capture hash; see the alerts",
+    anchors: "anchor(s) agree", unanchored: "row(s) not anchored yet",
   },
 };
 const T = (k) => (TEXT[LANG] && TEXT[LANG][k]) || k;
@@ -270,8 +273,11 @@ async function pagePlay() {
   const players = cams.map((c) => {
     const v = h("video", { controls: "", muted: "", playsinline: "", preload: "auto", "data-camera": c.id, class: "player" });
     v.muted = true;
-    grid.append(h("figure", {}, v, h("figcaption", {}, `${c.room_name} / ${c.name}`)));
-    return { cam: c, video: v, origin: lo };
+    const note = h("div", { class: "play-error", role: "alert" });
+    // a segment that fails its hash check is not played: say so on the player, not just stop
+    v.addEventListener("error", () => { if (!note.textContent) note.textContent = T("play_stopped"); });
+    grid.append(h("figure", {}, v, h("figcaption", {}, `${c.room_name} / ${c.name}`), note));
+    return { cam: c, video: v, origin: lo, note };
   });
   const master = players[0].video;
   const forCase = caseId ? `&case_id=${encodeURIComponent(caseId)}` : ""; // officers play through their case
@@ -282,6 +288,8 @@ async function pagePlay() {
         // A one-byte range tells where the stream's time 0 is (the keyframe at or before "from").
         const r = await fetch(`/api/v1/playback/${p.cam.id}.mp4?${qs}`, { headers: { Range: "bytes=0-0" }, credentials: "same-origin" });
         p.origin = r.ok ? ms(r.headers.get("X-Playback-Origin")) : from;
+        p.note.textContent = "";
+        if (r.status === 409) p.note.textContent = ((await r.json()).error || {}).message || T("play_stopped");
       } catch (_) { p.origin = from; }
       p.video.replaceChildren(h("track", { kind: "subtitles", label: "time", srclang: "zh", default: "",
         src: `/api/v1/playback/${p.cam.id}.vtt?${qs}&origin=${encodeURIComponent(isoOf(p.origin))}` }));
@@ -393,7 +401,10 @@ function pageAudit() {
   more.onclick = () => load(false);
   verify.onclick = async () => {
     const r = await api("/api/v1/audit/verify");
-    status.textContent = r.ok ? `${T("chain_ok")} (${r.rows} ${T("rows")})` : `${T("chain_broken")} ${r.first_broken}: ${r.reason}`;
+    const problems = (r.anchor_problems || []).join("; ");
+    status.textContent = r.ok
+      ? `${T("chain_ok")} (${r.rows} ${T("rows")}; ${r.anchors} ${T("anchors")}, ${r.unanchored_rows} ${T("unanchored")})`
+      : `${T("chain_broken")} ${r.first_broken || ""}: ${r.reason || ""} ${problems}`;
   };
   root.append(form, h("p", {}, verify, " ", status), table, more);
   load(true);
