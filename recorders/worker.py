@@ -52,6 +52,7 @@ from recorders.ts_writer import TsWriter, buffer_bytes_for
 log = logging.getLogger(__name__)
 
 DEFAULT_FRAME_SECONDS = 0.04
+MIN_AUDIO_GAP_SECONDS = 0.001  # an audio outage shorter than this is no gap
 # A change of (wall - monotonic) larger than this within a run is a wall-clock step, not drift:
 # NTP slews at most 500 ppm, and the recovery point the recorder promises is 1 s.
 CLOCK_STEP_SECONDS = 1.0
@@ -83,8 +84,8 @@ class _Segment:
 class _Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("audio", "audio_index", "audio_last", "clock_base", "clock_source", "codec", "first_wall",
-                 "frame_ticks", "guard", "plan", "run_id", "skipped", "video", "video_index")
+    __slots__ = ("audio", "audio_index", "audio_last", "clock_base", "clock_source", "codec", "first_media",
+                 "first_wall", "frame_ticks", "guard", "plan", "run_id", "skipped", "video", "video_index")
 
     def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
                  video_index: int, frame_ticks: int, codec: str) -> None:
@@ -93,6 +94,7 @@ class _Run:
         self.audio: AudioTrack | None = None  # its outages (audio_track.py)
         self.audio_last: Any = None  # the last audio packet recorded in this run
         self.first_wall: float | None = None  # the run's first segment start
+        self.first_media: float | None = None  # and its media time
         self.run_id = uuid.uuid4().hex[:16]
         self.video_index = video_index
         self.clock_source = clock_source
@@ -454,7 +456,8 @@ class CameraWorker:
             seg.writer.mux(pkt)
             self._video_frames += 1
             audio = run.audio
-            if audio is not None and audio.lost_since is None and receipt - audio.last_receipt > self._audio_gap:
+            if audio is not None and audio.lost_since is None and receipt - audio.last_receipt > self._audio_gap \
+                    and self._audio_behind(run, media):
                 self._audio_lost(run, audio, receipt)
         else:
             dts = pkt.dts
@@ -519,6 +522,19 @@ class CameraWorker:
         return VideoTimeline(run.video_index, tb, depth, run.frame_ticks, self.opts.max_forward_jump_seconds)
 
     # -- audio outages ---------------------------------------------------------------------------
+    def _audio_behind(self, run: _Run, media: float) -> bool:
+        """Whether the video's media time (``media``) is ``audio_gap_seconds`` past the end of the
+        run's last audio (or past the run's first frame, before any audio). Checked once no audio
+        has arrived for that long: after a network stall video and audio arrive late together,
+        and the video's media time is no further ahead than the audio's."""
+        last = run.audio_last
+        if last is None:
+            since = run.plan.start_media if run.plan.start_media is not None else media
+            first = run.first_media if run.first_media is not None else since
+            return media - first > self._audio_gap
+        end: float = (last.pts + max(last.duration or 0, 0)) * float(last.time_base)
+        return media - end > self._audio_gap
+
     def _audio_lost(self, run: _Run, audio: AudioTrack, receipt: float) -> None:
         """No audio for ``audio_gap_seconds`` while video arrives: an audio outage begins where the
         last audio packet of the run ended (or at the run's start, if none came)."""
@@ -556,6 +572,14 @@ class CameraWorker:
         return raw + audio.shift
 
     def _close_audio_outage(self, end: float) -> None:
+        since = self._audio_lost_since
+        if since is not None and end - since < MIN_AUDIO_GAP_SECONDS:
+            # nothing was missing after all (the audio came back where it had stopped)
+            self.spool.audio_outage_path.unlink(missing_ok=True)
+            self._audio_lost_since = None
+            self._emit()
+            log.info("audio outage closed with no time missing", extra={"camera_id": self.camera_id})
+            return
         closed = self.spool.close_audio_outage(end)
         self._audio_lost_since = None
         self._emit()
@@ -587,7 +611,7 @@ class CameraWorker:
                             extra={"camera_id": self.camera_id, "seconds": last_end - start})
                 plan.mapper.shift(last_end - start)
             wall = plan.boundary(media)
-            run.first_wall = wall
+            run.first_wall, run.first_media = wall, media
             log.info("run started", extra={"camera_id": self.camera_id, "run_id": run.run_id,
                                            "clock_source": run.clock_source.value,
                                            "skipped_leading_packets": run.skipped})

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from indexer.audit import AuditLog
+from indexer.audit import AuditLog, load_audit_key
 from indexer.case_store import CASES, EVENTS, OBSERVATIONS, SUBJECTS, CaseStore
 from indexer.footage import IMPORTS
 from indexer.segment_store import SegmentStore
@@ -52,7 +52,8 @@ class Centre:
 
 def _build(engine: Engine, store: SegmentStore, tmp_path: Path, **api: Any) -> Iterator[Centre]:
     store.sync_rooms(ROOMS)
-    settings = Settings(api={"upload_tmp": tmp_path / "up", **api}, export={"out_dir": tmp_path / "exports"})
+    settings = Settings(api={"upload_tmp": tmp_path / "up", **api}, export={"out_dir": tmp_path / "exports"},
+                        audit={"key_file": tmp_path / "audit.key"})
     app = create_app(settings, store, engine=engine, storage=LocalStorage(tmp_path / "store"))
     with TestClient(app) as c:
         add_user(engine, "admin", "admin")
@@ -80,6 +81,11 @@ def _build(engine: Engine, store: SegmentStore, tmp_path: Path, **api: Any) -> I
 @pytest.fixture
 def centre(engine: Engine, store: SegmentStore, tmp_path: Path) -> Iterator[Centre]:
     yield from _build(engine, store, tmp_path)
+
+
+def _audit(centre: Centre) -> AuditLog:
+    """The centre's keyed audit trail (its key file lies beside its storage)."""
+    return AuditLog(centre.engine, load_audit_key(centre.store_dir.parent / "audit.key"))
 
 
 def _count(engine: Engine, table: Any) -> int:
@@ -173,7 +179,7 @@ def test_every_write_stores_its_author_and_is_audited(centre: Centre) -> None:
     # a replay writes nothing and keeps the first author
     again = c.post("/api/v1/events", json=first, headers=centre.admin)
     assert again.status_code == 200 and again.json()["entered_by"] == "li"
-    rows = [(r.user, r.action, r.object) for r in reversed(AuditLog(centre.engine).rows(limit=1000))]
+    rows = [(r.user, r.action, r.object) for r in reversed(_audit(centre).rows(limit=1000))]
     for want in (
         ("admin", "case_create", "case:A-1"),
         ("admin", "officer_create", "officer:P-1"),
@@ -186,7 +192,7 @@ def test_every_write_stores_its_author_and_is_audited(centre: Centre) -> None:
     ):
         assert want in rows, want
     assert [r for r in rows if r[1] == "event_write"].count(("li", "event_write", "case:A-1")) == 1
-    assert AuditLog(centre.engine).verify().ok
+    assert _audit(centre).verify().ok
 
 
 def test_alert_handling_stores_the_user(centre: Centre) -> None:
@@ -201,7 +207,7 @@ def test_alert_handling_stores_the_user(centre: Centre) -> None:
 
         got = conn.execute(select(ALERTS.c.acknowledged_by_id).where(ALERTS.c.id == rec.id)).scalar_one()
     assert got == _user_id(centre.engine, "sup")
-    rows = AuditLog(centre.engine).rows(action="alert_acknowledge")
+    rows = _audit(centre).rows(action="alert_acknowledge")
     assert [(r.user, r.object) for r in rows] == [("sup", f"alert:{rec.id}")]
 
 
@@ -222,7 +228,7 @@ def test_bodycam_upload_scoped_to_own_cases(centre: Centre, tmp_path: Path) -> N
     assert ok.status_code == 201, ok.text
     with centre.engine.connect() as conn:
         assert conn.execute(select(IMPORTS.c.created_by)).scalar_one() == _user_id(centre.engine, "li")
-    assert [r.user for r in AuditLog(centre.engine).rows(action="bodycam_upload")] == ["li"]
+    assert [r.user for r in _audit(centre).rows(action="bodycam_upload")] == ["li"]
 
 
 def test_late_entries_need_a_supervisor_and_are_marked(centre: Centre) -> None:
@@ -243,7 +249,7 @@ def test_late_entries_need_a_supervisor_and_are_marked(centre: Centre) -> None:
     subject = next(s for s in tl["subjects"] if s["subject"]["id"] == centre.sa)
     assert [(o["id"], o["entered_by"]) for o in subject["late_readings"]] == [("late-o", "sup")]
     assert subject["late_readings"][0]["entered_at"] is not None
-    audit = [r for r in AuditLog(centre.engine).rows(action="observation_write") if r.user == "sup"]
+    audit = [r for r in _audit(centre).rows(action="observation_write") if r.user == "sup"]
     assert audit[0].detail is not None and audit[0].detail["late"] == ["late-o"]
 
 
