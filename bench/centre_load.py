@@ -3,7 +3,7 @@
 One real ``vaudit run`` process (recorders, uploader to local storage, index, API) records N
 cameras served by the simulator's file mode (one pre-encoded 1080p25 H.264 + G.711 A-law clip,
 as ``bench/record.py`` does). A case is driven through the API while it records (the suspect's
-way through entry, search, waiting and interrogation rooms, ``pipeline.demo.SCRIPT`` stretched),
+way through entry, search, waiting and interrogation rooms, ``pipeline.node.demo.SCRIPT`` stretched),
 so an export has footage. Then, for the measured phase:
 
 * **viewers** (threads, one HTTP client each, paced like a browser): pick a random camera, GET
@@ -52,7 +52,7 @@ import httpx  # noqa: E402
 
 from bench.record import _wait_usage, measure_loss  # noqa: E402
 from domain.types import RoomKind, iso, parse_iso  # noqa: E402
-from pipeline.demo import SCRIPT  # noqa: E402
+from pipeline.node.demo import SCRIPT  # noqa: E402
 from pipeline.simulator.camera import FileCameraServer, make_clip  # noqa: E402
 from tests.support.centre_files import CamSpec, write_centre  # noqa: E402
 from tests.support.vaudit_proc import VauditRun  # noqa: E402
@@ -68,7 +68,7 @@ class CentreOptions:
     export_every: float = 0.0  # seconds between the end of one export and the next POST
     speed: float = 2.0  # viewers read at this multiple of real time
     kbps: int = 4000
-    case_scale: float = 1.5  # pipeline.demo.SCRIPT's timings (54 s) stretched by this
+    case_scale: float = 1.5  # pipeline.node.demo.SCRIPT's timings (54 s) stretched by this
     sample_seconds: float = 5.0
     segment_seconds: float = 10.0
     db_url: str | None = None  # postgresql://... maintenance URL: a fresh database is made there

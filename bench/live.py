@@ -47,9 +47,9 @@ from indexer.database import create_engine_for, upgrade  # noqa: E402
 from indexer.segment_store import SegmentStore  # noqa: E402
 from indexer.users import UserStore  # noqa: E402
 from pipeline.api.app import create_app  # noqa: E402
-from pipeline.live_video import LiveVideo  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator.camera import SimulatedCamera, free_port  # noqa: E402
+from pipeline.viewing.live_video import LiveVideo  # noqa: E402
 from recorders.options import RecorderOptions  # noqa: E402
 from recorders.worker import CameraWorker  # noqa: E402
 

@@ -40,7 +40,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     ap.add_argument("--kbps", type=int, default=4000, help="camera video bit rate (1080p25 clip)")
     ap.add_argument(
-        "--case-scale", type=float, default=1.5, help="stretch pipeline.demo.SCRIPT (54 s) by this"
+        "--case-scale", type=float, default=1.5, help="stretch pipeline.node.demo.SCRIPT (54 s) by this"
     )
     ap.add_argument("--sample-seconds", type=float, default=5.0)
     ap.add_argument("--db-url", help="PostgreSQL maintenance URL (default: SQLite in the work directory)")

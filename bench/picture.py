@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pipeline.picture_checks import CheckThresholds  # noqa: E402
-from pipeline.picture_watch import CameraWatch, SegmentReader, thresholds_from  # noqa: E402
+from pipeline.pictures.checks import CheckThresholds  # noqa: E402
+from pipeline.pictures.watcher import CameraWatch, SegmentReader, thresholds_from  # noqa: E402
 from pipeline.settings import PictureChecksConfig  # noqa: E402
 from pipeline.simulator.camera import FileCameraServer, make_clip  # noqa: E402
 

@@ -264,7 +264,7 @@ STEPS = StepLog()
 
 def phase(base: str, token: str, n: int, rounds: int, args: argparse.Namespace, mode: str) -> dict[str, Any]:
     try:  # each phase starts with a cold per-segment AAC cache (absent in older versions)
-        from pipeline.playback_audio import CACHE
+        from pipeline.viewing.audio import CACHE
 
         CACHE.clear()
     except ImportError:
@@ -333,8 +333,8 @@ def cpu_costs(store: SegmentStore, work: Path, n: int) -> dict[str, Any]:
     """In-process, no HTTP, this thread's CPU time (robust to the machine's load): the work
     before the first chunk (index query + first segment + ftyp/moov), for the hour's start and
     for random seeks, and the CPU per second of media produced (cold and warm AAC cache)."""
-    from pipeline import playback
     from pipeline.storage import LocalStorage
+    from pipeline.viewing import playback
 
     reader = LocalStorage(work / "store")
     paged = getattr(playback, "plan_segments", None)
@@ -358,7 +358,7 @@ def cpu_costs(store: SegmentStore, work: Path, n: int) -> dict[str, Any]:
         return {"p50_ms": round(pct(costs, 50), 2), "p95_ms": round(pct(costs, 95), 2)}
 
     try:
-        from pipeline.playback_audio import CACHE
+        from pipeline.viewing.audio import CACHE
 
         CACHE.clear()
     except ImportError:
@@ -456,7 +456,7 @@ def main() -> None:
     cams: list[Any] = []
     runtime = None
     if args.record:
-        from pipeline.runtime import CentreRuntime
+        from pipeline.node.centre import CentreRuntime
         from pipeline.simulator.centre import start_centre
 
         cams = start_centre(rec_settings) if file_cameras is None else []

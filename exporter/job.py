@@ -66,17 +66,17 @@ class ExportOptions:
     system: str = "video-audit"
     reference_time: datetime | None = None  # default: now; fixes every timestamp on the disc
     audit_rows: tuple[dict[str, Any], ...] = ()
-    # The audit trail's head when the export started, as anchored (pipeline/audit_anchor.py):
+    # The audit trail's head when the export started, as anchored (pipeline/storage/anchors.py):
     # seq, hash, key_id, keyed_from, written, anchor, signer. In the custody record, so the disc
     # itself keeps a copy of the head outside the database.
     audit_head: dict[str, Any] | None = None
     # The case's risk alerts for the gap/alert report: dicts with id, rule, label_zh, label_en,
     # severity, state, start, end (ISO UTC or None), room_id, camera_id, message, acknowledged_by,
-    # resolved_by, note (pipeline.export_service.case_alerts makes them).
+    # resolved_by, note (pipeline.export.service.case_alerts makes them).
     alerts: tuple[dict[str, Any], ...] = ()
     # Late entries in the range: readings written after the late-entry window or into a range
     # already on a disc. Dicts with kind ("event" or "observation"), id, type, time (ISO UTC),
-    # room_id, entered_by, entered_at (pipeline.export_service.late_entries makes them).
+    # room_id, entered_by, entered_at (pipeline.export.service.late_entries makes them).
     late_entries: tuple[dict[str, Any], ...] = ()
     export_id: str | None = None
     chromium: str | None = None

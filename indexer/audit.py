@@ -10,7 +10,7 @@ once a keyed row follows them they are covered by its hash too, and a plain row 
 one is itself the sign of a rewrite.
 
 Cutting rows off the end leaves a chain that fits. What finds it is a copy of the chain's head
-kept outside the database: signed anchors (pipeline/audit_anchor.py, in the evidence storage)
+kept outside the database: signed anchors (pipeline/storage/anchors.py, in the evidence storage)
 and each export's chain of custody; :meth:`AuditLog.verify` compares the rows with them.
 
 Appends are serialised so two writers never chain onto the same row: one commit at a time in the

@@ -34,10 +34,10 @@ from indexer.case_store import CaseStore
 from indexer.fleet_models import active_hold_keys
 from indexer.footage import FootageIndex
 from indexer.models import Base, from_us, to_us
-from pipeline.alerts import AlertBook
+from pipeline.ops.health_alerts import AlertBook
 from pipeline.settings import RetentionConfig
 from pipeline.storage import LocalStorage, Storage
-from pipeline.worm import EvidenceStorage, ObjectLocked, RetentionPolicy, WormS3Storage
+from pipeline.storage.worm import EvidenceStorage, ObjectLocked, RetentionPolicy, WormS3Storage
 
 log = logging.getLogger(__name__)
 

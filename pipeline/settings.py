@@ -28,7 +28,7 @@ from domain.credentials import CameraLogin, login_of, redact_url, url_secrets
 from domain.errors import ConfigError
 from domain.types import RoomKind
 from exporter.disc_verifier import normal_fingerprint
-from pipeline.logging_setup import protect_secrets
+from pipeline.ops.logs import protect_secrets
 from recorders.sync_point import SyncPointSpec
 
 _ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -154,7 +154,7 @@ class RecorderConfig(_Strict):
     # clock plus the seconds written in this file, to rehearse a clock step without the host's clock.
     clock_offset_file: Path | None = None
     # 0: every camera a thread of `vaudit run`. N: the cameras spread over N recorder processes
-    # (pipeline/recorder_process.py), so recording never competes with upload, playback and exports
+    # (pipeline/recording/processes.py), so recording never competes with upload, playback and exports
     # for one interpreter lock; for large centres (docs/LOAD.md). Fleet nodes record in threads.
     processes: int = Field(default=0, ge=0, le=64)
     # Camera logins kept out of the configuration file (docs/DEPLOY.md "Camera passwords"): the
@@ -169,7 +169,7 @@ class UploadConfig(_Strict):
     retry_initial_seconds: float = Field(default=0.5, gt=0)
     retry_max_seconds: float = Field(default=10.0, gt=0)
     workers: int = Field(default=2, ge=1, le=32)
-    # Alerts before the spool can fill (pipeline/spool_watch.py); 0 turns one off.
+    # Alerts before the spool can fill (pipeline/ingest/spool_watch.py); 0 turns one off.
     lag_alert_seconds: float = Field(default=300.0, ge=0)  # oldest segment waiting this long
     spool_low_fraction: float = Field(default=0.10, ge=0, lt=1)  # spool file system this empty
     spool_check_seconds: float = Field(default=10.0, gt=0)
@@ -389,7 +389,7 @@ class RiskConfig(_Strict):
 
 
 class PictureChecksConfig(_Strict):
-    """Picture checks on sampled keyframes (docs/PICTURE.md, pipeline/picture_checks.py)."""
+    """Picture checks on sampled keyframes (docs/PICTURE.md, pipeline/pictures/checks.py)."""
 
     enabled: bool = True
     interval_seconds: float = Field(default=2.0, gt=0.1, le=60)  # one keyframe per camera this often
@@ -492,7 +492,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> set[str]:
         """Every secret these settings hold (camera logins, S3 and database passwords): what the
-        log redactor must mask (:func:`pipeline.logging_setup.protect_secrets`)."""
+        log redactor must mask (:func:`pipeline.ops.logs.protect_secrets`)."""
         found = url_secrets(self.database.url)
         for key in (self.storage.access_key, self.storage.secret_key, self.recorder.camera_password):
             if key is not None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.database import DB_INT_MAX
 from pipeline.api.auth import audit, security
-from pipeline.audit_anchor import verify_audit
+from pipeline.storage.anchors import verify_audit
 
 logger = logging.getLogger(__name__)
 

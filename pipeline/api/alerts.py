@@ -7,7 +7,7 @@ of a recording node, or None on an API-only node: the stream then has nothing to
 acknowledge/resolve write the store directly). Acknowledge and resolve are for supervisor,
 legal and admin users and go into the audit trail; officers see the alerts of their own cases.
 
-The legacy list of *system* alerts (storage down, camera lost; :mod:`pipeline.alerts`) stays
+The legacy list of *system* alerts (storage down, camera lost; :mod:`pipeline.ops.health_alerts`) stays
 in the list answer as ``system`` (and as ``alerts``, the key older clients read).
 """
 

@@ -16,10 +16,10 @@ from indexer.segment_store import SegmentStore
 from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.body_limit import BodyLimit
 from pipeline.api.errors import install_error_handlers
-from pipeline.audit_anchor import audit_log
-from pipeline.export_service import ExportService
+from pipeline.export.service import ExportService
 from pipeline.settings import Settings
 from pipeline.storage import Storage
+from pipeline.storage.anchors import audit_log
 
 API_TITLE = "video-audit"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"

@@ -445,7 +445,7 @@ def revoke_all_tokens(request: Request) -> dict[str, Any]:
 
 
 def install(app: FastAPI, engine: Engine, audit_log: AuditLog) -> Security:
-    """Users, audit trail (keyed: pipeline/audit_anchor.py), login throttle and the gate; routes
+    """Users, audit trail (keyed: pipeline/storage/anchors.py), login throttle and the gate; routes
     read ``app.state.security``."""
     settings: Settings = app.state.settings
     cfg = settings.auth

@@ -1,7 +1,7 @@
 """A request body limit for every route (pure ASGI, in front of the framework's body parsing).
 
 Request bodies other than the body-camera upload (which streams to disk under its own
-``api.max_upload_bytes``, see :mod:`pipeline.bodycam_import`) may not exceed
+``api.max_upload_bytes``, see :mod:`pipeline.intake.bodycam`) may not exceed
 ``api.max_json_bytes``. The declared ``Content-Length`` is checked before any byte is read; a
 body without one (chunked) is counted as it arrives and cut off at the limit. Either way the
 answer is 413 in the one error shape, and the route never sees the body, so a client cannot make

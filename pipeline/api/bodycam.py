@@ -1,6 +1,6 @@
 """Body-worn camera (执法记录仪) clip upload: streamed, hashed, probed, stored, indexed.
 
-The request body is read by :class:`pipeline.bodycam_import.BodycamImporter` as it streams
+The request body is read by :class:`pipeline.intake.bodycam.BodycamImporter` as it streams
 (the framework's form parser would spool the whole upload before any limit applies), so this
 route declares its multipart body in ``openapi_extra`` for the documentation only.
 """
@@ -16,7 +16,7 @@ from domain.errors import IndexStoreError
 from domain.types import ImportedClip, iso
 from pipeline.api.auth import audit, writer
 from pipeline.api.errors import REPLAY
-from pipeline.bodycam_import import BodycamImporter
+from pipeline.intake.bodycam import BodycamImporter
 
 log = logging.getLogger(__name__)
 

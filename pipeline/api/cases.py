@@ -62,7 +62,7 @@ from pipeline.api.auth import audit, principal, require_case, visible_cases, wri
 from pipeline.api.bodycam import clip_json
 from pipeline.api.cameras import gap_json, segment_json
 from pipeline.api.errors import REPLAY
-from pipeline.bodycam_import import BodycamImporter
+from pipeline.intake.bodycam import BodycamImporter
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import Storage
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import IndexStoreError, NotFoundError, ValidationFailed
 from pipeline.api.auth import audit, principal, require_case
-from pipeline.export_service import ExportJob, ExportJobs, ExportService, ExportSpec
+from pipeline.export.service import ExportJob, ExportJobs, ExportService, ExportSpec
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 

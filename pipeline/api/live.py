@@ -1,6 +1,6 @@
 """Live routes: rooms with their cameras, who is in each room now, each camera's live video as
-fragmented MP4 over a WebSocket (:mod:`pipeline.live_video`), and its newest keyframe as JPEG
-(the page's fallback where Media Source Extensions are missing; :mod:`pipeline.live`).
+fragmented MP4 over a WebSocket (:mod:`pipeline.viewing.live_video`), and its newest keyframe as JPEG
+(the page's fallback where Media Source Extensions are missing; :mod:`pipeline.viewing.live_frames`).
 
 WebSocket ``/api/v1/live/{camera}/video``: a text message ``hello`` (``mime``, ``origin``: the
 wall time of media time 0), then the init segment (binary), then one binary ``moof``+``mdat``
@@ -26,8 +26,8 @@ from domain.errors import NotFoundError
 from domain.types import iso
 from indexer.users import Principal
 from pipeline.api.auth import audit, principal, security
-from pipeline.live import LiveFrames, frame_age, occupants
-from pipeline.live_video import LiveVideo, Viewer, server_time
+from pipeline.viewing.live_frames import LiveFrames, frame_age, occupants
+from pipeline.viewing.live_video import LiveVideo, Viewer, server_time
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Playback routes: a camera's [start, end) as one MP4 streamed as it is built, and its
-wall-clock time as WebVTT subtitles (see :mod:`pipeline.playback`)."""
+wall-clock time as WebVTT subtitles (see :mod:`pipeline.viewing.playback`)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from indexer.alert_store import NewAlert
 from indexer.segment_store import SegmentStore
 from pipeline.api.auth import audit
 from pipeline.api.footage_access import check_footage_access
-from pipeline.playback import (
+from pipeline.viewing.playback import (
     CaptureCheck,
     FootageAltered,
     mp4_chunks,

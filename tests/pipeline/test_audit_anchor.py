@@ -18,9 +18,9 @@ from domain.types import AUDIT_ANCHOR_PREFIX
 from exporter.signing import generate_signing_key
 from indexer.audit import AuditLog, entry_hash, load_audit_key
 from indexer.database import create_engine_for, upgrade
-from pipeline.audit_anchor import AnchorBook, AnchorWriter, audit_log, custody_heads, verify_audit
 from pipeline.settings import Settings, load_settings
 from pipeline.storage import LocalStorage
+from pipeline.storage.anchors import AnchorBook, AnchorWriter, audit_log, custody_heads, verify_audit
 
 VAUDIT = str(Path(sys.executable).with_name("vaudit"))
 ROWS = 12

@@ -207,7 +207,7 @@ def test_cli_users_create_and_audit_verify_catches_tampering(db_url: str, tmp_pa
 def test_case_audit_rows_go_into_the_exports_chain_of_custody(engine: Engine, tmp_path: Path) -> None:
     from indexer.case_records import NewCase
     from indexer.case_store import CaseStore
-    from pipeline.export_service import ExportService
+    from pipeline.export.service import ExportService
 
     cases = CaseStore(engine)
     cases.create_case(NewCase("A-1", "案一", "盗窃"))

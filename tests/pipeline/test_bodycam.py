@@ -20,7 +20,7 @@ from starlette.requests import Request
 from domain.errors import PayloadTooLarge
 from indexer.footage import IMPORTS
 from indexer.segment_store import SegmentStore
-from pipeline import bodycam_import
+from pipeline.intake import bodycam as bodycam_import
 from pipeline.storage import LocalStorage
 from tests.indexer.factories import at
 from tests.pipeline.test_api_cases import ROOMS, build_app

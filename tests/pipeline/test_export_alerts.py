@@ -12,7 +12,7 @@ from indexer.alert_store import AlertStore, NewAlert
 from indexer.case_records import NewCase, NewEvent, NewSubject
 from indexer.case_store import CaseStore
 from indexer.segment_store import SegmentStore
-from pipeline.export_service import ExportService, ExportSpec
+from pipeline.export.service import ExportService, ExportSpec
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 

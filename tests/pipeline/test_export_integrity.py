@@ -29,7 +29,7 @@ from indexer.case_records import NewCase, NewObservation, NewSubject
 from indexer.case_store import CaseStore
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
-from pipeline.export_service import ExportService, ExportSpec
+from pipeline.export.service import ExportService, ExportSpec
 from pipeline.settings import Settings, load_settings
 from pipeline.storage import LocalStorage
 from tests.exporter.conftest import extract

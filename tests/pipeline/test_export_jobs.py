@@ -14,7 +14,7 @@ import pytest
 from domain.errors import NotFoundError, VauditError
 from exporter.errors import ExportCancelled
 from exporter.job import ExportResult
-from pipeline.export_service import ExportJobs, ExportSpec
+from pipeline.export.service import ExportJobs, ExportSpec
 
 
 class _Service:

@@ -11,7 +11,7 @@ from typing import Any
 
 from exporter.errors import ExportCancelled
 from exporter.job import ExportResult
-from pipeline.export_service import ExportJobs, ExportSpec
+from pipeline.export.service import ExportJobs, ExportSpec
 
 
 class _Service:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.demo import Step, run_demo
+from pipeline.node.demo import Step, run_demo
 from pipeline.settings import load_settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
 

@@ -19,7 +19,7 @@ from indexer.case_store import EXPORTED, CaseStore
 from indexer.models import from_us
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
-from pipeline.export_service import ExportService, ExportSpec
+from pipeline.export.service import ExportService, ExportSpec
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from tests.exporter.conftest import extract

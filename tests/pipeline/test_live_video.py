@@ -25,9 +25,9 @@ from indexer.audit import AuditLog
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
-from pipeline.live_video import FragmentMuxer, LiveVideo, Viewer, codec_string
 from pipeline.settings import Settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
+from pipeline.viewing.live_video import FragmentMuxer, LiveVideo, Viewer, codec_string
 from recorders.options import RecorderOptions
 from recorders.worker import CameraWorker
 from tests.support.auth import add_user, bearer

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from domain.types import UTC, PictureFault
-from pipeline.picture_checks import CheckThresholds, PeopleDetector, PictureChecker
-from pipeline.picture_watch import thresholds_from
+from pipeline.pictures.checks import CheckThresholds, PeopleDetector, PictureChecker
+from pipeline.pictures.watcher import thresholds_from
 from pipeline.settings import PictureChecksConfig
 
 H, W = 360, 640

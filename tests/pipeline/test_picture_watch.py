@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 
 from domain.types import UTC, PictureObservation, iso
 from pipeline.api.app import create_app
-from pipeline.live import open_segment
-from pipeline.picture_watch import (
+from pipeline.node.centre import CentreRuntime
+from pipeline.pictures.watcher import (
     CameraWatch,
     PictureWatcher,
     SegmentReader,
@@ -33,9 +33,9 @@ from pipeline.picture_watch import (
     newest_keyframe,
     thresholds_from,
 )
-from pipeline.runtime import CentreRuntime
 from pipeline.settings import PictureChecksConfig, load_settings
 from pipeline.simulator.camera import SimulatedCamera, free_port, make_picture_clip
+from pipeline.viewing.live_frames import open_segment
 from recorders.clock import SystemClock
 from tests.support.auth import add_user, bearer
 from tests.support.centre_files import CamSpec, write_centre

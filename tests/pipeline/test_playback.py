@@ -20,11 +20,11 @@ from domain.errors import IndexStoreError
 from domain.types import iso
 from indexer.audit import AuditLog
 from indexer.segment_store import SegmentStore
-from pipeline import playback
 from pipeline.api.app import create_app
-from pipeline.playback_audio import AacCache
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
+from pipeline.viewing import playback
+from pipeline.viewing.audio import AacCache
 from tests.exporter.scenario import Scenario, at, build_scenario
 from tests.support.auth import add_user, bearer
 

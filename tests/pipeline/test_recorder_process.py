@@ -19,7 +19,7 @@ import pytest
 
 from domain.credentials import CameraLogin
 from domain.types import UTC, iso
-from pipeline.recorder_process import cameras_stdin, recorder_command, spread
+from pipeline.recording.processes import cameras_stdin, recorder_command, spread
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from recorders.options import RecorderOptions
 from recorders.sync_point import SyncPointSpec, sync_points_from_json, sync_points_json

@@ -1,4 +1,4 @@
-"""Upload-lag and spool-space alerts (pipeline/spool_watch.py)."""
+"""Upload-lag and spool-space alerts (pipeline/ingest/spool_watch.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import os
 import time
 from pathlib import Path
 
-from pipeline.alerts import AlertBook
+from pipeline.ingest.spool_watch import SpoolLimits, SpoolWatch, check_spool
+from pipeline.ingest.uploader import SpoolUploader, UploaderStats
+from pipeline.ops.health_alerts import AlertBook
 from pipeline.settings import UploadConfig
-from pipeline.spool_watch import SpoolLimits, SpoolWatch, check_spool
 from pipeline.storage import LocalStorage
-from pipeline.uploader import SpoolUploader, UploaderStats
 from recorders.clock import SystemClock
 
 LIMITS = SpoolLimits(lag_alert_seconds=300.0, low_fraction=0.1, check_seconds=10.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from pipeline.supervisor import WorkerSupervisor
+from pipeline.recording.threads import WorkerSupervisor
 
 
 class _Flaky:

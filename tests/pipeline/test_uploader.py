@@ -26,9 +26,9 @@ from domain.types import (
     segment_key,
     sidecar_key,
 )
+from pipeline.ingest.uploader import SpoolUploader
 from pipeline.settings import UploadConfig
 from pipeline.storage import LocalStorage, Storage, StoredObject
-from pipeline.uploader import SpoolUploader
 from tests.support.s3server import S3Server
 
 T0 = datetime(2024, 5, 6, 8, 0, 0, tzinfo=UTC)
@@ -268,7 +268,7 @@ def test_s3_hung_for_20_seconds_loses_nothing(
     copy = snapshot(spool)
     uploader.notify()
     assert uploader.drain(20)
-    caplog.set_level(logging.DEBUG, logger="pipeline.uploader")
+    caplog.set_level(logging.DEBUG, logger="pipeline.ingest.uploader")
 
     s3_server_private.pause()
     try:
@@ -293,7 +293,7 @@ def test_s3_hung_for_20_seconds_loses_nothing(
     assert spool_files(spool) == set()
     assert uploader.stats().storage_ok
     outage_errors = [
-        r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "pipeline.uploader"
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "pipeline.ingest.uploader"
     ]
     assert len(outage_errors) == 1, [r.getMessage() for r in outage_errors]
 

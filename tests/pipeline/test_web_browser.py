@@ -27,11 +27,11 @@ from indexer.audit import AuditLog, load_audit_key
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
-from pipeline.live import LiveFrames
-from pipeline.live_video import LiveVideo
 from pipeline.settings import Settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from pipeline.storage import LocalStorage
+from pipeline.viewing.live_frames import LiveFrames
+from pipeline.viewing.live_video import LiveVideo
 from recorders.options import RecorderOptions
 from recorders.worker import CameraWorker
 from tests.exporter.scenario import at, build_scenario

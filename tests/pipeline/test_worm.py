@@ -29,7 +29,7 @@ from indexer.case_records import NewCase, NewObservation, NewSubject
 from indexer.case_store import CaseStore
 from indexer.models import to_us
 from indexer.segment_store import SegmentStore
-from pipeline.alerts import AlertBook
+from pipeline.ops.health_alerts import AlertBook
 from pipeline.retention import (
     ALERT_CAPACITY,
     CapacityWatch,
@@ -39,7 +39,7 @@ from pipeline.retention import (
 )
 from pipeline.settings import RetentionConfig
 from pipeline.storage import Storage
-from pipeline.worm import ObjectLocked, RetentionPolicy, WormLocalStorage, WormS3Storage
+from pipeline.storage.worm import ObjectLocked, RetentionPolicy, WormLocalStorage, WormS3Storage
 from recorders.clock import SystemClock
 from tests.support.auth import AUDIT_KEY
 from tests.support.s3server import S3Server

@@ -26,7 +26,7 @@ from domain.errors import VauditError
 from domain.types import RoomKind, iso
 from indexer.users import UserStore
 from pipeline.api.app import create_app
-from pipeline.runtime import CentreRuntime
+from pipeline.node.centre import CentreRuntime
 from pipeline.settings import Settings
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from pipeline.simulator.centre import start_centre, stop_centre

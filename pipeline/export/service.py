@@ -56,10 +56,10 @@ from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
 from indexer.reindex import parse_sidecar
 from indexer.segment_store import SegmentStore
-from pipeline.audit_anchor import AnchorBook, centre_signing_key
 from pipeline.risk.rules import RULE_LABELS
 from pipeline.settings import Settings
 from pipeline.storage import Storage
+from pipeline.storage.anchors import AnchorBook, centre_signing_key
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class ExportService:
         return tuple(sorted(out, key=lambda x: (x["time"], x["kind"], x["id"])))
 
     def anchor_audit(self) -> dict[str, Any]:
-        """Anchor the audit trail's head now (pipeline/audit_anchor.py); what the disc's chain
+        """Anchor the audit trail's head now (pipeline/storage/anchors.py); what the disc's chain
         of custody records of it. If storage refuses, the head still goes on the disc."""
         head = AuditLog(self.engine, None).head()
         try:

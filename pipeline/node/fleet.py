@@ -34,9 +34,9 @@ from domain.errors import VauditError
 from domain.types import GapCause, to_unix
 from indexer.database import create_engine_for, upgrade
 from indexer.leases import Acquired, ChainHint, LeaseManager, TickResult
-from pipeline.runtime import CentreRuntime
+from pipeline.ingest.uploader import QUARANTINE, is_closed_sidecar
+from pipeline.node.centre import CentreRuntime
 from pipeline.settings import Settings
-from pipeline.uploader import QUARANTINE, is_closed_sidecar
 from recorders.spool import CameraSpool, ChainState
 from recorders.ts_writer import make_dirs
 

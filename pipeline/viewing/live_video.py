@@ -9,7 +9,7 @@ and its latency floor is the part duration plus the playlist round trips (1–2 
 On the WebSocket the floor is the network; the page chases the live edge.
 
 **One producer per camera, however many viewers.** :class:`LiveChannel` runs one thread that
-tails the camera's open segment (``pipeline.live.open_segment``), follows on to the next
+tails the camera's open segment (``pipeline.viewing.live_frames.open_segment``), follows on to the next
 segment when it closes, and publishes an init segment (``ftyp`` + ``moov``) and then one
 ``moof`` + ``mdat`` per frame. Each viewer has a bounded queue; when a viewer cannot keep up
 its queue overflows and the viewer is dropped — the producer never waits for anyone. A viewer
@@ -44,7 +44,7 @@ from typing import Any
 import av
 
 from domain.types import iso
-from pipeline.live import PARTIAL_SUFFIX, open_segment
+from pipeline.viewing.live_frames import PARTIAL_SUFFIX, open_segment
 
 logger = logging.getLogger(__name__)
 

@@ -62,10 +62,10 @@ def open_segment(spool: Path, camera_id: str) -> tuple[Path, datetime | None] | 
 
 def last_keyframe(media: Path, start: datetime | None, quality: int = 80) -> LiveFrame:
     """The last complete keyframe of a (growing) MPEG-TS file, as JPEG: the picture checks' reader
-    (:func:`pipeline.picture_watch.newest_keyframe`: a small probe, only that keyframe decoded)."""
+    (:func:`pipeline.pictures.watcher.newest_keyframe`: a small probe, only that keyframe decoded)."""
     # Imported here: OpenCV is only needed once someone watches, and keeping it off ``vaudit run``'s
     # start-up keeps a restart's gap short (picture_watch also imports this module).
-    from pipeline.picture_watch import newest_keyframe, snapshot
+    from pipeline.pictures.watcher import newest_keyframe, snapshot
 
     try:
         found = newest_keyframe(media, start)

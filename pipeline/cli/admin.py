@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from domain.errors import VauditError
-from pipeline.logging_setup import configure_logging
+from pipeline.ops.logs import configure_logging
 from pipeline.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def create_user(
 ) -> None:
     """Create an account; the password is read from standard input."""
     from indexer.users import UserStore
-    from pipeline.audit_anchor import audit_log
+    from pipeline.storage.anchors import audit_log
 
     configure_logging("warning", json_lines=False)
     password = _read_password()
@@ -116,8 +116,8 @@ def verify_audit(config: ConfigOpt) -> None:
     """Check the audit trail: every row against its keyed hash, and the trail against the signed
     anchors of its head kept in the evidence storage; name the first row that does not fit, or
     the rows cut off the end (exit 1)."""
-    from pipeline.audit_anchor import verify_audit as check
     from pipeline.storage import open_storage
+    from pipeline.storage.anchors import verify_audit as check
 
     configure_logging("warning", json_lines=False)
     settings, engine = _open(config)

@@ -35,12 +35,12 @@ def run_job(
 ) -> None:
     """Delete footage whose retention ended and that no legal hold covers; audit every deletion."""
     from indexer.database import create_engine_for, upgrade
-    from pipeline.alerts import AlertBook
-    from pipeline.audit_anchor import audit_log
     from pipeline.cli import _settings
-    from pipeline.logging_setup import configure_logging
+    from pipeline.ops.health_alerts import AlertBook
+    from pipeline.ops.logs import configure_logging
     from pipeline.retention import RetentionJob, check_capacity
-    from pipeline.worm import RetentionPolicy, open_evidence_storage
+    from pipeline.storage.anchors import audit_log
+    from pipeline.storage.worm import RetentionPolicy, open_evidence_storage
     from recorders.clock import SystemClock
 
     settings = _settings(config)
@@ -81,10 +81,10 @@ def hold(
     """Place a legal hold on a case's footage (its subjects' rooms over their stays, and clips)."""
     from indexer.database import create_engine_for, upgrade
     from indexer.models import Case
-    from pipeline.audit_anchor import audit_log
     from pipeline.cli import _settings
     from pipeline.retention import LegalHolds
-    from pipeline.worm import EvidenceStorage, open_evidence_storage
+    from pipeline.storage.anchors import audit_log
+    from pipeline.storage.worm import EvidenceStorage, open_evidence_storage
 
     settings = _settings(config)
     engine = create_engine_for(settings.database.url)
@@ -117,10 +117,10 @@ def release(
 ) -> None:
     """Release a legal hold (objects another active hold covers stay held)."""
     from indexer.database import create_engine_for, upgrade
-    from pipeline.audit_anchor import audit_log
     from pipeline.cli import _settings
     from pipeline.retention import LegalHolds
-    from pipeline.worm import EvidenceStorage, open_evidence_storage
+    from pipeline.storage.anchors import audit_log
+    from pipeline.storage.worm import EvidenceStorage, open_evidence_storage
 
     settings = _settings(config)
     engine = create_engine_for(settings.database.url)

@@ -19,19 +19,19 @@ from domain.types import Clock, GapCause, GapRecord, SegmentRecord, from_unix, t
 from indexer.audit import AuditLog
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
-from pipeline.alerts import AlertBook
-from pipeline.audit_anchor import AnchorBook, AnchorWriter
-from pipeline.live import LiveFrames
-from pipeline.metrics import CameraBook, CentreCollector, build_registry
-from pipeline.recorder_process import Camera, RecorderProcess, spread
+from pipeline.ingest.spool_watch import SpoolLimits, SpoolWatch
+from pipeline.ingest.uploader import SpoolUploader
+from pipeline.ops.health_alerts import AlertBook
+from pipeline.ops.metrics import CameraBook, CentreCollector, build_registry
+from pipeline.recording.processes import Camera, RecorderProcess, spread
+from pipeline.recording.threads import Runnable, WorkerSupervisor
 from pipeline.retention import CapacityWatch
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
-from pipeline.spool_watch import SpoolLimits, SpoolWatch
 from pipeline.storage import Storage
-from pipeline.supervisor import Runnable, WorkerSupervisor
-from pipeline.uploader import SpoolUploader
-from pipeline.worm import open_evidence_storage
+from pipeline.storage.anchors import AnchorBook, AnchorWriter
+from pipeline.storage.worm import open_evidence_storage
+from pipeline.viewing.live_frames import LiveFrames
 from recorders.clock import clock_for
 from recorders.events import CameraStatus
 from recorders.options import RecorderOptions
@@ -39,7 +39,7 @@ from recorders.spool import prepare_spool_root
 from recorders.worker import CameraWorker
 
 if TYPE_CHECKING:
-    from pipeline.picture_watch import PictureWatcher
+    from pipeline.pictures.watcher import PictureWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class CentreRuntime:
         fleet node records the cameras it holds leases for). ``risk_people=False``: this node
         never sees the centre's events (a fleet recording node), so its risk engine raises only
         the camera alerts that need no knowledge of people (docs/ALERTS.md). ``anchor_audit``:
-        this node signs the audit trail's head into storage (pipeline/audit_anchor.py); the API
+        this node signs the audit trail's head into storage (pipeline/storage/anchors.py); the API
         node does, fleet recording nodes (which write no audit rows) do not."""
         self.settings = settings
         self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
@@ -271,7 +271,7 @@ class CentreRuntime:
         if pic.enabled and self.pictures is None:
             # Imported here, after the recorders started: OpenCV's import would lengthen start-up
             # (a restart's gap). Checks the cameras recorded here, into the risk engine.
-            from pipeline.picture_watch import PictureWatcher, thresholds_from
+            from pipeline.pictures.watcher import PictureWatcher, thresholds_from
 
             self.pictures = PictureWatcher(
                 self.spool,

@@ -2,7 +2,7 @@
 keyframe of its open spool segment (nothing else is decoded), run the picture checks and hand a
 :class:`~domain.types.PictureObservation` to the sink (the risk engine).
 
-The recorder writes the open segment packet by packet (see ``pipeline/live.py``), so its newest
+The recorder writes the open segment packet by packet (see ``pipeline/viewing/live_frames.py``), so its newest
 keyframe is at most one GOP old. Only packets are read (demuxing costs little); of them only
 the last *complete* keyframe is decoded: the last packet of a growing file may be half written,
 so a keyframe counts once another video packet follows it. A sample is taken only when that
@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from domain.types import UTC, Clock, PictureObservation
-from pipeline.live import open_segment
-from pipeline.picture_checks import CheckResult, CheckThresholds, PictureChecker
+from pipeline.pictures.checks import CheckResult, CheckThresholds, PictureChecker
 from pipeline.settings import PictureChecksConfig
+from pipeline.viewing.live_frames import open_segment
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from domain.errors import VauditError
-from pipeline import admin_cli, retention_cli
-from pipeline.logging_setup import configure_logging
+from pipeline.cli import admin as admin_cli
+from pipeline.cli import retention as retention_cli
+from pipeline.ops.logs import configure_logging
 from pipeline.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def run(
     """Record every configured camera, upload to storage, index, and serve the API."""
     from indexer.database import freeze_heap
     from pipeline.api.app import create_app
-    from pipeline.runtime import CentreRuntime
+    from pipeline.node.centre import CentreRuntime
     from recorders.heap import limit_malloc_arenas
 
     settings = _settings(config)
@@ -148,7 +149,7 @@ def recorder(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """A fleet recording node: record the cameras leased to this node (no API; shared PostgreSQL + S3)."""
-    from pipeline.fleet import FleetNode, serve_health
+    from pipeline.node.fleet import FleetNode, serve_health
 
     settings = _settings(config)
     configure_logging(log_level)
@@ -269,7 +270,7 @@ def export(
     import getpass
 
     from indexer.database import create_engine_for, upgrade
-    from pipeline.export_service import ExportService, ExportSpec
+    from pipeline.export.service import ExportService, ExportSpec
     from pipeline.storage import open_storage
 
     settings = _settings(config)
@@ -337,7 +338,7 @@ def verify(
         raise typer.Exit(2)
     if config is not None:
         from indexer.database import create_engine_for
-        from pipeline.export_service import ExportService
+        from pipeline.export.service import ExportService
         from pipeline.storage import open_storage
 
         settings = _settings(config)
@@ -376,7 +377,7 @@ def key_fingerprint(config: ConfigOpt) -> None:
     show, what to publish, and what `verify.py --expect-key` and `vaudit verify --expect-key` take."""
     from exporter.disc_verifier import grouped
     from exporter.signing import public_key_info
-    from pipeline.audit_anchor import centre_signing_key
+    from pipeline.storage.anchors import centre_signing_key
 
     settings = _settings(config)
     configure_logging("warning", json_lines=False)
@@ -402,7 +403,7 @@ def demo(
     seconds: Annotated[int, typer.Option(help="How long to record the simulated centre")] = 60,
 ) -> None:
     """Record a simulated centre, drive one case through the REST API, and write its court disc."""
-    from pipeline.demo import run_demo
+    from pipeline.node.demo import run_demo
 
     settings = _settings(config)
     configure_logging("warning", json_lines=False)

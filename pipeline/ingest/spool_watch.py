@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.alerts import AlertBook
-from pipeline.uploader import UploaderStats
+from pipeline.ingest.uploader import UploaderStats
+from pipeline.ops.health_alerts import AlertBook
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def check_spool(stats: UploaderStats, free: int, total: int, limits: SpoolLimits
         if holds:
             alerts.raise_(kind, SUBJECT, message)
             now_open.add(kind)
-        elif kind in open_kinds:  # resolves the open alert (pipeline.alerts._RESOLVES)
+        elif kind in open_kinds:  # resolves the open alert (pipeline.ops.health_alerts._RESOLVES)
             alerts.raise_(resolved_by, SUBJECT, all_clear)
     return now_open
 

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.types import Clock
-from pipeline import playback_audio
+from pipeline.viewing import audio as playback_audio
 from recorders.events import CameraStatus
 
 

@@ -17,7 +17,7 @@ first segment is being opened (no byte leaves before the row is in).
 * H.265 video gets an H.264 rendition on the fly (decode + libx264 ``ultrafast``,
   ``zerolatency``): Chromium plays no HEVC. The cost is measured in ``bench/playback.py``.
 * Audio (G.711 A-law as an untyped TS data stream, named by the sidecar; or AAC) is decoded
-  and encoded to AAC 16 kHz mono once per segment and cached (:mod:`pipeline.playback_audio`);
+  and encoded to AAC 16 kHz mono once per segment and cached (:mod:`pipeline.viewing.audio`);
   gaps become silence so the media clock keeps running.
 * A recording gap stays a gap in media time: the picture holds while the time runs on.
 * A segment is read whole and checked against its capture hash before any of its packets is
@@ -49,7 +49,7 @@ from domain.errors import IntegrityError, NotFoundError, ValidationFailed
 from domain.types import BlobReader, SegmentRecord, iso
 from exporter.capture_chain import CaptureChain, NeighbourLookup
 from indexer.segment_store import SegmentStore
-from pipeline.playback_audio import CACHE, AacCache, AacTrack, SegmentAac, SegmentEncoder
+from pipeline.viewing.audio import CACHE, AacCache, AacTrack, SegmentAac, SegmentEncoder
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""One running node: the centre runtime that composes the stages, fleet recorder nodes, the demo."""

@@ -1,0 +1,1 @@
+"""Operating the node: its own health alerts (not the risk alerts), structured logs, Prometheus metrics."""

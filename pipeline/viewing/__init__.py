@@ -1,0 +1,1 @@
+"""Footage to people: playback of any range, live keyframes and live video."""
