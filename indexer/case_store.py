@@ -60,7 +60,7 @@ from indexer.case_records import (
     replace_id,
     subject_from_row,
 )
-from indexer.database import dialect_insert, mapped_transaction, session_factory
+from indexer.database import DB_INT_MAX, dialect_insert, mapped_transaction, session_factory
 from indexer.models import Base, from_us, to_us
 from indexer.name_grams import add_grams, rebuild_grams
 from indexer.trajectory import Observation
@@ -243,6 +243,17 @@ class CaseStore:
                 s.execute(CASE_OFFICERS.insert().values(**link, created_by=writer.user_id))
                 self._link_officers(s, [(writer.officer_id, new_id)])
         return case_from_row(have), new_id is not None
+
+    def case_id(self, case: str) -> int:
+        """The id of a case given by its number, or by its id as digits; NotFoundError if none.
+        The one place that reads "case number or id" (the CLI, exports, legal holds)."""
+        with self.session(f"case {case}") as s:
+            row = s.execute(select(CASES.c.id).where(CASES.c.case_number == case)).first()
+            if row is None and case.isdigit() and int(case) <= DB_INT_MAX:  # beyond: no such id
+                row = s.execute(select(CASES.c.id).where(CASES.c.id == int(case))).first()
+        if row is None:
+            raise NotFoundError(f"no case with number or id {case!r}", case=case)
+        return int(row[0])
 
     def get_case(self, case_id: int) -> CaseInfo:
         with self.session(f"case {case_id}") as s:

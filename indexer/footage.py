@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    union,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -80,7 +81,7 @@ from indexer.footage_rows import (
     seg_layout,
     segment_records,
 )
-from indexer.models import Base, from_us, to_us
+from indexer.models import Base, LocationObservation, ProcedureEvent, from_us, to_us
 from indexer.read_batch import Query, fetch_many, raw_rows
 from indexer.trajectory import Observation, trajectory
 
@@ -172,6 +173,9 @@ def clip_from_row(r: Mapping[Any, Any]) -> ImportedClip:
     )
 
 
+OCCUPANCY_WINDOW = timedelta(hours=24)  # subjects with a reading this recent may be in a room now
+
+
 class FootageIndex:
     """Footage queries and body-camera clip records, on top of a :class:`CaseStore`."""
 
@@ -181,6 +185,37 @@ class FootageIndex:
     @property
     def store(self) -> CaseStore:
         return self._store
+
+    def occupants(self, now: datetime, window: timedelta = OCCUPANCY_WINDOW) -> dict[str, list[dict[str, Any]]]:
+        """room id → subjects whose trajectory is in that room now: it ends in an open stay there
+        (subjects with a reading in the last ``window`` are considered, at most 500)."""
+        since = to_us(now - window)
+        store = self.store
+        q = union(
+            select(LocationObservation.subject_id).where(
+                LocationObservation.time_us >= since, LocationObservation.subject_id.is_not(None)
+            ),
+            select(ProcedureEvent.subject_id).where(
+                ProcedureEvent.time_us >= since, ProcedureEvent.subject_id.is_not(None)
+            ),
+        )
+        with store.session("recent subjects") as s:
+            ids = sorted({int(sid) for (sid,) in s.execute(q) if sid is not None})
+        rooms: dict[str, list[dict[str, Any]]] = {}
+        for sid in ids[:500]:
+            stays = self.trajectory(sid)
+            if stays and stays[-1].end is None:
+                subject = store.get_subject(sid)
+                rooms.setdefault(stays[-1].room_id, []).append(
+                    {
+                        "subject_id": sid,
+                        "name": subject.name,
+                        "role": subject.role,
+                        "case_id": subject.case_id,
+                        "since": stays[-1].start.isoformat(),
+                    }
+                )
+        return rooms
 
     # --- body-camera clips ---------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from domain.credentials import CameraLogin, login_of, redact_url, url_secrets
 from domain.errors import ConfigError
 from domain.types import RoomKind
 from exporter.disc_verifier import normal_fingerprint
-from pipeline.ops.logs import protect_secrets
 from recorders.sync_point import SyncPointSpec
 
 _ID = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -492,7 +491,8 @@ class Settings(BaseSettings):
 
     def secrets(self) -> set[str]:
         """Every secret these settings hold (camera logins, S3 and database passwords): what the
-        log redactor must mask (:func:`pipeline.ops.logs.protect_secrets`)."""
+        log redactor must mask (:func:`pipeline.ops.logs.protect_secrets`, called by the CLI and the
+        centre runtime once the settings are read)."""
         found = url_secrets(self.database.url)
         for key in (self.storage.access_key, self.storage.secret_key, self.recorder.camera_password):
             if key is not None:
@@ -548,5 +548,4 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         where = str(path) if path else "settings"
         raise ConfigError(f"invalid configuration in {where}:\n{_describe(exc)}", path=where) from exc
-    protect_secrets(*settings.secrets())  # before anything can log them
     return settings

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,25 @@ def hash_file(path: Path, sm3: bool) -> tuple[str, str | None]:
     except OSError as exc:
         raise SpoolError(f"could not read {path} to hash it: {exc}", path=str(path)) from exc
     return sha.hexdigest(), None if sm is None else sm.hexdigest()
+
+
+def growing_segment(spool: Path, camera_id: str) -> tuple[Path, datetime | None] | None:
+    """The camera's open (growing) segment in the spool and its start, if it is recording: the
+    newest partial marker whose media exists. Readers (live view, picture checks) tail it; the
+    spool's layout is the recorder's, so the lookup lives here."""
+    markers = sorted((spool / camera_id).glob(f"*/*/*/*{PARTIAL_SUFFIX}"))
+    for marker in reversed(markers):
+        media = marker.with_name(marker.name[: -len(PARTIAL_SUFFIX)] + ".ts")
+        if media.exists():
+            start: datetime | None = None
+            try:
+                doc = json.loads(marker.read_text(encoding="utf-8"))
+                raw = doc.get("start")
+                start = parse_iso(raw) if isinstance(raw, str) else None
+            except (OSError, ValueError):
+                start = None
+            return media, start
+    return None
 
 
 @dataclass(frozen=True, slots=True)

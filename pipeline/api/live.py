@@ -26,7 +26,7 @@ from domain.errors import NotFoundError
 from domain.types import iso
 from indexer.users import Principal
 from pipeline.api.auth import audit, principal, security
-from pipeline.viewing.live_frames import LiveFrames, frame_age, occupants
+from pipeline.viewing.live_frames import LiveFrames, frame_age
 from pipeline.viewing.live_video import LiveVideo, Viewer, server_time
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def install(app: FastAPI) -> None:
 def live_rooms(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     case_api = getattr(request.app.state, "case_api", None)
-    present = occupants(case_api.footage, datetime.now(UTC)) if case_api is not None else {}
+    present = case_api.footage.occupants(datetime.now(UTC)) if case_api is not None else {}
     return {
         "rooms": [
             {

@@ -8,25 +8,25 @@ would show in ``ps`` and the shell history.
 from __future__ import annotations
 
 import getpass
-import logging
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from domain.errors import VauditError
-from pipeline.ops.logs import configure_logging
-from pipeline.settings import load_settings
-
-logger = logging.getLogger(__name__)
-console = Console(stderr=True)
+from pipeline.cli.common import (
+    EXIT_CANNOT_RUN,
+    EXIT_PROBLEM,
+    ConfigOpt,
+    console,
+    fail,
+    failing,
+    open_index,
+    settings_or_exit,
+)
 
 users_app = typer.Typer(no_args_is_help=True, help="User accounts and roles.")
 audit_app = typer.Typer(no_args_is_help=True, help="The keyed, anchored audit trail.")
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Centre configuration file (TOML)")]
 ROLE_HELP = "officer, supervisor, legal, admin or court_viewer"
 
 
@@ -35,29 +35,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def _engine(config: Path):  # type: ignore[no-untyped-def]
-    return _open(config)[1]
-
-
-def _open(config: Path):  # type: ignore[no-untyped-def]
-    from indexer.database import create_engine_for, upgrade
-
-    try:
-        settings = load_settings(config)
-        engine = create_engine_for(settings.database.url)
-        upgrade(engine)
-    except VauditError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    return settings, engine
-
-
 def _read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("password / 密码: ")
         if getpass.getpass("again / 再次输入: ") != first:
-            console.print("[red]error:[/red] the passwords differ / 两次输入的密码不一致")
-            raise typer.Exit(2)
+            fail("the passwords differ / 两次输入的密码不一致")
         return first
     return sys.stdin.readline().rstrip("\r\n")
 
@@ -75,10 +57,9 @@ def create_user(
     from indexer.users import UserStore
     from pipeline.storage.anchors import audit_log
 
-    configure_logging("warning", json_lines=False)
     password = _read_password()
-    settings, engine = _open(config)
-    try:
+    settings = settings_or_exit(config)
+    with open_index(settings) as engine, failing():
         who = UserStore(engine, min_password=settings.auth.min_password_length).create_user(
             name, role, password, officer_badge=officer)
         audit_log(settings, engine).append(
@@ -88,11 +69,6 @@ def create_user(
             "cli",
             {"role": who.role, "via": "vaudit users"},
         )
-    except VauditError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
     console.print(f"user {who.name} ({who.role}) created / 已创建用户")
 
 
@@ -101,14 +77,10 @@ def list_users(config: ConfigOpt) -> None:
     """Every account with its role."""
     from indexer.users import UserStore
 
-    configure_logging("warning", json_lines=False)
-    engine = _engine(config)
-    try:
+    with open_index(settings_or_exit(config)) as engine:
         for who, active, _created in UserStore(engine).list_users():
             state = "" if active else " (disabled)"
             print(f"{who.name}\t{who.role}\t{who.officer_id or ''}{state}")
-    finally:
-        engine.dispose()
 
 
 @audit_app.command("verify")
@@ -119,22 +91,16 @@ def verify_audit(config: ConfigOpt) -> None:
     from pipeline.storage import open_storage
     from pipeline.storage.anchors import verify_audit as check
 
-    configure_logging("warning", json_lines=False)
-    settings, engine = _open(config)
-    try:
+    settings = settings_or_exit(config)
+    with open_index(settings) as engine, failing(EXIT_CANNOT_RUN):
         verdict = check(settings, engine, open_storage(settings.storage))
-    except VauditError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
     report = verdict.chain
     for problem in verdict.anchor_problems:
         print(f"BROKEN: {problem}")
     if not report.ok:
         print(f"BROKEN: {report.reason}")
     if not verdict.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_PROBLEM)
     keyed = (f"keyed with audit key {report.key_id} from row {report.keyed_from}" if report.key_id
              else "not keyed yet")
     newest = report.newest_anchor

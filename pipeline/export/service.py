@@ -51,7 +51,6 @@ from indexer.alert_store import AlertStore
 from indexer.audit import AuditLog
 from indexer.case_records import Entry
 from indexer.case_store import CaseStore
-from indexer.database import DB_INT_MAX
 from indexer.footage import FootageIndex
 from indexer.models import ImportedFile, Room, Segment
 from indexer.reindex import parse_sidecar
@@ -101,15 +100,7 @@ class ExportService:
         return self._case_id(case)
 
     def _case_id(self, case: str) -> int:
-        from indexer.models import Case
-
-        with self.engine.connect() as conn:
-            row = conn.execute(select(Case.id).where(Case.case_number == case)).first()
-            if row is None and case.isdigit() and int(case) <= DB_INT_MAX:  # beyond: no such id
-                row = conn.execute(select(Case.id).where(Case.id == int(case))).first()
-        if row is None:
-            raise NotFoundError(f"no case with number or id {case!r}", case=case)
-        return int(row[0])
+        return self.cases.case_id(case)
 
     def _subject_id(self, case_id: int, subject: str) -> int:
         subjects = self.cases.subjects_of_case(case_id)

@@ -22,6 +22,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.ingest.spool_watch import SpoolLimits, SpoolWatch
 from pipeline.ingest.uploader import SpoolUploader
 from pipeline.ops.health_alerts import AlertBook
+from pipeline.ops.logs import protect_secrets
 from pipeline.ops.metrics import CameraBook, CentreCollector, build_registry
 from pipeline.recording.processes import Camera, RecorderProcess, spread
 from pipeline.recording.threads import Runnable, WorkerSupervisor
@@ -140,6 +141,7 @@ class CentreRuntime:
         this node signs the audit trail's head into storage (pipeline/storage/anchors.py); the API
         node does, fleet recording nodes (which write no audit rows) do not."""
         self.settings = settings
+        protect_secrets(*settings.secrets())  # masked in every log line before anything can log them
         self.clock: Clock = clock or clock_for(settings.recorder.clock_offset_file)
         self.spool = settings.recorder.spool
         prepare_spool_root(self.spool)

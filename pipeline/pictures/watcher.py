@@ -32,7 +32,7 @@ import numpy as np
 from domain.types import UTC, Clock, PictureObservation
 from pipeline.pictures.checks import CheckResult, CheckThresholds, PictureChecker
 from pipeline.settings import PictureChecksConfig
-from pipeline.viewing.live_frames import open_segment
+from recorders.spool import growing_segment
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class PictureWatcher:
 
     def sample(self, camera_id: str) -> PictureObservation | None:
         """Check the camera's newest keyframe if it is new; the observation (not yet sunk)."""
-        found = open_segment(self.spool, camera_id)
+        found = growing_segment(self.spool, camera_id)
         if found is None:
             return None
         media, start = found

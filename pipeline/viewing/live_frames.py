@@ -9,32 +9,24 @@ cameras) + ``ttl`` (0.5 s); the page polls every second, so the picture on scree
 about 2.5 s old. The response says the frame's wall time (``X-Frame-Time``) so the page shows
 the real latency.
 
-**Occupancy.** A subject is in a room now when their trajectory (observations and events)
-ends in an open stay there; subjects with readings in the last ``window`` are considered.
+Who is in each room now is the index's answer (:meth:`indexer.footage.FootageIndex.occupants`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import av
 
 from domain.errors import NotFoundError
-from domain.types import parse_iso
-from indexer.footage import FootageIndex
-from indexer.models import LocationObservation, ProcedureEvent, to_us
+from recorders.spool import growing_segment
 
 logger = logging.getLogger(__name__)
-
-PARTIAL_SUFFIX = ".partial.json"
-
 
 @dataclass(frozen=True, slots=True)
 class LiveFrame:
@@ -43,28 +35,13 @@ class LiveFrame:
     grabbed: float  # time.time() of the decode
 
 
-def open_segment(spool: Path, camera_id: str) -> tuple[Path, datetime | None] | None:
-    """The camera's open (growing) segment in the spool and its start, if it is recording."""
-    markers = sorted((spool / camera_id).glob(f"*/*/*/*{PARTIAL_SUFFIX}"))
-    for marker in reversed(markers):
-        media = marker.with_name(marker.name[: -len(PARTIAL_SUFFIX)] + ".ts")
-        if media.exists():
-            start: datetime | None = None
-            try:
-                doc = json.loads(marker.read_text(encoding="utf-8"))
-                raw = doc.get("start")
-                start = parse_iso(raw) if isinstance(raw, str) else None
-            except (OSError, ValueError):
-                start = None
-            return media, start
-    return None
 
 
 def last_keyframe(media: Path, start: datetime | None, quality: int = 80) -> LiveFrame:
     """The last complete keyframe of a (growing) MPEG-TS file, as JPEG: the picture checks' reader
     (:func:`pipeline.pictures.watcher.newest_keyframe`: a small probe, only that keyframe decoded)."""
     # Imported here: OpenCV is only needed once someone watches, and keeping it off ``vaudit run``'s
-    # start-up keeps a restart's gap short (picture_watch also imports this module).
+    # start-up keeps a restart's gap short.
     from pipeline.pictures.watcher import newest_keyframe, snapshot
 
     try:
@@ -96,7 +73,7 @@ class LiveFrames:
             cached = self._cache.get(camera_id)
             if cached is not None and time.time() - cached.grabbed < self.ttl:
                 return cached
-            found = open_segment(self.spool, camera_id)
+            found = growing_segment(self.spool, camera_id)
             if found is None:
                 raise NotFoundError(f"camera {camera_id} is not recording now (no open segment)")
             frame = last_keyframe(*found)
@@ -104,39 +81,6 @@ class LiveFrames:
             return frame
 
 
-def occupants(
-    footage: FootageIndex, now: datetime, window: timedelta = timedelta(hours=24)
-) -> dict[str, list[dict[str, Any]]]:
-    """room id → subjects whose trajectory is in that room now (open stay)."""
-    from sqlalchemy import select, union
-
-    since = to_us(now - window)
-    store = footage.store
-    q = union(
-        select(LocationObservation.subject_id).where(
-            LocationObservation.time_us >= since, LocationObservation.subject_id.is_not(None)
-        ),
-        select(ProcedureEvent.subject_id).where(
-            ProcedureEvent.time_us >= since, ProcedureEvent.subject_id.is_not(None)
-        ),
-    )
-    with store.session("recent subjects") as s:
-        ids = sorted({int(sid) for (sid,) in s.execute(q) if sid is not None})
-    rooms: dict[str, list[dict[str, Any]]] = {}
-    for sid in ids[:500]:
-        stays = footage.trajectory(sid)
-        if stays and stays[-1].end is None:
-            subject = store.get_subject(sid)
-            rooms.setdefault(stays[-1].room_id, []).append(
-                {
-                    "subject_id": sid,
-                    "name": subject.name,
-                    "role": subject.role,
-                    "case_id": subject.case_id,
-                    "since": stays[-1].start.isoformat(),
-                }
-            )
-    return rooms
 
 
 def frame_age(frame: LiveFrame) -> float | None:

@@ -9,7 +9,7 @@ and its latency floor is the part duration plus the playlist round trips (1–2 
 On the WebSocket the floor is the network; the page chases the live edge.
 
 **One producer per camera, however many viewers.** :class:`LiveChannel` runs one thread that
-tails the camera's open segment (``pipeline.viewing.live_frames.open_segment``), follows on to the next
+tails the camera's open segment (``recorders.spool.growing_segment``), follows on to the next
 segment when it closes, and publishes an init segment (``ftyp`` + ``moov``) and then one
 ``moof`` + ``mdat`` per frame. Each viewer has a bounded queue; when a viewer cannot keep up
 its queue overflows and the viewer is dropped — the producer never waits for anyone. A viewer
@@ -44,7 +44,7 @@ from typing import Any
 import av
 
 from domain.types import iso
-from pipeline.viewing.live_frames import PARTIAL_SUFFIX, open_segment
+from recorders.spool import PARTIAL_SUFFIX, growing_segment
 
 logger = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ class LiveChannel:
     def _run(self) -> None:
         try:
             while not self._idle():
-                found = open_segment(self.spool, self.camera_id)
+                found = growing_segment(self.spool, self.camera_id)
                 if found is None or found[1] is None:
                     time.sleep(0.25)
                     continue
@@ -349,7 +349,7 @@ class LiveChannel:
     def _next_segment(self, media: Path) -> tuple[Path, datetime] | None:
         deadline = time.monotonic() + NEXT_SEGMENT_SECONDS
         while time.monotonic() < deadline and not self._idle():
-            found = open_segment(self.spool, self.camera_id)
+            found = growing_segment(self.spool, self.camera_id)
             if found is not None and found[0] != media and found[1] is not None:
                 return found[0], found[1]
             time.sleep(POLL_SECONDS)
@@ -361,7 +361,7 @@ class LiveChannel:
         start_us = int(start.timestamp() * 1_000_000)
 
         def newer() -> bool:
-            found = open_segment(self.spool, self.camera_id)
+            found = growing_segment(self.spool, self.camera_id)
             return found is not None and found[0] != media
 
         tail = SpoolTail(media, self._idle, newer)

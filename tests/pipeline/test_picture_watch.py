@@ -35,8 +35,8 @@ from pipeline.pictures.watcher import (
 )
 from pipeline.settings import PictureChecksConfig, load_settings
 from pipeline.simulator.camera import SimulatedCamera, free_port, make_picture_clip
-from pipeline.viewing.live_frames import open_segment
 from recorders.clock import SystemClock
+from recorders.spool import growing_segment
 from tests.support.auth import add_user, bearer
 from tests.support.centre_files import CamSpec, write_centre
 
@@ -206,7 +206,7 @@ def test_black_frozen_covered_raise_stored_alerts_with_snapshots(
             assert c.post("/api/v1/observations", json=obs).status_code == 201
 
             deadline = time.monotonic() + 20
-            while open_segment(settings.recorder.spool, camera.camera_id) is None:  # recording
+            while growing_segment(settings.recorder.spool, camera.camera_id) is None:  # recording
                 assert time.monotonic() < deadline, "camera not recording"
                 time.sleep(0.2)
             time.sleep(4)  # normal picture for two samples, the room occupied: nothing raised
