@@ -1,6 +1,6 @@
 """Risk alerts in the index: raise (deduplicated), continue, acknowledge, resolve, list.
 
-Plain data in and out (:class:`AlertRecord`); see :mod:`indexer.alert_models` for the
+Plain data in and out (:class:`AlertRecord`); see :mod:`indexer.models.alerts` for the
 tables and their invariants. Dedup is the database's: ``open_key`` is UNIQUE, so
 :meth:`AlertStore.raise_or_continue` either inserts a new open alert or finds the open one
 of that key and extends it, inside one transaction.
@@ -18,11 +18,11 @@ from sqlalchemy import Engine, Select, Table, and_, func, or_, select, update
 
 from domain.errors import ConflictError, NotFoundError, ValidationFailed
 from domain.types import ObservationSource
-from indexer.alert_models import RiskAlert, RiskAlertSnapshot
 from indexer.case_records import StoredEvent, StoredObservation, event_from_row
 from indexer.case_store import EVENTS, OBSERVATIONS, CaseStore
 from indexer.database import mapped_transaction, session_factory
 from indexer.models import Base, from_us, to_us
+from indexer.models.alerts import RiskAlert, RiskAlertSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from domain.errors import ConflictError, IndexStoreError, NotFoundError, ValidationFailed
 from indexer.database import session_factory
 from indexer.models import CaseOfficer, Officer
-from indexer.user_models import ROLES, Credential, User
+from indexer.models.users import ROLES, Credential, User
 
 log = logging.getLogger(__name__)
 

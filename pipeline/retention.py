@@ -31,7 +31,7 @@ from domain.types import UTC, RoomKind, iso, sidecar_key
 from indexer import segment_runs
 from indexer.audit import AuditLog
 from indexer.case_store import CaseStore
-from indexer.fleet_models import active_hold_keys
+from indexer.models.fleet import active_hold_keys
 from indexer.footage import FootageIndex
 from indexer.models import Base, from_us, to_us
 from pipeline.ops.health_alerts import AlertBook

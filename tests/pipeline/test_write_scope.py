@@ -25,7 +25,7 @@ from indexer.audit import AuditLog, load_audit_key
 from indexer.case_store import CASES, EVENTS, OBSERVATIONS, SUBJECTS, CaseStore
 from indexer.footage import IMPORTS
 from indexer.segment_store import SegmentStore
-from indexer.user_models import User
+from indexer.models.users import User
 from pipeline.api.app import create_app
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-27
 
-See ``indexer/fleet_models.py`` (the models) and ``indexer/leases.py`` (how leases are used).
+See ``indexer/models/fleet.py`` (the models) and ``indexer/leases.py`` (how leases are used).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tables of the risk alerts (revision 0005): the alert with its evidence, and its snapshot.
 
-Imported at the end of ``indexer/models.py`` so that ``Base.metadata`` holds these tables too.
+Imported at the end of ``indexer/models/`` so that ``Base.metadata`` holds these tables too.
 
 Invariants:
 
@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from indexer.models import Base, BigId, IntPK, JsonDoc, Micros, _one_of
+from indexer.models.base import Base, BigId, IntPK, JsonDoc, Micros, one_of
 
 ALERT_STATES = ("open", "acknowledged", "resolved")
 SEVERITIES = ("high", "medium", "low")
@@ -33,8 +33,8 @@ SEVERITIES = ("high", "medium", "low")
 class RiskAlert(Base):
     __tablename__ = "risk_alerts"
     __table_args__ = (
-        _one_of("state", ALERT_STATES, "state"),
-        _one_of("severity", SEVERITIES, "severity"),
+        one_of("state", ALERT_STATES, "state"),
+        one_of("severity", SEVERITIES, "severity"),
         Index("ix_risk_alerts_state_raised", "state", "raised_us"),
         Index("ix_risk_alerts_case_id", "case_id"),
         Index("ix_risk_alerts_room_id_start", "room_id", "start_us"),

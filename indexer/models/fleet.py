@@ -5,7 +5,7 @@
 * ``legal_holds`` and ``legal_hold_objects``: a hold placed on a case's footage and the storage
   keys it covers; while any unreleased hold names a key, retention never deletes it.
 
-Imported at the end of ``indexer/models.py`` so that ``Base.metadata`` holds these tables too.
+Imported at the end of ``indexer/models/`` so that ``Base.metadata`` holds these tables too.
 
 Invariants the code keeps (and a reviewer can check with SQL):
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, ForeignKey, Index, Select, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from indexer.models import Base, BigId, Ident, IntPK, Micros
+from indexer.models.base import Base, BigId, Ident, IntPK, Micros
 
 
 class RecorderNode(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from indexer.models import Base, BigId, IntPK, Micros, _one_of
+from indexer.models.base import Base, BigId, IntPK, Micros, one_of
 
 ROLES = ("officer", "supervisor", "legal", "admin", "court_viewer")
 CREDENTIAL_KINDS = ("session", "bearer")
@@ -21,7 +21,7 @@ class User(Base):
     how "officers see their own cases only" is decided (through ``case_officers``)."""
 
     __tablename__ = "users"
-    __table_args__ = (_one_of("role", ROLES, "role"),)
+    __table_args__ = (one_of("role", ROLES, "role"),)
 
     id: Mapped[IntPK]
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -37,7 +37,7 @@ class Credential(Base):
 
     __tablename__ = "credentials"
     __table_args__ = (
-        _one_of("kind", CREDENTIAL_KINDS, "kind"),
+        one_of("kind", CREDENTIAL_KINDS, "kind"),
         Index("ix_credentials_user_id", "user_id"),
     )
 

@@ -1,216 +1,34 @@
-"""The system of record: SQLAlchemy 2 declarative models for every table the index keeps.
-
-Conventions (they hold for every table, so later migrations should keep them):
-
-* Every instant is a ``BigInteger`` count of microseconds since the Unix epoch, UTC, in a
-  column whose name ends in ``_us``. Portable, exact, and fast to range-scan on SQLite and
-  PostgreSQL alike. :func:`to_us` / :func:`from_us` convert to and from aware datetimes.
-* Surrogate keys are 64-bit on PostgreSQL and SQLite's ``INTEGER PRIMARY KEY`` rowid.
-* Natural ids that come from outside (room, camera, storage key, gap id, client ids of events)
-  carry unique constraints: writes are idempotent by them.
-* JSON columns are ``JSON`` (text on SQLite) and ``JSONB`` on PostgreSQL.
-* Constraint names follow :data:`NAMING_CONVENTION` so migrations can drop them by name.
-* Nothing that footage references is ever deleted: rooms and cameras are marked inactive.
-
-The schema is created by the Alembic migrations in ``indexer/migrations``; the models must
-stay in step with them (a test compares the migrated database with this metadata).
-"""
+"""Cases and the people in them, and what happened where: procedure events, location readings,
+imported files (body-camera clips), exported ranges."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
-    Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.types import utc
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-
-def to_us(dt: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
-    return (utc(dt) - EPOCH) // _ONE_US
-
-
-def from_us(us: int) -> datetime:
-    """The aware UTC datetime of a microsecond count since the Unix epoch."""
-    return EPOCH + timedelta(0, 0, us)  # positional: measurably cheaper in the footage hot loop
-
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# 64-bit surrogate key; on SQLite only "INTEGER PRIMARY KEY" is the auto-incrementing rowid.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-JsonDoc = JSON().with_variant(JSONB(), "postgresql")
-
-IntPK = Annotated[int, mapped_column(BigId, primary_key=True, autoincrement=True)]
-Micros = Annotated[int, mapped_column(BigInteger)]
-Ident = Annotated[str, mapped_column(String(64))]
-Hash = Annotated[str, mapped_column(String(64))]
-# The user (``users.id``) who wrote a row through the API; NULL for the system's own writes (imports,
-# reindex, rows older than revision 0009_write_authors). No foreign key: ``users`` already refers to
-# ``officers``, and a key back would make the two tables a cycle; accounts are disabled, never
-# deleted, so an id stays meaningful.
-Author = Annotated[int | None, mapped_column(BigInteger)]
-
-SEGMENT_SOURCES = ("camera", "bodycam")
-SUBJECT_ROLES = ("suspect", "witness", "victim")
-OBSERVATION_SOURCES = ("wristband", "face", "manual")
-
-
-def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
-    quoted = ", ".join(f"'{v}'" for v in values)
-    return CheckConstraint(f"{column} IN ({quoted})", name=name)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-# --- the centre and its rooms (synced from the centre configuration) -------------------------
-
-
-class Centre(Base):
-    """The centre this database serves (one row in the embedded set-up; several in a fleet)."""
-
-    __tablename__ = "centres"
-
-    id: Mapped[Ident] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
-
-
-class Room(Base):
-    __tablename__ = "rooms"
-
-    id: Mapped[Ident] = mapped_column(primary_key=True)
-    centre_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("centres.id"))
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32))  # domain.types.RoomKind value
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_us: Mapped[Micros]
-
-
-class Camera(Base):
-    """A camera. ``room_id`` is NULL only for a camera known from footage alone (reindex)."""
-
-    __tablename__ = "cameras"
-
-    id: Mapped[Ident] = mapped_column(primary_key=True)
-    room_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("rooms.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    url: Mapped[str] = mapped_column(String(1000))  # credentials stripped
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    # Longest segment / gap ever stored for this camera: bounds overlap queries so they use
-    # the (camera_id, start_us) index as a short range scan. Only ever grows.
-    max_segment_us: Mapped[int] = mapped_column(BigInteger, default=0)
-    max_gap_us: Mapped[int] = mapped_column(BigInteger, default=0)
-    updated_us: Mapped[Micros]
-
-
-# --- footage ------------------------------------------------------------------------------------
-
-
-class Segment(Base):
-    """One closed, fsynced, uploaded segment file (``domain.types.SegmentRecord``)."""
-
-    __tablename__ = "segments"
-    __table_args__ = (
-        # end_us in the key (revision 0006): the run-level footage answer counts and sums a stay's
-        # segments from this index alone (SQLite always, PostgreSQL on all-visible pages).
-        Index("ix_segments_camera_start_end", "camera_id", "start_us", "end_us"),
-        Index("ix_segments_camera_end", "camera_id", "end_us"),
-        CheckConstraint("end_us >= start_us", name="time_order"),
-        _one_of("source", SEGMENT_SOURCES, "source"),
-    )
-
-    id: Mapped[IntPK]
-    camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"))
-    run_id: Mapped[str] = mapped_column(String(64))
-    seq: Mapped[int] = mapped_column(BigInteger)
-    start_us: Mapped[Micros]
-    end_us: Mapped[Micros]
-    storage_key: Mapped[str] = mapped_column(String(512), unique=True)
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[Hash]
-    sm3: Mapped[str | None] = mapped_column(String(64))
-    prev_sha256: Mapped[str | None] = mapped_column(String(64))
-    clock_source: Mapped[str] = mapped_column(String(16))
-    container: Mapped[str] = mapped_column(String(16))
-    video_codec: Mapped[str] = mapped_column(String(16))
-    width: Mapped[int] = mapped_column(Integer)
-    height: Mapped[int] = mapped_column(Integer)
-    audio_codec: Mapped[str | None] = mapped_column(String(16))
-    audio_sample_rate: Mapped[int | None] = mapped_column(Integer)
-    audio_channels: Mapped[int | None] = mapped_column(Integer)
-    packets: Mapped[int] = mapped_column(BigInteger, default=0)
-    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
-    source: Mapped[str] = mapped_column(String(16), default="camera")
-    indexed_us: Mapped[Micros]
-
-
-class Gap(Base):
-    """An interval of a camera without footage, with its cause (``domain.types.GapRecord``)."""
-
-    __tablename__ = "gaps"
-    __table_args__ = (
-        Index("ix_gaps_camera_start", "camera_id", "start_us"),
-        CheckConstraint("end_us >= start_us", name="time_order"),
-    )
-
-    id: Mapped[IntPK]
-    gap_id: Mapped[str] = mapped_column(String(200), unique=True)
-    camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"))
-    start_us: Mapped[Micros]
-    end_us: Mapped[Micros]
-    cause: Mapped[str] = mapped_column(String(32))  # domain.types.GapCause value
-    detail: Mapped[str] = mapped_column(Text, default="")
-    indexed_us: Mapped[Micros]
-
-
-class SegmentRun(Base):
-    """A coverage run: one maximal stretch of a camera's time covered by its segments without a
-    hole (segments that overlap or touch, ``end == next start``, are one run; zero-length
-    segments cover nothing and make none). Kept by :mod:`indexer.segment_runs` in the same
-    transaction as every segment insert, so footage answers read a few runs instead of
-    thousands of segments. Runs of one camera never overlap nor touch.
-
-    ``dirty``: a segment inside the run was deleted since (a database trigger sets it; nothing in
-    the app deletes segments but the retention job): the run may now have holes, so readers
-    compute that camera's coverage from the segments until :func:`indexer.segment_runs.repair`
-    recomputes it.
-    """
-
-    __tablename__ = "segment_runs"
-    __table_args__ = (CheckConstraint("end_us > start_us", name="time_order"),)
-
-    camera_id: Mapped[str] = mapped_column(String(64), ForeignKey("cameras.id"), primary_key=True)
-    start_us: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    end_us: Mapped[Micros]
-    dirty: Mapped[bool] = mapped_column(Boolean, default=False)
-
+from indexer.models.base import (
+    OBSERVATION_SOURCES,
+    SUBJECT_ROLES,
+    Author,
+    Base,
+    BigId,
+    Hash,
+    IntPK,
+    JsonDoc,
+    Micros,
+    one_of,
+)
 
 # --- cases, people ------------------------------------------------------------------------------
 
@@ -245,7 +63,7 @@ class Subject(Base):
 
     __tablename__ = "subjects"
     __table_args__ = (
-        _one_of("role", SUBJECT_ROLES, "role"),
+        one_of("role", SUBJECT_ROLES, "role"),
         # Name substring search (``name LIKE '%x%'``) on PostgreSQL: a trigram GIN index (pg_trgm,
         # revision 0006). SQLite has no trigram index type; it scans, and its copy is an empty
         # partial index (``WHERE 0``) so both schemas match these models.
@@ -368,7 +186,7 @@ class LocationObservation(Base):
         Index("ix_location_observations_subject_time", "subject_id", "time_us"),
         Index("ix_location_observations_officer_time", "officer_id", "time_us"),
         CheckConstraint("subject_id IS NOT NULL OR officer_id IS NOT NULL", name="who"),
-        _one_of("source", OBSERVATION_SOURCES, "source"),
+        one_of("source", OBSERVATION_SOURCES, "source"),
     )
 
     id: Mapped[IntPK]
@@ -446,31 +264,3 @@ class ImportedFileSubject(Base):
 
     file_id: Mapped[int] = mapped_column(BigId, ForeignKey("imported_files.id"), primary_key=True)
     subject_id: Mapped[int] = mapped_column(BigId, ForeignKey("subjects.id"), primary_key=True, index=True)
-
-
-# --- the audit trail ----------------------------------------------------------------------------
-
-
-class AuditEntry(Base):
-    """Append-only, hash-chained log of access to originals and every change of record.
-
-    The migration installs triggers that refuse UPDATE and DELETE on this table.
-    ``hash`` = HMAC(key, prev_hash + canonical entry), ``key_id`` naming the key (revision
-    0010_audit_key; NULL: a row from before, plain SHA-256). indexer/audit.py writes and checks it.
-    """
-
-    __tablename__ = "audit_log"
-
-    seq: Mapped[IntPK]
-    time_us: Mapped[Micros]
-    user: Mapped[str] = mapped_column("user_name", String(128))  # "user" is reserved in SQL
-    action: Mapped[str] = mapped_column(String(64))
-    object: Mapped[str] = mapped_column(String(500))
-    client_addr: Mapped[str | None] = mapped_column(String(64))
-    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
-    prev_hash: Mapped[str | None] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-    key_id: Mapped[str | None] = mapped_column(String(16))
-from indexer import alert_models as _alert_models  # noqa: E402, F401  (risk alerts, revision 0005)
-from indexer import fleet_models as _fleet_models  # noqa: E402, F401  (tables of revision 0004)
-from indexer import user_models as _user_models  # noqa: E402, F401  (users and credentials tables)
