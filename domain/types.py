@@ -22,6 +22,20 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(UTC)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
+    return (utc(dt) - EPOCH) // _ONE_US
+
+
+def from_us(us: int) -> datetime:
+    """The aware UTC datetime of a microsecond count since the Unix epoch."""
+    return EPOCH + timedelta(0, 0, us)  # positional: measurably cheaper in the footage hot loop
+
+
 def from_unix(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 

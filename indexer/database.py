@@ -18,7 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
@@ -119,6 +119,26 @@ def _run(engine_or_url: Engine | str | URL, action: str, revision: str) -> None:
 def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
     """Migrate the schema up to ``revision`` (default: the newest)."""
     _run(engine_or_url, "upgrade", revision)
+
+
+_MIGRATION_LOCK = 0x7661_7564  # "vaud": one node at a time runs the migrations
+
+
+def migrate_once(url: str) -> None:
+    """Migrate to head; on PostgreSQL under an advisory lock, as fleet nodes start together."""
+    engine = create_engine_for(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            upgrade(engine)
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            try:
+                upgrade(engine)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+    finally:
+        engine.dispose()
 
 
 def downgrade(engine_or_url: Engine | str | URL, revision: str = "base") -> None:

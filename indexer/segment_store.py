@@ -46,6 +46,7 @@ SEGMENTS: Table = Base.metadata.tables["segments"]
 GAPS: Table = Base.metadata.tables["gaps"]
 CAMERAS: Table = Base.metadata.tables["cameras"]
 ROOMS: Table = Base.metadata.tables["rooms"]
+IMPORTS: Table = Base.metadata.tables["imported_files"]
 
 DEFAULT_LIMIT = 10_000
 _BATCH = 500
@@ -469,6 +470,19 @@ class SegmentStore:
             )
             rows = s.execute(stmt).mappings().all()
         return [segment_from_row(r) for r in rows]
+
+    def room_kinds(self) -> list[tuple[str, str, str]]:
+        """Every room as (id, name, kind value), as the configuration last synced them."""
+        with self._engine.connect() as conn:
+            return [(str(r), str(n), str(k)) for r, n, k in conn.execute(select(ROOMS.c.id, ROOMS.c.name, ROOMS.c.kind))]
+
+    def capture_hash(self, storage_key: str) -> str | None:
+        """The SHA-256 the index recorded at capture for a segment or an imported clip."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(SEGMENTS.c.sha256).where(SEGMENTS.c.storage_key == storage_key)).first()
+            if row is None:
+                row = conn.execute(select(IMPORTS.c.sha256).where(IMPORTS.c.storage_key == storage_key)).first()
+        return None if row is None else str(row[0])
 
     def segments_by_seq(self, camera_id: str, seqs: Sequence[int]) -> dict[int, SegmentRecord]:
         """``camera_id``'s segments with these sequence numbers (those the index has), by seq."""

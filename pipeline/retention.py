@@ -20,20 +20,15 @@ import logging
 import shutil
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
-from domain.errors import NotFoundError, StorageError
-from domain.types import UTC, RoomKind, iso, sidecar_key
-from indexer import segment_runs
+from domain.errors import StorageError
+from domain.types import UTC, from_us, iso, sidecar_key
 from indexer.audit import AuditLog
-from indexer.case_store import CaseStore
-from indexer.models.fleet import active_hold_keys
-from indexer.footage import FootageIndex
-from indexer.models import Base, from_us, to_us
+from indexer.holds import HoldIndex
 from pipeline.ops.health_alerts import AlertBook
 from pipeline.settings import RetentionConfig
 from pipeline.storage import LocalStorage, Storage
@@ -41,14 +36,6 @@ from pipeline.storage.worm import EvidenceStorage, ObjectLocked, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
-SEGMENTS = Base.metadata.tables["segments"]
-CAMERAS = Base.metadata.tables["cameras"]
-ROOMS = Base.metadata.tables["rooms"]
-IMPORTS = Base.metadata.tables["imported_files"]
-IMPORT_SUBJECTS = Base.metadata.tables["imported_file_subjects"]
-SUBJECTS = Base.metadata.tables["subjects"]
-HOLDS = Base.metadata.tables["legal_holds"]
-HOLD_OBJECTS = Base.metadata.tables["legal_hold_objects"]
 ALERT_CAPACITY = "storage_capacity"
 
 
@@ -64,64 +51,17 @@ class LegalHolds:
     """Place and release legal holds on a case's footage."""
 
     def __init__(self, engine: Engine, storage: EvidenceStorage, audit: AuditLog) -> None:
-        self._engine = engine
+        self._index = HoldIndex(engine)
         self._storage = storage
         self._audit = audit
-        self._footage = FootageIndex(CaseStore(engine))
 
     def footage_keys(self, case_id: int, now: datetime | None = None) -> list[str]:
         """Storage keys of the case's footage: room segments over its subjects' stays, and clips."""
-        end_of_open = to_us(now or datetime.now(UTC))
-        keys: set[str] = set()
-        with self._engine.connect() as conn:
-            if (
-                conn.execute(
-                    select(Base.metadata.tables["cases"].c.id).where(
-                        Base.metadata.tables["cases"].c.id == case_id
-                    )
-                ).first()
-                is None
-            ):
-                raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
-            subjects = list(
-                conn.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.case_id == case_id)).scalars()
-            )
-            for subject in subjects:
-                for stay in self._footage.trajectory(subject):
-                    lo = to_us(stay.start)
-                    hi = to_us(stay.end) if stay.end is not None else end_of_open
-                    rows = conn.execute(
-                        select(SEGMENTS.c.storage_key)
-                        .join(CAMERAS, CAMERAS.c.id == SEGMENTS.c.camera_id)
-                        .where(
-                            CAMERAS.c.room_id == stay.room_id,
-                            SEGMENTS.c.start_us < hi,
-                            SEGMENTS.c.end_us > lo,
-                        )
-                    ).scalars()
-                    for key in rows:
-                        keys.update((key, sidecar_key(key)))
-                clips = conn.execute(
-                    select(IMPORTS.c.storage_key)
-                    .join(IMPORT_SUBJECTS, IMPORT_SUBJECTS.c.file_id == IMPORTS.c.id)
-                    .where(IMPORT_SUBJECTS.c.subject_id == subject)
-                ).scalars()
-                keys.update(clips)
-        return sorted(keys)
+        return self._index.case_footage_keys(case_id, now)
 
     def place(self, case_id: int, placed_by: str, reason: str = "") -> HoldResult:
         keys = self.footage_keys(case_id)
-        now_us = to_us(datetime.now(UTC))
-        with self._engine.begin() as conn:
-            hold_id = int(
-                conn.execute(
-                    insert(HOLDS)
-                    .values(case_id=case_id, reason=reason, placed_by=placed_by, placed_us=now_us)
-                    .returning(HOLDS.c.id)
-                ).scalar_one()
-            )
-            if keys:
-                conn.execute(insert(HOLD_OBJECTS), [{"hold_id": hold_id, "storage_key": k} for k in keys])
+        hold_id = self._index.add_hold(case_id, keys, placed_by, reason)
         applied = 0
         for key in keys:  # after the rows: a crash in between leaves the index stricter, not looser
             if self._storage.exists(key):
@@ -137,36 +77,19 @@ class LegalHolds:
         return HoldResult(hold_id, case_id, tuple(keys), applied)
 
     def release(self, hold_id: int, released_by: str) -> HoldResult:
-        now_us = to_us(datetime.now(UTC))
-        with self._engine.begin() as conn:
-            row = conn.execute(select(HOLDS).where(HOLDS.c.id == hold_id)).mappings().first()
-            if row is None:
-                raise NotFoundError(f"legal hold {hold_id} does not exist", hold_id=hold_id)
-            conn.execute(
-                update(HOLDS)
-                .where(HOLDS.c.id == hold_id, HOLDS.c.released_us.is_(None))
-                .values(released_us=now_us, released_by=released_by)
-            )
-            keys = list(
-                conn.execute(
-                    select(HOLD_OBJECTS.c.storage_key).where(HOLD_OBJECTS.c.hold_id == hold_id)
-                ).scalars()
-            )
-            still = set(
-                conn.execute(active_hold_keys().where(HOLD_OBJECTS.c.storage_key.in_(keys))).scalars()
-            )
+        released = self._index.release_hold(hold_id, released_by)
         freed = 0
-        for key in keys:
-            if key not in still and self._storage.exists(key):
+        for key in released.keys:
+            if key not in released.still_held and self._storage.exists(key):
                 self._storage.set_legal_hold(key, False)
                 freed += 1
         self._audit.append(
             released_by,
             "legal_hold.release",
-            f"case:{row['case_id']}",
-            detail={"hold_id": hold_id, "objects": len(keys), "released": freed},
+            f"case:{released.case_id}",
+            detail={"hold_id": hold_id, "objects": len(released.keys), "released": freed},
         )
-        return HoldResult(hold_id, int(row["case_id"]), tuple(sorted(keys)), freed)
+        return HoldResult(hold_id, released.case_id, released.keys, freed)
 
 
 @dataclass
@@ -184,43 +107,14 @@ class RetentionJob:
     def __init__(
         self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditLog
     ) -> None:
-        self._engine = engine
+        self._index = HoldIndex(engine)
         self._storage = storage
         self._policy = policy
         self._audit = audit
 
     def expired(self, now: datetime) -> tuple[list[dict[str, Any]], int]:
         """Expired segments not under hold (oldest first), and how many expired ones are held."""
-        kinds: list[str | None] = [k.value for k in RoomKind] + [None]
-        found: list[dict[str, Any]] = []
-        held = 0
-        with self._engine.connect() as conn:
-            for kind in kinds:
-                cutoff = to_us(now - timedelta(days=self._policy.cfg.days_for(kind)))
-                room_term = ROOMS.c.kind == kind if kind is not None else CAMERAS.c.room_id.is_(None)
-                base = (
-                    select(
-                        SEGMENTS.c.id,
-                        SEGMENTS.c.storage_key,
-                        SEGMENTS.c.camera_id,
-                        SEGMENTS.c.start_us,
-                        SEGMENTS.c.end_us,
-                        SEGMENTS.c.size,
-                        SEGMENTS.c.sha256,
-                    )
-                    .join(CAMERAS, CAMERAS.c.id == SEGMENTS.c.camera_id)
-                    .outerjoin(ROOMS, ROOMS.c.id == CAMERAS.c.room_id)
-                    .where(and_(room_term, SEGMENTS.c.end_us < cutoff))
-                )
-                rows = conn.execute(base).mappings().all()
-                holds = set(conn.execute(active_hold_keys()).scalars()) if rows else set()
-                for r in rows:
-                    if r["storage_key"] in holds:
-                        held += 1
-                    else:
-                        found.append({**r, "room_kind": kind})
-        found.sort(key=lambda r: (r["end_us"], r["storage_key"]))
-        return found, held
+        return self._index.expired(now, self._policy.cfg.days_for)
 
     def run(
         self, dry_run: bool = False, now: datetime | None = None, user: str = "retention"
@@ -244,8 +138,7 @@ class RetentionJob:
                 report.refused.append((key, exc.message))
                 log.error("retention: %s not deleted: %s", key, exc.message)
                 continue
-            with self._engine.begin() as conn:
-                conn.execute(delete(SEGMENTS).where(SEGMENTS.c.id == seg["id"]))
+            self._index.delete_segment(seg["id"])
             self._audit.append(
                 user,
                 "retention.delete",
@@ -263,10 +156,7 @@ class RetentionJob:
             report.deleted.append(key)
             report.bytes_freed += int(seg["size"])
         if report.deleted and not dry_run:
-            # The deletes left the coverage runs around them dirty: recompute them now, so footage
-            # answers stay on the fast path (they are exact either way).
-            with Session(self._engine) as s, s.begin():
-                segment_runs.repair(s)
+            self._index.repair_runs()
         if not dry_run:
             self._audit.append(
                 user,

@@ -3,7 +3,6 @@ types (microsecond instants, 64-bit ids, JSON), the time conversions and the che
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from sqlalchemy import (
@@ -17,21 +16,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
-from domain.types import utc
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-
-def to_us(dt: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
-    return (utc(dt) - EPOCH) // _ONE_US
-
-
-def from_us(us: int) -> datetime:
-    """The aware UTC datetime of a microsecond count since the Unix epoch."""
-    return EPOCH + timedelta(0, 0, us)  # positional: measurably cheaper in the footage hot loop
-
+# the index's instants are microsecond counts: the conversions are the domain's, named here too
+from domain.types import EPOCH as EPOCH
+from domain.types import from_us as from_us
+from domain.types import to_us as to_us
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

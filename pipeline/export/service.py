@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from domain.errors import ConfigError, ConflictError, NotFoundError, ValidationFailed, VauditError
 from domain.types import (
@@ -52,7 +52,6 @@ from indexer.audit import AuditLog
 from indexer.case_records import Entry
 from indexer.case_store import CaseStore
 from indexer.footage import FootageIndex
-from indexer.models import ImportedFile, Room, Segment
 from indexer.reindex import parse_sidecar
 from indexer.segment_store import SegmentStore
 from pipeline.risk.rules import RULE_LABELS
@@ -114,10 +113,8 @@ class ExportService:
         return hits[0].id
 
     def _rooms(self) -> dict[str, RoomInfo]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(Room.id, Room.name, Room.kind)).all()
         rooms = {}
-        for rid, name, kind in rows:
+        for rid, name, kind in SegmentStore(self.engine).room_kinds():
             try:
                 rk = RoomKind(kind)
             except ValueError:
@@ -293,13 +290,7 @@ class ExportService:
 
     def capture_hash(self, storage_key: str) -> str | None:
         """The SHA-256 the index recorded at capture for a segment or imported clip."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(Segment.sha256).where(Segment.storage_key == storage_key)).first()
-            if row is None:
-                row = conn.execute(
-                    select(ImportedFile.sha256).where(ImportedFile.storage_key == storage_key)
-                ).first()
-        return None if row is None else str(row[0])
+        return SegmentStore(self.engine).capture_hash(storage_key)
 
     def recorded_hash(self, storage_key: str) -> str | None:
         """The SHA-256 the recorder wrote in the segment's own stored sidecar (None: no sidecar,

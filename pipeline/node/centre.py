@@ -32,6 +32,7 @@ from pipeline.settings import Settings
 from pipeline.storage import Storage
 from pipeline.storage.anchors import AnchorBook, AnchorWriter
 from pipeline.storage.worm import open_evidence_storage
+from pipeline.viewing import audio as playback_audio
 from pipeline.viewing.live_frames import LiveFrames
 from recorders.clock import clock_for
 from recorders.events import CameraStatus
@@ -188,6 +189,8 @@ class CentreRuntime:
                 self.spool,
                 self.clock,
                 self._uploader_stats,
+                gauges={"vaudit_playback_audio_cache_bytes": (
+                    "Bytes held by the playback AAC cache (bounded LRU)", lambda: playback_audio.CACHE.size_bytes)},
             )
         )
         self.started_at: float | None = None

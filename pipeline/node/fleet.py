@@ -28,11 +28,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sqlalchemy import text
-
 from domain.errors import VauditError
 from domain.types import GapCause, to_unix
-from indexer.database import create_engine_for, upgrade
+from indexer.database import migrate_once
 from indexer.leases import Acquired, ChainHint, LeaseManager, TickResult
 from pipeline.ingest.uploader import QUARANTINE, is_closed_sidecar
 from pipeline.node.centre import CentreRuntime
@@ -41,26 +39,6 @@ from recorders.spool import CameraSpool, ChainState
 from recorders.ts_writer import make_dirs
 
 log = logging.getLogger(__name__)
-
-
-_MIGRATION_LOCK = 0x7661_7564  # "vaud": one node at a time runs the migrations
-
-
-def migrate_once(url: str) -> None:
-    """Migrate to head; on PostgreSQL under an advisory lock, as nodes start together."""
-    engine = create_engine_for(url)
-    try:
-        if engine.dialect.name != "postgresql":
-            upgrade(engine)
-            return
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
-            try:
-                upgrade(engine)
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
-    finally:
-        engine.dispose()
 
 
 class FleetNode:

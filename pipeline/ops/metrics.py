@@ -17,7 +17,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from domain.types import Clock
-from pipeline.viewing import audio as playback_audio
 from recorders.events import CameraStatus
 
 
@@ -93,12 +92,16 @@ class CentreCollector(Collector):
         spool: Path,
         clock: Clock,
         uploader_stats: Callable[[], dict[str, float]],
+        gauges: dict[str, tuple[str, Callable[[], float]]] | None = None,
     ) -> None:
+        """``gauges``: more values read at scrape time, name -> (help, read), from stages this
+        module must not import (the playback cache's size, for one)."""
         self._book = book
         self._camera_ids = camera_ids
         self._spool = spool
         self._clock = clock
         self._uploader_stats = uploader_stats
+        self._gauges = dict(gauges or {})
 
     def collect(self) -> Iterator[Metric]:
         cams = self._book.snapshot()
@@ -149,11 +152,8 @@ class CentreCollector(Collector):
         for (cam, cause), count in sorted(self._book.gap_counts().items()):
             gaps.add_metric([cam, cause], float(count))
         yield from (bitrate, fps, age, up, reconnects, packets, keyframes, spool, gaps)
-        yield GaugeMetricFamily(
-            "vaudit_playback_audio_cache_bytes",
-            "Bytes held by the playback AAC cache (bounded LRU)",
-            value=float(playback_audio.CACHE.size_bytes),
-        )
+        for name, (text, read) in sorted(self._gauges.items()):
+            yield GaugeMetricFamily(name, text, value=float(read()))
         stats = self._uploader_stats()
         for name, value in sorted(stats.items()):
             yield GaugeMetricFamily(

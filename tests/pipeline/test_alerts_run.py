@@ -19,7 +19,7 @@ import uvicorn
 
 from domain.types import iso
 from pipeline.api.app import create_app
-from pipeline.cli import _GracefulServer
+from pipeline.cli.run import _GracefulServer
 from pipeline.node.centre import CentreRuntime
 from pipeline.settings import Settings
 from pipeline.simulator.camera import free_port
