@@ -121,15 +121,6 @@ def sums_text(rows: Iterable[tuple[str, str]]) -> bytes:
     return "".join(f"{digest}  {path}\n" for path, digest in sorted(rows, key=lambda r: r[0])).encode()
 
 
-def parse_sums(text: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.decode("utf-8", "replace").splitlines():
-        if "  " in line:
-            digest, path = line.split("  ", 1)
-            out[path.lstrip("*")] = digest.strip()
-    return out
-
-
 def build_manifest(header: dict[str, Any], files: Sequence[FileEntry]) -> bytes:
     data = dict(header)
     data["format"] = FORMAT

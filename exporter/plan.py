@@ -88,19 +88,8 @@ class ExportRequest:
     place: str = ""  # the centre's name/address, printed on the statement (地点)
 
 
-class StageKind(str, enum.Enum):
-    ARREST = "arrest"
-    ENTRY = "entry"
-    SEARCH = "search"
-    PROPERTY = "property"
-    INFO = "info"
-    WAITING = "waiting"
-    SOBERING = "sobering"
-    INTERROGATION = "interrogation"
-    INQUIRY = "inquiry"
-    CORRIDOR = "corridor"
-    EXIT = "exit"
-    OTHER = "other"
+# A stage is named after the kind of room it took place in (the arrest scene is RoomKind.ARREST).
+StageKind = RoomKind
 
 
 STAGE_LABELS: dict[StageKind, tuple[str, str]] = {
@@ -186,10 +175,6 @@ class ExportPlan:
     @property
     def gaps(self) -> tuple[tuple[Stage, GapRecord], ...]:
         return tuple((s, g) for s in self.stages for g in s.gaps)
-
-
-def _stage_kind(kind: RoomKind) -> StageKind:
-    return StageKind(kind.value)
 
 
 def _subject_events(events: Iterable[CaseEvent], subject_id: int) -> list[CaseEvent]:
@@ -285,7 +270,7 @@ def _drafts(footage: Sequence[StayFootage], rng: TimeRange) -> list[_Draft]:
         interval = fp.interval.clip(rng)
         if interval is None:
             continue
-        kind = _stage_kind(fp.stay.room_kind)
+        kind = StageKind(fp.stay.room_kind)
         clips = {c.clip_id: c for c in fp.clips if c.clip_id not in arrest_clips}
         prev = drafts[-1] if drafts else None
         if prev is not None and prev.kind is kind and prev.interval.end == interval.start:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Table, and_, func, or_, select, update
+from sqlalchemy import Engine, Select, Table, and_, or_, select, update
 
 from domain.errors import ConflictError, NotFoundError, ValidationFailed
 from domain.types import ObservationSource
@@ -286,11 +286,6 @@ class AlertStore:
         with mapped_transaction(self._sessions, "alerts of case") as s:
             rows = s.execute(stmt).mappings().all()
         return [_record(r, bool(r["has_snapshot"])) for r in rows]
-
-    def count_open(self) -> int:
-        with mapped_transaction(self._sessions, "count alerts") as s:
-            return int(s.execute(select(func.count()).where(ALERTS.c.open_key.is_not(None))).scalar_one())
-
 
 def readings_since(engine: Engine, since: datetime) -> list[StoredEvent | StoredObservation]:
     """Every procedure event and location observation at or after ``since``, in time order

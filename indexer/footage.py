@@ -289,11 +289,6 @@ class FootageIndex:
         log.info("imported clip %s (%s)", new.storage_key, "new" if new_id is not None else "already indexed")
         return clip_from_row(have), new_id is not None
 
-    def clip_by_key(self, storage_key: str) -> ImportedClip | None:
-        with self._store.session(f"imported file {storage_key}") as s:
-            row = s.execute(select(IMPORTS).where(IMPORTS.c.storage_key == storage_key)).mappings().first()
-        return None if row is None else clip_from_row(row)
-
     @staticmethod
     def _clips(
         s: Session, subject_id: int, lo: int | None = None, hi: int | None = None
@@ -310,11 +305,6 @@ class FootageIndex:
         room_rows, reading_rows, clip_rows = fetch_many(s, [ROOMS_READ, readings, _clips_query(subject_id, lo, hi)])
         rooms = rooms_from_rows(room_rows)
         return rooms, _trajectory_from_rows(s, subject_id, reading_rows, rooms), clips_from_rows(clip_rows)
-
-    def subject_clips(self, subject_id: int, start: datetime, end: datetime) -> list[ImportedClip]:
-        """Clips linked to the subject overlapping [start, end), by start."""
-        with self._store.session(f"clips of subject {subject_id}") as s:
-            return self._clips(s, subject_id, to_us(start), to_us(end))
 
     # --- trajectory and footage ----------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -408,13 +408,3 @@ class CameraSpool:
         except OSError as exc:
             raise SpoolError(f"could not move {marker} aside: {exc}", path=str(marker)) from exc
 
-
-def marker_json(
-    record_fields: dict[str, Any], mapping: dict[str, float], stream: StreamInfo, extra: dict[str, Any]
-) -> dict[str, Any]:
-    """The partial marker written when a segment opens (enough to close it after a crash)."""
-    data = dict(record_fields)
-    data["mapping"] = mapping
-    data["stream"] = asdict(stream)
-    data.update(extra)
-    return data

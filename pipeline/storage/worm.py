@@ -87,9 +87,6 @@ class RetentionPolicy:
             return self.cfg.bodycam_days
         return self.cfg.days_for(self._kinds.get(first))
 
-    def days_for_camera(self, camera_id: str, room_kind: str | None) -> int:
-        return self.cfg.days_for(room_kind if room_kind is not None else self._kinds.get(camera_id))
-
     def retain_until(self, key: str, now: datetime | None = None) -> datetime:
         start = now or datetime.now(UTC)
         return start + timedelta(days=self.days_for_key(key))
