@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import fields
@@ -36,6 +35,7 @@ from recorders.events import CameraStatus, RecorderSink
 from recorders.options import RecorderOptions
 from recorders.parameter_sets import SCAN_BYTES, ParameterSetError, parameter_sets, reorder_depth
 from recorders.rtsp_source import RtspSource, with_prefix
+from recorders.run import Run, Segment, tb_of
 from recorders.segmenter import (
     ClockStep,
     SegmentPlan,
@@ -69,47 +69,6 @@ INITIAL_BYTE_RATE = 0.0  # no estimate yet: the first keyframe gives one (below)
 KEYFRAME_RATE_DIVISOR = 2.0
 
 
-class _Segment:
-    __slots__ = ("gap_before", "key", "media", "packets_at_open", "path", "prev", "seq", "start", "writer")
-
-    def __init__(self, key: str, path: Path, seq: int, start: float, media: float, prev: str | None,
-                 writer: TsWriter, packets_at_open: int, gap_before: GapRecord | None) -> None:
-        self.key, self.path, self.seq, self.start, self.media = key, path, seq, start, media
-        self.prev, self.writer, self.packets_at_open = prev, writer, packets_at_open
-        # The gap this run's first segment ends. Written just before the segment's own sidecar (and
-        # kept in its partial marker), so an outage is recorded once footage has really resumed.
-        self.gap_before = gap_before
-
-
-class _Run:
-    """A stretch of continuous media time with one clock mapping."""
-
-    __slots__ = ("audio", "audio_index", "audio_last", "clock_base", "clock_source", "codec", "first_media",
-                 "first_wall", "frame_ticks", "guard", "plan", "run_id", "skipped", "video", "video_index")
-
-    def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
-                 video_index: int, frame_ticks: int, codec: str) -> None:
-        self.codec = codec
-        self.audio_index = -1  # the session's audio stream, -1 without one
-        self.audio: AudioTrack | None = None  # its outages (audio_track.py)
-        self.audio_last: Any = None  # the last audio packet recorded in this run
-        self.first_wall: float | None = None  # the run's first segment start
-        self.first_media: float | None = None  # and its media time
-        self.run_id = uuid.uuid4().hex[:16]
-        self.video_index = video_index
-        self.clock_source = clock_source
-        self.plan = plan
-        self.guard = guard  # audio (and any other recorded stream): continuity of decoding times
-        self.frame_ticks = frame_ticks
-        # Video timing from the run's first keyframe on (decode_order.py): built there, because an
-        # SPS sent only in-band arrives with that keyframe.
-        self.video: VideoTimeline | None = None
-        self.skipped = 0  # leading packets before the first keyframe (not decodable; in the gap)
-        # wall - monotonic when live reading began (None while the buffered packets are replayed,
-        # whose receipt times are older than "now"); a keyframe that sees it moved ends the run.
-        self.clock_base: float | None = None
-
-
 class CameraWorker:
     def __init__(
         self,
@@ -139,8 +98,8 @@ class CameraWorker:
         self.spool = CameraSpool(Path(spool), camera_id)
         self._state = ChainState()
         self._pending: tuple[GapCause, str] | None = None
-        self._seg: _Segment | None = None
-        self._run: _Run | None = None
+        self._seg: Segment | None = None
+        self._run: Run | None = None
         self._source: RtspSource | None = None
         self._needs_recovery = True
         self._started = False
@@ -317,7 +276,7 @@ class CameraWorker:
         packets: Iterator[Any],
         carry: deque[tuple[Any, float]],
         stop: threading.Event,
-    ) -> tuple[_Run | None, deque[tuple[Any, float]]]:
+    ) -> tuple[Run | None, deque[tuple[Any, float]]]:
         """Buffer packets (losing none) until the clock of the run is decided."""
         wall = self.clock.wall
         buffered = carry
@@ -358,13 +317,13 @@ class CameraWorker:
                            self.opts.max_segment_seconds)
         guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
         codec = source.info.video_codec if source.info is not None else "h264"
-        run = _Run(source_kind, plan, guard, source.video_index, ticks, codec)
+        run = Run(source_kind, plan, guard, source.video_index, ticks, codec)
         if source.audio_index >= 0:
             run.audio_index = source.audio_index
             run.audio = AudioTrack(self.opts.audio_gap_seconds, time_bases[source.audio_index])
         return run, buffered
 
-    def _pump(self, run: _Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
+    def _pump(self, run: Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
               stop: threading.Event) -> None:
         """The per-packet loop: checks in integer ticks, no logging, no allocation of our own."""
         source = self._source
@@ -396,7 +355,7 @@ class CameraWorker:
             buffered.append((pkt, receipt))
             raise
 
-    def _one(self, run: _Run, pkt: Any, receipt: float, tbv: float) -> None:
+    def _one(self, run: Run, pkt: Any, receipt: float, tbv: float) -> None:
         """One packet: continuity checks (may raise TimestampJump), cut decision, mux."""
         index = pkt.stream_index
         seg = self._seg
@@ -457,7 +416,7 @@ class CameraWorker:
             self._video_frames += 1
             audio = run.audio
             if audio is not None and audio.lost_since is None and receipt - audio.last_receipt > self._audio_gap \
-                    and self._audio_behind(run, media):
+                    and run.audio_behind(media, self._audio_gap):
                 self._audio_lost(run, audio, receipt)
         else:
             dts = pkt.dts
@@ -477,7 +436,7 @@ class CameraWorker:
                     fixed = run.guard.check(index, dts, receipt)
                 except TimestampJump as jump:
                     # an audio discontinuity never ends the run (audio_track.py): re-placed instead
-                    dts = self._audio_replaced(run, audio, pkt, raw)
+                    dts = run.replace_audio(audio, pkt, raw, self._tbv)
                     fixed = run.guard.check(index, dts, receipt)
                     log.warning("audio timestamps jumped; audio kept in step with the video", extra={
                         "camera_id": self.camera_id, "jump": str(jump), "shift_seconds": audio.shift * tb_of(pkt)})
@@ -500,7 +459,7 @@ class CameraWorker:
         self._packets += 1
         self._bytes += pkt.size
 
-    def _timeline(self, run: _Run, keyframe: Any) -> VideoTimeline:
+    def _timeline(self, run: Run, keyframe: Any) -> VideoTimeline:
         """The run's video timeline, with the reorder depth the stream's SPS declares (from the SDP's
         parameter sets or those in front of this keyframe), at least the depth seen before."""
         source = self._source
@@ -522,28 +481,10 @@ class CameraWorker:
         return VideoTimeline(run.video_index, tb, depth, run.frame_ticks, self.opts.max_forward_jump_seconds)
 
     # -- audio outages ---------------------------------------------------------------------------
-    def _audio_behind(self, run: _Run, media: float) -> bool:
-        """Whether the video's media time (``media``) is ``audio_gap_seconds`` past the end of the
-        run's last audio (or past the run's first frame, before any audio). Checked once no audio
-        has arrived for that long: after a network stall video and audio arrive late together,
-        and the video's media time is no further ahead than the audio's."""
-        last = run.audio_last
-        if last is None:
-            since = run.plan.start_media if run.plan.start_media is not None else media
-            first = run.first_media if run.first_media is not None else since
-            return media - first > self._audio_gap
-        end: float = (last.pts + max(last.duration or 0, 0)) * float(last.time_base)
-        return media - end > self._audio_gap
-
-    def _audio_lost(self, run: _Run, audio: AudioTrack, receipt: float) -> None:
+    def _audio_lost(self, run: Run, audio: AudioTrack, receipt: float) -> None:
         """No audio for ``audio_gap_seconds`` while video arrives: an audio outage begins where the
         last audio packet of the run ended (or at the run's start, if none came)."""
-        last = run.audio_last
-        if last is not None:  # muxed: its times are in the output stream's time base now
-            start = run.plan.mapper.wall((last.pts + max(last.duration or 0, 0)) * float(last.time_base))
-        else:
-            start = run.first_wall if run.first_wall is not None else receipt
-        start = audio.lose(start, receipt)
+        start = audio.lose(run.audio_outage_start(receipt), receipt)
         detail = (f"no audio from the camera for {self.opts.audio_gap_seconds:.1f} s while video went on "
                   "(microphone, cable or camera audio encoder)")
         self.spool.open_audio_outage(start, detail)
@@ -551,25 +492,15 @@ class CameraWorker:
         log.warning("audio lost while video goes on", extra={"camera_id": self.camera_id, "since": start})
         self._emit()
 
-    def _audio_back(self, run: _Run, audio: AudioTrack, pkt: Any, raw: int) -> None:
+    def _audio_back(self, run: Run, audio: AudioTrack, pkt: Any, raw: int) -> None:
         """The first audio packet after an outage: the outage ends where it is placed."""
         since = audio.resume()
-        placed = self._audio_replaced(run, audio, pkt, raw)
+        placed = run.replace_audio(audio, pkt, raw, self._tbv)
         if audio.shift:
             log.warning("audio came back with timestamps that did not count the outage; placed by the video",
                         extra={"camera_id": self.camera_id, "seconds": round(audio.shift * tb_of(pkt), 3)})
         self._close_audio_outage(max(since, run.plan.mapper.wall(placed * tb_of(pkt))))
         log.info("audio back", extra={"camera_id": self.camera_id})
-
-    def _audio_replaced(self, run: _Run, audio: AudioTrack, pkt: Any, raw: int) -> int:
-        """Re-place the audio at a discontinuity (audio_track.py); the stream's continuity starts
-        afresh there. Returns the packet's timestamp."""
-        mapper, video = run.plan.mapper, run.video
-        wall = mapper.wall(raw * tb_of(pkt))
-        video_wall = wall if video is None or video.max_pts is None else mapper.wall(video.max_pts * self._tbv)
-        audio.replace(raw, wall, video_wall, run.guard.last(pkt.stream_index))
-        run.guard.forget(pkt.stream_index)
-        return raw + audio.shift
 
     def _close_audio_outage(self, end: float) -> None:
         since = self._audio_lost_since
@@ -596,7 +527,7 @@ class CameraWorker:
             self.sync.ask()
 
     # -- segments -------------------------------------------------------------------------------
-    def _cut(self, run: _Run, media: float) -> None:
+    def _cut(self, run: Run, media: float) -> None:
         plan = run.plan
         first = self._seg is None
         if not first:
@@ -617,7 +548,7 @@ class CameraWorker:
                                            "skipped_leading_packets": run.skipped})
         self._open_segment(run, wall, media, first)
 
-    def _open_segment(self, run: _Run, wall: float, media: float, first: bool) -> None:
+    def _open_segment(self, run: Run, wall: float, media: float, first: bool) -> None:
         source = self._source
         assert source is not None and source.info is not None
         gap = self._gap_until(wall) if first else None
@@ -636,9 +567,9 @@ class CameraWorker:
         seconds = self.opts.write_buffer_seconds
         buffer = 0 if seconds <= 0 else buffer_bytes_for(self._byte_rate, seconds)
         writer = TsWriter(path, source.streams, buffer, self.opts.compute_sm3)
-        self._seg = _Segment(key, path, seq, wall, media, self._state.last_sha256, writer, self._packets, gap)
+        self._seg = Segment(key, path, seq, wall, media, self._state.last_sha256, writer, self._packets, gap)
 
-    def _close_segment(self, run: _Run, end: float) -> None:
+    def _close_segment(self, run: Run, end: float) -> None:
         seg, self._seg = self._seg, None
         source = self._source
         assert seg is not None and source is not None and source.info is not None
@@ -676,13 +607,13 @@ class CameraWorker:
             self.sink.gap_recorded(seg.gap_before, gap_path)
         self.sink.segment_closed(record, seg.path, sidecar)
 
-    def _discard(self, seg: _Segment) -> None:
+    def _discard(self, seg: Segment) -> None:
         """A segment that never received a packet (the first write failed): no footage, no record."""
         seg.writer.abort()
         self._restore_gap(seg)
         self._remove_empty(seg)
 
-    def _remove_empty(self, seg: _Segment) -> None:
+    def _remove_empty(self, seg: Segment) -> None:
         try:
             seg.path.unlink(missing_ok=True)
             self.spool.partial_path(seg.key).unlink(missing_ok=True)
@@ -690,7 +621,7 @@ class CameraWorker:
             self._needs_recovery = True  # recovery will set the marker aside
             log.warning("could not remove an empty segment", extra={"key": seg.key, "error": str(exc)})
 
-    def _restore_gap(self, seg: _Segment) -> None:
+    def _restore_gap(self, seg: Segment) -> None:
         """The segment did not close: its gap still starts at the chain's end, with its first cause."""
         if seg.gap_before is not None:
             self._pending = (seg.gap_before.cause, seg.gap_before.detail)
@@ -779,11 +710,6 @@ class CameraWorker:
             self.sink.status(self.status())
         except Exception:
             log.exception("sink.status failed", extra={"camera_id": self.camera_id})
-
-
-def tb_of(pkt: Any) -> float:
-    """A packet's time base as a float (seconds per tick)."""
-    return float(pkt.time_base)
 
 
 def _is_empty(path: Path) -> bool:
