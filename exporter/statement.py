@@ -1,8 +1,8 @@
 """The recording statement (录音录像说明), as HTML and as PDF rendered by headless Chromium.
 
-Fields follow DOMAIN.md rule 5: start/end time, interrogators, interpreter, recording operator,
-suspect name, charge (案由), place, times taken out/returned (提押/还押). Chinese first, English
-beneath each label. The PDF is printed from the same HTML (fonts-noto-cjk supplies the glyphs)
+Fields follow docs/design/domain.md rule 5: start/end time, interrogators, interpreter, recording
+operator, suspect name, charge (案由), place, times taken out/returned (提押/还押). Chinese first,
+English beneath each label. The PDF is printed from the same HTML (fonts-noto-cjk supplies the glyphs)
 and its two timestamps are pinned to the export's reference time so the disc stays reproducible.
 """
 
