@@ -49,7 +49,7 @@ th{width:28%;background:#f2f2f2}
 """
 
 
-# How to hear the originals' G.711 sound: the TS gives players no codec label (docs/EXPORT.md).
+# How to hear the originals' G.711 sound: the TS gives players no codec label (docs/design/export.md).
 SOUND_NOTES = {
     "remux": (
         "原始录像（originals/，MPEG-TS）中的 G.711 声音没有编码标识，常用播放器播放时无声。"
