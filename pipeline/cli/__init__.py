@@ -115,7 +115,7 @@ def run(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
     api = create_app(settings, runtime.store, runtime=runtime)
-    freeze_heap()  # start-up objects out of the collector's walk (docs/INDEX.md: footage p95 tail)
+    freeze_heap()  # start-up objects out of the collector's walk (docs/bench/index.md: footage p95 tail)
     server = _GracefulServer(
         uvicorn.Config(
             api,
