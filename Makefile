@@ -35,7 +35,7 @@ PYTEST_WORKERS ?= 2
 test: lint typecheck
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
-# The fault suite alone (it also runs in `make test`): docs/RECORDER.md "Faults".
+# The fault suite alone (it also runs in `make test`): docs/design/recorder.md "Faults".
 faults: deps
 	$(BIN)/pytest -q -m faults tests/faults --durations=0
 

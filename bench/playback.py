@@ -11,7 +11,7 @@ served from a pre-encoded clip (``--cameras file``, the default: cameras encode 
 hardware, not on the recording server) and the viewers' HTTP clients run in a process of their own
 (``--viewers-in process``, the default: browsers are on other machines). Before 2026-11-28 both ran
 on the server (``--cameras live --viewers-in server``): 8 x264 encoders and 20 client threads that
-shared the server's interpreter lock, figures in docs/WEB.md.
+shared the server's interpreter lock, figures in docs/bench/playback.md.
 
 Viewers (``--mode``):
 

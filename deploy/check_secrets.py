@@ -60,7 +60,7 @@ def main() -> int:
     for line in found:
         print(f"secrets-check: {line}", file=sys.stderr)
     if found:
-        print("secrets-check: refusing to start (docs/DEPLOY.md, 'Passwords and TLS')", file=sys.stderr)
+        print("secrets-check: refusing to start (docs/guide/deploy.md, 'Passwords and TLS')", file=sys.stderr)
         return 1
     print("secrets-check: ok")
     return 0

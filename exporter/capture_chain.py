@@ -16,7 +16,7 @@ export would seal, :class:`CaptureChain` checks that
 A segment whose back-link is empty (its camera's chain started again, e.g. a new spool) has no
 claim on the segment before it; that is no disagreement. Bytes are checked against the hash
 while they are copied (exporter/job.py). Someone who can rewrite the stored sidecars too
-defeats this; the evidence storage's WORM lock is what stops that (docs/EXPORT.md).
+defeats this; the evidence storage's WORM lock is what stops that (docs/design/export.md).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from domain.types import TimeRange, iso
 class UnexplainedFootage(ValidationFailed):
     """Seconds of the export range are neither footage nor a gap with a recorded cause.
 
-    The court disc must account for every second (rule 1 and 3 of DOMAIN.md), so building a
+    The court disc must account for every second (docs/design/domain.md rules 1 and 3), so building a
     disc is refused unless the operator explicitly allows it; the intervals are in the message
     so the operator can find the hole without a second query.
     """

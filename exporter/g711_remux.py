@@ -4,7 +4,7 @@ and its G.711 audio copied unchanged from the original segments.
 Why it exists: the recorder's MPEG-TS carries G.711 (A-law, µ-law) as a private-data PES
 (stream_type 0x06) without a descriptor, and no TS demuxer can tell what it is: libavformat's
 MPEG-TS demuxer knows no stream type, registration descriptor or probe for G.711 and reports a
-``bin_data`` data stream; VLC's TS demuxer calls the PID "unknown" (docs/EXPORT.md). Matroska
+``bin_data`` data stream; VLC's TS demuxer calls the PID "unknown" (docs/design/export.md). Matroska
 labels it (``A_MS/ACM`` with WAVE format tag 6 or 7), and ffplay and VLC play it with sound.
 
 Nothing is decoded: video packets are copied (Annex B becomes length-prefixed, as Matroska
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 REMUX_DIR = "originals-with-sound"  # beside originals/ on the disc: the name says what a clerk finds
 TB = Fraction(1, 90000)  # MPEG-TS time base; kept through NUT, ffmpeg rounds to Matroska's 1 ms
-# Segments of one run share their cut instant (docs/RECORDER.md); anything later is a gap.
+# Segments of one run share their cut instant (docs/design/recorder.md); anything later is a gap.
 CONTIGUOUS = timedelta(milliseconds=1)
 G711_NAMES = {
     "pcm_alaw": "pcm_alaw",

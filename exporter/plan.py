@@ -187,7 +187,8 @@ def default_range(footage: Sequence[StayFootage], events: Sequence[CaseEvent], s
     """From the subject's first footage (arrest clip or entry) to the end of the last interrogation.
 
     The end is the later of "transcript signed" and "left the interrogation room" of the last
-    interrogation (rule 2: recording ends after the transcript is signed and the suspect leaves).
+    interrogation (docs/design/domain.md rule 2: recording ends after the transcript is signed and the
+    suspect leaves).
     """
     starts: list[datetime] = [fp.interval.start for fp in footage]
     starts.extend(c.start for fp in footage for c in fp.clips)

@@ -1,8 +1,8 @@
 """The recording statement (录音录像说明), as HTML and as PDF rendered by headless Chromium.
 
-Fields follow DOMAIN.md rule 5: start/end time, interrogators, interpreter, recording operator,
-suspect name, charge (案由), place, times taken out/returned (提押/还押). Chinese first, English
-beneath each label. The PDF is printed from the same HTML (fonts-noto-cjk supplies the glyphs)
+Fields follow docs/design/domain.md rule 5: start/end time, interrogators, interpreter, recording
+operator, suspect name, charge (案由), place, times taken out/returned (提押/还押). Chinese first,
+English beneath each label. The PDF is printed from the same HTML (fonts-noto-cjk supplies the glyphs)
 and its two timestamps are pinned to the export's reference time so the disc stays reproducible.
 """
 
@@ -49,7 +49,7 @@ th{width:28%;background:#f2f2f2}
 """
 
 
-# How to hear the originals' G.711 sound: the TS gives players no codec label (docs/EXPORT.md).
+# How to hear the originals' G.711 sound: the TS gives players no codec label (docs/design/export.md).
 SOUND_NOTES = {
     "remux": (
         "原始录像（originals/，MPEG-TS）中的 G.711 声音没有编码标识，常用播放器播放时无声。"

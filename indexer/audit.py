@@ -225,7 +225,7 @@ class AuditLog:
     """Appends with group commit: callers that arrive while a commit is in progress are written
     together by the next one, in one transaction and one fsync, each chained to the one before.
     Every caller still returns only once its own row is committed (no access without a row), but
-    twenty concurrent viewers no longer queue for twenty serial fsyncs (docs/WEB.md)."""
+    twenty concurrent viewers no longer queue for twenty serial fsyncs (docs/bench/playback.md)."""
 
     def __init__(self, engine: Engine, key: AuditKey | None = None, now_us: Callable[[], int] = _now_us) -> None:
         """``key`` None: read and verify only (rows written before the key existed verify; keyed

@@ -149,7 +149,7 @@ def runs_statement(n: int) -> Select[Any]:
 # PostgreSQL: the same rows (read, kind, a, b) from one statement whose text does not depend on the
 # number of reads: the reads come as arrays, and each is answered by a LATERAL subquery (the run and
 # totals branches above). Planning the UNION ALL of two branches per read was the largest server
-# cost of a footage call (3.3 of 8.6 ms for 12 reads, docs/INDEX.md); this plans once, small, and a
+# cost of a footage call (3.3 of 8.6 ms for 12 reads, docs/bench/index.md); this plans once, small, and a
 # fixed text is what psycopg prepares after a few uses. ``read_`` counts from 0 like the union's.
 # The reads (camera, lowest start, lo, hi) as arrays :c, :a, :l, :h, one row ``r`` each, numbered from 1.
 READS_FROM_ARRAYS = """unnest(CAST(:c AS text[]), CAST(:a AS bigint[]), CAST(:l AS bigint[]), CAST(:h AS bigint[]))

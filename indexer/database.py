@@ -163,7 +163,7 @@ def freeze_heap() -> None:
     engine, app built). Why: a footage answer allocates ≈ 2,500 records plus their rows, so every
     20–30 answers CPython runs a full collection that walks the whole start-up heap (SQLAlchemy,
     FastAPI, …): ≈ 50 ms of CPU that lands on one request, which is the footage query's p95 tail
-    (see docs/INDEX.md). Frozen objects are not walked; objects made later are collected as before.
+    (see docs/bench/index.md). Frozen objects are not walked; objects made later are collected as before.
     """
     gc.collect()
     gc.freeze()

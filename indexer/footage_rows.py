@@ -332,7 +332,7 @@ def read_arrays(reads: Sequence[tuple[str, int, int, int]]) -> dict[str, Any]:
 def _lateral_statement(table: Table, cols: Sequence[ColumnElement[Any]]) -> TextClause | None:
     """PostgreSQL: :func:`overlapping`'s reads as arrays, each answered by a LATERAL subquery, in
     one statement whose text does not depend on the number of reads (planning the ``UNION ALL`` of
-    one branch per read cost more than running it, docs/INDEX.md; a fixed text is also what
+    one branch per read cost more than running it, docs/bench/index.md; a fixed text is also what
     psycopg prepares). None when ``cols`` are not all plain columns of ``table``."""
     names = tuple(getattr(c, "name", "") for c in cols)
     key = (table.name, names)

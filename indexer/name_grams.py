@@ -1,7 +1,7 @@
 """The subject-name search's index: one- and two-character pieces ("grams") of every name.
 
 People search by a given name or a surname alike ("小明", "王"), so the search is a substring match,
-which no B-tree serves: SQLite scanned all subjects (16-20 ms at 100,000 subjects, docs/INDEX.md),
+which no B-tree serves: SQLite scanned all subjects (16-20 ms at 100,000 subjects, docs/bench/index.md),
 and PostgreSQL's trigram index needs three characters where Chinese names are often two. Every
 substring of two or more characters contains the name's bigrams, so the subjects holding the
 query's first and last bigram (one character: its unigram) are a small superset of the matches,

@@ -3,7 +3,7 @@ pipeline mode), elsewhere one after the other.
 
 Why: on a two-core machine shared with the recorders, a footage answer on PostgreSQL spent less
 than 1.5 ms per statement in the server and ~5 ms in Python, but each of its five statements also
-waited for the server process to be scheduled and for its reply (docs/INDEX.md, revision 0008:
+waited for the server process to be scheduled and for its reply (docs/bench/index.md, revision 0008:
 p50 7.8-9.4 ms, p95 11.6-17.7 ms against a 10 ms target). The reads of one answer are mostly
 independent of each other (rooms, the subject's readings and clips; then segments and gaps), so
 they are queued on the connection and flushed with a single sync: the server runs them back to

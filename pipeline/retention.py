@@ -1,4 +1,4 @@
-"""Legal hold, the retention job and storage capacity alerts (WORM evidence, docs/DEPLOY.md).
+"""Legal hold, the retention job and storage capacity alerts (WORM evidence, docs/design/retention.md).
 
 * :class:`LegalHolds` places a hold on a case: every segment (media and sidecar) of the cameras
   of each room its subjects stayed in, over those stays, and every body-camera clip linked to its

@@ -81,7 +81,7 @@ class DatabaseConfig(_Strict):
 class CameraConfig(_Strict):
     id: _ID
     # The RTSP URL. It may carry the login (rtsp://user:password@host/...), but the login is
-    # better given apart: user here, the password from the environment (docs/DEPLOY.md).
+    # better given apart: user here, the password from the environment (docs/guide/deploy.md).
     url: str
     name: str = ""
     user: str | None = None
@@ -90,7 +90,7 @@ class CameraConfig(_Strict):
     video_codec: Literal["h264", "h265"] = "h264"
     audio_codec: Literal["alaw", "mulaw", "aac", "aac-latm", "none"] = "alaw"
     # The camera's ONVIF media service and the profile the recorder reads: lets the recorder ask
-    # for a keyframe when a session starts mid-GOP (docs/RECORDER.md). Credentials: the URL's.
+    # for a keyframe when a session starts mid-GOP (docs/design/recorder.md). Credentials: the URL's.
     onvif_url: str | None = None
     onvif_profile: str = "Profile_1"
 
@@ -131,10 +131,10 @@ class RoomConfig(_Strict):
 class RecorderConfig(_Strict):
     segment_seconds: float = Field(default=10.0, gt=0.5, le=300)
     # A camera that sends no keyframe for this long (intra refresh without recovery points, a
-    # broken encoder) has its segment cut at the next video frame anyway (docs/RECORDER.md).
+    # broken encoder) has its segment cut at the next video frame anyway (docs/design/recorder.md).
     max_segment_seconds: float = Field(default=60.0, gt=1.0, le=3600)
     # A camera whose audio stops for this long while its video goes on gets an ``audio_lost`` gap
-    # (with bounds) and, while its room is occupied, the recording alert (docs/RECORDER.md).
+    # (with bounds) and, while its room is occupied, the recording alert (docs/design/recorder.md).
     audio_gap_seconds: float = Field(default=1.0, ge=0.5, le=60)
     stall_seconds: float = Field(default=5.0, gt=0.5, le=120)
     spool: Path = Path("data/spool")
@@ -149,14 +149,14 @@ class RecorderConfig(_Strict):
     # frames waiting (one wake-up per pause, not per frame: ~25 % less recorder CPU); it adds at
     # most this much delay before a packet reaches the spool (and live view). 0: no pause.
     read_pause_seconds: float = Field(default=0.2, ge=0.0, le=0.5)
-    # Test/operations hook (docs/RECORDER.md "Faults"): the recorder's wall clock is the system
+    # Test/operations hook (docs/design/recorder.md "Faults"): the recorder's wall clock is the system
     # clock plus the seconds written in this file, to rehearse a clock step without the host's clock.
     clock_offset_file: Path | None = None
     # 0: every camera a thread of `vaudit run`. N: the cameras spread over N recorder processes
     # (pipeline/recording/processes.py), so recording never competes with upload, playback and exports
-    # for one interpreter lock; for large centres (docs/LOAD.md). Fleet nodes record in threads.
+    # for one interpreter lock; for large centres (docs/bench/load.md). Fleet nodes record in threads.
     processes: int = Field(default=0, ge=0, le=64)
-    # Camera logins kept out of the configuration file (docs/DEPLOY.md "Camera passwords"): the
+    # Camera logins kept out of the configuration file (docs/guide/deploy.md "Camera passwords"): the
     # login of every camera that has none of its own (VAUDIT_RECORDER__CAMERA_USER/_PASSWORD), and
     # passwords by camera id (VAUDIT_RECORDER__CAMERA_PASSWORDS='{"int-1-a": "..."}').
     camera_user: str | None = None
@@ -200,7 +200,8 @@ class ApiConfig(_Strict):
 
 
 class AuthConfig(_Strict):
-    """Logins (docs/WEB.md "Logins"): the password rule and throttling of failed attempts."""
+    """Logins (docs/design/web.md "Users, roles, authentication"): the password rule and throttling
+    of failed attempts."""
 
     min_password_length: int = Field(default=12, ge=8, le=128)
     # Per account name and per client address: this many failures pass without delay, then each
@@ -225,7 +226,7 @@ class ExportConfig(_Strict):
     chromium: str | None = None  # for the statement PDF; default /usr/bin/chromium
     originals_on_working: bool = False
     # Beside the originals, a Matroska remux of each G.711 camera's footage per stage that VLC and
-    # ffplay play with its sound (byte for byte, docs/EXPORT.md); adds about the originals' size
+    # ffplay play with its sound (byte for byte, docs/design/export.md); adds about the originals' size
     # to every copy that carries originals. Needs Debian's ffmpeg.
     g711_remux: bool = True
 
@@ -241,7 +242,7 @@ class ExportConfig(_Strict):
 
 
 class AuditConfig(_Strict):
-    """The audit trail's key and anchors (docs/WEB.md "Audit trail")."""
+    """The audit trail's key and anchors (docs/design/web.md "Audit trail")."""
 
     # The HMAC key of the chain: outside the database, 0600, created on first run. Keep a copy
     # with the signing key: without it the trail cannot be verified.
@@ -252,7 +253,7 @@ class AuditConfig(_Strict):
 
 
 class FleetConfig(_Strict):
-    """``vaudit recorder`` nodes sharing one PostgreSQL index (docs/DEPLOY.md)."""
+    """``vaudit recorder`` nodes sharing one PostgreSQL index (docs/design/fleet.md)."""
 
     node_id: _ID | None = None  # default: the host name
     lease_seconds: float = Field(default=6.0, gt=1, le=120)  # a dead node's cameras move after this
@@ -356,7 +357,7 @@ class StayRule(RiskRuleConfig):
 
 
 class RiskConfig(_Strict):
-    """The risk rule engine (docs/ALERTS.md): one sub-table per rule."""
+    """The risk rule engine (docs/design/alerts.md): one sub-table per rule."""
 
     enabled: bool = True
     tick_seconds: float = Field(default=1.0, gt=0, le=60)  # time-driven rules are checked this often
@@ -388,7 +389,7 @@ class RiskConfig(_Strict):
 
 
 class PictureChecksConfig(_Strict):
-    """Picture checks on sampled keyframes (docs/PICTURE.md, pipeline/pictures/checks.py)."""
+    """Picture checks on sampled keyframes (docs/design/pictures.md, pipeline/pictures/checks.py)."""
 
     enabled: bool = True
     interval_seconds: float = Field(default=2.0, gt=0.1, le=60)  # one keyframe per camera this often

@@ -39,7 +39,7 @@ _PROBE_DECODER = {"max_pixels": str(MAX_PIXELS), "skip_frame": "all"}
 # Reads are bounded by the socket's own I/O timeout, not by PyAV's read timeout: PyAV's interrupt
 # callback takes the GIL and calls time.monotonic() every time libavformat checks it (each poll and
 # recv, hundreds of times a second per camera), which with dozens of camera threads made GIL hand-offs
-# a large share of the recorder's CPU (docs/RECORDER.md). The open stays bounded by that callback.
+# a large share of the recorder's CPU (docs/design/recorder.md). The open stays bounded by that callback.
 # A read that gets bytes but never a packet is bounded by recorders/stall_watchdog.py instead, at
 # stall_seconds plus this margin (the socket timeout fires first when the camera is silent).
 WATCHDOG_MARGIN_SECONDS = 2.0
@@ -232,7 +232,7 @@ class RtspSource:
         a pause the reads find several frames waiting in the socket and run without blocking. The
         cost is the pause as extra delay before a packet reaches the spool; the packets' receipt
         times stay usable because every cycle ends with a read that met the newest packet as it
-        arrived (the receipt anchor keeps the minimum offset). docs/RECORDER.md "Cost"."""
+        arrived (the receipt anchor keeps the minimum offset). docs/bench/recorder.md, "read pacing"."""
         container = self._container
         started = time.monotonic()
         monotonic, sleep, pause = time.monotonic, time.sleep, self._read_pause

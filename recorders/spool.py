@@ -1,4 +1,4 @@
-"""The recorder's side of the spool (docs/CONTRACTS.md): chain state, open-segment markers, sidecars,
+"""The recorder's side of the spool (docs/design/contracts.md): chain state, open-segment markers, sidecars,
 gap records, and crash recovery of segments a dead process left open.
 
 Durability order for a segment: media closed and fsynced (file + directory) -> sidecar written

@@ -9,7 +9,7 @@ Two ways to write, chosen by ``buffer_bytes``:
   fills a buffer of that many bytes and drains it into :class:`_SegmentFile`, which writes it to the file and
   hashes it on the way (no re-read at close). A crash loses at most that buffer: bounded in bytes and so in
   media time, unlike libavformat's own file buffering, which kept seconds of a low-bitrate camera.
-  Measured: a write per packet costs ~20 % more CPU (docs/RECORDER.md).
+  Measured: a write per packet costs ~20 % more CPU (docs/design/recorder.md).
 
 A TS file is readable up to its last complete 188-byte packet in either mode.
 """
@@ -29,7 +29,7 @@ import av.error
 from domain.errors import SpoolError, StreamError
 
 # The spool holds interrogation footage (and its markers once held camera URLs): only the service
-# account may read it. Files 0600, directories 0700 (docs/RECORDER.md "Spool").
+# account may read it. Files 0600, directories 0700 (docs/design/recorder.md "Logins and the spool's modes").
 SPOOL_FILE_MODE = 0o600
 SPOOL_DIR_MODE = 0o700
 

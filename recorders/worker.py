@@ -1,4 +1,4 @@
-"""One camera's recorder: RTSP in, hashed MPEG-TS segments and gap records out (see docs/RECORDER.md).
+"""One camera's recorder: RTSP in, hashed MPEG-TS segments and gap records out (see docs/design/recorder.md).
 
 ``CameraWorker.run(stop)`` blocks; the pipeline runs each worker in its own thread (PyAV releases
 the GIL while it waits on the network). Every connection attempt catches everything but

@@ -1,4 +1,4 @@
-"""Drain the recorder's spool into storage with nothing lost (spool layout: docs/CONTRACTS.md).
+"""Drain the recorder's spool into storage with nothing lost (spool layout: docs/design/contracts.md).
 
 For each closed sidecar, oldest first: upload the media (segments), verify it, upload the sidecar
 under the key it has in the spool, verify it, hand the record to ``on_stored`` (the index write),

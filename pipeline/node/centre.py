@@ -138,7 +138,7 @@ class CentreRuntime:
         """``assign_cameras=False``: no camera is recorded until :meth:`record` is called (a
         fleet node records the cameras it holds leases for). ``risk_people=False``: this node
         never sees the centre's events (a fleet recording node), so its risk engine raises only
-        the camera alerts that need no knowledge of people (docs/ALERTS.md). ``anchor_audit``:
+        the camera alerts that need no knowledge of people (docs/design/alerts.md). ``anchor_audit``:
         this node signs the audit trail's head into storage (pipeline/storage/anchors.py); the API
         node does, fleet recording nodes (which write no audit rows) do not."""
         self.settings = settings
@@ -161,7 +161,7 @@ class CentreRuntime:
             cfg=settings.upload,
             alert=lambda kind, message: self.alerts.raise_(kind, "storage", message),
         )
-        # Risk alerts (docs/ALERTS.md); the picture watcher feeds ``self.risk.observe_picture``.
+        # Risk alerts (docs/design/alerts.md); the picture watcher feeds ``self.risk.observe_picture``.
         self.live_frames = LiveFrames(self.spool)
         self.risk = RiskEngine(
             settings.risk, rooms_of(settings), self.engine, self.clock, self._snapshot, people=risk_people

@@ -3,7 +3,7 @@
 
 Why: in one process the cameras' remuxing threads share the interpreter lock with everything
 else ``vaudit run`` does — uploading, the index writes, playback, exports. At 64 cameras on two
-cores the uploader fell to a quarter of the segments the cameras closed (docs/LOAD.md), starved of
+cores the uploader fell to a quarter of the segments the cameras closed (docs/bench/load.md), starved of
 the lock rather than limited by its own work. A recorder process has its own lock; the pipeline
 keeps the upload, index, alerts and API, and learns of every segment the moment it is closed,
 as an in-process worker's sink would be told.

@@ -5,7 +5,7 @@ settings, an instant). Each condition carries a *dedup key*: the engine keeps on
 per key, so a condition that holds on every tick (or again after a restart) continues the
 same alert instead of raising a new one.
 
-Boundaries (docs/ALERTS.md has the table): "more than N" rules fire when the elapsed time is
+Boundaries (docs/design/alerts.md has the table): "more than N" rules fire when the elapsed time is
 strictly greater than N (unattended, time limit exceeded, stay, missing); grace rules fire
 once the condition has lasted at least their ``seconds`` (co-suspects, officers, minor; 0 =
 at once); "approaching" holds from ``limit - warn_before`` up to and including the limit.

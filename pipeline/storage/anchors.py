@@ -1,5 +1,5 @@
 """The audit trail's anchors: the chain's head, signed with the centre's key, kept outside the
-database (docs/WEB.md "Audit trail").
+database (docs/design/web.md "Audit trail").
 
 Why: a keyed chain (indexer/audit.py) stops someone with write access to the database from
 rewriting rows, but not from cutting the newest ones off: what is left still fits. An anchor is a

@@ -29,7 +29,8 @@ MAX_KEY_LENGTH = 1024
 _PART = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Stored evidence: read-only for the service account and its group (a backup or verification
-# account put in that group), nothing for others; directories 0750 (docs/DEPLOY.md "File modes").
+# account put in that group), nothing for others; directories 0750 (docs/guide/deploy.md, "File
+# modes and keys").
 STORED_FILE_MODE = 0o440
 STORED_DIR_MODE = 0o750
 

@@ -7,7 +7,7 @@ muxer produces them: ``ftyp`` + ``moov`` as soon as the first segment's stream p
 origin keyframe are known, then each fragment as it is complete. Production is paced by the
 client: the response pulls the next chunk only when the socket took the last one.
 
-First-byte path (measured in ``bench/playback.py``, docs/WEB.md): the index is asked for the
+First-byte path (measured in ``bench/playback.py``, docs/bench/playback.md): the index is asked for the
 first few segments only (the rest is paged while streaming); a segment is opened without
 libav's 5 MB probe (which read whole segments); the route writes the audit row while the
 first segment is being opened (no byte leaves before the row is in).
@@ -25,7 +25,7 @@ first segment is being opened (no byte leaves before the row is in).
   the capture chain (its stored sidecar and the hash chain's links, :class:`CaptureCheck`): the
   index alone can be edited. One that fails either check is never served: before the first byte the request fails (409 ``footage_altered`` naming it); later, the
   stream stops there with a transfer error instead of ending as if complete. The route raises a
-  ``footage_integrity`` alert and writes an audit row either way (docs/WEB.md "Playback").
+  ``footage_integrity`` alert and writes an audit row either way (docs/design/web.md "Playback").
 
 The output is deterministic for the same segments, so a byte range is served by producing the
 stream again and skipping to the range (``Content-Range: bytes a-b/*``); that costs the

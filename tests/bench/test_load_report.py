@@ -1,6 +1,6 @@
 """bench/load.py and bench/soak.py: argument handling, centre layout and the report maths
 (trend verdicts, percentiles, export ratios), on synthetic samples. The benchmarks themselves
-are scripts, run by hand (docs/LOAD.md)."""
+are scripts, run by hand (docs/bench/load.md)."""
 
 from __future__ import annotations
 

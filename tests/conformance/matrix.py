@@ -1,5 +1,5 @@
 """The camera conformance matrix: cameras as independent encoders send them, and the checks made
-from the outside on what ``vaudit run`` recorded (docs/RECORDER.md, "Conformance").
+from the outside on what ``vaudit run`` recorded (docs/design/recorder.md, "Cameras as they come").
 
 Every camera is a real gst-rtsp-server (``pipeline/simulator/gst_camera.py``) with GStreamer's own
 encoders and payloaders set the way the variant says. The checks read the stored files with the
@@ -41,7 +41,7 @@ class Variant:
 
     camera_id: str
     room_id: str
-    what: str  # the matrix row, as docs/RECORDER.md shows it
+    what: str  # the matrix row, as docs/design/recorder.md shows it
     video: Literal["h264", "h265"] = "h264"
     audio: AudioCodec = "alaw"
     encoding: Encoding = field(default_factory=Encoding)

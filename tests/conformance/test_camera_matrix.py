@@ -169,7 +169,7 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
         # No frame of such a stream is a clean place to start decoding: a segment alone begins at a
         # recovery point with its first refresh wave reconstructed from nothing (libavcodec may say
         # "Missing reference picture" there). Decoded after its predecessor, as playback and the
-        # disc decode it, the run must be clean (docs/RECORDER.md "Intra refresh").
+        # disc decode it, the run must be clean (docs/design/recorder.md "Intra refresh").
         joined = "concat:" + "|".join(str(store / s["storage_key"]) for s in segs)
         err = ffmpeg_errors(joined)
         if err:

@@ -1,4 +1,4 @@
-"""indexer.database.freeze_heap: what a server calls once after start-up (see docs/INDEX.md)."""
+"""indexer.database.freeze_heap: what a server calls once after start-up (see docs/bench/index.md)."""
 
 from __future__ import annotations
 

@@ -142,7 +142,7 @@ def decode_segment(path: Path, declared_audio: str | None = None) -> dict[str, A
 # A reconnecting recorder's footage starts at the first keyframe its new RTSP session delivers. The
 # simulator encodes one keyframe when a session's DESCRIBE prepares the media (#0, before PLAY: never
 # sent), one at PLAY (#1, ~40 ms later), then one per GOP. #1 is lost when it reaches the socket
-# before the PLAY reply, which FFmpeg's RTSP client discards (docs/RECORDER.md, "Known limits"):
+# before the PLAY reply, which FFmpeg's RTSP client discards (docs/design/recorder.md, "Known limits"):
 # then footage starts at #2, one GOP later.
 SESSION_KEYFRAMES_ALLOWED = 3
 

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27
 
-Measured at 10M segments / 1M events (docs/INDEX.md): without them "officer" scans
+Measured at 10M segments / 1M events (docs/bench/index.md): without them "officer" scans
 ``procedure_event_officers`` (its primary key leads with ``event_id``) and "event type + window"
 scans ``procedure_events``. ``ix_cases_case_number_pattern`` lets PostgreSQL range-scan
 ``case_number LIKE 'p%'`` whatever the database collation (``text_pattern_ops``); on SQLite the

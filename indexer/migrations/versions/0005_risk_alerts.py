@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-27
 
-See ``indexer/models/alerts.py`` (the models and their invariants) and docs/ALERTS.md.
+See ``indexer/models/alerts.py`` (the models and their invariants) and docs/design/alerts.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Create Date: 2026-11-27
 
 Search by officer joined ``procedure_event_officers`` to ``procedure_events`` for every event the
 officer was on (about 2,000 per officer at 1M events) to find their cases: 34 ms p95 on SQLite and
-54 ms on PostgreSQL at 10M segments / 1M events (docs/INDEX.md). The derived table holds one row per
+54 ms on PostgreSQL at 10M segments / 1M events (docs/bench/index.md). The derived table holds one row per
 (officer, case); ``CaseStore`` adds to it with every case officer and event officer it stores, and
 this revision backfills it from both.
 """

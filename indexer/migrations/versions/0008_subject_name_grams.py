@@ -5,7 +5,7 @@ Revises: 0007
 Create Date: 2026-11-28
 
 A name search is a substring match; SQLite scanned all subjects for it (28-30 ms p95 at 100,000
-subjects, docs/INDEX.md) and PostgreSQL's trigram index cannot serve two-character queries.
+subjects, docs/bench/index.md) and PostgreSQL's trigram index cannot serve two-character queries.
 ``CaseStore`` adds every new subject's grams; this revision backfills them, computed in Python
 (``str.lower()``: SQLite's ``lower()`` folds only ASCII) from a copy of
 ``indexer.name_grams.name_grams`` as of this revision.

@@ -1,4 +1,4 @@
-// Risk alerts in the supervisor web (docs/ALERTS.md), live through the SSE stream:
+// Risk alerts in the supervisor web (docs/design/alerts.md), live through the SSE stream:
 // - the alerts page (/alerts, <main id="alerts">): list, acknowledge/resolve buttons;
 // - the live page: badges in the places live.js marks with data-alerts-for="room:<id>" / "camera:<id>";
 // - the case page: the case's alerts beside its timeline.
