@@ -24,8 +24,8 @@ from sqlalchemy import Engine, func, select
 from indexer.audit import AuditLog, load_audit_key
 from indexer.case_store import CASES, EVENTS, OBSERVATIONS, SUBJECTS, CaseStore
 from indexer.footage import IMPORTS
-from indexer.segment_store import SegmentStore
 from indexer.models.users import User
+from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
