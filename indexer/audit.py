@@ -5,7 +5,7 @@ client_addr, detail))``; the first row's ``prev_hash`` is NULL; ``key_id`` names
 key lives outside the database (a file, :func:`load_audit_key`), so someone who can write to the
 database can drop the triggers and edit rows, but cannot compute the hashes that would make the
 edit fit: :meth:`AuditLog.verify` names the first row that does not. Rows written before the key
-existed (revision 0009_audit_key; ``key_id`` NULL) keep their plain SHA-256 and still verify;
+existed (revision 0010_audit_key; ``key_id`` NULL) keep their plain SHA-256 and still verify;
 once a keyed row follows them they are covered by its hash too, and a plain row after a keyed
 one is itself the sign of a rewrite.
 

@@ -12,7 +12,7 @@ Kept exact by the writers, in the transaction of the insert:
   the spans themselves are replaced by their union. Idempotent (a duplicate segment changes
   nothing) and independent of insertion order. On PostgreSQL the cameras' rows are locked first
   (``FOR UPDATE``), so two writers of one camera cannot both rewrite the same run.
-* Deletes: a trigger of revision 0005 marks the run holding a deleted segment ``dirty``; readers
+* Deletes: a trigger of revision 0006 marks the run holding a deleted segment ``dirty``; readers
   then compute that camera's coverage from its segments, and :func:`repair` recomputes dirty runs.
 * :func:`rebuild` — every run from scratch in one SQL statement (migration backfill, bulk loads
   that bypass the store).
@@ -39,7 +39,7 @@ Span = tuple[int, int]
 
 # Every run of the cameras selected by {where} (the segments' own "gaps and islands": a segment
 # starts a new run when it starts after the furthest end of the camera's earlier segments).
-# Plain SQL that SQLite (3.25+: window functions) and PostgreSQL both run; revision 0005 holds
+# Plain SQL that SQLite (3.25+: window functions) and PostgreSQL both run; revision 0006 holds
 # a copy (migrations must not import application code that may change after them).
 REBUILD_SQL = """
 INSERT INTO segment_runs (camera_id, start_us, end_us, dirty)

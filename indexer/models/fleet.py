@@ -1,4 +1,4 @@
-"""Tables of the recorder fleet and of evidence retention (revision 0003).
+"""Tables of the recorder fleet and of evidence retention (revision 0004).
 
 * ``recorder_nodes``: one row per recording node, its heartbeat and when it is presumed dead.
 * ``camera_leases``: which node records which camera until when (see ``indexer/leases.py``).
