@@ -5,7 +5,7 @@ event or observation): the first write answers 201, a replay 200 with the stored
 different body under the same key 409 (which does not say what differs). References to unknown
 rooms, subjects or officers and times too far in the future are 422 with ``details.fields``.
 Request bodies larger than ``api.max_json_bytes`` are refused with 413 while they stream in,
-before they are parsed.
+before they are parsed (:mod:`pipeline.api.body_limit`, in front of every route).
 
 Writes are case-scoped like reads: an officer writes only into cases they are attached to (a
 subject id in a body stands for its case), and no late entries (older than
@@ -18,19 +18,16 @@ The routes find their services on ``app.state.case_api`` (see :func:`install`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
-from starlette.types import Message
 
-from domain.errors import Forbidden, IndexStoreError, PayloadTooLarge, ValidationFailed
+from domain.errors import Forbidden, IndexStoreError, ValidationFailed
 from domain.types import (
     CameraCoverage,
     EventType,
@@ -122,39 +119,7 @@ def _feed_risk(
             risk.observe_observations(observations)
 
 
-class LimitedBodyRoute(APIRoute):
-    """A route whose request body may not exceed ``api.max_json_bytes``.
-
-    Checked twice: the declared Content-Length up front (no byte read), and the bytes as they
-    arrive (a chunked body has no length). Raising inside ``receive`` must be an
-    HTTPException: FastAPI turns any other error while reading the body into a 400.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def limited(request: Request) -> Response:
-            limit = _api(request).config.max_json_bytes
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(f"request body of {declared} bytes exceeds {limit}", limit=limit)
-            seen = 0
-            receive = request.receive
-
-            async def counting() -> Message:
-                nonlocal seen
-                message = await receive()
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise HTTPException(413, f"request body exceeds {limit} bytes")
-                return message
-
-            return await handler(Request(request.scope, counting))
-
-        return limited
-
-
-router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=LimitedBodyRoute)
+router = APIRouter(prefix="/api/v1", tags=["cases"])
 router.include_router(bodycam.router)
 
 
