@@ -14,10 +14,10 @@ import re
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from domain.errors import TooManyAttempts, Unauthenticated
+from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
 from pipeline.api.auth import (
     SESSION_COOKIE,
     audit,
@@ -142,7 +142,7 @@ def login(
     lang = lang_of(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf):
-        raise HTTPException(403, "login form expired or forged (CSRF); reload the login page")
+        raise Forbidden("login form expired or forged (CSRF); reload the login page")
     sec = security(request.app)
     try:
         who = authenticate(request, name, password, "login_failed")
@@ -177,7 +177,7 @@ def _https(request: Request) -> bool:
 def check_form_csrf(request: Request, sent: str) -> None:
     secret = request.cookies.get(SESSION_COOKIE, "")
     if not secret or not hmac.compare_digest(csrf_token(secret), sent):
-        raise HTTPException(403, "form expired or forged (CSRF)")
+        raise Forbidden("form expired or forged (CSRF)")
 
 
 @router.post("/logout")
