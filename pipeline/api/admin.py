@@ -5,7 +5,6 @@ Every admin action is itself appended to the audit trail.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -14,8 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from indexer.database import DB_INT_MAX
 from pipeline.api.auth import audit, security
 from pipeline.storage.anchors import verify_audit
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,8 +48,6 @@ from indexer.users import TOKEN_SECONDS, Principal, UserStore
 from pipeline.api.errors import error_body
 from pipeline.risk.push import alert_json
 from pipeline.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "vaudit_session"
 CSRF_HEADER = "x-csrf-token"

@@ -7,7 +7,6 @@ route declares its multipart body in ``openapi_extra`` for the documentation onl
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -17,8 +16,6 @@ from domain.types import ImportedClip, iso
 from pipeline.api.auth import audit, writer
 from pipeline.api.errors import REPLAY
 from pipeline.intake.bodycam import BodycamImporter
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/bodycam", tags=["bodycam"])
 

@@ -17,7 +17,6 @@ The routes find their services on ``app.state.case_api`` (see :func:`install`).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -62,8 +61,6 @@ from pipeline.api.errors import REPLAY
 from pipeline.intake.bodycam import BodycamImporter
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import Storage
-
-log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
 MAX_RANGE = timedelta(days=31)

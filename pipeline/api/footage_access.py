@@ -15,7 +15,6 @@ reading that puts their suspect in another room does not widen what they may pla
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
@@ -23,8 +22,6 @@ from fastapi import Request
 from domain.errors import Forbidden, NotFoundError
 from domain.types import utc
 from pipeline.api.auth import CAMERA_WIDE, principal, require_case
-
-logger = logging.getLogger(__name__)
 
 STAY_PAD = timedelta(seconds=30)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import html
-import logging
 import re
 import secrets
 from typing import Annotated
@@ -28,8 +27,6 @@ from pipeline.api.auth import (
     principal,
     security,
 )
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
