@@ -16,6 +16,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.body_limit import BodyLimit
 from pipeline.api.errors import install_error_handlers
+from pipeline.api.runtime import Runtime
 from pipeline.export.service import ExportService
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -28,14 +29,15 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 def create_app(
     settings: Settings,
     store: SegmentStore,
-    runtime: Any | None = None,
+    runtime: Runtime | None = None,
     registry: CollectorRegistry | None = None,
     engine: Engine | None = None,
     storage: Storage | None = None,
 ) -> FastAPI:
     """Every route but health, metrics and login needs a user (see :mod:`pipeline.api.auth`).
 
-    ``runtime`` is the CentreRuntime when this process records; None for an API-only node.
+    ``runtime`` is the CentreRuntime when this process records (what is used of it:
+    :class:`pipeline.api.runtime.Runtime`); None for an API-only node.
 
     With ``engine`` and ``storage`` (taken from the runtime when it is given) the case index,
     body-camera import and export routes are served too.
@@ -48,7 +50,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.runtime = runtime
-    app.state.risk = getattr(runtime, "risk", None)  # the risk engine of a recording node
+    app.state.risk = runtime.risk if runtime is not None else None  # the risk engine of a recording node
     app.state.registry = (
         registry if registry is not None else (runtime.registry if runtime is not None else None)
     )
