@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from indexer.segment_store import SegmentStore
 from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.body_limit import BodyLimit
+from pipeline.api.deps import MaybeRegistryDep, MaybeRuntimeDep
 from pipeline.api.errors import install_error_handlers
 from pipeline.api.runtime import Runtime
 from pipeline.export.service import ExportService
@@ -62,7 +63,7 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(playback.router)
     app.include_router(live.router)
-    live.install(app)
+    live.install(app, runtime)
     engine = engine if engine is not None else (runtime.engine if runtime is not None else None)
     storage = storage if storage is not None else (runtime.storage if runtime is not None else None)
     app.state.engine = engine
@@ -81,8 +82,7 @@ def create_app(
         app.router.on_shutdown.append(jobs.stop)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and recorder health")
-    def healthz(request: Request) -> dict[str, Any]:
-        rt = request.app.state.runtime
+    def healthz(rt: MaybeRuntimeDep) -> dict[str, Any]:
         body: dict[str, Any] = {"status": "ok"}
         if rt is not None:
             workers = rt.supervisor.health()
@@ -99,8 +99,7 @@ def create_app(
         summary="Prometheus metrics",
         response_class=PlainTextResponse,  # documents text/plain (the exposition format), not JSON
     )
-    def metrics(request: Request) -> Response:
-        reg = request.app.state.registry
+    def metrics(reg: MaybeRegistryDep) -> Response:
         payload = generate_latest(reg) if reg is not None else b""
         return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
