@@ -47,7 +47,7 @@ from indexer.database import DB_INT_MAX
 from indexer.login_throttle import LoginThrottle, Streak, ThrottlePolicy
 from indexer.users import TOKEN_SECONDS, Principal, UserStore
 from pipeline.api.deps import MaybeRiskDep, Network, Security, SecurityDep
-from pipeline.api.errors import error_body
+from pipeline.api.errors import send_error
 from pipeline.risk.engine import RiskEngine
 from pipeline.risk.push import alert_json
 from pipeline.settings import Settings
@@ -174,12 +174,12 @@ class AuthGate:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _json(send, 403, "forbidden", f"role {who.role} may not use {method} {path}")
+            await send_error(send, 403, "forbidden", f"role {who.role} may not use {method} {path}")
             return
         if via_cookie and method not in SAFE_METHODS and _is_api(path):
             sent = _header(headers, CSRF_HEADER.encode()) or ""
             if not hmac.compare_digest(sent, csrf_token(session_secret)):
-                await _json(send, 403, "csrf_failed", "missing or wrong X-CSRF-Token for a cookie session")
+                await send_error(send, 403, "csrf_failed", "missing or wrong X-CSRF-Token for a cookie session")
                 return
         state = scope.setdefault("state", {})
         state["principal"] = who
@@ -192,7 +192,7 @@ class AuthGate:
             await send({"type": "websocket.close", "code": 1008})  # policy violation: not logged in
             return
         if _is_api(path):
-            await _json(
+            await send_error(
                 send, 401, "unauthorized", "log in first: POST /api/v1/auth/token, then Authorization: Bearer"
             )
             return
@@ -209,20 +209,6 @@ class AuthGate:
             }
         )
         await send({"type": "http.response.body", "body": b""})
-
-
-async def _json(send: Send, status: int, code: str, message: str) -> None:
-    import json
-
-    body = json.dumps(error_body(code, message), ensure_ascii=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 # --- helpers for routes ---------------------------------------------------------------------
