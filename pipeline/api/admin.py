@@ -5,32 +5,29 @@ Every admin action is itself appended to the audit trail.
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from indexer.database import DB_INT_MAX
-from pipeline.api.auth import audit, security
+from pipeline.api.auth import CallerDep
+from pipeline.api.deps import EngineDep, MaybeStorageDep, SettingsDep
 from pipeline.storage.anchors import verify_audit
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
 
 @router.get("/audit", summary="Audit rows, newest first (admin, legal)")
 def audit_rows(
-    request: Request,
+    caller: CallerDep,
     user: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     object_prefix: Annotated[str | None, Query(alias="object", max_length=500)] = None,
     before: Annotated[int | None, Query(ge=0, le=DB_INT_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    audit(
-        request,
+    caller.audit(
         "audit_browse",
         "audit_log",
         filter_user=user,
@@ -38,17 +35,19 @@ def audit_rows(
         filter_object=object_prefix,
         before=before,
     )
-    rows = security(request.app).audit.rows(
+    rows = caller.security.audit.rows(
         user=user, action=action, object_prefix=object_prefix, before_seq=before, limit=limit
     )
     return {"rows": [r.to_json() for r in rows]}
 
 
 @router.get("/audit/verify", summary="Check the audit trail's keyed chain and its anchors")
-def audit_verify(request: Request) -> dict[str, Any]:
-    verdict = verify_audit(request.app.state.settings, request.app.state.engine, request.app.state.storage)
+def audit_verify(
+    caller: CallerDep, settings: SettingsDep, engine: EngineDep, storage: MaybeStorageDep
+) -> dict[str, Any]:
+    verdict = verify_audit(settings, engine, storage)
     report = verdict.chain
-    audit(request, "audit_verify", "audit_log", ok=verdict.ok, first_broken=report.first_broken)
+    caller.audit("audit_verify", "audit_log", ok=verdict.ok, first_broken=report.first_broken)
     newest = report.newest_anchor
     return {
         "ok": verdict.ok,
@@ -76,7 +75,7 @@ class UserIn(BaseModel):
 
 
 @router.get("/users", summary="User accounts (admin)")
-def list_users(request: Request) -> dict[str, Any]:
+def list_users(caller: CallerDep) -> dict[str, Any]:
     return {
         "users": [
             {
@@ -86,22 +85,22 @@ def list_users(request: Request) -> dict[str, Any]:
                 "officer_id": who.officer_id,
                 "active": active,
             }
-            for who, active, _created in security(request.app).users.list_users()
+            for who, active, _created in caller.security.users.list_users()
         ]
     }
 
 
 @router.post("/users", status_code=201, summary="Create a user account (admin)")
-def create_user(request: Request, body: UserIn) -> dict[str, Any]:
-    who = security(request.app).users.create_user(body.name, body.role, body.password, body.officer_badge)
-    audit(request, "user_create", f"user:{who.name}", role=who.role)
+def create_user(caller: CallerDep, body: UserIn) -> dict[str, Any]:
+    who = caller.security.users.create_user(body.name, body.role, body.password, body.officer_badge)
+    caller.audit("user_create", f"user:{who.name}", role=who.role)
     return {"id": who.user_id, "name": who.name, "role": who.role, "officer_id": who.officer_id}
 
 
 @router.post(
     "/users/{user_id}/disable", summary="Disable an account and revoke its sessions and tokens (admin)"
 )
-def disable_user(request: Request, user_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)]) -> dict[str, Any]:
-    security(request.app).users.set_active(user_id, False)
-    audit(request, "user_disable", f"user_id:{user_id}")
+def disable_user(caller: CallerDep, user_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)]) -> dict[str, Any]:
+    caller.security.users.set_active(user_id, False)
+    caller.audit("user_disable", f"user_id:{user_id}")
     return {"id": user_id, "active": False}

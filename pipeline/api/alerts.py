@@ -1,10 +1,10 @@
 """Risk alerts over HTTP: list, get, snapshot, acknowledge, resolve, a live SSE stream, and the
 alerts page.
 
-The routes read ``app.state.alert_store`` (an :class:`indexer.alert_store.AlertStore`, on
-every node with a database) and ``app.state.risk`` (the :class:`pipeline.risk.engine.RiskEngine`
-of a recording node, or None on an API-only node: the stream then has nothing to deliver, and
-acknowledge/resolve write the store directly). Acknowledge and resolve are for supervisor,
+The routes use the alert store (an :class:`indexer.alert_store.AlertStore`, on every node with a
+database) and the risk engine (the :class:`pipeline.risk.engine.RiskEngine` of a recording node,
+or None on an API-only node: the stream then has nothing to deliver, and acknowledge/resolve
+write the store directly). Acknowledge and resolve are for supervisor,
 legal and admin users and go into the audit trail; officers see the alerts of their own cases.
 
 The legacy list of *system* alerts (storage down, camera lost; :mod:`pipeline.ops.health_alerts`) stays
@@ -26,11 +26,12 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from domain.errors import Forbidden, IndexStoreError, NotFoundError, ValidationFailed
+from domain.errors import Forbidden, ValidationFailed
 from indexer.alert_store import AlertQuery, AlertRecord, AlertStore
-from indexer.users import Principal
-from pipeline.api.auth import audit, principal, require_case, visible_cases
+from pipeline.api.auth import Caller, CallerDep
+from pipeline.api.deps import AlertStoreDep, MaybeRiskDep, MaybeRuntimeDep, RiskDep, SettingsDep
 from pipeline.api.pages import lang_of, nav, page
+from pipeline.risk.engine import RiskEngine
 from pipeline.risk.push import Doc, alert_json
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -47,23 +48,9 @@ def install(app: FastAPI, engine: Engine) -> None:
     app.include_router(pages_router)
 
 
-def _store(request: Request) -> AlertStore:
-    store: AlertStore | None = getattr(request.app.state, "alert_store", None)
-    if store is None:
-        raise IndexStoreError("alerts are not configured on this node (alerts.install not called)")
-    return store
-
-
-def _may_see(request: Request, alert: AlertRecord) -> bool:
-    mine = visible_cases(request)
+def _may_see(caller: Caller, alert: AlertRecord) -> bool:
+    mine = caller.visible_cases()
     return mine is None or (alert.case_id is not None and alert.case_id in mine)
-
-
-def _handler(request: Request) -> Principal:
-    who = principal(request)
-    if who.role not in HANDLERS:
-        raise Forbidden(f"role {who.role} may not acknowledge or resolve alerts")
-    return who
 
 
 class ActionIn(BaseModel):
@@ -74,7 +61,9 @@ class ActionIn(BaseModel):
 
 @router.get("", summary="Risk alerts (filters combine), newest first; system alerts beside them")
 def list_alerts(
-    request: Request,
+    caller: CallerDep,
+    alerts: AlertStoreDep,
+    runtime: MaybeRuntimeDep,
     state: Literal["open", "acknowledged", "resolved", "active"] | None = Query(
         default=None, description="active = open or acknowledged"
     ),
@@ -90,19 +79,19 @@ def list_alerts(
             "since needs a time zone", fields=[{"field": "query.since", "message": "no time zone"}]
         )
     if case_id is not None:
-        require_case(request, case_id)
-    items = _store(request).find(AlertQuery(state, case_id, room_id, since, limit))
-    rt = request.app.state.runtime
-    system = [a.to_json() for a in rt.alerts.recent()] if rt is not None else []
+        caller.require_case(case_id)
+    items = alerts.find(AlertQuery(state, case_id, room_id, since, limit))
+    system = [a.to_json() for a in runtime.alerts.recent()] if runtime is not None else []
     return {
-        "items": [alert_json(a) for a in items if _may_see(request, a)],
+        "items": [alert_json(a) for a in items if _may_see(caller, a)],
         "system": system,
         "alerts": system,
     }
 
 
-async def _events(request: Request, q: queue.Queue[Doc | None]) -> AsyncIterator[str]:
-    risk = request.app.state.risk
+async def _events(
+    request: Request, caller: Caller, risk: RiskEngine, q: queue.Queue[Doc | None]
+) -> AsyncIterator[str]:
     idle = 0.0
     try:
         yield "retry: 3000\n: connected\n\n"
@@ -118,7 +107,7 @@ async def _events(request: Request, q: queue.Queue[Doc | None]) -> AsyncIterator
             if doc is None:  # the engine stops: end the stream (the browser reconnects)
                 return
             alert = doc["alert"]
-            mine = visible_cases(request)
+            mine = caller.visible_cases()
             if mine is not None and alert["case_id"] not in mine:
                 continue
             yield f"id: {alert['id']}\nevent: {doc['event']}\ndata: {json.dumps(doc, ensure_ascii=False)}\n\n"
@@ -133,22 +122,19 @@ async def _events(request: Request, q: queue.Queue[Doc | None]) -> AsyncIterator
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-def stream_alerts(request: Request) -> StreamingResponse:
-    risk = getattr(request.app.state, "risk", None)
-    if risk is None:
-        raise NotFoundError("this node runs no risk engine: no live alerts here")
+def stream_alerts(request: Request, caller: CallerDep, risk: RiskDep) -> StreamingResponse:
     q = risk.hub.subscribe()
     return StreamingResponse(
-        _events(request, q),
+        _events(request, caller, risk, q),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 @router.get("/{alert_id}", summary="One alert")
-def get_alert(request: Request, alert_id: int) -> Doc:
-    alert = _store(request).get(alert_id)
-    if not _may_see(request, alert):
+def get_alert(caller: CallerDep, alerts: AlertStoreDep, alert_id: int) -> Doc:
+    alert = alerts.get(alert_id)
+    if not _may_see(caller, alert):
         raise Forbidden(f"alert {alert_id} is not about one of your cases")
     return alert_json(alert)
 
@@ -159,13 +145,12 @@ def get_alert(request: Request, alert_id: int) -> Doc:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def alert_snapshot(request: Request, alert_id: int) -> Response:
-    store = _store(request)
-    alert = store.get(alert_id)
-    if not _may_see(request, alert):
+def alert_snapshot(caller: CallerDep, alerts: AlertStoreDep, alert_id: int) -> Response:
+    alert = alerts.get(alert_id)
+    if not _may_see(caller, alert):
         raise Forbidden(f"alert {alert_id} is not about one of your cases")
-    jpeg, taken, camera = store.snapshot(alert_id)
-    audit(request, "view_alert_snapshot", f"alert:{alert_id}", camera_id=camera)
+    jpeg, taken, camera = alerts.snapshot(alert_id)
+    caller.audit("view_alert_snapshot", f"alert:{alert_id}", camera_id=camera)
     return Response(
         jpeg,
         media_type="image/jpeg",
@@ -174,13 +159,18 @@ def alert_snapshot(request: Request, alert_id: int) -> Response:
 
 
 def _act(
-    request: Request, alert_id: int, body: ActionIn | None, action: Literal["acknowledge", "resolve"]
+    caller: Caller,
+    store: AlertStore,
+    risk: RiskEngine | None,
+    alert_id: int,
+    body: ActionIn | None,
+    action: Literal["acknowledge", "resolve"],
 ) -> Doc:
-    who = _handler(request)
+    who = caller.who
+    if who.role not in HANDLERS:
+        raise Forbidden(f"role {who.role} may not acknowledge or resolve alerts")
     user, uid = who.name, who.user_id
     note = body.note if body is not None else None
-    risk = getattr(request.app.state, "risk", None)
-    store = _store(request)
     now = datetime.now(UTC)
     if risk is not None:
         alert = (
@@ -192,20 +182,24 @@ def _act(
         alert = store.acknowledge(alert_id, user, now, note, uid)
     else:
         alert = store.resolve(alert_id, user, now, note, uid)
-    audit(request, f"alert_{action}", f"alert:{alert_id}", rule=alert.rule, case_id=alert.case_id, note=note)
+    caller.audit(f"alert_{action}", f"alert:{alert_id}", rule=alert.rule, case_id=alert.case_id, note=note)
     return alert_json(alert)
 
 
 @router.post(
     "/{alert_id}/acknowledge", summary="Acknowledge an open alert (supervisor, legal, admin; audited)"
 )
-def acknowledge_alert(request: Request, alert_id: int, body: ActionIn | None = None) -> Doc:
-    return _act(request, alert_id, body, "acknowledge")
+def acknowledge_alert(
+    caller: CallerDep, alerts: AlertStoreDep, risk: MaybeRiskDep, alert_id: int, body: ActionIn | None = None
+) -> Doc:
+    return _act(caller, alerts, risk, alert_id, body, "acknowledge")
 
 
 @router.post("/{alert_id}/resolve", summary="Resolve an alert (supervisor, legal, admin; audited)")
-def resolve_alert(request: Request, alert_id: int, body: ActionIn | None = None) -> Doc:
-    return _act(request, alert_id, body, "resolve")
+def resolve_alert(
+    caller: CallerDep, alerts: AlertStoreDep, risk: MaybeRiskDep, alert_id: int, body: ActionIn | None = None
+) -> Doc:
+    return _act(caller, alerts, risk, alert_id, body, "resolve")
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -214,15 +208,15 @@ _TITLE = {"zh-CN": "风险告警", "en": "Risk alerts"}
 
 
 @pages_router.get("/alerts")
-def alerts_page(request: Request) -> HTMLResponse:
+def alerts_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
     """List with acknowledge/resolve buttons, live through the SSE stream (``/static/alerts.js``)."""
     lang = lang_of(request)
     e = html.escape
-    who = principal(request)
-    tz = request.app.state.settings.centre.timezone
+    who = caller.who
+    tz = settings.centre.timezone
     body = (
-        nav(request, lang)
-        + f'<main id="alerts" data-lang="{e(lang)}" data-tz="{e(tz)}" data-csrf="{e(request.state.csrf)}"'
+        nav(caller, lang)
+        + f'<main id="alerts" data-lang="{e(lang)}" data-tz="{e(tz)}" data-csrf="{e(caller.csrf)}"'
         + f' data-role="{e(who.role)}" data-handler="{"1" if who.role in HANDLERS else ""}">'
         + f"<h1>{e(_TITLE[lang])}</h1></main>"
         + '<script src="/static/alerts.js" defer></script>'

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -15,7 +15,9 @@ from sqlalchemy import Engine
 from indexer.segment_store import SegmentStore
 from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
 from pipeline.api.body_limit import BodyLimit
+from pipeline.api.deps import MaybeRegistryDep, MaybeRuntimeDep
 from pipeline.api.errors import install_error_handlers
+from pipeline.api.runtime import Runtime
 from pipeline.export.service import ExportService
 from pipeline.settings import Settings
 from pipeline.storage import Storage
@@ -28,14 +30,15 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 def create_app(
     settings: Settings,
     store: SegmentStore,
-    runtime: Any | None = None,
+    runtime: Runtime | None = None,
     registry: CollectorRegistry | None = None,
     engine: Engine | None = None,
     storage: Storage | None = None,
 ) -> FastAPI:
     """Every route but health, metrics and login needs a user (see :mod:`pipeline.api.auth`).
 
-    ``runtime`` is the CentreRuntime when this process records; None for an API-only node.
+    ``runtime`` is the CentreRuntime when this process records (what is used of it:
+    :class:`pipeline.api.runtime.Runtime`); None for an API-only node.
 
     With ``engine`` and ``storage`` (taken from the runtime when it is given) the case index,
     body-camera import and export routes are served too.
@@ -48,7 +51,7 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.runtime = runtime
-    app.state.risk = getattr(runtime, "risk", None)  # the risk engine of a recording node
+    app.state.risk = runtime.risk if runtime is not None else None  # the risk engine of a recording node
     app.state.registry = (
         registry if registry is not None else (runtime.registry if runtime is not None else None)
     )
@@ -60,7 +63,7 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(playback.router)
     app.include_router(live.router)
-    live.install(app)
+    live.install(app, runtime)
     engine = engine if engine is not None else (runtime.engine if runtime is not None else None)
     storage = storage if storage is not None else (runtime.storage if runtime is not None else None)
     app.state.engine = engine
@@ -79,8 +82,7 @@ def create_app(
         app.router.on_shutdown.append(jobs.stop)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and recorder health")
-    def healthz(request: Request) -> dict[str, Any]:
-        rt = request.app.state.runtime
+    def healthz(rt: MaybeRuntimeDep) -> dict[str, Any]:
         body: dict[str, Any] = {"status": "ok"}
         if rt is not None:
             workers = rt.supervisor.health()
@@ -97,8 +99,7 @@ def create_app(
         summary="Prometheus metrics",
         response_class=PlainTextResponse,  # documents text/plain (the exposition format), not JSON
     )
-    def metrics(request: Request) -> Response:
-        reg = request.app.state.registry
+    def metrics(reg: MaybeRegistryDep) -> Response:
         payload = generate_latest(reg) if reg is not None else b""
         return Response(payload, media_type=CONTENT_TYPE_LATEST)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,9 +32,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
@@ -46,11 +46,11 @@ from indexer.case_records import Writer
 from indexer.database import DB_INT_MAX
 from indexer.login_throttle import LoginThrottle, Streak, ThrottlePolicy
 from indexer.users import TOKEN_SECONDS, Principal, UserStore
-from pipeline.api.errors import error_body
+from pipeline.api.deps import MaybeRiskDep, Network, Security, SecurityDep
+from pipeline.api.errors import send_error
+from pipeline.risk.engine import RiskEngine
 from pipeline.risk.push import alert_json
 from pipeline.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "vaudit_session"
 CSRF_HEADER = "x-csrf-token"
@@ -92,25 +92,6 @@ _RULES: tuple[tuple[str, frozenset[str] | None, tuple[str, ...]], ...] = (
 def csrf_token(session_secret: str) -> str:
     """The CSRF token of a session: derived from its secret, so nothing more is stored."""
     return hmac.new(session_secret.encode(), b"vaudit-csrf", hashlib.sha256).hexdigest()[:40]
-
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True)
-class Security:
-    users: UserStore
-    audit: AuditLog
-    throttle: LoginThrottle
-    alerts: AlertStore
-    trusted_proxies: tuple[Network, ...] = ()
-
-
-def security(app: Any) -> Security:
-    sec: Security | None = getattr(app.state, "security", None)
-    if sec is None:
-        raise Unauthenticated("authentication is not configured on this node")
-    return sec
 
 
 def _is_api(path: str) -> bool:
@@ -193,12 +174,12 @@ class AuthGate:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await _json(send, 403, "forbidden", f"role {who.role} may not use {method} {path}")
+            await send_error(send, 403, "forbidden", f"role {who.role} may not use {method} {path}")
             return
         if via_cookie and method not in SAFE_METHODS and _is_api(path):
             sent = _header(headers, CSRF_HEADER.encode()) or ""
             if not hmac.compare_digest(sent, csrf_token(session_secret)):
-                await _json(send, 403, "csrf_failed", "missing or wrong X-CSRF-Token for a cookie session")
+                await send_error(send, 403, "csrf_failed", "missing or wrong X-CSRF-Token for a cookie session")
                 return
         state = scope.setdefault("state", {})
         state["principal"] = who
@@ -211,7 +192,7 @@ class AuthGate:
             await send({"type": "websocket.close", "code": 1008})  # policy violation: not logged in
             return
         if _is_api(path):
-            await _json(
+            await send_error(
                 send, 401, "unauthorized", "log in first: POST /api/v1/auth/token, then Authorization: Bearer"
             )
             return
@@ -230,28 +211,7 @@ class AuthGate:
         await send({"type": "http.response.body", "body": b""})
 
 
-async def _json(send: Send, status: int, code: str, message: str) -> None:
-    import json
-
-    body = json.dumps(error_body(code, message), ensure_ascii=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 # --- helpers for routes ---------------------------------------------------------------------
-
-
-def principal(request: Request) -> Principal:
-    who: Principal | None = getattr(request.state, "principal", None)
-    if who is None:
-        raise Unauthenticated("not authenticated")
-    return who
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -266,22 +226,20 @@ def _trusted(proxies: tuple[Network, ...], host: str | None) -> bool:
     return addr is not None and any(addr in net for net in proxies)
 
 
-def from_trusted_proxy(request: Request) -> bool:
-    """The TCP peer is one of ``api.trusted_proxies`` (its X-Forwarded-* headers count)."""
-    sec: Security | None = getattr(request.app.state, "security", None)
-    peer = request.client.host if request.client is not None else None
-    return sec is not None and _trusted(sec.trusted_proxies, peer)
+def from_trusted_proxy(conn: HTTPConnection, proxies: tuple[Network, ...]) -> bool:
+    """The TCP peer is one of ``proxies`` (``api.trusted_proxies``: its X-Forwarded-* headers count)."""
+    peer = conn.client.host if conn.client is not None else None
+    return _trusted(proxies, peer)
 
 
-def client_addr(request: Request) -> str | None:
+def client_addr(conn: HTTPConnection, proxies: tuple[Network, ...]) -> str | None:
     """The client's address: the TCP peer's, or, when the peer is a trusted proxy, the nearest
     address in ``X-Forwarded-For`` that is not itself a trusted proxy (hops further left are
     whatever the client chose to send)."""
-    peer = request.client.host if request.client is not None else None
-    if not from_trusted_proxy(request):
+    peer = conn.client.host if conn.client is not None else None
+    if not _trusted(proxies, peer):
         return peer
-    proxies = security(request.app).trusted_proxies
-    hops = [h.strip() for part in request.headers.getlist("x-forwarded-for") for h in part.split(",")]
+    hops = [h.strip() for part in conn.headers.getlist("x-forwarded-for") for h in part.split(",")]
     for hop in reversed([h for h in hops if h]):
         if _address(hop) is None:
             return peer  # a malformed chain proves nothing about the client
@@ -290,45 +248,63 @@ def client_addr(request: Request) -> str | None:
     return peer
 
 
-def audit(request: Request, action: str, obj: str, **detail: Any) -> None:
-    """Append one audit row for this request (user, time, object, client address)."""
-    who = principal(request)
-    security(request.app).audit.append(
-        who.name,
-        action,
-        obj,
-        client_addr(request),
-        {k: v for k, v in detail.items() if v is not None} or None,
-    )
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request acts as (the gate authenticated them), with the audit trail and the case
+    rules that apply to them: what every route but the public ones starts from."""
+
+    who: Principal
+    security: Security
+    address: str | None  # for the audit trail: see client_addr
+    csrf: str  # the session's CSRF token for the page's forms; "" with a bearer token
+
+    def audit(self, action: str, obj: str, **detail: Any) -> None:
+        """Append one audit row for this request (user, time, object, client address)."""
+        self.security.audit.append(
+            self.who.name,
+            action,
+            obj,
+            self.address,
+            {k: v for k, v in detail.items() if v is not None} or None,
+        )
+
+    def require_case(self, case_id: int) -> None:
+        """403 unless the caller may see this case (officers: only cases they are on)."""
+        who = self.who
+        if who.sees_all_cases:
+            return
+        if who.officer_id is None or not self.security.users.officer_on_case(who.officer_id, case_id):
+            raise Forbidden(f"case {case_id} is not one of your cases")
+
+    def writer(self) -> Writer:
+        """The caller as a writer of case data: an officer writes into their own cases only and no
+        late entries; supervisor, legal and admin write anywhere (route rules keep legal out of most)."""
+        who = self.who
+        if who.role != "officer":
+            return Writer(who.user_id, who.name, None, who.officer_id, who.role in LATE_WRITERS)
+        mine = self.visible_cases()
+        return Writer(who.user_id, who.name, frozenset(mine or ()), who.officer_id, False)
+
+    def visible_cases(self) -> set[int] | None:
+        """None: every case; otherwise the ids the caller may see."""
+        who = self.who
+        if who.sees_all_cases:
+            return None
+        if who.officer_id is None:
+            return set()
+        return self.security.users.officer_cases(who.officer_id)
 
 
-def require_case(request: Request, case_id: int) -> None:
-    """403 unless the caller may see this case (officers: only cases they are on)."""
-    who = principal(request)
-    if who.sees_all_cases:
-        return
-    if who.officer_id is None or not security(request.app).users.officer_on_case(who.officer_id, case_id):
-        raise Forbidden(f"case {case_id} is not one of your cases")
+async def current_caller(conn: HTTPConnection, sec: SecurityDep) -> Caller:
+    """The request's :class:`Caller`, from what :class:`AuthGate` put in the request's state
+    (``async``: no thread hop for it, see :mod:`pipeline.api.deps`)."""
+    who: Principal | None = getattr(conn.state, "principal", None)
+    if who is None:
+        raise Unauthenticated("not authenticated")
+    return Caller(who, sec, client_addr(conn, sec.trusted_proxies), getattr(conn.state, "csrf", ""))
 
 
-def writer(request: Request) -> Writer:
-    """The caller as a writer of case data: an officer writes into their own cases only and no
-    late entries; supervisor, legal and admin write anywhere (route rules keep legal out of most)."""
-    who = principal(request)
-    if who.role != "officer":
-        return Writer(who.user_id, who.name, None, who.officer_id, who.role in LATE_WRITERS)
-    mine = visible_cases(request)
-    return Writer(who.user_id, who.name, frozenset(mine or ()), who.officer_id, False)
-
-
-def visible_cases(request: Request) -> set[int] | None:
-    """None: every case; otherwise the ids the caller may see."""
-    who = principal(request)
-    if who.sees_all_cases:
-        return None
-    if who.officer_id is None:
-        return set()
-    return security(request.app).users.officer_cases(who.officer_id)
+CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -343,13 +319,14 @@ class TokenIn(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
-def authenticate(request: Request, name: str, password: str, refused: str) -> Principal:
+def authenticate(
+    sec: Security, risk: RiskEngine | None, addr: str | None, name: str, password: str, refused: str
+) -> Principal:
     """Check a name and password under the login throttle: the account, or TooManyAttempts (the
     password not even looked at) or Unauthenticated; every outcome is audited, and a run of
-    failures on the account or the address raises a ``login_failures`` alert. ``refused``: the
-    audit action of a wrong password."""
-    sec = security(request.app)
-    addr = client_addr(request)
+    failures on the account or the address raises a ``login_failures`` alert (published on
+    ``risk``'s live stream too, on a node that runs one). ``addr``: the client's address;
+    ``refused``: the audit action of a wrong password."""
     wait = sec.throttle.begin(name, addr)
     if wait is not None:
         sec.audit.append(name[:128], "login_throttled", "auth", addr, {"retry_after_seconds": round(wait, 3)})
@@ -361,13 +338,13 @@ def authenticate(request: Request, name: str, password: str, refused: str) -> Pr
     if who is None:
         sec.audit.append(name[:128], refused, "auth", addr)
         for streak in sec.throttle.failed(name, addr):
-            _alert(request, sec, streak)
+            _alert(sec, risk, streak)
         raise Unauthenticated("wrong name or password")
     sec.throttle.succeeded(name, addr)
     return who
 
 
-def _alert(request: Request, sec: Security, streak: Streak) -> None:
+def _alert(sec: Security, risk: RiskEngine | None, streak: Streak) -> None:
     kind, _, value = streak.key.partition(":")
     what = "account" if kind == "user" else "address"
     message = f"{streak.failures} failed logins in a row for {what} {value}"
@@ -382,7 +359,6 @@ def _alert(request: Request, sec: Security, streak: Streak) -> None:
     )
     rec, created = sec.alerts.raise_or_continue(new, datetime.now(UTC))
     sec.audit.append("system", "alert_raised", f"alert:{rec.id}", None, {"rule": rec.rule, what: value})
-    risk = getattr(request.app.state, "risk", None)
     if risk is not None:  # the live alert stream of a recording node
         risk.hub.publish({"event": "raised" if created else "continued", "alert": alert_json(rec)})
 
@@ -392,23 +368,23 @@ def _alert(request: Request, sec: Security, streak: Streak) -> None:
     summary="A bearer token for an API client (name and password)",
     responses={429: {"description": "Too many failed logins for this account or address (see Retry-After)"}},
 )
-def issue_token(request: Request, body: TokenIn) -> dict[str, Any]:
-    sec = security(request.app)
-    who = authenticate(request, body.name, body.password, "token_refused")
+def issue_token(request: Request, body: TokenIn, sec: SecurityDep, risk: MaybeRiskDep) -> dict[str, Any]:
+    addr = client_addr(request, sec.trusted_proxies)
+    who = authenticate(sec, risk, addr, body.name, body.password, "token_refused")
     token = sec.users.issue(who, "bearer")
-    sec.audit.append(who.name, "token_issued", f"user:{who.name}", client_addr(request))
+    sec.audit.append(who.name, "token_issued", f"user:{who.name}", addr)
     return {"access_token": token, "token_type": "bearer", "expires_in": TOKEN_SECONDS, "role": who.role}
 
 
 @router.get("/api/v1/auth/me", summary="Who this credential belongs to")
-def me(request: Request) -> dict[str, Any]:
-    who = principal(request)
+def me(caller: CallerDep) -> dict[str, Any]:
+    who = caller.who
     return {"name": who.name, "role": who.role, "officer_id": who.officer_id}
 
 
 @router.get("/api/v1/auth/tokens", summary="Your own sessions and API tokens that have not expired")
-def my_tokens(request: Request) -> dict[str, Any]:
-    who = principal(request)
+def my_tokens(caller: CallerDep) -> dict[str, Any]:
+    who = caller.who
     return {
         "tokens": [
             {
@@ -419,18 +395,16 @@ def my_tokens(request: Request) -> dict[str, Any]:
                 "revoked": c.revoked,
                 "current": c.id == who.credential_id,
             }
-            for c in security(request.app).users.credentials(who.user_id)
+            for c in caller.security.users.credentials(who.user_id)
         ]
     }
 
 
 @router.post("/api/v1/auth/tokens/{token_id}/revoke", summary="Revoke one of your own sessions or tokens")
-def revoke_token(
-    request: Request, token_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)]
-) -> dict[str, Any]:
-    who = principal(request)
-    security(request.app).users.revoke_credential(who.user_id, token_id)
-    audit(request, "token_revoked", f"user:{who.name}", token_id=token_id)
+def revoke_token(caller: CallerDep, token_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)]) -> dict[str, Any]:
+    who = caller.who
+    caller.security.users.revoke_credential(who.user_id, token_id)
+    caller.audit("token_revoked", f"user:{who.name}", token_id=token_id)
     return {"id": token_id, "revoked": True}
 
 
@@ -438,15 +412,16 @@ def revoke_token(
     "/api/v1/auth/tokens/revoke-all",
     summary="Revoke all your own sessions and tokens, this one too (e.g. after a token leaked)",
 )
-def revoke_all_tokens(request: Request) -> dict[str, Any]:
-    who = principal(request)
-    audit(request, "token_revoked_all", f"user:{who.name}")  # before: the credential dies with it
-    return {"revoked": security(request.app).users.revoke_all(who.user_id)}
+def revoke_all_tokens(caller: CallerDep) -> dict[str, Any]:
+    who = caller.who
+    caller.audit("token_revoked_all", f"user:{who.name}")  # before: the credential dies with it
+    return {"revoked": caller.security.users.revoke_all(who.user_id)}
 
 
 def install(app: FastAPI, engine: Engine, audit_log: AuditLog) -> Security:
-    """Users, audit trail (keyed: pipeline/storage/anchors.py), login throttle and the gate; routes
-    read ``app.state.security``."""
+    """Users, audit trail (keyed: pipeline/storage/anchors.py), login throttle and the gate, on
+    ``app.state.security`` (routes take it as :data:`pipeline.api.deps.SecurityDep` or in their
+    :data:`CallerDep`)."""
     settings: Settings = app.state.settings
     cfg = settings.auth
     policy = ThrottlePolicy(

@@ -10,12 +10,10 @@ the server buffer a huge JSON document (FastAPI reads a JSON body whole before v
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.api.errors import error_body
+from pipeline.api.errors import send_error
 
 # Routes that read their body as a stream under a limit of their own.
 STREAMED_PATHS = frozenset({"/api/v1/bodycam/clips"})
@@ -23,16 +21,8 @@ STREAMED_PATHS = frozenset({"/api/v1/bodycam/clips"})
 
 async def _refuse(send: Send, limit: int, declared: str | None) -> None:
     size = f"of {declared} bytes " if declared else ""
-    body = json.dumps(
-        error_body("payload_too_large", f"request body {size}exceeds {limit} bytes (api.max_json_bytes)",
-                   {"limit": limit}),
-        ensure_ascii=False,
-    ).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]})
-    await send({"type": "http.response.body", "body": body})
+    message = f"request body {size}exceeds {limit} bytes (api.max_json_bytes)"
+    await send_error(send, 413, "payload_too_large", message, {"limit": limit}, close=True)
 
 
 class BodyLimit:

@@ -7,18 +7,14 @@ route declares its multipart body in ``openapi_extra`` for the documentation onl
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from domain.errors import IndexStoreError
 from domain.types import ImportedClip, iso
-from pipeline.api.auth import audit, writer
+from pipeline.api.auth import CallerDep
+from pipeline.api.deps import BodycamDep
 from pipeline.api.errors import REPLAY
-from pipeline.intake.bodycam import BodycamImporter
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/bodycam", tags=["bodycam"])
 
@@ -57,13 +53,12 @@ _FORM_SCHEMA: dict[str, Any] = {
         422: {"description": "Not a video"},
     },
 )
-async def upload_clip(request: Request, response: Response) -> dict[str, Any]:
-    importer: BodycamImporter | None = getattr(request.app.state, "bodycam", None)
-    if importer is None:
-        raise IndexStoreError("body-camera import is not configured on this node (cases.install not called)")
-    clip, created = await importer.import_request(request, writer(request))
+async def upload_clip(
+    request: Request, response: Response, importer: BodycamDep, caller: CallerDep
+) -> dict[str, Any]:
+    clip, created = await importer.import_request(request, caller.writer())
     if created:
-        audit(request, "bodycam_upload", f"clip:{clip.clip_id}", storage_key=clip.storage_key, sha256=clip.sha256)
+        caller.audit("bodycam_upload", f"clip:{clip.clip_id}", storage_key=clip.storage_key, sha256=clip.sha256)
     response.status_code = 201 if created else 200
     return {**clip_json(clip), "created": created}
 

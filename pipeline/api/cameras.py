@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from domain.errors import NotFoundError, ValidationFailed
 from domain.types import GapRecord, SegmentRecord, iso, utc
+from pipeline.api.deps import MaybeRuntimeDep, SettingsDep, StoreDep
+from pipeline.settings import Settings
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
@@ -69,14 +71,12 @@ def gap_json(gap: GapRecord) -> dict[str, Any]:
 
 
 @router.get("", summary="All configured cameras with live recorder status")
-def list_cameras(request: Request) -> dict[str, Any]:
-    state = request.app.state
-    runtime = getattr(state, "runtime", None)
+def list_cameras(settings: SettingsDep, store: StoreDep, runtime: MaybeRuntimeDep) -> dict[str, Any]:
     statuses = runtime.camera_statuses() if runtime is not None else {}
     out = []
-    for room, cam in state.settings.cameras():
+    for room, cam in settings.cameras():
         st = statuses.get(cam.id)
-        last = state.store.last_segment(cam.id)
+        last = store.last_segment(cam.id)
         out.append(
             {
                 "id": cam.id,
@@ -94,22 +94,23 @@ def list_cameras(request: Request) -> dict[str, Any]:
     return {"cameras": out}
 
 
-def _known(request: Request, camera_id: str) -> None:
-    if request.app.state.settings.camera(camera_id) is None:
+def _known(settings: Settings, camera_id: str) -> None:
+    if settings.camera(camera_id) is None:
         raise NotFoundError(f"unknown camera {camera_id!r}", camera_id=camera_id)
 
 
 @router.get("/{camera_id}/segments", summary="Segments overlapping [start, end)")
 def list_segments(
-    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
     camera_id: str,
     start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> dict[str, Any]:
-    _known(request, camera_id)
+    _known(settings, camera_id)
     lo, hi = _range(start, end)
-    segs = request.app.state.store.segments(camera_id, lo, hi, limit=limit)
+    segs = store.segments(camera_id, lo, hi, limit=limit)
     return {
         "camera_id": camera_id,
         "start": iso(lo),
@@ -120,12 +121,13 @@ def list_segments(
 
 @router.get("/{camera_id}/gaps", summary="Gaps (with cause) overlapping [start, end)")
 def list_gaps(
-    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
     camera_id: str,
     start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
 ) -> dict[str, Any]:
-    _known(request, camera_id)
+    _known(settings, camera_id)
     lo, hi = _range(start, end)
-    gaps = request.app.state.store.gaps(camera_id, lo, hi)
+    gaps = store.gaps(camera_id, lo, hi)
     return {"camera_id": camera_id, "start": iso(lo), "end": iso(hi), "gaps": [gap_json(g) for g in gaps]}

@@ -5,32 +5,28 @@ event or observation): the first write answers 201, a replay 200 with the stored
 different body under the same key 409 (which does not say what differs). References to unknown
 rooms, subjects or officers and times too far in the future are 422 with ``details.fields``.
 Request bodies larger than ``api.max_json_bytes`` are refused with 413 while they stream in,
-before they are parsed.
+before they are parsed (:mod:`pipeline.api.body_limit`, in front of every route).
 
 Writes are case-scoped like reads: an officer writes only into cases they are attached to (a
 subject id in a body stands for its case), and no late entries (older than
 ``api.late_entry_hours``, or inside a range already on a disc); 403 otherwise. Every write
 stores its author and appends an audit row (object ``case:<number>`` when it is about a case).
 
-The routes find their services on ``app.state.case_api`` (see :func:`install`).
+The routes take their services as :data:`pipeline.api.deps.CaseApiDep` (put there by
+:func:`install`).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, FastAPI, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
-from starlette.types import Message
 
-from domain.errors import Forbidden, IndexStoreError, PayloadTooLarge, ValidationFailed
+from domain.errors import Forbidden, ValidationFailed
 from domain.types import (
     CameraCoverage,
     EventType,
@@ -58,34 +54,25 @@ from indexer.coverage import CameraRuns, StayCoverage, runs_of
 from indexer.footage import CaseTimeline, FootageIndex
 from indexer.search import MAX_LIMIT, CaseHit, CaseQuery, CaseSearch
 from pipeline.api import bodycam
-from pipeline.api.auth import audit, principal, require_case, visible_cases, writer
+from pipeline.api.auth import Caller, CallerDep
 from pipeline.api.bodycam import clip_json
 from pipeline.api.cameras import gap_json, segment_json
+from pipeline.api.deps import CaseApi, CaseApiDep, MaybeRiskDep
 from pipeline.api.errors import REPLAY
 from pipeline.intake.bodycam import BodycamImporter
-from pipeline.settings import ApiConfig, Settings
+from pipeline.risk.engine import RiskEngine
+from pipeline.settings import Settings
 from pipeline.storage import Storage
-
-log = logging.getLogger(__name__)
 
 MAX_BATCH = 5000
 MAX_RANGE = timedelta(days=31)
 
 
-@dataclass(frozen=True, slots=True)
-class CaseApi:
-    """What the case routes need; one per app, on ``app.state.case_api``."""
-
-    store: CaseStore
-    footage: FootageIndex
-    search: CaseSearch
-    config: ApiConfig
-
-
 def install(
     app: FastAPI, engine: Engine, storage: Storage, settings: Settings, tmp_dir: Path | None = None
 ) -> None:
-    """Put the case and body-camera services on ``app.state`` (the routers read them there).
+    """Put the case and body-camera services on ``app.state`` (routes take them through
+    :mod:`pipeline.api.deps`).
 
     ``tmp_dir`` is where uploads are spooled while hashed and probed (default: the system
     temporary directory); it should be on a disk with room for one ``max_upload_bytes`` file
@@ -101,20 +88,12 @@ def install(
     app.state.bodycam = BodycamImporter(storage, footage, settings.api, tmp_dir)
 
 
-def _api(request: Request) -> CaseApi:
-    api: CaseApi | None = getattr(request.app.state, "case_api", None)
-    if api is None:  # create_app was not given the index: say so instead of an AttributeError 500
-        raise IndexStoreError("the case index is not configured on this node (cases.install not called)")
-    return api
-
-
 def _feed_risk(
-    request: Request,
+    risk: RiskEngine | None,
     events: list[StoredEvent] | None = None,
     observations: list[StoredObservation] | None = None,
 ) -> None:
-    """Hand what was just stored to the risk engine (``app.state.risk``), if this node runs one."""
-    risk = getattr(request.app.state, "risk", None)
+    """Hand what was just stored to the risk engine, if this node runs one."""
     if risk is not None:
         if events:
             risk.observe_events(events)
@@ -122,39 +101,7 @@ def _feed_risk(
             risk.observe_observations(observations)
 
 
-class LimitedBodyRoute(APIRoute):
-    """A route whose request body may not exceed ``api.max_json_bytes``.
-
-    Checked twice: the declared Content-Length up front (no byte read), and the bytes as they
-    arrive (a chunked body has no length). Raising inside ``receive`` must be an
-    HTTPException: FastAPI turns any other error while reading the body into a 400.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def limited(request: Request) -> Response:
-            limit = _api(request).config.max_json_bytes
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(f"request body of {declared} bytes exceeds {limit}", limit=limit)
-            seen = 0
-            receive = request.receive
-
-            async def counting() -> Message:
-                nonlocal seen
-                message = await receive()
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise HTTPException(413, f"request body exceeds {limit} bytes")
-                return message
-
-            return await handler(Request(request.scope, counting))
-
-        return limited
-
-
-router = APIRouter(prefix="/api/v1", tags=["cases"], route_class=LimitedBodyRoute)
+router = APIRouter(prefix="/api/v1", tags=["cases"])
 router.include_router(bodycam.router)
 
 
@@ -239,18 +186,18 @@ def _status(response: Response, created: bool) -> None:
 _AUDIT_IDS = 100  # client ids named in one audit row (a batch may hold thousands)
 
 
-def _audit_readings(request: Request, action: str, written: list[tuple[int | None, str, bool]]) -> None:
+def _audit_readings(
+    caller: Caller, store: CaseStore, action: str, written: list[tuple[int | None, str, bool]]
+) -> None:
     """One audit row per case a request wrote readings into (``written``: case id, client id,
     late), naming the new ones; nothing when every item was a replay (nothing was written)."""
     by_case: dict[int | None, list[tuple[str, bool]]] = {}
     for case_id, client_id, late in written:
         by_case.setdefault(case_id, []).append((client_id, late))
-    store = _api(request).store
     for case_id, items in by_case.items():
         obj = "readings" if case_id is None else f"case:{store.get_case(case_id).case_number}"
         late_ids = [cid for cid, is_late in items if is_late]
-        audit(
-            request,
+        caller.audit(
             action,
             obj,
             case_id=case_id,
@@ -264,18 +211,19 @@ def _audit_readings(request: Request, action: str, written: list[tuple[int | Non
 
 
 @router.post("/cases", status_code=201, responses=REPLAY, summary="Create a case (idempotent by case number)")
-def create_case(request: Request, response: Response, body: CaseIn) -> Doc:
+def create_case(caller: CallerDep, api: CaseApiDep, response: Response, body: CaseIn) -> Doc:
     """An officer who creates a case is attached to it as lead (it is then theirs to write)."""
-    case, created = _api(request).store.create_case(NewCase(**body.model_dump()), writer(request))
+    case, created = api.store.create_case(NewCase(**body.model_dump()), caller.writer())
     if created:
-        audit(request, "case_create", f"case:{case.case_number}", case_id=case.id)
+        caller.audit("case_create", f"case:{case.case_number}", case_id=case.id)
     _status(response, created)
     return case_json(case)
 
 
 @router.get("/cases", summary="Search cases (all filters combine; event filters hold for one event)")
 def search_cases(
-    request: Request,
+    caller: CallerDep,
+    api: CaseApiDep,
     case_number: Annotated[str | None, Query(max_length=64, description="prefix")] = None,
     subject_name: Annotated[str | None, Query(max_length=200, description="substring")] = None,
     id_number: Annotated[str | None, Query(max_length=64)] = None,
@@ -287,14 +235,13 @@ def search_cases(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Doc:
-    mine = visible_cases(request)
+    mine = caller.visible_cases()
     if mine is not None:  # an officer: only cases they are on
-        officer_id = principal(request).officer_id or -1
+        officer_id = caller.who.officer_id or -1
     q = CaseQuery(
         case_number, subject_name, id_number, officer_id, room_id, event_type, start, end, limit, offset
     )
-    audit(
-        request,
+    caller.audit(
         "search",
         "cases",
         case_number=case_number,
@@ -306,7 +253,7 @@ def search_cases(
         start=iso(start) if start is not None and start.tzinfo is not None else None,
         end=iso(end) if end is not None and end.tzinfo is not None else None,
     )
-    page = _api(request).search.search(q)
+    page = api.search.search(q)
     items = [h for h in page.items if mine is None or h.case.id in mine]
     return {
         "total": page.total if len(items) == len(page.items) else len(items),
@@ -317,11 +264,11 @@ def search_cases(
 
 
 @router.get("/cases/{case_id}", summary="A case with its subjects and officers")
-def get_case(request: Request, case_id: int) -> Doc:
-    store = _api(request).store
+def get_case(caller: CallerDep, api: CaseApiDep, case_id: int) -> Doc:
+    store = api.store
     case = store.get_case(case_id)
-    require_case(request, case_id)
-    audit(request, "view_case", f"case:{case.case_number}", case_id=case_id)
+    caller.require_case(case_id)
+    caller.audit("view_case", f"case:{case.case_number}", case_id=case_id)
     return {
         **case_json(case),
         "subjects": [subject_json(s) for s in store.subjects_of_case(case_id)],
@@ -335,13 +282,15 @@ def get_case(request: Request, case_id: int) -> Doc:
     responses=REPLAY,
     summary="Add a subject (suspect, witness, victim)",
 )
-def create_subject(request: Request, response: Response, case_id: int, body: SubjectIn) -> Doc:
-    require_case(request, case_id)
-    store = _api(request).store
-    subject, created = store.create_subject(NewSubject(case_id=case_id, **body.model_dump()), writer(request))
+def create_subject(
+    caller: CallerDep, api: CaseApiDep, response: Response, case_id: int, body: SubjectIn
+) -> Doc:
+    caller.require_case(case_id)
+    store = api.store
+    subject, created = store.create_subject(NewSubject(case_id=case_id, **body.model_dump()), caller.writer())
     if created:
         number = store.get_case(case_id).case_number
-        audit(request, "subject_create", f"case:{number}", case_id=case_id, subject_id=subject.id)
+        caller.audit("subject_create", f"case:{number}", case_id=case_id, subject_id=subject.id)
     _status(response, created)
     return subject_json(subject)
 
@@ -349,32 +298,34 @@ def create_subject(request: Request, response: Response, case_id: int, body: Sub
 @router.post(
     "/cases/{case_id}/officers", status_code=201, responses=REPLAY, summary="Attach an officer to a case"
 )
-def attach_officer(request: Request, response: Response, case_id: int, body: CaseOfficerIn) -> Doc:
-    require_case(request, case_id)
-    store = _api(request).store
-    created = store.add_case_officer(case_id, body.officer_id, body.role, writer(request))
+def attach_officer(
+    caller: CallerDep, api: CaseApiDep, response: Response, case_id: int, body: CaseOfficerIn
+) -> Doc:
+    caller.require_case(case_id)
+    store = api.store
+    created = store.add_case_officer(case_id, body.officer_id, body.role, caller.writer())
     if created:
         number = store.get_case(case_id).case_number
-        audit(request, "case_officer_add", f"case:{number}", case_id=case_id, officer_id=body.officer_id)
+        caller.audit("case_officer_add", f"case:{number}", case_id=case_id, officer_id=body.officer_id)
     _status(response, created)
     return {"case_id": case_id, "officer_id": body.officer_id, "role": body.role}
 
 
 @router.get("/subjects/{subject_id}", summary="A subject")
-def get_subject(request: Request, subject_id: int) -> Doc:
-    subject = _api(request).store.get_subject(subject_id)
-    require_case(request, subject.case_id)
-    audit(request, "view_subject", f"subject:{subject_id}", case_id=subject.case_id)
+def get_subject(caller: CallerDep, api: CaseApiDep, subject_id: int) -> Doc:
+    subject = api.store.get_subject(subject_id)
+    caller.require_case(subject.case_id)
+    caller.audit("view_subject", f"subject:{subject_id}", case_id=subject.case_id)
     return subject_json(subject)
 
 
 @router.post(
     "/officers", status_code=201, responses=REPLAY, summary="Create an officer (idempotent by badge number)"
 )
-def create_officer(request: Request, response: Response, body: OfficerIn) -> Doc:
-    officer, created = _api(request).store.create_officer(NewOfficer(**body.model_dump()), writer(request))
+def create_officer(caller: CallerDep, api: CaseApiDep, response: Response, body: OfficerIn) -> Doc:
+    officer, created = api.store.create_officer(NewOfficer(**body.model_dump()), caller.writer())
     if created:
-        audit(request, "officer_create", f"officer:{officer.badge_number}", officer_id=officer.id)
+        caller.audit("officer_create", f"officer:{officer.badge_number}", officer_id=officer.id)
     _status(response, created)
     return officer_json(officer)
 
@@ -383,11 +334,11 @@ def create_officer(request: Request, response: Response, body: OfficerIn) -> Doc
     "/officers/{officer_id}",
     summary="An officer (officers: themselves and the officers of their own cases only)",
 )
-def get_officer(request: Request, officer_id: int) -> Doc:
-    store = _api(request).store
+def get_officer(caller: CallerDep, api: CaseApiDep, officer_id: int) -> Doc:
+    store = api.store
     officer = store.get_officer(officer_id)
-    mine = visible_cases(request)
-    if mine is not None and officer_id != principal(request).officer_id and not store.officer_shares_case(
+    mine = caller.visible_cases()
+    if mine is not None and officer_id != caller.who.officer_id and not store.officer_shares_case(
         officer_id, mine
     ):
         raise Forbidden(f"officer {officer_id} is not on one of your cases")
@@ -400,10 +351,12 @@ def get_officer(request: Request, officer_id: int) -> Doc:
 @router.post(
     "/events", status_code=201, responses=REPLAY, summary="Record one procedure event (idempotent by id)"
 )
-def post_event(request: Request, response: Response, body: EventIn) -> Doc:
-    stored = _api(request).store.add_events([body.new()], writer(request), batch=False)[0]
-    _audit_events(request, [stored])
-    _feed_risk(request, events=[stored])
+def post_event(
+    caller: CallerDep, api: CaseApiDep, risk: MaybeRiskDep, response: Response, body: EventIn
+) -> Doc:
+    stored = api.store.add_events([body.new()], caller.writer(), batch=False)[0]
+    _audit_events(caller, api.store, [stored])
+    _feed_risk(risk, events=[stored])
     _status(response, stored.created)
     return event_json(stored)
 
@@ -412,24 +365,25 @@ def post_event(request: Request, response: Response, body: EventIn) -> Doc:
     "/events/batch", status_code=201, responses=REPLAY, summary="Record a batch of events, all or none"
 )
 def post_events(
-    request: Request,
+    caller: CallerDep,
+    api: CaseApiDep,
+    risk: MaybeRiskDep,
     response: Response,
     body: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)],
 ) -> Doc:
-    stored = _api(request).store.add_events([e.new() for e in body], writer(request))
-    _audit_events(request, stored)
-    _feed_risk(request, events=stored)
+    stored = api.store.add_events([e.new() for e in body], caller.writer())
+    _audit_events(caller, api.store, stored)
+    _feed_risk(risk, events=stored)
     created = sum(1 for s in stored if s.created)
     _status(response, created > 0)
     return {"created": created, "existing": len(stored) - created, "items": [event_json(s) for s in stored]}
 
 
 @router.get("/cases/{case_id}/events", summary="Events of a case in time order")
-def case_events(request: Request, case_id: int) -> Doc:
-    api = _api(request)
+def case_events(caller: CallerDep, api: CaseApiDep, case_id: int) -> Doc:
     case = api.store.get_case(case_id)
-    require_case(request, case_id)
-    audit(request, "view_case", f"case:{case.case_number}", case_id=case_id, part="events")
+    caller.require_case(case_id)
+    caller.audit("view_case", f"case:{case.case_number}", case_id=case_id, part="events")
     return {"case_id": case_id, "events": [event_json(e) for e in api.store.events(case_id=case_id)]}
 
 
@@ -439,10 +393,12 @@ def case_events(request: Request, case_id: int) -> Doc:
     responses=REPLAY,
     summary="Record one location observation (idempotent by id)",
 )
-def post_observation(request: Request, response: Response, body: ObservationIn) -> Doc:
-    stored = _api(request).store.add_observations([body.new()], writer(request), batch=False)[0]
-    _audit_observations(request, [stored])
-    _feed_risk(request, observations=[stored])
+def post_observation(
+    caller: CallerDep, api: CaseApiDep, risk: MaybeRiskDep, response: Response, body: ObservationIn
+) -> Doc:
+    stored = api.store.add_observations([body.new()], caller.writer(), batch=False)[0]
+    _audit_observations(caller, api.store, [stored])
+    _feed_risk(risk, observations=[stored])
     _status(response, stored.created)
     return observation_json(stored)
 
@@ -454,13 +410,15 @@ def post_observation(request: Request, response: Response, body: ObservationIn) 
     summary="Record a batch of observations, all or none",
 )
 def post_observations(
-    request: Request,
+    caller: CallerDep,
+    api: CaseApiDep,
+    risk: MaybeRiskDep,
     response: Response,
     body: Annotated[list[ObservationIn], Field(min_length=1, max_length=MAX_BATCH)],
 ) -> Doc:
-    stored = _api(request).store.add_observations([o.new() for o in body], writer(request))
-    _audit_observations(request, stored)
-    _feed_risk(request, observations=stored)
+    stored = api.store.add_observations([o.new() for o in body], caller.writer())
+    _audit_observations(caller, api.store, stored)
+    _feed_risk(risk, observations=stored)
     created = sum(1 for s in stored if s.created)
     _status(response, created > 0)
     return {
@@ -470,21 +428,21 @@ def post_observations(
     }
 
 
-def _audit_events(request: Request, stored: list[StoredEvent]) -> None:
+def _audit_events(caller: Caller, store: CaseStore, stored: list[StoredEvent]) -> None:
     _audit_readings(
-        request, "event_write", [(s.case_id, s.event.event_id, s.entry.late) for s in stored if s.created]
+        caller, store, "event_write", [(s.case_id, s.event.event_id, s.entry.late) for s in stored if s.created]
     )
 
 
-def _audit_observations(request: Request, stored: list[StoredObservation]) -> None:
+def _audit_observations(caller: Caller, store: CaseStore, stored: list[StoredObservation]) -> None:
     if not any(o.created for o in stored):
         return
     cases = {}
-    store = _api(request).store
     for sid in {o.subject_id for o in stored if o.created and o.subject_id is not None}:
         cases[sid] = store.get_subject(sid).case_id
     _audit_readings(
-        request,
+        caller,
+        store,
         "observation_write",
         [(cases.get(o.subject_id or -1), o.client_id, o.entry.late) for o in stored if o.created],
     )
@@ -504,10 +462,9 @@ class ConfirmIn(_In):
     summary="Vouch for events and observations (by client id) an officer wrote, so they count for that"
     " officer's footage window (supervisor, legal, admin; audited)",
 )
-def confirm_readings(request: Request, body: ConfirmIn) -> Doc:
-    confirmed = _api(request).store.confirm_readings(body.events, body.observations, writer(request))
-    audit(
-        request,
+def confirm_readings(caller: CallerDep, api: CaseApiDep, body: ConfirmIn) -> Doc:
+    confirmed = api.store.confirm_readings(body.events, body.observations, caller.writer())
+    caller.audit(
         "readings_confirm",
         "readings",
         events=body.events[:_AUDIT_IDS] or None,
@@ -521,10 +478,9 @@ def confirm_readings(request: Request, body: ConfirmIn) -> Doc:
 
 
 @router.get("/subjects/{subject_id}/trajectory", summary="The subject's room stays (enter, leave)")
-def subject_trajectory(request: Request, subject_id: int) -> Doc:
-    api = _api(request)
-    require_case(request, api.store.get_subject(subject_id).case_id)
-    audit(request, "view_subject", f"subject:{subject_id}", part="trajectory")
+def subject_trajectory(caller: CallerDep, api: CaseApiDep, subject_id: int) -> Doc:
+    caller.require_case(api.store.get_subject(subject_id).case_id)
+    caller.audit("view_subject", f"subject:{subject_id}", part="trajectory")
     stays = api.footage.trajectory(subject_id)
     return {"subject_id": subject_id, "stays": [stay_json(s) for s in stays]}
 
@@ -534,7 +490,8 @@ def subject_trajectory(request: Request, subject_id: int) -> Doc:
     summary="Footage of every stay in [start, end): segments, gaps (causes), body-camera clips, unexplained",
 )
 def subject_footage(
-    request: Request,
+    caller: CallerDep,
+    api: CaseApiDep,
     subject_id: int,
     start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
@@ -552,11 +509,9 @@ def subject_footage(
             "range longer than 31 days",
             fields=[{"field": "query.end", "message": "range longer than 31 days"}],
         )
-    api = _api(request)
-    require_case(request, api.store.get_subject(subject_id).case_id)
+    caller.require_case(api.store.get_subject(subject_id).case_id)
     aware = start.tzinfo is not None and end.tzinfo is not None
-    audit(
-        request,
+    caller.audit(
         "view_subject",
         f"subject:{subject_id}",
         part="footage",
@@ -579,11 +534,10 @@ def subject_footage(
 
 
 @router.get("/cases/{case_id}/timeline", summary="Events, trajectories and coverage of a case")
-def case_timeline(request: Request, case_id: int) -> Doc:
-    api = _api(request)
+def case_timeline(caller: CallerDep, api: CaseApiDep, case_id: int) -> Doc:
     case = api.store.get_case(case_id)
-    require_case(request, case_id)
-    audit(request, "view_case", f"case:{case.case_number}", case_id=case_id, part="timeline")
+    caller.require_case(case_id)
+    caller.audit("view_case", f"case:{case.case_number}", case_id=case_id, part="timeline")
     return timeline_json(api.footage.case_timeline(case_id))
 
 

@@ -7,6 +7,7 @@ Validation problems carry ``details.fields``: a list of {"field": "body.x.y", "m
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from domain.errors import VauditError
 
@@ -35,6 +37,20 @@ _HTTP_CODES = {
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, details: dict[str, Any] | None = None, close: bool = False
+) -> None:
+    """The error shape from pure ASGI middleware (the auth gate, the body limit), which answers
+    before the framework and its handlers. ``close``: ask the client to close the connection (a
+    body that was refused unread must not be taken for the next request)."""
+    body = json.dumps(error_body(code, message, details), ensure_ascii=False).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:

@@ -6,12 +6,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.errors import IndexStoreError, NotFoundError, ValidationFailed
-from pipeline.api.auth import audit, principal, require_case
+from domain.errors import NotFoundError, ValidationFailed
+from indexer.users import Principal
+from pipeline.api.auth import CallerDep
+from pipeline.api.deps import ExportJobsDep
 from pipeline.export.service import ExportJob, ExportJobs, ExportService, ExportSpec
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
@@ -39,24 +41,16 @@ def install(app: FastAPI, service: ExportService) -> ExportJobs:
     return jobs
 
 
-def _jobs(request: Request) -> ExportJobs:
-    jobs: ExportJobs | None = getattr(request.app.state, "exports", None)
-    if jobs is None:
-        raise IndexStoreError("exports are not configured on this node")
-    return jobs
-
-
 @router.post("", status_code=202, summary="Start a full-process disc export of one subject")
-def start_export(request: Request, body: ExportIn) -> dict[str, Any]:
+def start_export(caller: CallerDep, jobs: ExportJobsDep, body: ExportIn) -> dict[str, Any]:
     for name, value in (("from", body.from_), ("to", body.to)):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(
                 f"{name} needs a time zone",
                 fields=[{"field": f"body.{name}", "message": "needs a time zone"}],
             )
-    jobs = _jobs(request)
     case_id = jobs.service.case_id(body.case)
-    require_case(request, case_id)
+    caller.require_case(case_id)
     spec = ExportSpec(
         case=body.case,
         subject=body.subject,
@@ -64,49 +58,48 @@ def start_export(request: Request, body: ExportIn) -> dict[str, Any]:
         end=body.to,
         media=body.media,
         allow_unexplained=body.allow_unexplained,
-        exported_by=principal(request).name,
+        exported_by=caller.who.name,
     )
     job = jobs.submit(spec)
     number = jobs.service.cases.get_case(case_id).case_number
-    audit(request, "export", f"case:{number}", case_id=case_id, job=job.job_id, subject=body.subject)
+    caller.audit("export", f"case:{number}", case_id=case_id, job=job.job_id, subject=body.subject)
     return job.to_json()
 
 
-def _own(request: Request, job: ExportJob) -> ExportJob:
+def _own(who: Principal, job: ExportJob) -> ExportJob:
     """Officers see only the jobs they started; everyone else sees all."""
-    who = principal(request)
     if not who.sees_all_cases and job.spec.exported_by != who.name:
         raise NotFoundError(f"no export job {job.job_id!r}", job_id=job.job_id)
     return job
 
 
 @router.get("", summary="Export jobs, newest first")
-def list_exports(request: Request) -> dict[str, Any]:
-    who = principal(request)
-    jobs = [j for j in _jobs(request).list() if who.sees_all_cases or j.spec.exported_by == who.name]
-    return {"exports": [j.to_json() for j in jobs]}
+def list_exports(caller: CallerDep, jobs: ExportJobsDep) -> dict[str, Any]:
+    who = caller.who
+    mine = [j for j in jobs.list() if who.sees_all_cases or j.spec.exported_by == who.name]
+    return {"exports": [j.to_json() for j in mine]}
 
 
 @router.get("/{job_id}", summary="One export job: state and progress")
-def get_export(request: Request, job_id: str) -> dict[str, Any]:
-    return _own(request, _jobs(request).get(job_id)).to_json()
+def get_export(caller: CallerDep, jobs: ExportJobsDep, job_id: str) -> dict[str, Any]:
+    return _own(caller.who, jobs.get(job_id)).to_json()
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running export")
-def cancel_export(request: Request, job_id: str) -> dict[str, Any]:
-    _own(request, _jobs(request).get(job_id))
-    audit(request, "export_cancel", f"export_job:{job_id}")
-    return _jobs(request).cancel(job_id).to_json()
+def cancel_export(caller: CallerDep, jobs: ExportJobsDep, job_id: str) -> dict[str, Any]:
+    _own(caller.who, jobs.get(job_id))
+    caller.audit("export_cancel", f"export_job:{job_id}")
+    return jobs.cancel(job_id).to_json()
 
 
 @router.get("/{job_id}/files/{name}", summary="Download one disc image of a finished export")
-def download(request: Request, job_id: str, name: str) -> FileResponse:
-    job = _own(request, _jobs(request).get(job_id))
+def download(caller: CallerDep, jobs: ExportJobsDep, job_id: str, name: str) -> FileResponse:
+    job = _own(caller.who, jobs.get(job_id))
     if job.result is None:
         raise NotFoundError(f"export {job_id} has no files yet (state {job.state})")
     images: dict[str, Path] = {p.name: p for p in (*job.result.master_images, *job.result.working_images)}
     path = images.get(name)  # only names the job produced: no path from the request reaches the disk
     if path is None:
         raise NotFoundError(f"export {job_id} has no file {name!r}", files=sorted(images))
-    audit(request, "download", f"export:{job.result.export_id}/{name}", job=job_id)
+    caller.audit("download", f"export:{job.result.export_id}/{name}", job=job_id)
     return FileResponse(path, media_type="application/x-iso9660-image", filename=name)

@@ -15,43 +15,47 @@ reading that puts their suspect in another room does not widen what they may pla
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
-
-from fastapi import Request
 
 from domain.errors import Forbidden, NotFoundError
 from domain.types import utc
-from pipeline.api.auth import CAMERA_WIDE, principal, require_case
-
-logger = logging.getLogger(__name__)
+from indexer.segment_store import SegmentStore
+from pipeline.api.auth import CAMERA_WIDE, Caller
+from pipeline.api.deps import CaseApi
+from pipeline.settings import Settings
 
 STAY_PAD = timedelta(seconds=30)
 
 
-def _room_of(request: Request, camera_id: str) -> str | None:
-    found = request.app.state.settings.camera(camera_id)
+def _room_of(settings: Settings, store: SegmentStore, camera_id: str) -> str | None:
+    found = settings.camera(camera_id)
     if found is not None:
-        room_id: str = found[0].id
-        return room_id
-    for cam in request.app.state.store.cameras():
+        return found[0].id
+    for cam in store.cameras():
         if cam.camera_id == camera_id:
-            return cam.room_id  # type: ignore[no-any-return]
+            return cam.room_id
     return None
 
 
 def check_footage_access(
-    request: Request, camera_id: str, start: datetime, end: datetime, case_id: int | None
+    caller: Caller,
+    settings: Settings,
+    store: SegmentStore,
+    case_api: CaseApi | None,
+    camera_id: str,
+    start: datetime,
+    end: datetime,
+    case_id: int | None,
 ) -> None:
-    """Return if the caller may play ``camera_id`` over ``[start, end)``; else 403."""
-    who = principal(request)
+    """Return if the caller may play ``camera_id`` over ``[start, end)``; else 403. ``case_api``:
+    None on a node without the case index (no stay opens footage there)."""
+    who = caller.who
     if who.role in CAMERA_WIDE:
         return
     if case_id is None:
         raise Forbidden("officers play footage of their own cases only: give case_id")
-    require_case(request, case_id)
-    case_api = getattr(request.app.state, "case_api", None)
-    room = _room_of(request, camera_id)
+    caller.require_case(case_id)
+    room = _room_of(settings, store, camera_id)
     if case_api is None or room is None or start.tzinfo is None or end.tzinfo is None:
         raise Forbidden(f"camera {camera_id} is not in a room of case {case_id}")
     lo_req, hi_req = utc(start), utc(end)

@@ -13,19 +13,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Response, WebSocket, WebSocketDisconnect
 
 from domain.errors import NotFoundError
 from domain.types import iso
 from indexer.users import Principal
-from pipeline.api.auth import audit, principal, security
+from pipeline.api.auth import CallerDep
+from pipeline.api.deps import (
+    LiveFramesDep,
+    LiveWatchers,
+    LiveWatchersDep,
+    MaybeCaseApiDep,
+    MaybeLiveVideoDep,
+    SecurityDep,
+    SettingsDep,
+)
+from pipeline.api.runtime import Runtime
 from pipeline.viewing.live_frames import LiveFrames, frame_age
 from pipeline.viewing.live_video import LiveVideo, Viewer, server_time
 
@@ -35,26 +44,11 @@ router = APIRouter(prefix="/api/v1/live", tags=["live"])
 AUDIT_EVERY = 300.0  # one live-view audit row per user and camera per 5 minutes of watching
 
 
-class _Watchers:
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], float] = {}
-        self._lock = threading.Lock()
-
-    def first_in_a_while(self, user: str, camera_id: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            last = self._seen.get((user, camera_id))
-            if last is not None and now - last < AUDIT_EVERY:
-                return False
-            self._seen[(user, camera_id)] = now
-            return True
-
-
-def install(app: FastAPI) -> None:
-    rt = app.state.runtime
-    app.state.live_frames = LiveFrames(rt.spool) if rt is not None else None
-    app.state.live_video = LiveVideo(rt.spool) if rt is not None else None
-    app.state.live_watchers = _Watchers()
+def install(app: FastAPI, runtime: Runtime | None) -> None:
+    """Live pictures and video from the runtime's spool (none on an API-only node)."""
+    app.state.live_frames = LiveFrames(runtime.spool) if runtime is not None else None
+    app.state.live_video = LiveVideo(runtime.spool) if runtime is not None else None
+    app.state.live_watchers = LiveWatchers(AUDIT_EVERY)
 
     def stop_live() -> None:
         hub: LiveVideo | None = getattr(app.state, "live_video", None)
@@ -65,9 +59,7 @@ def install(app: FastAPI) -> None:
 
 
 @router.get("/rooms", summary="Rooms, their cameras and who is in each room now")
-def live_rooms(request: Request) -> dict[str, Any]:
-    settings = request.app.state.settings
-    case_api = getattr(request.app.state, "case_api", None)
+def live_rooms(settings: SettingsDep, case_api: MaybeCaseApiDep) -> dict[str, Any]:
     present = case_api.footage.occupants(datetime.now(UTC)) if case_api is not None else {}
     return {
         "rooms": [
@@ -89,19 +81,17 @@ def live_rooms(request: Request) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}, "description": "The newest keyframe"}},
 )
-def live_frame(request: Request, camera_id: str) -> Response:
-    frames: LiveFrames | None = getattr(request.app.state, "live_frames", None)
-    if frames is None:
-        # an API-only node has no spool to take pictures from: nothing here is that picture (not a
-        # server fault, so not a 5xx)
-        raise NotFoundError(
-            "no live picture on this node: live view is served by the recording node (vaudit run)"
-        )
-    if request.app.state.settings.camera(camera_id) is None:
+def live_frame(
+    frames: LiveFramesDep,
+    settings: SettingsDep,
+    watchers: LiveWatchersDep,
+    caller: CallerDep,
+    camera_id: str,
+) -> Response:
+    if settings.camera(camera_id) is None:
         raise NotFoundError(f"unknown camera {camera_id!r}")
-    who = principal(request)
-    if request.app.state.live_watchers.first_in_a_while(who.name, camera_id):
-        audit(request, "live_view", f"camera:{camera_id}")
+    if watchers.first_in_a_while(caller.who.name, camera_id):
+        caller.audit("live_view", f"camera:{camera_id}")
     frame = frames.frame(camera_id)
     age = frame_age(frame)
     headers = {"Cache-Control": "no-store"}
@@ -125,19 +115,22 @@ def _same_origin(ws: WebSocket) -> bool:
 
 
 @router.websocket("/{camera_id}/video")
-async def live_video(ws: WebSocket, camera_id: str) -> None:
-    """The camera's live video: fMP4 fragments as they are recorded (see the module docstring)."""
-    hub: LiveVideo | None = getattr(ws.app.state, "live_video", None)
+async def live_video(
+    ws: WebSocket, camera_id: str, hub: MaybeLiveVideoDep, settings: SettingsDep, sec: SecurityDep
+) -> None:
+    """The camera's live video: fMP4 fragments as they are recorded (see the module docstring).
+
+    A WebSocket is refused with a close code, not the error shape, so what it may lack (the
+    principal, a live hub on this node) is checked here rather than by raising dependencies."""
     who: Principal | None = ws.scope.get("state", {}).get("principal")
     if who is None or not _same_origin(ws):
         await ws.close(code=1008)
         return
-    if hub is None or ws.app.state.settings.camera(camera_id) is None:
+    if hub is None or settings.camera(camera_id) is None:
         await ws.close(code=1011)
         return
     await ws.accept()
     client = ws.client.host if ws.client is not None else None
-    sec = security(ws.app)
 
     def audit_view(opened: bool) -> None:
         # A failed append fails the view (no access without a row): the exception closes it.

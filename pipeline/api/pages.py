@@ -9,27 +9,25 @@ from __future__ import annotations
 
 import hmac
 import html
-import logging
 import re
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from domain.errors import TooManyAttempts, Unauthenticated
+from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
 from pipeline.api.auth import (
     SESSION_COOKIE,
-    audit,
+    Caller,
+    CallerDep,
     authenticate,
     client_addr,
     csrf_token,
     from_trusted_proxy,
-    principal,
-    security,
 )
-
-logger = logging.getLogger(__name__)
+from pipeline.api.deps import MaybeRiskDep, Security, SecurityDep, SettingsDep
+from pipeline.settings import Settings
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -134,6 +132,8 @@ def login_page(request: Request, next: str | None = None) -> HTMLResponse:
 @router.post("/login")
 def login(
     request: Request,
+    sec: SecurityDep,
+    risk: MaybeRiskDep,
     name: Annotated[str, Form(max_length=128)],
     password: Annotated[str, Form(max_length=1024)],
     csrf: Annotated[str, Form(max_length=100)],
@@ -142,10 +142,10 @@ def login(
     lang = lang_of(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf):
-        raise HTTPException(403, "login form expired or forged (CSRF); reload the login page")
-    sec = security(request.app)
+        raise Forbidden("login form expired or forged (CSRF); reload the login page")
+    addr = client_addr(request, sec.trusted_proxies)
     try:
-        who = authenticate(request, name, password, "login_failed")
+        who = authenticate(sec, risk, addr, name, password, "login_failed")
     except (Unauthenticated, TooManyAttempts) as exc:
         token = secrets.token_urlsafe(24)
         if isinstance(exc, TooManyAttempts):
@@ -159,41 +159,43 @@ def login(
             resp.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
         return resp
     secret = sec.users.issue(who, "session")
-    sec.audit.append(who.name, "login", f"user:{who.name}", client_addr(request))
+    sec.audit.append(who.name, "login", f"user:{who.name}", addr)
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(
-        SESSION_COOKIE, secret, httponly=True, samesite="strict", secure=_https(request), path="/"
+        SESSION_COOKIE, secret, httponly=True, samesite="strict", secure=_https(request, sec), path="/"
     )
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return resp
 
 
-def _https(request: Request) -> bool:
+def _https(request: Request, sec: Security) -> bool:
     """Served over HTTPS (directly, or by a trusted TLS proxy that says so): the cookie is Secure."""
-    forwarded = from_trusted_proxy(request) and request.headers.get("x-forwarded-proto") == "https"
+    forwarded = (
+        from_trusted_proxy(request, sec.trusted_proxies) and request.headers.get("x-forwarded-proto") == "https"
+    )
     return request.url.scheme == "https" or forwarded
 
 
 def check_form_csrf(request: Request, sent: str) -> None:
     secret = request.cookies.get(SESSION_COOKIE, "")
     if not secret or not hmac.compare_digest(csrf_token(secret), sent):
-        raise HTTPException(403, "form expired or forged (CSRF)")
+        raise Forbidden("form expired or forged (CSRF)")
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+def logout(request: Request, caller: CallerDep, csrf: Annotated[str, Form(max_length=100)]) -> Response:
     check_form_csrf(request, csrf)
-    audit(request, "logout", f"user:{principal(request).name}")
-    security(request.app).users.revoke(request.cookies.get(SESSION_COOKIE, ""))
+    caller.audit("logout", f"user:{caller.who.name}")
+    caller.security.users.revoke(request.cookies.get(SESSION_COOKIE, ""))
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
 
 
-def nav(request: Request, lang: str) -> str:
+def nav(caller: Caller, lang: str) -> str:
     """The bar on every page: links by role, the user, language switch and logout form."""
     e = html.escape
-    who = principal(request)
+    who = caller.who
     links = [("/search", t(lang, "search"))]
     if who.role in ("supervisor", "legal", "admin"):
         links.append(("/live", t(lang, "live")))
@@ -204,20 +206,22 @@ def nav(request: Request, lang: str) -> str:
     items = "".join(f'<a href="{h}">{e(label)}</a>' for h, label in links)
     return f"""<nav>{items}<span class="who">{e(t(lang, "welcome"))} {e(who.name)} ({e(who.role)})</span>
 <a href="?lang={other}">{e(t(lang, "switch"))}</a>
-<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(request.state.csrf)}">
+<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(caller.csrf)}">
 <button type="submit">{e(t(lang, "logout"))}</button></form></nav>"""
 
 
-def app_page(request: Request, name: str, title_key: str, **data: str) -> HTMLResponse:
+def app_page(
+    request: Request, caller: Caller, settings: Settings, name: str, title_key: str, **data: str
+) -> HTMLResponse:
     """A page rendered in the browser by ``/static/app.js`` from the JSON API."""
     lang = lang_of(request)
     e = html.escape
     attrs = "".join(f' data-{k.replace("_", "-")}="{e(v)}"' for k, v in data.items())
-    tz = request.app.state.settings.centre.timezone
+    tz = settings.centre.timezone
     body = (
-        nav(request, lang)
+        nav(caller, lang)
         + f'<main id="app" data-page="{e(name)}" data-lang="{e(lang)}" data-tz="{e(tz)}"'
-        + f' data-csrf="{e(request.state.csrf)}" data-role="{e(principal(request).role)}"{attrs}>'
+        + f' data-csrf="{e(caller.csrf)}" data-role="{e(caller.who.role)}"{attrs}>'
         + f"<h1>{e(t(lang, title_key))}</h1></main>"
         + '<script src="/static/app.js" defer></script>'
     )
@@ -230,26 +234,26 @@ def home(request: Request) -> Response:
 
 
 @router.get("/search")
-def search_page(request: Request) -> HTMLResponse:
-    return app_page(request, "search", "search")
+def search_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
+    return app_page(request, caller, settings, "search", "search")
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, case_id: int) -> HTMLResponse:
-    return app_page(request, "case", "case", case_id=str(case_id))
+def case_page(request: Request, caller: CallerDep, settings: SettingsDep, case_id: int) -> HTMLResponse:
+    return app_page(request, caller, settings, "case", "case", case_id=str(case_id))
 
 
 @router.get("/play")
-def play_page(request: Request) -> HTMLResponse:
-    return app_page(request, "play", "playback")
+def play_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
+    return app_page(request, caller, settings, "play", "playback")
 
 
 @router.get("/live")
-def live_page(request: Request) -> HTMLResponse:
-    audit(request, "live_view", "live:grid")
-    return app_page(request, "live", "live")
+def live_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
+    caller.audit("live_view", "live:grid")
+    return app_page(request, caller, settings, "live", "live")
 
 
 @router.get("/admin/audit")
-def audit_page(request: Request) -> HTMLResponse:
-    return app_page(request, "audit", "audit")
+def audit_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
+    return app_page(request, caller, settings, "audit", "audit")

@@ -16,12 +16,22 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from domain.errors import IndexStoreError, ValidationFailed, VauditError
+from domain.errors import ValidationFailed, VauditError
 from domain.types import BlobReader, iso, utc
-from indexer.alert_store import NewAlert
+from indexer.alert_store import AlertStore, NewAlert
 from indexer.segment_store import SegmentStore
-from pipeline.api.auth import audit
+from pipeline.api.auth import Caller, CallerDep
+from pipeline.api.deps import (
+    MaybeAlertStoreDep,
+    MaybeCaseApiDep,
+    MaybeRiskDep,
+    PlaybackReaderDep,
+    SettingsDep,
+    StoreDep,
+)
 from pipeline.api.footage_access import check_footage_access
+from pipeline.risk.engine import RiskEngine
+from pipeline.settings import Settings
 from pipeline.viewing.playback import (
     CaptureCheck,
     FootageAltered,
@@ -47,53 +57,46 @@ def install(app: FastAPI, reader: BlobReader) -> None:
     app.state.playback_reader = reader
 
 
-def _parts(request: Request) -> tuple[SegmentStore, BlobReader]:
-    reader: BlobReader | None = getattr(request.app.state, "playback_reader", None)
-    if reader is None:
-        raise IndexStoreError("playback is not configured on this node (no storage)")
-    return request.app.state.store, reader
-
-
 def _first(body: Iterator[bytes]) -> tuple[bytes, float]:
     return next(body, b""), time.perf_counter()
 
 
-def footage_alert(app: FastAPI, exc: FootageAltered) -> None:
+def footage_alert(
+    store: AlertStore | None, risk: RiskEngine | None, settings: Settings, exc: FootageAltered
+) -> None:
     """Raise the ``footage_integrity`` alert for a segment that failed its hash check (high
-    severity, on the camera and its room, one per segment however often it is played)."""
-    store = getattr(app.state, "alert_store", None)
+    severity, on the camera and its room, one per segment however often it is played), through
+    the risk engine where this node runs one (its live stream shows it), else in the store."""
     if store is None:
         return
     camera_id = str(exc.details["camera_id"])
-    found = app.state.settings.camera(camera_id)
+    found = settings.camera(camera_id)
     now = datetime.now(UTC)
     new = NewAlert("footage_integrity", f"footage_integrity:{exc.details['key']}", "high", exc.message, now,
                    room_id=None if found is None else found[0].id, camera_id=camera_id, details=dict(exc.details))
-    risk = app.state.risk
     if risk is not None:
         risk.record_external(new)
     else:
         store.raise_or_continue(new, now)
 
 
-def _on_altered(request: Request, camera_id: str) -> Callable[[FootageAltered], None]:
+def _on_altered(
+    caller: Caller, alerts: AlertStore | None, risk: RiskEngine | None, settings: Settings, camera_id: str
+) -> Callable[[FootageAltered], None]:
     def report(exc: FootageAltered) -> None:
         logger.error("playback refused a segment that no longer matches its hash: %s", exc.message,
                      extra={"camera_id": camera_id, "key": exc.details["key"]})
         try:
-            footage_alert(request.app, exc)
-            audit(request, "playback_refused", f"camera:{camera_id}", key=exc.details["key"], reason=exc.code)
+            footage_alert(alerts, risk, settings, exc)
+            caller.audit("playback_refused", f"camera:{camera_id}", key=exc.details["key"], reason=exc.code)
         except VauditError as err:  # the refusal stands; the client still gets the error
             logger.error("could not record the refused playback: %s", err.message)
 
     return report
 
 
-def _known(request: Request, camera_id: str) -> None:
-    settings = request.app.state.settings
-    if settings.camera(camera_id) is None and camera_id not in {
-        c.camera_id for c in request.app.state.store.cameras()
-    }:
+def _known(settings: Settings, store: SegmentStore, camera_id: str) -> None:
+    if settings.camera(camera_id) is None and camera_id not in {c.camera_id for c in store.cameras()}:
         raise ValidationFailed(
             f"unknown camera {camera_id!r}", fields=[{"field": "path.camera_id", "message": "unknown camera"}]
         )
@@ -107,12 +110,22 @@ def _known(request: Request, camera_id: str) -> None:
                                     "(footage_altered, naming it); nothing of it is served"}},
 )
 def playback_mp4(
-    request: Request, camera_id: str, start: When, end: When, case_id: CaseId = None
+    request: Request,
+    reader: PlaybackReaderDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    case_api: MaybeCaseApiDep,
+    alerts: MaybeAlertStoreDep,
+    risk: MaybeRiskDep,
+    camera_id: str,
+    start: When,
+    end: When,
+    case_id: CaseId = None,
 ) -> Response:
     t0 = time.perf_counter()
-    store, reader = _parts(request)
-    _known(request, camera_id)
-    check_footage_access(request, camera_id, start, end, case_id)
+    _known(settings, store, camera_id)
+    check_footage_access(caller, settings, store, case_api, camera_id, start, end, case_id)
     plan = plan_playback(store, camera_id, start, end)
     t_plan = time.perf_counter()
     wanted = request.headers.get("range")
@@ -130,15 +143,14 @@ def playback_mp4(
             # built; the whole stream (200) is a valid answer to any range request.
             wanted, first = None, 0
     origin: list[datetime] = []
-    chunks = mp4_chunks(plan, reader, origin, plan_segments(store, plan), on_altered=_on_altered(request, camera_id),
+    chunks = mp4_chunks(plan, reader, origin, plan_segments(store, plan), on_altered=_on_altered(caller, alerts, risk, settings, camera_id),
                         vouch=CaptureCheck(reader, store.segments_by_seq))
     body = skip_bytes(chunks, first, last) if wanted else chunks
     # The first chunk (the first segment opened, ftyp + moov) is made while the audit row is
     # written; no byte leaves before the row is in (a failed append fails the request).
     head_job = _HEAD.submit(_first, body)
     try:
-        audit(
-            request,
+        caller.audit(
             "playback",
             f"camera:{camera_id}",
             start=iso(start),
@@ -198,19 +210,22 @@ def _vtt_time(us: int) -> str:
 
 @router.get("/{camera_id}.vtt", summary="Wall-clock time (centre time zone) and gaps as WebVTT subtitles")
 def playback_vtt(
-    request: Request,
+    _reader: PlaybackReaderDep,  # unused: subtitles only where the video is served (else 503 as it)
+    store: StoreDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    case_api: MaybeCaseApiDep,
     camera_id: str,
     start: When,
     end: When,
     origin: Annotated[datetime | None, Query(description="media time 0 (X-Playback-Origin)")] = None,
     case_id: CaseId = None,
 ) -> PlainTextResponse:
-    store, _reader = _parts(request)
-    _known(request, camera_id)
-    check_footage_access(request, camera_id, start, end, case_id)
+    _known(settings, store, camera_id)
+    check_footage_access(caller, settings, store, case_api, camera_id, start, end, case_id)
     plan = plan_playback(store, camera_id, start, end)
     zero = utc(origin) if origin is not None and origin.tzinfo is not None else utc(plan.start)
-    tz = ZoneInfo(request.app.state.settings.centre.timezone)
+    tz = ZoneInfo(settings.centre.timezone)
     gaps = store.gaps(camera_id, start, end)
     lines = ["WEBVTT", ""]
     t = zero.replace(microsecond=0)

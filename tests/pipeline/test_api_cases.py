@@ -20,6 +20,7 @@ from indexer.audit import AuditLog
 from indexer.case_store import EVENTS, OBSERVATIONS
 from indexer.segment_store import SegmentStore
 from pipeline.api import auth, cases
+from pipeline.api.body_limit import BodyLimit
 from pipeline.api.errors import install_error_handlers
 from pipeline.settings import ApiConfig, Settings
 from pipeline.storage import LocalStorage
@@ -34,11 +35,13 @@ ROOMS = [
 
 
 def build_app(engine: Engine, tmp_path: Path, **api: Any) -> FastAPI:
-    """The app as create_app wires it: one error handler, the auth gate, state via cases.install."""
+    """The app as create_app wires it: one error handler, the body limit, the auth gate, state via
+    cases.install."""
     settings = Settings(api=ApiConfig(**api))
     app = FastAPI()
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.api.max_json_bytes)
     auth.install(app, engine, AuditLog(engine, AUDIT_KEY))
     cases.install(app, engine, LocalStorage(tmp_path / "store"), settings, tmp_dir=tmp_path / "upload-tmp")
     app.include_router(cases.router)
