@@ -58,6 +58,12 @@ class Forbidden(VauditError):
     http_status = 403
 
 
+class CsrfFailed(Forbidden):
+    """A cookie session's write without the right X-CSRF-Token (a form from another site)."""
+
+    code = "csrf_failed"
+
+
 class TooManyAttempts(VauditError):
     """Refused for now after repeated failures (login throttling); ``retry_after_seconds`` in details."""
 

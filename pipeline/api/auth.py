@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
+from domain.errors import CsrfFailed, Forbidden, TooManyAttempts, Unauthenticated
 from domain.types import from_unix, iso
 from indexer.alert_store import AlertStore, NewAlert
 from indexer.audit import AuditLog
@@ -179,7 +179,8 @@ class AuthGate:
         if via_cookie and method not in SAFE_METHODS and _is_api(path):
             sent = _header(headers, CSRF_HEADER.encode()) or ""
             if not hmac.compare_digest(sent, csrf_token(session_secret)):
-                await send_error(send, 403, "csrf_failed", "missing or wrong X-CSRF-Token for a cookie session")
+                await send_error(send, CsrfFailed.http_status, CsrfFailed.code,
+                                 "missing or wrong X-CSRF-Token for a cookie session")
                 return
         state = scope.setdefault("state", {})
         state["principal"] = who

@@ -35,7 +35,7 @@ from pipeline.api.deps import (
     SettingsDep,
 )
 from pipeline.api.runtime import Runtime
-from pipeline.viewing.live_frames import LiveFrames, frame_age
+from pipeline.viewing.live_frames import frame_age
 from pipeline.viewing.live_video import LiveVideo, Viewer, server_time
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ AUDIT_EVERY = 300.0  # one live-view audit row per user and camera per 5 minutes
 
 def install(app: FastAPI, runtime: Runtime | None) -> None:
     """Live pictures and video from the runtime's spool (none on an API-only node)."""
-    app.state.live_frames = LiveFrames(runtime.spool) if runtime is not None else None
+    app.state.live_frames = runtime.live_frames if runtime is not None else None  # one cache per node
     app.state.live_video = LiveVideo(runtime.spool) if runtime is not None else None
     app.state.live_watchers = LiveWatchers(AUDIT_EVERY)
 

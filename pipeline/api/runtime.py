@@ -20,6 +20,7 @@ from pipeline.ingest.uploader import UploaderStats
 from pipeline.ops.health_alerts import Alert
 from pipeline.risk.engine import RiskEngine
 from pipeline.storage import Storage
+from pipeline.viewing.live_frames import LiveFrames
 from recorders.events import CameraStatus
 
 
@@ -56,6 +57,10 @@ class Runtime(Protocol):
     @property
     def spool(self) -> Path:
         """Where the recorders write: live video and pictures are read from it."""
+
+    @property
+    def live_frames(self) -> LiveFrames:
+        """The node's newest-keyframe cache (alerts take their snapshots from it too)."""
 
     @property
     def registry(self) -> CollectorRegistry: ...
