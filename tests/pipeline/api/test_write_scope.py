@@ -29,8 +29,8 @@ from indexer.user_models import User
 from pipeline.api.app import create_app
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
-from tests.pipeline.test_api_cases import ROOMS
-from tests.pipeline.test_bodycam import BOUNDARY, _multipart, make_clip
+from tests.pipeline.api.test_cases import ROOMS
+from tests.pipeline.intake.test_bodycam import BOUNDARY, _multipart, make_clip
 from tests.support.auth import add_user, bearer
 
 

@@ -23,7 +23,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.intake import bodycam as bodycam_import
 from pipeline.storage import LocalStorage
 from tests.indexer.factories import at
-from tests.pipeline.test_api_cases import ROOMS, build_app
+from tests.pipeline.api.test_cases import ROOMS, build_app
 from tests.support.auth import log_in
 
 CREATION = "2026-03-01T08:05:00.000000Z"

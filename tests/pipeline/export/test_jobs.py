@@ -1,6 +1,6 @@
 """Export jobs behind POST /api/v1/exports: the job state machine (queued → running → done,
 failed or cancelled) and the API's refusals. The full export through the API is exercised by
-tests/pipeline/test_full_process.py."""
+tests/e2e/test_full_process.py."""
 
 from __future__ import annotations
 

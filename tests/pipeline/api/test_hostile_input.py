@@ -29,7 +29,7 @@ from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.settings import ApiConfig, ExportConfig, Settings, load_settings
 from pipeline.storage import LocalStorage
-from tests.pipeline.test_bodycam import make_clip
+from tests.pipeline.intake.test_bodycam import make_clip
 from tests.support.auth import add_user, bearer
 
 # Names a client or a configuration file might send where a name becomes a path or a key.

@@ -24,7 +24,7 @@ from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from tests.exporter.conftest import extract
 from tests.exporter.scenario import Scenario, at, build_scenario
-from tests.pipeline.test_playback_officer import ROOMS
+from tests.pipeline.api.test_playback_officer import ROOMS
 from tests.support.auth import add_user, bearer
 
 
