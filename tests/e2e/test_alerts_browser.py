@@ -3,18 +3,14 @@ a new alert arriving live through the SSE stream, and the case page's list of it
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from domain.types import EventType, PictureFault, PictureObservation
@@ -25,9 +21,9 @@ from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
-from pipeline.simulator.camera import free_port
 from pipeline.storage import LocalStorage
 from tests.support.auth import PASSWORD, add_user
+from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -72,22 +68,13 @@ def site(tmp_path: Path) -> Iterator[tuple[str, RiskEngine, int]]:
     add_user(eng, "zhang", "supervisor")
     app = create_app(settings, store, engine=eng, storage=LocalStorage(tmp_path / "store"))
     app.state.risk = risk
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        time.sleep(0.05)
     try:
-        yield base, risk, case.id
+        with live_server(app) as server:
+            try:
+                yield server.base, risk, case.id
+            finally:
+                risk.stop()  # ends the page's stream so the server can stop
     finally:
-        risk.stop()  # ends the page's stream so the server can stop
-        server.should_exit = True
-        thread.join(10)
         eng.dispose()
 
 

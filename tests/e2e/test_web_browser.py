@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from domain.types import iso, sidecar_key
@@ -36,6 +33,7 @@ from recorders.options import RecorderOptions
 from recorders.worker import CameraWorker
 from tests.exporter.scenario import at, build_scenario
 from tests.support.auth import PASSWORD, add_user, bearer
+from tests.support.live_server import live_server
 from tests.support.recording import CollectingSink, running
 
 pytestmark = pytest.mark.browser
@@ -135,80 +133,68 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = create_app(settings, store, engine=engine, storage=LocalStorage(sc.root))
     app.state.live_frames = LiveFrames(root / "spool")
     app.state.live_video = LiveVideo(root / "spool")
-    recording = contextlib.ExitStack()
-    recording.enter_context(_recording(root / "spool"))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        time.sleep(0.1)
-    add_user(engine, "admin", "admin")
-    add_user(engine, "zhang", "supervisor")
-    with httpx.Client(base_url=base, timeout=30) as c:
-        c.headers.update(bearer(c, "admin"))
-        case = c.post(
-            "/api/v1/cases",
-            json={"case_number": "A4401012024050001", "title": "张某盗窃案", "charge": "盗窃"},
-        )
-        cid = case.json()["id"]
-        # officer wang is on this case, not on the other one
-        other = c.post(
-            "/api/v1/cases", json={"case_number": "B5501012024050002", "title": "另案", "charge": "诈骗"}
-        )
-        officer = c.post("/api/v1/officers", json={"name": "王警官", "badge_number": "P-7"}).json()["id"]
-        assert c.post(f"/api/v1/cases/{cid}/officers", json={"officer_id": officer}).is_success
-        add_user(engine, "wang", "officer", officer_badge="P-7")
-        sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "张某", "role": "suspect"}).json()["id"]
-        obs = [("R-WAIT", 9), ("R-INT1", 12)]
-        for n, (room, t) in enumerate(obs):
+    with contextlib.ExitStack() as stack:  # closed in reverse: the server, the live video, the recording
+        stack.enter_context(_recording(root / "spool"))
+        stack.callback(app.state.live_video.stop)
+        base = stack.enter_context(live_server(app)).base
+        add_user(engine, "admin", "admin")
+        add_user(engine, "zhang", "supervisor")
+        with httpx.Client(base_url=base, timeout=30) as c:
+            c.headers.update(bearer(c, "admin"))
+            case = c.post(
+                "/api/v1/cases",
+                json={"case_number": "A4401012024050001", "title": "张某盗窃案", "charge": "盗窃"},
+            )
+            cid = case.json()["id"]
+            # officer wang is on this case, not on the other one
+            other = c.post(
+                "/api/v1/cases", json={"case_number": "B5501012024050002", "title": "另案", "charge": "诈骗"}
+            )
+            officer = c.post("/api/v1/officers", json={"name": "王警官", "badge_number": "P-7"}).json()["id"]
+            assert c.post(f"/api/v1/cases/{cid}/officers", json={"officer_id": officer}).is_success
+            add_user(engine, "wang", "officer", officer_badge="P-7")
+            sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "张某", "role": "suspect"}).json()["id"]
+            obs = [("R-WAIT", 9), ("R-INT1", 12)]
+            for n, (room, t) in enumerate(obs):
+                r = c.post(
+                    "/api/v1/observations",
+                    json={
+                        "id": f"o{n}",
+                        "room_id": room,
+                        "time": iso(at(t)),
+                        "source": "wristband",
+                        "subject_id": sid,
+                    },
+                )
+                assert r.status_code == 201, r.text
+            for n, (typ, t, room) in enumerate(
+                [
+                    ("interrogation_start", 12.5, "R-INT1"),
+                    ("interrogation_end", 22.5, "R-INT1"),
+                    ("exit", 23, None),
+                ]
+            ):
+                r = c.post(
+                    "/api/v1/events",
+                    json={"id": f"e{n}", "type": typ, "time": iso(at(t)), "room_id": room, "subject_id": sid},
+                )
+                assert r.status_code == 201, r.text
+            # someone in the interrogation room right now, for the live page's occupancy
+            now_sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "李四", "role": "witness"}).json()[
+                "id"
+            ]
             r = c.post(
                 "/api/v1/observations",
                 json={
-                    "id": f"o{n}",
-                    "room_id": room,
-                    "time": iso(at(t)),
-                    "source": "wristband",
-                    "subject_id": sid,
+                    "id": "o-now",
+                    "room_id": "R-INT1",
+                    "time": iso(datetime.now(UTC)),
+                    "source": "face",
+                    "subject_id": now_sid,
                 },
             )
             assert r.status_code == 201, r.text
-        for n, (typ, t, room) in enumerate(
-            [
-                ("interrogation_start", 12.5, "R-INT1"),
-                ("interrogation_end", 22.5, "R-INT1"),
-                ("exit", 23, None),
-            ]
-        ):
-            r = c.post(
-                "/api/v1/events",
-                json={"id": f"e{n}", "type": typ, "time": iso(at(t)), "room_id": room, "subject_id": sid},
-            )
-            assert r.status_code == 201, r.text
-        # someone in the interrogation room right now, for the live page's occupancy
-        now_sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "李四", "role": "witness"}).json()[
-            "id"
-        ]
-        r = c.post(
-            "/api/v1/observations",
-            json={
-                "id": "o-now",
-                "room_id": "R-INT1",
-                "time": iso(datetime.now(UTC)),
-                "source": "face",
-                "subject_id": now_sid,
-            },
-        )
-        assert r.status_code == 201, r.text
-    yield Site(base, engine, cid, sid, other.json()["id"], settings.audit.key_file)
-    server.should_exit = True
-    thread.join(10)
-    app.state.live_video.stop()
-    recording.close()
+        yield Site(base, engine, cid, sid, other.json()["id"], settings.audit.key_file)
     engine.dispose()
 
 

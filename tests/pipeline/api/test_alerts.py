@@ -9,7 +9,6 @@ on the same database continues the open alerts without raising any twice.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -22,7 +21,6 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, func, select
 
 from domain.types import GapCause, GapRecord, PictureFault, PictureObservation, iso
@@ -32,9 +30,9 @@ from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
-from pipeline.simulator.camera import free_port
 from pipeline.storage import LocalStorage
 from tests.support.auth import add_user, bearer
+from tests.support.live_server import live_server
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 ROOMS = [
@@ -127,22 +125,13 @@ def centre(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[Centre]:
     risk.webhook.start()
     app = create_app(settings, store, engine=engine, storage=LocalStorage(tmp_path / "store"))
     app.state.risk = risk
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        time.sleep(0.05)
     try:
-        yield Centre(settings, engine, clock, risk, base)
+        with live_server(app) as server:
+            try:
+                yield Centre(settings, engine, clock, risk, server.base)
+            finally:
+                risk.stop()  # ends the SSE streams, so the server stops at once
     finally:
-        risk.stop()  # ends the SSE streams, so the server stops at once
-        server.should_exit = True
-        thread.join(10)
         hook.shutdown()
         hook.server_close()
 

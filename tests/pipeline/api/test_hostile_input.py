@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -31,6 +29,7 @@ from pipeline.settings import ApiConfig, ExportConfig, Settings, load_settings
 from pipeline.storage import LocalStorage
 from tests.pipeline.intake.test_bodycam import make_clip
 from tests.support.auth import add_user, bearer
+from tests.support.live_server import live_server
 
 # Names a client or a configuration file might send where a name becomes a path or a key.
 HOSTILE_NAMES = [
@@ -121,20 +120,6 @@ def test_uploads_lying_about_type_and_hostile_names_are_refused_and_nothing_esca
     assert not (tmp_path / "evil.mp4").exists() and not list(tmp_path.parent.glob("evil*"))
 
 
-def _serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    return server, thread, port
-
-
 def _raw(port: int, head: str, body: bytes, wait: float = 5.0, close_after_send: bool = False) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=wait) as conn:
         conn.sendall(head.encode("latin-1") + body)
@@ -155,8 +140,8 @@ def test_declared_sizes_that_lie_over_real_http(centre: tuple[FastAPI, Path], tm
     test client cannot lie about lengths."""
     app, site = centre
     clip = make_clip(tmp_path / "clip.mp4")
-    server, thread, port = _serve(app)
-    try:
+    with live_server(app, log_level="warning", timeout_keep_alive=1) as server:
+        port = server.port
         with TestClient(app) as client:
             token = bearer(client, "admin")["Authorization"]
         boundary = "b0undary"
@@ -183,10 +168,6 @@ def test_declared_sizes_that_lie_over_real_http(centre: tuple[FastAPI, Path], tm
                       f"Content-Length: {10**12}\r\nConnection: close\r\n\r\n", b"{")
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "payload_too_large"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-    assert not thread.is_alive()
     store = site / "store"
     assert not (store.exists() and files_under(store)), files_under(store)
     tmp = site / "upload-tmp"

@@ -6,7 +6,6 @@ recorders' shutdown)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -24,6 +23,7 @@ from pipeline.node.centre import CentreRuntime
 from pipeline.settings import Settings
 from pipeline.simulator.camera import free_port
 from tests.support.auth import add_user, bearer
+from tests.support.live_server import wait_until_serving
 
 
 def read_stream(
@@ -90,11 +90,7 @@ def test_runtime_raises_streams_and_server_exits_with_a_stream_open(tmp_path: Pa
 
 
 def drive(base: str, runtime: CentreRuntime, got: list[dict[str, Any]], outcome: dict[str, Any]) -> None:
-    for _ in range(200):
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                break
-        time.sleep(0.05)
+    wait_until_serving(base)
     add_user(runtime.engine, "admin", "admin")
     with httpx.Client(base_url=base, timeout=30) as c:
         c.headers.update(bearer(c, "admin"))
