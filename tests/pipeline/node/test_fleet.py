@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 from indexer.database import create_engine_for, upgrade
 from pipeline.simulator.camera import SimulatedCamera, free_port
 from tests.support.centre_files import CamSpec, write_centre
-from tests.support.vaudit_proc import VAUDIT, free_tcp_port
+from tests.support.vaudit_proc import VAUDIT
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def six_cameras() -> Iterator[list[SimulatedCamera]]:
 class Node:
     def __init__(self, node_id: str, config: Path, root: Path) -> None:
         self.node_id = node_id
-        self.port = free_tcp_port()
+        self.port = free_port()
         log = (root / f"{node_id}.log").open("ab")
         env = {**os.environ, "VAUDIT_RECORDER__SPOOL": str(root / f"spool-{node_id}")}
         self.proc = subprocess.Popen(

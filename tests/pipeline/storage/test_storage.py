@@ -23,6 +23,7 @@ from domain.errors import (
 )
 from domain.types import GapCause, GapRecord, gap_key, segment_key, sidecar_key
 from pipeline.settings import StorageConfig
+from pipeline.simulator.camera import free_port
 from pipeline.storage import (
     LocalStorage,
     S3Storage,
@@ -32,7 +33,7 @@ from pipeline.storage import (
     validate_key,
     validate_prefix,
 )
-from tests.support.s3server import S3Server, free_port
+from tests.support.s3server import S3Server
 
 BAD_KEYS = [
     "../x",
