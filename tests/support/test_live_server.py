@@ -16,6 +16,8 @@ from starlette.routing import Route
 
 from tests.support.live_server import live_server
 
+pytestmark = pytest.mark.integration  # uvicorn on real sockets
+
 
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")

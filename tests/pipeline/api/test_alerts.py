@@ -34,6 +34,8 @@ from pipeline.storage import LocalStorage
 from tests.support.auth import add_user, bearer
 from tests.support.live_server import live_server
 
+pytestmark = pytest.mark.integration  # uvicorn on a real socket and a webhook receiver
+
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
 ROOMS = [
     {

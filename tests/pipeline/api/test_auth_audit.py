@@ -154,6 +154,7 @@ def _config(tmp_path: Path, db_url: str) -> Path:
     return cfg
 
 
+@pytest.mark.integration  # `vaudit` subprocesses: ~7 s
 def test_cli_users_create_and_audit_verify_catches_tampering(db_url: str, tmp_path: Path) -> None:
     cfg = _config(tmp_path, db_url)
     made = subprocess.run(

@@ -135,6 +135,7 @@ def _raw(port: int, head: str, body: bytes, wait: float = 5.0, close_after_send:
         return b"".join(chunks)
 
 
+@pytest.mark.integration  # uvicorn on a real socket
 def test_declared_sizes_that_lie_over_real_http(centre: tuple[FastAPI, Path], tmp_path: Path) -> None:
     """Content-Length smaller or bigger than the body, against a real HTTP server (uvicorn): the
     test client cannot lie about lengths."""

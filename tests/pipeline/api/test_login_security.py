@@ -71,6 +71,7 @@ def login(engine: Engine, store: SegmentStore, tmp_path: Path) -> Iterator[Login
         yield Login(app, c, clock)
 
 
+@pytest.mark.integration  # waits out the real delays: ~3 s
 def test_failed_logins_are_throttled_with_growing_delays(login: Login, engine: Engine) -> None:
     add_user(engine, "boss", "admin")
     codes = [login.token("boss", f"wrong-{i}").status_code for i in range(4)]
@@ -101,6 +102,7 @@ def test_failed_logins_are_throttled_with_growing_delays(login: Login, engine: E
     assert actions.count("login_throttled") >= 140 and "token_refused" in actions
 
 
+@pytest.mark.integration  # waits out the real delays: ~2.5 s
 def test_throttle_per_address_survives_a_restart_and_raises_an_alert(
     login: Login, engine: Engine, store: SegmentStore, tmp_path: Path
 ) -> None:
@@ -225,6 +227,7 @@ def test_forwarded_for_is_believed_from_a_trusted_proxy_only(
     assert _client_addrs(engine, "sup") == ["192.0.2.9", "203.0.113.7", "127.0.0.1"]
 
 
+@pytest.mark.integration  # starts `vaudit run`
 def test_vaudit_run_does_not_take_forwarded_for_from_localhost(tmp_path: Path) -> None:
     """The real server (uvicorn as `vaudit run` configures it): uvicorn trusts X-Forwarded-For from
     127.0.0.1 by default, which made any local process name the client in the audit trail."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from domain.types import iso
@@ -24,6 +25,8 @@ from pipeline.settings import Settings
 from pipeline.simulator.camera import free_port
 from tests.support.auth import add_user, bearer
 from tests.support.live_server import wait_until_serving
+
+pytestmark = pytest.mark.integration  # vaudit's own uvicorn server on a real socket
 
 
 def read_stream(

@@ -37,6 +37,8 @@ from tests.exporter.scenario import Scenario, at, build_scenario
 from tests.support.auth import log_in
 from tests.support.forge import forge_disc
 
+pytestmark = pytest.mark.integration  # whole exports and `vaudit verify` subprocesses: ~3 s and ~17 s
+
 VAUDIT = str(Path(sys.executable).with_name("vaudit"))
 ROOMS = [
     ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),

@@ -27,6 +27,8 @@ from tests.exporter.scenario import Scenario, at, build_scenario
 from tests.pipeline.api.test_playback_officer import ROOMS
 from tests.support.auth import add_user, bearer
 
+pytestmark = pytest.mark.integration  # a scenario and a whole export: ~5 s
+
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:

@@ -158,6 +158,7 @@ def test_a_cut_is_found_by_an_exports_custody_when_the_anchors_are_gone(
     assert "3 row(s) were cut off the end" in done.stdout
 
 
+@pytest.mark.integration  # `vaudit audit verify` subprocesses: ~2.7 s
 def test_forged_and_altered_anchors_are_named(
     trail: tuple[Path, Settings, Engine, LocalStorage], tmp_path: Path
 ) -> None:
@@ -186,6 +187,7 @@ def test_forged_and_altered_anchors_are_named(
     assert "signature does not match the manifest (the anchor was altered)" in done.stdout
 
 
+@pytest.mark.integration  # `vaudit audit verify` subprocesses: ~2.4 s
 def test_rows_from_before_the_key_still_verify_and_are_covered_by_the_first_keyed_row(
     tmp_path: Path, db_url: str
 ) -> None:

@@ -81,6 +81,7 @@ def _raw_client(server: S3Server) -> Minio:
                  region=server.region)
 
 
+@pytest.mark.integration  # moto's S3 server
 def test_s3_locked_object_cannot_be_deleted_or_overwritten(s3_server: S3Server, tmp_path: Path) -> None:
     storage = _s3(s3_server, ShortLocks(3600))
     path, sha = _file(tmp_path, b"evidence " * 100)
@@ -101,6 +102,7 @@ def test_s3_locked_object_cannot_be_deleted_or_overwritten(s3_server: S3Server, 
     storage.verify("cam/a.ts", put.size, sha)  # still there, unchanged
 
 
+@pytest.mark.integration  # moto's S3 server
 def test_s3_legal_hold_set_released_and_expiry(s3_server: S3Server, tmp_path: Path) -> None:
     storage = _s3(s3_server, ShortLocks(1.5))
     path, sha = _file(tmp_path, b"held " * 50)
@@ -121,6 +123,7 @@ def test_s3_legal_hold_set_released_and_expiry(s3_server: S3Server, tmp_path: Pa
     assert not [o for o in raw.list_objects(storage.bucket, include_version=True)]  # every version gone
 
 
+@pytest.mark.integration  # waits 2 s for a lock to run out
 def test_local_storage_enforces_the_same_rules(tmp_path: Path) -> None:
     storage = WormLocalStorage(tmp_path / "store", ShortLocks(1.5, long_prefix="long/"))
     path, sha = _file(tmp_path, b"local " * 40)
@@ -168,6 +171,7 @@ def _chain_ok(engine: Engine) -> None:
     assert AuditLog(engine, AUDIT_KEY).verify().ok
 
 
+@pytest.mark.integration  # moto's S3 server
 def test_retention_job_deletes_only_expired_unheld_footage(
     s3_server: S3Server, tmp_path: Path, engine: Engine
 ) -> None:
@@ -259,6 +263,7 @@ def test_capacity_alert(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.integration  # `vaudit retention` subprocesses: ~4 s
 def test_retention_commands(tmp_path: Path) -> None:
     import subprocess
 
