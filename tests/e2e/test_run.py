@@ -3,6 +3,7 @@ storage, the index on SQLite and PostgreSQL, and the HTTP API."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import time
@@ -23,19 +24,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def cameras() -> Iterator[list[SimulatedCamera]]:
-    cams = [
-        SimulatedCamera(
-            "int-1-a", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
-        ),
-        SimulatedCamera("int-1-b", free_port(), video_codec="h265", audio_codec="aac", width=640, height=360),
-    ]
-    try:
-        for cam in cams:
-            cam.start()
-        yield cams
-    finally:
-        for cam in cams:
-            cam.stop()
+    with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
+        yield [
+            started.enter_context(SimulatedCamera(
+                "int-1-a", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
+            )),
+            started.enter_context(SimulatedCamera(
+                "int-1-b", free_port(), video_codec="h265", audio_codec="aac", width=640, height=360
+            )),
+        ]
 
 
 def _config(tmp_path: Path, cams: list[SimulatedCamera], db_url: str) -> Path:

@@ -4,6 +4,7 @@ the spool is empty, an alert was raised and resolved, and the footage has no hol
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import time
@@ -26,17 +27,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def two_cameras() -> Iterator[list[SimulatedCamera]]:
-    cams = [
-        SimulatedCamera("wait-1-a", free_port(), width=640, height=360),
-        SimulatedCamera("wait-1-b", free_port(), width=640, height=360, audio_codec="aac"),
-    ]
-    try:
-        for cam in cams:
-            cam.start()
-        yield cams
-    finally:
-        for cam in cams:
-            cam.stop()
+    with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
+        yield [
+            started.enter_context(SimulatedCamera("wait-1-a", free_port(), width=640, height=360)),
+            started.enter_context(SimulatedCamera("wait-1-b", free_port(), width=640, height=360, audio_codec="aac")),
+        ]
 
 
 def _spool_media(spool: Path) -> list[Path]:

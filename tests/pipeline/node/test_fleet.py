@@ -32,17 +32,13 @@ SEGMENT = 2.0
 
 @pytest.fixture
 def six_cameras() -> Iterator[list[SimulatedCamera]]:
-    cams = [
-        SimulatedCamera(f"cam-{i}", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360)
-        for i in range(6)
-    ]
-    try:
-        for cam in cams:
-            cam.start()
-        yield cams
-    finally:
-        for cam in cams:
-            cam.stop()
+    with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
+        yield [
+            started.enter_context(SimulatedCamera(
+                f"cam-{i}", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
+            ))
+            for i in range(6)
+        ]
 
 
 class Node:
