@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +23,8 @@ from pipeline.api.app import create_app
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from tests.support.auth import AUDIT_KEY, PASSWORD, add_user, bearer
-
-VAUDIT = str(Path(sys.executable).with_name("vaudit"))
+from tests.support.centre_files import write_keyed_centre
+from tests.support.vaudit_proc import VAUDIT
 
 
 @pytest.fixture
@@ -143,20 +142,9 @@ def test_browser_login_session_and_csrf(app_client: TestClient, engine: Engine) 
     assert [a for _u, a, _o in _actions(engine) if a in ("login", "logout")] == ["login", "logout"]
 
 
-def _config(tmp_path: Path, db_url: str) -> Path:
-    cfg = tmp_path / "centre.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path / "store"}"\n'
-        f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "keys" / "sign.pem"}"\n'
-        f'[audit]\nkey_file = "{tmp_path / "keys" / "audit.key"}"\n',
-        encoding="utf-8",
-    )
-    return cfg
-
-
 @pytest.mark.integration  # `vaudit` subprocesses: ~7 s
 def test_cli_users_create_and_audit_verify_catches_tampering(db_url: str, tmp_path: Path) -> None:
-    cfg = _config(tmp_path, db_url)
+    cfg = write_keyed_centre(tmp_path, db_url)
     made = subprocess.run(
         [VAUDIT, "users", "create", "boss", "--role", "admin", "--config", str(cfg)],
         input=b"s3cret-password\n",

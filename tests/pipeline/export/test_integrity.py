@@ -11,7 +11,6 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,10 @@ from tests.exporter.conftest import extract
 from tests.exporter.scenario import Scenario, at, build_scenario
 from tests.support.auth import log_in
 from tests.support.forge import forge_disc
+from tests.support.vaudit_proc import VAUDIT
 
 pytestmark = pytest.mark.integration  # whole exports and `vaudit verify` subprocesses: ~3 s and ~17 s
 
-VAUDIT = str(Path(sys.executable).with_name("vaudit"))
 ROOMS = [
     ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),
     ("R-WAIT", "候问室1", "waiting", [("cam-wait", "wait", "rtsp://10.0.0.3/a")]),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,10 @@ from indexer.database import create_engine_for, upgrade
 from pipeline.settings import Settings, load_settings
 from pipeline.storage import LocalStorage
 from pipeline.storage.anchors import AnchorBook, AnchorWriter, audit_log, custody_heads, verify_audit
+from tests.support.centre_files import write_keyed_centre
+from tests.support.vaudit_proc import VAUDIT
 
-VAUDIT = str(Path(sys.executable).with_name("vaudit"))
 ROWS = 12
-
-
-def _config(tmp_path: Path, db_url: str) -> Path:
-    cfg = tmp_path / "centre.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path / "store"}"\n'
-        f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "keys" / "sign.pem"}"\n'
-        f'[audit]\nkey_file = "{tmp_path / "keys" / "audit.key"}"\n',
-        encoding="utf-8",
-    )
-    return cfg
 
 
 def _verify(cfg: Path) -> subprocess.CompletedProcess[str]:
@@ -70,7 +59,7 @@ def _rehash_plain(engine: Engine, first: int, unkey: bool, last: int | None = No
 
 @pytest.fixture
 def trail(tmp_path: Path, db_url: str) -> tuple[Path, Settings, Engine, LocalStorage]:
-    cfg = _config(tmp_path, db_url)
+    cfg = write_keyed_centre(tmp_path, db_url)
     settings = load_settings(cfg)
     engine = create_engine_for(db_url)
     upgrade(engine)
@@ -191,7 +180,7 @@ def test_forged_and_altered_anchors_are_named(
 def test_rows_from_before_the_key_still_verify_and_are_covered_by_the_first_keyed_row(
     tmp_path: Path, db_url: str
 ) -> None:
-    cfg = _config(tmp_path, db_url)
+    cfg = write_keyed_centre(tmp_path, db_url)
     settings = load_settings(cfg)
     engine = create_engine_for(db_url)
     upgrade(engine)
