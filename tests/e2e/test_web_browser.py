@@ -31,7 +31,7 @@ from pipeline.viewing.live_frames import LiveFrames
 from pipeline.viewing.live_video import LiveVideo
 from recorders.options import RecorderOptions
 from recorders.worker import CameraWorker
-from tests.exporter.scenario import at, build_scenario
+from tests.exporter.scenario import at, build_scenario, index_scenario
 from tests.support.auth import PASSWORD, add_user, bearer
 from tests.support.live_server import live_server
 from tests.support.recording import CollectingSink, running
@@ -113,9 +113,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     store = SegmentStore(engine)
     store.sync_rooms(settings.room_rows())
-    for rec in sc.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
-            store.add_segment(rec)
+    index_scenario(store, sc)
     from dataclasses import replace
 
     for rec in extra:

@@ -1,4 +1,5 @@
-"""Fixtures for pipeline tests: a real S3 endpoint (moto's server as a subprocess over HTTP)."""
+"""Fixtures for pipeline tests: a real S3 endpoint (moto's server as a subprocess over HTTP), and the
+exporter's scenario footage built once per test module."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.storage import S3Storage
+from tests.exporter.scenario import Scenario, build_scenario
 from tests.support.s3server import S3Server
 
 
@@ -54,3 +56,10 @@ def make_s3() -> S3Factory:
 def s3_storage(s3_server: S3Server) -> S3Storage:
     """S3 storage on the shared server, in a fresh bucket (created on first use)."""
     return _make_s3_storage(s3_server, connect_timeout=2.0, read_timeout=5.0)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    """The exporter's scenario (tests/exporter/scenario.py): real segments of five cameras and a
+    gap, built once for each test module that asks for it."""
+    return build_scenario(tmp_path_factory.mktemp("scenario"))

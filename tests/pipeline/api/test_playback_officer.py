@@ -18,26 +18,14 @@ from pipeline.api.app import create_app
 from pipeline.api.footage_access import STAY_PAD
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
-from tests.exporter.scenario import Scenario, at, build_scenario
+from tests.exporter.scenario import INDEX_ROOMS, Scenario, at, index_scenario
 from tests.support.auth import add_user, bearer
-
-ROOMS = [
-    ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),
-    ("R-WAIT", "候问室1", "waiting", [("cam-wait", "wait", "rtsp://10.0.0.3/a")]),
-]
-
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    return build_scenario(tmp_path_factory.mktemp("scenario"))
 
 
 @pytest.fixture
 def client(engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path) -> Iterator[TestClient]:
-    store.sync_rooms(ROOMS)
-    for rec in scenario.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
-            store.add_segment(rec)
+    store.sync_rooms(INDEX_ROOMS)
+    index_scenario(store, scenario)
     settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"},
                         audit={"key_file": tmp_path / "audit.key"})
     app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
@@ -119,10 +107,8 @@ def wide_client(
 ) -> Iterator[TestClient]:
     """The app with a late-entry window of ten years, so an officer's back-dated reading of the
     scenario's 2024 stays is accepted and only the footage rule stands between it and the footage."""
-    store.sync_rooms(ROOMS)
-    for rec in scenario.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
-            store.add_segment(rec)
+    store.sync_rooms(INDEX_ROOMS)
+    index_scenario(store, scenario)
     settings = Settings(
         api={"upload_tmp": tmp_path / "up", "late_entry_hours": 24 * 3650},
         export={"out_dir": tmp_path / "exports"},

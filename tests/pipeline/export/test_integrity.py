@@ -32,17 +32,12 @@ from pipeline.export.service import ExportService, ExportSpec
 from pipeline.settings import Settings, load_settings
 from pipeline.storage import LocalStorage
 from tests.exporter.conftest import extract
-from tests.exporter.scenario import Scenario, at, build_scenario
+from tests.exporter.scenario import INDEX_ROOMS, Scenario, at, build_scenario, index_scenario
 from tests.support.auth import log_in
 from tests.support.forge import forge_disc
 from tests.support.vaudit_proc import VAUDIT
 
 pytestmark = pytest.mark.integration  # whole exports and `vaudit verify` subprocesses: ~3 s and ~17 s
-
-ROOMS = [
-    ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),
-    ("R-WAIT", "候问室1", "waiting", [("cam-wait", "wait", "rtsp://10.0.0.3/a")]),
-]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +67,7 @@ def centre(built: Scenario, tmp_path: Path, db_url: str, engine: Engine, store: 
     rooms = "".join(
         f'[[rooms]]\nid = "{rid}"\nname = "{name}"\nkind = "{kind}"\n'
         + "".join(f'  [[rooms.cameras]]\n  id = "{cid}"\n  url = "{url}"\n' for cid, _n, url in cams)
-        for rid, name, kind, cams in ROOMS
+        for rid, name, kind, cams in INDEX_ROOMS
     )
     config.write_text(
         f'[database]\nurl = "{db_url}"\n[storage]\npath = "{root}"\n'
@@ -83,9 +78,7 @@ def centre(built: Scenario, tmp_path: Path, db_url: str, engine: Engine, store: 
     )
     settings = load_settings(config)
     store.sync_rooms(settings.room_rows())
-    for rec in built.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
-            store.add_segment(rec)
+    index_scenario(store, built)
     store.add_gap(built.gap)
     cases = CaseStore(engine)
     case, _ = cases.create_case(NewCase("A2024-0501", "张某盗窃案", "盗窃"))

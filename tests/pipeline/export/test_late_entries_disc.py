@@ -23,25 +23,17 @@ from pipeline.export.service import ExportService, ExportSpec
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from tests.exporter.conftest import extract
-from tests.exporter.scenario import Scenario, at, build_scenario
-from tests.pipeline.api.test_playback_officer import ROOMS
+from tests.exporter.scenario import INDEX_ROOMS, Scenario, at, index_scenario
 from tests.support.auth import add_user, bearer
 
 pytestmark = pytest.mark.integration  # a scenario and a whole export: ~5 s
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    return build_scenario(tmp_path_factory.mktemp("scenario"))
-
-
 def test_late_entries_are_marked_on_the_disc_and_exports_seal_their_range(
     engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path
 ) -> None:
-    store.sync_rooms(ROOMS)
-    for rec in scenario.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
-            store.add_segment(rec)
+    store.sync_rooms(INDEX_ROOMS)
+    index_scenario(store, scenario)
     # what the centre's systems recorded at the time (the system's own writes: no late entry)
     cases = CaseStore(engine)
     case, _ = cases.create_case(NewCase("A-1", "盗窃案", "盗窃"))

@@ -25,26 +25,14 @@ from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from pipeline.viewing import playback
 from pipeline.viewing.audio import AacCache
-from tests.exporter.scenario import Scenario, at, build_scenario
+from tests.exporter.scenario import INDEX_ROOMS, Scenario, at, index_scenario
 from tests.support.auth import add_user, bearer
-
-ROOMS = [
-    ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),
-    ("R-WAIT", "候问室1", "waiting", [("cam-wait", "wait", "rtsp://10.0.0.3/a")]),
-]
-
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    return build_scenario(tmp_path_factory.mktemp("scenario"))
 
 
 @pytest.fixture
 def client(engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path) -> Iterator[TestClient]:
-    store.sync_rooms(ROOMS)
-    for rec in scenario.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
-            store.add_segment(rec)
+    store.sync_rooms(INDEX_ROOMS)
+    index_scenario(store, scenario)
     store.add_gap(scenario.gap)
     settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"})
     app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
@@ -165,7 +153,7 @@ def _boxes(data: bytes) -> list[str]:
 def test_header_first_segments_paged_and_aac_cache_keeps_bytes_identical(
     store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.sync_rooms(ROOMS)
+    store.sync_rooms(INDEX_ROOMS)
     for rec in scenario.segments:
         if rec.camera_id == "cam-int":
             store.add_segment(rec)
@@ -211,7 +199,7 @@ def test_no_byte_leaves_without_an_audit_row(client: TestClient, monkeypatch: py
 def test_seek_deep_into_a_segment_gives_the_same_bytes(
     store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store.sync_rooms(ROOMS)
+    store.sync_rooms(INDEX_ROOMS)
     for rec in scenario.segments:
         if rec.camera_id == "cam-int":
             store.add_segment(rec)
