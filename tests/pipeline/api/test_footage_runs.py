@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from domain.types import GapCause
 from indexer.segment_store import SegmentStore
 from tests.indexer.factories import at, chain, gap
-from tests.pipeline.api.test_cases import client, ev, people
+from tests.support.case_api import client, ev, people
 
 __all__ = ["client"]  # the fixture, used by name
 

@@ -27,9 +27,9 @@ from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
 from pipeline.settings import ApiConfig, ExportConfig, Settings, load_settings
 from pipeline.storage import LocalStorage
-from tests.pipeline.intake.test_bodycam import make_clip
 from tests.support.auth import add_user, bearer
 from tests.support.live_server import live_server
+from tests.support.media import make_clip
 
 # Names a client or a configuration file might send where a name becomes a path or a key.
 HOSTILE_NAMES = [

@@ -29,9 +29,9 @@ from indexer.user_models import User
 from pipeline.api.app import create_app
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
-from tests.pipeline.api.test_cases import ROOMS
-from tests.pipeline.intake.test_bodycam import BOUNDARY, _multipart, make_clip
 from tests.support.auth import add_user, bearer
+from tests.support.case_api import ROOMS
+from tests.support.media import BOUNDARY, make_clip, multipart
 
 
 @dataclass
@@ -217,7 +217,7 @@ def test_bodycam_upload_scoped_to_own_cases(centre: Centre, tmp_path: Path) -> N
 
     def upload(**form: str) -> Any:
         return centre.client.post(
-            "/api/v1/bodycam/clips", content=_multipart(data, device_id="DSJ-01", **form), headers=headers
+            "/api/v1/bodycam/clips", content=multipart(data, device_id="DSJ-01", **form), headers=headers
         )
 
     _forbidden(upload(subject_ids=str(centre.sb)))  # the clip filed under case B's suspect

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import av
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
@@ -23,56 +21,14 @@ from indexer.segment_store import SegmentStore
 from pipeline.intake import bodycam as bodycam_import
 from pipeline.storage import LocalStorage
 from tests.indexer.factories import at
-from tests.pipeline.api.test_cases import ROOMS, build_app
 from tests.support.auth import log_in
-
-CREATION = "2026-03-01T08:05:00.000000Z"
-
-
-def make_clip(path: Path, seconds: float = 2.0, creation: str | None = CREATION) -> bytes:
-    """A small real MP4: 320x240 H.264 at 25 fps plus mono AAC, moov at the end (no faststart)."""
-    with av.open(str(path), "w", format="mp4") as out:
-        if creation:
-            out.metadata["creation_time"] = creation
-        v: Any = out.add_stream("libx264", rate=25)
-        v.width, v.height, v.pix_fmt = 320, 240, "yuv420p"
-        a: Any = out.add_stream("aac", rate=48000)
-        a.layout = "mono"
-        for i in range(int(seconds * 25)):
-            frame = av.VideoFrame.from_ndarray(
-                np.full((240, 320, 3), (i * 5) % 255, dtype=np.uint8), format="rgb24"
-            )
-            frame.pts = i
-            for p in v.encode(frame):
-                out.mux(p)
-        for p in v.encode():
-            out.mux(p)
-        for t in range(0, int(seconds * 48000), 1024):
-            wave = (np.sin(np.arange(t, t + 1024) / 48000 * 2 * np.pi * 440) * 0.3).astype(np.float32)
-            af = av.AudioFrame.from_ndarray(wave.reshape(1, -1), format="fltp", layout="mono")
-            af.sample_rate, af.pts = 48000, t
-            for p in a.encode(af):
-                out.mux(p)
-        for p in a.encode():
-            out.mux(p)
-    return path.read_bytes()
+from tests.support.case_api import ROOMS, build_app
+from tests.support.media import BOUNDARY, make_clip, multipart
 
 
 @pytest.fixture
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
-
-
-BOUNDARY = "vaudit-test-boundary"
-
-
-def _multipart(data: bytes, **fields: str) -> bytes:
-    parts = [
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-        for k, v in fields.items()
-    ]
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="c.mp4"\r\n\r\n'.encode()
-    return b"".join(parts) + head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
 def _chunked_request(body: bytes, size: int) -> Request:
@@ -244,7 +200,7 @@ def test_oversized_upload_is_refused_without_filling_the_disk(
         assert biggest[0] <= limit
         env.nothing_remains()
         # The same upload arriving in 1 KiB network chunks: the spool grows, then stops at the limit.
-        body = _multipart(clip, device_id="DSJ-01", start_time="2026-03-01T08:00:00Z")
+        body = multipart(clip, device_id="DSJ-01", start_time="2026-03-01T08:00:00Z")
         importer: bodycam_import.BodycamImporter = env.client.app.state.bodycam  # type: ignore[attr-defined]
         with pytest.raises(PayloadTooLarge):
             anyio.run(importer.import_request, _chunked_request(body, 1024))
