@@ -1,5 +1,5 @@
-"""The whole-product tests' fixtures: the S3 server of the pipeline tests (``s3_server_private``)."""
+"""The whole-product tests' fixtures: a private S3 server (``s3_server_private``)."""
 
-from tests.pipeline.conftest import s3_server_private
+from tests.support.s3server import s3_server_private
 
-__all__ = ["s3_server_private"]
+__all__ = ["s3_server_private"]  # the fixture, used by name
