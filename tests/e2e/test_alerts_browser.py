@@ -4,7 +4,6 @@ a new alert arriving live through the SSE stream, and the case page's list of it
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from pipeline.api.app import create_app
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
+from recorders.clock import SystemClock
 from tests.support.auth import PASSWORD, add_user
 from tests.support.live_server import live_server
 
@@ -29,14 +29,6 @@ pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32 + b"\xff\xd9"
-
-
-class WallClock:
-    def wall(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 @pytest.fixture
@@ -57,7 +49,7 @@ def site(tmp_path: Path) -> Iterator[tuple[str, RiskEngine, int]]:
     )
     store = SegmentStore(eng)
     store.sync_rooms(settings.room_rows())
-    risk = RiskEngine(settings.risk, rooms_of(settings), eng, WallClock())
+    risk = RiskEngine(settings.risk, rooms_of(settings), eng, SystemClock())
     risk.load()
     cases = CaseStore(eng)
     case, _ = cases.create_case(NewCase("B1", "案", "盗窃"))

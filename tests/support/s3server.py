@@ -26,7 +26,7 @@ from types import TracebackType
 import pytest
 
 from pipeline.simulator.camera import free_port
-from pipeline.storage import S3Storage
+from pipeline.storage import LocalStorage, S3Storage, Storage
 
 
 def _moto_command(port: int) -> list[str]:
@@ -173,3 +173,13 @@ def make_s3() -> S3Factory:
 def s3_storage(s3_server: S3Server) -> S3Storage:
     """S3 storage on the shared server, in a fresh bucket (created on first use)."""
     return _make_s3_storage(s3_server, connect_timeout=2.0, read_timeout=5.0)
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    """The same test on both back ends: a local directory, then a fresh bucket on moto's S3 server
+    (that variant is marked integration: it needs the server)."""
+    if request.param == "local":
+        return LocalStorage(tmp_path / "store")
+    s3: Storage = request.getfixturevalue("s3_storage")
+    return s3

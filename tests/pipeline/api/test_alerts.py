@@ -32,6 +32,7 @@ from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from tests.support.auth import add_user, bearer
+from tests.support.clock import StepClock
 from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.integration  # uvicorn on a real socket and a webhook receiver
@@ -52,20 +53,6 @@ ROOMS = [
     },
 ]
 JPEG = b"\xff\xd8\xff\xe0" + b"snapshot" * 10 + b"\xff\xd9"
-
-
-class StepClock:
-    def __init__(self, start: datetime) -> None:
-        self.t = start.timestamp()
-
-    def wall(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def to(self, when: datetime) -> None:
-        self.t = when.timestamp()
 
 
 class Hook(BaseHTTPRequestHandler):

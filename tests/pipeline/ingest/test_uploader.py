@@ -29,7 +29,9 @@ from domain.types import (
 from pipeline.ingest.uploader import SpoolUploader
 from pipeline.settings import UploadConfig
 from pipeline.storage import LocalStorage, Storage, StoredObject
-from tests.support.s3server import S3Server
+from tests.support.s3server import S3Server, storage
+
+__all__ = ["storage"]  # the fixture, used by name
 
 T0 = datetime(2024, 5, 6, 8, 0, 0, tzinfo=UTC)
 STREAM = StreamInfo("h264", 704, 576, "pcm_alaw", 8000, 1)
@@ -134,14 +136,6 @@ def spool(tmp_path: Path) -> Path:
     path = tmp_path / "spool"
     path.mkdir()
     return path
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "local":
-        return LocalStorage(tmp_path / "store")
-    s3: Storage = request.getfixturevalue("s3_storage")
-    return s3
 
 
 @pytest.fixture

@@ -14,19 +14,9 @@ from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.risk.engine import RiskEngine, rooms_of
 from pipeline.settings import Settings
+from tests.support.clock import StepClock
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-class StepClock:
-    def __init__(self) -> None:
-        self.t = T0.timestamp()
-
-    def wall(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
 
 
 def test_condition_continues_and_recording_node_keeps_to_camera_alerts(tmp_path: Path) -> None:
@@ -49,7 +39,7 @@ def test_condition_continues_and_recording_node_keeps_to_camera_alerts(tmp_path:
     case, _ = cases.create_case(NewCase("C1", "t", "c"))
     a, _ = cases.create_subject(NewSubject(case.id, "甲", "suspect"))
     b, _ = cases.create_subject(NewSubject(case.id, "乙", "suspect"))
-    clock = StepClock()
+    clock = StepClock(T0)
     api_node = RiskEngine(settings.risk, rooms_of(settings), eng, clock)
     api_node.load()
 

@@ -33,7 +33,9 @@ from pipeline.storage import (
     validate_key,
     validate_prefix,
 )
-from tests.support.s3server import S3Server
+from tests.support.s3server import S3Server, storage
+
+__all__ = ["storage"]  # the fixture, used by name
 
 BAD_KEYS = [
     "../x",
@@ -58,14 +60,6 @@ def write(path: Path, data: bytes) -> tuple[Path, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path, hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "local":
-        return LocalStorage(tmp_path / "store")
-    s3: Storage = request.getfixturevalue("s3_storage")
-    return s3
 
 
 def test_domain_keys_are_valid() -> None:
