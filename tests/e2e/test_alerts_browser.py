@@ -3,7 +3,6 @@ a new alert arriving live through the SSE stream, and the case page's list of it
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,11 +22,10 @@ from pipeline.settings import Settings
 from pipeline.storage import LocalStorage
 from recorders.clock import SystemClock
 from tests.support.auth import PASSWORD, add_user
+from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.live_server import live_server
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32 + b"\xff\xd9"
 
 

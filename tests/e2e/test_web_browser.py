@@ -33,20 +33,11 @@ from recorders.options import RecorderOptions
 from recorders.worker import CameraWorker
 from tests.exporter.scenario import at, build_scenario, index_scenario
 from tests.support.auth import PASSWORD, add_user, bearer
+from tests.support.browser import CHROMIUM, FLAGS, requires_chromium
 from tests.support.live_server import live_server
 from tests.support.recording import CollectingSink, running
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 ROOMS = [
     {
         "id": "R-WAIT",
@@ -213,19 +204,10 @@ _WATCH_LIVE = """async () => {
 }"""
 
 
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    return sync_playwright
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+@requires_chromium
 def test_supervisor_session_in_a_real_browser(site: Site) -> None:
-    sync_playwright = _playwright()
-    if sync_playwright is None:
-        pytest.skip("Playwright is not installed")
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
