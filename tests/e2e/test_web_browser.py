@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +32,7 @@ from recorders.options import RecorderOptions
 from recorders.worker import CameraWorker
 from tests.exporter.scenario import at, build_scenario, index_scenario
 from tests.support.auth import PASSWORD, add_user, bearer
-from tests.support.browser import CHROMIUM, FLAGS, requires_chromium
+from tests.support.browser import CHROMIUM, FLAGS, keep_to, requires_chromium
 from tests.support.live_server import live_server
 from tests.support.recording import CollectingSink, running
 
@@ -212,16 +211,7 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             ctx = browser.new_context()
-            foreign: list[str] = []
-
-            def route(r: Any) -> None:
-                if r.request.url.startswith(site.base):
-                    r.continue_()
-                else:
-                    foreign.append(r.request.url)
-                    r.abort()
-
-            ctx.route("**/*", route)
+            foreign = keep_to(ctx, site.base)
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
@@ -311,7 +301,7 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             assert "Search" in page.inner_text("nav")
             # an officer: plays their own case's room from the case page; another case is 403
             officer = browser.new_context()
-            officer.route("**/*", route)
+            keep_to(officer, site.base, foreign)
             op = officer.new_page()
             op.on("pageerror", lambda e: errors.append(str(e)))
             refused: list[str] = []

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.exporter.conftest import Exported
-from tests.support.browser import CHROMIUM, FLAGS, requires_chromium
+from tests.support.browser import CHROMIUM, FLAGS, keep_to, requires_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -22,16 +21,7 @@ def test_page_opens_offline_and_plays_the_first_video(exported: Exported, tmp_pa
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             ctx = browser.new_context(offline=True)
-            foreign: list[str] = []
-
-            def route(r: Any) -> None:
-                if r.request.url.startswith("file://"):
-                    r.continue_()
-                else:
-                    foreign.append(r.request.url)
-                    r.abort()
-
-            ctx.route("**/*", route)
+            foreign = keep_to(ctx, "file://")
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,20 @@ FLAGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 requires_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+
+
+def keep_to(context: Any, prefix: str, foreign: list[str] | None = None) -> list[str]:
+    """Let the pages of a Playwright browser ``context`` load only URLs starting with ``prefix``:
+    any other request is aborted and listed in ``foreign`` (a new list unless given: several
+    contexts can share one), which is returned for the test to expect empty."""
+    foreign = [] if foreign is None else foreign
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(prefix):
+            r.continue_()
+        else:
+            foreign.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    return foreign
