@@ -251,8 +251,9 @@ INDEX_ROOMS = [
 ]
 
 
-def index_scenario(store: SegmentStore, sc: Scenario) -> None:
-    """Add the scenario's cam-int and cam-wait segments to ``store`` (its rooms synced already)."""
+def index_scenario(store: SegmentStore, sc: Scenario, cameras: tuple[str, ...] = ("cam-int", "cam-wait")) -> None:
+    """Add the scenario's segments of ``cameras`` (those of INDEX_ROOMS unless given) to ``store``
+    (its rooms synced already)."""
     for rec in sc.segments:
-        if rec.camera_id in ("cam-int", "cam-wait"):
+        if rec.camera_id in cameras:
             store.add_segment(rec)

@@ -154,9 +154,7 @@ def test_header_first_segments_paged_and_aac_cache_keeps_bytes_identical(
     store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.sync_rooms(INDEX_ROOMS)
-    for rec in scenario.segments:
-        if rec.camera_id == "cam-int":
-            store.add_segment(rec)
+    index_scenario(store, scenario, cameras=("cam-int",))
     reader = LocalStorage(scenario.root)
     monkeypatch.setattr(playback, "FIRST_PAGE", 1)  # the second segment comes from paging
     monkeypatch.setattr(playback, "PAGE", 2)
@@ -200,9 +198,7 @@ def test_seek_deep_into_a_segment_gives_the_same_bytes(
     store: SegmentStore, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.sync_rooms(INDEX_ROOMS)
-    for rec in scenario.segments:
-        if rec.camera_id == "cam-int":
-            store.add_segment(rec)
+    index_scenario(store, scenario, cameras=("cam-int",))
     reader = LocalStorage(scenario.root)
 
     def stream(back_us: int) -> tuple[bytes, list[Any]]:
