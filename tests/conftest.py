@@ -4,6 +4,8 @@ Database fixtures (use them from any test directory):
 
 ``db_url``
     Parametrized over ``sqlite`` and ``postgresql``: each test that asks for it runs twice.
+    The *postgresql* variant is marked ``integration`` (it needs the server below), so the fast
+    tier (``make check``) runs the *sqlite* variant only; ``make test`` runs both.
     *sqlite* is a file in ``tmp_path``; *postgresql* is a freshly created, uniquely named,
     empty database on the server at ``VAUDIT_TEST_PG`` (default
     ``postgresql://postgres@127.0.0.1:5432/postgres``, the maintenance database used to
@@ -85,7 +87,7 @@ def pg_database(request: pytest.FixtureRequest) -> Iterator[str]:
         _drop_database(admin, name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """URL of an empty database, once for SQLite and once for PostgreSQL (see module doc)."""
     if request.param == "sqlite":

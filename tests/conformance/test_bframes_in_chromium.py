@@ -9,7 +9,6 @@ that repeat, run backwards or are not whole frame steps apart."""
 from __future__ import annotations
 
 import itertools
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,12 +21,10 @@ import pytest
 
 from domain.types import iso
 from pipeline.simulator.camera import Encoding, SimulatedCamera, free_port
+from tests.support.browser import CHROMIUM, FLAGS, requires_chromium
 from tests.support.vaudit_proc import VauditRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 FPS = 25
 CAMERA = "bcam"
 VIEWER, VIEWER_PASSWORD = "supervisor-li", "桂花-lantern-4471"
@@ -117,7 +114,7 @@ def _disc_mp4(run: VauditRun, tmp_path: Path, t0: datetime) -> Path:
     return next((tmp_path / "disc").rglob(f"*{CAMERA}*.mp4"))
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+@requires_chromium
 def test_b_frame_camera_plays_at_its_frame_rate_live_in_playback_and_from_the_disc(
         recorded: tuple[VauditRun, SimulatedCamera], tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import av
 import numpy as np
@@ -39,6 +39,9 @@ from domain.types import (
     sidecar_key,
 )
 from exporter.plan import CaseInfo, ExportRequest, Officer, OfficerRole, RoomInfo, SubjectInfo
+
+if TYPE_CHECKING:
+    from indexer.segment_store import SegmentStore
 
 T0 = datetime(2024, 5, 1, 1, 0, 0, tzinfo=UTC)
 FPS = 25
@@ -238,3 +241,19 @@ def build_scenario(root: Path) -> Scenario:
         place="某市公安局执法办案管理中心",
     )
     return Scenario(root, DirReader(root), request, footage, events, rooms, segments, gap)
+
+
+# The scenario's interrogation and waiting rooms as SegmentStore.sync_rooms takes them, for the
+# pipeline tests that index the scenario's cam-int and cam-wait footage (index_scenario).
+INDEX_ROOMS = [
+    ("R-INT1", "讯问室1", "interrogation", [("cam-int", "int", "rtsp://10.0.0.2/a")]),
+    ("R-WAIT", "候问室1", "waiting", [("cam-wait", "wait", "rtsp://10.0.0.3/a")]),
+]
+
+
+def index_scenario(store: SegmentStore, sc: Scenario, cameras: tuple[str, ...] = ("cam-int", "cam-wait")) -> None:
+    """Add the scenario's segments of ``cameras`` (those of INDEX_ROOMS unless given) to ``store``
+    (its rooms synced already)."""
+    for rec in sc.segments:
+        if rec.camera_id in cameras:
+            store.add_segment(rec)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from exporter import disc_page
 from exporter.plan import build_plan
 from tests.exporter.conftest import export, extract
@@ -47,6 +49,7 @@ ALERTS = (
 )
 
 
+@pytest.mark.integration  # a whole export of its own: ~2.6 s
 def test_alerts_are_listed_in_the_report_and_manifest(
     scenario: tuple[Scenario, Path], tmp_path: Path
 ) -> None:

@@ -2,56 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.exporter.conftest import Exported
+from tests.support.browser import CHROMIUM, FLAGS, keep_to, requires_chromium
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    return sync_playwright
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+@requires_chromium
 def test_page_opens_offline_and_plays_the_first_video(exported: Exported, tmp_path: Path) -> None:
     index = exported.extracted / "index.html"
-    sync_playwright = _playwright()
-    if sync_playwright is None:
-        pytest.skip("Playwright is not installed (pip install playwright; it drives /usr/bin/chromium)")
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS[1:])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             ctx = browser.new_context(offline=True)
-            foreign: list[str] = []
-
-            def route(r: Any) -> None:
-                if r.request.url.startswith("file://"):
-                    r.continue_()
-                else:
-                    foreign.append(r.request.url)
-                    r.abort()
-
-            ctx.route("**/*", route)
+            foreign = keep_to(ctx, "file://")
             page = ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))

@@ -263,6 +263,7 @@ def test_the_disc_verifier_script_runs_from_the_disc(exported: Exported, tmp_pat
     assert bad.returncode == 1 and "videos/02-entry/cam-entry.mp4" in bad.stdout
 
 
+@pytest.mark.integration  # split_exports: two whole exports, ~6 s
 def test_split_over_discs_with_a_tiny_medium(split_exports: list[Any]) -> None:
     res = split_exports[0]
     assert len(res.master_images) >= 2, res.summary
@@ -280,6 +281,7 @@ def test_split_over_discs_with_a_tiny_medium(split_exports: list[Any]) -> None:
     assert one.ok and any("not given" in n for n in one.notes)
 
 
+@pytest.mark.integration  # split_exports: two whole exports, ~6 s
 def test_two_exports_of_the_same_input_are_byte_identical(split_exports: list[Any]) -> None:
     a, b = split_exports
     imgs_a = [*a.master_images, *a.working_images]
@@ -289,6 +291,7 @@ def test_two_exports_of_the_same_input_are_byte_identical(split_exports: list[An
         assert x.read_bytes() == y.read_bytes(), x.name
 
 
+@pytest.mark.integration  # split_exports: two whole exports, ~6 s
 def test_split_parts_each_decode(split_exports: list[Any], tmp_path: Path) -> None:
     res = split_exports[0]
     total = 0

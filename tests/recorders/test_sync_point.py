@@ -64,6 +64,7 @@ def test_spec_and_credentials() -> None:
 
 
 # -- a real camera ------------------------------------------------------------------------------
+@pytest.mark.integration  # a simulated camera
 def test_camera_grants_and_refuses(tmp_path: Path, cameras: Any) -> None:
     cam = cameras("sp", tmp_path, gop=LONG_GOP, onvif_port=free_port(), onvif_credentials=("admin", "pa55"))
     assert cam.onvif_url is not None

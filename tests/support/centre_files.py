@@ -43,3 +43,16 @@ def write_centre(
             lines += ["  [[rooms.cameras]]", f'  id = "{cam.camera_id}"', f'  url = "{cam.url}"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def write_keyed_centre(root: Path, db_url: str) -> Path:
+    """``root/centre.toml`` without rooms, for the CLI's users, audit and export commands: the index
+    at ``db_url``, local storage, exports, and the signing and audit keys under ``root/keys``."""
+    path = root / "centre.toml"
+    path.write_text(
+        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{root / "store"}"\n'
+        f'[export]\nout_dir = "{root / "exports"}"\nsigning_key = "{root / "keys" / "sign.pem"}"\n'
+        f'[audit]\nkey_file = "{root / "keys" / "audit.key"}"\n',
+        encoding="utf-8",
+    )
+    return path

@@ -22,7 +22,7 @@ from types import TracebackType
 
 import pytest
 
-from tests.support.s3server import free_port
+from pipeline.simulator.camera import free_port
 
 PG_BIN = Path(os.environ.get("VAUDIT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+import pytest
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from pipeline.simulator.camera import free_port
+from pipeline.storage import LocalStorage, S3Storage, Storage
 
 
 def _moto_command(port: int) -> list[str]:
@@ -128,3 +128,58 @@ class S3Server:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+# -- fixtures (tests/pipeline/conftest.py and tests/e2e/conftest.py take them by name) ----------
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto server for the session; tests isolate themselves with their own bucket."""
+    server = S3Server(log_path=tmp_path_factory.mktemp("moto") / "moto.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_server_private(tmp_path: Path) -> Iterator[S3Server]:
+    """A server of the test's own, for tests that pause or stop it."""
+    server = S3Server(log_path=tmp_path / "moto.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+S3Factory = Callable[..., S3Storage]
+
+
+def _make_s3_storage(server: S3Server, bucket: str | None = None, **kwargs: float) -> S3Storage:
+    return S3Storage(
+        server.endpoint,
+        bucket or f"t-{uuid.uuid4().hex[:16]}",
+        server.access_key,
+        server.secret_key,
+        server.region,
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def make_s3() -> S3Factory:
+    """``make_s3(server, bucket=None, connect_timeout=..., read_timeout=...)`` -> S3Storage."""
+    return _make_s3_storage
+
+
+@pytest.fixture
+def s3_storage(s3_server: S3Server) -> S3Storage:
+    """S3 storage on the shared server, in a fresh bucket (created on first use)."""
+    return _make_s3_storage(s3_server, connect_timeout=2.0, read_timeout=5.0)
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    """The same test on both back ends: a local directory, then a fresh bucket on moto's S3 server
+    (that variant is marked integration: it needs the server)."""
+    if request.param == "local":
+        return LocalStorage(tmp_path / "store")
+    s3: Storage = request.getfixturevalue("s3_storage")
+    return s3

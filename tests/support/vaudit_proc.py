@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,11 @@ from types import TracebackType
 
 import httpx
 
+from pipeline.simulator.camera import free_port
+
 VAUDIT = str(Path(sys.executable).with_name("vaudit"))
 E2E_USER = "e2e-admin"
 E2E_PASSWORD = "e2e-password-1234"
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class VauditRun:
@@ -36,7 +31,7 @@ class VauditRun:
         self.start_timeout = start_timeout  # the fault suite restarts under load: it gives more
         self.log = log
         self.env = {**os.environ, **(env or {})}
-        self.port = free_tcp_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.headers: dict[str, str] = {}
         self._user_made = False
