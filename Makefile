@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: deps demo check test faults lint format-check format-warn typecheck contracts clean
+.PHONY: deps demo check test faults lint format-check typecheck contracts clean
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
@@ -28,16 +28,9 @@ SOURCES := domain pipeline recorders indexer exporter tests bench
 lint: deps
 	$(BIN)/ruff check $(SOURCES)
 
-# `ruff format --check` runs in check and test as $(FORMAT_GATE). Until the tree has been formatted
-# once (`ruff format $(SOURCES)`), the gate is format-warn: it prints one warning line with ruff's
-# count and never fails. Once formatted, set the default below to format-check: then check and test
-# fail on any unformatted file (`make check FORMAT_GATE=format-check` tries that today).
-FORMAT_GATE ?= format-warn
+# The tree is formatted by ruff (`ruff format $(SOURCES)`); check and test fail on any file that is not.
 format-check: deps
 	$(BIN)/ruff format --check $(SOURCES)
-
-format-warn: deps
-	@out=$$($(BIN)/ruff format --check $(SOURCES) 2>&1) || echo "warning, not yet a failure (ruff format --check): $$(echo "$$out" | tail -n 1)"
 
 typecheck: deps
 	$(BIN)/mypy
@@ -48,13 +41,13 @@ contracts: deps
 # Two workers (pytest-xdist): most integration tests wait on real cameras and servers, so the
 # suite's wall time halves on two cores; `make test PYTEST_WORKERS=0` runs it in one process.
 PYTEST_WORKERS ?= 2
-test: lint $(FORMAT_GATE) typecheck contracts
+test: lint format-check typecheck contracts
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # The fast tier: the tests that start no server, camera or browser, need no PostgreSQL and take
 # under 2 s each (pyproject.toml [tool.pytest.ini_options] markers; tests/README.md).
 FAST_TESTS := not integration and not browser and not faults
-check: lint $(FORMAT_GATE) typecheck contracts
+check: lint format-check typecheck contracts
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "$(FAST_TESTS)"
 
 # The fault suite alone (it also runs in `make test`): docs/design/recorder.md "Faults".

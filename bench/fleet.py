@@ -79,8 +79,10 @@ def main() -> None:
         engine = create_engine_for(url)
         upgrade(engine)
         cams = [f"cam-{i:05d}" for i in range(args.cameras)]
-        rooms = [(f"room-{r}", f"room {r}", "waiting", [(c, c, f"rtsp://h/{c}") for c in cams[r::50]])
-                 for r in range(min(50, len(cams)))]
+        rooms = [
+            (f"room-{r}", f"room {r}", "waiting", [(c, c, f"rtsp://h/{c}") for c in cams[r::50]])
+            for r in range(min(50, len(cams)))
+        ]
         SegmentStore(engine).sync_rooms(rooms)
         LeaseManager(engine, "setup").ensure(cams)
         nodes = [Node(url, f"node-{i:03d}", cams, args.ttl, args.interval) for i in range(args.nodes)]
@@ -106,7 +108,7 @@ def main() -> None:
             v.stop.set()
         for v in victims:
             v.join()
-        survivors = nodes[len(victims):]
+        survivors = nodes[len(victims) :]
         takeover = None
         while time.monotonic() - killed < args.ttl * 4:
             owners = {c for n in survivors for c in n.held}
@@ -115,14 +117,21 @@ def main() -> None:
                 break
             time.sleep(0.05)
         report = {
-            "nodes": args.nodes, "cameras": args.cameras, "interval_s": args.interval, "ttl_s": args.ttl,
-            "ticks": ticks, "ticks_per_s": round(ticks / elapsed, 1),
+            "nodes": args.nodes,
+            "cameras": args.cameras,
+            "interval_s": args.interval,
+            "ttl_s": args.ttl,
+            "ticks": ticks,
+            "ticks_per_s": round(ticks / elapsed, 1),
             "lease_renewals_per_s": round(renewed / elapsed, 1),
-            "tick_ms": {q: round(_pct(steady, p) * 1000, 2) for q, p in
-                        (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+            "tick_ms": {
+                q: round(_pct(steady, p) * 1000, 2)
+                for q, p in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+            },
             "tick_ms_mean": round(statistics.fmean(steady) * 1000, 2) if steady else None,
             "balanced_after_s": round(balanced_after, 2),
-            "killed_nodes": len(victims), "orphaned_cameras": len(orphans),
+            "killed_nodes": len(victims),
+            "orphaned_cameras": len(orphans),
             "takeover_s": None if takeover is None else round(takeover, 2),
         }
         print(json.dumps(report, indent=2))

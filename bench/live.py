@@ -126,8 +126,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
-    ap.add_argument("--read-pause-seconds", type=float, default=RecorderOptions().read_pause_seconds,
-                    help="the recorder's read pacing ([recorder] read_pause_seconds; 0: none)")
+    ap.add_argument(
+        "--read-pause-seconds",
+        type=float,
+        default=RecorderOptions().read_pause_seconds,
+        help="the recorder's read pacing ([recorder] read_pause_seconds; 0: none)",
+    )
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-live-"))
     cams = [

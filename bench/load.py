@@ -48,10 +48,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--work", type=Path, default=Path("/tmp/vaudit-load"), help="wiped at start and at the end"
     )
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--recorder-processes", type=int, default=0,
-                    help="[recorder] processes: record in N child processes (0: threads of vaudit run)")
-    ap.add_argument("--read-pause-seconds", type=float, default=None,
-                    help="[recorder] read_pause_seconds (default: the recorder's own, 0.2 s; 0: no read pacing)")
+    ap.add_argument(
+        "--recorder-processes",
+        type=int,
+        default=0,
+        help="[recorder] processes: record in N child processes (0: threads of vaudit run)",
+    )
+    ap.add_argument(
+        "--read-pause-seconds",
+        type=float,
+        default=None,
+        help="[recorder] read_pause_seconds (default: the recorder's own, 0.2 s; 0: no read pacing)",
+    )
     ap.add_argument("--json", type=Path, help="write the full result here")
     args = ap.parse_args(argv)
     if args.cameras < 4 or args.viewers < 0 or args.minutes <= 0 or args.speed <= 0:

@@ -388,15 +388,27 @@ def main() -> None:
     ap.add_argument("--read-kb", type=int, default=512, help="greedy: bytes read of the 1 h stream")
     ap.add_argument("--kbps", type=int, default=1500)
     ap.add_argument("--h265-seconds", type=int, default=60)
-    ap.add_argument("--stagger-seconds", type=float, default=0.0,
-                    help="each viewer's first load at a random moment within this many seconds of the "
-                         "start (0: all at the same instant, a thundering herd)")
-    ap.add_argument("--cameras", choices=["file", "live"], default="file",
-                    help="recorded cameras: 'file' serves a pre-encoded 1280x720 clip (no encoding on "
-                         "this machine, as bench/record.py); 'live' encodes each camera here (GStreamer x264)")
-    ap.add_argument("--viewers-in", choices=["process", "server"], default="process",
-                    help="'process': the viewers' HTTP clients run in a process of their own (as browsers "
-                         "on other machines); 'server': threads of the server's own process (older runs)")
+    ap.add_argument(
+        "--stagger-seconds",
+        type=float,
+        default=0.0,
+        help="each viewer's first load at a random moment within this many seconds of the "
+        "start (0: all at the same instant, a thundering herd)",
+    )
+    ap.add_argument(
+        "--cameras",
+        choices=["file", "live"],
+        default="file",
+        help="recorded cameras: 'file' serves a pre-encoded 1280x720 clip (no encoding on "
+        "this machine, as bench/record.py); 'live' encodes each camera here (GStreamer x264)",
+    )
+    ap.add_argument(
+        "--viewers-in",
+        choices=["process", "server"],
+        default="process",
+        help="'process': the viewers' HTTP clients run in a process of their own (as browsers "
+        "on other machines); 'server': threads of the server's own process (older runs)",
+    )
     args = ap.parse_args()
     route_log = logging.getLogger("pipeline.api.playback")
     route_log.setLevel(logging.DEBUG)
@@ -410,8 +422,14 @@ def main() -> None:
     if args.record and args.cameras == "file":
         from pipeline.simulator.camera import FileCameraServer, make_clip
 
-        clip = make_clip(work / f"camera-1280x720-{args.kbps}k-1800s.mov", seconds=1800, width=1280,
-                         height=720, fps=25, bitrate_kbps=args.kbps)
+        clip = make_clip(
+            work / f"camera-1280x720-{args.kbps}k-1800s.mov",
+            seconds=1800,
+            width=1280,
+            height=720,
+            fps=25,
+            bitrate_kbps=args.kbps,
+        )
         file_cameras = FileCameraServer(clip, args.record).start()
         urls = file_cameras.urls
     else:

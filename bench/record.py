@@ -93,7 +93,9 @@ def measure_loss(files: list[Path]) -> Loss:
                 t = float(packet.pts * packet.stream.time_base)
                 if packet.stream.type == "video":
                     # decoding times: one frame apart even with B-frames (presentation times reorder)
-                    t = float((packet.dts if packet.dts is not None else packet.pts) * packet.stream.time_base)
+                    t = float(
+                        (packet.dts if packet.dts is not None else packet.pts) * packet.stream.time_base
+                    )
                     if last_video is not None and t - last_video > 1.5 * frame:
                         video_missing += round((t - last_video) / frame) - 1
                     if last_video is None or t > last_video:
@@ -199,7 +201,13 @@ def _sum_loss(losses: list[Loss]) -> Loss:
 
 
 def _one_pair(
-    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float, ours_first: bool,
+    n: int,
+    seconds: float,
+    clip: Path,
+    work: Path,
+    fmt: str,
+    buffer_seconds: float,
+    ours_first: bool,
     processes: int = 1,
 ) -> tuple[Usage, Loss, dict[str, int], Usage, list[Usage], Loss]:
     """One run of ours and one of ffmpeg on fresh servers, in the given order."""
@@ -217,14 +225,23 @@ def _one_pair(
 
 
 def bench(
-    n: int, seconds: float, clip: Path, work: Path, fmt: str, buffer_seconds: float = 0.25, repeats: int = 1,
+    n: int,
+    seconds: float,
+    clip: Path,
+    work: Path,
+    fmt: str,
+    buffer_seconds: float = 0.25,
+    repeats: int = 1,
     processes: int = 1,
 ) -> dict[str, object]:
     """``repeats`` pairs, the order alternating (ours first, then ffmpeg first, ...) so that a
     machine getting busier or quieter during the run favours neither; the CPU ratio reported is
     the median of the pairs' ratios, each pair measured back to back."""
     result: dict[str, object] = {
-        "streams": n, "seconds": seconds, "write_buffer_seconds": buffer_seconds, "repeats": repeats,
+        "streams": n,
+        "seconds": seconds,
+        "write_buffer_seconds": buffer_seconds,
+        "repeats": repeats,
         "recorder_processes": processes,
     }
     ours_cpu: list[float] = []
@@ -244,8 +261,11 @@ def bench(
         ff_rss.append(sum(u.peak_rss_bytes for u in ff_each) / n)
         ours_losses.append(ours_loss)
         ff_losses.append(ff_loss)
-        print(f"  N={n} pair {i + 1}/{repeats}: ours {ours_cpu[-1]:.3f} / ffmpeg {ff_cpu[-1]:.3f} CPU s per "
-              f"stream = {ours_cpu[-1] / ff_cpu[-1]:.3f}, load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"  N={n} pair {i + 1}/{repeats}: ours {ours_cpu[-1]:.3f} / ffmpeg {ff_cpu[-1]:.3f} CPU s per "
+            f"stream = {ours_cpu[-1] / ff_cpu[-1]:.3f}, load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     ratios = [o / f for o, f in zip(ours_cpu, ff_cpu, strict=True) if f]
     rss_ratios = [o / f for o, f in zip(ours_rss, ff_rss, strict=True) if f]
     result.update(
@@ -278,16 +298,23 @@ def bframe_cost(
                 usage, loss, _counts = run_ours(server.urls, seconds, work, 0.25, processes)
             cpu[kind].append(usage.cpu_seconds / n)
             losses[kind].append(loss)
-        print(f"  N={n} pair {i + 1}/{repeats}: plain {cpu['plain'][-1]:.3f} / B-frames {cpu['bframes'][-1]:.3f} "
-              f"CPU s per stream, load {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"  N={n} pair {i + 1}/{repeats}: plain {cpu['plain'][-1]:.3f} / B-frames {cpu['bframes'][-1]:.3f} "
+            f"CPU s per stream, load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     ratios = [b / p for b, p in zip(cpu["bframes"], cpu["plain"], strict=True) if p]
     return {
-        "streams": n, "seconds": seconds, "repeats": repeats, "recorder_processes": processes,
+        "streams": n,
+        "seconds": seconds,
+        "repeats": repeats,
+        "recorder_processes": processes,
         "plain_cpu_s_per_stream": round(statistics.median(cpu["plain"]), 3),
         "bframes_cpu_s_per_stream": round(statistics.median(cpu["bframes"]), 3),
         "bframes_over_plain": round(statistics.median(ratios), 3) if ratios else None,
         "ratio_each": [round(r, 3) for r in ratios],
-        "loss_plain": _sum_loss(losses["plain"]).__dict__, "loss_bframes": _sum_loss(losses["bframes"]).__dict__,
+        "loss_plain": _sum_loss(losses["plain"]).__dict__,
+        "loss_bframes": _sum_loss(losses["bframes"]).__dict__,
     }
 
 
@@ -298,26 +325,51 @@ def main() -> int:
     parser.add_argument("--clip", type=Path, default=ROOT / "bench" / "out" / "clip1080p.mov")
     parser.add_argument("--ffmpeg-format", default="mpegts", help="container ffmpeg writes (ours: mpegts)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="pairs (ours, ffmpeg) per N, order alternating; the ratio is their median")
-    parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
-                        help="ours: media the muxer may buffer (0: a write per packet, the crash-safest)")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="ours: recorder processes, the cameras dealt round-robin ([recorder] processes)")
-    parser.add_argument("--bframes", type=int, default=0,
-                        help="instead of ffmpeg: ours on a clip with this many B-frames against ours on the plain "
-                             "clip (the cost of rebuilding decoding times)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="pairs (ours, ffmpeg) per N, order alternating; the ratio is their median",
+    )
+    parser.add_argument(
+        "--write-buffer-seconds",
+        type=float,
+        default=0.25,
+        help="ours: media the muxer may buffer (0: a write per packet, the crash-safest)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="ours: recorder processes, the cameras dealt round-robin ([recorder] processes)",
+    )
+    parser.add_argument(
+        "--bframes",
+        type=int,
+        default=0,
+        help="instead of ffmpeg: ours on a clip with this many B-frames against ours on the plain "
+        "clip (the cost of rebuilding decoding times)",
+    )
     args = parser.parse_args()
     args.clip.parent.mkdir(parents=True, exist_ok=True)
     clip = make_clip(args.clip, seconds=args.seconds + 30, width=1920, height=1080, fps=25, bitrate_kbps=4000)
     results = []
     if args.bframes:
-        reordered = make_clip(args.clip.with_name(f"{args.clip.stem}-b{args.bframes}.mov"), seconds=args.seconds + 30,
-                              width=1920, height=1080, fps=25, bitrate_kbps=4000, bframes=args.bframes)
+        reordered = make_clip(
+            args.clip.with_name(f"{args.clip.stem}-b{args.bframes}.mov"),
+            seconds=args.seconds + 30,
+            width=1920,
+            height=1080,
+            fps=25,
+            bitrate_kbps=4000,
+            bframes=args.bframes,
+        )
         for n in args.streams:
             work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-b-{n}-"))
             try:
-                res = bframe_cost(n, args.seconds, clip, reordered, work, args.repeats, min(args.processes, n))
+                res = bframe_cost(
+                    n, args.seconds, clip, reordered, work, args.repeats, min(args.processes, n)
+                )
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             print(json.dumps(res, ensure_ascii=False), flush=True)
@@ -327,8 +379,16 @@ def main() -> int:
     for n in args.streams:
         work = Path(tempfile.mkdtemp(prefix=f"vaudit-bench-{n}-"))
         try:
-            res = bench(n, args.seconds, clip, work, args.ffmpeg_format, args.write_buffer_seconds, args.repeats,
-                        min(args.processes, n))
+            res = bench(
+                n,
+                args.seconds,
+                clip,
+                work,
+                args.ffmpeg_format,
+                args.write_buffer_seconds,
+                args.repeats,
+                min(args.processes, n),
+            )
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -89,8 +89,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also count timestamp holes by demuxing every segment (slow: ~20 GB); default: sidecars and gap records",
     )
-    ap.add_argument("--recorder-processes", type=int, default=0,
-                    help="[recorder] processes: record in N child processes (0: threads of vaudit run)")
+    ap.add_argument(
+        "--recorder-processes",
+        type=int,
+        default=0,
+        help="[recorder] processes: record in N child processes (0: threads of vaudit run)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if args.cameras < 4 or args.minutes <= 0 or args.sample_seconds <= 0 or args.settle < 0:

@@ -40,7 +40,9 @@ def _cpu() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=40)
-    parser.add_argument("--mb", type=float, default=5.0, help="size of each file (a 10 s 4 Mbit/s segment is 5 MB)")
+    parser.add_argument(
+        "--mb", type=float, default=5.0, help="size of each file (a 10 s 4 Mbit/s segment is 5 MB)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vaudit-store-bench-"))
@@ -73,9 +75,13 @@ def main() -> int:
             base_cpu.append(_cpu() - c0)
         gb = total / 2**30
         ours, base = min(ours_cpu) / gb, min(base_cpu) / gb
-        print(f"{args.files} files x {args.mb} MB, best of {args.rounds} rounds ({time.strftime('%H:%M:%S')}, "
-              f"load {os.getloadavg()[0]:.1f})")
-        print(f"  LocalStorage put_file + verify: {ours:.2f} CPU s per GB, {min(ours_read):.2f} bytes read per byte stored")
+        print(
+            f"{args.files} files x {args.mb} MB, best of {args.rounds} rounds ({time.strftime('%H:%M:%S')}, "
+            f"load {os.getloadavg()[0]:.1f})"
+        )
+        print(
+            f"  LocalStorage put_file + verify: {ours:.2f} CPU s per GB, {min(ours_read):.2f} bytes read per byte stored"
+        )
         print(f"  plain copy + fsync (baseline):  {base:.2f} CPU s per GB")
         print(f"  ratio: {ours / base:.2f}x the baseline's CPU")
     finally:

@@ -25,8 +25,9 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, unquote_plus, ur
 MASK = "***"
 # Query parameters whose value is a credential (cameras that take their login in the query
 # string, e.g. ``rtsp://host/stream?user=admin&password=...``): masked in every URL shown.
-SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "pass", "pw", "token", "secret", "auth",
-                               "user", "username"})
+SECRET_QUERY_KEYS = frozenset(
+    {"password", "passwd", "pwd", "pass", "pw", "token", "secret", "auth", "user", "username"}
+)
 # In free text only the password-like keys: "user=" also names harmless things.
 _TEXT_SECRET_KEYS = "password|passwd|pwd|pass|pw|token|secret"
 # greedy up to the authority's last "@", as URL parsers split it (a password may hold an "@")

@@ -64,8 +64,11 @@ class CaptureChain:
     def _recorded(self, rec: SegmentRecord, problems: list[ChainProblem]) -> SegmentRecord | None:
         raw = self.sidecar_bytes(rec.storage_key)
         if raw is None:
-            problems.append(ChainProblem(rec.storage_key, "no sidecar is stored beside it: only the index "
-                                                           "vouches for this segment"))
+            problems.append(
+                ChainProblem(
+                    rec.storage_key, "no sidecar is stored beside it: only the index vouches for this segment"
+                )
+            )
             return None
         try:
             side = parse_sidecar(raw)
@@ -85,7 +88,9 @@ class CaptureChain:
             by_camera.setdefault(rec.camera_id, {})[rec.seq] = rec
         for camera_id, own in sorted(by_camera.items()):
             wanted = sorted({s for seq in own for s in (seq - 1, seq + 1)} - set(own))
-            near = dict(self._neighbours(camera_id, wanted)) if self._neighbours is not None and wanted else {}
+            near = (
+                dict(self._neighbours(camera_id, wanted)) if self._neighbours is not None and wanted else {}
+            )
             out += self._camera(own, {**near, **own})
         return out
 
@@ -112,17 +117,32 @@ class CaptureChain:
             if side.prev_sha256 is not None and before is not None:
                 prev_side = sidecar(seq - 1)
                 if prev_side is not None and prev_side.sha256 != side.prev_sha256:
-                    out.append(ChainProblem(rec.storage_key, (
-                        f"its sidecar names the segment before it ({before.storage_key}) by SHA-256 "
-                        f"{side.prev_sha256}, but that segment's own sidecar records {prev_side.sha256}")))
+                    out.append(
+                        ChainProblem(
+                            rec.storage_key,
+                            (
+                                f"its sidecar names the segment before it ({before.storage_key}) by SHA-256 "
+                                f"{side.prev_sha256}, but that segment's own sidecar records {prev_side.sha256}"
+                            ),
+                        )
+                    )
             after = index.get(seq + 1)
             if after is not None:
                 next_side = sidecar(seq + 1)
-                if next_side is not None and next_side.prev_sha256 is not None \
-                        and next_side.prev_sha256 != rec.sha256:
-                    out.append(ChainProblem(rec.storage_key, (
-                        f"the index gives SHA-256 {rec.sha256}, but the segment after it "
-                        f"({after.storage_key}) names it by {next_side.prev_sha256} (prev_sha256)")))
+                if (
+                    next_side is not None
+                    and next_side.prev_sha256 is not None
+                    and next_side.prev_sha256 != rec.sha256
+                ):
+                    out.append(
+                        ChainProblem(
+                            rec.storage_key,
+                            (
+                                f"the index gives SHA-256 {rec.sha256}, but the segment after it "
+                                f"({after.storage_key}) names it by {next_side.prev_sha256} (prev_sha256)"
+                            ),
+                        )
+                    )
         return out
 
     def check(self, segments: Iterable[SegmentRecord]) -> None:

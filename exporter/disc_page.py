@@ -300,13 +300,19 @@ def custody_html(custody: dict[str, Any]) -> str:
         if k not in ("audit", "audit_head")
     )
     head = custody.get("audit_head")
-    head_html = "" if head is None else (
-        "<h2>审计链头 <small>Audit trail head</small></h2>"
-        "<p>导出时审计记录链的最后一条及其哈希，已签名存入证据存储；核对审计记录时应与此一致。"
-        "<br><small>The audit trail's last row and hash when this disc was made, also signed into the "
-        "evidence storage; a later check of the trail must agree with it.</small></p><table>"
-        + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in head.items())
-        + "</table>"
+    head_html = (
+        ""
+        if head is None
+        else (
+            "<h2>审计链头 <small>Audit trail head</small></h2>"
+            "<p>导出时审计记录链的最后一条及其哈希，已签名存入证据存储；核对审计记录时应与此一致。"
+            "<br><small>The audit trail's last row and hash when this disc was made, also signed into the "
+            "evidence storage; a later check of the trail must agree with it.</small></p><table>"
+            + "".join(
+                f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in head.items()
+            )
+            + "</table>"
+        )
     )
     audit = (
         "".join(

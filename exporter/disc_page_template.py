@@ -1,4 +1,3 @@
-
 """The HTML, CSS and JS of the disc's ``index.html`` (data is spliced in at ``/*DATA*/null``).
 
 Kept as a Python string so it ships with the package. No network: no fonts, no CDN, no fetch()

@@ -73,7 +73,7 @@ def key_fingerprint(pem: bytes) -> str:
 
 def grouped(fingerprint: str) -> str:
     """The fingerprint in groups of four hex digits, for comparing by eye with a printed one."""
-    return " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
+    return " ".join(fingerprint[i : i + 4] for i in range(0, len(fingerprint), 4))
 
 
 def normal_fingerprint(text: str) -> str | None:
@@ -544,7 +544,7 @@ def main(argv: list[str]) -> int:
         if expected is None:
             print(f"--expect-key wants the 64 hex digits of a SHA-256 key fingerprint, not {given!r}")
             return 2
-        del args[at:at + 2]
+        del args[at : at + 2]
     roots = [a for a in args if a != "--all"] or [os.path.dirname(os.path.abspath(__file__))]
     failed = False
     for root in roots:
@@ -557,8 +557,10 @@ def main(argv: list[str]) -> int:
         if res["fingerprint"]:
             print(f"   key fingerprint / 公钥指纹 SHA-256: {grouped(res['fingerprint'])}")
             if expected is None:
-                print("   note: compare it with the fingerprint on the paper recording statement, or give it with "
-                      "--expect-key / 请与纸质录音录像说明上的公钥指纹核对，或用 --expect-key 给出")
+                print(
+                    "   note: compare it with the fingerprint on the paper recording statement, or give it with "
+                    "--expect-key / 请与纸质录音录像说明上的公钥指纹核对，或用 --expect-key 给出"
+                )
             elif res["fingerprint"] == expected:
                 print("   the centre's key / 与中心公钥一致")
         for note in res["notes"]:

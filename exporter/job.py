@@ -485,8 +485,16 @@ class _Job:
             for e in sorted(self.common + [x for g in self.groups for x in g.entries], key=lambda e: e.path)
         ]
         page = disc_page.index_html(
-            disc_page.page_data(self.plan, self.tz, self.videos, files, custody, self.remuxed,
-                                self.options.late_entries, fingerprint)
+            disc_page.page_data(
+                self.plan,
+                self.tz,
+                self.videos,
+                files,
+                custody,
+                self.remuxed,
+                self.options.late_entries,
+                fingerprint,
+            )
         )
         (c / "index.html").write_text(page, encoding="utf-8")
         e = entry_for(c, "index.html", "page", "html")

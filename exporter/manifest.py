@@ -178,8 +178,12 @@ def export_header(
                 "rooms": list(s.room_ids),
                 "cameras": [c.camera_id for c in s.cameras],
                 "events": [
-                    {"type": e.type.value, "time": iso(e.time), "event_id": e.event_id,
-                     "late": e.event_id in late_events}
+                    {
+                        "type": e.type.value,
+                        "time": iso(e.time),
+                        "event_id": e.event_id,
+                        "late": e.event_id in late_events,
+                    }
                     for e in s.events
                 ],
             }

@@ -115,8 +115,11 @@ def statement_rows(
         *(alert_row if alerts is not None else []),
         *([("原始录像的声音", "Sound of the originals", SOUND_NOTES[sound])] if sound else []),
         ("时区", "Time zone", str(tz)),
-        ("光盘签名公钥指纹 (SHA-256)，核对光盘时应与此一致", "Signing key fingerprint: a disc checks out only "
-         "against this key (verify.py --expect-key)", grouped(fingerprint)),
+        (
+            "光盘签名公钥指纹 (SHA-256)，核对光盘时应与此一致",
+            "Signing key fingerprint: a disc checks out only against this key (verify.py --expect-key)",
+            grouped(fingerprint),
+        ),
         ("导出时间", "Exported at", local_stamp(exported_at, tz)),
     ]
 

@@ -109,8 +109,9 @@ def verify_images(
                 with img.open("manifest.json") as fh:
                     manifests.setdefault(fh.read(), []).append(path.name)
                 if index_lookup is not None:
-                    _check_capture(res["manifest"], res["disc"] or {}, index_lookup, path.name, report,
-                                   record_lookup)
+                    _check_capture(
+                        res["manifest"], res["disc"] or {}, index_lookup, path.name, report, record_lookup
+                    )
         except PyCdlibException as exc:
             report.problems.append(f"{path.name}: unreadable image structure ({exc})")
         finally:

@@ -287,6 +287,7 @@ class AlertStore:
             rows = s.execute(stmt).mappings().all()
         return [_record(r, bool(r["has_snapshot"])) for r in rows]
 
+
 def readings_since(engine: Engine, since: datetime) -> list[StoredEvent | StoredObservation]:
     """Every procedure event and location observation at or after ``since``, in time order
     (events before observations at one instant): what a restarted risk engine replays."""

@@ -75,8 +75,10 @@ def load_audit_key(path: Path, create: bool = False) -> AuditKey | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the audit key {path}: {exc}", path=str(path)) from exc
     if st.st_mode & 0o077:
-        raise ConfigError(f"the audit key {path} is readable by other accounts (mode "
-                          f"{st.st_mode & 0o777:o}); chmod 600 it", path=str(path))
+        raise ConfigError(
+            f"the audit key {path} is readable by other accounts (mode {st.st_mode & 0o777:o}); chmod 600 it",
+            path=str(path),
+        )
     try:
         secret = bytes.fromhex(raw)
     except ValueError:
@@ -97,8 +99,11 @@ def _create_key(path: Path) -> None:
             os.fsync(fh.fileno())
         try:
             os.link(tmp, path)  # fails if another process made the key meanwhile: theirs is kept
-            log.warning("created the audit key %s: keep a copy with the signing key; without it the "
-                        "trail cannot be verified", path)
+            log.warning(
+                "created the audit key %s: keep a copy with the signing key; without it the "
+                "trail cannot be verified",
+                path,
+            )
         except FileExistsError:
             pass
     except OSError as exc:
@@ -227,7 +232,9 @@ class AuditLog:
     Every caller still returns only once its own row is committed (no access without a row), but
     twenty concurrent viewers no longer queue for twenty serial fsyncs (docs/bench/playback.md)."""
 
-    def __init__(self, engine: Engine, key: AuditKey | None = None, now_us: Callable[[], int] = _now_us) -> None:
+    def __init__(
+        self, engine: Engine, key: AuditKey | None = None, now_us: Callable[[], int] = _now_us
+    ) -> None:
         """``key`` None: read and verify only (rows written before the key existed verify; keyed
         ones are reported unverifiable); appending needs the key."""
         self._engine = engine
@@ -248,8 +255,7 @@ class AuditLog:
         """Append one row chained to the current last row; returns it once it is committed."""
         if self._key is None:
             # an unkeyed row after keyed ones would read as a rewrite: refuse instead
-            raise ConfigError("the audit trail cannot be written without the audit key "
-                              "([audit] key_file)")
+            raise ConfigError("the audit trail cannot be written without the audit key ([audit] key_file)")
         mine = _Pending(user[:128], action, obj[:500], client_addr, detail)
         with self._cv:
             self._queue.append(mine)
@@ -297,8 +303,20 @@ class AuditLog:
                     seq += 1
                     now = self._now_us()
                     digest = entry_hash(prev, seq, now, p.user, p.action, p.obj, p.client_addr, p.detail, key)
-                    out.append(AuditRow(seq, now, p.user, p.action, p.obj, p.client_addr, p.detail, prev, digest,
-                                        key.key_id))
+                    out.append(
+                        AuditRow(
+                            seq,
+                            now,
+                            p.user,
+                            p.action,
+                            p.obj,
+                            p.client_addr,
+                            p.detail,
+                            prev,
+                            digest,
+                            key.key_id,
+                        )
+                    )
                     prev = digest
                 conn.execute(
                     _TABLE.insert(),
@@ -396,51 +414,103 @@ class AuditLog:
         key_id: str | None = None
 
         def broken(seq: int, why: str) -> ChainReport:
-            return ChainReport(n, seq, f"row {seq}: {why}", prev, prev_seq, key_id, first_keyed, len(anchors), newest)
+            return ChainReport(
+                n, seq, f"row {seq}: {why}", prev, prev_seq, key_id, first_keyed, len(anchors), newest
+            )
 
         for row in self._all():
             n += 1
             if row.prev_hash != prev:
-                return broken(row.seq, "row missing before it" if row.seq != prev_seq + 1 else "prev_hash does not match")
+                return broken(
+                    row.seq,
+                    "row missing before it" if row.seq != prev_seq + 1 else "prev_hash does not match",
+                )
             if row.key_id is None:
                 if first_keyed is not None:
-                    return broken(row.seq, f"written without the audit key after keyed rows (keyed from row "
-                                           f"{first_keyed}): the trail was rewritten")
+                    return broken(
+                        row.seq,
+                        f"written without the audit key after keyed rows (keyed from row "
+                        f"{first_keyed}): the trail was rewritten",
+                    )
                 if keyed_from is not None and row.seq >= keyed_from:
-                    return broken(row.seq, f"written without the audit key, but the anchors say rows from "
-                                           f"{keyed_from} on were keyed: the trail was rewritten")
-                want = entry_hash(row.prev_hash, row.seq, row.time_us, row.user, row.action, row.object,
-                                  row.client_addr, row.detail)
+                    return broken(
+                        row.seq,
+                        f"written without the audit key, but the anchors say rows from "
+                        f"{keyed_from} on were keyed: the trail was rewritten",
+                    )
+                want = entry_hash(
+                    row.prev_hash,
+                    row.seq,
+                    row.time_us,
+                    row.user,
+                    row.action,
+                    row.object,
+                    row.client_addr,
+                    row.detail,
+                )
                 what = "its hash"
             else:
                 if key is None:
-                    return broken(row.seq, f"keyed with audit key {row.key_id}, but no audit key is available "
-                                           "here (the key file is missing?)")
+                    return broken(
+                        row.seq,
+                        f"keyed with audit key {row.key_id}, but no audit key is available "
+                        "here (the key file is missing?)",
+                    )
                 if row.key_id != key.key_id:
-                    return broken(row.seq, f"keyed with audit key {row.key_id}, not with this centre's key "
-                                           f"{key.key_id}")
+                    return broken(
+                        row.seq, f"keyed with audit key {row.key_id}, not with this centre's key {key.key_id}"
+                    )
                 if first_keyed is None:
                     first_keyed, key_id = row.seq, row.key_id
-                want = entry_hash(row.prev_hash, row.seq, row.time_us, row.user, row.action, row.object,
-                                  row.client_addr, row.detail, key)
+                want = entry_hash(
+                    row.prev_hash,
+                    row.seq,
+                    row.time_us,
+                    row.user,
+                    row.action,
+                    row.object,
+                    row.client_addr,
+                    row.detail,
+                    key,
+                )
                 what = "its keyed hash (HMAC)"
             if not hmac.compare_digest(want, row.hash):
                 return broken(row.seq, f"content does not match {what}")
             for anchor in at.get(row.seq, ()):
                 if anchor.hash != row.hash:
-                    return broken(row.seq, f"differs from the head kept in {anchor.source} (written "
-                                           f"{anchor.written}): the trail was rewritten")
+                    return broken(
+                        row.seq,
+                        f"differs from the head kept in {anchor.source} (written "
+                        f"{anchor.written}): the trail was rewritten",
+                    )
             prev, prev_seq = row.hash, row.seq
         if newest is not None and newest.seq > prev_seq:
-            return ChainReport(n, prev_seq + 1,
-                               f"the audit trail ends at row {prev_seq}, but {newest.source} (written "
-                               f"{newest.written}) names row {newest.seq}: {newest.seq - prev_seq} row(s) were "
-                               "cut off the end", prev, prev_seq, key_id, first_keyed, len(anchors), newest)
+            return ChainReport(
+                n,
+                prev_seq + 1,
+                f"the audit trail ends at row {prev_seq}, but {newest.source} (written "
+                f"{newest.written}) names row {newest.seq}: {newest.seq - prev_seq} row(s) were "
+                "cut off the end",
+                prev,
+                prev_seq,
+                key_id,
+                first_keyed,
+                len(anchors),
+                newest,
+            )
         return ChainReport(n, None, "", prev, prev_seq, key_id, first_keyed, len(anchors), newest)
 
 
 def _row(r: Any) -> AuditRow:
     return AuditRow(
-        r.seq, r.time_us, r.user_name, r.action, r.object, r.client_addr, r.detail, r.prev_hash, r.hash,
+        r.seq,
+        r.time_us,
+        r.user_name,
+        r.action,
+        r.object,
+        r.client_addr,
+        r.detail,
+        r.prev_hash,
+        r.hash,
         r.key_id,
     )

@@ -111,7 +111,11 @@ class CaseStore:
         self._sessions = session_factory(engine)
         # Reads of several statements on PostgreSQL: READ COMMITTED gives each statement its own
         # snapshot inside a transaction too, so the BEGIN and ROLLBACK round trips buy nothing.
-        reads = engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+        reads = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self._read_sessions = session_factory(reads)
         self._max_future = max_future
         self._clock = clock
@@ -467,7 +471,11 @@ class CaseStore:
             return
         written = set(fresh)
         refusals = Refusals()
-        hours = "" if self._late_after is None else f"older than {self._late_after.total_seconds() / 3600:g} h or "
+        hours = (
+            ""
+            if self._late_after is None
+            else f"older than {self._late_after.total_seconds() / 3600:g} h or "
+        )
         for i, r in enumerate(rows):
             if r["late"] and r["client_id"] in written:
                 refusals.add(
@@ -514,12 +522,17 @@ class CaseStore:
         now_us = to_us(self._clock())
         confirmed = 0
         with self.session("confirm readings") as s:
-            todo = ((EVENTS, sorted(set(events)), "events"), (OBSERVATIONS, sorted(set(observations)), "observations"))
+            todo = (
+                (EVENTS, sorted(set(events)), "events"),
+                (OBSERVATIONS, sorted(set(observations)), "observations"),
+            )
             for table, ids, name in todo:
                 known: set[str] = set()
                 for i in range(0, len(ids), _CHUNK):
                     part = ids[i : i + _CHUNK]
-                    known.update(s.execute(select(table.c.client_id).where(table.c.client_id.in_(part))).scalars())
+                    known.update(
+                        s.execute(select(table.c.client_id).where(table.c.client_id.in_(part))).scalars()
+                    )
                 for cid in ids:
                     if cid not in known:
                         problems.add(f"body.{name}", f"unknown {name[:-1]} {cid!r}")
@@ -549,7 +562,9 @@ class CaseStore:
             rows = self._event_rows(s, events, problems, loc, batch)
             problems.raise_if_any("events")
             for i, r in enumerate(rows):
-                self.check_case(writer, r["case_id"], item_loc(loc, i if batch else None, "subject_id"), refusals)
+                self.check_case(
+                    writer, r["case_id"], item_loc(loc, i if batch else None, "subject_id"), refusals
+                )
             refusals.raise_if_any("events")
             self._mark_late(s, rows, writer, rows[0]["received_us"] if rows else 0)
             self._same_within_batch(rows, "event")
@@ -573,10 +588,15 @@ class CaseStore:
             ]
             if links:
                 s.execute(EVENT_OFFICERS.insert(), links)
-                self._link_officers(s, [
-                    (o, r["case_id"]) for r in unique
-                    if r["client_id"] in fresh and r["case_id"] is not None for o in r["officer_ids"]
-                ])
+                self._link_officers(
+                    s,
+                    [
+                        (o, r["case_id"])
+                        for r in unique
+                        if r["client_id"] in fresh and r["case_id"] is not None
+                        for o in r["officer_ids"]
+                    ],
+                )
             stale = [r for r in unique if r["client_id"] not in fresh]
             if stale:
                 self._events_match(s, stale)
@@ -584,7 +604,10 @@ class CaseStore:
         log.info("events: %d stored, %d already present", len(fresh), len(unique) - len(fresh))
         return [
             StoredEvent(
-                event_from_row(r), r["case_id"], created=r["client_id"] in fresh, entry=entries[r["client_id"]]
+                event_from_row(r),
+                r["case_id"],
+                created=r["client_id"] in fresh,
+                entry=entries[r["client_id"]],
             )
             for r in rows
         ]
@@ -744,7 +767,9 @@ class CaseStore:
                 if o.officer_id is not None and o.officer_id not in officers:
                     problems.add(item_loc(loc, at, "officer_id"), f"unknown officer {o.officer_id}")
                 if o.subject_id is not None:
-                    self.check_case(writer, subjects.get(o.subject_id), item_loc(loc, at, "subject_id"), refusals)
+                    self.check_case(
+                        writer, subjects.get(o.subject_id), item_loc(loc, at, "subject_id"), refusals
+                    )
                 elif writer.cases is not None and o.officer_id != writer.officer_id:
                     refusals.add(item_loc(loc, at, "officer_id"), "officers report their own location only")
                 rows.append(

@@ -186,7 +186,9 @@ class FootageIndex:
     def store(self) -> CaseStore:
         return self._store
 
-    def occupants(self, now: datetime, window: timedelta = OCCUPANCY_WINDOW) -> dict[str, list[dict[str, Any]]]:
+    def occupants(
+        self, now: datetime, window: timedelta = OCCUPANCY_WINDOW
+    ) -> dict[str, list[dict[str, Any]]]:
         """room id → subjects whose trajectory is in that room now: it ends in an open stay there
         (subjects with a reading in the last ``window`` are considered, at most 500)."""
         since = to_us(now - window)
@@ -302,7 +304,9 @@ class FootageIndex:
         """Rooms, the subject's stays and clips: three independent reads sent together
         (:func:`indexer.read_batch.fetch_many`: one round trip on PostgreSQL)."""
         readings = (_READINGS, {"s": subject_id, "m": MAX_READINGS})
-        room_rows, reading_rows, clip_rows = fetch_many(s, [ROOMS_READ, readings, _clips_query(subject_id, lo, hi)])
+        room_rows, reading_rows, clip_rows = fetch_many(
+            s, [ROOMS_READ, readings, _clips_query(subject_id, lo, hi)]
+        )
         rooms = rooms_from_rows(room_rows)
         return rooms, _trajectory_from_rows(s, subject_id, reading_rows, rooms), clips_from_rows(clip_rows)
 
@@ -462,7 +466,9 @@ _BY_TIME_ID = itemgetter(1, 5)
 Rows = list[list[tuple[Any, ...]]]
 
 
-def _fetch_both(s: Session, a: Sequence[tuple[Query, int]], b: Sequence[tuple[Query, int]]) -> tuple[Rows, Rows]:
+def _fetch_both(
+    s: Session, a: Sequence[tuple[Query, int]], b: Sequence[tuple[Query, int]]
+) -> tuple[Rows, Rows]:
     """The results of two groups of (statement, first read) sent in one batch, group by group."""
     results = fetch_many(s, [q for q, _ in a] + [q for q, _ in b])
     return results[: len(a)], results[len(a) :]
@@ -478,7 +484,9 @@ def _trajectory(s: Session, subject_id: int, rooms: Mapping[str, Room]) -> list[
     """The subject's stays, read in the caller's session (the inputs of
     :func:`indexer.trajectory.trajectory`: observations and the events' type, time and room, in one
     statement)."""
-    return _trajectory_from_rows(s, subject_id, raw_rows(s, _READINGS, {"s": subject_id, "m": MAX_READINGS}), rooms)
+    return _trajectory_from_rows(
+        s, subject_id, raw_rows(s, _READINGS, {"s": subject_id, "m": MAX_READINGS}), rooms
+    )
 
 
 def _trajectory_from_rows(

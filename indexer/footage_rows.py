@@ -93,7 +93,9 @@ _SEG_FIELDS = (
     "clock_source", "stream", "container", "sm3", "packets", "recovered",
 )  # fmt: skip
 if tuple(f.name for f in fields(SegmentRecord)) != _SEG_FIELDS:  # pragma: no cover - a domain change
-    raise ImportError("indexer.footage: SegmentRecord's fields changed; update _SEG_FIELDS and segment_records")
+    raise ImportError(
+        "indexer.footage: SegmentRecord's fields changed; update _SEG_FIELDS and segment_records"
+    )
 # The slot descriptors' setters: SegmentRecord is a frozen slots dataclass whose __init__ sets each
 # field through object.__setattr__ (≈ 1.5 µs a record); object.__new__ plus the 15 slot setters
 # builds the same object (same class, same field values, equal and hashable alike) in ≈ 0.8 µs.
@@ -324,8 +326,11 @@ _LATERAL: dict[tuple[str, tuple[str, ...]], TextClause | None] = {}
 def read_arrays(reads: Sequence[tuple[str, int, int, int]]) -> dict[str, Any]:
     """The parameters of the PostgreSQL LATERAL statements: one array per field of the reads."""
     return {
-        "c": [r[0] for r in reads], "a": [r[1] for r in reads], "l": [r[2] for r in reads],
-        "h": [r[3] for r in reads], "m": MAX_ROWS_PER_CAMERA,
+        "c": [r[0] for r in reads],
+        "a": [r[1] for r in reads],
+        "l": [r[2] for r in reads],
+        "h": [r[3] for r in reads],
+        "m": MAX_ROWS_PER_CAMERA,
     }
 
 
@@ -338,7 +343,10 @@ def _lateral_statement(table: Table, cols: Sequence[ColumnElement[Any]]) -> Text
     key = (table.name, names)
     if key not in _LATERAL:
         plain = all(getattr(c, "table", None) is table for c in cols)
-        _LATERAL[key] = None if not plain else text(f"""
+        _LATERAL[key] = (
+            None
+            if not plain
+            else text(f"""
             SELECT {", ".join(f"t.{n}" for n in names)}, r.i - 1 AS read_
             FROM {coverage.READS_FROM_ARRAYS}
             CROSS JOIN LATERAL (
@@ -346,6 +354,7 @@ def _lateral_statement(table: Table, cols: Sequence[ColumnElement[Any]]) -> Text
                 WHERE camera_id = r.cam AND start_us >= r.low AND start_us < r.hi AND end_us > r.lo
                 ORDER BY start_us LIMIT :m
             ) AS t""")
+        )
     return _LATERAL[key]
 
 

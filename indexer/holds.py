@@ -54,7 +54,9 @@ class HoldIndex:
         with self._engine.connect() as conn:
             if conn.execute(select(CASES.c.id).where(CASES.c.id == case_id)).first() is None:
                 raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
-            subjects = list(conn.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.case_id == case_id)).scalars())
+            subjects = list(
+                conn.execute(select(SUBJECTS.c.id).where(SUBJECTS.c.case_id == case_id)).scalars()
+            )
             for subject in subjects:
                 for stay in self._footage.trajectory(subject):
                     lo = to_us(stay.start)
@@ -62,7 +64,11 @@ class HoldIndex:
                     rows = conn.execute(
                         select(SEGMENTS.c.storage_key)
                         .join(CAMERAS, CAMERAS.c.id == SEGMENTS.c.camera_id)
-                        .where(CAMERAS.c.room_id == stay.room_id, SEGMENTS.c.start_us < hi, SEGMENTS.c.end_us > lo)
+                        .where(
+                            CAMERAS.c.room_id == stay.room_id,
+                            SEGMENTS.c.start_us < hi,
+                            SEGMENTS.c.end_us > lo,
+                        )
                     ).scalars()
                     for key in rows:
                         keys.update((key, sidecar_key(key)))
@@ -80,7 +86,12 @@ class HoldIndex:
             hold_id = int(
                 conn.execute(
                     insert(HOLDS)
-                    .values(case_id=case_id, reason=reason, placed_by=placed_by, placed_us=to_us(datetime.now(UTC)))
+                    .values(
+                        case_id=case_id,
+                        reason=reason,
+                        placed_by=placed_by,
+                        placed_us=to_us(datetime.now(UTC)),
+                    )
                     .returning(HOLDS.c.id)
                 ).scalar_one()
             )
@@ -99,11 +110,19 @@ class HoldIndex:
                 .where(HOLDS.c.id == hold_id, HOLDS.c.released_us.is_(None))
                 .values(released_us=to_us(datetime.now(UTC)), released_by=released_by)
             )
-            keys = list(conn.execute(select(HOLD_OBJECTS.c.storage_key).where(HOLD_OBJECTS.c.hold_id == hold_id)).scalars())
-            still = frozenset(conn.execute(active_hold_keys().where(HOLD_OBJECTS.c.storage_key.in_(keys))).scalars())
+            keys = list(
+                conn.execute(
+                    select(HOLD_OBJECTS.c.storage_key).where(HOLD_OBJECTS.c.hold_id == hold_id)
+                ).scalars()
+            )
+            still = frozenset(
+                conn.execute(active_hold_keys().where(HOLD_OBJECTS.c.storage_key.in_(keys))).scalars()
+            )
         return ReleasedHold(int(row["case_id"]), tuple(sorted(keys)), still)
 
-    def expired(self, now: datetime, days_for: Callable[[str | None], float]) -> tuple[list[dict[str, Any]], int]:
+    def expired(
+        self, now: datetime, days_for: Callable[[str | None], float]
+    ) -> tuple[list[dict[str, Any]], int]:
         """Segments whose retention (``days_for`` the kind of the camera's room, None: no room)
         ended before ``now`` and no active hold covers, oldest first; and how many held ones."""
         kinds: list[str | None] = [k.value for k in RoomKind] + [None]
@@ -114,8 +133,15 @@ class HoldIndex:
                 cutoff = to_us(now - timedelta(days=days_for(kind)))
                 room_term = ROOMS.c.kind == kind if kind is not None else CAMERAS.c.room_id.is_(None)
                 base = (
-                    select(SEGMENTS.c.id, SEGMENTS.c.storage_key, SEGMENTS.c.camera_id, SEGMENTS.c.start_us,
-                           SEGMENTS.c.end_us, SEGMENTS.c.size, SEGMENTS.c.sha256)
+                    select(
+                        SEGMENTS.c.id,
+                        SEGMENTS.c.storage_key,
+                        SEGMENTS.c.camera_id,
+                        SEGMENTS.c.start_us,
+                        SEGMENTS.c.end_us,
+                        SEGMENTS.c.size,
+                        SEGMENTS.c.sha256,
+                    )
                     .join(CAMERAS, CAMERAS.c.id == SEGMENTS.c.camera_id)
                     .outerjoin(ROOMS, ROOMS.c.id == CAMERAS.c.room_id)
                     .where(and_(room_term, SEGMENTS.c.end_us < cutoff))

@@ -62,7 +62,6 @@ class Acquired:
     previous_expires_us: int | None
     released: ChainHint | None = None  # the chain as the releasing node left it
 
-
     @property
     def failover(self) -> bool:
         """Taken over from another node (dead, or released for balance)."""
@@ -244,10 +243,16 @@ class LeaseManager:
         done = 0
         with self._session(f"release leases of {self.node_id}") as s:
             for cam in cams:
-                values: dict[str, object] = {"node_id": None, "expires_us": 0, "previous_node_id": self.node_id}
+                values: dict[str, object] = {
+                    "node_id": None,
+                    "expires_us": 0,
+                    "previous_node_id": self.node_id,
+                }
                 hint = (chains or {}).get(cam)
                 if hint is not None:
-                    values.update(released_seq=hint.seq, released_sha256=hint.sha256, released_end_us=hint.end_us)
+                    values.update(
+                        released_seq=hint.seq, released_sha256=hint.sha256, released_end_us=hint.end_us
+                    )
                 stmt = (
                     update(LEASES)
                     .where(LEASES.c.node_id == self.node_id, LEASES.c.camera_id == cam)
@@ -261,7 +266,9 @@ class LeaseManager:
     def leave(self, chains: Mapping[str, ChainHint] | None = None) -> None:
         """Release every lease (with the chains given) and drop the heartbeat (clean shutdown)."""
         with self._session(f"read leases of {self.node_id}") as s:
-            mine = list(s.execute(select(LEASES.c.camera_id).where(LEASES.c.node_id == self.node_id)).scalars())
+            mine = list(
+                s.execute(select(LEASES.c.camera_id).where(LEASES.c.node_id == self.node_id)).scalars()
+            )
         self.release(mine, chains)
         with self._session(f"leave {self.node_id}") as s:
             s.execute(delete(NODES).where(NODES.c.id == self.node_id))

@@ -140,7 +140,9 @@ class LoginThrottle:
                 if row is None or row.alerted or row.failures < self.policy.alert_after:
                     continue
                 s.execute(update(THROTTLE).where(THROTTLE.c.key == key).values(alerted=True))
-                out.append(Streak(key, int(row.failures), int(row.first_failure_us), int(row.last_failure_us)))
+                out.append(
+                    Streak(key, int(row.failures), int(row.first_failure_us), int(row.last_failure_us))
+                )
         if out:
             log.warning("repeated failed logins", extra={"keys": [k.key for k in out]})
         return out

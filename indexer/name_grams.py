@@ -24,6 +24,7 @@ from indexer.models import Base
 T = Base.metadata.tables
 SUBJECTS, GRAMS = T["subjects"], T["subject_name_grams"]
 
+
 def name_grams(name: str) -> set[str]:
     """Every character and every pair of adjacent characters of the lower-cased name."""
     folded = name.lower()
@@ -61,7 +62,10 @@ def rebuild_grams(s: Session, batch: int = 20_000) -> int:
     total, after = 0, -1
     while True:
         chunk = s.execute(
-            select(SUBJECTS.c.id, SUBJECTS.c.name).where(SUBJECTS.c.id > after).order_by(SUBJECTS.c.id).limit(batch)
+            select(SUBJECTS.c.id, SUBJECTS.c.name)
+            .where(SUBJECTS.c.id > after)
+            .order_by(SUBJECTS.c.id)
+            .limit(batch)
         ).all()
         if not chunk:
             return total

@@ -92,8 +92,9 @@ def fetch_many(s: Session, reads: Sequence[Query]) -> list[list[tuple[Any, ...]]
     return [rows if rows is not None else [] for rows in out]
 
 
-def _pipelined(dbapi_conn: Any, batch: Sequence[tuple[int, str, dict[str, Any]]],
-               out: list[list[tuple[Any, ...]] | None]) -> None:
+def _pipelined(
+    dbapi_conn: Any, batch: Sequence[tuple[int, str, dict[str, Any]]], out: list[list[tuple[Any, ...]] | None]
+) -> None:
     import psycopg  # only reached on PostgreSQL, whose driver is psycopg 3 (indexer.database)
 
     failed: tuple[str, dict[str, Any]] = ("", {})  # the statement an error is reported with

@@ -297,7 +297,9 @@ def _page_and_total(
         return [], int(s.execute(count).scalar_one())
     if terms:
         # SQLite: one evaluation of the filters for the page and the total (count(*) OVER ()).
-        rows = s.execute(_with_subjects(page.add_columns(func.count().over().label("total_")))).mappings().all()
+        rows = (
+            s.execute(_with_subjects(page.add_columns(func.count().over().label("total_")))).mappings().all()
+        )
         if rows or q.offset == 0:
             return rows, int(rows[0]["total_"]) if rows else 0
     total = int(s.execute(select(func.count()).select_from(CASES).where(*terms)).scalar_one())

@@ -474,14 +474,19 @@ class SegmentStore:
     def room_kinds(self) -> list[tuple[str, str, str]]:
         """Every room as (id, name, kind value), as the configuration last synced them."""
         with self._engine.connect() as conn:
-            return [(str(r), str(n), str(k)) for r, n, k in conn.execute(select(ROOMS.c.id, ROOMS.c.name, ROOMS.c.kind))]
+            return [
+                (str(r), str(n), str(k))
+                for r, n, k in conn.execute(select(ROOMS.c.id, ROOMS.c.name, ROOMS.c.kind))
+            ]
 
     def capture_hash(self, storage_key: str) -> str | None:
         """The SHA-256 the index recorded at capture for a segment or an imported clip."""
         with self._engine.connect() as conn:
             row = conn.execute(select(SEGMENTS.c.sha256).where(SEGMENTS.c.storage_key == storage_key)).first()
             if row is None:
-                row = conn.execute(select(IMPORTS.c.sha256).where(IMPORTS.c.storage_key == storage_key)).first()
+                row = conn.execute(
+                    select(IMPORTS.c.sha256).where(IMPORTS.c.storage_key == storage_key)
+                ).first()
         return None if row is None else str(row[0])
 
     def segments_by_seq(self, camera_id: str, seqs: Sequence[int]) -> dict[int, SegmentRecord]:
@@ -490,8 +495,9 @@ class SegmentStore:
         wanted = sorted(set(seqs))
         with self._session(f"segments of {camera_id} by sequence number") as s:
             for i in range(0, len(wanted), 500):
-                stmt = select(SEGMENTS).where(SEGMENTS.c.camera_id == camera_id,
-                                              SEGMENTS.c.seq.in_(wanted[i:i + 500]))
+                stmt = select(SEGMENTS).where(
+                    SEGMENTS.c.camera_id == camera_id, SEGMENTS.c.seq.in_(wanted[i : i + 500])
+                )
                 for row in s.execute(stmt).mappings():
                     rec = segment_from_row(row)
                     out[rec.seq] = rec

@@ -104,9 +104,7 @@ class RetentionReport:
 class RetentionJob:
     """Delete expired, unheld footage from storage and the index; audit every deletion."""
 
-    def __init__(
-        self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditLog
-    ) -> None:
+    def __init__(self, engine: Engine, storage: Storage, policy: RetentionPolicy, audit: AuditLog) -> None:
         self._index = HoldIndex(engine)
         self._storage = storage
         self._policy = policy

@@ -100,8 +100,9 @@ class CameraConfig(_Strict):
             SyncPointSpec(self.onvif_url, self.onvif_profile)  # raises ValueError saying what is wrong
         if login_of(self.url) is not None and (self.user is not None or self.password is not None):
             # two logins for one camera: which one the camera gets would be a guess
-            raise ValueError(f"camera {self.id!r}: give the login either in the url or as user/password, "
-                             "not both")
+            raise ValueError(
+                f"camera {self.id!r}: give the login either in the url or as user/password, not both"
+            )
         return self
 
     def sync_point(self) -> SyncPointSpec | None:
@@ -237,7 +238,9 @@ class ExportConfig(_Strict):
             return None
         normal = normal_fingerprint(value)
         if normal is None:
-            raise ValueError(f"export key_fingerprint {value!r} is not the 64 hex digits of a SHA-256 fingerprint")
+            raise ValueError(
+                f"export key_fingerprint {value!r} is not the 64 hex digits of a SHA-256 fingerprint"
+            )
         return normal
 
 
@@ -466,10 +469,14 @@ class Settings(BaseSettings):
                 seen_cams.add(cam.id)
         unknown = sorted(set(self.recorder.camera_passwords) - seen_cams)
         if unknown:
-            raise ValueError(f"recorder camera_passwords names cameras that are not configured: {', '.join(unknown)}")
+            raise ValueError(
+                f"recorder camera_passwords names cameras that are not configured: {', '.join(unknown)}"
+            )
         for _room, cam in self.cameras():
             if self.camera_login(cam) is None and (cam.id in self.recorder.camera_passwords or cam.password):
-                raise ValueError(f"camera {cam.id!r} has a password but no user (user, or recorder camera_user)")
+                raise ValueError(
+                    f"camera {cam.id!r} has a password but no user (user, or recorder camera_user)"
+                )
         return self
 
     def cameras(self) -> list[tuple[RoomConfig, CameraConfig]]:
@@ -482,10 +489,15 @@ class Settings(BaseSettings):
         in_url = login_of(cam.url)
         user = cam.user or (in_url.user if in_url else None) or self.recorder.camera_user
         secret = self.recorder.camera_passwords.get(cam.id) or cam.password
-        password = (secret.get_secret_value() if secret is not None
-                    else in_url.password if in_url is not None and in_url.password
-                    else self.recorder.camera_password.get_secret_value() if self.recorder.camera_password
-                    else "")
+        password = (
+            secret.get_secret_value()
+            if secret is not None
+            else in_url.password
+            if in_url is not None and in_url.password
+            else self.recorder.camera_password.get_secret_value()
+            if self.recorder.camera_password
+            else ""
+        )
         if user is None:
             return None
         return CameraLogin(user, password)

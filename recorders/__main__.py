@@ -52,8 +52,14 @@ class JsonLinesSink:
             self._out.flush()
 
     def segment_closed(self, record: SegmentRecord, media_path: Path, sidecar_path: Path) -> None:
-        self._print({"event": "segment_closed", "record": record.to_json(), "media_path": str(media_path),
-                     "sidecar_path": str(sidecar_path)})
+        self._print(
+            {
+                "event": "segment_closed",
+                "record": record.to_json(),
+                "media_path": str(media_path),
+                "sidecar_path": str(sidecar_path),
+            }
+        )
 
     def gap_recorded(self, gap: GapRecord, sidecar_path: Path) -> None:
         self._print({"event": "gap_recorded", "gap": gap.to_json(), "sidecar_path": str(sidecar_path)})
@@ -91,13 +97,19 @@ def _cameras_from_stdin(text: str, ids: list[str]) -> list[CameraSpec]:
         raise ValueError("want a non-empty JSON list of cameras")
     out: list[CameraSpec] = []
     for item in data:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("url"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("id"), str)
+            or not isinstance(item.get("url"), str)
+        ):
             raise ValueError("every camera needs a string id and url")
         user = item.get("user")
         login = None if user is None else CameraLogin(str(user), str(item.get("password") or ""))
         out.append((item["id"], item["url"], login))
     if sorted(c[0] for c in out) != sorted(ids):
-        raise ValueError(f"stdin has cameras {sorted(c[0] for c in out)}, the command line names {sorted(ids)}")
+        raise ValueError(
+            f"stdin has cameras {sorted(c[0] for c in out)}, the command line names {sorted(ids)}"
+        )
     return out
 
 
@@ -134,24 +146,50 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recorders", description=__doc__.splitlines()[0])
     parser.add_argument("--spool", type=Path, required=True, help="spool directory")
     parser.add_argument("--camera", type=_camera, action="append", default=[], metavar="ID=URL")
-    parser.add_argument("--cameras-stdin", default=None, metavar="ID,ID",
-                        help='read these cameras from one JSON line on stdin: [{"id", "url", "user", "password"}]')
+    parser.add_argument(
+        "--cameras-stdin",
+        default=None,
+        metavar="ID,ID",
+        help='read these cameras from one JSON line on stdin: [{"id", "url", "user", "password"}]',
+    )
     parser.add_argument("--segment-seconds", type=float, default=10.0)
     parser.add_argument("--stall-seconds", type=float, default=5.0)
-    parser.add_argument("--clock-offset-file", type=Path, default=None,
-                        help="test/ops hook: wall clock = system clock + the seconds in this file")
-    parser.add_argument("--write-buffer-seconds", type=float, default=0.25,
-                        help="media a crash may lose, as seconds of the camera's bitrate (0: a write per packet)")
-    parser.add_argument("--read-pause-seconds", type=float, default=RecorderOptions().read_pause_seconds,
-                        help="after a read that waited for the network, pause this long (0: none)")
-    parser.add_argument("--options-json", default=None,
-                        help="every RecorderOptions field as one JSON object (the pipeline's way; "
-                             "replaces the option flags above, --spool still names the spool)")
-    parser.add_argument("--sync-points-json", default=None,
-                        help='{"camera id": {"url": ONVIF media service, "profile": token}}: cameras to ask '
-                             "for a keyframe when a session starts mid-GOP")
-    parser.add_argument("--parent-pid", type=int, default=None,
-                        help="stop (closing segments) when this process, our parent, dies")
+    parser.add_argument(
+        "--clock-offset-file",
+        type=Path,
+        default=None,
+        help="test/ops hook: wall clock = system clock + the seconds in this file",
+    )
+    parser.add_argument(
+        "--write-buffer-seconds",
+        type=float,
+        default=0.25,
+        help="media a crash may lose, as seconds of the camera's bitrate (0: a write per packet)",
+    )
+    parser.add_argument(
+        "--read-pause-seconds",
+        type=float,
+        default=RecorderOptions().read_pause_seconds,
+        help="after a read that waited for the network, pause this long (0: none)",
+    )
+    parser.add_argument(
+        "--options-json",
+        default=None,
+        help="every RecorderOptions field as one JSON object (the pipeline's way; "
+        "replaces the option flags above, --spool still names the spool)",
+    )
+    parser.add_argument(
+        "--sync-points-json",
+        default=None,
+        help='{"camera id": {"url": ONVIF media service, "profile": token}}: cameras to ask '
+        "for a keyframe when a session starts mid-GOP",
+    )
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        help="stop (closing segments) when this process, our parent, dies",
+    )
     parser.add_argument("--status", action="store_true", help="also print status events (~1/s/camera)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -182,10 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, TypeError) as exc:
             parser.error(f"--options-json: {exc}")
     else:
-        opts = RecorderOptions(segment_seconds=args.segment_seconds, stall_seconds=args.stall_seconds,
-                               spool=args.spool, write_buffer_seconds=args.write_buffer_seconds,
-                               read_pause_seconds=args.read_pause_seconds,
-                               clock_offset_file=args.clock_offset_file)
+        opts = RecorderOptions(
+            segment_seconds=args.segment_seconds,
+            stall_seconds=args.stall_seconds,
+            spool=args.spool,
+            write_buffer_seconds=args.write_buffer_seconds,
+            read_pause_seconds=args.read_pause_seconds,
+            clock_offset_file=args.clock_offset_file,
+        )
     sync_points: dict[str, SyncPointSpec] = {}
     if args.sync_points_json is not None:
         try:
@@ -210,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         _exit_with_parent(args.parent_pid, stop)
     threads = []
     for camera_id, url, login in cameras:
-        worker = CameraWorker(camera_id, url, args.spool, opts, sink, sync_point=sync_points.get(camera_id),
-                              login=login)
+        worker = CameraWorker(
+            camera_id, url, args.spool, opts, sink, sync_point=sync_points.get(camera_id), login=login
+        )
         thread = threading.Thread(target=worker.run, args=(stop,), name=f"rec-{camera_id}", daemon=True)
         thread.start()
         threads.append(thread)
@@ -226,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:
-        logging.getLogger("recorders").error("workers did not stop in time; exiting without them",
-                                             extra={"threads": stuck})
+        logging.getLogger("recorders").error(
+            "workers did not stop in time; exiting without them", extra={"threads": stuck}
+        )
         logging.shutdown()
         os._exit(1)
     return 0

@@ -66,8 +66,10 @@ class OffsetFileClock:
         except FileNotFoundError:
             return 0.0
         except (OSError, ValueError) as exc:
-            log.warning("clock offset file unreadable; offset kept", extra={"path": str(self._path),
-                                                                             "error": str(exc)})
+            log.warning(
+                "clock offset file unreadable; offset kept",
+                extra={"path": str(self._path), "error": str(exc)},
+            )
             return self._offset
 
     def wall(self) -> float:

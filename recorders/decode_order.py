@@ -38,20 +38,38 @@ class ReorderTooDeep(TimestampJump):
     """A frame arrived later (in decoding order) than the reorder depth allows."""
 
     def __init__(self, stream_index: int, behind_seconds: float, depth: int, needed: int) -> None:
-        super().__init__(stream_index, -behind_seconds,
-                         f"video frames reordered deeper than the {depth} frame(s) the stream "
-                         f"declares; the next run assumes {needed}")
+        super().__init__(
+            stream_index,
+            -behind_seconds,
+            f"video frames reordered deeper than the {depth} frame(s) the stream "
+            f"declares; the next run assumes {needed}",
+        )
         self.needed = needed
 
 
 class VideoTimeline:
     """Per-run video timing: checks on presentation times, decoding times rebuilt from them."""
 
-    __slots__ = ("_back", "_depth", "_forward", "_frame", "_heap", "_index", "_last_delta", "_last_dts",
-                 "_last_pts", "_receipt", "_slack", "_stepped_back", "_tb", "max_pts")
+    __slots__ = (
+        "_back",
+        "_depth",
+        "_forward",
+        "_frame",
+        "_heap",
+        "_index",
+        "_last_delta",
+        "_last_dts",
+        "_last_pts",
+        "_receipt",
+        "_slack",
+        "_stepped_back",
+        "_tb",
+        "max_pts",
+    )
 
-    def __init__(self, index: int, time_base: float, depth: int, frame_ticks: int,
-                 max_forward_seconds: float) -> None:
+    def __init__(
+        self, index: int, time_base: float, depth: int, frame_ticks: int, max_forward_seconds: float
+    ) -> None:
         self._index = index
         self._tb = time_base
         self._depth = depth

@@ -24,9 +24,28 @@ SCAN_BYTES = 4096
 MAX_REORDER = 16  # the largest decoded picture buffer either standard allows
 
 # H.264 Table A-1: MaxDpbMbs by level_idc (9 is level 1b).
-_MAX_DPB_MBS = {9: 396, 10: 396, 11: 900, 12: 2376, 13: 2376, 20: 2376, 21: 4752, 22: 8100, 30: 8100,
-                31: 18000, 32: 20480, 40: 32768, 41: 32768, 42: 34816, 50: 110400, 51: 184320,
-                52: 184320, 60: 696320, 61: 696320, 62: 696320}
+_MAX_DPB_MBS = {
+    9: 396,
+    10: 396,
+    11: 900,
+    12: 2376,
+    13: 2376,
+    20: 2376,
+    21: 4752,
+    22: 8100,
+    30: 8100,
+    31: 18000,
+    32: 20480,
+    40: 32768,
+    41: 32768,
+    42: 34816,
+    50: 110400,
+    51: 184320,
+    52: 184320,
+    60: 696320,
+    61: 696320,
+    62: 696320,
+}
 # Profiles whose SPS carries chroma format, bit depths and scaling matrices (7.3.2.1.1).
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 # Intra-only profiles: with constraint_set3 they cannot reorder (E.2.1).
@@ -115,7 +134,9 @@ def join_access_unit(codec: str, first: bytes, more: bytes) -> bytes:
     seen = {unit for unit in kept_units if nal_type(codec, unit) in repeatable}
     out = [first]
     for unit in nal_units(more, len(more)):
-        if nal_type(codec, unit) in repeatable and (unit in seen or nal_type(codec, unit) in _DELIMITERS[codec]):
+        if nal_type(codec, unit) in repeatable and (
+            unit in seen or nal_type(codec, unit) in _DELIMITERS[codec]
+        ):
             continue
         out.append(b"\x00\x00\x00\x01" + unit)
     return b"".join(out)

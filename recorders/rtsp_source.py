@@ -71,8 +71,13 @@ def _is_connection_error(exc: BaseException) -> bool:
     )
 
 
-def map_error(exc: BaseException, url: str, during: str, silent_for: float | None = None,
-              login: CameraLogin | None = None) -> StreamError:
+def map_error(
+    exc: BaseException,
+    url: str,
+    during: str,
+    silent_for: float | None = None,
+    login: CameraLogin | None = None,
+) -> StreamError:
     """One av/OS error -> the domain error (StreamStalled, StreamClosed or StreamError).
 
     libavformat's texts quote the URL they were given, login included: the text is redacted
@@ -160,8 +165,9 @@ class RtspSource:
         except Exception as exc:
             raise map_error(exc, self._dial, "connecting", login=self._login) from exc
         # bytes without packets would keep one read going for ever (see stall_watchdog.py)
-        self._watchdog = StallWatchdog(self.url, session_socket(self.url, sockets_before),
-                                       self._stall + WATCHDOG_MARGIN_SECONDS)
+        self._watchdog = StallWatchdog(
+            self.url, session_socket(self.url, sockets_before), self._stall + WATCHDOG_MARGIN_SECONDS
+        )
         try:
             return self._select_streams()
         except BaseException:
@@ -171,23 +177,47 @@ class RtspSource:
     def _select_streams(self) -> StreamInfo:
         container = self._container
         # a stream libavformat could not identify has no codec context at all (a broken SDP)
-        video = next((s for s in container.streams.video
-                      if s.codec_context is not None and s.codec_context.name in VIDEO_CODECS), None)
+        video = next(
+            (
+                s
+                for s in container.streams.video
+                if s.codec_context is not None and s.codec_context.name in VIDEO_CODECS
+            ),
+            None,
+        )
         if video is None:
-            found = ", ".join(f"{s.type}:{s.codec_context.name if s.codec_context is not None else 'unknown'}"
-                              for s in container.streams) or "nothing"
-            raise StreamError(f"no recordable video stream (H.264/H.265) in the camera's offer: {found}",
-                              url=self.url)
+            found = (
+                ", ".join(
+                    f"{s.type}:{s.codec_context.name if s.codec_context is not None else 'unknown'}"
+                    for s in container.streams
+                )
+                or "nothing"
+            )
+            raise StreamError(
+                f"no recordable video stream (H.264/H.265) in the camera's offer: {found}", url=self.url
+            )
         cc = video.codec_context
         if not cc.width or not cc.height:
-            raise StreamError("camera's video stream has no resolution after probing (missing or "
-                              "invalid SPS, e.g. a picture size libavcodec refuses)", url=self.url)
+            raise StreamError(
+                "camera's video stream has no resolution after probing (missing or "
+                "invalid SPS, e.g. a picture size libavcodec refuses)",
+                url=self.url,
+            )
         if cc.width > MAX_DIMENSION or cc.height > MAX_DIMENSION or cc.width * cc.height > MAX_PIXELS:
             # refused before anything (live view, playback, export) decodes and allocates such frames
-            raise StreamError(f"camera claims a {cc.width}x{cc.height} picture; more than "
-                              f"{MAX_DIMENSION} pixels a side or {MAX_PIXELS} in all is refused", url=self.url)
-        audio = next((s for s in container.streams.audio
-                      if s.codec_context is not None and s.codec_context.name in AUDIO_CODECS), None)
+            raise StreamError(
+                f"camera claims a {cc.width}x{cc.height} picture; more than "
+                f"{MAX_DIMENSION} pixels a side or {MAX_PIXELS} in all is refused",
+                url=self.url,
+            )
+        audio = next(
+            (
+                s
+                for s in container.streams.audio
+                if s.codec_context is not None and s.codec_context.name in AUDIO_CODECS
+            ),
+            None,
+        )
         self.streams = [video] if audio is None else [video, audio]
         self.video_index = video.index
         self.audio_index = -1 if audio is None else audio.index
@@ -275,7 +305,9 @@ class RtspSource:
                     f"camera sent data but no usable packet for {self._watchdog.limit:.1f} s "
                     f"(undeclared payload or codec?); session dropped "
                     f"({self._redact.text(f'{type(exc).__name__}: {exc}')})",
-                    url=self.url, during="read") from exc
+                    url=self.url,
+                    during="read",
+                ) from exc
             silent = self._stall if time.monotonic() - started > self._stall else None
             raise map_error(exc, self._dial, "read", silent, login=self._login) from exc
         if held is not None:

@@ -21,8 +21,18 @@ class Segment:
 
     __slots__ = ("gap_before", "key", "media", "packets_at_open", "path", "prev", "seq", "start", "writer")
 
-    def __init__(self, key: str, path: Path, seq: int, start: float, media: float, prev: str | None,
-                 writer: TsWriter, packets_at_open: int, gap_before: GapRecord | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        path: Path,
+        seq: int,
+        start: float,
+        media: float,
+        prev: str | None,
+        writer: TsWriter,
+        packets_at_open: int,
+        gap_before: GapRecord | None,
+    ) -> None:
         self.key, self.path, self.seq, self.start, self.media = key, path, seq, start, media
         self.prev, self.writer, self.packets_at_open = prev, writer, packets_at_open
         # The gap this run's first segment ends. Written just before the segment's own sidecar (and
@@ -33,11 +43,33 @@ class Segment:
 class Run:
     """A stretch of continuous media time with one clock mapping."""
 
-    __slots__ = ("audio", "audio_index", "audio_last", "clock_base", "clock_source", "codec", "first_media",
-                 "first_wall", "frame_ticks", "guard", "plan", "run_id", "skipped", "video", "video_index")
+    __slots__ = (
+        "audio",
+        "audio_index",
+        "audio_last",
+        "clock_base",
+        "clock_source",
+        "codec",
+        "first_media",
+        "first_wall",
+        "frame_ticks",
+        "guard",
+        "plan",
+        "run_id",
+        "skipped",
+        "video",
+        "video_index",
+    )
 
-    def __init__(self, clock_source: ClockSource, plan: SegmentPlan, guard: TimestampGuard,
-                 video_index: int, frame_ticks: int, codec: str) -> None:
+    def __init__(
+        self,
+        clock_source: ClockSource,
+        plan: SegmentPlan,
+        guard: TimestampGuard,
+        video_index: int,
+        frame_ticks: int,
+        codec: str,
+    ) -> None:
         self.codec = codec
         self.audio_index = -1  # the session's audio stream, -1 without one
         self.audio: AudioTrack | None = None  # its outages (audio_track.py)

@@ -110,8 +110,15 @@ class SegmentPlan:
     observe the camera's NTP mapping (their offset is fixed; FFmpeg's pts already follow each SR).
     """
 
-    __slots__ = ("anchor", "mapper", "max_seconds", "rtcp_offset", "segment_seconds", "start_media",
-                 "start_wall")
+    __slots__ = (
+        "anchor",
+        "mapper",
+        "max_seconds",
+        "rtcp_offset",
+        "segment_seconds",
+        "start_media",
+        "start_wall",
+    )
 
     def __init__(
         self,

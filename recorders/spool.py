@@ -69,7 +69,7 @@ def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
         try:
             view = memoryview(payload)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -155,8 +155,10 @@ def media_span(path: Path) -> MediaSpan | None:
                     step = dts - prev_dts
                 prev_dts = dts
         except Exception as exc:  # the file was cut mid-packet: keep what was read
-            log.info("partial segment read to its last complete packet",
-                     extra={"path": str(path), "error": str(exc)})
+            log.info(
+                "partial segment read to its last complete packet",
+                extra={"path": str(path), "error": str(exc)},
+            )
     finally:
         container.close()
     if first is None or last is None:
@@ -207,11 +209,15 @@ class CameraSpool:
         except FileNotFoundError:
             return ChainState()
         except (OSError, ValueError) as exc:
-            raise SpoolError(f"chain state {self.state_path} unreadable: {exc}",
-                             path=str(self.state_path)) from exc
+            raise SpoolError(
+                f"chain state {self.state_path} unreadable: {exc}", path=str(self.state_path)
+            ) from exc
         end = data.get("last_end")
-        return ChainState(int(data.get("last_seq", -1)), data.get("last_sha256"),
-                          None if end is None else to_unix(parse_iso(end)))
+        return ChainState(
+            int(data.get("last_seq", -1)),
+            data.get("last_sha256"),
+            None if end is None else to_unix(parse_iso(end)),
+        )
 
     def save_state(self, state: ChainState) -> None:
         atomic_write_json(self.state_path, state.to_json(self.camera_id))
@@ -227,7 +233,7 @@ class CameraSpool:
             try:
                 view = memoryview(bytes(size))
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -276,8 +282,10 @@ class CameraSpool:
         """The camera's audio stopped at ``start`` while its video goes on: kept on disk until it
         ends, so a crash meanwhile still records it (closed at the chain's end on recovery)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.audio_outage_path,
-                          {"camera_id": self.camera_id, "start": iso(from_unix(start)), "detail": detail})
+        atomic_write_json(
+            self.audio_outage_path,
+            {"camera_id": self.camera_id, "start": iso(from_unix(start)), "detail": detail},
+        )
 
     def close_audio_outage(self, end: float) -> tuple[GapRecord, Path] | None:
         """The open audio outage as an ``audio_lost`` gap ending at ``end`` (written, marker gone)."""
@@ -286,10 +294,17 @@ class CameraSpool:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise SpoolError(f"audio outage marker unreadable: {exc}", path=str(self.audio_outage_path)) from exc
+            raise SpoolError(
+                f"audio outage marker unreadable: {exc}", path=str(self.audio_outage_path)
+            ) from exc
         start = parse_iso(data["start"])
-        gap = GapRecord(self.camera_id, start, max(start, from_unix(end)), GapCause.AUDIO_LOST,
-                        str(data.get("detail", "")))
+        gap = GapRecord(
+            self.camera_id,
+            start,
+            max(start, from_unix(end)),
+            GapCause.AUDIO_LOST,
+            str(data.get("detail", "")),
+        )
         path = self.write_gap(gap)
         try:
             self.audio_outage_path.unlink(missing_ok=True)
@@ -316,8 +331,10 @@ class CameraSpool:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 markers.append((int(data["seq"]), path, data))
             except (OSError, ValueError, KeyError) as exc:
-                log.error("partial marker unreadable; kept aside",
-                          extra={"camera_id": self.camera_id, "path": str(path), "error": str(exc)})
+                log.error(
+                    "partial marker unreadable; kept aside",
+                    extra={"camera_id": self.camera_id, "path": str(path), "error": str(exc)},
+                )
                 self._quarantine(path, None)
         state = self.load_state()
         done: list[tuple[SegmentRecord, Path, Path]] = []
@@ -358,8 +375,10 @@ class CameraSpool:
             return None
         span = media_span(media) if media.exists() else None
         if span is None:
-            log.error("partial segment is empty or unreadable; kept aside in quarantine, chain unchanged",
-                      extra={"camera_id": self.camera_id, "key": key})
+            log.error(
+                "partial segment is empty or unreadable; kept aside in quarantine, chain unchanged",
+                extra={"camera_id": self.camera_id, "key": key},
+            )
             self._quarantine(marker_path, media if media.exists() else None)
             return None
         fd = os.open(media, os.O_RDONLY)
@@ -393,8 +412,10 @@ class CameraSpool:
             gap = GapRecord.from_json(data["gap_before"])
             gaps.append((gap, self.write_gap(gap)))
         sidecar = self.commit(record, state)
-        log.warning("recovered partial segment after a crash",
-                    extra={"camera_id": self.camera_id, "key": key, "seconds": round(span.seconds, 3)})
+        log.warning(
+            "recovered partial segment after a crash",
+            extra={"camera_id": self.camera_id, "key": key, "seconds": round(span.seconds, 3)},
+        )
         return record, media, sidecar
 
     def _quarantine(self, marker: Path, media: Path | None) -> None:
@@ -407,4 +428,3 @@ class CameraSpool:
             fsync_dir(target)
         except OSError as exc:
             raise SpoolError(f"could not move {marker} aside: {exc}", path=str(marker)) from exc
-

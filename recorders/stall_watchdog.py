@@ -77,8 +77,11 @@ def session_socket(url: str, before: set[tuple[int, str]]) -> int | None:
     except ValueError:
         address = None
     port = parts.port or 554
-    found = [fd for fd, _inode in socket_fds() - before if (p := _peer(fd)) is not None
-             and p[1] == port and (address is None or p[0] == address)]
+    found = [
+        fd
+        for fd, _inode in socket_fds() - before
+        if (p := _peer(fd)) is not None and p[1] == port and (address is None or p[0] == address)
+    ]
     return found[0] if len(found) == 1 else None
 
 
@@ -114,8 +117,11 @@ class StallWatchdog:
             if silent < self.limit:
                 continue
             assert self.fd is not None
-            log.warning("no packet from the camera for %.1f s although the session is open: "
-                        "shutting its socket down", silent, extra={"url": self.url})
+            log.warning(
+                "no packet from the camera for %.1f s although the session is open: shutting its socket down",
+                silent,
+                extra={"url": self.url},
+            )
             try:
                 sock = socket.socket(fileno=os.dup(self.fd))
             except OSError:

@@ -39,10 +39,12 @@ MEDIA_NS = "http://www.onvif.org/ver10/media/wsdl"
 SOAP_NS = "http://www.w3.org/2003/05/soap-envelope"
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-PASSWORD_DIGEST = ("http://docs.oasis-open.org/wss/2004/01/"
-                   "oasis-200401-wss-username-token-profile-1.0#PasswordDigest")
-NONCE_ENCODING = ("http://docs.oasis-open.org/wss/2004/01/"
-                  "oasis-200401-wss-soap-message-security-1.0#Base64Binary")
+PASSWORD_DIGEST = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
+)
+NONCE_ENCODING = (
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
+)
 ACTION = f"{MEDIA_NS}/SetSynchronizationPoint"
 DEFAULT_TIMEOUT_SECONDS = 2.0
 # A reply larger than this is not an ONVIF answer to this request; it is not read further.
@@ -66,7 +68,9 @@ class SyncPointSpec:
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"ONVIF media service {redact_url(self.url)!r} is not an http(s):// URL with a host")
+            raise ValueError(
+                f"ONVIF media service {redact_url(self.url)!r} is not an http(s):// URL with a host"
+            )
         if not self.profile or any(c in self.profile for c in "<>&\"'"):
             raise ValueError(f"ONVIF profile token {self.profile!r} is empty or not plain text")
 
@@ -115,8 +119,10 @@ def envelope(profile: str, credentials: tuple[str, str] | None, nonce: bytes, cr
             f'<wsse:Nonce EncodingType="{NONCE_ENCODING}">{base64.b64encode(nonce).decode("ascii")}</wsse:Nonce>'
             f"<wsu:Created>{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header>"
         )
-    body = (f'<s:Body><SetSynchronizationPoint xmlns="{MEDIA_NS}">'
-            f"<ProfileToken>{escape(profile)}</ProfileToken></SetSynchronizationPoint></s:Body>")
+    body = (
+        f'<s:Body><SetSynchronizationPoint xmlns="{MEDIA_NS}">'
+        f"<ProfileToken>{escape(profile)}</ProfileToken></SetSynchronizationPoint></s:Body>"
+    )
     return f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{SOAP_NS}">{header}{body}</s:Envelope>'.encode()
 
 
@@ -125,7 +131,7 @@ def _fault_text(reply: bytes) -> str:
     for tag in ("Text", "Reason", "Value"):
         start = text.find(f":{tag}")
         if start >= 0:
-            body = text[text.find(">", start) + 1:]
+            body = text[text.find(">", start) + 1 :]
             return body[: body.find("<")].strip()[:200]
     return text[:200]
 
@@ -134,8 +140,13 @@ class SyncPointClient:
     """Sends ``SetSynchronizationPoint`` to one camera; :meth:`request` blocks, :meth:`ask`
     runs it in the background (at most one at a time)."""
 
-    def __init__(self, spec: SyncPointSpec, camera_id: str, credentials: tuple[str, str] | None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        spec: SyncPointSpec,
+        camera_id: str,
+        credentials: tuple[str, str] | None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
         self.spec = spec
         self.camera_id = camera_id
         self._credentials = credentials
@@ -159,19 +170,28 @@ class SyncPointClient:
         if parts.query:
             path += "?" + parts.query
         try:
-            conn.request("POST", path, body, {
-                "Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION}"'})
+            conn.request(
+                "POST",
+                path,
+                body,
+                {"Content-Type": f'application/soap+xml; charset=utf-8; action="{ACTION}"'},
+            )
             reply = conn.getresponse()
             data = reply.read(MAX_REPLY_BYTES)
             status = reply.status
         except (OSError, http.client.HTTPException) as exc:
-            raise SyncPointError(f"camera's ONVIF service unreachable: {type(exc).__name__}: {exc}",
-                                 url=redact_url(self.spec.url)) from exc
+            raise SyncPointError(
+                f"camera's ONVIF service unreachable: {type(exc).__name__}: {exc}",
+                url=redact_url(self.spec.url),
+            ) from exc
         finally:
             conn.close()
         if status != 200 or b"SetSynchronizationPointResponse" not in data:
-            raise SyncPointError(f"camera refused the synchronization point (HTTP {status}: {_fault_text(data)})",
-                                 url=redact_url(self.spec.url), status=status)
+            raise SyncPointError(
+                f"camera refused the synchronization point (HTTP {status}: {_fault_text(data)})",
+                url=redact_url(self.spec.url),
+                status=status,
+            )
 
     def ask(self) -> bool:
         """Request in the background; False if one is already in flight."""
@@ -185,8 +205,10 @@ class SyncPointClient:
             self.request()
         except SyncPointError as exc:
             self.failed += 1
-            log.warning("keyframe request failed; footage resumes at the camera's next keyframe",
-                        extra={"camera_id": self.camera_id, "error": exc.message})
+            log.warning(
+                "keyframe request failed; footage resumes at the camera's next keyframe",
+                extra={"camera_id": self.camera_id, "error": exc.message},
+            )
         else:
             self.granted += 1
             log.info("keyframe requested", extra={"camera_id": self.camera_id})

@@ -34,8 +34,17 @@ SPOOL_FILE_MODE = 0o600
 SPOOL_DIR_MODE = 0o700
 
 STORAGE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENOENT,
-     errno.EFBIG, errno.ENOTDIR}
+    {
+        errno.ENOSPC,
+        errno.EIO,
+        errno.EROFS,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.EFBIG,
+        errno.ENOTDIR,
+    }
 )
 TS_PACKET = 188
 # Whole TS packets, so that what is on disk between two drains always ends on a packet boundary.
@@ -48,8 +57,9 @@ def map_write_error(exc: BaseException, path: Path, during: str) -> Exception:
     if isinstance(exc, OSError) or code in STORAGE_ERRNOS:
         name = errno.errorcode.get(code, str(code)) if isinstance(code, int) else "?"
         return SpoolError(f"spool write failed while {during} {path} ({name}: {exc})", path=str(path))
-    return StreamError(f"could not mux packet while {during} {path} ({type(exc).__name__}: {exc})",
-                       path=str(path))
+    return StreamError(
+        f"could not mux packet while {during} {path} ({type(exc).__name__}: {exc})", path=str(path)
+    )
 
 
 def buffer_bytes_for(bytes_per_second: float, seconds: float) -> int:
@@ -76,7 +86,7 @@ class _SegmentFile:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             self.error = exc
             # Drop the part of this chunk that did get written: the file then holds whole chunks
@@ -114,8 +124,9 @@ class TsWriter:
         try:
             if buffer_bytes > 0:
                 self._file = _SegmentFile(path, sm3)
-                self._out: Any = av.open(self._file, "w", format="mpegts", buffer_size=buffer_bytes,
-                                         options={"flush_packets": "0"})
+                self._out: Any = av.open(
+                    self._file, "w", format="mpegts", buffer_size=buffer_bytes, options={"flush_packets": "0"}
+                )
             else:
                 # libavformat would create the file 0666 less the umask: made here first, so the
                 # spool's mode holds (libav truncates it, keeping the mode)

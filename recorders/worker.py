@@ -117,7 +117,8 @@ class CameraWorker:
         self._byte_rate = INITIAL_BYTE_RATE  # of the last closed segment: sizes the write buffer
         # Asks the camera for a keyframe when a session does not start with one (sync_point.py).
         self.sync: SyncPointClient | None = (
-            None if sync_point is None else SyncPointClient(sync_point, camera_id, credentials_of(url, login)))
+            None if sync_point is None else SyncPointClient(sync_point, camera_id, credentials_of(url, login))
+        )
         self._first_video_pending = False  # the session's first video packet is still to come
         # The smallest reorder depth runs of this camera assume: raised when a stream reordered
         # deeper than its SPS declared (decode_order.ReorderTooDeep), kept for the worker's life.
@@ -196,8 +197,13 @@ class CameraWorker:
         self._needs_recovery = False
 
     def _connect_and_record(self, stop: threading.Event) -> None:
-        source = RtspSource(self.url, self.opts.open_timeout_seconds, self.opts.stall_seconds,
-                            read_pause_seconds=self.opts.read_pause_seconds, login=self._login)
+        source = RtspSource(
+            self.url,
+            self.opts.open_timeout_seconds,
+            self.opts.stall_seconds,
+            read_pause_seconds=self.opts.read_pause_seconds,
+            login=self._login,
+        )
         self._source = source
         source.open()
         self._tbv = float(source.streams[0].time_base)
@@ -223,8 +229,9 @@ class CameraWorker:
                 self._end_run()
                 cause = GapCause.CLOCK_STEP if isinstance(jump, ClockStep) else GapCause.TIMESTAMP_JUMP
                 self._note_cause(cause, str(jump))
-                log.warning("%s; run split", cause.value,
-                            extra={"camera_id": self.camera_id, "detail": str(jump)})
+                log.warning(
+                    "%s; run split", cause.value, extra={"camera_id": self.camera_id, "detail": str(jump)}
+                )
             except SpoolError as exc:
                 # The camera is fine, the spool is not (disk full, read-only): keep the connection
                 # rather than reconnect, which would add an RTSP open and the wait for the camera's
@@ -237,8 +244,9 @@ class CameraWorker:
                 carry = held
                 self._set_state("recording", connected=True)
 
-    def _await_writable(self, source: RtspSource, packets: Iterator[Any],
-                        stop: threading.Event) -> deque[tuple[Any, float]] | None:
+    def _await_writable(
+        self, source: RtspSource, packets: Iterator[Any], stop: threading.Event
+    ) -> deque[tuple[Any, float]] | None:
         """Read on while the spool cannot be written, holding the packets since the last video
         keyframe; every ``SPOOL_RETRY_SECONDS`` finish recovery and write a probe file. When that
         works the held packets start the next run, so footage resumes at the last keyframe before
@@ -282,9 +290,11 @@ class CameraWorker:
         buffered = carry
         rtcp_possible = source.stream_count >= 2
         deadline = self.clock.monotonic() + self.opts.rtcp_wait_seconds
-        while not buffered or (
-            rtcp_possible and source.rtcp_epoch is None and self.clock.monotonic() < deadline
-        ) or (needs_successor(buffered, source.video_index) and self.clock.monotonic() < deadline + 1.0):
+        while (
+            not buffered
+            or (rtcp_possible and source.rtcp_epoch is None and self.clock.monotonic() < deadline)
+            or (needs_successor(buffered, source.video_index) and self.clock.monotonic() < deadline + 1.0)
+        ):
             if stop.is_set():
                 return None, buffered
             pkt = next(packets)
@@ -308,13 +318,19 @@ class CameraWorker:
             source_kind, offset = ClockSource.RTCP, epoch
         else:
             if epoch is not None:
-                log.warning("camera RTCP time disagrees with receipt time; run anchored by receipt",
-                            extra={"camera_id": self.camera_id, "rtcp_minus_receipt": epoch - receipt_offset})
+                log.warning(
+                    "camera RTCP time disagrees with receipt time; run anchored by receipt",
+                    extra={"camera_id": self.camera_id, "rtcp_minus_receipt": epoch - receipt_offset},
+                )
             source_kind, offset = ClockSource.RECEIPT, receipt_offset
         mapper = MediaClockMapper(0.0, offset, self.opts.max_slew_ppm)
-        plan = SegmentPlan(self.opts.segment_seconds, mapper,
-                           offset if source_kind is ClockSource.RTCP else None, anchor,
-                           self.opts.max_segment_seconds)
+        plan = SegmentPlan(
+            self.opts.segment_seconds,
+            mapper,
+            offset if source_kind is ClockSource.RTCP else None,
+            anchor,
+            self.opts.max_segment_seconds,
+        )
         guard = TimestampGuard(time_bases, self.opts.max_forward_jump_seconds)
         codec = source.info.video_codec if source.info is not None else "h264"
         run = Run(source_kind, plan, guard, source.video_index, ticks, codec)
@@ -323,8 +339,9 @@ class CameraWorker:
             run.audio = AudioTrack(self.opts.audio_gap_seconds, time_bases[source.audio_index])
         return run, buffered
 
-    def _pump(self, run: Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any],
-              stop: threading.Event) -> None:
+    def _pump(
+        self, run: Run, buffered: deque[tuple[Any, float]], packets: Iterator[Any], stop: threading.Event
+    ) -> None:
         """The per-packet loop: checks in integer ticks, no logging, no allocation of our own."""
         source = self._source
         assert source is not None
@@ -403,20 +420,28 @@ class CameraWorker:
                             # sent once (or in the SDP only): the segment must decode on its own
                             pkt = with_prefix(pkt, self._parameter_sets)
                         else:
-                            log.warning("segment starts at a keyframe without parameter sets and the camera "
-                                        "has sent none this session: it decodes only once they come",
-                                        extra={"camera_id": self.camera_id})
+                            log.warning(
+                                "segment starts at a keyframe without parameter sets and the camera "
+                                "has sent none this session: it decodes only once they come",
+                                extra={"camera_id": self.camera_id},
+                            )
             elif run.plan.overdue(media):
-                log.warning("no keyframe for max_segment_seconds; segment cut at a frame that needs the one before",
-                            extra={"camera_id": self.camera_id, "seconds": self.opts.max_segment_seconds})
+                log.warning(
+                    "no keyframe for max_segment_seconds; segment cut at a frame that needs the one before",
+                    extra={"camera_id": self.camera_id, "seconds": self.opts.max_segment_seconds},
+                )
                 self._cut(run, media)
                 seg = self._seg
             assert seg is not None
             seg.writer.mux(pkt)
             self._video_frames += 1
             audio = run.audio
-            if audio is not None and audio.lost_since is None and receipt - audio.last_receipt > self._audio_gap \
-                    and run.audio_behind(media, self._audio_gap):
+            if (
+                audio is not None
+                and audio.lost_since is None
+                and receipt - audio.last_receipt > self._audio_gap
+                and run.audio_behind(media, self._audio_gap)
+            ):
                 self._audio_lost(run, audio, receipt)
         else:
             dts = pkt.dts
@@ -438,8 +463,14 @@ class CameraWorker:
                     # an audio discontinuity never ends the run (audio_track.py): re-placed instead
                     dts = run.replace_audio(audio, pkt, raw, self._tbv)
                     fixed = run.guard.check(index, dts, receipt)
-                    log.warning("audio timestamps jumped; audio kept in step with the video", extra={
-                        "camera_id": self.camera_id, "jump": str(jump), "shift_seconds": audio.shift * tb_of(pkt)})
+                    log.warning(
+                        "audio timestamps jumped; audio kept in step with the video",
+                        extra={
+                            "camera_id": self.camera_id,
+                            "jump": str(jump),
+                            "shift_seconds": audio.shift * tb_of(pkt),
+                        },
+                    )
                 if dts != raw:
                     pkt.pts = dts if pkt.pts is None else pkt.pts + dts - raw
                     pkt.dts = dts
@@ -470,13 +501,17 @@ class CameraWorker:
             info = reorder_depth(run.codec, extradata, bytes(memoryview(keyframe)[:SCAN_BYTES]))
         except ParameterSetError as exc:
             info = None
-            log.warning("unreadable SPS; reorder depth from earlier runs only",
-                        extra={"camera_id": self.camera_id, "error": str(exc), "depth": depth})
+            log.warning(
+                "unreadable SPS; reorder depth from earlier runs only",
+                extra={"camera_id": self.camera_id, "error": str(exc), "depth": depth},
+            )
         if info is not None:
             depth = max(depth, info.reorder_depth)
             if depth:
-                log.info("video reordered (B-frames): decoding times rebuilt",
-                         extra={"camera_id": self.camera_id, "depth": depth, "declared": info.declared})
+                log.info(
+                    "video reordered (B-frames): decoding times rebuilt",
+                    extra={"camera_id": self.camera_id, "depth": depth, "declared": info.declared},
+                )
         tb = float(source.streams[0].time_base)
         return VideoTimeline(run.video_index, tb, depth, run.frame_ticks, self.opts.max_forward_jump_seconds)
 
@@ -485,8 +520,10 @@ class CameraWorker:
         """No audio for ``audio_gap_seconds`` while video arrives: an audio outage begins where the
         last audio packet of the run ended (or at the run's start, if none came)."""
         start = audio.lose(run.audio_outage_start(receipt), receipt)
-        detail = (f"no audio from the camera for {self.opts.audio_gap_seconds:.1f} s while video went on "
-                  "(microphone, cable or camera audio encoder)")
+        detail = (
+            f"no audio from the camera for {self.opts.audio_gap_seconds:.1f} s while video went on "
+            "(microphone, cable or camera audio encoder)"
+        )
         self.spool.open_audio_outage(start, detail)
         self._audio_lost_since = start
         log.warning("audio lost while video goes on", extra={"camera_id": self.camera_id, "since": start})
@@ -497,8 +534,10 @@ class CameraWorker:
         since = audio.resume()
         placed = run.replace_audio(audio, pkt, raw, self._tbv)
         if audio.shift:
-            log.warning("audio came back with timestamps that did not count the outage; placed by the video",
-                        extra={"camera_id": self.camera_id, "seconds": round(audio.shift * tb_of(pkt), 3)})
+            log.warning(
+                "audio came back with timestamps that did not count the outage; placed by the video",
+                extra={"camera_id": self.camera_id, "seconds": round(audio.shift * tb_of(pkt), 3)},
+            )
         self._close_audio_outage(max(since, run.plan.mapper.wall(placed * tb_of(pkt))))
         log.info("audio back", extra={"camera_id": self.camera_id})
 
@@ -522,8 +561,10 @@ class CameraWorker:
         the camera's next one (up to a GOP away), so ask the camera for a keyframe now."""
         self._first_video_pending = False
         if not pkt.is_keyframe and self.sync is not None:
-            log.info("session starts mid-GOP; asking the camera for a keyframe",
-                     extra={"camera_id": self.camera_id})
+            log.info(
+                "session starts mid-GOP; asking the camera for a keyframe",
+                extra={"camera_id": self.camera_id},
+            )
             self.sync.ask()
 
     # -- segments -------------------------------------------------------------------------------
@@ -538,14 +579,22 @@ class CameraWorker:
             start = plan.mapper.wall(media)
             if last_end is not None and start < last_end:
                 # Never overlap the previous run: a late-anchored start is moved to its end.
-                log.warning("run would start before the previous end; moved",
-                            extra={"camera_id": self.camera_id, "seconds": last_end - start})
+                log.warning(
+                    "run would start before the previous end; moved",
+                    extra={"camera_id": self.camera_id, "seconds": last_end - start},
+                )
                 plan.mapper.shift(last_end - start)
             wall = plan.boundary(media)
             run.first_wall, run.first_media = wall, media
-            log.info("run started", extra={"camera_id": self.camera_id, "run_id": run.run_id,
-                                           "clock_source": run.clock_source.value,
-                                           "skipped_leading_packets": run.skipped})
+            log.info(
+                "run started",
+                extra={
+                    "camera_id": self.camera_id,
+                    "run_id": run.run_id,
+                    "clock_source": run.clock_source.value,
+                    "skipped_leading_packets": run.skipped,
+                },
+            )
         self._open_segment(run, wall, media, first)
 
     def _open_segment(self, run: Run, wall: float, media: float, first: bool) -> None:
@@ -556,14 +605,24 @@ class CameraWorker:
         key = segment_key(self.camera_id, from_unix(wall), seq)
         path = self.spool.prepare(key)
         mapping = run.plan.mapper.mapping
-        self.spool.write_partial(key, {
-            "camera_id": self.camera_id, "run_id": run.run_id, "seq": seq, "storage_key": key,
-            "start": iso(from_unix(wall)), "start_media": media, "clock_source": run.clock_source.value,
-            "mapping": {"media0": mapping.media0, "wall0": mapping.wall0, "rate": mapping.rate},
-            "stream": {f.name: getattr(source.info, f.name) for f in fields(source.info)},
-            "prev_sha256": self._state.last_sha256, "skipped_leading_packets": run.skipped,
-            "url": self.display_url, "gap_before": None if gap is None else gap.to_json(),
-        })
+        self.spool.write_partial(
+            key,
+            {
+                "camera_id": self.camera_id,
+                "run_id": run.run_id,
+                "seq": seq,
+                "storage_key": key,
+                "start": iso(from_unix(wall)),
+                "start_media": media,
+                "clock_source": run.clock_source.value,
+                "mapping": {"media0": mapping.media0, "wall0": mapping.wall0, "rate": mapping.rate},
+                "stream": {f.name: getattr(source.info, f.name) for f in fields(source.info)},
+                "prev_sha256": self._state.last_sha256,
+                "skipped_leading_packets": run.skipped,
+                "url": self.display_url,
+                "gap_before": None if gap is None else gap.to_json(),
+            },
+        )
         seconds = self.opts.write_buffer_seconds
         buffer = 0 if seconds <= 0 else buffer_bytes_for(self._byte_rate, seconds)
         writer = TsWriter(path, source.streams, buffer, self.opts.compute_sm3)
@@ -591,9 +650,18 @@ class CameraWorker:
         if end > seg.start:
             self._byte_rate = size / (end - seg.start)
         record = SegmentRecord(
-            camera_id=self.camera_id, run_id=run.run_id, seq=seg.seq, start=from_unix(seg.start),
-            end=from_unix(end), storage_key=seg.key, size=size, sha256=sha, prev_sha256=seg.prev,
-            clock_source=run.clock_source, stream=source.info, sm3=sm3,
+            camera_id=self.camera_id,
+            run_id=run.run_id,
+            seq=seg.seq,
+            start=from_unix(seg.start),
+            end=from_unix(end),
+            storage_key=seg.key,
+            size=size,
+            sha256=sha,
+            prev_sha256=seg.prev,
+            clock_source=run.clock_source,
+            stream=source.info,
+            sm3=sm3,
             packets=self._packets - seg.packets_at_open,
         )
         try:
@@ -682,16 +750,22 @@ class CameraWorker:
         else:
             cause = GapCause.STREAM_ERROR
         # The sources redact their own texts; this is for whatever they did not foresee.
-        message = self._redact.text(exc.message if isinstance(exc, VauditError) else f"{type(exc).__name__}: {exc}")
+        message = self._redact.text(
+            exc.message if isinstance(exc, VauditError) else f"{type(exc).__name__}: {exc}"
+        )
         self._last_error = f"{cause.value}: {message}"
         self._last_failure = (cause, message)
         self._note_cause(cause, message)
         if isinstance(exc, VauditError):
-            log.warning("camera recording interrupted", extra={
-                "camera_id": self.camera_id, "cause": cause.value, "code": exc.code, "error": message})
+            log.warning(
+                "camera recording interrupted",
+                extra={"camera_id": self.camera_id, "cause": cause.value, "code": exc.code, "error": message},
+            )
         else:
-            log.exception("camera recording failed unexpectedly",
-                          extra={"camera_id": self.camera_id, "cause": cause.value})
+            log.exception(
+                "camera recording failed unexpectedly",
+                extra={"camera_id": self.camera_id, "cause": cause.value},
+            )
 
     # -- plumbing -------------------------------------------------------------------------------
     def _close_source(self) -> None:

@@ -65,8 +65,16 @@ def _env(svc: dict[str, Any], env: dict[str, str] = DEMO_ENV) -> dict[str, str]:
 
 def test_services_and_images() -> None:
     assert {
-        "secrets-check", "minio", "minio-init", "postgres", "cameras", "api", "proxy",
-        "recorder-1", "recorder-2", "recorder-3",
+        "secrets-check",
+        "minio",
+        "minio-init",
+        "postgres",
+        "cameras",
+        "api",
+        "proxy",
+        "recorder-1",
+        "recorder-2",
+        "recorder-3",
     } <= set(SERVICES)
     for name, svc in SERVICES.items():
         assert svc.get("image"), f"{name} has no image"
@@ -85,8 +93,13 @@ def test_services_and_images() -> None:
 
 
 def _help(args: list[str]) -> str:
-    out = subprocess.run([VAUDIT, *args, "--help"], capture_output=True, text=True, timeout=60,
-                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [VAUDIT, *args, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -155,8 +168,11 @@ def test_no_secret_has_a_default_and_the_file_does_not_start_without_them() -> N
 def _check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     script = ROOT / "deploy" / "check_secrets.py"
     return subprocess.run(
-        [sys.executable, str(script)], env={"PATH": os.environ["PATH"], **env},
-        capture_output=True, text=True, timeout=30,
+        [sys.executable, str(script)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -178,7 +194,9 @@ def test_secrets_check_refuses_the_demo_passwords_outside_demo_mode() -> None:
     assert bad_url.returncode == 1 and "database URL" in bad_url.stderr
     # the stores that hold the evidence and the index start only after the check passed
     for name in ("minio", "postgres"):
-        assert SERVICES[name]["depends_on"]["secrets-check"] == {"condition": "service_completed_successfully"}
+        assert SERVICES[name]["depends_on"]["secrets-check"] == {
+            "condition": "service_completed_successfully"
+        }
 
 
 def _published(svc: dict[str, Any]) -> list[str]:

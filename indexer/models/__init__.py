@@ -16,7 +16,6 @@ The schema is created by the Alembic migrations in ``indexer/migrations``; the m
 stay in step with them (a test compares the migrated database with this metadata).
 """
 
-
 from __future__ import annotations
 
 from indexer.models.alerts import (

@@ -58,7 +58,9 @@ class RiskAlert(Base):
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
     details: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
-    acknowledged_by_id: Mapped[int | None] = mapped_column(BigInteger)  # users.id (revision 0009_write_authors)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(
+        BigInteger
+    )  # users.id (revision 0009_write_authors)
     acknowledged_us: Mapped[int | None] = mapped_column(BigInteger)
     resolved_by: Mapped[str | None] = mapped_column(String(128))
     resolved_by_id: Mapped[int | None] = mapped_column(BigInteger)  # users.id

@@ -179,8 +179,12 @@ class AuthGate:
         if via_cookie and method not in SAFE_METHODS and _is_api(path):
             sent = _header(headers, CSRF_HEADER.encode()) or ""
             if not hmac.compare_digest(sent, csrf_token(session_secret)):
-                await send_error(send, CsrfFailed.http_status, CsrfFailed.code,
-                                 "missing or wrong X-CSRF-Token for a cookie session")
+                await send_error(
+                    send,
+                    CsrfFailed.http_status,
+                    CsrfFailed.code,
+                    "missing or wrong X-CSRF-Token for a cookie session",
+                )
                 return
         state = scope.setdefault("state", {})
         state["principal"] = who
@@ -426,7 +430,11 @@ def install(app: FastAPI, engine: Engine, audit_log: AuditLog) -> Security:
     settings: Settings = app.state.settings
     cfg = settings.auth
     policy = ThrottlePolicy(
-        cfg.free_attempts, cfg.base_delay_seconds, cfg.max_delay_seconds, cfg.reset_seconds, cfg.alert_after_failures
+        cfg.free_attempts,
+        cfg.base_delay_seconds,
+        cfg.max_delay_seconds,
+        cfg.reset_seconds,
+        cfg.alert_after_failures,
     )
     sec = Security(
         UserStore(engine, min_password=cfg.min_password_length),

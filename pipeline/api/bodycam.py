@@ -58,7 +58,9 @@ async def upload_clip(
 ) -> dict[str, Any]:
     clip, created = await importer.import_request(request, caller.writer())
     if created:
-        caller.audit("bodycam_upload", f"clip:{clip.clip_id}", storage_key=clip.storage_key, sha256=clip.sha256)
+        caller.audit(
+            "bodycam_upload", f"clip:{clip.clip_id}", storage_key=clip.storage_key, sha256=clip.sha256
+        )
     response.status_code = 201 if created else 200
     return {**clip_json(clip), "created": created}
 

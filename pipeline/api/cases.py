@@ -338,8 +338,10 @@ def get_officer(caller: CallerDep, api: CaseApiDep, officer_id: int) -> Doc:
     store = api.store
     officer = store.get_officer(officer_id)
     mine = caller.visible_cases()
-    if mine is not None and officer_id != caller.who.officer_id and not store.officer_shares_case(
-        officer_id, mine
+    if (
+        mine is not None
+        and officer_id != caller.who.officer_id
+        and not store.officer_shares_case(officer_id, mine)
     ):
         raise Forbidden(f"officer {officer_id} is not on one of your cases")
     return officer_json(officer)
@@ -430,7 +432,10 @@ def post_observations(
 
 def _audit_events(caller: Caller, store: CaseStore, stored: list[StoredEvent]) -> None:
     _audit_readings(
-        caller, store, "event_write", [(s.case_id, s.event.event_id, s.entry.late) for s in stored if s.created]
+        caller,
+        store,
+        "event_write",
+        [(s.case_id, s.event.event_id, s.entry.late) for s in stored if s.created],
     )
 
 

@@ -178,7 +178,9 @@ async def require_case_api(conn: HTTPConnection) -> CaseApi:
 async def get_bodycam(conn: HTTPConnection) -> BodycamImporter:
     importer: BodycamImporter | None = _held(conn, "bodycam")
     return _needed(
-        importer, IndexStoreError, "body-camera import is not configured on this node (cases.install not called)"
+        importer,
+        IndexStoreError,
+        "body-camera import is not configured on this node (cases.install not called)",
     )
 
 
@@ -192,7 +194,9 @@ async def get_live_frames(conn: HTTPConnection) -> LiveFrames:
     # an API-only node has no spool to take pictures from: nothing here is that picture (not a
     # server fault, so not a 5xx)
     return _needed(
-        frames, NotFoundError, "no live picture on this node: live view is served by the recording node (vaudit run)"
+        frames,
+        NotFoundError,
+        "no live picture on this node: live view is served by the recording node (vaudit run)",
     )
 
 

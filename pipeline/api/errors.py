@@ -40,7 +40,12 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 async def send_error(
-    send: Send, status: int, code: str, message: str, details: dict[str, Any] | None = None, close: bool = False
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    close: bool = False,
 ) -> None:
     """The error shape from pure ASGI middleware (the auth gate, the body limit), which answers
     before the framework and its handlers. ``close``: ask the client to close the connection (a
@@ -166,8 +171,13 @@ def document_errors(app: FastAPI) -> None:
                 if method in ("post", "put", "patch", "delete"):
                     errors.update(_WRITE_ERRORS)
                 # error statuses a route declares itself (e.g. playback's 409) have the same shape
-                errors.update({s: r.get("description", "") for s, r in responses.items()
-                               if s.isdigit() and int(s) >= 400 and s not in errors})
+                errors.update(
+                    {
+                        s: r.get("description", "")
+                        for s, r in responses.items()
+                        if s.isdigit() and int(s) >= 400 and s not in errors
+                    }
+                )
                 for status, why in errors.items():
                     description = responses.get(status, {}).get("description") or why
                     responses[status] = {"description": description, **ref}

@@ -153,7 +153,9 @@ def login(
             error, status = t(lang, "throttled").format(seconds=seconds), 429
         else:
             error, status = t(lang, "bad_login"), 401
-        resp: Response = page(lang, t(lang, "login"), _login_form(lang, _safe_next(next), token, error), status)
+        resp: Response = page(
+            lang, t(lang, "login"), _login_form(lang, _safe_next(next), token, error), status
+        )
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, samesite="strict", httponly=True, path="/login")
         if status == 429:
             resp.headers["Retry-After"] = str(exc.details["retry_after_seconds"])
@@ -171,7 +173,8 @@ def login(
 def _https(request: Request, sec: Security) -> bool:
     """Served over HTTPS (directly, or by a trusted TLS proxy that says so): the cookie is Secure."""
     forwarded = (
-        from_trusted_proxy(request, sec.trusted_proxies) and request.headers.get("x-forwarded-proto") == "https"
+        from_trusted_proxy(request, sec.trusted_proxies)
+        and request.headers.get("x-forwarded-proto") == "https"
     )
     return request.url.scheme == "https" or forwarded
 

@@ -72,8 +72,16 @@ def footage_alert(
     camera_id = str(exc.details["camera_id"])
     found = settings.camera(camera_id)
     now = datetime.now(UTC)
-    new = NewAlert("footage_integrity", f"footage_integrity:{exc.details['key']}", "high", exc.message, now,
-                   room_id=None if found is None else found[0].id, camera_id=camera_id, details=dict(exc.details))
+    new = NewAlert(
+        "footage_integrity",
+        f"footage_integrity:{exc.details['key']}",
+        "high",
+        exc.message,
+        now,
+        room_id=None if found is None else found[0].id,
+        camera_id=camera_id,
+        details=dict(exc.details),
+    )
     if risk is not None:
         risk.record_external(new)
     else:
@@ -84,8 +92,11 @@ def _on_altered(
     caller: Caller, alerts: AlertStore | None, risk: RiskEngine | None, settings: Settings, camera_id: str
 ) -> Callable[[FootageAltered], None]:
     def report(exc: FootageAltered) -> None:
-        logger.error("playback refused a segment that no longer matches its hash: %s", exc.message,
-                     extra={"camera_id": camera_id, "key": exc.details["key"]})
+        logger.error(
+            "playback refused a segment that no longer matches its hash: %s",
+            exc.message,
+            extra={"camera_id": camera_id, "key": exc.details["key"]},
+        )
         try:
             footage_alert(alerts, risk, settings, exc)
             caller.audit("playback_refused", f"camera:{camera_id}", key=exc.details["key"], reason=exc.code)
@@ -106,8 +117,12 @@ def _known(settings: Settings, store: SegmentStore, camera_id: str) -> None:
     "/{camera_id}.mp4",
     summary="[start, end) of one camera as one fragmented MP4 (H.264 + AAC), streamed while built",
     response_class=Response,
-    responses={409: {"description": "A segment no longer matches the hash recorded at capture "
-                                    "(footage_altered, naming it); nothing of it is served"}},
+    responses={
+        409: {
+            "description": "A segment no longer matches the hash recorded at capture "
+            "(footage_altered, naming it); nothing of it is served"
+        }
+    },
 )
 def playback_mp4(
     request: Request,
@@ -143,8 +158,14 @@ def playback_mp4(
             # built; the whole stream (200) is a valid answer to any range request.
             wanted, first = None, 0
     origin: list[datetime] = []
-    chunks = mp4_chunks(plan, reader, origin, plan_segments(store, plan), on_altered=_on_altered(caller, alerts, risk, settings, camera_id),
-                        vouch=CaptureCheck(reader, store.segments_by_seq))
+    chunks = mp4_chunks(
+        plan,
+        reader,
+        origin,
+        plan_segments(store, plan),
+        on_altered=_on_altered(caller, alerts, risk, settings, camera_id),
+        vouch=CaptureCheck(reader, store.segments_by_seq),
+    )
     body = skip_bytes(chunks, first, last) if wanted else chunks
     # The first chunk (the first segment opened, ftyp + moov) is made while the audit row is
     # written; no byte leaves before the row is in (a failed append fails the request).

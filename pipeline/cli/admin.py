@@ -61,7 +61,8 @@ def create_user(
     settings = settings_or_exit(config)
     with open_index(settings) as engine, failing():
         who = UserStore(engine, min_password=settings.auth.min_password_length).create_user(
-            name, role, password, officer_badge=officer)
+            name, role, password, officer_badge=officer
+        )
         audit_log(settings, engine).append(
             getpass.getuser(),
             "user_create",
@@ -101,11 +102,19 @@ def verify_audit(config: ConfigOpt) -> None:
         print(f"BROKEN: {report.reason}")
     if not verdict.ok:
         raise typer.Exit(EXIT_PROBLEM)
-    keyed = (f"keyed with audit key {report.key_id} from row {report.keyed_from}" if report.key_id
-             else "not keyed yet")
+    keyed = (
+        f"keyed with audit key {report.key_id} from row {report.keyed_from}"
+        if report.key_id
+        else "not keyed yet"
+    )
     newest = report.newest_anchor
-    anchored = (f"{report.anchors} anchor(s) agree, the newest written {newest.written} at row {newest.seq}; "
-                f"{report.unanchored} row(s) after it are not anchored yet" if newest is not None
-                else "no anchor yet: rows cut off the end would not be found")
-    console.print(f"[green]OK[/green]: {report.rows} audit rows, chain intact ({keyed}); {anchored}; "
-                  f"last hash {report.last_hash}")
+    anchored = (
+        f"{report.anchors} anchor(s) agree, the newest written {newest.written} at row {newest.seq}; "
+        f"{report.unanchored} row(s) after it are not anchored yet"
+        if newest is not None
+        else "no anchor yet: rows cut off the end would not be found"
+    )
+    console.print(
+        f"[green]OK[/green]: {report.rows} audit rows, chain intact ({keyed}); {anchored}; "
+        f"last hash {report.last_hash}"
+    )

@@ -82,12 +82,17 @@ def verify(
     images: Annotated[list[Path], typer.Argument(help="Disc image(s) of one export (all discs of a set)")],
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Also check against the centre's key, the index and the sidecars"),
+        typer.Option(
+            "--config", "-c", help="Also check against the centre's key, the index and the sidecars"
+        ),
     ] = None,
     expect_key: Annotated[
         str | None,
-        typer.Option("--expect-key", help="The centre's key fingerprint (as on its statements); "
-                                          "default with --config: [export] key_fingerprint or the signing key's"),
+        typer.Option(
+            "--expect-key",
+            help="The centre's key fingerprint (as on its statements); "
+            "default with --config: [export] key_fingerprint or the signing key's",
+        ),
     ] = None,
 ) -> None:
     """Check disc images against their signed manifest and the centre's key (and, with --config,
@@ -124,11 +129,15 @@ def verify(
     if report.fingerprint:  # one line, never wrapped: compared by eye with the statement's
         print(f"key fingerprint / 公钥指纹: {grouped(report.fingerprint)}")
     if report.ok:
-        against = ("the centre's key" if expected is not None
-                   else "a key not compared with the centre's: give --expect-key or --config")
+        against = (
+            "the centre's key"
+            if expected is not None
+            else "a key not compared with the centre's: give --expect-key or --config"
+        )
         console.print(
             f"[green]OK[/green]: {report.files_checked} files on {len(report.discs)} disc(s) match the signed "
-            f"manifest, signed by {against}", soft_wrap=True
+            f"manifest, signed by {against}",
+            soft_wrap=True,
         )
         return
     for problem in report.problems:

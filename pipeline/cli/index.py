@@ -23,7 +23,9 @@ def reindex(config: ConfigOpt) -> None:
         store = SegmentStore(engine)
         store.sync_rooms(settings.room_rows())
 
-        def counted(items: Iterator[tuple[str, bytes | Exception]]) -> Iterator[tuple[str, bytes | Exception]]:
+        def counted(
+            items: Iterator[tuple[str, bytes | Exception]],
+        ) -> Iterator[tuple[str, bytes | Exception]]:
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("reading sidecars from storage", total=None)
                 for item in items:

@@ -33,7 +33,9 @@ def run_job(
     settings = settings_or_exit(config)
     with open_index(settings) as engine, failing():
         storage = open_evidence_storage(settings)
-        job = RetentionJob(engine, storage, RetentionPolicy.from_settings(settings), audit_log(settings, engine))
+        job = RetentionJob(
+            engine, storage, RetentionPolicy.from_settings(settings), audit_log(settings, engine)
+        )
         report = job.run(dry_run=dry_run, user=settings.retention.job_user)
         alerts = AlertBook(SystemClock())
         fraction = check_capacity(storage, settings.retention, alerts)
@@ -70,7 +72,9 @@ def hold(
         if not isinstance(storage, EvidenceStorage):
             fail("legal holds need retention.object_lock = true")
         case_id = CaseStore(engine).case_id(case)
-        result = LegalHolds(engine, storage, audit_log(settings, engine)).place(case_id, by or getpass.getuser(), reason)
+        result = LegalHolds(engine, storage, audit_log(settings, engine)).place(
+            case_id, by or getpass.getuser(), reason
+        )
     print(f"hold {result.hold_id}: {len(result.keys)} object(s), {result.applied} held in storage")
 
 
@@ -90,5 +94,7 @@ def release(
         storage = open_evidence_storage(settings)
         if not isinstance(storage, EvidenceStorage):
             fail("legal holds need retention.object_lock = true")
-        result = LegalHolds(engine, storage, audit_log(settings, engine)).release(hold_id, by or getpass.getuser())
+        result = LegalHolds(engine, storage, audit_log(settings, engine)).release(
+            hold_id, by or getpass.getuser()
+        )
     print(f"hold {result.hold_id} released: {result.applied} object(s) no longer held")

@@ -200,7 +200,11 @@ class ExportService:
         out: list[dict[str, Any]] = []
         for e in self.cases.events(case_id=case_id, start=rng.start, end=rng.end):
             if e.entry.late and e.event.subject_id in (None, subject_id):
-                out.append(_late("event", e.event.event_id, e.event.type.value, e.event.time, e.event.room_id, e.entry))
+                out.append(
+                    _late(
+                        "event", e.event.event_id, e.event.type.value, e.event.time, e.event.room_id, e.entry
+                    )
+                )
         for o in self.cases.late_observations(subject_id, rng.start, rng.end):
             out.append(_late("observation", o.client_id, o.source.value, o.time, o.room_id, o.entry))
         return tuple(sorted(out, key=lambda x: (x["time"], x["kind"], x["id"])))
@@ -212,9 +216,18 @@ class ExportService:
         try:
             return AnchorBook.for_settings(self.settings, self.storage).write(head).custody()
         except VauditError as exc:
-            logger.warning("export: the audit head could not be anchored in storage", extra={"error": exc.message})
-            return {"seq": head.seq, "hash": head.hash, "key_id": head.key_id, "keyed_from": head.keyed_from,
-                    "written": iso(datetime.now(UTC)), "anchor": None, "signer": None}
+            logger.warning(
+                "export: the audit head could not be anchored in storage", extra={"error": exc.message}
+            )
+            return {
+                "seq": head.seq,
+                "hash": head.hash,
+                "key_id": head.key_id,
+                "keyed_from": head.keyed_from,
+                "written": iso(datetime.now(UTC)),
+                "anchor": None,
+                "signer": None,
+            }
 
     def case_alerts(self, case: str, subject: str) -> tuple[dict[str, Any], ...]:
         """The risk alerts for the disc's gap/alert report: those of the case about this subject
@@ -276,8 +289,15 @@ class ExportService:
         plan = self.plan(spec)
         out = out_dir or self.settings.export.out_dir
         out.mkdir(parents=True, exist_ok=True)
-        result = run_export(plan, self.storage, out, self.options(spec, plan), progress=progress, cancel=cancel,
-                            neighbours=self.segments_by_seq)
+        result = run_export(
+            plan,
+            self.storage,
+            out,
+            self.options(spec, plan),
+            progress=progress,
+            cancel=cancel,
+            neighbours=self.segments_by_seq,
+        )
         # What is on a disc now: readings written into this range later are late entries.
         case_id = self._case_id(spec.case)
         subject_id = plan.request.subject.subject_id
@@ -319,13 +339,18 @@ class ExportService:
         sidecars."""
         expected = expected_key or self.expected_fingerprint()
         if expected is None:
-            raise ConfigError("no key to check the discs against: set [export] key_fingerprint (the fingerprint "
-                              "on the centre's statements) or signing_key")
-        return verify_images(images, index_lookup=self.capture_hash, record_lookup=self.recorded_hash,
-                             expected_key=expected)
+            raise ConfigError(
+                "no key to check the discs against: set [export] key_fingerprint (the fingerprint "
+                "on the centre's statements) or signing_key"
+            )
+        return verify_images(
+            images, index_lookup=self.capture_hash, record_lookup=self.recorded_hash, expected_key=expected
+        )
 
 
-def _late(kind: str, client_id: str, what: str, at: datetime, room: str | None, entry: Entry) -> dict[str, Any]:
+def _late(
+    kind: str, client_id: str, what: str, at: datetime, room: str | None, entry: Entry
+) -> dict[str, Any]:
     return {
         "kind": kind,
         "id": client_id,
@@ -419,13 +444,25 @@ def _job_from_entry(entry: dict[str, Any]) -> ExportJob:
         allow_unexplained=s["allow_unexplained"],
         exported_by=s["exported_by"],
     )
-    job = ExportJob(entry["id"], spec, entry["state"], entry["progress"], entry["message"], entry["created"],
-                    entry["finished"], entry["error"])
+    job = ExportJob(
+        entry["id"],
+        spec,
+        entry["state"],
+        entry["progress"],
+        entry["message"],
+        entry["created"],
+        entry["finished"],
+        entry["error"],
+    )
     r = entry.get("result")
     if r is not None:
         job.result = ExportResult(
-            r["export_id"], Path(r["directory"]), tuple(Path(p) for p in r["master_images"]),
-            tuple(Path(p) for p in r["working_images"]), Path(r["manifest"]), r["summary"],
+            r["export_id"],
+            Path(r["directory"]),
+            tuple(Path(p) for p in r["master_images"]),
+            tuple(Path(p) for p in r["working_images"]),
+            Path(r["manifest"]),
+            r["summary"],
         )
     return job
 
@@ -473,7 +510,9 @@ class ExportJobs:
             try:
                 job = _job_from_entry(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                logger.error("unreadable export job journal entry", extra={"path": str(path), "error": str(exc)})
+                logger.error(
+                    "unreadable export job journal entry", extra={"path": str(path), "error": str(exc)}
+                )
                 continue
             if job.state in ("queued", "running"):
                 was = job.state
@@ -487,11 +526,16 @@ class ExportJobs:
                 logger.warning("export job interrupted by a restart", extra={"job": job.job_id, "was": was})
                 self._save(job)
             elif job.state == "done" and job.result is not None:
-                missing = [p for p in (*job.result.master_images, *job.result.working_images) if not p.exists()]
+                missing = [
+                    p for p in (*job.result.master_images, *job.result.working_images) if not p.exists()
+                ]
                 if missing:
                     job.state, job.result = "failed", None
-                    job.error = {"code": "files_missing", "message": "the export's images are gone",
-                                 "details": {"missing": [p.name for p in missing]}}
+                    job.error = {
+                        "code": "files_missing",
+                        "message": "the export's images are gone",
+                        "details": {"missing": [p.name for p in missing]},
+                    }
                     self._save(job)
             self._jobs[job.job_id] = job
 

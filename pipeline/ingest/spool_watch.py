@@ -46,8 +46,9 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover - the loop returns at GB
 
 
-def check_spool(stats: UploaderStats, free: int, total: int, limits: SpoolLimits, alerts: AlertBook,
-                open_kinds: set[str]) -> set[str]:
+def check_spool(
+    stats: UploaderStats, free: int, total: int, limits: SpoolLimits, alerts: AlertBook, open_kinds: set[str]
+) -> set[str]:
     """One check; returns the kinds now open (pure apart from the alert calls)."""
     age = stats.oldest_pending_age
     waiting = f"{stats.pending_files} segment(s), {_size(stats.spool_bytes)}"
@@ -55,14 +56,22 @@ def check_spool(stats: UploaderStats, free: int, total: int, limits: SpoolLimits
     lagging = limits.lag_alert_seconds > 0 and age is not None and age > limits.lag_alert_seconds
     low = limits.low_fraction > 0 and fraction < limits.low_fraction
     conditions = (
-        ("upload_lagging", lagging,
-         f"uploads are {age or 0:.0f} s behind: {waiting} waiting in the spool "
-         f"({_size(free)} free); nothing is lost while the spool has room",
-         "upload_caught_up", f"uploads caught up ({waiting} waiting)"),
-        ("spool_low_space", low,
-         f"spool file system {fraction:.1%} free ({_size(free)} of {_size(total)}); "
-         f"{waiting} waiting to be stored",
-         "spool_space_ok", f"spool file system {fraction:.1%} free again"),
+        (
+            "upload_lagging",
+            lagging,
+            f"uploads are {age or 0:.0f} s behind: {waiting} waiting in the spool "
+            f"({_size(free)} free); nothing is lost while the spool has room",
+            "upload_caught_up",
+            f"uploads caught up ({waiting} waiting)",
+        ),
+        (
+            "spool_low_space",
+            low,
+            f"spool file system {fraction:.1%} free ({_size(free)} of {_size(total)}); "
+            f"{waiting} waiting to be stored",
+            "spool_space_ok",
+            f"spool file system {fraction:.1%} free again",
+        ),
     )
     now_open: set[str] = set()
     for kind, holds, message, resolved_by, all_clear in conditions:
@@ -77,8 +86,9 @@ def check_spool(stats: UploaderStats, free: int, total: int, limits: SpoolLimits
 class SpoolWatch:
     """Runs :func:`check_spool` every ``limits.check_seconds`` on a daemon thread."""
 
-    def __init__(self, spool: Path, stats: Callable[[], UploaderStats], limits: SpoolLimits,
-                 alerts: AlertBook) -> None:
+    def __init__(
+        self, spool: Path, stats: Callable[[], UploaderStats], limits: SpoolLimits, alerts: AlertBook
+    ) -> None:
         self._spool = spool
         self._stats = stats
         self._limits = limits
@@ -89,7 +99,9 @@ class SpoolWatch:
 
     def check(self) -> set[str]:
         usage = shutil.disk_usage(self._spool)
-        self._open = check_spool(self._stats(), usage.free, usage.total, self._limits, self._alerts, self._open)
+        self._open = check_spool(
+            self._stats(), usage.free, usage.total, self._limits, self._alerts, self._open
+        )
         return self._open
 
     def start(self) -> None:

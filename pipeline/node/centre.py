@@ -107,8 +107,13 @@ class PipelineSink:
                 status.camera_id,
                 f"camera {status.camera_id} lost: {status.last_error or 'no data'}",
             )
-        elif (not was and status.state == "backoff" and status.last_error and status.packets == 0
-              and status.camera_id not in self._unrecordable):
+        elif (
+            not was
+            and status.state == "backoff"
+            and status.last_error
+            and status.packets == 0
+            and status.camera_id not in self._unrecordable
+        ):
             # Never recorded since the start: without this a camera whose stream cannot be
             # recorded at all (a codec the recorder cannot store, a wrong password) stays silent.
             self._unrecordable.add(status.camera_id)
@@ -169,8 +174,9 @@ class CentreRuntime:
         self.sink = PipelineSink(self.uploader, self.book, self.alerts, self.risk)
         self.supervisor = WorkerSupervisor()
         self._options = RecorderOptions.from_config(settings.recorder)
-        self._sync_points = {cam.id: spec for _room, cam in settings.cameras()
-                             if (spec := cam.sync_point()) is not None}
+        self._sync_points = {
+            cam.id: spec for _room, cam in settings.cameras() if (spec := cam.sync_point()) is not None
+        }
         # Camera ids recorded here, whatever runs them (threads are named by camera, recorder
         # processes by group).
         self._process_cameras: list[str] = []
@@ -189,19 +195,33 @@ class CentreRuntime:
                 self.spool,
                 self.clock,
                 self._uploader_stats,
-                gauges={"vaudit_playback_audio_cache_bytes": (
-                    "Bytes held by the playback AAC cache (bounded LRU)", lambda: playback_audio.CACHE.size_bytes)},
+                gauges={
+                    "vaudit_playback_audio_cache_bytes": (
+                        "Bytes held by the playback AAC cache (bounded LRU)",
+                        lambda: playback_audio.CACHE.size_bytes,
+                    )
+                },
             )
         )
         self.started_at: float | None = None
         self.capacity = CapacityWatch(self.storage, settings.retention, self.alerts)
         up = settings.upload
-        self.spool_watch = SpoolWatch(self.spool, self.uploader.stats,
-                                      SpoolLimits(up.lag_alert_seconds, up.spool_low_fraction,
-                                                  up.spool_check_seconds), self.alerts)
+        self.spool_watch = SpoolWatch(
+            self.spool,
+            self.uploader.stats,
+            SpoolLimits(up.lag_alert_seconds, up.spool_low_fraction, up.spool_check_seconds),
+            self.alerts,
+        )
         self.pictures: PictureWatcher | None = None  # made in start(): see there
-        self.anchors = (AnchorWriter(AuditLog(self.engine, None), AnchorBook.for_settings(settings, self.storage),
-                                     settings.audit.anchor_interval_seconds) if anchor_audit else None)
+        self.anchors = (
+            AnchorWriter(
+                AuditLog(self.engine, None),
+                AnchorBook.for_settings(settings, self.storage),
+                settings.audit.anchor_interval_seconds,
+            )
+            if anchor_audit
+            else None
+        )
 
     def _worker_factory(
         self,
@@ -214,15 +234,30 @@ class CentreRuntime:
         login = None if found is None else self.settings.camera_login(found[1])
 
         def make() -> Runnable:
-            return CameraWorker(camera_id, url, self.spool, options, self.sink, self.clock, restart_cause,
-                                self._sync_points.get(camera_id), login=login)
+            return CameraWorker(
+                camera_id,
+                url,
+                self.spool,
+                options,
+                self.sink,
+                self.clock,
+                restart_cause,
+                self._sync_points.get(camera_id),
+                login=login,
+            )
 
         return make
 
     def _process_factory(self, name: str, group: list[Camera]) -> Callable[[], Runnable]:
         def make() -> Runnable:
-            return RecorderProcess(name, group, self.spool, self._options, self.sink,
-                                   {c[0]: self._sync_points[c[0]] for c in group if c[0] in self._sync_points})
+            return RecorderProcess(
+                name,
+                group,
+                self.spool,
+                self._options,
+                self.sink,
+                {c[0]: self._sync_points[c[0]] for c in group if c[0] in self._sync_points},
+            )
 
         return make
 

@@ -50,8 +50,9 @@ class FleetNode:
         self.node_id = node_id or self.cfg.node_id or socket.gethostname()
         migrate_once(settings.database.url)
         # Events reach the API node, not this one: its risk engine keeps to camera alerts.
-        self.runtime = CentreRuntime(settings, migrate=False, assign_cameras=False, risk_people=False,
-                                     anchor_audit=False)
+        self.runtime = CentreRuntime(
+            settings, migrate=False, assign_cameras=False, risk_people=False, anchor_audit=False
+        )
         self.cameras = [cam.id for _room, cam in settings.cameras()]
         self.leases = LeaseManager(
             self.runtime.engine, self.node_id, self.cfg.lease_seconds, host=socket.gethostname()

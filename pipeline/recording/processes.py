@@ -97,8 +97,9 @@ class RecorderProcess:
     ) -> None:
         self.name = name
         self.cameras = [c[0] for c in cameras]
-        self._cmd = recorder_command(cameras, spool, options, logging.getLevelName(logger.getEffectiveLevel()),
-                                     sync_points)
+        self._cmd = recorder_command(
+            cameras, spool, options, logging.getLevelName(logger.getEffectiveLevel()), sync_points
+        )
         self._stdin = cameras_stdin(cameras)
         self._sink = sink
         # The child's own bound for its threads to close segments, plus start-up slack.
@@ -107,21 +108,31 @@ class RecorderProcess:
     def run(self, stop: threading.Event) -> None:
         proc = subprocess.Popen(
             # Its own session: a terminal's Ctrl-C reaches us, and we stop it in order (not both at once).
-            self._cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            self._cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
             start_new_session=True,
         )
         assert proc.stdin is not None
         try:
             proc.stdin.write(self._stdin)
         except OSError as exc:  # the child died at once: its exit code says why (below)
-            logger.warning("could not hand the cameras to the recorder process",
-                           extra={"recorder": self.name, "error": str(exc)})
+            logger.warning(
+                "could not hand the cameras to the recorder process",
+                extra={"recorder": self.name, "error": str(exc)},
+            )
         finally:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
-        logger.info("recorder process started",
-                    extra={"recorder": self.name, "pid": proc.pid, "cameras": len(self.cameras)})
-        stopper = threading.Thread(target=self._stop_on, args=(stop, proc), name=f"{self.name}-stop", daemon=True)
+        logger.info(
+            "recorder process started",
+            extra={"recorder": self.name, "pid": proc.pid, "cameras": len(self.cameras)},
+        )
+        stopper = threading.Thread(
+            target=self._stop_on, args=(stop, proc), name=f"{self.name}-stop", daemon=True
+        )
         stopper.start()
         assert proc.stdout is not None
         try:
@@ -130,8 +141,11 @@ class RecorderProcess:
             code = proc.wait()  # stdout ended: the child exited or is about to
             stopper.join(self._grace + 5.0)
         if not stop.is_set():
-            raise RecorderProcessError(f"recorder process {self.name} (pid {proc.pid}) exited with {code}",
-                                       recorder=self.name, exit_code=code)
+            raise RecorderProcessError(
+                f"recorder process {self.name} (pid {proc.pid}) exited with {code}",
+                recorder=self.name,
+                exit_code=code,
+            )
         logger.info("recorder process stopped", extra={"recorder": self.name, "exit_code": code})
 
     def _relay(self, lines: IO[str]) -> None:
@@ -141,8 +155,10 @@ class RecorderProcess:
             except (ValueError, KeyError, TypeError) as exc:
                 # A report we cannot read loses nothing: the sidecars on the spool are the record,
                 # and the uploader finds them on its next scan.
-                logger.warning("unreadable recorder report", extra={"recorder": self.name, "line": line[:200],
-                                                                     "error": str(exc)})
+                logger.warning(
+                    "unreadable recorder report",
+                    extra={"recorder": self.name, "line": line[:200], "error": str(exc)},
+                )
             except Exception:  # the sink's own failure must not stop the relay of the others
                 logger.exception("recorder report failed", extra={"recorder": self.name})
 
@@ -171,5 +187,7 @@ class RecorderProcess:
         try:
             proc.wait(self._grace)
         except subprocess.TimeoutExpired:
-            logger.error("recorder process did not stop; killed", extra={"recorder": self.name, "pid": proc.pid})
+            logger.error(
+                "recorder process did not stop; killed", extra={"recorder": self.name, "pid": proc.pid}
+            )
             proc.kill()

@@ -342,11 +342,24 @@ def _cameras_down(state: CentreState, cfg: RiskConfig) -> list[Condition]:
             out.append(_recording(state, camera, room, since, None, "camera lost while the room is occupied"))
     for camera, since in sorted(state.audio_down.items()):
         room = state.camera_room.get(camera)
-        if room is not None and watches(cfg.recording, room) and state.occupied(room) \
-                and camera not in state.cameras_down:
+        if (
+            room is not None
+            and watches(cfg.recording, room)
+            and state.occupied(room)
+            and camera not in state.cameras_down
+        ):
             # 同步录音录像: sound is part of the record; video alone is not a complete recording
-            out.append(_recording(state, camera, room, since, None,
-                                  "audio lost (video goes on) while the room is occupied", audio=True))
+            out.append(
+                _recording(
+                    state,
+                    camera,
+                    room,
+                    since,
+                    None,
+                    "audio lost (video goes on) while the room is occupied",
+                    audio=True,
+                )
+            )
     return out
 
 
@@ -377,7 +390,12 @@ def _occupants(state: CentreState, room: str) -> dict[str, Any]:
 
 
 def _recording(
-    state: CentreState, camera: str, room: str, start: datetime, end: datetime | None, why: str,
+    state: CentreState,
+    camera: str,
+    room: str,
+    start: datetime,
+    end: datetime | None,
+    why: str,
     audio: bool = False,
 ) -> Condition:
     return Condition(

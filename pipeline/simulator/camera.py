@@ -59,14 +59,28 @@ class Encoding:
     encoder_defaults: bool = False  # H.264: x264enc's own preset and look-ahead (seconds of latency)
 
     def args(self) -> list[str]:
-        out = ["--bframes", str(self.bframes), "--slices", str(self.slices), "--params", self.params,
-               "--ntp-offset", repr(self.ntp_offset), "--aac-encoder", self.aac_encoder]
+        out = [
+            "--bframes",
+            str(self.bframes),
+            "--slices",
+            str(self.slices),
+            "--params",
+            self.params,
+            "--ntp-offset",
+            repr(self.ntp_offset),
+            "--aac-encoder",
+            self.aac_encoder,
+        ]
         if self.profile is not None:
             out += ["--profile", self.profile]
         if self.rtp_wrap_after is not None:
             out += ["--rtp-wrap-after", repr(self.rtp_wrap_after)]
-        flags = {"--b-pyramid": self.b_pyramid, "--intra-refresh": self.intra_refresh,
-                 "--log-frames": self.log_frames, "--encoder-defaults": self.encoder_defaults}
+        flags = {
+            "--b-pyramid": self.b_pyramid,
+            "--intra-refresh": self.intra_refresh,
+            "--log-frames": self.log_frames,
+            "--encoder-defaults": self.encoder_defaults,
+        }
         return out + [flag for flag, on in flags.items() if on]
 
 
@@ -367,10 +381,21 @@ class SimulatedCamera(_ServerProcess):
         if self.onvif_port is not None:
             args += ["--onvif-port", str(self.onvif_port), "--onvif-profile", self.onvif_profile]
             if self.onvif_credentials is not None:
-                args += ["--onvif-user", self.onvif_credentials[0], "--onvif-password", self.onvif_credentials[1]]
+                args += [
+                    "--onvif-user",
+                    self.onvif_credentials[0],
+                    "--onvif-password",
+                    self.onvif_credentials[1],
+                ]
         if self.rtsp_credentials is not None:
-            args += ["--rtsp-user", self.rtsp_credentials[0], "--rtsp-password", self.rtsp_credentials[1],
-                     "--rtsp-auth", self.rtsp_auth]
+            args += [
+                "--rtsp-user",
+                self.rtsp_credentials[0],
+                "--rtsp-password",
+                self.rtsp_credentials[1],
+                "--rtsp-auth",
+                self.rtsp_auth,
+            ]
         return args
 
     def start(self, timeout: float = 15.0) -> Self:
@@ -475,7 +500,12 @@ _BASE_SECONDS = 10  # encode this much once; longer clips repeat it (stream copy
 
 
 def make_clip(
-    path: Path, seconds: float, width: int = 1920, height: int = 1080, fps: int = 25, bitrate_kbps: int = 4000,
+    path: Path,
+    seconds: float,
+    width: int = 1920,
+    height: int = 1080,
+    fps: int = 25,
+    bitrate_kbps: int = 4000,
     bframes: int = 0,
 ) -> Path:
     """Pre-encode a camera-like clip with the ffmpeg CLI: H.264 (keyframe every second, ``bframes``

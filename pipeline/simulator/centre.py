@@ -56,11 +56,18 @@ def camera_for(
     onvif_port = None
     if cam.onvif_url is not None:
         onvif = urlsplit(cam.onvif_url)
-        if not _is_loopback(onvif.hostname or "") or (onvif.port or 80) < 1024 or onvif.scheme != "http" \
-                or onvif.path != ONVIF_PATH:
+        if (
+            not _is_loopback(onvif.hostname or "")
+            or (onvif.port or 80) < 1024
+            or onvif.scheme != "http"
+            or onvif.path != ONVIF_PATH
+        ):
             raise ConfigError(
                 f"camera {cam.id!r}: the simulator serves ONVIF only at http://127.0.0.1:PORT{ONVIF_PATH} "
-                "with an unprivileged port", camera=cam.id, onvif_url=cam.onvif_url)
+                "with an unprivileged port",
+                camera=cam.id,
+                onvif_url=cam.onvif_url,
+            )
         onvif_port = onvif.port
     return SimulatedCamera(
         cam.id,
@@ -91,8 +98,10 @@ def start_centre(
 
     Cameras that share a port are refused: one simulator process serves one port.
     """
-    cameras = [camera_for(room, cam, events_dir, width, height, login=settings.camera_login(cam))
-               for room, cam in settings.cameras()]
+    cameras = [
+        camera_for(room, cam, events_dir, width, height, login=settings.camera_login(cam))
+        for room, cam in settings.cameras()
+    ]
     seen: dict[int, str] = {}
     for camera in cameras:
         if camera.port in seen:

@@ -152,7 +152,9 @@ def _shift_sender_reports(_session: object, buffer: Gst.Buffer, _early: bool, of
     return False
 
 
-def configure_rtcp(media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool, ntp_offset: float = 0.0) -> None:
+def configure_rtcp(
+    media: GstRtspServer.RTSPMedia, interval_ns: int, live: bool, ntp_offset: float = 0.0
+) -> None:
     """Make the media's rtpbin stamp sender reports with the capture time, every interval_ns
     (plus ``ntp_offset`` seconds: a camera whose clock is wrong).
 
@@ -195,7 +197,9 @@ def encoder(a: argparse.Namespace) -> str:
         b = f" bframes={a.bframes} b-adapt=false" if reordered else ""
         return f"x264enc name=venc key-int-max={gop} bitrate={a.bitrate_kbps}{b}"
     if a.video == "h264":
-        x264 = [f"x264enc name=venc speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} threads=1"]
+        x264 = [
+            f"x264enc name=venc speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} threads=1"
+        ]
         options = []
         if reordered:
             # no tune=zerolatency (it forces bframes=0); fixed B-frame runs, no lookahead beyond them
@@ -225,8 +229,10 @@ def encoder(a: argparse.Namespace) -> str:
     if a.params == "inband":
         options.append("repeat-headers=1")  # VPS/SPS/PPS before every keyframe, as such cameras send
     tune = "" if reordered else "tune=zerolatency "
-    x265 = (f"x265enc name=venc {tune}speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} "
-            f"option-string={':'.join(options)}")
+    x265 = (
+        f"x265enc name=venc {tune}speed-preset=ultrafast key-int-max={gop} bitrate={a.bitrate_kbps} "
+        f"option-string={':'.join(options)}"
+    )
     if a.params == "sdp":
         return x265 + " ! h265parse config-interval=0 ! video/x-h265,stream-format=hvc1"
     return x265
@@ -315,8 +321,9 @@ def sdp_without_parameter_sets() -> type:
                 for j in range(media.attributes_len()):
                     attribute = media.get_attribute(j)
                     if attribute.key == "fmtp" and "sprop-" in attribute.value:
-                        kept = ";".join(p for p in attribute.value.split(";")
-                                        if not p.strip().startswith("sprop-"))
+                        kept = ";".join(
+                            p for p in attribute.value.split(";") if not p.strip().startswith("sprop-")
+                        )
                         replacement = GstSdp.SDPAttribute()
                         replacement.set("fmtp", kept)
                         media.replace_attribute(j, replacement)
@@ -351,15 +358,16 @@ def vcl_fingerprint(video: str, data: bytes, length_prefixed: bool) -> str:
     if length_prefixed:
         i = 0
         while i + 4 <= len(data):
-            n = int.from_bytes(data[i:i + 4], "big")
-            units.append(data[i + 4:i + 4 + n])
+            n = int.from_bytes(data[i : i + 4], "big")
+            units.append(data[i + 4 : i + 4 + n])
             i += 4 + n
     else:
         for part in re.split(b"\x00\x00\x01", data)[1:]:
             units.append(part.rstrip(b"\x00"))
     hevc = video == "h265"
-    vcl = [u.rstrip(b"\x00") for u in units
-           if u and ((u[0] >> 1) & 0x3F < 32 if hevc else 1 <= u[0] & 0x1F <= 5)]
+    vcl = [
+        u.rstrip(b"\x00") for u in units if u and ((u[0] >> 1) & 0x3F < 32 if hevc else 1 <= u[0] & 0x1F <= 5)
+    ]
     return hashlib.sha1(b"".join(vcl)).hexdigest()[:16]
 
 
@@ -398,25 +406,34 @@ class LiveCamera:
         video = f"{video_chain(a, live=True)} ! {pay} name=pay0 pt=96{options}{video_offset}"
         tone = "audiotestsrc is-live=true wave=sine freq=440 volume=0.2"
         if a.audio == "alaw":
-            audio = (f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! alawenc "
-                     f"! rtppcmapay name=pay1 pt=8{audio_offset}")
+            audio = (
+                f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! alawenc "
+                f"! rtppcmapay name=pay1 pt=8{audio_offset}"
+            )
         elif a.audio == "mulaw":
-            audio = (f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! mulawenc "
-                     f"! rtppcmupay name=pay1 pt=0{audio_offset}")
+            audio = (
+                f"{tone} samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! mulawenc "
+                f"! rtppcmupay name=pay1 pt=0{audio_offset}"
+            )
         elif a.audio in ("aac", "aac-latm"):
             enc = aac_encoder(a.aac_encoder)
             enc += " bitrate=32000" if enc == "avenc_aac" else ""
             pay1 = "rtpmp4gpay" if a.audio == "aac" else "rtpmp4apay"
-            audio = (f"{tone} samplesperbuffer=1024 ! audio/x-raw,rate=16000,channels=1 ! audioconvert "
-                     f"! {enc} ! {pay1} name=pay1 pt=97{audio_offset}")
+            audio = (
+                f"{tone} samplesperbuffer=1024 ! audio/x-raw,rate=16000,channels=1 ! audioconvert "
+                f"! {enc} ! {pay1} name=pay1 pt=97{audio_offset}"
+            )
         else:
             audio = ""
         return f"( {video} {audio} )"
 
     def required_elements(self) -> list[str]:
         names = ["videotestsrc", "videobalance", "timeoverlay", "queue", "rtpbin"]
-        names += {"h264": ["x264enc", "rtph264pay"], "h265": ["x265enc", "rtph265pay"],
-                  "mjpeg": ["jpegenc", "rtpjpegpay"]}[self.args.video]
+        names += {
+            "h264": ["x264enc", "rtph264pay"],
+            "h265": ["x265enc", "rtph265pay"],
+            "mjpeg": ["jpegenc", "rtpjpegpay"],
+        }[self.args.video]
         if self.args.video == "h265" and self.args.params == "sdp":
             names.append("h265parse")
         names += AUDIO_ELEMENTS[self.args.audio]
@@ -433,7 +450,9 @@ class LiveCamera:
         osd.get_static_pad("video_sink").add_probe(Gst.PadProbeType.BUFFER, self._on_osd_buffer, osd)
         pay0 = bin_.get_by_name("pay0")
         pay0.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_video_buffer, pay0)
-        bin_.get_by_name("venc").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_encoder_input)
+        bin_.get_by_name("venc").get_static_pad("sink").add_probe(
+            Gst.PadProbeType.BUFFER, self._on_encoder_input
+        )
         pay1 = bin_.get_by_name("pay1")
         if pay1 is not None:
             pay1.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._on_audio_buffer)
@@ -485,15 +504,23 @@ class LiveCamera:
             caps = pad.get_current_caps()
             form = caps.get_structure(0).get_string("stream-format") if caps is not None else None
             data = buf.extract_dup(0, buf.get_size())
-            self.events.write("frame", wall=wall, capture=capture, sent=time.time(), key=key, n=self.frames_sent,
-                              vcl=vcl_fingerprint(self.args.video, data, form in LENGTH_PREFIXED),
-                              mount=self.args.path)
+            self.events.write(
+                "frame",
+                wall=wall,
+                capture=capture,
+                sent=time.time(),
+                key=key,
+                n=self.frames_sent,
+                vcl=vcl_fingerprint(self.args.video, data, form in LENGTH_PREFIXED),
+                mount=self.args.path,
+            )
         if not key:
             return Gst.PadProbeReturn.OK
         forced, self.forced_pending = self.forced_pending, False
         extra = {"forced": True} if forced else {}
-        self.events.write("keyframe", wall=wall, capture=capture, pts=running / 1e9, mount=self.args.path,
-                          **extra)
+        self.events.write(
+            "keyframe", wall=wall, capture=capture, pts=running / 1e9, mount=self.args.path, **extra
+        )
         return Gst.PadProbeReturn.OK
 
     def force_keyframe(self) -> bool:
@@ -568,15 +595,19 @@ _SOAP_NS = "http://www.w3.org/2003/05/soap-envelope"
 
 
 def _soap(body: str) -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{_SOAP_NS}" '
-            'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
-            'xmlns:ter="http://www.onvif.org/ver10/error">'
-            f"<s:Body>{body}</s:Body></s:Envelope>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{_SOAP_NS}" '
+        'xmlns:trt="http://www.onvif.org/ver10/media/wsdl" '
+        'xmlns:ter="http://www.onvif.org/ver10/error">'
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
 
 
 def _fault(subcode: str, text: str) -> bytes:
-    return _soap(f"<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{subcode}</s:Value>"
-                 f"</s:Subcode></s:Code><s:Reason><s:Text xml:lang=\"en\">{text}</s:Text></s:Reason></s:Fault>")
+    return _soap(
+        f"<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>{subcode}</s:Value>"
+        f'</s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">{text}</s:Text></s:Reason></s:Fault>'
+    )
 
 
 def _between(text: str, tag: str) -> str | None:
@@ -672,8 +703,9 @@ class FileMounts:
         return ["filesrc", self.demux, "queue", "h264parse", "rtph264pay", "rtppcmapay", "rtpbin"]
 
 
-def require_login(server: GstRtspServer.RTSPServer, factories: list[GstRtspServer.RTSPMediaFactory],
-                  a: argparse.Namespace) -> None:
+def require_login(
+    server: GstRtspServer.RTSPServer, factories: list[GstRtspServer.RTSPMediaFactory], a: argparse.Namespace
+) -> None:
     """Every mount answers 401 unless the client logs in as ``--rtsp-user`` (Basic or Digest)."""
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
@@ -696,23 +728,42 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=0, help="required unless --clip")
     p.add_argument("--path", default="/camera")
-    p.add_argument("--video", choices=("h264", "h265", "mjpeg"), default="h264",
-                   help="mjpeg: a camera the recorder must refuse, saying why")
+    p.add_argument(
+        "--video",
+        choices=("h264", "h265", "mjpeg"),
+        default="h264",
+        help="mjpeg: a camera the recorder must refuse, saying why",
+    )
     p.add_argument("--audio", choices=("alaw", "mulaw", "aac", "aac-latm", "none"), default="alaw")
     p.add_argument("--aac-encoder", choices=("auto", "avenc_aac", "voaacenc"), default="auto")
     p.add_argument("--profile", choices=("baseline", "main", "high"), default=None, help="H.264 only")
     p.add_argument("--bframes", type=int, default=0, help="B-frames between references (0: none)")
     p.add_argument("--b-pyramid", action="store_true", help="B-frames as references (x264 b-pyramid)")
     p.add_argument("--slices", type=int, default=1, help="H.264 slices per frame")
-    p.add_argument("--intra-refresh", action="store_true", help="x264 periodic intra refresh: no IDR after the first")
-    p.add_argument("--params", choices=("both", "sdp", "inband"), default="both",
-                   help="where the SPS/PPS (and VPS) go: SDP and before each IDR, the SDP only, in-band only")
-    p.add_argument("--rtp-wrap-after", type=float, default=None,
-                   help="RTP timestamps (video and audio) wrap past 2^32 this many seconds in")
-    p.add_argument("--ntp-offset", type=float, default=0.0, help="the camera's clock error in seconds (RTCP SR)")
+    p.add_argument(
+        "--intra-refresh", action="store_true", help="x264 periodic intra refresh: no IDR after the first"
+    )
+    p.add_argument(
+        "--params",
+        choices=("both", "sdp", "inband"),
+        default="both",
+        help="where the SPS/PPS (and VPS) go: SDP and before each IDR, the SDP only, in-band only",
+    )
+    p.add_argument(
+        "--rtp-wrap-after",
+        type=float,
+        default=None,
+        help="RTP timestamps (video and audio) wrap past 2^32 this many seconds in",
+    )
+    p.add_argument(
+        "--ntp-offset", type=float, default=0.0, help="the camera's clock error in seconds (RTCP SR)"
+    )
     p.add_argument("--log-frames", action="store_true", help="events log: one line per video frame sent")
-    p.add_argument("--encoder-defaults", action="store_true",
-                   help="H.264: x264enc's own defaults (look-ahead, frame threads) but GOP, rate, B-frames")
+    p.add_argument(
+        "--encoder-defaults",
+        action="store_true",
+        help="H.264: x264enc's own defaults (look-ahead, frame threads) but GOP, rate, B-frames",
+    )
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--fps", type=int, default=25)

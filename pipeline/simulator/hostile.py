@@ -243,8 +243,10 @@ class MalformedReplyServer(GarbageRtpServer):
 
     def _answer(self, conn: socket.socket, request: str) -> bool:
         method = request.split(" ", 1)[0]
-        cseq = next((ln.split(":", 1)[1].strip() for ln in request.split("\r\n")
-                     if ln.lower().startswith("cseq:")), "0")
+        cseq = next(
+            (ln.split(":", 1)[1].strip() for ln in request.split("\r\n") if ln.lower().startswith("cseq:")),
+            "0",
+        )
         if self.kind == "bad_status":
             conn.sendall(b"RTSP/1.0 abc Bogus\r\nCSeq: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
             return False
@@ -254,18 +256,24 @@ class MalformedReplyServer(GarbageRtpServer):
                 conn.sendall(b"X-Junk: " + b"a" * 1000 + b"\r\n")
             return False
         if method == "DESCRIBE" and self.kind == "huge_length":
-            conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
-                         f"Content-Length: {1 << 40}\r\n\r\nv=0\r\n".encode())
+            conn.sendall(
+                f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
+                f"Content-Length: {1 << 40}\r\n\r\nv=0\r\n".encode()
+            )
             self._stopping.wait(30)  # hold the connection open: the rest never comes
             return False
         if method == "DESCRIBE" and self.kind == "bad_sdp":
             body = "v=0\r\nm=video abc RTP/AVP xyz\r\na=rtpmap:xyz H264\r\nc=IN IP9 ???\r\n"
-            conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
-                         f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+            conn.sendall(
+                f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+            )
             return False
         if method == "SETUP" and self.kind == "bad_transport":
-            conn.sendall(f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1\r\n"
-                         "Transport: RTP/AVP/TCP;unicast;interleaved=300-301\r\n\r\n".encode())
+            conn.sendall(
+                f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 1\r\n"
+                "Transport: RTP/AVP/TCP;unicast;interleaved=300-301\r\n\r\n".encode()
+            )
             return False
         return super()._answer(conn, request)
 
@@ -293,7 +301,7 @@ class _Bits:
     def rbsp(self) -> bytes:
         bits = [*self.bits, 1]  # rbsp_stop_one_bit, then zero-align
         bits += [0] * (-len(bits) % 8)
-        raw = bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
+        raw = bytes(int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, len(bits), 8))
         out = bytearray()
         zeros = 0
         for byte in raw:  # emulation prevention: no 00 00 0x (x <= 3) inside a NAL unit
@@ -353,8 +361,14 @@ class ScriptedH264Camera(GarbageRtpServer):
     * ``huge_resolution``: from the start, SDP and in-band SPS claim ``huge_size`` (20,000×20,000).
     """
 
-    def __init__(self, frames: Sequence[Sequence[bytes]], fault: str = "none", fault_after: float = 3.0,
-                 fps: float = 25.0, huge_size: tuple[int, int] = (20_000, 20_000)) -> None:
+    def __init__(
+        self,
+        frames: Sequence[Sequence[bytes]],
+        fault: str = "none",
+        fault_after: float = 3.0,
+        fps: float = 25.0,
+        huge_size: tuple[int, int] = (20_000, 20_000),
+    ) -> None:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
         if not frames or not any((nal[0] & 0x1F) == 7 for nal in frames[0]):
@@ -385,24 +399,34 @@ class ScriptedH264Camera(GarbageRtpServer):
         return sps, pps
 
     def _sdp(self) -> str:
-        head = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=scripted\r\nt=0 0\r\na=control:*\r\n"
-                "a=range:npt=now-\r\n")
+        head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=scripted\r\nt=0 0\r\na=control:*\r\na=range:npt=now-\r\n"
         if self._changed:
             return head + "m=video 0 RTP/AVP 26\r\nc=IN IP4 0.0.0.0\r\na=control:stream=0\r\n"
         sps, pps = self._parameter_sets()
         sets = f"{base64.b64encode(sps).decode()},{base64.b64encode(pps).decode()}"
-        return (head + "m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n"
-                f"a=fmtp:96 packetization-mode=1;sprop-parameter-sets={sets}\r\na=control:stream=0\r\n")
+        return (
+            head + "m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n"
+            f"a=fmtp:96 packetization-mode=1;sprop-parameter-sets={sets}\r\na=control:stream=0\r\n"
+        )
 
     def _answer(self, conn: socket.socket, request: str) -> bool:
         if request.startswith("DESCRIBE"):
-            cseq = next((ln.split(":", 1)[1].strip() for ln in request.split("\r\n")
-                         if ln.lower().startswith("cseq:")), "0")
+            cseq = next(
+                (
+                    ln.split(":", 1)[1].strip()
+                    for ln in request.split("\r\n")
+                    if ln.lower().startswith("cseq:")
+                ),
+                "0",
+            )
             uri = request.split(" ", 2)[1]
             body = self._sdp()
-            conn.sendall((f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {uri.rstrip('/')}/\r\n"
-                          f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}")
-                         .encode("latin-1"))
+            conn.sendall(
+                (
+                    f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {uri.rstrip('/')}/\r\n"
+                    f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+                ).encode("latin-1")
+            )
             return False
         return super()._answer(conn, request)
 
@@ -437,7 +461,12 @@ class ScriptedH264Camera(GarbageRtpServer):
                     conn.sendall(b"$\x00" + struct.pack("!H", _MTU) + os.urandom(100))
                 elif self.fault == "codec_change":
                     self._changed = True
-            if active and self.fault == "absurd_timestamps" and keyframe and frame_no % len(self._frames) == 0:
+            if (
+                active
+                and self.fault == "absurd_timestamps"
+                and keyframe
+                and frame_no % len(self._frames) == 0
+            ):
                 ts_offset -= 3600 * _CLOCK
             if active and self.fault == "truncated_rtp" and elapsed - (faulted_at or elapsed) > 1.0:
                 return  # hang up mid-stream
@@ -475,7 +504,7 @@ class ScriptedH264Camera(GarbageRtpServer):
             for off in range(0, len(body), _MTU):
                 start = 0x80 if off == 0 else 0
                 end = 0x40 if off + _MTU >= len(body) else 0
-                payloads.append(bytes((indicator, start | end | (nal[0] & 0x1F))) + body[off:off + _MTU])
+                payloads.append(bytes((indicator, start | end | (nal[0] & 0x1F))) + body[off : off + _MTU])
         return payloads
 
     def _drain(self, conn: socket.socket) -> None:

@@ -57,6 +57,11 @@ def open_storage(cfg: StorageConfig) -> Storage:
         raise ConfigError("storage kind 's3' needs endpoint, bucket, access_key and secret_key")
     access, secret = cfg.access_key.get_secret_value(), cfg.secret_key.get_secret_value()
     return S3Storage(
-        cfg.endpoint, cfg.bucket, access, secret, cfg.region,
-        connect_timeout=cfg.connect_timeout_seconds, read_timeout=cfg.read_timeout_seconds,
+        cfg.endpoint,
+        cfg.bucket,
+        access,
+        secret,
+        cfg.region,
+        connect_timeout=cfg.connect_timeout_seconds,
+        read_timeout=cfg.read_timeout_seconds,
     )

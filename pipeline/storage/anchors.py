@@ -67,8 +67,9 @@ def centre_signing_key(settings: Settings, create: bool = True) -> Ed25519Privat
         except OSError as exc:
             raise ConfigError(f"cannot create the signing key {path}: {exc}", path=str(path)) from exc
         else:
-            logger.warning("created the centre's signing key", extra={"path": str(path),
-                                                                      "fingerprint": info.fingerprint})
+            logger.warning(
+                "created the centre's signing key", extra={"path": str(path), "fingerprint": info.fingerprint}
+            )
     return load_signing_key(path)
 
 
@@ -88,17 +89,33 @@ class Anchor:
     storage_key: str
 
     def point(self) -> AnchorPoint:
-        return AnchorPoint(self.seq, self.hash, self.keyed_from, iso(self.written), f"anchor {self.storage_key}")
+        return AnchorPoint(
+            self.seq, self.hash, self.keyed_from, iso(self.written), f"anchor {self.storage_key}"
+        )
 
     def custody(self) -> dict[str, Any]:
         """What an export's chain of custody records of it."""
-        return {"seq": self.seq, "hash": self.hash, "key_id": self.key_id, "keyed_from": self.keyed_from,
-                "written": iso(self.written), "anchor": self.storage_key, "signer": self.signer}
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "key_id": self.key_id,
+            "keyed_from": self.keyed_from,
+            "written": iso(self.written),
+            "anchor": self.storage_key,
+            "signer": self.signer,
+        }
 
 
 def _body(head: AuditHead, written: datetime, signer: str) -> dict[str, Any]:
-    return {"format": ANCHOR_FORMAT, "seq": head.seq, "hash": head.hash, "key_id": head.key_id,
-            "keyed_from": head.keyed_from, "written": iso(written), "signer": signer}
+    return {
+        "format": ANCHOR_FORMAT,
+        "seq": head.seq,
+        "hash": head.hash,
+        "key_id": head.key_id,
+        "keyed_from": head.keyed_from,
+        "written": iso(written),
+        "signer": signer,
+    }
 
 
 def _canonical(body: dict[str, Any]) -> bytes:
@@ -109,7 +126,9 @@ class AnchorBook:
     """Writes anchors signed with ``key`` and reads them back, accepting only signatures of
     ``trusted`` (the centre's public key)."""
 
-    def __init__(self, storage: Storage, key: Ed25519PrivateKey | None, trusted: PublicKeyInfo | None) -> None:
+    def __init__(
+        self, storage: Storage, key: Ed25519PrivateKey | None, trusted: PublicKeyInfo | None
+    ) -> None:
         self._storage = storage
         self._key = key
         self._trusted = trusted
@@ -162,13 +181,21 @@ class AnchorBook:
         if self._trusted is None:
             raise ConfigError("cannot check it: the centre's signing key is missing")
         if doc.get("signer") != self._trusted.fingerprint:
-            raise ConfigError(f"signed by key {doc.get('signer')}, not by the centre's key "
-                              f"{self._trusted.fingerprint}")
+            raise ConfigError(
+                f"signed by key {doc.get('signer')}, not by the centre's key {self._trusted.fingerprint}"
+            )
         why = verify_signature(self._trusted.pem, _SIGNED_PREFIX + _canonical(doc), signature.encode())
         if why is not None:
             raise ConfigError(f"{why} (the anchor was altered)")
-        return Anchor(int(doc["seq"]), doc["hash"], doc["key_id"], doc["keyed_from"], parse_iso(doc["written"]),
-                      str(doc["signer"]), key)
+        return Anchor(
+            int(doc["seq"]),
+            doc["hash"],
+            doc["key_id"],
+            doc["keyed_from"],
+            parse_iso(doc["written"]),
+            str(doc["signer"]),
+            key,
+        )
 
     def newest(self) -> Anchor | None:
         anchors, _problems = self.read(newest=1)
@@ -191,8 +218,15 @@ def custody_heads(out_dir: Path) -> list[AnchorPoint]:
     for manifest in sorted(out_dir.glob("*/manifest.json")) if out_dir.is_dir() else []:
         try:
             head = json.loads(manifest.read_text(encoding="utf-8"))["custody"]["audit_head"]
-            points.append(AnchorPoint(int(head["seq"]), head["hash"], head.get("keyed_from"), str(head["written"]),
-                                      f"the chain of custody of export {manifest.parent.name}"))
+            points.append(
+                AnchorPoint(
+                    int(head["seq"]),
+                    head["hash"],
+                    head.get("keyed_from"),
+                    str(head["written"]),
+                    f"the chain of custody of export {manifest.parent.name}",
+                )
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue  # an export from before heads were recorded, or not an export
     return points

@@ -311,6 +311,12 @@ def open_evidence_storage(settings: Settings) -> Storage:
     access = cfg.access_key.get_secret_value() if cfg.access_key else ""
     secret = cfg.secret_key.get_secret_value() if cfg.secret_key else ""
     return WormS3Storage(
-        base.endpoint, base.bucket, access, secret, cfg.region, policy=policy,
-        connect_timeout=cfg.connect_timeout_seconds, read_timeout=cfg.read_timeout_seconds,
+        base.endpoint,
+        base.bucket,
+        access,
+        secret,
+        cfg.region,
+        policy=policy,
+        connect_timeout=cfg.connect_timeout_seconds,
+        read_timeout=cfg.read_timeout_seconds,
     )

@@ -28,13 +28,12 @@ from recorders.spool import growing_segment
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class LiveFrame:
     jpeg: bytes
     wall: datetime | None  # when the camera took it (None: unknown)
     grabbed: float  # time.time() of the decode
-
-
 
 
 def last_keyframe(media: Path, start: datetime | None, quality: int = 80) -> LiveFrame:
@@ -79,8 +78,6 @@ class LiveFrames:
             frame = last_keyframe(*found)
             self._cache[camera_id] = frame
             return frame
-
-
 
 
 def frame_age(frame: LiveFrame) -> float | None:

@@ -87,7 +87,10 @@ class CaptureCheck:
             raise FootageAltered(
                 f"segment {rec.storage_key} of camera {rec.camera_id} ({iso(rec.start)} to {iso(rec.end)}) is not "
                 f"what the recorder captured: {'; '.join(p.problem for p in problems)}; it is not played",
-                key=rec.storage_key, camera_id=rec.camera_id, start=iso(rec.start), end=iso(rec.end),
+                key=rec.storage_key,
+                camera_id=rec.camera_id,
+                start=iso(rec.start),
+                end=iso(rec.end),
                 problems=[p.problem for p in problems],
             )
 
@@ -114,11 +117,17 @@ def verified_copy(reader: BlobReader, rec: SegmentRecord) -> IO[bytes]:
             f"segment {rec.storage_key} of camera {rec.camera_id} ({iso(rec.start)} to {iso(rec.end)}) no "
             f"longer matches the hash recorded when it was captured ({size} bytes hashing to {got}; recorded "
             f"{rec.size} bytes, {rec.sha256}); it is not played",
-            key=rec.storage_key, camera_id=rec.camera_id, start=iso(rec.start), end=iso(rec.end),
-            recorded_sha256=rec.sha256, actual_sha256=got,
+            key=rec.storage_key,
+            camera_id=rec.camera_id,
+            start=iso(rec.start),
+            end=iso(rec.end),
+            recorded_sha256=rec.sha256,
+            actual_sha256=got,
         )
     out.seek(0)
     return out
+
+
 _MULAW = {"pcm_mulaw", "mulaw", "g711u", "pcmu"}
 
 
@@ -337,8 +346,13 @@ class _Stream:
     Times are integer µs since the epoch (the demux loop runs per packet; Fractions and
     datetimes there cost more than the muxing)."""
 
-    def __init__(self, plan: PlaybackPlan, origin_out: list[datetime] | None, cache: AacCache | None,
-                 vouch: Callable[[SegmentRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        plan: PlaybackPlan,
+        origin_out: list[datetime] | None,
+        cache: AacCache | None,
+        vouch: Callable[[SegmentRecord], None] | None = None,
+    ) -> None:
         self.plan = plan
         self.vouch = vouch
         self.start = _epoch_us(plan.start)

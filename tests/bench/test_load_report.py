@@ -62,7 +62,9 @@ def test_a_bounded_cache_filling_is_told_apart_from_a_leak() -> None:
     got = soak.analyse(samples, 5 * 60)
     assert got["rss_mb"]["verdict"] == "growth"
     assert got["rss_less_cache_mb"]["verdict"] == "no growth"
-    assert "rss_less_cache_mb" not in soak.analyse({k: v for k, v in samples.items() if k != "rss_less_cache_mb"}, 0)
+    assert "rss_less_cache_mb" not in soak.analyse(
+        {k: v for k, v in samples.items() if k != "rss_less_cache_mb"}, 0
+    )
 
 
 def test_arguments() -> None:

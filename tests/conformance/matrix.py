@@ -62,34 +62,91 @@ class Variant:
 RESIZED = (480, 270)
 
 MATRIX: list[Variant] = [
-    Variant("base-sdp", "conf-x", "H.264 Baseline, no B-frames, GOP 0.5 s, SPS/PPS only in the SDP, G.711 A-law",
-            encoding=Encoding(profile="baseline", params="sdp"), gop_seconds=0.5),
-    Variant("main-b2-inband", "conf-b", "H.264 Main, 2 B-frames, GOP 2 s, SPS/PPS only in-band, G.711 µ-law",
-            audio="mulaw", encoding=Encoding(profile="main", bframes=2, params="inband"), gop_seconds=2.0),
-    Variant("high-b3-pyramid", "conf-x",
-            "H.264 High, 3 B-frames as a pyramid, 4 slices per frame, AAC MPEG4-GENERIC (voaacenc)",
-            audio="aac", encoding=Encoding(profile="high", bframes=3, b_pyramid=True, slices=4,
-                                           aac_encoder="voaacenc")),
-    Variant("high-b2-640", "conf-a", "H.264 High, 2 B-frames (x264 b-adapt off), 640x360, GOP 2 s, AAC MP4A-LATM",
-            audio="aac-latm", encoding=Encoding(profile="high", bframes=2), gop_seconds=2.0,
-            width=640, height=360),
-    Variant("x264-defaults", "conf-x", "x264enc with its own defaults (preset, look-ahead, frame threads: "
-            "seconds from capture to sending), 2 B-frames, G.711 A-law",
-            encoding=Encoding(bframes=2, encoder_defaults=True), gop_seconds=2.0),
-    Variant("gop10-noaudio", "conf-x", "H.264 High, GOP 10 s, no audio", audio="none",
-            encoding=Encoding(profile="high"), gop_seconds=10.0),
-    Variant("intra-refresh", "conf-x", "H.264 periodic intra refresh (no IDR after the first), G.711 A-law",
-            encoding=Encoding(intra_refresh=True)),
+    Variant(
+        "base-sdp",
+        "conf-x",
+        "H.264 Baseline, no B-frames, GOP 0.5 s, SPS/PPS only in the SDP, G.711 A-law",
+        encoding=Encoding(profile="baseline", params="sdp"),
+        gop_seconds=0.5,
+    ),
+    Variant(
+        "main-b2-inband",
+        "conf-b",
+        "H.264 Main, 2 B-frames, GOP 2 s, SPS/PPS only in-band, G.711 µ-law",
+        audio="mulaw",
+        encoding=Encoding(profile="main", bframes=2, params="inband"),
+        gop_seconds=2.0,
+    ),
+    Variant(
+        "high-b3-pyramid",
+        "conf-x",
+        "H.264 High, 3 B-frames as a pyramid, 4 slices per frame, AAC MPEG4-GENERIC (voaacenc)",
+        audio="aac",
+        encoding=Encoding(profile="high", bframes=3, b_pyramid=True, slices=4, aac_encoder="voaacenc"),
+    ),
+    Variant(
+        "high-b2-640",
+        "conf-a",
+        "H.264 High, 2 B-frames (x264 b-adapt off), 640x360, GOP 2 s, AAC MP4A-LATM",
+        audio="aac-latm",
+        encoding=Encoding(profile="high", bframes=2),
+        gop_seconds=2.0,
+        width=640,
+        height=360,
+    ),
+    Variant(
+        "x264-defaults",
+        "conf-x",
+        "x264enc with its own defaults (preset, look-ahead, frame threads: "
+        "seconds from capture to sending), 2 B-frames, G.711 A-law",
+        encoding=Encoding(bframes=2, encoder_defaults=True),
+        gop_seconds=2.0,
+    ),
+    Variant(
+        "gop10-noaudio",
+        "conf-x",
+        "H.264 High, GOP 10 s, no audio",
+        audio="none",
+        encoding=Encoding(profile="high"),
+        gop_seconds=10.0,
+    ),
+    Variant(
+        "intra-refresh",
+        "conf-x",
+        "H.264 periodic intra refresh (no IDR after the first), G.711 A-law",
+        encoding=Encoding(intra_refresh=True),
+    ),
     Variant("h265", "conf-x", "H.265 without B-frames, G.711 A-law", video="h265"),
-    Variant("h265-b3", "conf-b", "H.265 with 3 B-frames, AAC", video="h265", audio="aac",
-            encoding=Encoding(bframes=3)),
-    Variant("rtp-wrap", "conf-x", "RTP timestamps of video and audio wrap past 2^32 8 s in, AAC",
-            audio="aac", encoding=Encoding(rtp_wrap_after=8.0)),
-    Variant("clock-3h-off", "conf-x", "camera clock 3 h ahead (RTCP sender reports), G.711 A-law",
-            encoding=Encoding(ntp_offset=3 * 3600.0)),
-    Variant("resize", "conf-b", f"resolution changed between sessions (320x240 -> {RESIZED[0]}x{RESIZED[1]})",
-            action="resize"),
-    Variant("audio-stops", "conf-a", "audio stops for 10 s while video goes on, G.711 A-law", action="audio_stop"),
+    Variant(
+        "h265-b3",
+        "conf-b",
+        "H.265 with 3 B-frames, AAC",
+        video="h265",
+        audio="aac",
+        encoding=Encoding(bframes=3),
+    ),
+    Variant(
+        "rtp-wrap",
+        "conf-x",
+        "RTP timestamps of video and audio wrap past 2^32 8 s in, AAC",
+        audio="aac",
+        encoding=Encoding(rtp_wrap_after=8.0),
+    ),
+    Variant(
+        "clock-3h-off",
+        "conf-x",
+        "camera clock 3 h ahead (RTCP sender reports), G.711 A-law",
+        encoding=Encoding(ntp_offset=3 * 3600.0),
+    ),
+    Variant(
+        "resize",
+        "conf-b",
+        f"resolution changed between sessions (320x240 -> {RESIZED[0]}x{RESIZED[1]})",
+        action="resize",
+    ),
+    Variant(
+        "audio-stops", "conf-a", "audio stops for 10 s while video goes on, G.711 A-law", action="audio_stop"
+    ),
 ]
 
 
@@ -127,17 +184,36 @@ def audio_seconds(path: Path, codec: str | None) -> float:
 
 def ffmpeg_errors(path: Path | str) -> str:
     """What the system's ffmpeg prints decoding the whole file (nothing for a clean file)."""
-    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return (done.stderr.strip() + ("" if done.returncode == 0 else f" (exit {done.returncode})"))[:600]
 
 
 def ffprobe_video(path: Path) -> dict[str, Any]:
     """The first video stream of a file by ffprobe, frames counted."""
     done = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries",
-         "stream=codec_name,width,height,nb_read_frames,avg_frame_rate,r_frame_rate:format=duration",
-         "-of", "json", str(path)], capture_output=True, text=True, timeout=120, check=True)
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames,avg_frame_rate,r_frame_rate:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     data = json.loads(done.stdout)
     stream = data["streams"][0]
     stream["duration"] = float(data["format"]["duration"])

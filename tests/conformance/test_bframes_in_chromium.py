@@ -73,20 +73,33 @@ def _problems(name: str, seen: dict[str, Any]) -> list[str]:
 
 @pytest.fixture
 def recorded(tmp_path: Path) -> Iterator[tuple[VauditRun, SimulatedCamera]]:
-    cam = SimulatedCamera(CAMERA, free_port(), audio_codec="alaw", width=320, height=240, bitrate_kbps=400,
-                          encoding=Encoding(profile="high", bframes=3, b_pyramid=True, slices=4))
+    cam = SimulatedCamera(
+        CAMERA,
+        free_port(),
+        audio_codec="alaw",
+        width=320,
+        height=240,
+        bitrate_kbps=400,
+        encoding=Encoding(profile="high", bframes=3, b_pyramid=True, slices=4),
+    )
     cam.start()
     try:
         config = tmp_path / "centre.toml"
-        config.write_text("\n".join([
-            f'[storage]\nkind = "local"\npath = "{tmp_path / "store"}"',
-            f'[database]\nurl = "sqlite:///{tmp_path / "index.db"}"',
-            f'[recorder]\nsegment_seconds = 2\nspool = "{tmp_path / "spool"}"',
-            f'[api]\nupload_tmp = "{tmp_path / "uploads"}"',
-            f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "key.pem"}"',
-            '[[rooms]]\nid = "int-b"\nname = "讯问室B"\nkind = "interrogation"',
-            f'  [[rooms.cameras]]\n  id = "{CAMERA}"\n  url = "{cam.url}"',
-        ]) + "\n", encoding="utf-8")
+        config.write_text(
+            "\n".join(
+                [
+                    f'[storage]\nkind = "local"\npath = "{tmp_path / "store"}"',
+                    f'[database]\nurl = "sqlite:///{tmp_path / "index.db"}"',
+                    f'[recorder]\nsegment_seconds = 2\nspool = "{tmp_path / "spool"}"',
+                    f'[api]\nupload_tmp = "{tmp_path / "uploads"}"',
+                    f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "key.pem"}"',
+                    '[[rooms]]\nid = "int-b"\nname = "讯问室B"\nkind = "interrogation"',
+                    f'  [[rooms.cameras]]\n  id = "{CAMERA}"\n  url = "{cam.url}"',
+                ]
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         with VauditRun(config, tmp_path / "run.log") as run:
             run.create_user(VIEWER, "supervisor", VIEWER_PASSWORD)
             yield run, cam
@@ -96,15 +109,24 @@ def recorded(tmp_path: Path) -> Iterator[tuple[VauditRun, SimulatedCamera]]:
 
 def _disc_mp4(run: VauditRun, tmp_path: Path, t0: datetime) -> Path:
     api, h = run.base + "/api/v1", run.headers
-    case = httpx.post(f"{api}/cases", json={"case_number": "B2026001", "title": "B帧", "charge": "盗窃"},
-                      headers=h).json()
-    subject = httpx.post(f"{api}/cases/{case['id']}/subjects", json={"name": "赵六", "role": "suspect"},
-                         headers=h).json()
+    case = httpx.post(
+        f"{api}/cases", json={"case_number": "B2026001", "title": "B帧", "charge": "盗窃"}, headers=h
+    ).json()
+    subject = httpx.post(
+        f"{api}/cases/{case['id']}/subjects", json={"name": "赵六", "role": "suspect"}, headers=h
+    ).json()
     for n, (event, at) in enumerate((("entry", 1.0), ("exit", 9.0))):
-        body = {"id": f"b{n}", "type": event, "room_id": "int-b", "subject_id": subject["id"],
-                "time": iso(t0 + timedelta(seconds=at))}
+        body = {
+            "id": f"b{n}",
+            "type": event,
+            "room_id": "int-b",
+            "subject_id": subject["id"],
+            "time": iso(t0 + timedelta(seconds=at)),
+        }
         assert httpx.post(f"{api}/events", json=body, headers=h).status_code == 201
-    job = httpx.post(f"{api}/exports", json={"case": "B2026001", "subject": str(subject["id"])}, headers=h).json()
+    job = httpx.post(
+        f"{api}/exports", json={"case": "B2026001", "subject": str(subject["id"])}, headers=h
+    ).json()
     while job["state"] in ("queued", "running"):
         time.sleep(0.5)
         job = run.get(f"/api/v1/exports/{job['id']}").json()
@@ -116,7 +138,8 @@ def _disc_mp4(run: VauditRun, tmp_path: Path, t0: datetime) -> Path:
 
 @requires_chromium
 def test_b_frame_camera_plays_at_its_frame_rate_live_in_playback_and_from_the_disc(
-        recorded: tuple[VauditRun, SimulatedCamera], tmp_path: Path) -> None:
+    recorded: tuple[VauditRun, SimulatedCamera], tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
     run, _cam = recorded
@@ -129,8 +152,10 @@ def test_b_frame_camera_plays_at_its_frame_rate_live_in_playback_and_from_the_di
             break
         time.sleep(0.5)
     disc = _disc_mp4(run, tmp_path, t0)
-    playback = (f"/api/v1/playback/{CAMERA}.mp4?start={iso(t0 + timedelta(seconds=2))}"
-                f"&end={iso(t0 + timedelta(seconds=9))}").replace("+", "%2B")
+    playback = (
+        f"/api/v1/playback/{CAMERA}.mp4?start={iso(t0 + timedelta(seconds=2))}"
+        f"&end={iso(t0 + timedelta(seconds=9))}"
+    ).replace("+", "%2B")
     problems: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)

@@ -53,10 +53,19 @@ AUDIO_OFF, RESIZE_AT, AUDIO_ON = 2.0, 4.0, 12.0  # seconds into the window
 
 def _start(v: Variant, tmp_path: Path) -> SimulatedCamera:
     cam = SimulatedCamera(
-        v.camera_id, free_port(), video_codec=v.video, audio_codec=v.audio, width=v.width, height=v.height,
-        fps=FPS, gop=round(v.gop_seconds * FPS), bitrate_kbps=800 if v.width > 320 else 400,
-        events_log=tmp_path / "cams" / f"{v.camera_id}.jsonl", onvif_port=free_port(),
-        encoding=dataclasses.replace(v.encoding, log_frames=True))
+        v.camera_id,
+        free_port(),
+        video_codec=v.video,
+        audio_codec=v.audio,
+        width=v.width,
+        height=v.height,
+        fps=FPS,
+        gop=round(v.gop_seconds * FPS),
+        bitrate_kbps=800 if v.width > 320 else 400,
+        events_log=tmp_path / "cams" / f"{v.camera_id}.jsonl",
+        onvif_port=free_port(),
+        encoding=dataclasses.replace(v.encoding, log_frames=True),
+    )
     return cam.start(timeout=30)
 
 
@@ -72,8 +81,10 @@ def _centre(tmp_path: Path, cams: dict[str, SimulatedCamera]) -> Path:
         lines.append(f'[[rooms]]\nid = "{room}"\nname = "讯问室 {room}"\nkind = "interrogation"')
         for v in (v for v in MATRIX if v.room_id == room):
             cam = cams[v.camera_id]
-            lines.append(f'  [[rooms.cameras]]\n  id = "{v.camera_id}"\n  url = "{cam.url}"\n'
-                         f'  onvif_url = "{cam.onvif_url}"')
+            lines.append(
+                f'  [[rooms.cameras]]\n  id = "{v.camera_id}"\n  url = "{cam.url}"\n'
+                f'  onvif_url = "{cam.onvif_url}"'
+            )
         if room == "conf-x":
             lines.append(f'  [[rooms.cameras]]\n  id = "{MJPEG}"\n  url = "{cams[MJPEG].url}"')
     path = tmp_path / "centre.toml"
@@ -89,8 +100,9 @@ def centre(tmp_path: Path) -> Iterator[tuple[VauditRun, dict[str, SimulatedCamer
             cams[v.camera_id] = _start(v, tmp_path)
             stack.callback(cams[v.camera_id].stop)
         # a camera no recorder can store as sent: refused in plain words, the others record on
-        cams[MJPEG] = SimulatedCamera(MJPEG, free_port(), video_codec="mjpeg", audio_codec="alaw",
-                                      width=320, height=240).start(timeout=30)
+        cams[MJPEG] = SimulatedCamera(
+            MJPEG, free_port(), video_codec="mjpeg", audio_codec="alaw", width=320, height=240
+        ).start(timeout=30)
         stack.callback(cams[MJPEG].stop)
         run = VauditRun(_centre(tmp_path, cams), tmp_path / "run.log")
         run.start()
@@ -114,7 +126,9 @@ def _wait(run: VauditRun, what: str, predicate: Any, timeout: float) -> None:
 
 def _stored_until(run: VauditRun, when: datetime) -> bool:
     cams = _ok(run.get("/api/v1/cameras"))["cameras"]
-    return all(c["last_segment_end"] and parse_iso(c["last_segment_end"]) >= when for c in cams if c["id"] != MJPEG)
+    return all(
+        c["last_segment_end"] and parse_iso(c["last_segment_end"]) >= when for c in cams if c["id"] != MJPEG
+    )
 
 
 def _check_refused(run: VauditRun) -> list[str]:
@@ -130,8 +144,9 @@ def _check_refused(run: VauditRun) -> list[str]:
     return problems
 
 
-def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path, lo: datetime,
-                  hi: datetime) -> list[str]:
+def _check_camera(
+    v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path, lo: datetime, hi: datetime
+) -> list[str]:
     """Every problem found with one camera's recording in [lo, hi]."""
     problems: list[str] = []
     log = CameraLog.read(cam.events())
@@ -143,25 +158,37 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
     # gaps: only those the variant causes, with their bounds
     expected_gaps = {"resize": 1, "audio_stop": 1}.get(v.action, 0)
     if len(gaps) != expected_gaps:
-        problems.append(f"{len(gaps)} gap(s), expected {expected_gaps}: "
-                        + "; ".join(f"{g['cause']} {g['start']}..{g['end']} {g['detail'][:80]}" for g in gaps))
+        problems.append(
+            f"{len(gaps)} gap(s), expected {expected_gaps}: "
+            + "; ".join(f"{g['cause']} {g['start']}..{g['end']} {g['detail'][:80]}" for g in gaps)
+        )
     for g in gaps:
         if v.action == "audio_stop":
             off, on = log.at("audio off"), log.at("audio on")
             start, end = to_unix(parse_iso(g["start"])), to_unix(parse_iso(g["end"]))
-            if g["cause"] != "audio_lost" or abs(start - off) > WALL_TOLERANCE or abs(end - on) > WALL_TOLERANCE:
-                problems.append(f"audio gap {g['cause']} {start - off:+.2f} s .. {end - on:+.2f} s from the "
-                                "camera's audio off/on")
+            if (
+                g["cause"] != "audio_lost"
+                or abs(start - off) > WALL_TOLERANCE
+                or abs(end - on) > WALL_TOLERANCE
+            ):
+                problems.append(
+                    f"audio gap {g['cause']} {start - off:+.2f} s .. {end - on:+.2f} s from the "
+                    "camera's audio off/on"
+                )
         elif v.action == "resize" and (
-                g["cause"] not in ("disconnect", "stall")
-                or not -3.0 <= to_unix(parse_iso(g["start"])) - log.at("resize") <= WALL_TOLERANCE):
+            g["cause"] not in ("disconnect", "stall")
+            or not -3.0 <= to_unix(parse_iso(g["start"])) - log.at("resize") <= WALL_TOLERANCE
+        ):
             # what sat unread in the socket when the camera reset the session is lost with it: up
             # to the read pause, more on a loaded machine
-            problems.append(f"resize gap {g['cause']} at {g['start']}, resize at {from_unix(log.at('resize'))}")
+            problems.append(
+                f"resize gap {g['cause']} at {g['start']}, resize at {from_unix(log.at('resize'))}"
+            )
     # tiling: a segment ends where the next begins, unless a recorded gap lies between
     for a, b in itertools.pairwise(segs):
         if a["end"] != b["start"] and not any(
-                g["start"] <= a["end"] and g["end"] >= b["start"] and g["cause"] != "audio_lost" for g in gaps):
+            g["start"] <= a["end"] and g["end"] >= b["start"] and g["cause"] != "audio_lost" for g in gaps
+        ):
             problems.append(f"hole {a['end']} .. {b['start']} without a gap")
     # frames, wall clock, audio, decoding, stream description
     runs: dict[str, list[int]] = {}
@@ -183,14 +210,17 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
         sent = [log.frames.get(t) for t in tails]
         unknown = sum(1 for f in sent if f is None)
         if unknown:
-            problems.append(f"{Path(s['storage_key']).name}: {unknown} of {len(tails)} frames not sent by the camera")
+            problems.append(
+                f"{Path(s['storage_key']).name}: {unknown} of {len(tails)} frames not sent by the camera"
+            )
         known = [f for f in sent if f is not None]
         if known:
             when = "capture" if s["clock_source"] == "rtcp" else "sent"
             off = to_unix(parse_iso(s["start"])) - float(known[0][when])
             if abs(off) > WALL_TOLERANCE:
-                problems.append(f"{Path(s['storage_key']).name} starts {off:+.3f} s from when its first "
-                                f"frame was {when}")
+                problems.append(
+                    f"{Path(s['storage_key']).name} starts {off:+.3f} s from when its first frame was {when}"
+                )
             runs.setdefault(s["run_id"], []).extend(int(f["n"]) for f in known)
         size = (s["width"], s["height"])
         resized = v.action == "resize" and parse_iso(s["start"]) > from_unix(log.at("resize"))
@@ -199,8 +229,11 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
         if s["audio_codec"] != v.audio_codec:
             problems.append(f"audio described as {s['audio_codec']}, sent {v.audio_codec}")
         seconds = to_unix(parse_iso(s["end"])) - to_unix(parse_iso(s["start"]))
-        quiet = v.action == "audio_stop" and to_unix(parse_iso(s["end"])) > log.at("audio off") - 0.5 \
+        quiet = (
+            v.action == "audio_stop"
+            and to_unix(parse_iso(s["end"])) > log.at("audio off") - 0.5
             and to_unix(parse_iso(s["start"])) < log.at("audio on") + 0.5
+        )
         if v.audio_codec is not None and not quiet:
             got = audio_seconds(path, v.audio_codec)
             if got < AUDIO_KEPT * seconds:
@@ -209,8 +242,10 @@ def _check_camera(v: Variant, run: VauditRun, cam: SimulatedCamera, store: Path,
         missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
         doubled = len(numbers) - len(set(numbers))
         if missing or doubled or numbers != sorted(numbers):
-            problems.append(f"run {run_id[:6]}: {len(missing)} frame(s) of the camera missing "
-                            f"({missing[:5]}), {doubled} twice, order kept: {numbers == sorted(numbers)}")
+            problems.append(
+                f"run {run_id[:6]}: {len(missing)} frame(s) of the camera missing "
+                f"({missing[:5]}), {doubled} twice, order kept: {numbers == sorted(numbers)}"
+            )
     return problems
 
 
@@ -222,7 +257,9 @@ def _check_audio_alert(run: VauditRun, cam: SimulatedCamera) -> list[str]:
     if len(found) != 1:
         return [f"{len(found)} audio recording alert(s) for audio-stops: {[a['message'] for a in items]}"]
     off = to_unix(parse_iso(found[0]["start"])) - log.at("audio off")
-    return [] if abs(off) <= WALL_TOLERANCE else [f"audio alert starts {off:+.2f} s from the camera's audio off"]
+    return (
+        [] if abs(off) <= WALL_TOLERANCE else [f"audio alert starts {off:+.2f} s from the camera's audio off"]
+    )
 
 
 def _case(run: VauditRun, t0: datetime) -> tuple[str, int]:
@@ -230,28 +267,53 @@ def _case(run: VauditRun, t0: datetime) -> tuple[str, int]:
     api = run.base + "/api/v1"
     h = run.headers
     stamp = t0.strftime("%H%M%S")
-    officer = _ok(httpx.post(f"{api}/officers", json={"name": "李明", "badge_number": f"C{stamp}"}, headers=h))
-    case = _ok(httpx.post(f"{api}/cases", json={"case_number": f"C{stamp}", "title": "一致性测试", "charge": "盗窃"},
-                          headers=h))
-    _ok(httpx.post(f"{api}/cases/{case['id']}/officers", json={"officer_id": officer["id"], "role": "interrogator"},
-                   headers=h))
-    subject = _ok(httpx.post(f"{api}/cases/{case['id']}/subjects", json={"name": "张三", "role": "suspect"},
-                             headers=h))
+    officer = _ok(
+        httpx.post(f"{api}/officers", json={"name": "李明", "badge_number": f"C{stamp}"}, headers=h)
+    )
+    case = _ok(
+        httpx.post(
+            f"{api}/cases",
+            json={"case_number": f"C{stamp}", "title": "一致性测试", "charge": "盗窃"},
+            headers=h,
+        )
+    )
+    _ok(
+        httpx.post(
+            f"{api}/cases/{case['id']}/officers",
+            json={"officer_id": officer["id"], "role": "interrogator"},
+            headers=h,
+        )
+    )
+    subject = _ok(
+        httpx.post(f"{api}/cases/{case['id']}/subjects", json={"name": "张三", "role": "suspect"}, headers=h)
+    )
     steps = [("entry", "conf-a", 1.0), (None, "conf-b", 11.0), ("exit", "conf-b", 20.0)]
     for n, (event, room, at) in enumerate(steps):
         when = iso(t0 + timedelta(seconds=at))
-        body: dict[str, Any] = {"id": f"C{stamp}-{n}", "room_id": room, "time": when, "subject_id": subject["id"]}
+        body: dict[str, Any] = {
+            "id": f"C{stamp}-{n}",
+            "room_id": room,
+            "time": when,
+            "subject_id": subject["id"],
+        }
         if event is None:
             _ok(httpx.post(f"{api}/observations", json={**body, "source": "wristband"}, headers=h))
         else:
-            _ok(httpx.post(f"{api}/events", json={**body, "type": event, "officer_ids": [officer["id"]]}, headers=h))
+            _ok(
+                httpx.post(
+                    f"{api}/events", json={**body, "type": event, "officer_ids": [officer["id"]]}, headers=h
+                )
+            )
     return case["case_number"], subject["id"]
 
 
 def _check_disc(run: VauditRun, out: Path, tmp_path: Path, case: str, subject: int) -> list[str]:
     problems: list[str] = []
-    job = _ok(httpx.post(f"{run.base}/api/v1/exports", json={"case": case, "subject": str(subject)},
-                         headers=run.headers))
+    job = _ok(
+        httpx.post(
+            f"{run.base}/api/v1/exports", json={"case": case, "subject": str(subject)}, headers=run.headers
+        )
+    )
     deadline = time.monotonic() + 240
     while job["state"] in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -285,8 +347,12 @@ def _check_disc(run: VauditRun, out: Path, tmp_path: Path, case: str, subject: i
 def _check_playback(run: VauditRun, tmp_path: Path, t0: datetime) -> list[str]:
     """The playback MP4 of a B-frame camera: decodes cleanly, at the camera's frame rate."""
     start, end = t0 + timedelta(seconds=14), t0 + timedelta(seconds=20)
-    resp = httpx.get(f"{run.base}/api/v1/playback/high-b2-640.mp4", params={"start": iso(start), "end": iso(end)},
-                     headers=run.headers, timeout=60)
+    resp = httpx.get(
+        f"{run.base}/api/v1/playback/high-b2-640.mp4",
+        params={"start": iso(start), "end": iso(end)},
+        headers=run.headers,
+        timeout=60,
+    )
     if resp.status_code != 200:
         return [f"playback: HTTP {resp.status_code} {resp.text[:200]}"]
     path = tmp_path / "playback.mp4"
@@ -298,22 +364,36 @@ def _check_playback(run: VauditRun, tmp_path: Path, t0: datetime) -> list[str]:
     info = ffprobe_video(path)
     frames = int(info["nb_read_frames"])
     # the MP4 starts at the keyframe at or before the range (up to a GOP earlier)
-    if not 6 <= info["duration"] <= 8.5 or abs(frames - FPS * info["duration"]) > 2 \
-            or info["r_frame_rate"] != f"{FPS}/1":
-        problems.append(f"playback MP4: {frames} frames at {info['r_frame_rate']} in {info['duration']:.2f} s")
+    if (
+        not 6 <= info["duration"] <= 8.5
+        or abs(frames - FPS * info["duration"]) > 2
+        or info["r_frame_rate"] != f"{FPS}/1"
+    ):
+        problems.append(
+            f"playback MP4: {frames} frames at {info['r_frame_rate']} in {info['duration']:.2f} s"
+        )
     return problems
 
 
 def test_every_camera_of_the_matrix_recorded_whole(
-        centre: tuple[VauditRun, dict[str, SimulatedCamera]], tmp_path: Path) -> None:
+    centre: tuple[VauditRun, dict[str, SimulatedCamera]], tmp_path: Path
+) -> None:
     run, cams = centre
-    _wait(run, "every camera's first segment", lambda: all(
-        c["last_segment_end"] for c in _ok(run.get("/api/v1/cameras"))["cameras"] if c["id"] != MJPEG), 60)
+    _wait(
+        run,
+        "every camera's first segment",
+        lambda: all(
+            c["last_segment_end"] for c in _ok(run.get("/api/v1/cameras"))["cameras"] if c["id"] != MJPEG
+        ),
+        60,
+    )
     t0 = datetime.now(UTC)
     case, subject = _case(run, t0)
-    actions = [(AUDIO_OFF, lambda: cams["audio-stops"].set_audio(False)),
-               (RESIZE_AT, lambda: cams["resize"].resize(*RESIZED)),
-               (AUDIO_ON, lambda: cams["audio-stops"].set_audio(True))]
+    actions = [
+        (AUDIO_OFF, lambda: cams["audio-stops"].set_audio(False)),
+        (RESIZE_AT, lambda: cams["resize"].resize(*RESIZED)),
+        (AUDIO_ON, lambda: cams["audio-stops"].set_audio(True)),
+    ]
     for at, act in actions:
         time.sleep(max(0.0, at - (datetime.now(UTC) - t0).total_seconds()))
         act()
@@ -330,7 +410,10 @@ def test_every_camera_of_the_matrix_recorded_whole(
     report["playback"] = _check_playback(run, tmp_path, t0)
 
     what = {v.camera_id: v.what for v in MATRIX} | {MJPEG: "MJPEG: refused, saying why"}
-    lines = [f"{name:18} {'ok' if not p else 'FAILED'}  {what.get(name, '')}"
-             + "".join(f"\n{'':20}- {x}" for x in p) for name, p in report.items()]
+    lines = [
+        f"{name:18} {'ok' if not p else 'FAILED'}  {what.get(name, '')}"
+        + "".join(f"\n{'':20}- {x}" for x in p)
+        for name, p in report.items()
+    ]
     print("\n".join(lines))
     assert not any(report.values()), "\n".join(lines)

@@ -93,7 +93,9 @@ def test_unknown_secrets_in_urls_and_key_values_are_masked_generically() -> None
     # a password holding "@" unencoded: the authority ends at its last "@"
     assert redact_text("rtsp://admin:p@ss@10.0.0.5/s1") == "rtsp://***@10.0.0.5/s1"
     # harmless text stays as it was
-    assert redact_text("storage_key=cam/x.ts user=admin port 554") == "storage_key=cam/x.ts user=admin port 554"
+    assert (
+        redact_text("storage_key=cam/x.ts user=admin port 554") == "storage_key=cam/x.ts user=admin port 554"
+    )
 
 
 def test_secrets_can_be_added_while_in_use_and_the_longest_wins() -> None:

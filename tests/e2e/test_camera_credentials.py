@@ -90,10 +90,12 @@ class Findings:
 
 @pytest.fixture
 def auth_cameras(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    a = SimulatedCamera("auth-a", free_port(), width=320, height=240, bitrate_kbps=300,
-                        rtsp_credentials=(USER, PASSWORD_A))
-    b = SimulatedCamera("auth-b", free_port(), width=320, height=240, bitrate_kbps=300,
-                        rtsp_credentials=(USER, PASSWORD_B))
+    a = SimulatedCamera(
+        "auth-a", free_port(), width=320, height=240, bitrate_kbps=300, rtsp_credentials=(USER, PASSWORD_A)
+    )
+    b = SimulatedCamera(
+        "auth-b", free_port(), width=320, height=240, bitrate_kbps=300, rtsp_credentials=(USER, PASSWORD_B)
+    )
     with contextlib.ExitStack() as stack:
         for cam in (a, b):
             stack.enter_context(cam)
@@ -108,24 +110,39 @@ def _config(tmp_path: Path, cams: dict[str, Any], db_url: str, processes: int) -
     hostile_login = CameraLogin(USER, HOSTILE)
     specs = [
         # the login in the URL (percent-encoded), through a proxy that can stall
-        CamSpec("auth-a", "int-1", "interrogation", with_login(proxy.url_for(a.path), CameraLogin(USER, PASSWORD_A))),
+        CamSpec(
+            "auth-a",
+            "int-1",
+            "interrogation",
+            with_login(proxy.url_for(a.path), CameraLogin(USER, PASSWORD_A)),
+        ),
         # the login apart: user below, the password from VAUDIT_RECORDER__CAMERA_PASSWORDS
         CamSpec("auth-b", "int-1", "interrogation", cams["b"].url),
         # a wrong password: refused (401) every time
         CamSpec("wrong", "wait-1", "waiting", with_login(a.url, CameraLogin(USER, WRONG))),
         # hostile answers, a login and a password in the query string
-        CamSpec("bad-sdp", "wait-1", "waiting",
-                with_login(cams["malformed"].url, hostile_login) + f"?channel=1&password={QUERY}"),
+        CamSpec(
+            "bad-sdp",
+            "wait-1",
+            "waiting",
+            with_login(cams["malformed"].url, hostile_login) + f"?channel=1&password={QUERY}",
+        ),
         CamSpec("garbage", "wait-1", "waiting", with_login(cams["garbage"].url, hostile_login)),
         # nothing listens there: the connection is refused
-        CamSpec("refused", "wait-1", "waiting", with_login(f"rtsp://127.0.0.1:{free_port()}/x", hostile_login)),
+        CamSpec(
+            "refused", "wait-1", "waiting", with_login(f"rtsp://127.0.0.1:{free_port()}/x", hostile_login)
+        ),
     ]
-    extra = (f"stall_seconds = 3.0\nprocesses = {processes}\n"
-             f'[api]\nupload_tmp = "{tmp_path / "uploads"}"\n'
-             f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "keys" / "ed25519.pem"}"\n'
-             '[[rooms]]\nid = "out-1"\nname = "出口"\nkind = "exit"\n')
+    extra = (
+        f"stall_seconds = 3.0\nprocesses = {processes}\n"
+        f'[api]\nupload_tmp = "{tmp_path / "uploads"}"\n'
+        f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "keys" / "ed25519.pem"}"\n'
+        '[[rooms]]\nid = "out-1"\nname = "出口"\nkind = "exit"\n'
+    )
     path = write_centre(tmp_path / "centre.toml", specs, db_url, segment_seconds=2.0, extra=extra)
-    text = path.read_text(encoding="utf-8").replace('  id = "auth-b"\n', '  id = "auth-b"\n  user = "admin"\n')
+    text = path.read_text(encoding="utf-8").replace(
+        '  id = "auth-b"\n', '  id = "auth-b"\n  user = "admin"\n'
+    )
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -142,8 +159,11 @@ def _wait(what: str, check: Any, timeout: float) -> Any:
 
 def _segments(run: VauditRun, camera: str) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
-    body = run.get(f"/api/v1/cameras/{camera}/segments", start=iso(now - timedelta(minutes=10)),
-                   end=iso(now + timedelta(minutes=1))).json()
+    body = run.get(
+        f"/api/v1/cameras/{camera}/segments",
+        start=iso(now - timedelta(minutes=10)),
+        end=iso(now + timedelta(minutes=1)),
+    ).json()
     return list(body["segments"])
 
 
@@ -158,8 +178,11 @@ def _fill(path: str, values: dict[str, list[str]]) -> list[str]:
 
 def _get_everything(run: VauditRun, ids: dict[str, list[str]], findings: Findings) -> None:
     now = datetime.now(UTC)
-    query = {"start": iso(now - timedelta(minutes=10)), "end": iso(now + timedelta(minutes=1)),
-             "since": iso(now - timedelta(minutes=10))}
+    query = {
+        "start": iso(now - timedelta(minutes=10)),
+        "end": iso(now + timedelta(minutes=1)),
+        "since": iso(now - timedelta(minutes=10)),
+    }
     spec = httpx.get(f"{run.base}/openapi.json", headers=run.headers, timeout=10).json()
     with httpx.Client(base_url=run.base, headers=run.headers, timeout=60) as client:
         for path, ops in sorted(spec["paths"].items()):
@@ -184,8 +207,16 @@ def _get_everything(run: VauditRun, ids: dict[str, list[str]], findings: Finding
                 assert resp.status_code < 500, (url, resp.status_code, resp.text[:300])
                 findings.check(f"GET {url} ({resp.status_code}) headers", str(resp.headers))
                 findings.check(f"GET {url} ({resp.status_code})", resp.content)
-        for page in ("/", "/search", "/play", "/live", "/alerts", "/admin/audit", "/metrics",
-                     *(f"/cases/{c}" for c in ids["case_id"])):
+        for page in (
+            "/",
+            "/search",
+            "/play",
+            "/live",
+            "/alerts",
+            "/admin/audit",
+            "/metrics",
+            *(f"/cases/{c}" for c in ids["case_id"]),
+        ):
             resp = client.get(page)
             findings.check(f"page {page} ({resp.status_code})", resp.content)
 
@@ -195,14 +226,16 @@ def _database_dump(db_url: str) -> bytes:
     if url.get_backend_name() == "sqlite":
         with contextlib.closing(sqlite3.connect(str(url.database))) as conn:
             return "\n".join(conn.iterdump()).encode()
-    done = subprocess.run(["pg_dump", "--no-owner", url.set(drivername="postgresql").render_as_string(False)],
-                          capture_output=True, timeout=120, check=True)
+    done = subprocess.run(
+        ["pg_dump", "--no-owner", url.set(drivername="postgresql").render_as_string(False)],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     return done.stdout
 
 
-def test_camera_passwords_are_in_no_output(
-    tmp_path: Path, auth_cameras: dict[str, Any], db_url: str
-) -> None:
+def test_camera_passwords_are_in_no_output(tmp_path: Path, auth_cameras: dict[str, Any], db_url: str) -> None:
     processes = 1 if db_url.startswith("sqlite") else 0
     config = _config(tmp_path, auth_cameras, db_url, processes)
     env = {"VAUDIT_RECORDER__CAMERA_PASSWORDS": json.dumps({"auth-b": PASSWORD_B})}
@@ -210,8 +243,11 @@ def test_camera_passwords_are_in_no_output(
     with VauditRun(config, tmp_path / "run.log", env=env) as run:
         assert run.proc is not None
         # both logins work: the cameras record
-        _wait("footage of both cameras", lambda: len(_segments(run, "auth-a")) >= 2
-              and len(_segments(run, "auth-b")) >= 2, 40)
+        _wait(
+            "footage of both cameras",
+            lambda: len(_segments(run, "auth-a")) >= 2 and len(_segments(run, "auth-b")) >= 2,
+            40,
+        )
         if processes:
             children = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(p) == run.proc.pid]
             assert children, "no recorder process"
@@ -220,11 +256,21 @@ def test_camera_passwords_are_in_no_output(
 
         api = httpx.Client(base_url=f"{run.base}/api/v1", headers=run.headers, timeout=30)
         stamp = datetime.now(UTC).strftime("%H%M%S")
-        case = api.post("/cases", json={"case_number": f"C{stamp}", "title": "凭据泄露测试", "charge": "盗窃"}).json()
+        case = api.post(
+            "/cases", json={"case_number": f"C{stamp}", "title": "凭据泄露测试", "charge": "盗窃"}
+        ).json()
         subject = api.post(f"/cases/{case['id']}/subjects", json={"name": "张三", "role": "suspect"}).json()
         entered = datetime.now(UTC)
-        resp = api.post("/observations", json={"id": f"o1-{stamp}", "room_id": "int-1", "time": iso(entered),
-                                                "source": "wristband", "subject_id": subject["id"]})
+        resp = api.post(
+            "/observations",
+            json={
+                "id": f"o1-{stamp}",
+                "room_id": "int-1",
+                "time": iso(entered),
+                "source": "wristband",
+                "subject_id": subject["id"],
+            },
+        )
         assert resp.status_code in (200, 201), resp.text
 
         # the stall: 12 s without data on an open connection
@@ -232,9 +278,17 @@ def test_camera_passwords_are_in_no_output(
         auth_cameras["proxy"].stall()
         time.sleep(12)
         auth_cameras["proxy"].resume()
-        _wait("the stall gap", lambda: [g for g in run.get(
-            "/api/v1/cameras/auth-a/gaps", start=iso(entered), end=iso(datetime.now(UTC))).json()["gaps"]
-            if g["cause"] == "stall"], 60)
+        _wait(
+            "the stall gap",
+            lambda: [
+                g
+                for g in run.get(
+                    "/api/v1/cameras/auth-a/gaps", start=iso(entered), end=iso(datetime.now(UTC))
+                ).json()["gaps"]
+                if g["cause"] == "stall"
+            ],
+            60,
+        )
         alerts = run.get("/api/v1/alerts").json()
         assert "camera_lost" in json.dumps(alerts), alerts
         errors = {c["id"]: c.get("last_error") for c in run.get("/api/v1/cameras").json()["cameras"]}
@@ -243,25 +297,56 @@ def test_camera_passwords_are_in_no_output(
 
         time.sleep(4)
         left = datetime.now(UTC)
-        resp = api.post("/observations", json={"id": f"o2-{stamp}", "room_id": "out-1", "time": iso(left),
-                                                "source": "wristband", "subject_id": subject["id"]})
+        resp = api.post(
+            "/observations",
+            json={
+                "id": f"o2-{stamp}",
+                "room_id": "out-1",
+                "time": iso(left),
+                "source": "wristband",
+                "subject_id": subject["id"],
+            },
+        )
         assert resp.status_code in (200, 201), resp.text
-        _wait("footage past the stay", lambda: all(_segments(run, c)[-1]["end"] > iso(left + timedelta(seconds=1))
-                                                   for c in ("auth-a", "auth-b")), 40)
-        job = api.post("/exports", json={"case": case["case_number"], "subject": str(subject["id"]),
-                                         "from": iso(entered + timedelta(seconds=1)), "to": iso(left),
-                                         "allow_unexplained": True}).json()
-        job = _wait("the export", lambda: (j := api.get(f"/exports/{job['id']}").json())["state"]
-                    not in ("queued", "running") and j, 300)
+        _wait(
+            "footage past the stay",
+            lambda: all(
+                _segments(run, c)[-1]["end"] > iso(left + timedelta(seconds=1)) for c in ("auth-a", "auth-b")
+            ),
+            40,
+        )
+        job = api.post(
+            "/exports",
+            json={
+                "case": case["case_number"],
+                "subject": str(subject["id"]),
+                "from": iso(entered + timedelta(seconds=1)),
+                "to": iso(left),
+                "allow_unexplained": True,
+            },
+        ).json()
+        job = _wait(
+            "the export",
+            lambda: (
+                (j := api.get(f"/exports/{job['id']}").json())["state"] not in ("queued", "running") and j
+            ),
+            300,
+        )
         assert job["state"] == "done", job
         manifest = json.loads(next((tmp_path / "exports").rglob("manifest.json")).read_text(encoding="utf-8"))
         assert any(g["cause"] == "stall" for g in manifest["gaps"]), manifest["gaps"]
 
         alert_ids = [str(a["id"]) for a in api.get("/alerts").json()["items"]]
         officer = api.post("/officers", json={"name": "李明", "badge_number": f"P{stamp}"}).json()
-        ids = {"camera_id": ["auth-a", "auth-b", "wrong", "bad-sdp", "garbage", "refused"], "case_id": [str(case["id"])],
-               "subject_id": [str(subject["id"])], "officer_id": [str(officer["id"])], "job_id": [job["id"]],
-               "alert_id": alert_ids or ["1"], "name": job["files"]}
+        ids = {
+            "camera_id": ["auth-a", "auth-b", "wrong", "bad-sdp", "garbage", "refused"],
+            "case_id": [str(case["id"])],
+            "subject_id": [str(subject["id"])],
+            "officer_id": [str(officer["id"])],
+            "job_id": [job["id"]],
+            "alert_id": alert_ids or ["1"],
+            "name": job["files"],
+        }
         _get_everything(run, ids, findings)
         api.close()
 
@@ -278,7 +363,9 @@ def test_camera_passwords_are_in_no_output(
     assert images
     for image in images:
         out = tmp_path / "extracted" / image.stem
-        subprocess.run(["7z", "x", "-y", f"-o{out}", str(image)], capture_output=True, timeout=300, check=True)
+        subprocess.run(
+            ["7z", "x", "-y", f"-o{out}", str(image)], capture_output=True, timeout=300, check=True
+        )
         assert (out / "gaps.json").is_file() and (out / "manifest.json").is_file()
         assert "stall" in (out / "gaps.json").read_text(encoding="utf-8")
         findings.files(out, f"disc {image.name}")

@@ -26,12 +26,16 @@ pytestmark = pytest.mark.integration
 def cameras() -> Iterator[list[SimulatedCamera]]:
     with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
         yield [
-            started.enter_context(SimulatedCamera(
-                "int-1-a", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
-            )),
-            started.enter_context(SimulatedCamera(
-                "int-1-b", free_port(), video_codec="h265", audio_codec="aac", width=640, height=360
-            )),
+            started.enter_context(
+                SimulatedCamera(
+                    "int-1-a", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
+                )
+            ),
+            started.enter_context(
+                SimulatedCamera(
+                    "int-1-b", free_port(), video_codec="h265", audio_codec="aac", width=640, height=360
+                )
+            ),
         ]
 
 
@@ -140,8 +144,11 @@ def test_sigkill_recovers_partial_and_gap_covers_downtime(
     # ... to the first packet after the restart: after the new process began and no later than its
     # recorder logged the run that packet starts (process start-up time is the machine's, not ours)
     gap_end = parse_iso(gap["end"]).timestamp()
-    runs = [parse_iso(str(r["ts"])).timestamp() for r in run.log_records("run started")
-            if r.get("camera_id") == cam.camera_id]
+    runs = [
+        parse_iso(str(r["ts"])).timestamp()
+        for r in run.log_records("run started")
+        if r.get("camera_id") == cam.camera_id
+    ]
     resumed = [t for t in runs if t > restarted_at]
     assert resumed, runs
     assert restarted_at < gap_end <= resumed[0] + 0.002, (gap_end - restarted_at, resumed[0] - restarted_at)

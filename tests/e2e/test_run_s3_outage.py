@@ -30,7 +30,9 @@ def two_cameras() -> Iterator[list[SimulatedCamera]]:
     with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
         yield [
             started.enter_context(SimulatedCamera("wait-1-a", free_port(), width=640, height=360)),
-            started.enter_context(SimulatedCamera("wait-1-b", free_port(), width=640, height=360, audio_codec="aac")),
+            started.enter_context(
+                SimulatedCamera("wait-1-b", free_port(), width=640, height=360, audio_codec="aac")
+            ),
         ]
 
 

@@ -141,7 +141,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             officer = c.post("/api/v1/officers", json={"name": "王警官", "badge_number": "P-7"}).json()["id"]
             assert c.post(f"/api/v1/cases/{cid}/officers", json={"officer_id": officer}).is_success
             add_user(engine, "wang", "officer", officer_badge="P-7")
-            sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "张某", "role": "suspect"}).json()["id"]
+            sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "张某", "role": "suspect"}).json()[
+                "id"
+            ]
             obs = [("R-WAIT", 9), ("R-INT1", 12)]
             for n, (room, t) in enumerate(obs):
                 r = c.post(
@@ -168,9 +170,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 )
                 assert r.status_code == 201, r.text
             # someone in the interrogation room right now, for the live page's occupancy
-            now_sid = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": "李四", "role": "witness"}).json()[
-                "id"
-            ]
+            now_sid = c.post(
+                f"/api/v1/cases/{cid}/subjects", json={"name": "李四", "role": "witness"}
+            ).json()["id"]
             r = c.post(
                 "/api/v1/observations",
                 json={

@@ -251,7 +251,9 @@ INDEX_ROOMS = [
 ]
 
 
-def index_scenario(store: SegmentStore, sc: Scenario, cameras: tuple[str, ...] = ("cam-int", "cam-wait")) -> None:
+def index_scenario(
+    store: SegmentStore, sc: Scenario, cameras: tuple[str, ...] = ("cam-int", "cam-wait")
+) -> None:
     """Add the scenario's segments of ``cameras`` (those of INDEX_ROOMS unless given) to ``store``
     (its rooms synced already)."""
     for rec in sc.segments:

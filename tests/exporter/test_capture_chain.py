@@ -51,14 +51,22 @@ def _swap(sc: Scenario, rec: SegmentRecord, rewrite_sidecar: bool = False) -> Se
     return forged
 
 
-def _index_with(footage: list[StayFootage], forged: SegmentRecord, drop: str | None = None) -> list[StayFootage]:
+def _index_with(
+    footage: list[StayFootage], forged: SegmentRecord, drop: str | None = None
+) -> list[StayFootage]:
     """The footage as the (edited) index gives it: ``forged`` in place of the original, and the
     segment ``drop`` outside the plan."""
     out = []
     for fp in footage:
         cams = tuple(
-            dataclasses.replace(c, segments=tuple(forged if s.storage_key == forged.storage_key else s
-                                                  for s in c.segments if s.storage_key != drop))
+            dataclasses.replace(
+                c,
+                segments=tuple(
+                    forged if s.storage_key == forged.storage_key else s
+                    for s in c.segments
+                    if s.storage_key != drop
+                ),
+            )
             for c in fp.cameras
         )
         out.append(dataclasses.replace(fp, cameras=cams))
@@ -87,11 +95,19 @@ def test_swapped_segment_with_its_hash_in_the_index_is_refused_at_export(
     plan = build_plan(copy.request, _index_with(copy.footage, forged), copy.events, copy.rooms)
     out = tmp_path / "out"
     with pytest.raises(SourceIntegrityError) as info:
-        run_export(plan, copy.reader, out, ExportOptions(signing_key=scenario[1], reference_time=REF),
-                   neighbours=_lookup(copy, forged))
+        run_export(
+            plan,
+            copy.reader,
+            out,
+            ExportOptions(signing_key=scenario[1], reference_time=REF),
+            neighbours=_lookup(copy, forged),
+        )
     message = info.value.message
     assert victim.storage_key in message and "refusing to seal" in message
-    assert f"the index says SHA-256 {forged.sha256}, the recorder's stored sidecar says {victim.sha256}" in message
+    assert (
+        f"the index says SHA-256 {forged.sha256}, the recorder's stored sidecar says {victim.sha256}"
+        in message
+    )
     # the next segment's back-link names the original too
     problems = info.value.details["problems"]
     assert any("names it by " + victim.sha256 in p["problem"] for p in problems), problems
@@ -107,10 +123,16 @@ def test_sidecar_rewritten_too_the_next_segments_back_link_refuses_it(copy: Scen
     problems = CaptureChain(copy.reader, _lookup(copy, forged)).problems(segments)
     # the link is named from both ends (both segments are to be sealed)
     assert [(p.storage_key, p.problem) for p in problems] == [
-        (cam[0].storage_key, f"the index gives SHA-256 {forged.sha256}, but the segment after it "
-                             f"({cam[1].storage_key}) names it by {cam[0].sha256} (prev_sha256)"),
-        (cam[1].storage_key, f"its sidecar names the segment before it ({cam[0].storage_key}) by SHA-256 "
-                             f"{cam[0].sha256}, but that segment's own sidecar records {forged.sha256}"),
+        (
+            cam[0].storage_key,
+            f"the index gives SHA-256 {forged.sha256}, but the segment after it "
+            f"({cam[1].storage_key}) names it by {cam[0].sha256} (prev_sha256)",
+        ),
+        (
+            cam[1].storage_key,
+            f"its sidecar names the segment before it ({cam[0].storage_key}) by SHA-256 "
+            f"{cam[0].sha256}, but that segment's own sidecar records {forged.sha256}",
+        ),
     ]
 
 
@@ -135,8 +157,12 @@ def test_a_back_link_to_other_bytes_and_a_missing_sidecar_are_named(copy: Scenar
     forged = _swap(copy, cam[0], rewrite_sidecar=True)
     problems = CaptureChain(copy.reader, _lookup(copy, forged)).problems([cam[1]])
     assert [p.storage_key for p in problems] == [cam[1].storage_key]
-    assert f"names the segment before it ({cam[0].storage_key}) by SHA-256 {cam[0].sha256}" in problems[0].problem
+    assert (
+        f"names the segment before it ({cam[0].storage_key}) by SHA-256 {cam[0].sha256}"
+        in problems[0].problem
+    )
     (copy.root / sidecar_key(cam[1].storage_key)).unlink()
     problems = CaptureChain(copy.reader).problems([cam[1]])
-    assert [str(p) for p in problems] == [f"{cam[1].storage_key}: no sidecar is stored beside it: only the "
-                                          "index vouches for this segment"]
+    assert [str(p) for p in problems] == [
+        f"{cam[1].storage_key}: no sidecar is stored beside it: only the index vouches for this segment"
+    ]

@@ -19,7 +19,7 @@ def test_fingerprints_are_read_as_typed_and_printed_in_groups() -> None:
     fp = "0123456789abcdef" * 4
     assert grouped(fp) == " ".join(["0123", "4567", "89ab", "cdef"] * 4)
     assert normal_fingerprint(grouped(fp).upper()) == fp
-    assert normal_fingerprint(":".join(fp[i:i + 2] for i in range(0, 64, 2))) == fp
+    assert normal_fingerprint(":".join(fp[i : i + 2] for i in range(0, 64, 2))) == fp
     assert normal_fingerprint(fp[:-1]) is None and normal_fingerprint("x" * 64) is None
 
 
@@ -31,16 +31,24 @@ def test_a_re_signed_disc_fails_against_the_centres_key(exported: Exported, tmp_
     assert verify_images([image]).ok
     report = verify_images([image], expected_key=centre)
     assert not report.ok
-    assert any(f"signed by key {grouped(forger)}, not by the expected key {grouped(centre)}" in p
-               for p in report.problems), report.problems
+    assert any(
+        f"signed by key {grouped(forger)}, not by the expected key {grouped(centre)}" in p
+        for p in report.problems
+    ), report.problems
     assert verify_images(exported.result.master_images, expected_key=centre).ok
 
     run = [sys.executable, str(disc / "verify.py")]
-    forged = subprocess.run([*run, "--expect-key", grouped(centre)], capture_output=True, text=True, timeout=120)
+    forged = subprocess.run(
+        [*run, "--expect-key", grouped(centre)], capture_output=True, text=True, timeout=120
+    )
     assert forged.returncode == 1, forged.stdout
     assert f"not by the expected key {grouped(centre)}" in forged.stdout and "FAILED" in forged.stdout
-    genuine = subprocess.run([sys.executable, str(exported.extracted / "verify.py"), "--expect-key", centre],
-                             capture_output=True, text=True, timeout=120)
+    genuine = subprocess.run(
+        [sys.executable, str(exported.extracted / "verify.py"), "--expect-key", centre],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert genuine.returncode == 0, genuine.stdout
     assert "与中心公钥一致" in genuine.stdout
     bad = subprocess.run([*run, "--expect-key", "not-a-key"], capture_output=True, text=True, timeout=60)

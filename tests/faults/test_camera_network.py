@@ -43,7 +43,9 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
         workers = [
             CameraWorker("drop", drop_net.url_for(dropped.path), spool, opts, sink, sync_point=asks(dropped)),
             CameraWorker("reboot", rebooted.url, spool, opts, sink, sync_point=asks(rebooted)),
-            CameraWorker("stall", stall_net.url_for(stalled.path), spool, opts, sink, sync_point=asks(stalled)),
+            CameraWorker(
+                "stall", stall_net.url_for(stalled.path), spool, opts, sink, sync_point=asks(stalled)
+            ),
         ]
         outages: dict[str, tuple[float, float]] = {}
         with running(workers):
@@ -86,17 +88,24 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
         down, back = outages[camera_id]
         sent = [t for t in camera.keyframe_times() if t > down]
         outages[camera_id] = (down, max(back, min(sent)))
-        print(f"{camera_id} keyframes after the fault:", [round(t - down, 3) for t in sent[:4]],
-              "gap:", [(round(g.start.timestamp() - down, 3), round(g.end.timestamp() - down, 3))
-                       for g in sink.gaps_of(camera_id)])
+        print(
+            f"{camera_id} keyframes after the fault:",
+            [round(t - down, 3) for t in sent[:4]],
+            "gap:",
+            [
+                (round(g.start.timestamp() - down, 3), round(g.end.timestamp() - down, 3))
+                for g in sink.gaps_of(camera_id)
+            ],
+        )
     expected = {"drop": GapCause.DISCONNECT, "reboot": GapCause.DISCONNECT, "stall": GapCause.STALL}
     for camera_id, cause in expected.items():
         gaps = sink.gaps_of(camera_id)
         # Each case ends in a new RTSP session. If its first video is not a keyframe (FFmpeg's RTSP
         # client discards a keyframe sent before the PLAY reply; a session may join an encoder
         # mid-GOP) the worker asks the camera for one instead of waiting a GOP: the plain 1 s holds.
-        holes = assert_loss_bounded(sink.segs(camera_id), gaps, outages[camera_id], cause.value,
-                                    recovery=RECOVERY_SECONDS)
+        holes = assert_loss_bounded(
+            sink.segs(camera_id), gaps, outages[camera_id], cause.value, recovery=RECOVERY_SECONDS
+        )
         assert len(holes) == 1, (camera_id, holes)  # retries during the outage do not add gaps
         segs = sink.segs(camera_id)
         # the hash chain crosses the outage and the first segment after it plays
@@ -108,5 +117,7 @@ def test_camera_drop_reboot_and_network_stall(tmp_path: Path, sink: CollectingSi
     print("keyframe requests (granted, failed):", asked)
     assert all(failed == 0 for _granted, failed in asked.values()), asked
     # the stall was noticed as a stall (open connection, no data), not as a disconnect
-    assert any(s.last_error and s.last_error.startswith("stall") for s in sink.statuses if s.camera_id == "stall")
+    assert any(
+        s.last_error and s.last_error.startswith("stall") for s in sink.statuses if s.camera_id == "stall"
+    )
     assert stall_net.connections >= 2  # it reconnected through the same (stalled, then healed) network

@@ -37,8 +37,13 @@ def test_wall_clock_step_plus_and_minus_one_hour(tmp_path: Path, cameras: Any) -
             cam = cameras(name, tmp_path)
             offset_file = tmp_path / f"{name}.offset"
             offset_file.write_text("0")
-            rec = Recorder(tmp_path / f"spool-{name}", name, cam.url, segment_seconds=2.0,
-                           extra=("--clock-offset-file", str(offset_file)))
+            rec = Recorder(
+                tmp_path / f"spool-{name}",
+                name,
+                cam.url,
+                segment_seconds=2.0,
+                extra=("--clock-offset-file", str(offset_file)),
+            )
             procs[sign] = (rec, offset_file, name)
         for rec, _, _ in procs.values():
             assert rec.wait(lambda e: e["event"] == "segment_closed", 20)
@@ -73,7 +78,7 @@ def test_wall_clock_step_plus_and_minus_one_hour(tmp_path: Path, cameras: Any) -
         for a, b in itertools.pairwise(segs):
             assert b.start >= a.end, (a, b)
             if b.start - a.end > 1e-6:
-                assert (abs(a.end - gap.start) < 1e-3 and abs(b.start - gap.end) < 1e-3), (a, b, gap)
+                assert abs(a.end - gap.start) < 1e-3 and abs(b.start - gap.end) < 1e-3, (a, b, gap)
         for a, b in itertools.pairwise(segments):
             assert b["prev_sha256"] == a["sha256"]  # one chain across the step
         # no footage lost at the step: the footage covers the real time recorded, to within 1 s
@@ -81,5 +86,7 @@ def test_wall_clock_step_plus_and_minus_one_hour(tmp_path: Path, cameras: Any) -
         footage = sum(s.end - s.start for s in segs)
         assert footage >= (stopped - segs[0].start) - RECOVERY_SECONDS, (footage, stopped - segs[0].start)
         assert segs[0].start >= started[sign] - 1  # sanity: the first run was on the true clock
-        print(f"clock {sign * STEP:+.0f} s: gap {gap.end - gap.start:.3f} s at {gap.start - stepped:+.3f} s;"
-              f" footage {footage:.3f} s of {stopped - segs[0].start:.3f} s")
+        print(
+            f"clock {sign * STEP:+.0f} s: gap {gap.end - gap.start:.3f} s at {gap.start - stepped:+.3f} s;"
+            f" footage {footage:.3f} s of {stopped - segs[0].start:.3f} s"
+        )

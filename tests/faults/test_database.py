@@ -49,19 +49,24 @@ def _wait_drained(run: VauditRun, timeout: float = 40) -> None:
 
 
 def test_postgres_restart_and_sqlite_lock(tmp_path: Path) -> None:
-    cams = {k: SimulatedCamera(f"db-{k}", free_port(), width=320, height=240, bitrate_kbps=400)
-            for k in ("pg", "lite")}
+    cams = {
+        k: SimulatedCamera(f"db-{k}", free_port(), width=320, height=240, bitrate_kbps=400)
+        for k in ("pg", "lite")
+    }
     sqlite_path = tmp_path / "lite" / "index.db"
     outages: dict[str, tuple[float, float]] = {}
     with PrivatePostgres() as pg, cams["pg"], cams["lite"]:
         runs = {}
         for kind, url in (("pg", pg.url), ("lite", f"sqlite:///{sqlite_path}")):
             (tmp_path / kind).mkdir(exist_ok=True)
-            config = write_centre(tmp_path / kind / "centre.toml",
-                                  [CamSpec(f"db-{kind}", f"room-{kind}", "waiting", cams[kind].url)],
-                                  url, segment_seconds=2.0,
-                                  # index retries capped at 1 s (default 10 s) so the drain is quick
-                                  extra="[upload]\nretry_max_seconds = 1.0")
+            config = write_centre(
+                tmp_path / kind / "centre.toml",
+                [CamSpec(f"db-{kind}", f"room-{kind}", "waiting", cams[kind].url)],
+                url,
+                segment_seconds=2.0,
+                # index retries capped at 1 s (default 10 s) so the drain is quick
+                extra="[upload]\nretry_max_seconds = 1.0",
+            )
             runs[kind] = VauditRun(config, tmp_path / kind / "run.log", start_timeout=START_TIMEOUT)
         try:
             starters = [threading.Thread(target=run.start) for run in runs.values()]  # both at once

@@ -39,8 +39,12 @@ def _alerts(run: VauditRun) -> list[dict[str, object]]:
 def test_spool_disk_full_then_space_returns(tmp_path: Path) -> None:
     cam = SimulatedCamera("disk-1", free_port(), width=320, height=240, bitrate_kbps=400)
     spool = tmp_path / "spool"
-    config = write_centre(tmp_path / "centre.toml", [CamSpec("disk-1", "wait-1", "waiting", cam.url)],
-                          f"sqlite:///{tmp_path / 'index.db'}", segment_seconds=2.0)
+    config = write_centre(
+        tmp_path / "centre.toml",
+        [CamSpec("disk-1", "wait-1", "waiting", cam.url)],
+        f"sqlite:///{tmp_path / 'index.db'}",
+        segment_seconds=2.0,
+    )
     with small_tmpfs(spool, "32m"), cam:
         with VauditRun(config, tmp_path / "run.log", start_timeout=START_TIMEOUT) as run:
             time.sleep(6)
@@ -50,7 +54,8 @@ def test_spool_disk_full_then_space_returns(tmp_path: Path) -> None:
                 seen_open = False
                 while time.monotonic() < deadline:
                     seen_open = seen_open or any(
-                        a["kind"] == "spool_failure" and a["open"] for a in _alerts(run))
+                        a["kind"] == "spool_failure" and a["open"] for a in _alerts(run)
+                    )
                     time.sleep(0.25)
             freed_at = time.time()
             assert seen_open, f"no open spool_failure alert while the disk was full: {_alerts(run)}"

@@ -34,32 +34,74 @@ def _post(run: VauditRun, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def test_pipeline_sigkilled_during_export(tmp_path: Path) -> None:
     cam = SimulatedCamera("exp-1", free_port(), width=640, height=360, bitrate_kbps=1500)
-    extra = (f'[export]\nout_dir = "{tmp_path / "exports"}"\n'
-             f'signing_key = "{tmp_path / "keys" / "ed25519.pem"}"')
-    config = write_centre(tmp_path / "centre.toml", [CamSpec("exp-1", "wait-1", "waiting", cam.url)],
-                          f"sqlite:///{tmp_path / 'index.db'}", segment_seconds=2.0, extra=extra)
+    extra = (
+        f'[export]\nout_dir = "{tmp_path / "exports"}"\nsigning_key = "{tmp_path / "keys" / "ed25519.pem"}"'
+    )
+    config = write_centre(
+        tmp_path / "centre.toml",
+        [CamSpec("exp-1", "wait-1", "waiting", cam.url)],
+        f"sqlite:///{tmp_path / 'index.db'}",
+        segment_seconds=2.0,
+        extra=extra,
+    )
     run = VauditRun(config, tmp_path / "run.log", start_timeout=START_TIMEOUT)
     with cam:
         run.start()
         try:
             t0 = datetime.now(UTC)
             stamp = t0.strftime("%H%M%S")
-            officers = [_post(run, "/officers", {"name": n, "badge_number": f"9{stamp}{i}"})
-                        for i, n in enumerate(("李明", "王芳"))]
-            case = _post(run, "/cases", {"case_number": f"F{stamp}", "title": "故障测试案", "charge": "盗窃",
-                                         "serious": False})
+            officers = [
+                _post(run, "/officers", {"name": n, "badge_number": f"9{stamp}{i}"})
+                for i, n in enumerate(("李明", "王芳"))
+            ]
+            case = _post(
+                run,
+                "/cases",
+                {"case_number": f"F{stamp}", "title": "故障测试案", "charge": "盗窃", "serious": False},
+            )
             for officer, role in zip(officers, ("interrogator", "recorder"), strict=True):
                 _post(run, f"/cases/{case['id']}/officers", {"officer_id": officer["id"], "role": role})
-            subject = _post(run, f"/cases/{case['id']}/subjects",
-                            {"name": "张三", "role": "suspect", "id_number": f"110101199001011{stamp[-3:]}"})
-            _post(run, "/observations", {"id": f"F{stamp}-o1", "room_id": "wait-1", "time": iso(t0),
-                                         "source": "wristband", "subject_id": subject["id"]})
+            subject = _post(
+                run,
+                f"/cases/{case['id']}/subjects",
+                {"name": "张三", "role": "suspect", "id_number": f"110101199001011{stamp[-3:]}"},
+            )
+            _post(
+                run,
+                "/observations",
+                {
+                    "id": f"F{stamp}-o1",
+                    "room_id": "wait-1",
+                    "time": iso(t0),
+                    "source": "wristband",
+                    "subject_id": subject["id"],
+                },
+            )
             time.sleep(8)
             left = datetime.now(UTC) - timedelta(seconds=3)
-            _post(run, "/events", {"id": f"F{stamp}-e1", "type": "exit", "time": iso(left), "room_id": "wait-1",
-                                   "subject_id": subject["id"], "officer_ids": [o["id"] for o in officers]})
-            job = _post(run, "/exports", {"case": case["case_number"], "subject": str(subject["id"]),
-                                          "from": iso(t0), "to": iso(left), "allow_unexplained": True})
+            _post(
+                run,
+                "/events",
+                {
+                    "id": f"F{stamp}-e1",
+                    "type": "exit",
+                    "time": iso(left),
+                    "room_id": "wait-1",
+                    "subject_id": subject["id"],
+                    "officer_ids": [o["id"] for o in officers],
+                },
+            )
+            job = _post(
+                run,
+                "/exports",
+                {
+                    "case": case["case_number"],
+                    "subject": str(subject["id"]),
+                    "from": iso(t0),
+                    "to": iso(left),
+                    "allow_unexplained": True,
+                },
+            )
             deadline = time.monotonic() + 60
             while job["state"] == "queued" and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -41,13 +41,21 @@ def test_s3_down_ten_simulated_minutes(tmp_path: Path) -> None:
     cam = SimulatedCamera("s3-1", free_port(), width=320, height=240, bitrate_kbps=400)
     with S3Server(log_path=tmp_path / "moto.log") as server, cam:
         # A frozen endpoint is noticed after the read timeout: scaled down like the rest (10 s -> 1 s).
-        storage_toml = (f'kind = "s3"\nendpoint = "{server.endpoint}"\nbucket = "{bucket}"\n'
-                        "read_timeout_seconds = 1.0")
-        config = write_centre(tmp_path / "centre.toml", [CamSpec("s3-1", "wait-1", "waiting", cam.url)],
-                              f"sqlite:///{tmp_path / 'index.db'}", storage_toml=storage_toml,
-                              segment_seconds=1.0,
-                              extra=f"[upload]\nretry_max_seconds = {10.0 / SCALE:.4f}\nretry_initial_seconds = 0.05")
-        env = {"VAUDIT_STORAGE__ACCESS_KEY": server.access_key, "VAUDIT_STORAGE__SECRET_KEY": server.secret_key}
+        storage_toml = (
+            f'kind = "s3"\nendpoint = "{server.endpoint}"\nbucket = "{bucket}"\nread_timeout_seconds = 1.0'
+        )
+        config = write_centre(
+            tmp_path / "centre.toml",
+            [CamSpec("s3-1", "wait-1", "waiting", cam.url)],
+            f"sqlite:///{tmp_path / 'index.db'}",
+            storage_toml=storage_toml,
+            segment_seconds=1.0,
+            extra=f"[upload]\nretry_max_seconds = {10.0 / SCALE:.4f}\nretry_initial_seconds = 0.05",
+        )
+        env = {
+            "VAUDIT_STORAGE__ACCESS_KEY": server.access_key,
+            "VAUDIT_STORAGE__SECRET_KEY": server.secret_key,
+        }
         with VauditRun(config, tmp_path / "run.log", env=env, start_timeout=START_TIMEOUT) as run:
             time.sleep(4)
             server.pause()

@@ -56,19 +56,25 @@ def test_a_failed_commit_fails_every_caller_and_writes_nothing(engine: Engine) -
     audit.append("admin", "setup", "centre")
     with engine.begin() as conn:  # an attacker or a broken disk: the table refuses inserts
         if engine.dialect.name == "sqlite":
-            conn.execute(text(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
-                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            ))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
         else:
-            conn.execute(text(
-                "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
-                " LANGUAGE plpgsql"
-            ))
-            conn.execute(text(
-                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
-                "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-            ))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+                    " LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+                )
+            )
     callers = 6
     start = threading.Barrier(callers)
 

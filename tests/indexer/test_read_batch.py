@@ -53,7 +53,9 @@ def test_rows_equal_one_read_at_a_time(cs: CaseStore, monkeypatch: pytest.Monkey
         together = fetch_many(s, queries)
         one_by_one = [raw_rows(s, stmt, params) for stmt, params in queries]
         dialect = s.get_bind().dialect.name
-    assert [[tuple(r) for r in rows] for rows in together] == [[tuple(r) for r in rows] for rows in one_by_one]
+    assert [[tuple(r) for r in rows] for rows in together] == [
+        [tuple(r) for r in rows] for rows in one_by_one
+    ]
     assert together[1] == [("int-1",), ("int-2",)]
     assert together[2] == [(42, "甲")]
     assert together[3] == [("int-2",), ("wait",)]
@@ -64,8 +66,7 @@ def test_rows_equal_one_read_at_a_time(cs: CaseStore, monkeypatch: pytest.Monkey
 
 def test_a_failing_read_is_the_projects_error_and_the_store_goes_on(cs: CaseStore) -> None:
     with pytest.raises(IndexStoreError), cs.read_session("batch with a failure") as s:
-        fetch_many(s, [ROOMS_READ, (text("SELECT x FROM no_such_table"), None),
-                       (SERIES, {"a": 1, "b": "x"})])
+        fetch_many(s, [ROOMS_READ, (text("SELECT x FROM no_such_table"), None), (SERIES, {"a": 1, "b": "x"})])
     with cs.read_session("after it") as s:
         rows = fetch_many(s, [ROOMS_READ, (SERIES, {"a": 1, "b": "x"})])
     assert len(rows[0]) == 3 and rows[1] == [(2, "x")]
@@ -74,7 +75,12 @@ def test_a_failing_read_is_the_projects_error_and_the_store_goes_on(cs: CaseStor
 def test_statements_built_per_call_do_not_grow_the_cache(cs: CaseStore) -> None:
     with cs.read_session("fresh statements") as s:
         for k in range(read_batch.MAX_COMPILED + 20):
-            rows = fetch_many(s, [(select(ROOMS.c.id).where(ROOMS.c.id == bindparam("r")), {"r": "wait"}),
-                                  (text(f"SELECT {k}"), None)])
+            rows = fetch_many(
+                s,
+                [
+                    (select(ROOMS.c.id).where(ROOMS.c.id == bindparam("r")), {"r": "wait"}),
+                    (text(f"SELECT {k}"), None),
+                ],
+            )
             assert rows == [[("wait",)], [(k,)]]
     assert len(read_batch._COMPILED) <= read_batch.MAX_COMPILED

@@ -118,7 +118,10 @@ def test_officer_index_is_kept_rebuilt_and_backfilled(search: CaseSearch, engine
 
     def pairs() -> set[tuple[int, int]]:
         with engine.connect() as conn:
-            return {(int(o), int(c)) for o, c in conn.execute(text("SELECT officer_id, case_id FROM officer_cases"))}
+            return {
+                (int(o), int(c))
+                for o, c in conn.execute(text("SELECT officer_id, case_id FROM officer_cases"))
+            }
 
     kept = pairs()
     assert len(kept) == 13 and {o for o, _ in kept} == {1, 2}  # 12 cases through events, 1 as case officer
@@ -143,7 +146,20 @@ def test_name_search_is_a_substring_match_of_any_length(search: CaseSearch, engi
         page = search.search(CaseQuery(subject_name=query, limit=100))
         return {s.name for h in page.items for s in h.subjects if query.lower() in s.name.lower()}
 
-    for query in ["小明", "明", "王小", "小明王", "阳娜", "娜娜", "欧阳娜娜", "ang W", "100%_", "%_李", "_", "明王"]:
+    for query in [
+        "小明",
+        "明",
+        "王小",
+        "小明王",
+        "阳娜",
+        "娜娜",
+        "欧阳娜娜",
+        "ang W",
+        "100%_",
+        "%_李",
+        "_",
+        "明王",
+    ]:
         expected = {n for n in names if query in n}
         assert hits(query) == expected, query
         assert search.search(CaseQuery(subject_name=query, limit=100)).total == len(expected), query
@@ -157,7 +173,9 @@ def test_name_grams_are_kept_rebuilt_and_backfilled(search: CaseSearch, engine: 
 
     def rows() -> set[tuple[str, int]]:
         with engine.connect() as conn:
-            return {(g, int(s)) for g, s in conn.execute(text("SELECT gram, subject_id FROM subject_name_grams"))}
+            return {
+                (g, int(s)) for g, s in conn.execute(text("SELECT gram, subject_id FROM subject_name_grams"))
+            }
 
     kept = rows()
     subject = search.search(CaseQuery(case_number="A-2026-005")).items[0].subjects[0]

@@ -80,7 +80,9 @@ def test_sync_rooms_inserts_updates_and_deactivates(store: SegmentStore) -> None
 
 
 def test_sync_rooms_stores_no_credentials(store: SegmentStore) -> None:
-    store.sync_rooms([("r1", "A", "entry", [("c1", "x", "rtsp://admin:hunter2@10.0.0.1:554/s?pwd=qs2&ch=1")])])
+    store.sync_rooms(
+        [("r1", "A", "entry", [("c1", "x", "rtsp://admin:hunter2@10.0.0.1:554/s?pwd=qs2&ch=1")])]
+    )
     with store.engine.connect() as conn:
         stored = str(conn.execute(text("SELECT url FROM cameras")).scalar_one())
     assert stored == "rtsp://***@10.0.0.1:554/s?pwd=***&ch=1"

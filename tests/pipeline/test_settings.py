@@ -45,7 +45,10 @@ def test_onvif_media_service_gives_the_camera_a_sync_point(tmp_path: Path) -> No
     assert s.rooms[0].cameras[0].sync_point() is None
     s = load_settings(_write(tmp_path, GOOD + 'onvif_url = "http://127.0.0.1:8080/onvif/media_service"\n'))
     spec = s.rooms[0].cameras[0].sync_point()
-    assert spec is not None and (spec.url, spec.profile) == ("http://127.0.0.1:8080/onvif/media_service", "Profile_1")
+    assert spec is not None and (spec.url, spec.profile) == (
+        "http://127.0.0.1:8080/onvif/media_service",
+        "Profile_1",
+    )
 
 
 def test_examples_load() -> None:

@@ -23,7 +23,8 @@ def _audio_switches(camera: Any) -> list[tuple[bool, float]]:
 
 
 def test_audio_stopping_for_twelve_seconds_is_one_bounded_gap_and_video_runs_on(
-        tmp_path: Path, cameras: Callable[..., Any], sink: CollectingSink) -> None:
+    tmp_path: Path, cameras: Callable[..., Any], sink: CollectingSink
+) -> None:
     cam = cameras("mic", tmp_path, audio_codec="alaw")
     worker = CameraWorker("mic", cam.url, tmp_path / "spool", TEST_OPTIONS, sink)
     with running([worker]):
@@ -40,8 +41,10 @@ def test_audio_stopping_for_twelve_seconds_is_one_bounded_gap_and_video_runs_on(
     gaps = sink.gaps_of("mic")
     assert [g.cause for g in gaps] == [GapCause.AUDIO_LOST], gaps
     gap = gaps[0]
-    print(f"audio gap {to_unix(gap.start) - off_at:+.3f} s .. {to_unix(gap.end) - on_at:+.3f} s "
-          "from the camera's switches")
+    print(
+        f"audio gap {to_unix(gap.start) - off_at:+.3f} s .. {to_unix(gap.end) - on_at:+.3f} s "
+        "from the camera's switches"
+    )
     # bounds from the media clock: the last audio before the switch, the first after it
     assert abs(to_unix(gap.start) - off_at) <= 0.3
     assert abs(to_unix(gap.end) - on_at) <= 0.3
@@ -61,7 +64,8 @@ def test_audio_stopping_for_twelve_seconds_is_one_bounded_gap_and_video_runs_on(
 
 
 def test_audio_missing_when_the_recorder_stops_is_closed_at_the_footage_end(
-        tmp_path: Path, cameras: Callable[..., Any], sink: CollectingSink) -> None:
+    tmp_path: Path, cameras: Callable[..., Any], sink: CollectingSink
+) -> None:
     cam = cameras("mic2", tmp_path, audio_codec="aac")
     worker = CameraWorker("mic2", cam.url, tmp_path / "spool", TEST_OPTIONS, sink)
     with running([worker]):

@@ -65,8 +65,14 @@ def test_logins_are_used_and_never_leave_the_recorder(
             # a wrong password: the camera refuses (401) every time
             CameraWorker("wrong", cam.url, spool, TEST_OPTIONS, sink, login=CameraLogin(USER, WRONG)),
             # a hostile answer, with a login and a password in the query string
-            CameraWorker("hostile", with_login(hostile.url, CameraLogin(USER, "hostile-secret"))
-                         + "?channel=1&password=query-secret", spool, TEST_OPTIONS, sink),
+            CameraWorker(
+                "hostile",
+                with_login(hostile.url, CameraLogin(USER, "hostile-secret"))
+                + "?channel=1&password=query-secret",
+                spool,
+                TEST_OPTIONS,
+                sink,
+            ),
         ]
         partials: dict[str, str] = {}
         with running(workers):
@@ -80,8 +86,10 @@ def test_logins_are_used_and_never_leave_the_recorder(
     assert partials, "no open segment was seen"
     assert any('"url": "rtsp://***@127.0.0.1' in text for text in partials.values()), partials
     assert not sink.segs("wrong") and not sink.segs("hostile")
-    errors = {cid: [s.last_error for s in sink.statuses if s.camera_id == cid and s.last_error]
-              for cid in ("in-url", "wrong", "hostile")}
+    errors = {
+        cid: [s.last_error for s in sink.statuses if s.camera_id == cid and s.last_error]
+        for cid in ("in-url", "wrong", "hostile")
+    }
     assert any("401" in e for e in errors["wrong"]), errors["wrong"]
     assert any("stall" in e for e in errors["in-url"]), errors["in-url"]
     assert errors["hostile"], "the hostile server produced no error"

@@ -43,7 +43,8 @@ def place_all(tl: VideoTimeline, pts_list: list[int]) -> list[tuple[int, int]]:
 
 @pytest.mark.parametrize(("pattern", "depth"), [("IPBB", 1), ("pyramid", 2), ("IP", 0)])
 def test_reordered_presentation_times_get_rising_decoding_times_and_stay_unchanged(
-        pattern: str, depth: int) -> None:
+    pattern: str, depth: int
+) -> None:
     pts_list = gop(pattern, 200, start=123_456)
     assert observed_depth(pts_list) == depth
     placed = place_all(timeline(depth), pts_list)
@@ -118,10 +119,11 @@ def test_frame_duration_and_latest_presentation_time() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=12),
-       st.integers(min_value=0, max_value=2**33))
-def test_any_gop_of_b_frame_runs_at_its_observed_depth_is_placed_validly(
-        runs: list[int], start: int) -> None:
+@given(
+    st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=2**33),
+)
+def test_any_gop_of_b_frame_runs_at_its_observed_depth_is_placed_validly(runs: list[int], start: int) -> None:
     """Mini-GOPs of 0-3 B-frames (each anchor sent before the B-frames it follows)."""
     order: list[int] = [0]
     n = 1

@@ -37,8 +37,9 @@ def assert_no_overlap(segs: list[SegmentRecord]) -> None:
         assert b.start >= a.end, f"{a.storage_key} overlaps {b.storage_key}"
 
 
-def test_camera_killed_and_restarted_one_disconnect_gap(tmp_path: Path, sink: CollectingSink,
-                                                         cameras: Any) -> None:
+def test_camera_killed_and_restarted_one_disconnect_gap(
+    tmp_path: Path, sink: CollectingSink, cameras: Any
+) -> None:
     spool = tmp_path / "spool"
     # The gap ends at the first keyframe after reconnecting: the retry interval (capped at 0.25 s by
     # default) + RTSP open (~0.2 s); a restarted camera starts its stream with a keyframe (1 s GOP).
@@ -47,9 +48,17 @@ def test_camera_killed_and_restarted_one_disconnect_gap(tmp_path: Path, sink: Co
     victim = cameras("victim", tmp_path, onvif_port=free_port())
     other = cameras("other", tmp_path, video_codec="h265", audio_codec="aac")
     opts = replace(TEST_OPTIONS, reconnect_max_seconds=RecorderOptions().reconnect_max_seconds)
-    workers = [CameraWorker(victim.camera_id, victim.url, spool, opts, sink,
-                            sync_point=SyncPointSpec(victim.onvif_url, ONVIF_PROFILE)),
-               CameraWorker(other.camera_id, other.url, spool, opts, sink)]
+    workers = [
+        CameraWorker(
+            victim.camera_id,
+            victim.url,
+            spool,
+            opts,
+            sink,
+            sync_point=SyncPointSpec(victim.onvif_url, ONVIF_PROFILE),
+        ),
+        CameraWorker(other.camera_id, other.url, spool, opts, sink),
+    ]
     with running(workers):
         assert sink.wait_for(lambda: len(sink.segs("victim")) >= 2, 15)
         killed = time.time()
@@ -88,8 +97,9 @@ def test_camera_killed_and_restarted_one_disconnect_gap(tmp_path: Path, sink: Co
     assert any(s.last_error and "disconnect" in s.last_error for s in st)
 
 
-def test_garbage_server_reported_other_camera_unaffected(tmp_path: Path, sink: CollectingSink,
-                                                          cameras: Any) -> None:
+def test_garbage_server_reported_other_camera_unaffected(
+    tmp_path: Path, sink: CollectingSink, cameras: Any
+) -> None:
     from pipeline.simulator.hostile import GarbageRtpServer, GarbageRtspServer
 
     spool = tmp_path / "spool"
@@ -110,8 +120,9 @@ def test_garbage_server_reported_other_camera_unaffected(tmp_path: Path, sink: C
         assert max(s.reconnects for s in st) >= 1  # kept retrying, never crashed
         assert st[-1].state == "stopped"
         # nothing was ever recorded, so there is no gap to bound (gaps start at a segment's end)
-        assert sink.gaps_of(cam) == [] or all(g.cause in (GapCause.STREAM_ERROR, GapCause.DISCONNECT)
-                                              for g in sink.gaps_of(cam))
+        assert sink.gaps_of(cam) == [] or all(
+            g.cause in (GapCause.STREAM_ERROR, GapCause.DISCONNECT) for g in sink.gaps_of(cam)
+        )
     junk_errors = {s.last_error for s in sink.statuses if s.camera_id == "junk" and s.last_error}
     assert any("stream_error" in e or "disconnect" in e for e in junk_errors), junk_errors
     assert sink.gaps_of("good") == []
@@ -145,8 +156,9 @@ def test_backward_timestamp_jump_splits_run(tmp_path: Path, sink: CollectingSink
     assert abs(segs[-1].end.timestamp() - time.time()) < 3.0
 
 
-def test_storage_failure_gap_and_retry(tmp_path: Path, sink: CollectingSink, cameras: Any,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_failure_gap_and_retry(
+    tmp_path: Path, sink: CollectingSink, cameras: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spool = tmp_path / "spool"
     cam = cameras("disk", tmp_path)
     real_mux = ts_writer.TsWriter.mux

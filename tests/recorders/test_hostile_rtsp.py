@@ -41,8 +41,12 @@ def h264_frames(width: int = 320, height: int = 240, count: int = 50, fps: int =
     cc: Any = av.CodecContext.create("libx264", "w")
     cc.width, cc.height, cc.pix_fmt = width, height, "yuv420p"
     cc.time_base, cc.framerate = Fraction(1, fps), Fraction(fps, 1)
-    cc.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
-                  "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:repeat-headers=1:bframes=0"}
+    cc.options = {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "profile": "baseline",
+        "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:repeat-headers=1:bframes=0",
+    }
     out: list[list[bytes]] = []
     for i in range(count):
         img = np.zeros((height, width, 3), np.uint8)
@@ -84,7 +88,9 @@ def test_hostile_cameras_give_clear_errors_gaps_or_new_runs_and_spare_the_others
         servers[fault.replace("_", "-")] = ScriptedH264Camera(frames, fault, fault_after=after)
     servers["huge-9k"] = ScriptedH264Camera(frames, "huge_resolution", huge_size=(9000, 9000))
     workers = {"good": CameraWorker("good", good.url, spool, TEST_OPTIONS, sink)}
-    workers.update({cid: CameraWorker(cid, srv.url, spool, TEST_OPTIONS, sink) for cid, srv in servers.items()})
+    workers.update(
+        {cid: CameraWorker(cid, srv.url, spool, TEST_OPTIONS, sink) for cid, srv in servers.items()}
+    )
     stop = threading.Event()
     threads = {cid: threading.Thread(target=w.run, args=(stop,), daemon=True) for cid, w in workers.items()}
     try:
@@ -114,7 +120,10 @@ def test_hostile_cameras_give_clear_errors_gaps_or_new_runs_and_spare_the_others
     for kind in MALFORMED_KINDS:
         cid = f"bad-{kind.replace('_', '-')}"
         errs = errors(sink, cid)
-        assert errs and all(e.startswith(("stream_error:", "disconnect:", "stall:")) for e in errs), (cid, errs)
+        assert errs and all(e.startswith(("stream_error:", "disconnect:", "stall:")) for e in errs), (
+            cid,
+            errs,
+        )
         assert sink.segs(cid) == [] and sink.gaps_of(cid) == []
         assert workers[cid].status().reconnects >= 1, cid
     assert any("audio:unknown" in e for e in errors(sink, "bad-bad-sdp"))  # named, not an AttributeError
@@ -148,6 +157,8 @@ def test_hostile_cameras_give_clear_errors_gaps_or_new_runs_and_spare_the_others
 
     # codec change mid-stream: footage until the change; the data without packets is cut by the
     # watchdog (the worker would otherwise hang in the read); then the new offer is refused by name
-    assert sink.segs("codec-change") and all(r.stream.video_codec == "h264" for r in sink.segs("codec-change"))
+    assert sink.segs("codec-change") and all(
+        r.stream.video_codec == "h264" for r in sink.segs("codec-change")
+    )
     assert any("shutting its socket down" in r.getMessage() for r in caplog.records)
     assert any("no recordable video stream" in e and "mjpeg" in e for e in errors(sink, "codec-change"))

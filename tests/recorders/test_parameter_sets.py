@@ -21,28 +21,46 @@ from recorders.parameter_sets import (
 # checked against `ffprobe -show_entries stream=has_b_frames,profile,width,height`.
 X264_BASELINE = "6742c01eda0280bfe5c05a83030352800000030080000019478b1750"  # bframes=0
 X264_MAIN_B2 = "674d401eeca05017fcb80b5060606a5000000300100000030328f162d960"  # bframes=2 b-adapt=false
-X265_B3 = ("420101040800000300980800000300003f9000a0402e3e24a52caca94985ffe00020002d41818181000003000100"
-           "0003001908")  # x265 bframes=3
-X265_B0 = ("420101040800000300980800000300003f9000a0402e3e24a52dd252617ff80008000b5060606040000003004000"
-           "000642")  # x265 zerolatency
+X265_B3 = (
+    "420101040800000300980800000300003f9000a0402e3e24a52caca94985ffe00020002d41818181000003000100"
+    "0003001908"
+)  # x265 bframes=3
+X265_B0 = (
+    "420101040800000300980800000300003f9000a0402e3e24a52dd252617ff80008000b5060606040000003004000"
+    "000642"
+)  # x265 zerolatency
 
 
-@pytest.mark.parametrize(("codec", "sps", "profile", "depth"), [
-    ("h264", X264_BASELINE, 66, 0),
-    ("h264", X264_MAIN_B2, 77, 2),
-    ("hevc", X265_B3, 4, 2),
-    ("hevc", X265_B0, 4, 0),
-])
+@pytest.mark.parametrize(
+    ("codec", "sps", "profile", "depth"),
+    [
+        ("h264", X264_BASELINE, 66, 0),
+        ("h264", X264_MAIN_B2, 77, 2),
+        ("hevc", X265_B3, 4, 2),
+        ("hevc", X265_B0, 4, 0),
+    ],
+)
 def test_real_encoders_parameter_sets(codec: str, sps: str, profile: int, depth: int) -> None:
     info = parse_sps(codec, bytes.fromhex(sps))
     assert (info.profile, info.width, info.height, info.reorder_depth, info.declared) == (
-        profile, 640, 360, depth, True)
+        profile,
+        640,
+        360,
+        depth,
+        True,
+    )
 
 
 def test_sps_found_behind_start_codes_of_both_lengths_and_the_last_one_wins() -> None:
     aud = b"\x09\xf0"
-    keyframe = (b"\x00\x00\x00\x01" + aud + b"\x00\x00\x01" + bytes.fromhex(X264_BASELINE)
-                + b"\x00\x00\x00\x01\x68\xce\x38\x80" + b"\x00\x00\x01\x65\x88\x84")
+    keyframe = (
+        b"\x00\x00\x00\x01"
+        + aud
+        + b"\x00\x00\x01"
+        + bytes.fromhex(X264_BASELINE)
+        + b"\x00\x00\x00\x01\x68\xce\x38\x80"
+        + b"\x00\x00\x01\x65\x88\x84"
+    )
     units = nal_units(keyframe)
     assert [u[0] & 0x1F for u in units] == [9, 7, 8, 5]
     assert units[1] == bytes.fromhex(X264_BASELINE)  # the 4-byte start code's zero is not kept
@@ -74,7 +92,7 @@ class Bits:
     def nal(self) -> bytes:
         bits = [*self.bits, 1]  # rbsp_stop_one_bit
         bits += [0] * (-len(bits) % 8)
-        raw = bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
+        raw = bytes(int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, len(bits), 8))
         out = bytearray(b"\x67")
         zeros = 0
         for byte in raw:  # emulation prevention, as an encoder writes it
@@ -86,9 +104,17 @@ class Bits:
         return bytes(out)
 
 
-def h264_sps(profile: int = 100, level: int = 30, constraints: int = 0, poc_type: int = 0,
-             width_mbs: int = 40, height_mbs: int = 23, frame_mbs_only: bool = True,
-             scaling: bool = False, vui: Bits | None = None) -> bytes:
+def h264_sps(
+    profile: int = 100,
+    level: int = 30,
+    constraints: int = 0,
+    poc_type: int = 0,
+    width_mbs: int = 40,
+    height_mbs: int = 23,
+    frame_mbs_only: bool = True,
+    scaling: bool = False,
+    vui: Bits | None = None,
+) -> bytes:
     b = Bits().u(8, profile).u(8, constraints).u(8, level).ue(0)
     if profile in (100, 110, 122, 244):
         b.ue(1).ue(0).ue(0).u(1, 0).u(1, int(scaling))
@@ -142,16 +168,19 @@ def test_declared_depth_read_through_a_full_vui_with_hrd_and_scaling_matrices() 
     assert parse_sps("h264", h264_sps(vui=vui(0, hrd=False))).reorder_depth == 0
 
 
-@pytest.mark.parametrize(("kwargs", "depth"), [
-    ({}, 8),  # level 3.0: MaxDpbMbs 8100 / 920 macroblocks -> 8 frames (Annex E.2.1 inference)
-    ({"level": 41}, 16),  # 32768 / 920 = 35 -> capped at the 16 a DPB may hold
-    ({"level": 22, "frame_mbs_only": False, "height_mbs": 24}, 8),  # interlaced: 12 map units x 2
-    ({"poc_type": 1}, 8),
-    ({"poc_type": 2}, 0),  # output order is decoding order
-    ({"profile": 66}, 0),  # Baseline: no B slices
-    ({"profile": 100, "constraints": 0x10}, 0),  # High 10 Intra style constraint_set3: intra only
-    ({"profile": 77, "vui": vui(None)}, 8),  # a VUI without bitstream_restriction infers too
-])
+@pytest.mark.parametrize(
+    ("kwargs", "depth"),
+    [
+        ({}, 8),  # level 3.0: MaxDpbMbs 8100 / 920 macroblocks -> 8 frames (Annex E.2.1 inference)
+        ({"level": 41}, 16),  # 32768 / 920 = 35 -> capped at the 16 a DPB may hold
+        ({"level": 22, "frame_mbs_only": False, "height_mbs": 24}, 8),  # interlaced: 12 map units x 2
+        ({"poc_type": 1}, 8),
+        ({"poc_type": 2}, 0),  # output order is decoding order
+        ({"profile": 66}, 0),  # Baseline: no B slices
+        ({"profile": 100, "constraints": 0x10}, 0),  # High 10 Intra style constraint_set3: intra only
+        ({"profile": 77, "vui": vui(None)}, 8),  # a VUI without bitstream_restriction infers too
+    ],
+)
 def test_depth_inferred_when_the_sps_does_not_state_it(kwargs: dict[str, object], depth: int) -> None:
     info = parse_sps("h264", h264_sps(**kwargs))  # type: ignore[arg-type]
     assert (info.reorder_depth, info.declared) == (depth, False)

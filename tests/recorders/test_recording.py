@@ -100,7 +100,9 @@ def test_write_buffer_sized_from_the_first_keyframe_then_from_closed_segments(
     seconds = opts.write_buffer_seconds
     # the keyframe as read back from the file may differ from the one received by a few bytes (an
     # access unit delimiter the TS muxer adds when missing): within 16 bytes either way
-    lo, hi = (buffer_bytes_for((keyframe + d) / worker_module.KEYFRAME_RATE_DIVISOR, seconds) for d in (-16, 16))
+    lo, hi = (
+        buffer_bytes_for((keyframe + d) / worker_module.KEYFRAME_RATE_DIVISOR, seconds) for d in (-16, 16)
+    )
     assert lo <= buffers[0] <= hi
     assert buffers[0] > buffer_bytes_for(0.0, seconds)
     rate = segs[0].size / segs[0].range.seconds

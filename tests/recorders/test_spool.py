@@ -40,14 +40,29 @@ def make_ts(path: Path, frames: int = 50, fps: int = 25) -> None:
 
 def open_segment(spool: CameraSpool, seq: int, prev: str | None, gap: GapRecord | None = None) -> str:
     key = segment_key("cam", from_unix(START + seq * 2), seq)
-    spool.write_partial(key, {
-        "camera_id": "cam", "run_id": "r1", "seq": seq, "storage_key": key,
-        "start": iso(from_unix(START + seq * 2)), "start_media": 0.0, "clock_source": "rtcp",
-        "mapping": {"media0": 0.0, "wall0": START, "rate": 1.0},
-        "stream": {"video_codec": "h264", "width": 64, "height": 48, "audio_codec": None,
-                   "audio_sample_rate": None, "audio_channels": None},
-        "prev_sha256": prev, "gap_before": None if gap is None else gap.to_json(),
-    })
+    spool.write_partial(
+        key,
+        {
+            "camera_id": "cam",
+            "run_id": "r1",
+            "seq": seq,
+            "storage_key": key,
+            "start": iso(from_unix(START + seq * 2)),
+            "start_media": 0.0,
+            "clock_source": "rtcp",
+            "mapping": {"media0": 0.0, "wall0": START, "rate": 1.0},
+            "stream": {
+                "video_codec": "h264",
+                "width": 64,
+                "height": 48,
+                "audio_codec": None,
+                "audio_sample_rate": None,
+                "audio_channels": None,
+            },
+            "prev_sha256": prev,
+            "gap_before": None if gap is None else gap.to_json(),
+        },
+    )
     return key
 
 
@@ -79,7 +94,7 @@ def test_recover_partial_continues_chain_and_writes_its_gap(tmp_path: Path) -> N
     make_ts(spool.media_path(key), frames=40)
     segments, gaps = spool.recover()
     assert [g for g, _ in gaps] == [gap]
-    (record, media, sidecar), = segments
+    ((record, media, sidecar),) = segments
     assert record.recovered and record.seq == 5 and record.prev_sha256 == "a" * 64
     assert record.clock_source is ClockSource.RTCP
     assert record.range.seconds == pytest.approx(1.6, abs=0.001)
@@ -107,7 +122,7 @@ def test_partial_whose_sidecar_exists_only_finishes_bookkeeping(tmp_path: Path) 
     spool = CameraSpool(tmp_path, "cam")
     key = open_segment(spool, 0, None)
     make_ts(spool.media_path(key), frames=25)
-    (record, _, _), = spool.recover()[0]
+    ((record, _, _),) = spool.recover()[0]
     # simulate a crash after the sidecar but before state/marker: put the marker back, reset state
     open_segment(spool, 0, None)
     spool.save_state(ChainState())
@@ -118,7 +133,8 @@ def test_partial_whose_sidecar_exists_only_finishes_bookkeeping(tmp_path: Path) 
 
 
 def test_audio_outage_kept_on_disk_until_it_ends_and_closed_at_the_chain_end_after_a_crash(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     spool = CameraSpool(tmp_path, "cam")
     assert spool.close_audio_outage(2000.0) is None  # nothing open: nothing written
     spool.open_audio_outage(1000.0, "no audio")
@@ -136,7 +152,8 @@ def test_audio_outage_kept_on_disk_until_it_ends_and_closed_at_the_chain_end_aft
     segments, gaps = CameraSpool(tmp_path, "cam").recover()
     assert segments == []
     assert [(g.cause, g.start, g.end) for g, _ in gaps] == [
-        (GapCause.AUDIO_LOST, from_unix(1100.0), from_unix(1130.0))]
+        (GapCause.AUDIO_LOST, from_unix(1100.0), from_unix(1130.0))
+    ]
     assert not spool.audio_outage_path.exists()
 
 

@@ -78,16 +78,17 @@ def test_camera_grants_and_refuses(tmp_path: Path, cameras: Any) -> None:
     with pytest.raises(SyncPointError, match="no such profile"):
         SyncPointClient(SyncPointSpec(cam.onvif_url, "Profile_9"), "sp", ("admin", "pa55")).request()
     with pytest.raises(SyncPointError, match="unreachable"):
-        SyncPointClient(SyncPointSpec(f"http://127.0.0.1:{free_port()}/onvif/media_service", "P"), "sp",
-                        None, timeout=1.0).request()
+        SyncPointClient(
+            SyncPointSpec(f"http://127.0.0.1:{free_port()}/onvif/media_service", "P"), "sp", None, timeout=1.0
+        ).request()
     refused = [e["reason"] for e in cam.events() if e["event"] == "sync_point_refused"]
     assert refused == ["not authorised", "no such profile"]
 
 
-
 @pytest.mark.integration
-def test_session_missing_its_keyframe_resumes_at_the_requested_one(tmp_path: Path, sink: CollectingSink,
-                                                                   cameras: Any) -> None:
+def test_session_missing_its_keyframe_resumes_at_the_requested_one(
+    tmp_path: Path, sink: CollectingSink, cameras: Any
+) -> None:
     """Two cameras with a 5 s GOP behind networks that lose each new session's first keyframe
     (the one a camera starts a session with, as FFmpeg's RTSP client loses it when it comes
     before the PLAY reply), then reset the recorder's connection. The recorder
@@ -98,18 +99,27 @@ def test_session_missing_its_keyframe_resumes_at_the_requested_one(tmp_path: Pat
     spool = tmp_path / "spool"
     assert asking.onvif_url is not None
     drops: dict[str, float] = {}
-    with TcpProxy("127.0.0.1", asking.port, lose_first_keyframe=True) as net_a, \
-            TcpProxy("127.0.0.1", waiting.port, lose_first_keyframe=True) as net_w:
+    with (
+        TcpProxy("127.0.0.1", asking.port, lose_first_keyframe=True) as net_a,
+        TcpProxy("127.0.0.1", waiting.port, lose_first_keyframe=True) as net_w,
+    ):
         workers = [
-            CameraWorker("asking", net_a.url_for(asking.path), spool, TEST_OPTIONS, sink,
-                         sync_point=SyncPointSpec(asking.onvif_url, ONVIF_PROFILE)),
+            CameraWorker(
+                "asking",
+                net_a.url_for(asking.path),
+                spool,
+                TEST_OPTIONS,
+                sink,
+                sync_point=SyncPointSpec(asking.onvif_url, ONVIF_PROFILE),
+            ),
             CameraWorker("waiting", net_w.url_for(waiting.path), spool, TEST_OPTIONS, sink),
         ]
         with running(workers):
             # the first sessions miss their keyframes too (the control's first footage is ~5 s on)
             assert sink.wait_for(lambda: all(sink.segs(c) for c in ("asking", "waiting")), 25), [
                 (w.status(), [e for e in c.events() if e["event"] != "keyframe"][:4], c.keyframe_times()[:4])
-                for w, c in zip(workers, (asking, waiting), strict=True)]
+                for w, c in zip(workers, (asking, waiting), strict=True)
+            ]
             for camera_id, net in (("asking", net_a), ("waiting", net_w)):
                 drops[camera_id] = time.time()
                 net.drop()
@@ -117,8 +127,9 @@ def test_session_missing_its_keyframe_resumes_at_the_requested_one(tmp_path: Pat
             # workers stop (closing their open segments); the control's resumes ~5 s on.
             time.sleep(LONG_GOP / 25 + 1.5)
     drop = drops["asking"]
-    holes = assert_loss_bounded(sink.segs("asking"), sink.gaps_of("asking"), (drop, drop),
-                                GapCause.DISCONNECT.value)
+    holes = assert_loss_bounded(
+        sink.segs("asking"), sink.gaps_of("asking"), (drop, drop), GapCause.DISCONNECT.value
+    )
     assert len(holes) == 1
     forced = [float(e["wall"]) for e in asking.events() if e.get("forced") and e["wall"] > drop]
     assert forced and abs(holes[0].end - forced[0]) < 0.1, (holes, forced)

@@ -19,7 +19,9 @@ from tests.support.tmpfs import small_tmpfs
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_clip(tmp_path_factory.mktemp("clip") / "c", seconds=4, width=320, height=240, bitrate_kbps=300)
+    return make_clip(
+        tmp_path_factory.mktemp("clip") / "c", seconds=4, width=320, height=240, bitrate_kbps=300
+    )
 
 
 def _copy(clip: Path, out: Path, buffer: int, sm3: bool = False, limit: int | None = None) -> TsWriter:
@@ -82,7 +84,9 @@ def test_open_segment_is_readable_and_lags_by_at_most_the_buffer(clip: Path, tmp
     with av.open(str(out)) as c:
         assert sum(1 for p in c.demux() if p.size) > 0
     writer.close()
-    assert out.stat().st_size - on_disk <= buffer_bytes_for(40_000.0, 0.25) + 188 * 8  # the buffer plus the muxer's trailer flush
+    assert (
+        out.stat().st_size - on_disk <= buffer_bytes_for(40_000.0, 0.25) + 188 * 8
+    )  # the buffer plus the muxer's trailer flush
 
 
 def test_full_disk_is_a_spool_error(clip: Path) -> None:

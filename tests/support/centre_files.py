@@ -38,7 +38,12 @@ def write_centre(
     for cam in cams:
         rooms.setdefault(cam.room_id, []).append(cam)
     for room_id, members in rooms.items():
-        lines += ["[[rooms]]", f'id = "{room_id}"', f'name = "房间 {room_id}"', f'kind = "{members[0].room_kind}"']
+        lines += [
+            "[[rooms]]",
+            f'id = "{room_id}"',
+            f'name = "房间 {room_id}"',
+            f'kind = "{members[0].room_kind}"',
+        ]
         for cam in members:
             lines += ["  [[rooms.cameras]]", f'  id = "{cam.camera_id}"', f'  url = "{cam.url}"']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

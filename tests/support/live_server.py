@@ -63,7 +63,9 @@ def live_server(
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, **{"log_config": None, **config}))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"uvicorn-{port}")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"uvicorn-{port}"
+    )
     thread.start()
     base = f"http://127.0.0.1:{port}"
     try:

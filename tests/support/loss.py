@@ -72,8 +72,10 @@ def assert_loss_bounded(
         assert g.start >= lo - recovery, f"footage lost {lo - g.start:.3f} s before the fault began: {g}"
         assert g.end <= hi + recovery, f"footage resumed {g.end - hi:.3f} s after the fault ended: {g}"
     for g in holes:  # the figures behind the verdict (pytest -s shows them)
-        print(f"gap {g.cause}: stopped {g.start - lo:+.3f} s from the fault, resumed {g.end - hi:+.3f} s"
-              f" after it ended ({g.end - g.start:.3f} s long)")
+        print(
+            f"gap {g.cause}: stopped {g.start - lo:+.3f} s from the fault, resumed {g.end - hi:+.3f} s"
+            f" after it ended ({g.end - g.start:.3f} s long)"
+        )
     assert segs[0].start < lo, "no footage before the fault"
     assert segs[-1].end > hi, "no footage after the fault"
     return holes

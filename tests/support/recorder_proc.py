@@ -17,14 +17,29 @@ ROOT = Path(__file__).resolve().parents[2]
 class Recorder:
     """``python -m recorders`` in a subprocess, its JSON-line events collected with arrival times."""
 
-    def __init__(self, spool: Path, camera_id: str, url: str, segment_seconds: float = 4.0,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, spool: Path, camera_id: str, url: str, segment_seconds: float = 4.0, extra: tuple[str, ...] = ()
+    ) -> None:
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.started = time.time()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "recorders", "--spool", str(spool), "--camera", f"{camera_id}={url}",
-             "--segment-seconds", str(segment_seconds), "--status", *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "recorders",
+                "--spool",
+                str(spool),
+                "--camera",
+                f"{camera_id}={url}",
+                "--segment-seconds",
+                str(segment_seconds),
+                "--status",
+                *extra,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -154,8 +154,10 @@ def assert_resumed_at_session_keyframe(camera: Any, after: float, gap_end: float
     sent = [t for t in camera.keyframe_times() if t > after]
     assert sent, f"the camera logged no keyframe after {after}"
     nearest = min(range(len(sent)), key=lambda i: abs(sent[i] - gap_end))
-    print(f"resumed at keyframe #{nearest} of the new session; keyframes at "
-          f"{[round(t - after, 3) for t in sent[:4]]} s, gap end {gap_end - after:+.3f} s")
+    print(
+        f"resumed at keyframe #{nearest} of the new session; keyframes at "
+        f"{[round(t - after, 3) for t in sent[:4]]} s, gap end {gap_end - after:+.3f} s"
+    )
     assert abs(gap_end - sent[nearest]) <= 0.04, (gap_end - after, [t - after for t in sent[:4]])
     assert nearest < SESSION_KEYFRAMES_ALLOWED, (nearest, [t - after for t in sent[:4]])
     return nearest, sent[0]

@@ -92,11 +92,11 @@ class TcpProxy:
                 self._pairs.append((client, upstream))
                 self.connections += 1
             self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client,
-                        _KeyframeLoss().feed if self._lose_keyframe else None)
+            self._spawn(self._pump, upstream, client, _KeyframeLoss().feed if self._lose_keyframe else None)
 
-    def _pump(self, src: socket.socket, dst: socket.socket,
-              transform: Callable[[bytes], bytes] | None = None) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, transform: Callable[[bytes], bytes] | None = None
+    ) -> None:
         try:
             while not self._closing.is_set():
                 # Not reading while stalled: the kernel buffers fill and TCP holds the sender back,
@@ -143,10 +143,10 @@ class _KeyframeLoss:
         out: list[bytes] = []
         pos = 0  # frames are sliced out by offset; the unfinished tail is kept once at the end
         while pos < len(buf):
-            if buf[pos:pos + 1] == b"$":
+            if buf[pos : pos + 1] == b"$":
                 if len(buf) - pos < 4:
                     break
-                end = pos + 4 + struct.unpack(">H", buf[pos + 2:pos + 4])[0]
+                end = pos + 4 + struct.unpack(">H", buf[pos + 2 : pos + 4])[0]
                 if len(buf) < end:
                     break
                 frame = buf[pos:end]
@@ -181,7 +181,7 @@ def _nal_type(rtp: bytes) -> int:
         return -1
     offset = 12 + 4 * (rtp[0] & 0x0F)
     if rtp[0] & 0x10 and len(rtp) >= offset + 4:  # header extension
-        offset += 4 + 4 * struct.unpack(">H", rtp[offset + 2:offset + 4])[0]
+        offset += 4 + 4 * struct.unpack(">H", rtp[offset + 2 : offset + 4])[0]
     if len(rtp) <= offset + 1:
         return -1
     nal = rtp[offset] & 0x1F

@@ -33,7 +33,10 @@ def test_serves_once_healthz_answers_and_is_stopped_after() -> None:
 
 def test_an_app_without_healthz_fails_to_start_and_is_stopped() -> None:
     threads = set(threading.enumerate())
-    with pytest.raises(AssertionError, match="did not answer 200"), live_server(Starlette(), start_timeout=0.5):
+    with (
+        pytest.raises(AssertionError, match="did not answer 200"),
+        live_server(Starlette(), start_timeout=0.5),
+    ):
         pass
     assert not [t for t in set(threading.enumerate()) - threads if t.name.startswith("uvicorn-")]
 
@@ -62,7 +65,10 @@ def test_a_server_that_does_not_stop_fails_the_test() -> None:
             pass  # cut by the forced shutdown
 
     try:
-        with pytest.raises(AssertionError, match="did not stop"), live_server(app, stop_timeout=0.5) as server:
+        with (
+            pytest.raises(AssertionError, match="did not stop"),
+            live_server(app, stop_timeout=0.5) as server,
+        ):
             thread = threading.Thread(target=reader, args=(server.base,), daemon=True)
             thread.start()
             assert opened.wait(5)

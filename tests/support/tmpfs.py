@@ -1,9 +1,9 @@
 """A small tmpfs for disk-full tests (root only), and a filler that keeps it full.
 
-    with small_tmpfs(path, "16m"):            # skips the test when mount is not permitted
-        with DiskFiller(path) as filler:      # every byte taken, taken again as soon as freed
-            ...
-        # filler gone: space is back
+with small_tmpfs(path, "16m"):            # skips the test when mount is not permitted
+    with DiskFiller(path) as filler:      # every byte taken, taken again as soon as freed
+        ...
+    # filler gone: space is back
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (the disk-full fault runs as root here and in CI)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"mount -t tmpfs not permitted: {done.stderr.strip()}")
     try:

@@ -41,10 +41,15 @@ def upgrade() -> None:
         "officer_cases",
         sa.Column("officer_id", _BIG, nullable=False),
         sa.Column("case_id", _BIG, nullable=False),
-        sa.ForeignKeyConstraint(["officer_id"], ["officers.id"], ondelete="CASCADE",
-                                name=op.f("fk_officer_cases_officer_id_officers")),
-        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], ondelete="CASCADE",
-                                name=op.f("fk_officer_cases_case_id_cases")),
+        sa.ForeignKeyConstraint(
+            ["officer_id"],
+            ["officers.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_officer_cases_officer_id_officers"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], ondelete="CASCADE", name=op.f("fk_officer_cases_case_id_cases")
+        ),
         sa.PrimaryKeyConstraint("officer_id", "case_id", name=op.f("pk_officer_cases")),
     )
     op.execute(_BACKFILL)

@@ -37,8 +37,12 @@ def upgrade() -> None:
         "subject_name_grams",
         sa.Column("gram", sa.String(2), nullable=False),
         sa.Column("subject_id", _BIG, nullable=False),
-        sa.ForeignKeyConstraint(["subject_id"], ["subjects.id"], ondelete="CASCADE",
-                                name=op.f("fk_subject_name_grams_subject_id_subjects")),
+        sa.ForeignKeyConstraint(
+            ["subject_id"],
+            ["subjects.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_subject_name_grams_subject_id_subjects"),
+        ),
         sa.PrimaryKeyConstraint("gram", "subject_id", name=op.f("pk_subject_name_grams")),
     )
     bind = op.get_bind()

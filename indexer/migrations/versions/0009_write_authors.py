@@ -37,9 +37,7 @@ def upgrade() -> None:
     for table in (*_AUTHORED, *_READINGS):
         op.add_column(table, sa.Column("created_by", sa.BigInteger(), nullable=True))
     for table in _READINGS:
-        op.add_column(
-            table, sa.Column("late", sa.Boolean(), nullable=False, server_default=sa.text("false"))
-        )
+        op.add_column(table, sa.Column("late", sa.Boolean(), nullable=False, server_default=sa.text("false")))
         op.add_column(table, sa.Column("confirmed_by", sa.BigInteger(), nullable=True))
         op.add_column(table, sa.Column("confirmed_us", sa.BigInteger(), nullable=True))
     op.add_column("risk_alerts", sa.Column("acknowledged_by_id", sa.BigInteger(), nullable=True))

@@ -29,8 +29,11 @@ from tests.support.vaudit_proc import VAUDIT
 
 @pytest.fixture
 def app_client(engine: Engine, store: SegmentStore, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"},
-                        audit={"key_file": tmp_path / "audit.key"})
+    settings = Settings(
+        api={"upload_tmp": tmp_path / "up"},
+        export={"out_dir": tmp_path / "exports"},
+        audit={"key_file": tmp_path / "audit.key"},
+    )
     app = create_app(settings, store, engine=engine, storage=LocalStorage(tmp_path / "store"))
     with TestClient(app, follow_redirects=False) as c:
         yield c

@@ -91,8 +91,11 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, dic
     try:
         with TestClient(app) as client:  # runs startup/shutdown (the export job runner)
             headers = bearer(client, "admin")
-            client.post("/api/v1/cases", json={"case_number": "A-1", "title": "盗窃案", "charge": "盗窃"},
-                        headers=headers)
+            client.post(
+                "/api/v1/cases",
+                json={"case_number": "A-1", "title": "盗窃案", "charge": "盗窃"},
+                headers=headers,
+            )
             yield app, headers
     finally:
         engine.dispose()
@@ -209,10 +212,20 @@ def test_ids_beyond_64_bits_are_422_on_both_databases(engine: Engine, tmp_path: 
             client.get("/api/v1/cases", params={"officer_id": big}),
             client.get("/api/v1/audit", params={"before": big}),
             client.post(f"/api/v1/users/{big}/disable"),
-            client.post("/api/v1/events", json={"id": "e-big", "type": "other",
-                                                "time": "2026-03-01T08:00:00Z", "subject_id": big}),
-            client.post("/api/v1/observations", json={"id": "o-big", "subject_id": big, "room_id": "wait",
-                                                      "time": "2026-03-01T08:00:00Z", "source": "wristband"}),
+            client.post(
+                "/api/v1/events",
+                json={"id": "e-big", "type": "other", "time": "2026-03-01T08:00:00Z", "subject_id": big},
+            ),
+            client.post(
+                "/api/v1/observations",
+                json={
+                    "id": "o-big",
+                    "subject_id": big,
+                    "room_id": "wait",
+                    "time": "2026-03-01T08:00:00Z",
+                    "source": "wristband",
+                },
+            ),
         ]
         for r in answers:
             assert r.status_code == 422, (r.request.url, r.status_code, r.text)

@@ -92,12 +92,17 @@ def test_uploads_lying_about_type_and_hostile_names_are_refused_and_nothing_esca
         client.headers.update(bearer(client, "admin"))
 
         def upload(data: bytes, filename: str, ctype: str = "video/mp4", device: str = "DSJ-01") -> Any:
-            return client.post("/api/v1/bodycam/clips", data={"device_id": device,
-                               "start_time": "2026-03-01T08:00:00Z"}, files={"file": (filename, data, ctype)})
+            return client.post(
+                "/api/v1/bodycam/clips",
+                data={"device_id": device, "start_time": "2026-03-01T08:00:00Z"},
+                files={"file": (filename, data, ctype)},
+            )
 
         # claims to be a video (name, extension, Content-Type), is not: probed, refused
         for name in ("clip.mp4", "clip.MOV", "../../clip.ts"):
-            refused(upload(b"\x00\x00\x00\x18ftypmp42" + b"not a video " * 500, name), 422, "validation_failed")
+            refused(
+                upload(b"\x00\x00\x00\x18ftypmp42" + b"not a video " * 500, name), 422, "validation_failed"
+            )
         refused(upload(b"GIF89a" + bytes(2000), "clip.mkv", "video/x-matroska"), 422, "validation_failed")
         # hostile device ids (they become part of the storage key): refused by name
         for device in HOSTILE_NAMES:
@@ -105,8 +110,9 @@ def test_uploads_lying_about_type_and_hostile_names_are_refused_and_nothing_esca
             assert {f["field"] for f in body["error"]["details"]["fields"]} == {"form.device_id"}, device
         # a hostile *file name* on a real video: the name is data, never a path; the key is ours
         stored = []
-        for i, name in enumerate(["../../../../evil.mp4", "/etc/cron.d/evil.mp4", "a\\..\\evil.mp4",
-                                  "evil\u202e4pm.exe"]):
+        for i, name in enumerate(
+            ["../../../../evil.mp4", "/etc/cron.d/evil.mp4", "a\\..\\evil.mp4", "evil\u202e4pm.exe"]
+        ):
             r = upload(clip, name, device=f"DSJ-{i}")
             assert r.status_code == 201, r.text
             assert r.json()["storage_key"].startswith(f"bodycam/DSJ-{i}/")
@@ -146,16 +152,24 @@ def test_declared_sizes_that_lie_over_real_http(centre: tuple[FastAPI, Path], tm
         with TestClient(app) as client:
             token = bearer(client, "admin")["Authorization"]
         boundary = "b0undary"
-        body = (f'--{boundary}\r\nContent-Disposition: form-data; name="device_id"\r\n\r\nDSJ-9\r\n'
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="device_id"\r\n\r\nDSJ-9\r\n'
                 f'--{boundary}\r\nContent-Disposition: form-data; name="start_time"\r\n\r\n'
                 "2026-03-01T08:00:00Z\r\n"
                 f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="c.mp4"\r\n'
-                "Content-Type: video/mp4\r\n\r\n").encode() + clip + f"\r\n--{boundary}--\r\n".encode()
+                "Content-Type: video/mp4\r\n\r\n"
+            ).encode()
+            + clip
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
 
         def head(length: int) -> str:
-            return (f"POST /api/v1/bodycam/clips HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
-                    f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                    f"Content-Length: {length}\r\nConnection: close\r\n\r\n")
+            return (
+                f"POST /api/v1/bodycam/clips HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+            )
 
         # declared smaller: the server reads only what was declared, a cut envelope: 4xx, no 5xx
         answer = _raw(port, head(len(body) // 2), body)
@@ -165,8 +179,12 @@ def test_declared_sizes_that_lie_over_real_http(centre: tuple[FastAPI, Path], tm
         _raw(port, head(len(body) * 2), body, close_after_send=True)
         time.sleep(1.0)
         # JSON declared bigger than the limit: refused from the header, before any byte is read
-        answer = _raw(port, "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      f"Content-Length: {10**12}\r\nConnection: close\r\n\r\n", b"{")
+        answer = _raw(
+            port,
+            "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {10**12}\r\nConnection: close\r\n\r\n",
+            b"{",
+        )
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
         assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "payload_too_large"
     store = site / "store"
@@ -180,17 +198,28 @@ def test_oversized_json_is_413_on_every_route_before_it_is_read(centre: tuple[Fa
     big = json.dumps({"name": "x" * (JSON_LIMIT + 10), "password": "y"}).encode()
     with TestClient(app) as client:
         headers = bearer(client, "admin")
-        for path in ("/api/v1/auth/token", "/api/v1/exports", "/api/v1/users", "/api/v1/cases",
-                     "/api/v1/events/batch"):
-            refused(client.post(path, content=big, headers={**headers, "content-type": "application/json"}),
-                    413, "payload_too_large")
+        for path in (
+            "/api/v1/auth/token",
+            "/api/v1/exports",
+            "/api/v1/users",
+            "/api/v1/cases",
+            "/api/v1/events/batch",
+        ):
+            refused(
+                client.post(path, content=big, headers={**headers, "content-type": "application/json"}),
+                413,
+                "payload_too_large",
+            )
 
             def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
                 for i in range(0, len(big), 1000):
-                    yield big[i:i + 1000]
+                    yield big[i : i + 1000]
 
-            refused(client.post(path, content=chunks(), headers={**headers, "content-type": "application/json"}),
-                    413, "payload_too_large")
+            refused(
+                client.post(path, content=chunks(), headers={**headers, "content-type": "application/json"}),
+                413,
+                "payload_too_large",
+            )
         # under the limit the same routes answer normally
         ok = client.post("/api/v1/auth/token", json={"name": "admin", "password": "wrong password"})
         refused(ok, 401, "unauthorized")
@@ -201,8 +230,10 @@ def test_hostile_camera_and_room_ids_in_the_configuration_are_refused(tmp_path: 
         for where in ("room", "camera"):
             room_id = bad if where == "room" else "int-1"
             cam_id = bad if where == "camera" else "int-1-a"
-            toml = (f'[[rooms]]\nid = {json.dumps(room_id)}\nname = "r"\nkind = "interrogation"\n'
-                    f'  [[rooms.cameras]]\n  id = {json.dumps(cam_id)}\n  url = "rtsp://127.0.0.1:8554/a"\n')
+            toml = (
+                f'[[rooms]]\nid = {json.dumps(room_id)}\nname = "r"\nkind = "interrogation"\n'
+                f'  [[rooms.cameras]]\n  id = {json.dumps(cam_id)}\n  url = "rtsp://127.0.0.1:8554/a"\n'
+            )
             path = tmp_path / "centre.toml"
             path.write_text(toml, encoding="utf-8")
             with pytest.raises(ConfigError) as err:

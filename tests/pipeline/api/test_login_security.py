@@ -120,7 +120,10 @@ def test_throttle_per_address_survives_a_restart_and_raises_an_alert(
         login.clock.advance(60)
         # two more failures: five on this address, the alert threshold
         for i in range(2):
-            assert c.post("/api/v1/auth/token", json={"name": f"x{i}", "password": "nope-nope"}).status_code == 401
+            assert (
+                c.post("/api/v1/auth/token", json={"name": f"x{i}", "password": "nope-nope"}).status_code
+                == 401
+            )
             login.clock.advance(60)
         admin = bearer(c, "boss")
         items = c.get("/api/v1/alerts", headers=admin).json()["items"]
@@ -131,7 +134,9 @@ def test_throttle_per_address_survives_a_restart_and_raises_an_alert(
         # officers see their own cases' alerts only
         login.clock.advance(60)  # the address keeps its count after a success: wait out its delay
         cop = bearer(c, "cop")
-        assert all(a["rule"] != "login_failures" for a in c.get("/api/v1/alerts", headers=cop).json()["items"])
+        assert all(
+            a["rule"] != "login_failures" for a in c.get("/api/v1/alerts", headers=cop).json()["items"]
+        )
 
 
 def test_login_form_is_throttled_too(login: Login, engine: Engine) -> None:
@@ -141,7 +146,9 @@ def test_login_form_is_throttled_too(login: Login, engine: Engine) -> None:
         form = c.get("/login")
         token = re.search(r'name="csrf" value="([^"]+)"', form.text)
         assert token is not None
-        r = c.post("/login", data={"name": "sup", "password": f"bad-{i}", "csrf": token.group(1), "next": "/"})
+        r = c.post(
+            "/login", data={"name": "sup", "password": f"bad-{i}", "csrf": token.group(1), "next": "/"}
+        )
         if r.status_code == 429:
             break
         assert r.status_code == 401
@@ -191,14 +198,17 @@ def test_owner_lists_and_revokes_own_tokens(login: Login, engine: Engine) -> Non
     assert c.post(f"/api/v1/auth/tokens/{spare}/revoke", headers=first).status_code == 200
     assert c.get("/api/v1/auth/me", headers=second).status_code == 401
     assert c.get("/api/v1/auth/me", headers=first).status_code == 200
-    assert [t["revoked"] for t in c.get("/api/v1/auth/tokens", headers=first).json()["tokens"]
-            if t["id"] == spare] == [True]
+    assert [
+        t["revoked"] for t in c.get("/api/v1/auth/tokens", headers=first).json()["tokens"] if t["id"] == spare
+    ] == [True]
     third = bearer(c, "wang")
     assert c.post("/api/v1/auth/tokens/revoke-all", headers=first).json()["revoked"] == 2  # current, third
     assert c.get("/api/v1/auth/me", headers=first).status_code == 401
     assert c.get("/api/v1/auth/me", headers=third).status_code == 401
     assert c.get("/api/v1/auth/me", headers=other).status_code == 200
-    rows = [(r.action, r.detail) for r in AuditLog(engine).rows(user="wang") if r.action.startswith("token_rev")]
+    rows = [
+        (r.action, r.detail) for r in AuditLog(engine).rows(user="wang") if r.action.startswith("token_rev")
+    ]
     assert rows == [("token_revoked_all", None), ("token_revoked", {"token_id": spare})]
     assert current != spare
 
@@ -245,7 +255,9 @@ def test_vaudit_run_does_not_take_forwarded_for_from_localhost(tmp_path: Path) -
         encoding="utf-8",
     )
     with VauditRun(config, tmp_path / "run.log") as run:
-        r = httpx.get(f"{run.base}/api/v1/auth/me", headers={**run.headers, "X-Forwarded-For": "203.0.113.66"})
+        r = httpx.get(
+            f"{run.base}/api/v1/auth/me", headers={**run.headers, "X-Forwarded-For": "203.0.113.66"}
+        )
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
         spoofed = httpx.post(
             f"{run.base}/api/v1/auth/token",

@@ -26,8 +26,11 @@ from tests.support.auth import add_user, bearer
 def client(engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path) -> Iterator[TestClient]:
     store.sync_rooms(INDEX_ROOMS)
     index_scenario(store, scenario)
-    settings = Settings(api={"upload_tmp": tmp_path / "up"}, export={"out_dir": tmp_path / "exports"},
-                        audit={"key_file": tmp_path / "audit.key"})
+    settings = Settings(
+        api={"upload_tmp": tmp_path / "up"},
+        export={"out_dir": tmp_path / "exports"},
+        audit={"key_file": tmp_path / "audit.key"},
+    )
     app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
     with TestClient(app) as c:
         yield c
@@ -120,7 +123,8 @@ def wide_client(
 
 
 def test_officer_cannot_widen_their_footage_window_with_own_readings(
-        wide_client: TestClient, engine: Engine, tmp_path: Path) -> None:
+    wide_client: TestClient, engine: Engine, tmp_path: Path
+) -> None:
     """Issue 16 point 3: one reading of the officer's own putting their suspect in another room used
     to turn a 403 into 200. The window comes from readings not written by that officer alone."""
     c = wide_client
@@ -134,7 +138,13 @@ def test_officer_cannot_widen_their_footage_window_with_own_readings(
     wait = {"start": iso(at(9)), "end": iso(at(11)), "case_id": mine}
     vtt = "/api/v1/playback/cam-wait.vtt"
     assert c.get(vtt, params=wait, headers=li).status_code == 403
-    reading = {"id": "li-o", "room_id": "R-WAIT", "time": iso(at(8)), "source": "manual", "subject_id": subject}
+    reading = {
+        "id": "li-o",
+        "room_id": "R-WAIT",
+        "time": iso(at(8)),
+        "source": "manual",
+        "subject_id": subject,
+    }
     assert c.post("/api/v1/observations", json=reading, headers=li).status_code == 201
     # the trajectory everyone sees has the stay; the officer's footage window does not
     stays = c.get(f"/api/v1/subjects/{subject}/trajectory", headers=li).json()["stays"]
@@ -142,12 +152,20 @@ def test_officer_cannot_widen_their_footage_window_with_own_readings(
     denied = c.get(vtt, params=wait, headers=li)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
     # an event of theirs does not do it either
-    event = {"id": "li-e", "type": "waiting", "time": iso(at(8.5)), "room_id": "R-WAIT", "subject_id": subject}
+    event = {
+        "id": "li-e",
+        "type": "waiting",
+        "time": iso(at(8.5)),
+        "room_id": "R-WAIT",
+        "subject_id": subject,
+    }
     assert c.post("/api/v1/events", json=event, headers=li).status_code == 201
     assert c.get(vtt, params=wait, headers=li).status_code == 403
     # officers cannot vouch for their own readings; a supervisor can, and then they count
     assert c.post("/api/v1/readings/confirm", json={"observations": ["li-o"]}, headers=li).status_code == 403
-    done = c.post("/api/v1/readings/confirm", json={"observations": ["li-o"], "events": ["li-e"]}, headers=sup)
+    done = c.post(
+        "/api/v1/readings/confirm", json={"observations": ["li-o"], "events": ["li-e"]}, headers=sup
+    )
     assert done.status_code == 200 and done.json()["confirmed"] == 2
     assert c.get(vtt, params=wait, headers=li).status_code == 200
     confirms = AuditLog(engine, load_audit_key(tmp_path / "audit.key")).rows(action="readings_confirm")
@@ -164,6 +182,12 @@ def test_back_dated_reading_by_an_officer_is_refused(client: TestClient, engine:
     subject = client.get(f"/api/v1/cases/{mine}", headers=admin).json()["subjects"][0]["id"]
     add_user(engine, "li", "officer", officer_badge="P-1")
     li = bearer(client, "li")
-    reading = {"id": "li-o", "room_id": "R-WAIT", "time": iso(at(8)), "source": "manual", "subject_id": subject}
+    reading = {
+        "id": "li-o",
+        "room_id": "R-WAIT",
+        "time": iso(at(8)),
+        "source": "manual",
+        "subject_id": subject,
+    }
     r = client.post("/api/v1/observations", json=reading, headers=li)
     assert r.status_code == 403 and "late entry" in r.json()["error"]["message"]

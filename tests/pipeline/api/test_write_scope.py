@@ -52,8 +52,11 @@ class Centre:
 
 def _build(engine: Engine, store: SegmentStore, tmp_path: Path, **api: Any) -> Iterator[Centre]:
     store.sync_rooms(ROOMS)
-    settings = Settings(api={"upload_tmp": tmp_path / "up", **api}, export={"out_dir": tmp_path / "exports"},
-                        audit={"key_file": tmp_path / "audit.key"})
+    settings = Settings(
+        api={"upload_tmp": tmp_path / "up", **api},
+        export={"out_dir": tmp_path / "exports"},
+        audit={"key_file": tmp_path / "audit.key"},
+    )
     app = create_app(settings, store, engine=engine, storage=LocalStorage(tmp_path / "store"))
     with TestClient(app) as c:
         add_user(engine, "admin", "admin")
@@ -62,19 +65,33 @@ def _build(engine: Engine, store: SegmentStore, tmp_path: Path, **api: Any) -> I
         for n, badge in ((1, "P-1"), (2, "P-2")):
             off = c.post("/api/v1/officers", json={"name": f"警官{n}", "badge_number": badge}, headers=admin)
             case = c.post(
-                "/api/v1/cases", json={"case_number": f"A-{n}", "title": "案", "charge": "盗窃"}, headers=admin
+                "/api/v1/cases",
+                json={"case_number": f"A-{n}", "title": "案", "charge": "盗窃"},
+                headers=admin,
             )
             cid = case.json()["id"]
             assert c.post(
                 f"/api/v1/cases/{cid}/officers", json={"officer_id": off.json()["id"]}, headers=admin
             ).is_success
-            sub = c.post(f"/api/v1/cases/{cid}/subjects", json={"name": f"张{n}", "role": "suspect"}, headers=admin)
+            sub = c.post(
+                f"/api/v1/cases/{cid}/subjects", json={"name": f"张{n}", "role": "suspect"}, headers=admin
+            )
             ids[f"case{n}"], ids[f"subject{n}"], ids[f"officer{n}"] = cid, sub.json()["id"], off.json()["id"]
         add_user(engine, "li", "officer", officer_badge="P-1")
         add_user(engine, "sup", "supervisor")
         yield Centre(
-            c, engine, tmp_path / "store", admin, bearer(c, "li"), bearer(c, "sup"),
-            ids["case1"], ids["case2"], ids["subject1"], ids["subject2"], ids["officer1"], ids["officer2"],
+            c,
+            engine,
+            tmp_path / "store",
+            admin,
+            bearer(c, "li"),
+            bearer(c, "sup"),
+            ids["case1"],
+            ids["case2"],
+            ids["subject1"],
+            ids["subject2"],
+            ids["officer1"],
+            ids["officer2"],
         )
 
 
@@ -132,7 +149,9 @@ def test_officer_writes_only_into_own_cases(centre: Centre) -> None:
     _forbidden(c.post("/api/v1/events", json=_event("x3", None), headers=li))  # no case at all
     _forbidden(c.post("/api/v1/observations", json=_obs("x4", centre.sb), headers=li))
     # another officer's location, without a subject
-    _forbidden(c.post("/api/v1/observations", json=_obs("x5", None, officer_id=centre.wang_officer), headers=li))
+    _forbidden(
+        c.post("/api/v1/observations", json=_obs("x5", None, officer_id=centre.wang_officer), headers=li)
+    )
     # a batch with one item of case B: all or none
     batch = [_event("x6", centre.sa), _event("x7", centre.sb)]
     r = c.post("/api/v1/events/batch", json=batch, headers=li)
@@ -140,8 +159,12 @@ def test_officer_writes_only_into_own_cases(centre: Centre) -> None:
     assert r.json()["error"]["details"]["fields"][0]["field"] == "body.1.subject_id"
     assert (_count(centre.engine, EVENTS), _count(centre.engine, OBSERVATIONS)) == (events_before, obs_before)
     # case B's subjects and officers, and officer records
-    _forbidden(c.post(f"/api/v1/cases/{centre.case_b}/subjects", json={"name": "假", "role": "witness"}, headers=li))
-    _forbidden(c.post(f"/api/v1/cases/{centre.case_b}/officers", json={"officer_id": centre.li_officer}, headers=li))
+    _forbidden(
+        c.post(f"/api/v1/cases/{centre.case_b}/subjects", json={"name": "假", "role": "witness"}, headers=li)
+    )
+    _forbidden(
+        c.post(f"/api/v1/cases/{centre.case_b}/officers", json={"officer_id": centre.li_officer}, headers=li)
+    )
     _forbidden(c.post("/api/v1/officers", json={"name": "假", "badge_number": "X-9"}, headers=li))
     # the same writes into case A are fine, and their own location
     assert c.post("/api/v1/events", json=_event("ok1", centre.sa), headers=li).status_code == 201
@@ -164,18 +187,31 @@ def test_every_write_stores_its_author_and_is_audited(centre: Centre) -> None:
     assert (ev.json()["entered_by"], ev.json()["late"]) == ("li", False)
     ob = c.post("/api/v1/observations", json=_obs("o1", centre.sb), headers=sup)
     assert ob.json()["entered_by"] == "sup"
-    subject = c.post(f"/api/v1/cases/{centre.case_a}/subjects", json={"name": "证人", "role": "witness"}, headers=li)
+    subject = c.post(
+        f"/api/v1/cases/{centre.case_a}/subjects", json={"name": "证人", "role": "witness"}, headers=li
+    )
     made = c.post("/api/v1/cases", json={"case_number": "A-7", "title": "t", "charge": "c"}, headers=li)
     li_id, sup_id = _user_id(centre.engine, "li"), _user_id(centre.engine, "sup")
     with centre.engine.connect() as conn:
-        assert conn.execute(select(EVENTS.c.created_by).where(EVENTS.c.client_id == "e1")).scalar_one() == li_id
-        assert conn.execute(
-            select(OBSERVATIONS.c.created_by).where(OBSERVATIONS.c.client_id == "o1")
-        ).scalar_one() == sup_id
-        assert conn.execute(
-            select(SUBJECTS.c.created_by).where(SUBJECTS.c.id == subject.json()["id"])
-        ).scalar_one() == li_id
-        assert conn.execute(select(CASES.c.created_by).where(CASES.c.id == made.json()["id"])).scalar_one() == li_id
+        assert (
+            conn.execute(select(EVENTS.c.created_by).where(EVENTS.c.client_id == "e1")).scalar_one() == li_id
+        )
+        assert (
+            conn.execute(
+                select(OBSERVATIONS.c.created_by).where(OBSERVATIONS.c.client_id == "o1")
+            ).scalar_one()
+            == sup_id
+        )
+        assert (
+            conn.execute(
+                select(SUBJECTS.c.created_by).where(SUBJECTS.c.id == subject.json()["id"])
+            ).scalar_one()
+            == li_id
+        )
+        assert (
+            conn.execute(select(CASES.c.created_by).where(CASES.c.id == made.json()["id"])).scalar_one()
+            == li_id
+        )
     # a replay writes nothing and keeps the first author
     again = c.post("/api/v1/events", json=first, headers=centre.admin)
     assert again.status_code == 200 and again.json()["entered_by"] == "li"
@@ -199,8 +235,12 @@ def test_alert_handling_stores_the_user(centre: Centre) -> None:
     from indexer.alert_store import AlertStore, NewAlert
 
     store = AlertStore(centre.engine)
-    rec, _ = store.raise_or_continue(NewAlert("unattended", "k1", "high", "m", _now(), case_id=centre.case_a), _now())
-    r = centre.client.post(f"/api/v1/alerts/{rec.id}/acknowledge", json={"note": "看到了"}, headers=centre.sup)
+    rec, _ = store.raise_or_continue(
+        NewAlert("unattended", "k1", "high", "m", _now(), case_id=centre.case_a), _now()
+    )
+    r = centre.client.post(
+        f"/api/v1/alerts/{rec.id}/acknowledge", json={"note": "看到了"}, headers=centre.sup
+    )
     assert r.status_code == 200 and r.json()["acknowledged_by"] == "sup"
     with centre.engine.connect() as conn:
         from indexer.alert_store import ALERTS
@@ -238,7 +278,12 @@ def test_late_entries_need_a_supervisor_and_are_marked(centre: Centre) -> None:
     _forbidden(r)
     assert r.json()["error"]["details"]["fields"][0]["field"] == "body.time"
     _forbidden(c.post("/api/v1/events", json=_event("late-e", centre.sa, minutes_ago=old), headers=centre.li))
-    assert c.post("/api/v1/events", json=_event("fresh", centre.sa, minutes_ago=60), headers=centre.li).status_code == 201
+    assert (
+        c.post(
+            "/api/v1/events", json=_event("fresh", centre.sa, minutes_ago=60), headers=centre.li
+        ).status_code
+        == 201
+    )
     ob = c.post("/api/v1/observations", json=_obs("late-o", centre.sa, minutes_ago=old), headers=centre.sup)
     ev = c.post("/api/v1/events", json=_event("late-e", centre.sa, minutes_ago=old), headers=centre.sup)
     assert ob.status_code == ev.status_code == 201
@@ -261,8 +306,15 @@ def test_readings_inside_an_exported_range_are_late(centre: Centre) -> None:
     inside = _event("in", centre.sa, minutes_ago=30)
     _forbidden(c.post("/api/v1/events", json=inside, headers=centre.li))
     # an event about no one subject of the case is inside it too
-    _forbidden(c.post("/api/v1/events", json=_event("case-wide", None, 30, case_id=centre.case_a), headers=centre.li))
-    assert c.post("/api/v1/events", json=_event("before", centre.sa, minutes_ago=90), headers=centre.li).status_code == 201
+    _forbidden(
+        c.post("/api/v1/events", json=_event("case-wide", None, 30, case_id=centre.case_a), headers=centre.li)
+    )
+    assert (
+        c.post(
+            "/api/v1/events", json=_event("before", centre.sa, minutes_ago=90), headers=centre.li
+        ).status_code
+        == 201
+    )
     done = c.post("/api/v1/events", json=inside, headers=centre.sup)
     assert done.status_code == 201 and done.json()["late"] is True
 
@@ -275,7 +327,10 @@ def short_window(engine: Engine, store: SegmentStore, tmp_path: Path) -> Iterato
 def test_late_entry_window_is_a_setting(short_window: Centre) -> None:
     c = short_window
     _forbidden(c.client.post("/api/v1/events", json=_event("e", c.sa, minutes_ago=45), headers=c.li))
-    assert c.client.post("/api/v1/events", json=_event("e", c.sa, minutes_ago=20), headers=c.li).status_code == 201
+    assert (
+        c.client.post("/api/v1/events", json=_event("e", c.sa, minutes_ago=20), headers=c.li).status_code
+        == 201
+    )
 
 
 def test_conflict_does_not_say_what_is_stored(centre: Centre) -> None:
@@ -287,7 +342,9 @@ def test_conflict_does_not_say_what_is_stored(centre: Centre) -> None:
     err = clash.json()["error"]
     assert err["code"] == "conflict" and "reused with different content" in err["message"]
     assert "payload" not in err["message"] and "fields" not in err["details"]
-    case = c.post("/api/v1/cases", json={"case_number": "A-1", "title": "别的", "charge": "盗窃"}, headers=centre.admin)
+    case = c.post(
+        "/api/v1/cases", json={"case_number": "A-1", "title": "别的", "charge": "盗窃"}, headers=centre.admin
+    )
     assert case.status_code == 409 and "title" not in case.json()["error"]["message"]
 
 
@@ -296,9 +353,14 @@ def test_officers_read_their_own_and_their_cases_officers_only(centre: Centre) -
     assert c.get(f"/api/v1/officers/{centre.li_officer}", headers=centre.li).status_code == 200
     _forbidden(c.get(f"/api/v1/officers/{centre.wang_officer}", headers=centre.li))
     # once wang is on a case of li's, li may read his record
-    assert c.post(
-        f"/api/v1/cases/{centre.case_a}/officers", json={"officer_id": centre.wang_officer}, headers=centre.li
-    ).status_code == 201
+    assert (
+        c.post(
+            f"/api/v1/cases/{centre.case_a}/officers",
+            json={"officer_id": centre.wang_officer},
+            headers=centre.li,
+        ).status_code
+        == 201
+    )
     assert c.get(f"/api/v1/officers/{centre.wang_officer}", headers=centre.li).status_code == 200
     assert c.get(f"/api/v1/officers/{centre.wang_officer}", headers=centre.sup).status_code == 200
 

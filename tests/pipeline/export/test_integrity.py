@@ -58,7 +58,9 @@ class Centre:
 
 
 @pytest.fixture
-def centre(built: Scenario, tmp_path: Path, db_url: str, engine: Engine, store: SegmentStore) -> Iterator[Centre]:
+def centre(
+    built: Scenario, tmp_path: Path, db_url: str, engine: Engine, store: SegmentStore
+) -> Iterator[Centre]:
     root = tmp_path / "store"
     shutil.copytree(built.root, root)
     for p in root.rglob("*"):
@@ -83,14 +85,18 @@ def centre(built: Scenario, tmp_path: Path, db_url: str, engine: Engine, store: 
     cases = CaseStore(engine)
     case, _ = cases.create_case(NewCase("A2024-0501", "张某盗窃案", "盗窃"))
     subject, _ = cases.create_subject(NewSubject(case.id, "张某", "suspect"))
-    cases.add_observations([
-        NewObservation("o1", "R-INT1", at(12), ObservationSource.WRISTBAND, subject_id=subject.id),
-        NewObservation("o2", "R-WAIT", at(23), ObservationSource.WRISTBAND, subject_id=subject.id),
-    ])
+    cases.add_observations(
+        [
+            NewObservation("o1", "R-INT1", at(12), ObservationSource.WRISTBAND, subject_id=subject.id),
+            NewObservation("o2", "R-WAIT", at(23), ObservationSource.WRISTBAND, subject_id=subject.id),
+        ]
+    )
     storage = LocalStorage(root)
     scenario = dataclasses.replace(built, root=root)
     spec = ExportSpec(case.case_number, str(subject.id), at(12), at(23), exported_by="测试员")
-    yield Centre(config, settings, engine, store, storage, scenario, ExportService(settings, engine, storage), spec)
+    yield Centre(
+        config, settings, engine, store, storage, scenario, ExportService(settings, engine, storage), spec
+    )
 
 
 def _cam_int(c: Centre) -> list[Any]:
@@ -145,8 +151,10 @@ def test_swapped_footage_is_refused_by_the_export_and_by_playback(centre: Centre
         _set_index_hash(centre, victim.storage_key, victim.sha256)
         r = client.get("/api/v1/playback/cam-int.mp4", params=params)
         assert r.status_code == 409 and "no longer matches the hash recorded" in r.json()["error"]["message"]
-        assert len([a for a in client.get("/api/v1/alerts").json()["items"]
-                    if a["rule"] == "footage_integrity"]) == 1  # the same segment: one alert
+        assert (
+            len([a for a in client.get("/api/v1/alerts").json()["items"] if a["rule"] == "footage_integrity"])
+            == 1
+        )  # the same segment: one alert
         # the other segment still plays
         later = client.get("/api/v1/playback/cam-int.mp4", params={"start": iso(at(20)), "end": iso(at(22))})
         assert later.status_code == 200 and len(later.content) > 1000
@@ -163,14 +171,19 @@ def test_verify_checks_discs_against_the_sidecars_and_the_centres_key(
     ok = _vaudit("verify", "--config", cfg, str(master))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     fp = result.summary["fingerprint"]
-    assert "signed by the centre's key" in ok.stderr and f"key fingerprint / 公钥指纹: {grouped(fp)}" in ok.stdout
+    assert (
+        "signed by the centre's key" in ok.stderr
+        and f"key fingerprint / 公钥指纹: {grouped(fp)}" in ok.stdout
+    )
     shown = _vaudit("key-fingerprint", "--config", cfg)
     assert shown.stdout.split("\n")[:2] == [grouped(fp), fp]
 
     # the custody record carries the audit trail's head, also anchored in storage
     disc = extract(master, tmp_path / "disc")
     head = json.loads((disc / "custody.json").read_text(encoding="utf-8"))["audit_head"]
-    assert head["seq"] == AuditLog(centre.engine).head().seq and head["anchor"].startswith(AUDIT_ANCHOR_PREFIX)
+    assert head["seq"] == AuditLog(centre.engine).head().seq and head["anchor"].startswith(
+        AUDIT_ANCHOR_PREFIX
+    )
     assert centre.storage.exists(head["anchor"])
 
     # a forger's disc: custody edited, re-signed with a new key, rebuilt
@@ -185,7 +198,8 @@ def test_verify_checks_discs_against_the_sidecars_and_the_centres_key(
     other = centre.config.with_name("court.toml")
     text_ = centre.config.read_text(encoding="utf-8").replace(
         f'signing_key = "{tmp_path / "keys" / "sign.pem"}"',
-        f'signing_key = "{tmp_path / "nowhere.pem"}"\nkey_fingerprint = "{grouped(forger)}"')
+        f'signing_key = "{tmp_path / "nowhere.pem"}"\nkey_fingerprint = "{grouped(forger)}"',
+    )
     other.write_text(text_, encoding="utf-8")
     assert _vaudit("verify", "--config", str(other), str(forged)).returncode == 0
     assert _vaudit("verify", "--config", str(other), str(master)).returncode == 1
@@ -198,5 +212,7 @@ def test_verify_checks_discs_against_the_sidecars_and_the_centres_key(
     old = centre.service.run(dataclasses.replace(centre.spec, exported_by="old release"))
     report = centre.service.verify(list(old.master_images))
     assert not report.ok
-    assert any(victim.storage_key in p and f"differs from the recorder's stored sidecar ({victim.sha256})" in p
-               for p in report.problems), report.problems
+    assert any(
+        victim.storage_key in p and f"differs from the recorder's stored sidecar ({victim.sha256})" in p
+        for p in report.problems
+    ), report.problems

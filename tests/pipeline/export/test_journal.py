@@ -32,7 +32,9 @@ class _Service:
         d.mkdir(parents=True, exist_ok=True)
         for name in ("master.iso", "working.iso", "manifest.json"):
             (d / name).write_bytes(b"x")
-        return ExportResult("x-1", d, (d / "master.iso",), (d / "working.iso",), d / "manifest.json", {"n": 1})
+        return ExportResult(
+            "x-1", d, (d / "master.iso",), (d / "working.iso",), d / "manifest.json", {"n": 1}
+        )
 
 
 def _wait(jobs: ExportJobs, job_id: str, state: str) -> None:

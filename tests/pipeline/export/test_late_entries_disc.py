@@ -38,7 +38,9 @@ def test_late_entries_are_marked_on_the_disc_and_exports_seal_their_range(
     cases = CaseStore(engine)
     case, _ = cases.create_case(NewCase("A-1", "盗窃案", "盗窃"))
     subject, _ = cases.create_subject(NewSubject(case.id, "张三", "suspect"))
-    cases.add_observations([NewObservation("o-wait", "R-WAIT", at(9), ObservationSource.WRISTBAND, subject.id)])
+    cases.add_observations(
+        [NewObservation("o-wait", "R-WAIT", at(9), ObservationSource.WRISTBAND, subject.id)]
+    )
     cases.add_events(
         [
             NewEvent("e-int", EventType.INTERROGATION_START, at(12), "R-INT1", None, subject.id),
@@ -55,11 +57,18 @@ def test_late_entries_are_marked_on_the_disc_and_exports_seal_their_range(
         add_user(engine, "sup", "supervisor")
         sup = bearer(c, "sup")
         late_event = {
-            "id": "e-signed", "type": "transcript_signed", "time": iso(at(21)), "room_id": "R-INT1",
+            "id": "e-signed",
+            "type": "transcript_signed",
+            "time": iso(at(21)),
+            "room_id": "R-INT1",
             "subject_id": subject.id,
         }
         late_reading = {
-            "id": "o-late", "room_id": "R-INT1", "time": iso(at(13)), "source": "manual", "subject_id": subject.id
+            "id": "o-late",
+            "room_id": "R-INT1",
+            "time": iso(at(13)),
+            "source": "manual",
+            "subject_id": subject.id,
         }
         assert c.post("/api/v1/events", json=late_event, headers=sup).json()["late"] is True
         assert c.post("/api/v1/observations", json=late_reading, headers=sup).json()["late"] is True
@@ -67,7 +76,9 @@ def test_late_entries_are_marked_on_the_disc_and_exports_seal_their_range(
 
     service = ExportService(settings, engine, storage)
     # (the scenario's footage has holes between stays: not what this test is about)
-    spec = ExportSpec("A-1", str(subject.id), start=at(8), end=at(24), exported_by="sup", allow_unexplained=True)
+    spec = ExportSpec(
+        "A-1", str(subject.id), start=at(8), end=at(24), exported_by="sup", allow_unexplained=True
+    )
     result = service.run(spec)
     disc = extract(result.master_images[0], tmp_path / "disc")
     manifest = json.loads((disc / "manifest.json").read_text(encoding="utf-8"))
@@ -81,7 +92,10 @@ def test_late_entries_are_marked_on_the_disc_and_exports_seal_their_range(
     assert [(e["type"], e["late"]) for e in data["events"] if e["type"] == "transcript_signed"] == [
         ("transcript_signed", True)
     ]
-    assert sorted((x["kind"], x["by"]) for x in data["late_entries"]) == [("event", "sup"), ("observation", "sup")]
+    assert sorted((x["kind"], x["by"]) for x in data["late_entries"]) == [
+        ("event", "sup"),
+        ("observation", "sup"),
+    ]
     assert "补录条目" in page and "Late entries" in page
 
     # the export recorded its range: a reading written into it now is a late entry, one after it is not

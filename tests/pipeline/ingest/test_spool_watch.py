@@ -19,8 +19,17 @@ GB = 1024**3
 
 
 def _stats(age: float | None, files: int = 3, size: int = 30 * 1024**2) -> UploaderStats:
-    return UploaderStats(pending_files=files, spool_bytes=size, uploaded=0, failures=0, quarantined=0,
-                         storage_ok=True, oldest_pending_age=age, last_error=None, in_flight=0)
+    return UploaderStats(
+        pending_files=files,
+        spool_bytes=size,
+        uploaded=0,
+        failures=0,
+        quarantined=0,
+        storage_ok=True,
+        oldest_pending_age=age,
+        last_error=None,
+        in_flight=0,
+    )
 
 
 def _open(book: AlertBook) -> dict[str, str]:

@@ -34,9 +34,11 @@ SEGMENT = 2.0
 def six_cameras() -> Iterator[list[SimulatedCamera]]:
     with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
         yield [
-            started.enter_context(SimulatedCamera(
-                f"cam-{i}", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
-            ))
+            started.enter_context(
+                SimulatedCamera(
+                    f"cam-{i}", free_port(), video_codec="h264", audio_codec="alaw", width=640, height=360
+                )
+            )
             for i in range(6)
         ]
 
@@ -48,8 +50,20 @@ class Node:
         log = (root / f"{node_id}.log").open("ab")
         env = {**os.environ, "VAUDIT_RECORDER__SPOOL": str(root / f"spool-{node_id}")}
         self.proc = subprocess.Popen(
-            [VAUDIT, "recorder", "--config", str(config), "--node-id", node_id, "--health-port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+            [
+                VAUDIT,
+                "recorder",
+                "--config",
+                str(config),
+                "--node-id",
+                node_id,
+                "--health-port",
+                str(self.port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
         )
         log.close()
         self.log = root / f"{node_id}.log"
@@ -125,7 +139,9 @@ def test_three_nodes_share_cameras_and_take_over_a_killed_one(
         assert len(orphans) == 2
         with engine.connect() as conn:
             stored_before = {
-                c: conn.execute(text("SELECT max(end_us) FROM segments WHERE camera_id = :c"), {"c": c}).scalar_one()
+                c: conn.execute(
+                    text("SELECT max(end_us) FROM segments WHERE camera_id = :c"), {"c": c}
+                ).scalar_one()
                 for c in orphans
             }
         victim.proc.send_signal(signal.SIGKILL)

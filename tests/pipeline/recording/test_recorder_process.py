@@ -56,8 +56,9 @@ def test_options_travel_whole_and_unknown_ones_are_refused(tmp_path: Path) -> No
 def test_keyframe_requests_travel_to_the_recorder_process(tmp_path: Path) -> None:
     opts = RecorderOptions(spool=tmp_path)
     spec = SyncPointSpec("http://127.0.0.1:8080/onvif/media_service", "Profile_1")
-    cmd = recorder_command([("a", "rtsp://x/a", None), ("b", "rtsp://x/b", None)], tmp_path, opts,
-                           sync_points={"a": spec})
+    cmd = recorder_command(
+        [("a", "rtsp://x/a", None), ("b", "rtsp://x/b", None)], tmp_path, opts, sync_points={"a": spec}
+    )
     assert sync_points_from_json(cmd[cmd.index("--sync-points-json") + 1]) == {"a": spec}
     assert "--sync-points-json" not in recorder_command([("b", "rtsp://x/b", None)], tmp_path, opts)
     with pytest.raises(ValueError, match="camera 'a': want exactly url and profile"):
@@ -67,11 +68,19 @@ def test_keyframe_requests_travel_to_the_recorder_process(tmp_path: Path) -> Non
     # a keyframe request for a camera the process does not record is a mistake, said at start
     only_b = [("b", "rtsp://127.0.0.1:1/b", None)]
     bad = [*recorder_command(only_b, tmp_path, opts), "--sync-points-json", sync_points_json({"a": spec})]
-    done = subprocess.run(bad, input=cameras_stdin(only_b), capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        bad, input=cameras_stdin(only_b), capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2 and "names cameras this process does not record: a" in done.stderr
     # the cameras on stdin must be the ones the command line names
-    done = subprocess.run(recorder_command(only_b, tmp_path, opts), input=cameras_stdin([("c", "rtsp://h/c", None)]),
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        recorder_command(only_b, tmp_path, opts),
+        input=cameras_stdin([("c", "rtsp://h/c", None)]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2 and "the command line names ['b']" in done.stderr
 
 
@@ -103,7 +112,10 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def cameras() -> Iterator[list[SimulatedCamera]]:
     with contextlib.ExitStack() as started:  # a SimulatedCamera starts on enter, stops on exit
-        yield [started.enter_context(SimulatedCamera(f"cam-{n}", free_port(), width=320, height=240)) for n in "ab"]
+        yield [
+            started.enter_context(SimulatedCamera(f"cam-{n}", free_port(), width=320, height=240))
+            for n in "ab"
+        ]
 
 
 @pytest.mark.integration
@@ -116,7 +128,10 @@ def test_recorder_processes_record_restart_and_die_with_the_pipeline(
     run.start()
     try:
         deadline = time.monotonic() + 20
-        while len(children := _recorder_children(run.proc.pid if run.proc else -1)) < 2 and time.monotonic() < deadline:
+        while (
+            len(children := _recorder_children(run.proc.pid if run.proc else -1)) < 2
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         assert len(children) == 2, children
         time.sleep(7)
@@ -137,9 +152,14 @@ def test_recorder_processes_record_restart_and_die_with_the_pipeline(
             time.sleep(0.2)
         assert victim not in now and len(now) == 2, now
         time.sleep(8)
-        start, end = iso(datetime.now(UTC) - timedelta(minutes=5)), iso(datetime.now(UTC) + timedelta(minutes=1))
+        start, end = (
+            iso(datetime.now(UTC) - timedelta(minutes=5)),
+            iso(datetime.now(UTC) + timedelta(minutes=1)),
+        )
         for cam in cameras:
-            segs = run.get(f"/api/v1/cameras/{cam.camera_id}/segments", start=start, end=end).json()["segments"]
+            segs = run.get(f"/api/v1/cameras/{cam.camera_id}/segments", start=start, end=end).json()[
+                "segments"
+            ]
             gaps = run.get(f"/api/v1/cameras/{cam.camera_id}/gaps", start=start, end=end).json()["gaps"]
             restarts = [g for g in gaps if g["cause"] == "recorder_restart"]
             if cam is victim_cam:

@@ -245,13 +245,20 @@ def test_centre_cameras_serve_onvif_where_configured() -> None:
     room = RoomConfig(id="int-1", name="讯问室1", kind="interrogation", cameras=[])
     plain = CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a")
     assert camera_for(room, plain).onvif_url is None
-    onvif = CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a", onvif_profile="Main",
-                         onvif_url="http://127.0.0.1:18654/onvif/media_service")
+    onvif = CameraConfig(
+        id="a",
+        url="rtsp://127.0.0.1:18554/a",
+        onvif_profile="Main",
+        onvif_url="http://127.0.0.1:18654/onvif/media_service",
+    )
     cam = camera_for(room, onvif)
     assert cam.onvif_url == onvif.onvif_url and cam.onvif_profile == "Main"
     assert cam._args()[cam._args().index("--onvif-port") + 1] == "18654"
-    for url in ("http://192.0.2.1:18654/onvif/media_service", "http://127.0.0.1:80/onvif/media_service",
-                "http://127.0.0.1:18654/elsewhere"):
+    for url in (
+        "http://192.0.2.1:18654/onvif/media_service",
+        "http://127.0.0.1:80/onvif/media_service",
+        "http://127.0.0.1:18654/elsewhere",
+    ):
         with pytest.raises(ConfigError, match="serves ONVIF only at"):
             camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a", onvif_url=url))
 
@@ -260,8 +267,11 @@ def test_centre_cameras_demand_the_login_the_recorder_is_given() -> None:
     from domain.credentials import CameraLogin
 
     room = RoomConfig(id="int-1", name="讯问室1", kind="interrogation", cameras=[])
-    cam = camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a"),
-                     login=CameraLogin("admin", "s3cret"))
+    cam = camera_for(
+        room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a"), login=CameraLogin("admin", "s3cret")
+    )
     args = cam._args()
-    assert args[args.index("--rtsp-user") + 1] == "admin" and args[args.index("--rtsp-password") + 1] == "s3cret"
+    assert (
+        args[args.index("--rtsp-user") + 1] == "admin" and args[args.index("--rtsp-password") + 1] == "s3cret"
+    )
     assert "--rtsp-user" not in camera_for(room, CameraConfig(id="a", url="rtsp://127.0.0.1:18554/a"))._args()

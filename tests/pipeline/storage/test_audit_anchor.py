@@ -27,8 +27,13 @@ ROWS = 12
 
 
 def _verify(cfg: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([VAUDIT, "audit", "verify", "--config", str(cfg)], capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [VAUDIT, "audit", "verify", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _drop_triggers(conn: object, engine: Engine) -> None:
@@ -52,8 +57,14 @@ def _rehash_plain(engine: Engine, first: int, unkey: bool, last: int | None = No
             if r.seq < first or (last is not None and r.seq > last):
                 continue
             new = entry_hash(prev, r.seq, r.time_us, r.user, r.action, r.object, r.client_addr, r.detail)
-            conn.execute(text("UPDATE audit_log SET prev_hash = :p, hash = :h" + (", key_id = NULL" if unkey else "")
-                              + " WHERE seq = :s"), {"p": prev, "h": new, "s": r.seq})
+            conn.execute(
+                text(
+                    "UPDATE audit_log SET prev_hash = :p, hash = :h"
+                    + (", key_id = NULL" if unkey else "")
+                    + " WHERE seq = :s"
+                ),
+                {"p": prev, "h": new, "s": r.seq},
+            )
             prev = new
 
 
@@ -132,7 +143,9 @@ def test_a_cut_is_found_by_an_exports_custody_when_the_anchors_are_gone(
     head = AuditLog(engine).head()
     export = settings.export.out_dir / "A-1-1-20261207T000000Z"
     export.mkdir(parents=True)
-    custody = {"audit_head": {"seq": head.seq, "hash": head.hash, "keyed_from": 1, "written": "2026-12-07T00:00:00Z"}}
+    custody = {
+        "audit_head": {"seq": head.seq, "hash": head.hash, "keyed_from": 1, "written": "2026-12-07T00:00:00Z"}
+    }
     (export / "manifest.json").write_text(json.dumps({"custody": custody}), encoding="utf-8")
     assert [p.seq for p in custody_heads(settings.export.out_dir)] == [ROWS]
     for key in list(storage.list(AUDIT_ANCHOR_PREFIX + "/")):  # a store without WORM lets them go
@@ -155,13 +168,19 @@ def test_forged_and_altered_anchors_are_named(
     # an anchor signed with another key, claiming a head far beyond the trail
     other = tmp_path / "other.pem"
     generate_signing_key(other)
-    forged_settings = settings.model_copy(update={"export": settings.export.model_copy(update={"signing_key": other})})
+    forged_settings = settings.model_copy(
+        update={"export": settings.export.model_copy(update={"signing_key": other})}
+    )
     head = AuditLog(engine).head()
     forged = AnchorBook.for_settings(forged_settings, storage).write(
-        type(head)(head.seq + 100, "0" * 64, head.key_id, head.keyed_from))
+        type(head)(head.seq + 100, "0" * 64, head.key_id, head.keyed_from)
+    )
     done = _verify(cfg)
     assert done.returncode == 1
-    assert f"anchor {forged.storage_key}: signed by key" in done.stdout and "not by the centre's key" in done.stdout
+    assert (
+        f"anchor {forged.storage_key}: signed by key" in done.stdout
+        and "not by the centre's key" in done.stdout
+    )
     (storage.root / forged.storage_key).unlink()
     # the centre's own anchor, its row number altered
     genuine = next(iter(storage.list(AUDIT_ANCHOR_PREFIX + "/")))
@@ -189,9 +208,13 @@ def test_rows_from_before_the_key_still_verify_and_are_covered_by_the_first_keye
     with engine.begin() as conn:
         for seq in (1, 2, 3):
             h = entry_hash(prev, seq, 1_700_000_000_000_000 + seq, "old", "view_case", "case:X", None, None)
-            conn.execute(text("INSERT INTO audit_log (seq, time_us, user_name, action, object, prev_hash, hash) "
-                              "VALUES (:s, :t, 'old', 'view_case', 'case:X', :p, :h)"),
-                         {"s": seq, "t": 1_700_000_000_000_000 + seq, "p": prev, "h": h})
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (seq, time_us, user_name, action, object, prev_hash, hash) "
+                    "VALUES (:s, :t, 'old', 'view_case', 'case:X', :p, :h)"
+                ),
+                {"s": seq, "t": 1_700_000_000_000_000 + seq, "p": prev, "h": h},
+            )
             prev = h
     log = audit_log(settings, engine)  # the key is made now, on first run
     assert log.verify().ok

@@ -65,7 +65,11 @@ class ShortLocks(RetentionPolicy):
 
 def _s3(server: S3Server, policy: RetentionPolicy) -> WormS3Storage:
     return WormS3Storage(
-        server.endpoint, f"w-{uuid.uuid4().hex[:12]}", server.access_key, server.secret_key, server.region,
+        server.endpoint,
+        f"w-{uuid.uuid4().hex[:12]}",
+        server.access_key,
+        server.secret_key,
+        server.region,
         policy=policy,
     )
 
@@ -77,8 +81,13 @@ def _file(tmp_path: Path, data: bytes) -> tuple[Path, str]:
 
 
 def _raw_client(server: S3Server) -> Minio:
-    return Minio(server.endpoint.split("//", 1)[1], server.access_key, server.secret_key, secure=False,
-                 region=server.region)
+    return Minio(
+        server.endpoint.split("//", 1)[1],
+        server.access_key,
+        server.secret_key,
+        secure=False,
+        region=server.region,
+    )
 
 
 @pytest.mark.integration  # moto's S3 server
@@ -151,9 +160,17 @@ def _segment(camera: str, start: datetime, seq: int) -> SegmentRecord:
     key = segment_key(camera, start, seq)
     data = f"{key}".encode() * 20
     return SegmentRecord(
-        camera_id=camera, run_id="r1", seq=seq, start=start, end=start + timedelta(seconds=10),
-        storage_key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest(), prev_sha256=None,
-        clock_source=ClockSource.RECEIPT, stream=StreamInfo("h264", 640, 360),
+        camera_id=camera,
+        run_id="r1",
+        seq=seq,
+        start=start,
+        end=start + timedelta(seconds=10),
+        storage_key=key,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        prev_sha256=None,
+        clock_source=ClockSource.RECEIPT,
+        stream=StreamInfo("h264", 640, 360),
     )
 
 
@@ -176,11 +193,13 @@ def test_retention_job_deletes_only_expired_unheld_footage(
     s3_server: S3Server, tmp_path: Path, engine: Engine
 ) -> None:
     store = SegmentStore(engine)
-    store.sync_rooms([
-        ("wait-1", "候问室1", "waiting", [("w1", "w1", "rtsp://h/w1")]),
-        ("wait-2", "候问室2", "waiting", [("w2", "w2", "rtsp://h/w2")]),
-        ("int-1", "讯问室1", "interrogation", [("i1", "i1", "rtsp://h/i1")]),
-    ])
+    store.sync_rooms(
+        [
+            ("wait-1", "候问室1", "waiting", [("w1", "w1", "rtsp://h/w1")]),
+            ("wait-2", "候问室2", "waiting", [("w2", "w2", "rtsp://h/w2")]),
+            ("int-1", "讯问室1", "interrogation", [("i1", "i1", "rtsp://h/i1")]),
+        ]
+    )
     policy = ShortLocks(1.0, long_prefix="w2/")
     storage = _s3(s3_server, policy)
     expired = _segment("w1", OLD, 1)  # waiting, 200 days: goes
@@ -194,10 +213,20 @@ def test_retention_job_deletes_only_expired_unheld_footage(
     cases = CaseStore(engine)
     case, _ = cases.create_case(NewCase("A2026-1", "测试案件", "盗窃"))
     subject, _ = cases.create_subject(NewSubject(case.id, "张三", "suspect"))
-    cases.add_observations([
-        NewObservation("o1", "wait-1", OLD + timedelta(minutes=30), ObservationSource.WRISTBAND, subject_id=subject.id),
-        NewObservation("o2", "int-1", OLD + timedelta(hours=2), ObservationSource.WRISTBAND, subject_id=subject.id),
-    ])
+    cases.add_observations(
+        [
+            NewObservation(
+                "o1",
+                "wait-1",
+                OLD + timedelta(minutes=30),
+                ObservationSource.WRISTBAND,
+                subject_id=subject.id,
+            ),
+            NewObservation(
+                "o2", "int-1", OLD + timedelta(hours=2), ObservationSource.WRISTBAND, subject_id=subject.id
+            ),
+        ]
+    )
     audit = AuditLog(engine, AUDIT_KEY)
     holds = LegalHolds(engine, storage, audit)
     hold = holds.place(case.id, "法制员", reason="court order")
@@ -250,7 +279,9 @@ def test_capacity_alert(tmp_path: Path) -> None:
     assert [a.kind for a in alerts.open_alerts()] == [ALERT_CAPACITY]
     # the running services check on their own
     watched = AlertBook(SystemClock())
-    watch = CapacityWatch(storage, RetentionConfig(alert_used_fraction=0.0001, capacity_check_seconds=0.05), watched)
+    watch = CapacityWatch(
+        storage, RetentionConfig(alert_used_fraction=0.0001, capacity_check_seconds=0.05), watched
+    )
     watch.start()
     try:
         deadline = time.monotonic() + 10
@@ -262,7 +293,6 @@ def test_capacity_alert(tmp_path: Path) -> None:
     assert watch.last_fraction is not None and 0 < watch.last_fraction <= 1
 
 
-
 @pytest.mark.integration  # `vaudit retention` subprocesses: ~4 s
 def test_retention_commands(tmp_path: Path) -> None:
     import subprocess
@@ -272,12 +302,16 @@ def test_retention_commands(tmp_path: Path) -> None:
 
     db = f"sqlite:///{tmp_path / 'index.db'}"
     config = write_centre(
-        tmp_path / "centre.toml", [CamSpec("w1", "wait-1", "waiting", "rtsp://127.0.0.1:1/w1")], db,
+        tmp_path / "centre.toml",
+        [CamSpec("w1", "wait-1", "waiting", "rtsp://127.0.0.1:1/w1")],
+        db,
         extra="[retention]\nobject_lock = true\ndefault_days = 180\n",
     )
 
     def vaudit(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([VAUDIT, *args, "--config", str(config)], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [VAUDIT, *args, "--config", str(config)], capture_output=True, text=True, timeout=60
+        )
 
     dry = vaudit("retention", "run", "--dry-run")
     assert dry.returncode == 0, dry.stderr

@@ -128,7 +128,9 @@ def test_live_websocket_sends_decodable_fmp4_across_segments(live: Live) -> None
     frames = _decode(init, frags)
     assert len(frames) == len(frags) >= 25 * 1.75 * SEGMENT_SECONDS * 0.7
     times = [t for t, _ in frames]
-    assert times == sorted(times) and times[-1] - times[0] >= 1.2 * SEGMENT_SECONDS  # longer than a segment: no reset at the join
+    assert (
+        times == sorted(times) and times[-1] - times[0] >= 1.2 * SEGMENT_SECONDS
+    )  # longer than a segment: no reset at the join
     assert {c for _, c in frames} == {"h264"}
     # media time is wall time since the origin (the recorder's clock): each fragment's frame
     # reached us soon after the camera took it
