@@ -160,11 +160,24 @@ def vcl_fingerprint(codec: str, data: bytes) -> str:
     return hashlib.sha1(b"".join(vcl)).hexdigest()[:16]
 
 
+def annexb(data: bytes) -> bytes:
+    """An MP4 sample's NAL units (4-byte lengths) as Annex B, so that it fingerprints alike."""
+    out, i = bytearray(), 0
+    while i + 4 <= len(data):
+        n = int.from_bytes(data[i : i + 4], "big")
+        out += b"\x00\x00\x01" + data[i + 4 : i + 4 + n]
+        i += 4 + n
+    return bytes(out)
+
+
 def video_frames(path: Path, codec: str) -> list[str]:
-    """The fingerprints of a stored file's video packets, in file order."""
+    """The fingerprints of a stored file's video packets, in file order (MPEG-TS or MP4)."""
     with av.open(str(path)) as c:
         video = c.streams.video[0]
-        return [vcl_fingerprint(codec, bytes(p)) for p in c.demux(video) if p.size]
+        mp4 = c.format.name.startswith("mov")
+        return [
+            vcl_fingerprint(codec, annexb(bytes(p)) if mp4 else bytes(p)) for p in c.demux(video) if p.size
+        ]
 
 
 def audio_seconds(path: Path, codec: str | None) -> float:
@@ -224,21 +237,42 @@ def ffprobe_video(path: Path) -> dict[str, Any]:
 class CameraLog:
     """The frames a simulated camera sent, by fingerprint, from its events log."""
 
-    frames: dict[str, dict[str, Any]]
+    # Usually one frame per fingerprint; two frames with the same slice bytes (a static picture on a
+    # loaded machine, the same POC bits after their wrap) share one, and the camera sent both.
+    frames: dict[str, list[dict[str, Any]]]
     switches: list[tuple[str, float]]  # ("audio off"/"audio on"/"resize", wall)
 
     @classmethod
     def read(cls, events: list[dict[str, Any]]) -> CameraLog:
-        frames: dict[str, dict[str, Any]] = {}
+        frames: dict[str, list[dict[str, Any]]] = {}
         switches: list[tuple[str, float]] = []
         for e in events:
             if e.get("event") == "frame":
-                frames.setdefault(e["vcl"], e)
+                frames.setdefault(e["vcl"], []).append(e)
             elif e.get("event") == "audio":
                 switches.append(("audio on" if e["on"] else "audio off", float(e["wall"])))
             elif e.get("event") == "resize":
                 switches.append(("resize", float(e["wall"])))
         return cls(frames, switches)
+
+    def match(self, fingerprints: list[str], after: int = 0) -> list[dict[str, Any] | None]:
+        """The sent frame of each recorded fingerprint, in recording order (None: never sent).
+
+        Where several sent frames share a fingerprint, the one whose number follows the previous
+        recorded frame best is taken: a shared fingerprint must not read as a lost and a doubled
+        frame, while a frame the recorder really doubled or dropped still shows as one.
+        """
+        out: list[dict[str, Any] | None] = []
+        last = after
+        for fp in fingerprints:
+            cands = self.frames.get(fp)
+            if not cands:
+                out.append(None)
+                continue
+            best = min(cands, key=lambda f: abs(int(f["n"]) - (last + 1)))
+            out.append(best)
+            last = int(best["n"])
+        return out
 
     def at(self, what: str) -> float:
         return next(t for w, t in self.switches if w == what)
