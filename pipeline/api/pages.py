@@ -227,6 +227,7 @@ def app_page(
         + f' data-csrf="{e(caller.csrf)}" data-role="{e(caller.who.role)}"{attrs}>'
         + f"<h1>{e(t(lang, title_key))}</h1></main>"
         + '<script src="/static/app.js" defer></script>'
+        + '<script src="/static/labels.js" defer></script>'
         + f'<script src="/static/{e(name)}.js" defer></script>'
     )
     return page(lang, t(lang, title_key), body)
