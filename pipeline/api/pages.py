@@ -216,7 +216,7 @@ def nav(caller: Caller, lang: str) -> str:
 def app_page(
     request: Request, caller: Caller, settings: Settings, name: str, title_key: str, **data: str
 ) -> HTMLResponse:
-    """A page rendered in the browser by ``/static/app.js`` from the JSON API."""
+    """A page drawn in the browser from the JSON API by ``/static/app.js`` and the page's own script."""
     lang = lang_of(request)
     e = html.escape
     attrs = "".join(f' data-{k.replace("_", "-")}="{e(v)}"' for k, v in data.items())
@@ -227,6 +227,8 @@ def app_page(
         + f' data-csrf="{e(caller.csrf)}" data-role="{e(caller.who.role)}"{attrs}>'
         + f"<h1>{e(t(lang, title_key))}</h1></main>"
         + '<script src="/static/app.js" defer></script>'
+        + '<script src="/static/labels.js" defer></script>'
+        + f'<script src="/static/{e(name)}.js" defer></script>'
     )
     return page(lang, t(lang, title_key), body)
 

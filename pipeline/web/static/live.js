@@ -2,7 +2,7 @@
 // Media Source Extensions (pipeline/live_video.py), with its latency (now on the server's clock −
 // the recorder's wall time of the frame on screen). Where MSE or the codec is missing, or the
 // stream keeps failing, the camera falls back to keyframe stills (GET /api/v1/live/{camera}.jpg).
-// Loaded by app.js's pageLive; uses its helpers (h, api, T, root, LANG).
+// Loaded after app.js on the live page; uses its helpers (h, api, T, root, LANG).
 "use strict";
 
 (() => {

@@ -1,0 +1,58 @@
+// video-audit supervisor web: what the codes of the API are called on screen. The API speaks codes
+// (event types, roles, gap causes, export states, audit actions, error codes); a zh-CN page must never
+// show one raw. label(kind, code) gives the name in the page's language, and the code itself only
+// for a code this table does not know (a newer server), so that nothing is hidden.
+// Loaded after app.js on every page (and by itself on the alerts page): it reads the page's language
+// from <main data-lang>, not from app.js, so that it stands alone.
+"use strict";
+
+const LABELS = {
+  // domain.types.EventType
+  event: {
+    arrest: ["抓获", "Arrest"], entry: ["入区登记", "Entry"], search: ["人身检查", "Search"],
+    property: ["物品登记", "Property"], info_collection: ["信息采集", "Information collection"],
+    waiting: ["候问", "Waiting"], taken_out: ["提押", "Taken out"], returned: ["还押", "Returned"],
+    interrogation_start: ["讯问开始", "Interrogation start"], interrogation_end: ["讯问结束", "Interrogation end"],
+    transcript_signed: ["笔录签字", "Transcript signed"], exit: ["离区", "Exit"], other: ["其他", "Other"],
+  },
+  // indexer.models.SUBJECT_ROLES and the officers' roles in a case
+  role: {
+    suspect: ["犯罪嫌疑人", "Suspect"], witness: ["证人", "Witness"], victim: ["被害人", "Victim"],
+    interrogator: ["讯问人", "Interrogator"], recorder: ["记录人", "Recorder"], escort: ["看管民警", "Escort"],
+    guardian: ["监护人", "Guardian"], interpreter: ["翻译人员", "Interpreter"], lawyer: ["律师", "Lawyer"],
+  },
+  // indexer.models.users.ROLES (who uses the web)
+  user_role: {
+    officer: ["办案民警", "Officer"], supervisor: ["监督员", "Supervisor"], legal: ["法制员", "Legal affairs"],
+    admin: ["管理员", "Administrator"], court_viewer: ["法庭查看", "Court viewer"],
+  },
+  // domain.types.GapCause
+  cause: {
+    stall: ["无数据", "stalled"], disconnect: ["连接断开", "disconnected"], recorder_restart: ["录像服务重启", "recorder restart"],
+    timestamp_jump: ["摄像机时钟跳变", "camera clock jump"], storage_failure: ["存储故障", "storage failure"],
+    stream_error: ["码流错误", "stream error"], node_failover: ["节点切换", "node failover"],
+    clock_step: ["服务器时钟调整", "server clock step"], audio_lost: ["音频丢失", "audio lost"],
+  },
+  // domain.types.RoomKind
+  room_kind: {
+    arrest: ["抓获现场", "Arrest scene"], entry: ["入区登记", "Entry"], search: ["人身检查室", "Search room"],
+    property: ["物品保管", "Property"], info: ["信息采集室", "Information collection"], waiting: ["候问室", "Waiting room"],
+    sobering: ["醒酒室", "Sobering room"], interrogation: ["讯问室", "Interrogation room"], inquiry: ["询问室", "Inquiry room"],
+    corridor: ["走廊", "Corridor"], exit: ["出口", "Exit"], other: ["其他", "Other"],
+  },
+  // pipeline.export.service: a job's state
+  export_state: {
+    queued: ["排队中", "queued"], running: ["制作中", "running"], done: ["已完成", "done"], failed: ["失败", "failed"],
+    cancelled: ["已取消", "cancelled"],
+  },
+  // domain.types.ObservationSource
+  source: { wristband: ["手环定位", "wristband"], face: ["人脸识别", "face recognition"], manual: ["人工登记", "manual"] },
+};
+
+function label(kind, code) {
+  if (code === null || code === undefined || code === "") return "";
+  const main = document.getElementById("app") || document.getElementById("alerts");
+  const en = ((main && main.dataset.lang) || "zh-CN") === "en";
+  const entry = LABELS[kind] && LABELS[kind][code];
+  return entry ? entry[en ? 1 : 0] : String(code);
+}
