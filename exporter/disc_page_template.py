@@ -1,7 +1,8 @@
 """The HTML, CSS and JS of the disc's ``index.html`` (data is spliced in at ``/*DATA*/null``).
 
 Kept as a Python string so it ships with the package. No network: no fonts, no CDN, no fetch()
-(Chromium blocks fetch from file:// pages); the disc check reads files the user picks.
+and no <track src> (Chromium refuses both from file:// pages: the time code comes from each video's
+``.cues.js``, loaded by <script src>); the disc check reads files the user picks.
 The SHA-256 is a small incremental implementation because crypto.subtle cannot hash a file in
 pieces and disc files can be up to 4 GiB.
 """
