@@ -1,5 +1,7 @@
 # Two commands do everything on a fresh Debian machine with Python 3.11:
-#   make demo   install what is missing, record a simulated centre, write a disc image
+#   make demo   install what is missing, record a simulated centre, write a disc image, then
+#               serve that centre (cameras still live) with a one-time login until Ctrl-C
+#               (from a terminal; with stdin not a terminal it stops after the disc)
 #   make test   install what is missing, run lint, type checks, the import contract and the tests
 # and one gives quick feedback while working:
 #   make check  the same checks, with only the tests not marked integration, browser or faults

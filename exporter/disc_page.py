@@ -1,9 +1,14 @@
 """The disc's offline pages: ``index.html`` (stages, timeline with gaps, players, events, in-browser
-check), the gap report (``gaps.html`` + ``gaps.json``) and the chain of custody (``custody.html``).
+check), the gap report (``gaps.html`` + ``gaps.json``) and the chain of custody (``custody.html``),
+and each video's time-code cues as a script beside it (``<video>.cues.js``).
 
-Everything is inline (CSS, JS, data): the page opens from the disc with no network and no
-install. Its data lists every other file with its SHA-256 so the page can check a disc itself;
-the page is not in its own list (it cannot hash itself), but manifest.json covers it.
+The page's CSS, JS and data are inline: it opens from the disc with no network and no install.
+Only the time code comes from beside each video: Chromium refuses ``<track src>`` (and fetch)
+from a ``file://`` page, each file being its own origin, but runs ``<script src>``, so the page
+loads ``.cues.js`` and adds the cues with ``TextTrack.addCue``. The ``.vtt`` files stay on the disc
+for other players; the ``.cues.js`` is derived from them, cue for cue. The page's data lists every
+other file with its SHA-256 so the page can check a disc itself; the page is not in its own list
+(it cannot hash itself), but manifest.json covers it.
 Chinese by default, English with one click (``?lang=en`` or the button).
 """
 
@@ -12,7 +17,8 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -63,6 +69,60 @@ def gap_label(cause: GapCause) -> str:
     if not cause.video_missing:
         return f"录音中断：{zh}（audio gap: {en}）"
     return f"录像中断：{zh}（gap: {en}）"
+
+
+def gap_titles(cause: GapCause) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The (zh-CN, English) chapter titles of a gap's start and of its end."""
+    zh, en = GAP_LABELS[cause]
+    if not cause.video_missing:
+        return (f"录音中断：{zh}", f"Audio gap: {en}"), ("录音恢复", "Sound resumed")
+    return (f"录像中断：{zh}", f"Gap: {en}"), ("录像恢复", "Recording resumed")
+
+
+CUES_SUFFIX = ".cues.js"
+
+
+def vtt_cues(lines: Iterable[str]) -> Iterator[tuple[int, int, str]]:
+    """The cues (start_ms, end_ms, text) of a WebVTT file as ``lanes`` writes it, one at a time."""
+    start: int | None = None
+    end = 0
+    text: list[str] = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        if start is None:
+            if " --> " in line:
+                a, b = line.split(" --> ", 1)
+                start, end = _vtt_ms(a, n), _vtt_ms(b.split(" ", 1)[0], n)
+            continue
+        if line:
+            text.append(line)
+            continue
+        yield start, end, "\n".join(text)
+        start, text = None, []
+    if start is not None:
+        yield start, end, "\n".join(text)
+
+
+def _vtt_ms(stamp: str, line: int) -> int:
+    try:
+        hms, frac = stamp.strip().split(".")
+        h, m, s = (int(x) for x in hms.split(":"))
+        return ((h * 60 + m) * 60 + s) * 1000 + int(frac)
+    except ValueError:
+        raise ValueError(f"line {line}: {stamp!r} is not a WebVTT time (HH:MM:SS.mmm)") from None
+
+
+def write_cues_js(vtt: Path, out: Path, video: str) -> None:
+    """Write the cues of ``vtt`` as a script that files them under ``video`` (its disc path) in
+    ``window.DISC_CUES``, for the disc page. Streamed: hours of one cue a second stay small in memory.
+    ASCII only (JSON escapes), so the script reads the same whatever charset the browser assumes."""
+    with vtt.open(encoding="utf-8") as src, out.open("w", encoding="ascii", newline="\n") as fh:
+        fh.write(f"(window.DISC_CUES = window.DISC_CUES || {{}})[{json.dumps(video)}] = [")
+        sep = "\n"
+        for start, end, text in vtt_cues(src):
+            fh.write(sep + json.dumps([start, end, text]))
+            sep = ",\n"
+        fh.write("\n];\n")
 
 
 def _runs(ranges: Sequence[TimeRange]) -> list[TimeRange]:

@@ -1,7 +1,8 @@
 """The HTML, CSS and JS of the disc's ``index.html`` (data is spliced in at ``/*DATA*/null``).
 
 Kept as a Python string so it ships with the package. No network: no fonts, no CDN, no fetch()
-(Chromium blocks fetch from file:// pages); the disc check reads files the user picks.
+and no <track src> (Chromium refuses both from file:// pages: the time code comes from each video's
+``.cues.js``, loaded by <script src>); the disc check reads files the user picks.
 The SHA-256 is a small incremental implementation because crypto.subtle cannot hash a file in
 pieces and disc files can be up to 4 GiB.
 """
@@ -43,7 +44,7 @@ var T = {
   checkhelp:"选择光盘根目录，页面将逐个计算 SHA-256 并与清单比对（也可运行 python3 verify.py）。",
   other:"该文件在第 %d 张光盘上",range:"范围",rooms:"房间",camera:"摄像机",time:"时间",type:"事件",room:"房间",
   statement:"录音录像说明",gaps:"录像中断报告",custody:"证据保管链",manifest:"文件清单",disc:"光盘",missing:"缺失",match:"一致",differ:"不一致",
-  subs:"时间字幕",chap:"章节",done:"校验完成",lang:"English",
+  subs:"时间字幕",chap:"章节",srclang:"zh-CN",done:"校验完成",lang:"English",
   sound:"原始录像（含原始声音）",master:"该文件在母盘（master）上",
   soundhelp:"原始录像（originals/）中的 G.711 声音没有编码标识，浏览器和常用播放器播放时无声。下列 MKV 文件是原始录像的逐字节转封装（未解码、未重新编码）：请用 VLC 或 ffplay 打开，即可听到原始声音。verify.py 核对其声音与原始录像逐字节相同。",
   late:"补录",late_entries:"补录条目",latehelp:"以下记录在事后（超过补录时限或在已导出范围内）由主管、法制或管理员补录。",
@@ -53,7 +54,7 @@ var T = {
   checkhelp:"Pick the disc's root folder; the page computes each file's SHA-256 and compares it with the list (or run python3 verify.py).",
   other:"This file is on disc %d",range:"Range",rooms:"Rooms",camera:"Camera",time:"Time",type:"Event",room:"Room",
   statement:"Recording statement",gaps:"Gap report",custody:"Chain of custody",manifest:"Manifest",disc:"Disc",missing:"missing",match:"match",differ:"DIFFERS",
-  subs:"Time code",chap:"Chapters",done:"Check finished",lang:"中文",
+  subs:"Time code",chap:"Chapters",srclang:"en",done:"Check finished",lang:"中文",
   sound:"Originals with their sound",master:"This file is on the master copy",
   soundhelp:"The G.711 sound in the originals (originals/) carries no codec label, so browsers and common players play them silent. The MKV files below are byte-for-byte remuxes of the originals (nothing decoded or re-encoded): open them in VLC or ffplay to hear the original sound. verify.py checks that their sound equals the originals' byte for byte.",
   late:"late entry",late_entries:"Late entries",latehelp:"Entered after the fact (past the late-entry window, or inside a range already exported) by a supervisor, legal or admin user.",
@@ -74,6 +75,27 @@ function onThisDisc(path){
   return n === undefined || n === 0 || n === DISC.disc;
 }
 function discOf(path){return DISC ? DISC.where[path] : 0;}
+// The time code comes from <video>.cues.js, not <track src>: Chromium refuses a track's file:
+// URL from a file:// page but runs a <script src>. A video's script is loaded the first time it
+// plays or seeks (a disc can hold days of one-cue-a-second footage) and kept for re-renders.
+var cueWait={};
+function withCues(v,cb){
+  var have=(window.DISC_CUES||{})[v.path];
+  if(have){cb(have);return;}
+  if(cueWait[v.path]){cueWait[v.path].push(cb);return;}
+  cueWait[v.path]=[cb];
+  var s=el("script",{src:v.cues});
+  s.onload=function(){var w=cueWait[v.path]||[],c=(window.DISC_CUES||{})[v.path]||[];delete cueWait[v.path];w.forEach(function(f){f(c);});};
+  s.onerror=function(){delete cueWait[v.path];};
+  document.head.appendChild(s);
+}
+function timeCodeOnDemand(vid,v){
+  var asked=false;
+  function ask(){if(asked)return;asked=true;withCues(v,function(cues){
+    var tr=vid.addTextTrack("subtitles",t("subs"),t("srclang"));
+    cues.forEach(function(c){tr.addCue(new VTTCue(c[0]/1000,c[1]/1000,c[2]));});tr.mode="showing";});}
+  vid.addEventListener("play",ask);vid.addEventListener("seeking",ask);
+}
 function render(){
   document.documentElement.lang = lang==="zh"?"zh-CN":"en";
   document.querySelectorAll("[data-t]").forEach(function(e){e.textContent=t(e.getAttribute("data-t"));});
@@ -106,12 +128,14 @@ function render(){
       if(!onThisDisc(v.path)){sec.appendChild(el("div",{"class":"muted"},t("other").replace("%d",discOf(v.path))));return;}
       if(!v.playable){var ln=el("a",{href:v.path},v.path);sec.appendChild(ln);return;}
       var vid=el("video",{controls:"",preload:"metadata",src:v.path,"data-path":v.path});
-      if(v.subtitles){var tr=el("track",{kind:"subtitles",src:v.subtitles,srclang:"zh",label:t("subs")});tr.default=true;vid.appendChild(tr);}
-      if(v.chapters){vid.appendChild(el("track",{kind:"chapters",src:v.chapters,srclang:"zh",label:t("chap")}));}
       sec.appendChild(vid);
-      if(v.chapter_list&&v.chapter_list.length){var ul=el("ul");v.chapter_list.forEach(function(c){
-        var li=el("li"),btn=el("a",{href:"#"},c[2]);btn.onclick=function(ev){ev.preventDefault();vid.currentTime=c[0]/1000;vid.play();};
-        li.appendChild(btn);ul.appendChild(li);});sec.appendChild(ul);}
+      if(v.cues)timeCodeOnDemand(vid,v);
+      var chs=v.chapter_list||[];
+      if(chs.length){var ct=vid.addTextTrack("chapters",t("chap"),t("srclang")),ul=el("ul",{"class":"chapters"});
+        chs.forEach(function(c){var title=lang==="zh"?c[2]:c[3];ct.addCue(new VTTCue(c[0]/1000,c[1]/1000,title));
+          var li=el("li"),btn=el("a",{href:"#","data-path":v.path},title);btn.onclick=function(ev){ev.preventDefault();vid.currentTime=c[0]/1000;vid.play();};
+          li.appendChild(btn);ul.appendChild(li);});
+        ct.mode="hidden";sec.appendChild(ul);}
     });
     st.appendChild(sec);
   });

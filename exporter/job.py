@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from domain.types import BlobReader, iso, sidecar_key
 from exporter import disc_page, disc_set, manifest, statement
 from exporter.capture_chain import CaptureChain, NeighbourLookup
-from exporter.disc_page import event_label, gap_label
+from exporter.disc_page import CUES_SUFFIX, EVENT_LABELS, event_label, gap_label, gap_titles, write_cues_js
 from exporter.disc_set import FileGroup
 from exporter.errors import ExportCancelled, SourceIntegrityError
 from exporter.g711_remux import (
@@ -384,14 +384,15 @@ class _Job:
             Caption(e.time, e.time + timedelta(seconds=EVENT_CAPTION_SECONDS), event_label(e.type))
             for e in stage.events
         ]
-        marks = [Mark(e.time, event_label(e.type)) for e in stage.events]
+        marks = [Mark(e.time, *EVENT_LABELS[e.type]) for e in stage.events]
         for cam in stage.cameras:
             if cam.camera_id != cam_id:
                 continue
             for g in cam.gaps:
                 captions.append(Caption(g.start, g.end, gap_label(g.cause)))
-                marks.append(Mark(g.start, gap_label(g.cause)))
-                marks.append(Mark(g.end, "录像恢复 recording resumed"))
+                begun, resumed = gap_titles(g.cause)
+                marks.append(Mark(g.start, *begun))
+                marks.append(Mark(g.end, *resumed))
         return captions, marks
 
     def _add_video(self, stage: Stage, cam_id: str, f: RenderedFile, sources: list[SourceMedia]) -> None:
@@ -415,13 +416,19 @@ class _Job:
         entries = [
             entry_for(self.content, rel, "video", fmt, duration=round(f.duration, 3), sources=src, **common)
         ]
-        for path, role in ((f.subtitles, "subtitles"), (f.chapters, "chapters")):
+        paths: dict[str, str] = {}
+        tracks: list[tuple[Path | None, str, str]] = [
+            (f.subtitles, "subtitles", "webvtt"),
+            (f.chapters, "chapters", "webvtt"),
+        ]
+        if f.subtitles is not None:
+            cues = f.path.with_name(f.path.stem + CUES_SUFFIX)
+            write_cues_js(f.subtitles, cues, rel)
+            tracks.append((cues, "cues", "javascript (the subtitles' cues, for index.html)"))
+        for path, role, form in tracks:
             if path is not None:
-                entries.append(
-                    entry_for(
-                        self.content, path.relative_to(self.content).as_posix(), role, "webvtt", **common
-                    )
-                )
+                paths[role] = path.relative_to(self.content).as_posix()
+                entries.append(entry_for(self.content, paths[role], role, form, **common))
         self.groups.append(FileGroup("video", entries))
         self.videos.append(
             {
@@ -433,9 +440,10 @@ class _Job:
                 "start_local": local_stamp(f.start, self.tz),
                 "end_local": local_stamp(f.end, self.tz),
                 "duration": round(f.duration, 3),
-                "subtitles": entries[1].path if len(entries) > 1 else None,
-                "chapters": entries[2].path if len(entries) > 2 else None,
-                "chapter_list": f.chapter_list,
+                "subtitles": paths.get("subtitles"),
+                "chapters": paths.get("chapters"),
+                "cues": paths.get("cues"),
+                "chapter_list": [[c.start_ms, c.end_ms, c.zh, c.en] for c in f.chapter_list],
             }
         )
 

@@ -50,10 +50,27 @@ class Caption:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A chapter start: an event or the beginning/end of a gap."""
+    """A chapter start: an event or the beginning/end of a gap, titled in zh-CN and English."""
 
     time: datetime
-    title: str
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    """One chapter of an output file, in milliseconds of the file's media time."""
+
+    start_ms: int
+    end_ms: int
+    zh: str
+    en: str
+
+    @property
+    def title(self) -> str:
+        # Other players show one title per chapter (MP4 chapter track, .chapters.vtt): both
+        # languages, as on the disc's other bilingual documents. The disc page picks one.
+        return f"{self.zh} {self.en}"
 
 
 def local_stamp(t: datetime, tz: ZoneInfo) -> str:
@@ -202,29 +219,35 @@ class TextLane:
         self._vtt.close()
 
 
-def chapters_for(marks: Sequence[Mark], start: datetime, end: datetime) -> list[tuple[int, int, str]]:
-    """Chapter list (start_ms, end_ms, title) of one part: a "start" chapter, then each mark."""
+def chapters_for(marks: Sequence[Mark], start: datetime, end: datetime) -> list[Chapter]:
+    """The chapters of one part: a "start" chapter, then one from each mark inside the part."""
     total = int((end - start).total_seconds() * 1000)
     inside = sorted((m for m in marks if start < m.time < end), key=lambda m: m.time)
-    points: list[tuple[int, str]] = [(0, "开始 Start")]
-    points.extend((int((m.time - start).total_seconds() * 1000), m.title) for m in inside)
-    out: list[tuple[int, int, str]] = []
-    for i, (ms, title) in enumerate(points):
+    points: list[tuple[int, str, str]] = [(0, "开始", "Start")]
+    points.extend((int((m.time - start).total_seconds() * 1000), m.zh, m.en) for m in inside)
+    out: list[Chapter] = []
+    for i, (ms, zh, en) in enumerate(points):
         nxt = points[i + 1][0] if i + 1 < len(points) else total
         if nxt > ms:
-            out.append((ms, nxt, title))
+            out.append(Chapter(ms, nxt, zh, en))
     return out
 
 
-def write_chapters(container: Any, chapters: list[tuple[int, int, str]], vtt_path: Path) -> None:
+def write_chapters(container: Any, chapters: list[Chapter], vtt_path: Path) -> None:
     """MP4 chapters via libav (QuickTime/Nero chapter track) and a WebVTT chapters file."""
     container.set_chapters(
         [
-            {"id": i + 1, "start": s, "end": e, "time_base": TEXT_TB, "metadata": {"title": t}}
-            for i, (s, e, t) in enumerate(chapters)
+            {
+                "id": i + 1,
+                "start": c.start_ms,
+                "end": c.end_ms,
+                "time_base": TEXT_TB,
+                "metadata": {"title": c.title},
+            }
+            for i, c in enumerate(chapters)
         ]
     )
     with vtt_path.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write("WEBVTT\n\n")
-        for s, e, t in chapters:
-            fh.write(f"{vtt_time(s)} --> {vtt_time(e)}\n{t}\n\n")
+        for c in chapters:
+            fh.write(f"{vtt_time(c.start_ms)} --> {vtt_time(c.end_ms)}\n{c.title}\n\n")

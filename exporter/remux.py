@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import av
 
 from exporter.errors import MediaError
-from exporter.lanes import AudioLane, Caption, Mark, TextLane, chapters_for, write_chapters
+from exporter.lanes import AudioLane, Caption, Chapter, Mark, TextLane, chapters_for, write_chapters
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class RenderedFile:
     sources: list[str] = field(default_factory=list)
     subtitles: Path | None = None
     chapters: Path | None = None
-    chapter_list: list[tuple[int, int, str]] = field(default_factory=list)
+    chapter_list: list[Chapter] = field(default_factory=list)
 
     @property
     def duration(self) -> float:

@@ -1,6 +1,9 @@
 """``vaudit demo``: a simulated centre, recorded by the real pipeline, with one case driven
 through the real REST API (officers, case, suspect, a body-camera arrest clip, wristband
 readings and procedure events as they happen), ending with a court disc export.
+
+:class:`DemoCentre` keeps the cameras and the centre running until it is stopped, so ``vaudit
+demo`` can go on serving what it recorded (the cameras still live) for a newcomer to look around.
 """
 
 from __future__ import annotations
@@ -137,32 +140,107 @@ def _room(settings: Settings, kind: RoomKind) -> str:
     raise VauditError(f"the demo centre needs a room of kind {kind.value} with a camera")
 
 
-def run_demo(
-    settings: Settings,
-    seconds: float,
-    say: Say,
-    progress: Say,
-    on_step: Callable[[Step, list[SimulatedCamera]], None] | None = None,
-    picture: tuple[int, int] = (1280, 720),
-) -> list[Path]:
-    """Record the demo centre and export the demo suspect's disc; returns the image paths.
+@dataclass(frozen=True)
+class DemoCase:
+    """What the demo recorded and exported."""
 
-    ``on_step`` is called after each scripted step with the running cameras (tests use it to
-    cause an outage at a chosen moment)."""
-    duration = max(seconds, SCRIPT[-1].at + 4)
-    work = settings.export.out_dir.parent / "demo"
-    work.mkdir(parents=True, exist_ok=True)
-    cams = start_centre(settings, width=picture[0], height=picture[1])
-    runtime = CentreRuntime(settings)
-    try:
-        runtime.start()
-        t0 = datetime.now(UTC)
-        app = create_app(settings, runtime.store, runtime=runtime)
-        stamp = t0.strftime("%Y%m%d%H%M%S")
+    case_id: int
+    case_number: str
+    subject_id: int
+    export_job: str
+    images: list[Path]
+
+
+class DemoCentre:
+    """The demo centre live: its simulated cameras, the centre runtime recording them (what
+    ``vaudit run`` keeps alive) and the API app on top, from :meth:`start` to :meth:`stop`.
+
+    The accounts it makes (:meth:`login`) are closed at :meth:`stop`: a login printed for a
+    newcomer works only while this demo runs."""
+
+    def __init__(self, settings: Settings, picture: tuple[int, int] = (1280, 720)) -> None:
+        self.settings = settings
+        self.picture = picture
+        self.cams: list[SimulatedCamera] = []
+        self._runtime: CentreRuntime | None = None
+        self._app: Any = None
+        self._accounts: list[int] = []
+
+    @property
+    def runtime(self) -> CentreRuntime:
+        if self._runtime is None:
+            raise RuntimeError("the demo centre is not running")
+        return self._runtime
+
+    @property
+    def app(self) -> Any:
+        """The centre's FastAPI app (recording, playback, live view, exports)."""
+        if self._app is None:
+            raise RuntimeError("the demo centre is not running")
+        return self._app
+
+    def start(self) -> DemoCentre:
+        self.cams = start_centre(self.settings, width=self.picture[0], height=self.picture[1])
+        try:
+            self._runtime = CentreRuntime(self.settings)
+            self._runtime.start()
+            self._app = create_app(self.settings, self._runtime.store, runtime=self._runtime)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Close the demo's accounts, stop recording (open segments closed and stored), stop
+        every camera process; each step runs even when one before it fails."""
+        try:
+            if self._runtime is not None:
+                try:
+                    users = UserStore(self._runtime.engine)
+                    for user_id in self._accounts:
+                        users.set_active(user_id, False)  # also revokes its sessions and tokens
+                    self._accounts.clear()
+                finally:
+                    self._runtime.stop()
+        finally:
+            self._runtime = self._app = None
+            stop_centre(self.cams)
+            self.cams = []
+
+    def __enter__(self) -> DemoCentre:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def login(self, role: str) -> tuple[str, str]:
+        """A new account of ``role`` with a random password, for this run only: (name, password)."""
         password = secrets.token_urlsafe(18)
-        user = f"demo-admin-{stamp}"
-        UserStore(runtime.engine).create_user(user, "admin", password)
-        with _ApiThread(app, user, password) as api:
+        name = f"demo-{role}-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
+        who = UserStore(self.runtime.engine).create_user(name, role, password)
+        self._accounts.append(who.user_id)
+        return name, password
+
+    def record_case(
+        self,
+        seconds: float,
+        say: Say,
+        progress: Say,
+        on_step: Callable[[Step, list[SimulatedCamera]], None] | None = None,
+    ) -> DemoCase:
+        """Drive the demo case through the REST API while the centre records it, then export the
+        suspect's disc.
+
+        ``on_step`` is called after each scripted step with the running cameras (tests use it to
+        cause an outage at a chosen moment)."""
+        settings = self.settings
+        duration = max(seconds, SCRIPT[-1].at + 4)
+        work = settings.export.out_dir.parent / "demo"
+        work.mkdir(parents=True, exist_ok=True)
+        t0 = datetime.now(UTC)
+        stamp = t0.strftime("%Y%m%d%H%M%S")
+        user, password = self.login("admin")
+        with _ApiThread(self.app, user, password) as api:
             case_number = f"A{stamp}"
             lead = _ok(api.post("/officers", json={"name": "李明", "badge_number": f"110{stamp[-6:]}1"}))
             second = _ok(api.post("/officers", json={"name": "王芳", "badge_number": f"110{stamp[-6:]}2"}))
@@ -239,7 +317,7 @@ def run_demo(
                     _ok(api.post("/events", json=body))
                 say(f"+{step.at:4.1f} s  {step.event_type or 'wristband'} in {room}")
                 if on_step is not None:
-                    on_step(step, cams)
+                    on_step(step, self.cams)
 
             # The footage of the last stay must be closed, stored and indexed before export.
             ends = t0 + timedelta(seconds=SCRIPT[-1].at + 1)
@@ -259,7 +337,17 @@ def run_demo(
             if job["state"] != "done":
                 raise RuntimeError(f"export {job['state']}: {job['error']}")
             images = sorted((settings.export.out_dir / job["export_id"]).rglob("*.iso"))
-    finally:
-        runtime.stop()
-        stop_centre(cams)
-    return images
+        return DemoCase(case["id"], case_number, subject["id"], job["id"], images)
+
+
+def run_demo(
+    settings: Settings,
+    seconds: float,
+    say: Say,
+    progress: Say,
+    on_step: Callable[[Step, list[SimulatedCamera]], None] | None = None,
+    picture: tuple[int, int] = (1280, 720),
+) -> list[Path]:
+    """Record the demo centre and export the demo suspect's disc, then stop; the image paths."""
+    with DemoCentre(settings, picture) as centre:
+        return centre.record_case(seconds, say, progress, on_step).images

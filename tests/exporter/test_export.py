@@ -18,6 +18,7 @@ import pycdlib
 import pytest
 
 from domain.types import parse_iso
+from exporter.disc_page import vtt_cues
 from exporter.disc_verifier import grouped
 from exporter.errors import ExportCancelled
 from exporter.job import ExportOptions, run_export
@@ -125,6 +126,26 @@ def test_gap_is_in_manifest_report_page_and_chapters(exported: Exported) -> None
     assert any(t == 8 and "恢复" in (title or "") for t, title in chapters)
 
 
+def test_each_video_has_its_cues_script_beside_it_with_the_vtt_cues(exported: Exported) -> None:
+    """The page's time code (``.cues.js``) is listed in the manifest, kept on the disc of its video,
+    and says exactly what the ``.vtt`` beside it says."""
+    root, m = exported.extracted, exported.manifest
+    by_path = {f["path"]: f for f in m["files"]}
+    subtitles = [f for f in m["files"] if f["role"] == "subtitles"]
+    assert subtitles
+    for sub in subtitles:
+        video = sub["path"].removesuffix(".vtt") + ".mp4"
+        cues = by_path[sub["path"].removesuffix(".vtt") + ".cues.js"]
+        assert cues["role"] == "cues" and cues["discs"] == by_path[video]["discs"] == sub["discs"]
+        script = (root / cues["path"]).read_text(encoding="ascii")
+        head = f'(window.DISC_CUES = window.DISC_CUES || {{}})["{video}"] = ['
+        assert script.startswith(head) and script.endswith("\n];\n")
+        listed = json.loads(script[len(head) - 1 : -2])
+        with (root / sub["path"]).open(encoding="utf-8") as fh:
+            assert listed == [list(c) for c in vtt_cues(fh)]
+        assert listed[0][0] == 0 and len(listed) == (root / sub["path"]).read_text().count(" --> ")
+
+
 def test_manifest_lists_sizes_hashes_and_capture_hashes(exported: Exported) -> None:
     root, m = exported.extracted, exported.manifest
     assert m["case"]["charge"] == "盗窃" and m["subject"]["name"] == "张某"
@@ -207,6 +228,7 @@ def _flip(image: Path, out: Path, disc_path: str) -> None:
         "statement.pdf",
         "index.html",
         "videos/04-waiting/cam-wait.h264.vtt",
+        "videos/04-waiting/cam-wait.h264.cues.js",
         "verify.py",
     ],
 )
