@@ -302,6 +302,7 @@ def test_live_page_warns_far_behind_clears_badges_and_fits_the_interrogation_roo
             assert float(lag.locator(".latency").get_attribute("data-ms") or 0) > 100_000
             assert "实时视频" not in lag.inner_text() and "画面滞后" in lag.inner_text()
             assert "不是实时画面" in warn.inner_text()
+            assert "录像本身已落后服务器时钟" in warn.inner_text()  # the cause: the recording's own time
 
             # the interrogation camera lost while the room is occupied: a badge; back: it leaves
             badge = page.locator('[data-alerts-for="camera:cam-int"] a.alert-badge[data-rule=recording_lost]')

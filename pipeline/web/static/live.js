@@ -8,9 +8,11 @@
 (() => {
   const LIVE_TEXT = {
     "zh-CN": { stills: "静态画面", connecting: "连接中", video: "实时视频", stalled: "无画面", behind: "画面滞后",
-      behind_warn: "画面比当前时间晚 {t}，不是实时画面（网络、录像或摄像机时间异常）", min: "分", sec: "秒" },
+      behind_warn: "画面比当前时间晚 {t}，不是实时画面（网络、录像或摄像机时间异常）", min: "分", sec: "秒",
+      recording_behind: "录像本身已落后服务器时钟 {t}：请检查摄像机时间和录像服务" },
     en: { stills: "stills", connecting: "connecting", video: "live video", stalled: "no picture", behind: "behind",
-      behind_warn: "The picture is {t} behind now: not live (network, recording or the camera's clock)", min: "min", sec: "s" },
+      behind_warn: "The picture is {t} behind now: not live (network, recording or the camera's clock)", min: "min", sec: "s",
+      recording_behind: "The recording itself is {t} behind the server's clock: check the camera's clock and the recorder" },
   };
   const L = (k) => (LIVE_TEXT[LANG] && LIVE_TEXT[LANG][k]) || k;
   const CHASE_SECONDS = 1.0; // behind the newest buffered frame by more than this: jump to the edge
@@ -40,7 +42,8 @@
     tile.fig.dataset.behind = behind ? "1" : "0";
     tile.warn.hidden = !behind;
     if (behind) {
-      tile.warn.textContent = L("behind_warn").replace("{t}", ago(ms / 1000));
+      const own = tile.edgeLagMs > BEHIND_SECONDS * 1000 ? ` ${L("recording_behind").replace("{t}", ago(tile.edgeLagMs / 1000))}` : "";
+      tile.warn.textContent = L("behind_warn").replace("{t}", ago(ms / 1000)) + own;
       tile.state.textContent = L("behind");
     } else if (tile.live) tile.state.textContent = L(tile.mode === "stills" ? "stills" : "video");
   }
@@ -148,6 +151,7 @@
         if (m.type !== "hello") return;
         if (!mseOk(m.mime)) { ws.onclose = null; ws.close(); startStills(tile); return; }
         origin = m.origin_ms;
+        tile.edgeLagMs = typeof m.edge_lag_ms === "number" ? m.edge_lag_ms : null;
         video.dataset.rendition = m.rendition;
         newSource(m.mime); // a new stream (first, or the producer restarted): a new source buffer
       };
