@@ -193,7 +193,7 @@
       const roomBadges = h("span", { class: "alert-badges", "data-alerts-for": `room:${r.id}` });
       const card = h("section", { class: "room", "data-room": r.id }, h("h2", {}, r.name, roomBadges), who);
       const fill = (list) => who.replaceChildren(...(list.length
-        ? list.map((o) => h("li", {}, `${o.name} (${o.role})`)) : [h("li", { class: "muted" }, T("nobody"))]));
+        ? list.map((o) => h("li", {}, `${o.name}（${label("role", o.role)}）`)) : [h("li", { class: "muted" }, T("nobody"))]));
       fill(r.occupants);
       for (const c of r.cameras) {
         const video = h("video", { class: "live-video", "data-camera": c.id, muted: "", autoplay: "", playsinline: "" });
