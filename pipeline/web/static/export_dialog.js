@@ -116,7 +116,7 @@ function planSummary(plan) {
 function exportPlanLine(info, subject) {
   const line = h("p", { class: "export-plan", "data-subject": subject.id });
   exportCall(planQuery(info, subject)).then((plan) => line.replaceChildren(planSummary(plan)))
-    .catch((err) => line.replaceChildren(exportReason(err)));
+    .catch((err) => line.replaceChildren(err.code === "forbidden" ? "" : exportReason(err))); // a role that may not export
   return line;
 }
 
