@@ -26,7 +26,7 @@ from domain.types import EventType, GapCause, TimeRange, iso, parse_iso
 from exporter.disc_page_template import PAGE
 from exporter.disc_verifier import grouped
 from exporter.lanes import local_stamp
-from exporter.plan import ExportPlan
+from exporter.plan import AcceptedInterval, ExportPlan, accepted_notes
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,14 @@ def alert_rows(alerts: Sequence[dict[str, Any]], tz: ZoneInfo) -> list[dict[str,
     return out
 
 
-def gaps_data(plan: ExportPlan, tz: ZoneInfo, alerts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def gaps_data(
+    plan: ExportPlan,
+    tz: ZoneInfo,
+    alerts: Sequence[dict[str, Any]] = (),
+    accepted: Sequence[AcceptedInterval] = (),
+) -> dict[str, Any]:
+    """``accepted``: the operator's notes on unexplained intervals; each interval carries the
+    notes of those that overlap it (the court reads why the seconds are missing)."""
     gaps = [
         {
             **_span(g.range, tz),
@@ -179,7 +186,19 @@ def gaps_data(plan: ExportPlan, tz: ZoneInfo, alerts: Sequence[dict[str, Any]] =
         "range": _span(plan.range, tz),
         "time_zone": str(tz),
         "gaps": gaps,
-        "unexplained": [{**_span(r, tz), "seconds": r.seconds} for r in plan.unexplained],
+        "unexplained": [
+            {
+                **_span(r, tz),
+                "seconds": r.seconds,
+                **({"note": "；".join(a.note for a in notes)} if notes else {}),
+                **(
+                    {"accepted_by": "、".join(sorted({a.accepted_by for a in notes if a.accepted_by}))}
+                    if notes
+                    else {}
+                ),
+            }
+            for r, notes in accepted_notes(plan.unexplained, accepted)
+        ],
         "alerts": alert_rows(alerts, tz),
     }
 
@@ -308,10 +327,11 @@ def gaps_html(data: dict[str, Any]) -> str:
     )
     unexplained = (
         "".join(
-            f"<tr><td>{u['start_local']}</td><td>{u['end_local']}</td><td>{u['seconds']:.1f}</td></tr>"
+            f"<tr><td>{u['start_local']}</td><td>{u['end_local']}</td><td>{u['seconds']:.1f}</td>"
+            f"<td class=note>{html.escape(u.get('note', ''))}</td><td>{html.escape(u.get('accepted_by', ''))}</td></tr>"
             for u in data["unexplained"]
         )
-        or "<tr><td colspan=3>无 None</td></tr>"
+        or "<tr><td colspan=5>无 None</td></tr>"
     )
     alerts = (
         "".join(
@@ -334,7 +354,8 @@ def gaps_html(data: dict[str, Any]) -> str:
         "<table><tr><th>阶段 Stage</th><th>摄像机 Camera</th><th>开始 Start</th><th>结束 End</th>"
         f"<th>秒 s</th><th>原因 Cause</th><th>说明 Detail</th></tr>{rows}</table>"
         "<h2>未说明的时段 Unexplained intervals</h2><table><tr><th>开始 Start</th><th>结束 End</th>"
-        f"<th>秒 s</th></tr>{unexplained}</table>"
+        "<th>秒 s</th><th>说明 Note</th><th>确认人 Accepted by</th></tr>"
+        f"{unexplained}</table>"
         "<h2>风险告警 Risk alerts</h2><table><tr><th>类型 Rule</th><th>级别 Severity</th>"
         "<th>开始 Start</th><th>结束 End</th><th>房间 Room</th><th>摄像机 Camera</th><th>说明 Message</th>"
         f"<th>处理 Handling</th></tr>{alerts}</table></body></html>\n"

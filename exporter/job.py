@@ -40,7 +40,7 @@ from exporter.g711_remux import (
 from exporter.iso_image import disc_footprint, media_capacity
 from exporter.lanes import Caption, Mark, local_stamp
 from exporter.manifest import FileEntry, entry_for
-from exporter.plan import ExportPlan, Stage
+from exporter.plan import AcceptedInterval, ExportPlan, Stage
 from exporter.remux import FOUR_GIB, RemuxOptions, RenderedFile, SourceMedia, render_camera
 from exporter.signing import load_signing_key, public_key_info, sign
 
@@ -60,6 +60,8 @@ class ExportOptions:
     originals_on_master: bool = True
     originals_on_working: bool = False
     allow_unexplained: bool = False
+    # Unexplained intervals the operator accepts with a note (statement and gap report quote it).
+    accepted: tuple[AcceptedInterval, ...] = ()
     max_file_bytes: int = FOUR_GIB - 32 * 1024 * 1024
     exported_by: str = ""
     host: str | None = None  # default: this machine's name
@@ -463,7 +465,7 @@ class _Job:
     def write_documents(self, fingerprint: str, public_pem: bytes) -> None:
         c = self.content
         custody = self.custody()
-        gaps = disc_page.gaps_data(self.plan, self.tz, self.options.alerts)
+        gaps = disc_page.gaps_data(self.plan, self.tz, self.options.alerts, self.options.accepted)
         docs: list[tuple[str, bytes, str, str]] = [
             ("gaps.json", manifest.canonical_json(gaps), "report", "json"),
             ("gaps.html", disc_page.gaps_html(gaps).encode(), "report", "html"),
@@ -472,7 +474,13 @@ class _Job:
             (
                 "statement.html",
                 statement.statement_html(
-                    self.plan, self.tz, fingerprint, self.ref, len(self.options.alerts), self.sound_note()
+                    self.plan,
+                    self.tz,
+                    fingerprint,
+                    self.ref,
+                    len(self.options.alerts),
+                    self.sound_note(),
+                    self.options.accepted,
                 ).encode(),
                 "statement",
                 "html",
@@ -560,7 +568,7 @@ def run_export(
 
     ``neighbours`` finds the index's records of segments next to the planned ones (by camera and
     sequence number), so the hash chain is checked across the plan's edges too."""
-    plan.require_explained(options.allow_unexplained)
+    plan.require_explained(options.allow_unexplained, options.accepted)
     bound_heap()
     job = _Job(plan, reader, out_dir, options, progress or (lambda _f, _m: None), cancel or threading.Event())
     job.check_capture_chain(neighbours)  # before anything is written

@@ -12,7 +12,9 @@ Rules kept here:
 - Interrogation and inquiry stages are numbered 1..n in time order.
 - A second of the range is explained when, inside a stage, some camera has a segment or a
   recorded gap for it, or a body-camera clip covers it. Anything else is ``unexplained`` and
-  ``require_explained`` refuses to go on unless the operator allows it.
+  ``require_explained`` refuses to go on unless the operator allows it, or accepts each such
+  second with a note (``AcceptedInterval``: e.g. the transfer from the arrest scene to the centre,
+  which no camera can see); the note goes onto the disc beside the interval.
 """
 
 from __future__ import annotations
@@ -86,6 +88,22 @@ class ExportRequest:
     officers: tuple[Officer, ...] = ()
     range: TimeRange | None = None  # None: the default range rule (see default_range)
     place: str = ""  # the centre's name/address, printed on the statement (地点)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedInterval:
+    """Unexplained seconds the operator accepts, with the reason the court reads on the disc."""
+
+    range: TimeRange
+    note: str
+    accepted_by: str = ""
+
+
+def accepted_notes(
+    unexplained: Sequence[TimeRange], accepted: Sequence[AcceptedInterval]
+) -> list[tuple[TimeRange, tuple[AcceptedInterval, ...]]]:
+    """Each unexplained interval with the accepted intervals that overlap it (none: not accepted)."""
+    return [(u, tuple(a for a in accepted if a.range.overlaps(u))) for u in unexplained]
 
 
 # A stage is named after the kind of room it took place in (the arrest scene is RoomKind.ARREST).
@@ -163,11 +181,17 @@ class ExportPlan:
     unexplained: tuple[TimeRange, ...]
     rooms: Mapping[str, RoomInfo] = field(default_factory=dict)
 
-    def require_explained(self, allow_unexplained: bool = False) -> None:
-        """Refuse (typed error naming the intervals) unless every second is accounted for."""
-        if self.unexplained and not allow_unexplained:
-            raise UnexplainedFootage(list(self.unexplained))
-        if self.unexplained:
+    def require_explained(
+        self, allow_unexplained: bool = False, accepted: Sequence[AcceptedInterval] = ()
+    ) -> None:
+        """Refuse (typed error naming the intervals) unless every second is accounted for: footage,
+        a recorded gap, or an interval the operator ``accepted`` with a note."""
+        left = [piece for u in self.unexplained for piece in subtract_ranges(u, [a.range for a in accepted])]
+        if left and not allow_unexplained:
+            raise UnexplainedFootage(left)
+        if self.unexplained and accepted:
+            log.info("exporting with %d unexplained interval(s) accepted with a note", len(self.unexplained))
+        if left:
             log.warning(
                 "exporting with %d unexplained interval(s) (allowed by operator)", len(self.unexplained)
             )

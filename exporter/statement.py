@@ -23,7 +23,7 @@ from domain.types import EventType
 from exporter.disc_verifier import grouped
 from exporter.errors import ToolMissing
 from exporter.lanes import local_stamp
-from exporter.plan import ExportPlan, OfficerRole
+from exporter.plan import AcceptedInterval, ExportPlan, OfficerRole, accepted_notes
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,12 @@ def statement_rows(
     exported_at: datetime,
     alerts: int | None = None,
     sound: str | None = None,
+    accepted: Sequence[AcceptedInterval] = (),
 ) -> list[tuple[str, str, str]]:
     """``alerts``: how many risk alerts the gap/alert report lists (None: no row). ``sound``: how
-    the originals' G.711 is heard, a key of ``SOUND_NOTES`` (None: no G.711 original, no row)."""
+    the originals' G.711 is heard, a key of ``SOUND_NOTES`` (None: no G.711 original, no row).
+    ``accepted``: the operator's notes on unexplained intervals, quoted in the row of those
+    intervals (a row only when the range has unexplained seconds)."""
     req = plan.request
     moves = [e for e in plan.events if e.type in (EventType.TAKEN_OUT, EventType.RETURNED)]
     move_text = (
@@ -113,6 +116,11 @@ def statement_rows(
         ("提押/还押时间", "Taken out / returned", move_text),
         ("录制中断", "Recording interruptions", f"{gaps} 处，详见 gaps.html（{gaps} gap(s), see gaps.html）"),
         *(alert_row if alerts is not None else []),
+        *(
+            [("未说明的时段", "Unexplained intervals", _unexplained(plan, tz, accepted))]
+            if plan.unexplained
+            else []
+        ),
         *([("原始录像的声音", "Sound of the originals", SOUND_NOTES[sound])] if sound else []),
         ("时区", "Time zone", str(tz)),
         (
@@ -124,6 +132,20 @@ def statement_rows(
     ]
 
 
+def _unexplained(plan: ExportPlan, tz: ZoneInfo, accepted: Sequence[AcceptedInterval]) -> str:
+    """Each unexplained interval with its seconds and the note that accepted it (or that none did)."""
+    parts = []
+    for r, notes in accepted_notes(plan.unexplained, accepted):
+        span = f"{local_stamp(r.start, tz)} — {local_stamp(r.end, tz)}（{r.seconds:.1f} 秒 s）"
+        if notes:
+            by = "、".join(sorted({a.accepted_by for a in notes if a.accepted_by}))
+            why = "；".join(a.note for a in notes)
+            parts.append(f"{span}：说明 {why}" + (f"（确认人 {by}）" if by else ""))
+        else:
+            parts.append(f"{span}：无说明 (not explained)")
+    return f"{len(parts)} 处，详见 gaps.html（{len(parts)} interval(s), see gaps.html）：" + "；".join(parts)
+
+
 def statement_html(
     plan: ExportPlan,
     tz: ZoneInfo,
@@ -131,10 +153,11 @@ def statement_html(
     exported_at: datetime,
     alerts: int | None = None,
     sound: str | None = None,
+    accepted: Sequence[AcceptedInterval] = (),
 ) -> str:
     rows = "\n".join(
         f"<tr><th>{html.escape(zh)}<span class=en>{html.escape(en)}</span></th><td>{html.escape(v)}</td></tr>"
-        for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at, alerts, sound)
+        for zh, en, v in statement_rows(plan, tz, fingerprint, exported_at, alerts, sound, accepted)
     )
     return (
         '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8"><title>录音录像说明</title>'

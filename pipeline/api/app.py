@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 
 from indexer.segment_store import SegmentStore
-from pipeline.api import admin, alerts, auth, cameras, cases, exports, live, pages, playback
+from pipeline.api import admin, alerts, auth, board, cameras, cases, exports, live, pages, playback
 from pipeline.api.body_limit import BodyLimit
 from pipeline.api.deps import MaybeRegistryDep, MaybeRuntimeDep
 from pipeline.api.errors import install_error_handlers
@@ -62,6 +62,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(exports.router)
     app.include_router(playback.router)
+    app.include_router(board.router)  # /api/v1/live/board, before the live routes
     app.include_router(live.router)
     live.install(app, runtime)
     engine = engine if engine is not None else (runtime.engine if runtime is not None else None)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
 from pipeline.api.auth import (
+    LIVE,
     SESSION_COOKIE,
     Caller,
     CallerDep,
@@ -52,6 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
         "case": "案件",
         "playback": "回放",
         "alerts": "风险告警",
+        "board": "在区人员",
     },
     "en": {
         "title": "Case-handling video audit",
@@ -69,6 +71,7 @@ TEXT: dict[str, dict[str, str]] = {
         "case": "Case",
         "playback": "Playback",
         "alerts": "Risk alerts",
+        "board": "In the centre",
     },
 }
 
@@ -200,8 +203,9 @@ def nav(caller: Caller, lang: str) -> str:
     e = html.escape
     who = caller.who
     links = [("/search", t(lang, "search"))]
-    if who.role in ("supervisor", "legal", "admin"):
+    if who.role in LIVE:
         links.append(("/live", t(lang, "live")))
+        links.append(("/board", t(lang, "board")))
     links.append(("/alerts", t(lang, "alerts")))  # officers see their own cases' alerts
     if who.role in ("legal", "admin"):
         links.append(("/admin/audit", t(lang, "audit")))
@@ -214,9 +218,16 @@ def nav(caller: Caller, lang: str) -> str:
 
 
 def app_page(
-    request: Request, caller: Caller, settings: Settings, name: str, title_key: str, **data: str
+    request: Request,
+    caller: Caller,
+    settings: Settings,
+    name: str,
+    title_key: str,
+    scripts: tuple[str, ...] = (),
+    **data: str,
 ) -> HTMLResponse:
-    """A page drawn in the browser from the JSON API by ``/static/app.js`` and the page's own script."""
+    """A page drawn in the browser from the JSON API by ``/static/app.js`` and the page's own script
+    (``scripts``: more scripts of the page, loaded before it)."""
     lang = lang_of(request)
     e = html.escape
     attrs = "".join(f' data-{k.replace("_", "-")}="{e(v)}"' for k, v in data.items())
@@ -228,6 +239,7 @@ def app_page(
         + f"<h1>{e(t(lang, title_key))}</h1></main>"
         + '<script src="/static/app.js" defer></script>'
         + '<script src="/static/labels.js" defer></script>'
+        + "".join(f'<script src="/static/{e(extra)}.js" defer></script>' for extra in scripts)
         + f'<script src="/static/{e(name)}.js" defer></script>'
     )
     return page(lang, t(lang, title_key), body)
@@ -245,7 +257,7 @@ def search_page(request: Request, caller: CallerDep, settings: SettingsDep) -> H
 
 @router.get("/cases/{case_id}")
 def case_page(request: Request, caller: CallerDep, settings: SettingsDep, case_id: int) -> HTMLResponse:
-    return app_page(request, caller, settings, "case", "case", case_id=str(case_id))
+    return app_page(request, caller, settings, "case", "case", ("export_dialog",), case_id=str(case_id))
 
 
 @router.get("/play")
@@ -257,6 +269,14 @@ def play_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTM
 def live_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
     caller.audit("live_view", "live:grid")
     return app_page(request, caller, settings, "live", "live")
+
+
+@router.get("/board")
+def board_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
+    if caller.who.role not in LIVE:
+        raise Forbidden(f"role {caller.who.role} may not see who is in the centre")
+    caller.audit("board_view", "board")
+    return app_page(request, caller, settings, "board", "board")
 
 
 @router.get("/admin/audit")

@@ -33,8 +33,10 @@ from domain.types import (
     utc,
 )
 from exporter.capture_chain import CaptureChain
+from exporter.iso_image import MEDIA_BYTES
 from exporter.job import ExportOptions, ExportResult, run_export
 from exporter.plan import (
+    AcceptedInterval,
     CaseInfo,
     ExportPlan,
     ExportRequest,
@@ -82,6 +84,9 @@ class ExportSpec:
     media: str | int | None = None
     allow_unexplained: bool = False
     exported_by: str = ""
+    # Unexplained intervals the operator accepts with a note (exporter.plan.AcceptedInterval).
+    accepted: tuple[AcceptedInterval, ...] = ()
+    originals_on_working: bool | None = None  # None: [export] originals_on_working
 
 
 class ExportService:
@@ -170,6 +175,37 @@ class ExportService:
         )
         return build_plan(request, stay_footage, events, self._rooms())
 
+    def preview(self, spec: ExportSpec) -> dict[str, Any]:
+        """What an export of ``spec`` would hold, from the plan the export itself builds: its range,
+        stages and the unexplained intervals it would refuse (so the case page and the export
+        dialog count the same holes as the exporter), and the choices the export request offers."""
+        plan = self.plan(spec)
+        cfg = self.settings.export
+        return {
+            "range": {"start": iso(plan.range.start), "end": iso(plan.range.end)},
+            "stages": [
+                {
+                    "kind": st.kind.value,
+                    "label_zh": st.label_zh,
+                    "label_en": st.label_en,
+                    "start": iso(st.interval.start),
+                    "end": iso(st.interval.end),
+                    "rooms": list(st.room_names),
+                }
+                for st in plan.stages
+            ],
+            "gaps": len(plan.gaps),
+            "unexplained": [
+                {"start": iso(r.start), "end": iso(r.end), "seconds": round(r.seconds, 3)}
+                for r in plan.unexplained
+            ],
+            "unexplained_seconds": round(sum(r.seconds for r in plan.unexplained), 3),
+            "media": [{"name": n, "bytes": b} for n, b in MEDIA_BYTES.items()],
+            "default_media": str(cfg.media),
+            "originals_on_master": True,
+            "originals_on_working": cfg.originals_on_working,
+        }
+
     # --- running ---------------------------------------------------------------------------
 
     def options(self, spec: ExportSpec, plan: ExportPlan | None = None) -> ExportOptions:
@@ -181,10 +217,13 @@ class ExportService:
             media=spec.media or cfg.media,
             time_zone=self.settings.centre.timezone,
             allow_unexplained=spec.allow_unexplained,
+            accepted=spec.accepted,
             exported_by=spec.exported_by or cfg.exported_by,
             system=f"video-audit {self.settings.centre.id}",
             chromium=cfg.chromium,
-            originals_on_working=cfg.originals_on_working,
+            originals_on_working=(
+                cfg.originals_on_working if spec.originals_on_working is None else spec.originals_on_working
+            ),
             g711_remux=cfg.g711_remux,
             audit_rows=self.case_audit(spec.case),
             audit_head=self.anchor_audit(),
@@ -379,21 +418,50 @@ class ExportJob:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def to_json(self) -> dict[str, Any]:
+        spec = self.spec
         body: dict[str, Any] = {
             "id": self.job_id,
             "state": self.state,
             "progress": round(self.progress, 4),
             "message": self.message,
-            "case": self.spec.case,
-            "subject": self.spec.subject,
-            "created": iso(datetime.fromtimestamp(self.created).astimezone()),
+            "case": spec.case,
+            "subject": spec.subject,
+            "created": iso(datetime.fromtimestamp(self.created, UTC)),
+            "finished": None if self.finished is None else iso(datetime.fromtimestamp(self.finished, UTC)),
+            "exported_by": spec.exported_by,
+            "from": None if spec.start is None else iso(spec.start),
+            "to": None if spec.end is None else iso(spec.end),
+            "media": spec.media,
+            "originals_on_working": spec.originals_on_working,
+            "accepted": [_accepted_json(a) for a in spec.accepted],
             "error": self.error,
         }
         if self.result is not None:
             body["export_id"] = self.result.export_id
             body["files"] = [p.name for p in (*self.result.master_images, *self.result.working_images)]
+            # which image is the master (母盘) and which the working copy (工作盘)
+            body["master_files"] = [p.name for p in self.result.master_images]
+            body["working_files"] = [p.name for p in self.result.working_images]
             body["summary"] = self.result.summary
         return body
+
+
+def _accepted_json(a: AcceptedInterval) -> dict[str, Any]:
+    return {
+        "start": iso(a.range.start),
+        "end": iso(a.range.end),
+        "note": a.note,
+        "accepted_by": a.accepted_by,
+    }
+
+
+def _accepted_from(doc: dict[str, Any]) -> AcceptedInterval:
+    rng = TimeRange(_parse(doc["start"]), _parse(doc["end"]))
+    return AcceptedInterval(rng, doc["note"], doc.get("accepted_by", ""))
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 INTERRUPTED = "interrupted"  # error code of a job whose process died while it was queued or running
@@ -417,6 +485,8 @@ def _journal_entry(job: ExportJob) -> dict[str, Any]:
             "media": spec.media,
             "allow_unexplained": spec.allow_unexplained,
             "exported_by": spec.exported_by,
+            "accepted": [_accepted_json(a) for a in spec.accepted],
+            "originals_on_working": spec.originals_on_working,
         },
         "result": None,
     }
@@ -438,11 +508,14 @@ def _job_from_entry(entry: dict[str, Any]) -> ExportJob:
     spec = ExportSpec(
         case=s["case"],
         subject=s["subject"],
-        start=None if s["start"] is None else datetime.fromisoformat(s["start"].replace("Z", "+00:00")),
-        end=None if s["end"] is None else datetime.fromisoformat(s["end"].replace("Z", "+00:00")),
+        start=None if s["start"] is None else _parse(s["start"]),
+        end=None if s["end"] is None else _parse(s["end"]),
         media=s["media"],
         allow_unexplained=s["allow_unexplained"],
         exported_by=s["exported_by"],
+        # journals written before these fields existed have neither
+        accepted=tuple(_accepted_from(a) for a in s.get("accepted", [])),
+        originals_on_working=s.get("originals_on_working"),
     )
     job = ExportJob(
         entry["id"],

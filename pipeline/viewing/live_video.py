@@ -25,7 +25,8 @@ stalls an MSE source buffer. Listening to a room is playback's job (with AAC aud
 
 **Time.** Media time in the output is wall time (the recorder's clock: segment start from the
 partial marker + packet time) minus the stream's ``origin``; the page shows
-``now − (origin + currentTime)`` as the latency.
+``now − (origin + currentTime)`` as the latency, and ``edge_lag_ms`` in the hello says how much
+of it the recording itself brings (its newest frame's age when the producer reached it).
 """
 
 from __future__ import annotations
@@ -449,6 +450,10 @@ class LiveChannel:
             "origin": iso(datetime.fromtimestamp(mux.origin_us / 1_000_000, UTC)),
             "origin_ms": mux.origin_us / 1000,
             "rendition": "h264" if transcode else "copy",
+            # How old the newest recorded frame was when the producer reached the edge: the
+            # recording itself this far behind now (a camera or recorder clock behind), not the
+            # network or the viewer; the page names the cause when it warns.
+            "edge_lag_ms": None if self.edge_lag is None else round(self.edge_lag * 1000),
         }
 
 

@@ -296,6 +296,7 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             # export from the case page and watch it reach done
             page.goto(f"{site.base}/cases/{site.case_id}")
             page.click("button.export")
+            page.click("dialog.export-dialog button.export-start")  # the dialog: default range and disc
             page.wait_for_selector("tr.job[data-state=done]", timeout=90000)
             # language switch
             page.goto(f"{site.base}/search?lang=en")

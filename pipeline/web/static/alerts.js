@@ -129,7 +129,9 @@
   // --- badges on the live page -------------------------------------------------------------------
   async function badges() {
     const draw = () => {
-      const active = [...known.values()].filter((a) => a.state !== "resolved");
+      // A badge says what holds now: an alert whose condition ended (the camera records again)
+      // leaves the tile, though it stays on the alerts page until someone handles it.
+      const active = [...known.values()].filter((a) => a.state !== "resolved" && !a.end);
       document.querySelectorAll("[data-alerts-for]").forEach((span) => {
         const [kind, id] = span.dataset.alertsFor.split(/:(.*)/s);
         const mine = active.filter((a) => (kind === "room" ? a.room_id === id : a.camera_id === id));

@@ -55,14 +55,9 @@ async function pageCase() {
     const evs = tl.events.filter((e) => e.subject_id === s.id || e.subject_id === null);
     const times = sj.stays.flatMap((st) => [ms(st.interval.start), ms(st.interval.end)]).concat(evs.map((e) => ms(e.time)));
     const lo = Math.min(...times), hi = Math.max(...times);
+    // EXPORT (export_dialog.js): the button opens the dialog; the plan line shows the export's holes
     const exportBtn = h("button", { class: "export", "data-subject": s.id }, T("export"));
-    exportBtn.onclick = async () => {
-      exportBtn.disabled = true;
-      try { await api("/api/v1/exports", { method: "POST", body: { case: info.case_number, subject: String(s.id) } }); }
-      catch (err) { jobsBox.prepend(errorBox(err)); }
-      exportBtn.disabled = false;
-      refreshJobs();
-    };
+    exportBtn.onclick = () => openExportDialog(info, s, () => refreshJobs());
     const rows = sj.stays.map((st) => {
       const cams = st.cameras.map((c) => `${c.camera_id}: ${c.footage_seconds.toFixed(0)}${T("seconds")}` +
         (c.gaps.length ? `, ${T("gaps")} ${c.gaps.map((g) => g.cause).join("/")}` : "") +
@@ -79,6 +74,7 @@ async function pageCase() {
         h("td", {}, o.entered_by || ""), h("td", {}, o.entered_at ? fmt(o.entered_at) : ""))))] : [];
     root.append(h("section", { class: "subject" },
       h("h2", {}, `${s.name} (${s.role}${s.id_number ? ", " + s.id_number : ""})`, " ", exportBtn),
+      exportPlanLine(info, s),
       h("h3", {}, T("trajectory")), lane(sj.stays, evs, lo, hi, 900),
       h("table", {}, h("tr", {}, h("th", {}, T("room")), h("th", {}, T("start")), h("th", {}, T("end")),
         h("th", {}, T("coverage")), h("th", {}, "")), rows), late));
@@ -88,18 +84,7 @@ async function pageCase() {
     h("tr", { class: e.late ? "late" : null }, h("td", {}, fmt(e.time)), h("td", {}, e.type), h("td", {}, e.room_id || ""),
       h("td", { class: "late-mark" }, e.late ? `${T("late")}: ${e.entered_by || ""} ${e.entered_at ? fmt(e.entered_at) : ""}` : "")))));
   root.append(h("h2", {}, T("exports")), jobsBox);
-  async function refreshJobs() {
-    try {
-      const res = await api("/api/v1/exports");
-      const mine = res.exports.filter((j) => j.case === info.case_number || j.case === String(info.id));
-      jobsBox.replaceChildren(h("table", {}, mine.map((j) => h("tr", { class: "job", "data-state": j.state },
-        h("td", {}, j.id), h("td", {}, j.subject), h("td", { class: "job-state" }, j.state),
-        h("td", {}, h("progress", { max: 1, value: j.progress }), ` ${(j.progress * 100).toFixed(0)}% ${j.message}`),
-        h("td", {}, (j.files || []).map((f) => h("a", { href: `/api/v1/exports/${j.id}/files/${encodeURIComponent(f)}` }, f + " ")))))));
-      if (mine.some((j) => j.state === "queued" || j.state === "running")) setTimeout(refreshJobs, 1000);
-    } catch (err) { jobsBox.replaceChildren(errorBox(err)); }
-  }
-  refreshJobs();
+  const refreshJobs = exportJobs(jobsBox, info, Object.fromEntries(tl.subjects.map((sj) => [String(sj.subject.id), sj.subject.name])));
 }
 
 PAGE_STARTS.case = pageCase;

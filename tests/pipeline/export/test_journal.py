@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from domain.types import TimeRange
 from exporter.errors import ExportCancelled
 from exporter.job import ExportResult
+from exporter.plan import AcceptedInterval
 from pipeline.export.service import ExportJobs, ExportSpec
 
 
@@ -83,5 +86,42 @@ def test_done_job_whose_images_are_gone_is_not_offered(tmp_path: Path) -> None:
         again = second.get(job.job_id)
         assert again.state == "failed" and again.result is None
         assert again.error is not None and again.error["code"] == "files_missing"
+    finally:
+        second.stop()
+
+
+def test_accepted_intervals_and_copies_survive_the_journal(tmp_path: Path) -> None:
+    journal = tmp_path / ".jobs"
+    svc = _Service(tmp_path)
+    note = AcceptedInterval(
+        TimeRange(datetime(2026, 5, 1, 1, 0, 3, tzinfo=UTC), datetime(2026, 5, 1, 1, 0, 5, tzinfo=UTC)),
+        "押解途中",
+        "zhang",
+    )
+    spec = ExportSpec(
+        case="A-1", subject="1", exported_by="zhang", accepted=(note,), originals_on_working=True
+    )
+    first = ExportJobs(svc, journal=journal)  # type: ignore[arg-type]
+    try:
+        job = first.submit(spec)
+        svc.release.set()
+        _wait(first, job.job_id, "done")
+    finally:
+        first.stop()
+    second = ExportJobs(_Service(tmp_path), journal=journal)  # type: ignore[arg-type]
+    try:
+        again = second.get(job.job_id)
+        assert again.spec.accepted == (note,) and again.spec.originals_on_working is True
+        body = again.to_json()
+        assert body["exported_by"] == "zhang" and body["finished"] is not None
+        assert body["accepted"] == [
+            {
+                "start": "2026-05-01T01:00:03.000000Z",
+                "end": "2026-05-01T01:00:05.000000Z",
+                "note": "押解途中",
+                "accepted_by": "zhang",
+            }
+        ]
+        assert body["master_files"] == ["master.iso"] and body["working_files"] == ["working.iso"]
     finally:
         second.stop()

@@ -122,6 +122,7 @@ def test_live_websocket_sends_decodable_fmp4_across_segments(live: Live) -> None
     assert len(live.sink.segs("cam-a")) >= closed_before + 1  # the stream crossed a segment end
     hello, init, frags = got["hello"], got["init"], got["frags"]
     assert hello is not None and hello["rendition"] == "copy"
+    assert 0 <= hello["edge_lag_ms"] < 3000  # the recording is not behind: at the edge, frames are fresh
     assert hello["mime"] == f'video/mp4; codecs="{codec_string(init)}"' and "avc1." in hello["mime"]
     assert init[4:8] == b"ftyp" and b"moov" in init and b"moof" not in init
     assert all(f[4:8] == b"moof" and b"mdat" in f for f in frags)
