@@ -83,7 +83,9 @@ def install(
         max_future=timedelta(seconds=settings.api.max_future_seconds),
         late_after=timedelta(hours=settings.api.late_entry_hours),
     )
-    footage = FootageIndex(store)
+    # The segment a recorder is writing is indexed when it closes and is uploaded: up to about
+    # two segment lengths behind now are not yet unexplained (indexer.footage.FootageIndex).
+    footage = FootageIndex(store, index_lag=timedelta(seconds=2 * settings.recorder.segment_seconds))
     app.state.case_api = CaseApi(store, footage, CaseSearch(store), settings.api)
     app.state.bodycam = BodycamImporter(storage, footage, settings.api, tmp_dir)
 
@@ -669,6 +671,8 @@ def footage_json(f: StayFootage | StayCoverage, detail: bool) -> Doc:
         "clips": [clip_json(c) for c in f.clips],
         "unexplained": [range_json(r) for r in holes],
         "unexplained_seconds": round(sum(r.seconds for r in holes), 6),
+        # the tail before now that may not be indexed yet (still being recorded), or null
+        "pending": range_json(f.pending) if f.pending is not None else None,
     }
 
 
