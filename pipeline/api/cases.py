@@ -229,8 +229,18 @@ def search_cases(
     case_number: Annotated[str | None, Query(max_length=64, description="prefix")] = None,
     subject_name: Annotated[str | None, Query(max_length=200, description="substring")] = None,
     id_number: Annotated[str | None, Query(max_length=64)] = None,
-    officer_id: int | None = None,
-    room_id: Annotated[str | None, Query(max_length=64)] = None,
+    officer_id: Annotated[int | None, Query(description="the officer's database id")] = None,
+    badge_number: Annotated[
+        str | None, Query(max_length=64, description="the officer's badge number (警号)")
+    ] = None,
+    room_id: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="a room's id or name; without event_type also the subjects' stays in the room"
+            " overlapping [start, end)",
+        ),
+    ] = None,
     event_type: EventType | None = None,
     start: Annotated[datetime | None, Query(description="events at or after (ISO 8601, time zone)")] = None,
     end: Annotated[datetime | None, Query(description="events before (ISO 8601, time zone)")] = None,
@@ -241,7 +251,17 @@ def search_cases(
     if mine is not None:  # an officer: only cases they are on
         officer_id = caller.who.officer_id or -1
     q = CaseQuery(
-        case_number, subject_name, id_number, officer_id, room_id, event_type, start, end, limit, offset
+        case_number,
+        subject_name,
+        id_number,
+        officer_id,
+        room_id,
+        event_type,
+        start,
+        end,
+        limit,
+        offset,
+        badge_number=badge_number,
     )
     caller.audit(
         "search",
@@ -250,6 +270,7 @@ def search_cases(
         subject_name=subject_name,
         id_number=id_number,
         officer_id=officer_id,
+        badge_number=badge_number,
         room_id=room_id,
         event_type=event_type.value if event_type is not None else None,
         start=iso(start) if start is not None and start.tzinfo is not None else None,
