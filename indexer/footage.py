@@ -395,7 +395,9 @@ class FootageIndex:
                 k += n
             mine = tuple(c for c in clips if c.range.overlaps(interval))
             pending = _pending(interval, cuts)
-            out.append(StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine, pending=pending))
+            out.append(
+                StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine, pending=pending)
+            )
         return out
 
     # --- case timeline -------------------------------------------------------------------------
@@ -622,7 +624,9 @@ def _stay_coverage(
             )
         mine = tuple(c for c in clips if c.range.overlaps(interval))
         pending = _pending(interval, cuts)
-        out.append(StayCoverage(stay=stay, interval=interval, cameras=tuple(cams), clips=mine, pending=pending))
+        out.append(
+            StayCoverage(stay=stay, interval=interval, cameras=tuple(cams), clips=mine, pending=pending)
+        )
     return out
 
 

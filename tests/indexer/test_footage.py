@@ -166,7 +166,9 @@ def _open_stay(index: FootageIndex) -> int:
     cs = index.store
     case, _ = cs.create_case(NewCase("A-3", "t", "c"))
     other, _ = cs.create_subject(NewSubject(case.id, "王五", "witness"))
-    cs.add_observations([NewObservation("y1", "int-1", at(1100), ObservationSource.FACE, subject_id=other.id)])
+    cs.add_observations(
+        [NewObservation("y1", "int-1", at(1100), ObservationSource.FACE, subject_id=other.id)]
+    )
     return other.id
 
 
