@@ -394,15 +394,20 @@ class StayFootage:
     interval: TimeRange  # the stay clipped to the query range
     cameras: tuple[CameraCoverage, ...]
     clips: tuple[ImportedClip, ...]
+    # The last seconds before now that the recorders may not have indexed yet (a segment is indexed
+    # once closed and uploaded): not evidence of anything yet, so not unexplained.
+    pending: TimeRange | None = None
 
     @property
     def unexplained(self) -> list[TimeRange]:
-        """Seconds of the interval covered by no camera's footage, gap or clip."""
+        """Seconds of the interval covered by no camera's footage, gap or clip (nor pending)."""
         covered: list[TimeRange] = []
         for cam in self.cameras:
             covered.extend(s.range for s in cam.segments)
             covered.extend(g.range for g in cam.gaps)
         covered.extend(c.range for c in self.clips)
+        if self.pending is not None:
+            covered.append(self.pending)
         return subtract_ranges(self.interval, covered)
 
 

@@ -70,15 +70,18 @@ class StayCoverage:
     interval: TimeRange  # the stay clipped to the query range
     cameras: tuple[CameraRuns, ...]
     clips: tuple[ImportedClip, ...]
+    pending: TimeRange | None = None  # not indexed yet (cf. ``domain.types.StayFootage.pending``)
 
     @property
     def unexplained(self) -> list[TimeRange]:
-        """Seconds of the interval covered by no camera's footage, gap or clip."""
+        """Seconds of the interval covered by no camera's footage, gap or clip (nor pending)."""
         covered: list[TimeRange] = []
         for cam in self.cameras:
             covered.extend(cam.runs)
             covered.extend(g.range for g in cam.gaps)
         covered.extend(c.range for c in self.clips)
+        if self.pending is not None:
+            covered.append(self.pending)
         return subtract_ranges(self.interval, covered)
 
 

@@ -177,10 +177,20 @@ OCCUPANCY_WINDOW = timedelta(hours=24)  # subjects with a reading this recent ma
 
 
 class FootageIndex:
-    """Footage queries and body-camera clip records, on top of a :class:`CaseStore`."""
+    """Footage queries and body-camera clip records, on top of a :class:`CaseStore`.
 
-    def __init__(self, store: CaseStore) -> None:
+    ``index_lag``: how far behind now the index may be while a camera records (the segment being
+    written is indexed only once closed and uploaded). Seconds of that tail before ``now`` that no
+    footage covers yet are *pending*, not unexplained: the last seconds of a stay still being
+    recorded must not be flagged. Per camera the tail is at least its longest segment so far. Zero
+    (the default: exports and holds, which judge footage already recorded) leaves nothing out.
+    """
+
+    def __init__(self, store: CaseStore, index_lag: timedelta = timedelta(0)) -> None:
+        if index_lag < timedelta(0):
+            raise ValueError("index_lag must not be negative")
         self._store = store
+        self._lag_us = index_lag // timedelta(microseconds=1)
 
     @property
     def store(self) -> CaseStore:
@@ -351,7 +361,7 @@ class FootageIndex:
         now = utc(now) if now is not None else self._store.now()
         with self._store.read_session(f"coverage of subject {subject_id}") as s:
             rooms, stays, clips = self._subject_reads(s, subject_id, to_us(start), to_us(end))
-            return _stay_coverage(s, rooms, stays, clips, start, end, now), clips
+            return _stay_coverage(s, rooms, stays, clips, start, end, now, self._lag_us), clips
 
     def _footage(
         self,
@@ -377,12 +387,17 @@ class FootageIndex:
         k = 0
         for stay, interval, room in todo:
             cameras: tuple[CameraCoverage, ...] = ()
+            cuts = _cuts(room, now, self._lag_us)
             if room is not None and room.cameras:
                 n = len(room.cameras)
-                cameras = _coverage(room, interval, seg_rows[k : k + n], gap_rows[k : k + n], width)
+                segs, gaps = seg_rows[k : k + n], gap_rows[k : k + n]
+                cameras = _coverage(room, interval, segs, gaps, width, cuts)
                 k += n
             mine = tuple(c for c in clips if c.range.overlaps(interval))
-            out.append(StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine))
+            pending = _pending(interval, cuts)
+            out.append(
+                StayFootage(stay=stay, interval=interval, cameras=cameras, clips=mine, pending=pending)
+            )
         return out
 
     # --- case timeline -------------------------------------------------------------------------
@@ -399,7 +414,9 @@ class FootageIndex:
                 if stays:
                     first = stays[0].start
                     last = max((st.end or now) for st in stays)
-                    footage = _stay_coverage(s, rooms, stays, clips, first, max(last, first), now)
+                    footage = _stay_coverage(
+                        s, rooms, stays, clips, first, max(last, first), now, self._lag_us
+                    )
                 else:
                     footage = []
             late = self._store.late_observations(subject.id)
@@ -510,12 +527,39 @@ def _trajectory_from_rows(
     return trajectory(subject_id, observations, events, {rid: r.kind for rid, r in rooms.items()})
 
 
+def _cuts(room: Room | None, now: datetime, lag_us: int) -> dict[str, int] | None:
+    """Per camera of the room, the instant (µs) from which footage may still be on its way to the
+    index (see :class:`FootageIndex`); key ``""``: the latest of them, for the stay as a whole.
+    None when nothing is left out (``lag_us`` 0)."""
+    if lag_us <= 0:
+        return None
+    now_us = to_us(now)
+    cuts = {cam: now_us - max(lag_us, seg_max) for cam, seg_max, _ in room.cameras} if room else {}
+    cuts[""] = min(cuts.values(), default=now_us - lag_us)
+    return cuts
+
+
+def _pending(interval: TimeRange, cuts: dict[str, int] | None) -> TimeRange | None:
+    """The part of ``interval`` not indexed yet, or None."""
+    if cuts is None:
+        return None
+    lo, hi = to_us(interval.start), to_us(interval.end)
+    start = max(lo, cuts[""])
+    return TimeRange(from_us(start), from_us(hi)) if start < hi else None
+
+
+def _explained_until(hi: int, cuts: dict[str, int] | None, camera_id: str) -> int:
+    """Where a camera's unexplained seconds may end: the interval's end, or its pending tail's start."""
+    return hi if cuts is None else min(hi, cuts[camera_id])
+
+
 def _coverage(
     room: Room,
     interval: TimeRange,
     seg_rows: Sequence[list[tuple[Any, ...]]],
     gap_rows: Sequence[list[tuple[Any, ...]]],
     width: int,
+    cuts: dict[str, int] | None = None,
 ) -> tuple[CameraCoverage, ...]:
     """Every camera of the room over the interval, from its rows (by start) of that stay, camera
     by camera in the order of ``room.cameras``."""
@@ -523,13 +567,14 @@ def _coverage(
     out = []
     for (cam, _, _), segs, gaps in zip(room.cameras, seg_rows, gap_rows, strict=True):
         spans = [(r[width + 1], r[width + 2]) for r in segs] + [(r[0], r[1]) for r in gaps]
+        until = max(lo, _explained_until(hi, cuts, cam))
         out.append(
             CameraCoverage(
                 camera_id=cam,
                 interval=interval,
                 segments=segment_records(cam, segs, width),
                 gaps=gap_records(cam, gaps),
-                unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in holes(lo, hi, spans)),
+                unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in holes(lo, until, spans)),
             )
         )
     return tuple(out)
@@ -543,6 +588,7 @@ def _stay_coverage(
     start: datetime,
     end: datetime,
     now: datetime,
+    lag_us: int = 0,
 ) -> list[StayCoverage]:
     """Every stay's run-level footage: runs and segment totals of every camera of every stay in one
     statement (:func:`indexer.coverage.runs_statement`), gaps in another, sent together."""
@@ -558,11 +604,13 @@ def _stay_coverage(
     for stay, interval, room in todo:
         cams: list[CameraRuns] = []
         lo, hi = to_us(interval.start), to_us(interval.end)
+        cuts = _cuts(room, now, lag_us)
         for cam, _, _ in room.cameras if room is not None else ():
             got, gaps = runs_read[k], gap_rows[k]
             k += 1
             runs = [(max(a, lo), min(b, hi)) for a, b in got.runs]
             spans = runs + [(r[0], r[1]) for r in gaps]
+            until = max(lo, _explained_until(hi, cuts, cam))
             cams.append(
                 CameraRuns(
                     camera_id=cam,
@@ -571,11 +619,14 @@ def _stay_coverage(
                     segment_count=got.segment_count,
                     footage_us=got.footage_us,
                     gaps=gap_records(cam, gaps),
-                    unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in holes(lo, hi, spans)),
+                    unexplained=tuple(TimeRange(from_us(a), from_us(b)) for a, b in holes(lo, until, spans)),
                 )
             )
         mine = tuple(c for c in clips if c.range.overlaps(interval))
-        out.append(StayCoverage(stay=stay, interval=interval, cameras=tuple(cams), clips=mine))
+        pending = _pending(interval, cuts)
+        out.append(
+            StayCoverage(stay=stay, interval=interval, cameras=tuple(cams), clips=mine, pending=pending)
+        )
     return out
 
 

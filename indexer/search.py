@@ -1,9 +1,11 @@
-"""Search across cases: by case number, subject name or ID number, officer, room, event type
-and time range; paged with a total.
+"""Search across cases: by case number, subject name or ID number, officer (database id or badge
+number), room (id or name), event type and time range; paged with a total.
 
 Every filter narrows the set of cases (they combine with AND). The event filters — room,
 event type and time range — must hold for the *same* event: "cases with a search in room
-S between 9:00 and 10:00", not "a search some time and something in room S at 9:00".
+S between 9:00 and 10:00", not "a search some time and something in room S at 9:00". A room
+without an event type also matches a subject's *stay* in the room overlapping the time range
+(:mod:`indexer.search_stays`): someone held in 候问室 through the window, with no reading in it.
 
 Each filter is a ``cases.id IN (SELECT case_id FROM ... WHERE ...)`` semi-join whose inner
 query is driven by an index (subjects.id_number, procedure_events (room_id, time_us) /
@@ -32,6 +34,7 @@ from sqlalchemy import (
     cast,
     distinct,
     func,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -45,12 +48,13 @@ from indexer.case_store import CaseStore
 from indexer.models import Base, to_us
 from indexer.name_grams import candidate_subjects
 from indexer.read_batch import raw_rows
+from indexer.search_stays import room_ids_named, stay_case_ids, stay_case_ids_before
 
 log = logging.getLogger(__name__)
 
 T = Base.metadata.tables
 CASES, SUBJECTS, EVENTS = T["cases"], T["subjects"], T["procedure_events"]
-OFFICER_CASES = T["officer_cases"]
+OFFICER_CASES, OFFICERS = T["officer_cases"], T["officers"]
 
 MAX_LIMIT = 500
 
@@ -63,12 +67,13 @@ class CaseQuery:
     subject_name: str | None = None  # substring
     id_number: str | None = None  # exact
     officer_id: int | None = None  # on the case, or on one of its events
-    room_id: str | None = None
+    room_id: str | None = None  # a room's id or its name; without event_type also its stays
     event_type: EventType | None = None
     start: datetime | None = None  # event time >= start
     end: datetime | None = None  # event time < end
     limit: int = 50
     offset: int = 0
+    badge_number: str | None = None  # an officer by badge number (警号), as officer_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +142,23 @@ def officer_case_ids(officer_id: int) -> Select[tuple[int]]:
     return select(OFFICER_CASES.c.case_id).where(OFFICER_CASES.c.officer_id == officer_id)
 
 
-def _event_terms(q: CaseQuery) -> list[ColumnElement[bool]]:
-    """The terms on ``procedure_events`` (room, type, time range: all on the same event)."""
+def badge_case_ids(badge_number: str) -> Select[tuple[int]]:
+    """Ids of the cases of the officer with this badge number (none for an unknown one)."""
+    officer = select(OFFICERS.c.id).where(OFFICERS.c.badge_number == badge_number)
+    return select(OFFICER_CASES.c.case_id).where(OFFICER_CASES.c.officer_id.in_(officer))
+
+
+def _with_stays(q: CaseQuery) -> bool:
+    """A room without an event type: its stays count besides its events."""
+    return bool(q.room_id) and q.event_type is None
+
+
+def _event_terms(q: CaseQuery, room_ids: Sequence[str] | None = None) -> list[ColumnElement[bool]]:
+    """The terms on ``procedure_events`` (room, type, time range: all on the same event).
+    ``room_ids``: the ids the query's room stands for (its name may name several)."""
     terms: list[ColumnElement[bool]] = []
     if q.room_id:
-        terms.append(EVENTS.c.room_id == q.room_id)
+        terms.append(EVENTS.c.room_id.in_(room_ids if room_ids is not None else [q.room_id]))
     if q.event_type is not None:
         terms.append(EVENTS.c.type == EventType(q.event_type).value)
     if q.start is not None:
@@ -153,13 +170,13 @@ def _event_terms(q: CaseQuery) -> list[ColumnElement[bool]]:
 
 def _events_only(q: CaseQuery) -> bool:
     """Only event filters (room, type, time): the total can be counted on the events alone."""
-    others = q.case_number or q.subject_name or q.id_number or q.officer_id is not None
-    return not others and bool(_event_terms(q))
+    others = q.case_number or q.subject_name or q.id_number or q.officer_id is not None or q.badge_number
+    return not others and not _with_stays(q) and bool(_event_terms(q))
 
 
-def event_case_ids(q: CaseQuery) -> Select[tuple[int]]:
+def event_case_ids(q: CaseQuery, room_ids: Sequence[str] | None = None) -> Select[tuple[int]]:
     """The case ids of the events matching the query's event filters (repeats included)."""
-    return select(EVENTS.c.case_id).where(*_event_terms(q), EVENTS.c.case_id.is_not(None))
+    return select(EVENTS.c.case_id).where(*_event_terms(q, room_ids), EVENTS.c.case_id.is_not(None))
 
 
 def name_case_ids(name: str) -> Select[tuple[int]]:
@@ -198,11 +215,15 @@ def case_filters(
     dialect: str = "postgresql",
     officer_cases: CaseIds | None = None,
     name_cases: CaseIds | None = None,
+    room_ids: Sequence[str] | None = None,
+    stay_cases: Select[tuple[int]] | Sequence[int] | None = None,
 ) -> list[ColumnElement[bool]]:
     """The WHERE terms on ``cases`` for a query on ``dialect`` (exposed for the benchmark's EXPLAIN).
 
     ``officer_cases`` / ``name_cases``: the officer's / the name's case ids as an array read by the
-    same statement (PostgreSQL, :func:`id_array`); else those filters are semi-joins."""
+    same statement (PostgreSQL, :func:`id_array`); else those filters are semi-joins. ``room_ids``:
+    what the query's room stands for; ``stay_cases``: the cases with a stay there in the time range
+    (:mod:`indexer.search_stays`), which match as well as an event does."""
     terms: list[ColumnElement[bool]] = []
     if q.case_number:
         terms.append(_prefix(q.case_number, dialect))
@@ -218,9 +239,12 @@ def case_filters(
             terms.append(_one_of(officer_cases))
         else:
             terms.append(CASES.c.id.in_(officer_case_ids(q.officer_id)))
-    event_terms = _event_terms(q)
+    if q.badge_number:
+        terms.append(CASES.c.id.in_(badge_case_ids(q.badge_number)))
+    event_terms = _event_terms(q, room_ids)
     if event_terms:
-        terms.append(CASES.c.id.in_(select(EVENTS.c.case_id).where(*event_terms)))
+        by_event = CASES.c.id.in_(select(EVENTS.c.case_id).where(*event_terms))
+        terms.append(by_event if stay_cases is None else or_(by_event, CASES.c.id.in_(stay_cases)))
     return terms
 
 
@@ -229,10 +253,12 @@ def case_page_query(
     dialect: str = "postgresql",
     officer_cases: CaseIds | None = None,
     name_cases: CaseIds | None = None,
+    terms: list[ColumnElement[bool]] | None = None,
 ) -> Select[tuple[object, ...]]:
+    """A page of the matching cases, newest first (``terms``: :func:`case_filters`'s, if made)."""
     return (
         select(CASES)
-        .where(*case_filters(q, dialect, officer_cases, name_cases))
+        .where(*(terms if terms is not None else case_filters(q, dialect, officer_cases, name_cases)))
         .order_by(CASES.c.id.desc())
         .limit(q.limit)
         .offset(q.offset)
@@ -266,14 +292,15 @@ def _page_and_total(
     terms: list[ColumnElement[bool]],
     officer_cases: CaseIds | None,
     name_cases: CaseIds | None,
+    room_ids: Sequence[str] | None = None,
 ) -> tuple[Sequence[RowMapping], int]:
     """The page of case rows (newest first) and the number of matching cases."""
-    page = case_page_query(q, dialect, officer_cases, name_cases)
+    page = case_page_query(q, dialect, officer_cases, name_cases, terms)
     if _events_only(q) and dialect == "sqlite":
         # The matching events' case ids, read once from the covering (type, time_us, case_id)
         # / (room_id, time_us) index: their number is the total, a slice of them the page.
         # SQLite otherwise walked ~6,700 case rows for count(*) OVER () ("type + 1 day").
-        ids = sorted({r[0] for r in raw_rows(s, event_case_ids(q))}, reverse=True)
+        ids = sorted({r[0] for r in raw_rows(s, event_case_ids(q, room_ids))}, reverse=True)
         page_ids = ids[q.offset : q.offset + q.limit]
         if not page_ids:
             return [], len(ids)
@@ -284,7 +311,7 @@ def _page_and_total(
             # Distinct case ids of the matching events: the same number as the cases with such an
             # event (case_id is a foreign key; NULLs count in neither), without the semi-join
             # against every case (PostgreSQL hashed the events and scanned all cases for it).
-            count = select(func.count(distinct(EVENTS.c.case_id))).where(*_event_terms(q))
+            count = select(func.count(distinct(EVENTS.c.case_id))).where(*_event_terms(q, room_ids))
         else:
             count = select(func.count()).select_from(CASES).where(*terms)
         # The total as an uncorrelated scalar subquery of the page's statement (an InitPlan, run
@@ -326,8 +353,9 @@ class CaseSearch:
             if q.subject_name and dialect == "postgresql":
                 # Likewise a substring match scans subjects: once, not for the total and the page.
                 name_cases = id_array(name_case_ids(q.subject_name), "name_cases_")
-            terms = case_filters(q, dialect, officer_cases, name_cases)
-            rows, total = _page_and_total(s, q, dialect, terms, officer_cases, name_cases)
+            room_ids, stay_cases = self._rooms_and_stays(s, q)
+            terms = case_filters(q, dialect, officer_cases, name_cases, room_ids, stay_cases)
+            rows, total = _page_and_total(s, q, dialect, terms, officer_cases, name_cases, room_ids)
         cases: list[CaseInfo] = []
         briefs: dict[int, list[SubjectBrief]] = {}
         for r in rows:  # a case row per subject of it (at least one), newest case first
@@ -339,3 +367,23 @@ class CaseSearch:
                 mine.append(SubjectBrief(int(r[_S_ID]), r[_S_NAME], r[_S_ROLE], r[_S_ID_NUMBER]))
         log.debug("search %s: %d of %d", q, len(cases), total)
         return CasePage(total, q.limit, q.offset, [CaseHit(c, briefs[c.id]) for c in cases])
+
+    @staticmethod
+    def _rooms_and_stays(
+        s: Session, q: CaseQuery
+    ) -> tuple[list[str] | None, Select[tuple[int]] | list[int] | None]:
+        """The room ids the query's room names (ValidationFailed for no room of that id or name)
+        and, for a room without event type, the cases with a stay there in the time range."""
+        if not q.room_id:
+            return None, None
+        room_ids = room_ids_named(s, q.room_id)
+        if not room_ids:
+            raise ValidationFailed(
+                f"no room with id or name {q.room_id!r}",
+                fields=[{"field": "query.room_id", "message": "unknown room"}],
+            )
+        if not _with_stays(q):
+            return room_ids, None
+        if q.start is None:
+            return room_ids, stay_case_ids_before(room_ids, q.end)
+        return room_ids, stay_case_ids(s, room_ids, q.start, q.end)

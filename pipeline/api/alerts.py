@@ -219,6 +219,7 @@ def alerts_page(request: Request, caller: CallerDep, settings: SettingsDep) -> H
         + f'<main id="alerts" data-lang="{e(lang)}" data-tz="{e(tz)}" data-csrf="{e(caller.csrf)}"'
         + f' data-role="{e(who.role)}" data-handler="{"1" if who.role in HANDLERS else ""}">'
         + f"<h1>{e(_TITLE[lang])}</h1></main>"
+        + '<script src="/static/labels.js" defer></script>'  # room and camera names, error names
         + '<script src="/static/alerts.js" defer></script>'
     )
     return page(lang, _TITLE[lang], body)

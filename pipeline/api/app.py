@@ -13,7 +13,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine
 
 from indexer.segment_store import SegmentStore
-from pipeline.api import admin, alerts, auth, board, cameras, cases, exports, live, pages, playback
+from pipeline.api import (
+    admin,
+    alerts,
+    auth,
+    board,
+    cameras,
+    cases,
+    exports,
+    live,
+    pages,
+    playback,
+    rooms,
+)
 from pipeline.api.body_limit import BodyLimit
 from pipeline.api.deps import MaybeRegistryDep, MaybeRuntimeDep
 from pipeline.api.errors import install_error_handlers
@@ -59,6 +71,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit=settings.api.max_json_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(cameras.router)
+    app.include_router(rooms.router)
     app.include_router(cases.router)
     app.include_router(exports.router)
     app.include_router(playback.router)

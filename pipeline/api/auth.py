@@ -47,16 +47,15 @@ from indexer.database import DB_INT_MAX
 from indexer.login_throttle import LoginThrottle, Streak, ThrottlePolicy
 from indexer.users import TOKEN_SECONDS, Principal, UserStore
 from pipeline.api.deps import MaybeRiskDep, Network, Security, SecurityDep
-from pipeline.api.errors import send_error
+from pipeline.api.errors import API_PREFIXES, send_error, send_error_for
 from pipeline.risk.engine import RiskEngine
 from pipeline.risk.push import alert_json
 from pipeline.settings import Settings
 
 SESSION_COOKIE = "vaudit_session"
 CSRF_HEADER = "x-csrf-token"
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login", "/api/v1/auth/token"})
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/login", "/api/v1/auth/token", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
-API_PREFIXES = ("/api/", "/openapi.json", "/docs", "/redoc")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ALL_ROLES = ("officer", "supervisor", "legal", "admin", "court_viewer")
@@ -174,7 +173,10 @@ class AuthGate:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            await send_error(send, 403, "forbidden", f"role {who.role} may not use {method} {path}")
+            # a browser asking for a page it may not see gets a page saying so; the API its JSON
+            await send_error_for(
+                scope, send, 403, "forbidden", f"role {who.role} may not use {method} {path}"
+            )
             return
         if via_cookie and method not in SAFE_METHODS and _is_api(path):
             sent = _header(headers, CSRF_HEADER.encode()) or ""

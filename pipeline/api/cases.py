@@ -83,7 +83,9 @@ def install(
         max_future=timedelta(seconds=settings.api.max_future_seconds),
         late_after=timedelta(hours=settings.api.late_entry_hours),
     )
-    footage = FootageIndex(store)
+    # The segment a recorder is writing is indexed when it closes and is uploaded: up to about
+    # two segment lengths behind now are not yet unexplained (indexer.footage.FootageIndex).
+    footage = FootageIndex(store, index_lag=timedelta(seconds=2 * settings.recorder.segment_seconds))
     app.state.case_api = CaseApi(store, footage, CaseSearch(store), settings.api)
     app.state.bodycam = BodycamImporter(storage, footage, settings.api, tmp_dir)
 
@@ -227,8 +229,18 @@ def search_cases(
     case_number: Annotated[str | None, Query(max_length=64, description="prefix")] = None,
     subject_name: Annotated[str | None, Query(max_length=200, description="substring")] = None,
     id_number: Annotated[str | None, Query(max_length=64)] = None,
-    officer_id: int | None = None,
-    room_id: Annotated[str | None, Query(max_length=64)] = None,
+    officer_id: Annotated[int | None, Query(description="the officer's database id")] = None,
+    badge_number: Annotated[
+        str | None, Query(max_length=64, description="the officer's badge number (警号)")
+    ] = None,
+    room_id: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="a room's id or name; without event_type also the subjects' stays in the room"
+            " overlapping [start, end)",
+        ),
+    ] = None,
     event_type: EventType | None = None,
     start: Annotated[datetime | None, Query(description="events at or after (ISO 8601, time zone)")] = None,
     end: Annotated[datetime | None, Query(description="events before (ISO 8601, time zone)")] = None,
@@ -239,7 +251,17 @@ def search_cases(
     if mine is not None:  # an officer: only cases they are on
         officer_id = caller.who.officer_id or -1
     q = CaseQuery(
-        case_number, subject_name, id_number, officer_id, room_id, event_type, start, end, limit, offset
+        case_number,
+        subject_name,
+        id_number,
+        officer_id,
+        room_id,
+        event_type,
+        start,
+        end,
+        limit,
+        offset,
+        badge_number=badge_number,
     )
     caller.audit(
         "search",
@@ -248,6 +270,7 @@ def search_cases(
         subject_name=subject_name,
         id_number=id_number,
         officer_id=officer_id,
+        badge_number=badge_number,
         room_id=room_id,
         event_type=event_type.value if event_type is not None else None,
         start=iso(start) if start is not None and start.tzinfo is not None else None,
@@ -669,6 +692,8 @@ def footage_json(f: StayFootage | StayCoverage, detail: bool) -> Doc:
         "clips": [clip_json(c) for c in f.clips],
         "unexplained": [range_json(r) for r in holes],
         "unexplained_seconds": round(sum(r.seconds for r in holes), 6),
+        # the tail before now that may not be indexed yet (still being recorded), or null
+        "pending": range_json(f.pending) if f.pending is not None else None,
     }
 
 

@@ -11,10 +11,11 @@ import hmac
 import html
 import re
 import secrets
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from domain.errors import Forbidden, TooManyAttempts, Unauthenticated
 from pipeline.api.auth import (
@@ -28,13 +29,13 @@ from pipeline.api.auth import (
     from_trusted_proxy,
 )
 from pipeline.api.deps import MaybeRiskDep, Security, SecurityDep, SettingsDep
+from pipeline.api.errors import LANG_COOKIE
 from pipeline.settings import Settings
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 LOGIN_CSRF_COOKIE = "vaudit_login_csrf"
 _LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")  # what secrets.token_urlsafe(24) makes
-LANG_COOKIE = "vaudit_lang"
 
 TEXT: dict[str, dict[str, str]] = {
     "zh-CN": {
@@ -76,6 +77,20 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
+ROLE_NAMES: dict[str, tuple[str, str]] = {  # indexer.users.ROLES, as labels.js's user_role
+    "officer": ("办案民警", "Officer"),
+    "supervisor": ("监督员", "Supervisor"),
+    "legal": ("法制员", "Legal affairs"),
+    "admin": ("管理员", "Administrator"),
+    "court_viewer": ("法庭查看", "Court viewer"),
+}
+
+
+def role_name(lang: str, role: str) -> str:
+    names = ROLE_NAMES.get(role)
+    return role if names is None else names[0 if lang == "zh-CN" else 1]
+
+
 def lang_of(request: Request) -> str:
     asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "zh-CN"
     return "en" if asked.lower().startswith("en") else "zh-CN"
@@ -96,7 +111,7 @@ def page(lang: str, title: str, body: str, status: int = 200) -> HTMLResponse:
     doc = f"""<!doctype html>
 <html lang="{e(lang)}"><head><meta charset="utf-8"><title>{e(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/static/app.css"></head>
+<link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/static/app.css"></head>
 <body>{body}</body></html>"""
     resp = HTMLResponse(doc, status_code=status)
     resp.headers["Content-Security-Policy"] = (
@@ -211,7 +226,7 @@ def nav(caller: Caller, lang: str) -> str:
         links.append(("/admin/audit", t(lang, "audit")))
     other = "en" if lang == "zh-CN" else "zh-CN"
     items = "".join(f'<a href="{h}">{e(label)}</a>' for h, label in links)
-    return f"""<nav>{items}<span class="who">{e(t(lang, "welcome"))} {e(who.name)} ({e(who.role)})</span>
+    return f"""<nav>{items}<span class="who">{e(t(lang, "welcome"))} {e(who.name)} ({e(role_name(lang, who.role))})</span>
 <a href="?lang={other}">{e(t(lang, "switch"))}</a>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(caller.csrf)}">
 <button type="submit">{e(t(lang, "logout"))}</button></form></nav>"""
@@ -243,6 +258,17 @@ def app_page(
         + f'<script src="/static/{e(name)}.js" defer></script>'
     )
     return page(lang, t(lang, title_key), body)
+
+
+FAVICON = Path(__file__).resolve().parent.parent / "web" / "static" / "favicon.ico"
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The browser's icon request on every page (public, see pipeline.api.auth): a real icon, not a 404."""
+    return FileResponse(
+        FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @router.get("/")

@@ -30,6 +30,7 @@ from pipeline.api.deps import (
     StoreDep,
 )
 from pipeline.api.footage_access import check_footage_access
+from pipeline.api.playback_views import PlaybackViews
 from pipeline.risk.engine import RiskEngine
 from pipeline.settings import Settings
 from pipeline.viewing.playback import (
@@ -55,6 +56,14 @@ CaseId = Annotated[int | None, Query(description="the case this footage is playe
 
 def install(app: FastAPI, reader: BlobReader) -> None:
     app.state.playback_reader = reader
+    app.state.playback_views = PlaybackViews()
+
+
+def _views(request: Request) -> PlaybackViews:
+    views: PlaybackViews | None = getattr(request.app.state, "playback_views", None)
+    if views is None:  # an app wired without install(): remember views from now on
+        views = request.app.state.playback_views = PlaybackViews()
+    return views
 
 
 def _first(body: Iterator[bytes]) -> tuple[bytes, float]:
@@ -170,16 +179,23 @@ def playback_mp4(
     # The first chunk (the first segment opened, ftyp + moov) is made while the audit row is
     # written; no byte leaves before the row is in (a failed append fails the request).
     head_job = _HEAD.submit(_first, body)
+    view = (caller.who.name, camera_id, iso(start), iso(end), case_id)
+    views = _views(request)
     try:
-        caller.audit(
-            "playback",
-            f"camera:{camera_id}",
-            start=iso(start),
-            end=iso(end),
-            range=wanted,
-            rendition="h264" if plan.transcode else "copy",
-            case=case_id,
-        )
+        if views.starts_view(*view):  # the probe, the load and Range requests of one view: one row
+            try:
+                caller.audit(
+                    "playback",
+                    f"camera:{camera_id}",
+                    start=iso(start),
+                    end=iso(end),
+                    range=wanted,
+                    rendition="h264" if plan.transcode else "copy",
+                    case=case_id,
+                )
+            except BaseException:
+                views.forget(*view)
+                raise
     except BaseException:
         if not head_job.cancel():
             head_job.exception()  # a running generator cannot be closed: let the head finish

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -157,6 +158,51 @@ def test_open_stay_counts_only_until_now(engine: Engine, fx: tuple[FootageIndex,
     footage, _ = index.subject_footage(other.id, at(0), at(24 * 3600), now=at(1300))
     assert footage[0].interval == TimeRange(at(1100), at(1300))
     assert footage[0].unexplained == [TimeRange(at(1200), at(1300))]  # cameras ran out at 1200 s
+
+
+def _open_stay(index: FootageIndex) -> int:
+    """A witness in interrogation room 1 from 1100 s on, no exit: the room's cameras hold footage
+    (10 s segments) until 1200 s."""
+    cs = index.store
+    case, _ = cs.create_case(NewCase("A-3", "t", "c"))
+    other, _ = cs.create_subject(NewSubject(case.id, "王五", "witness"))
+    cs.add_observations(
+        [NewObservation("y1", "int-1", at(1100), ObservationSource.FACE, subject_id=other.id)]
+    )
+    return other.id
+
+
+@pytest.mark.parametrize("level", ["segments", "runs", "timeline"])
+def test_the_not_yet_indexed_tail_of_an_open_stay_is_pending_not_unexplained(
+    fx: tuple[FootageIndex, int], level: str
+) -> None:
+    index, _ = fx
+    sid = _open_stay(index)
+    lagging = FootageIndex(index.store, index_lag=timedelta(seconds=10))
+
+    def stay(idx: FootageIndex, now: float) -> Any:
+        if level == "segments":
+            return idx.subject_footage(sid, at(0), at(24 * 3600), now=at(now))[0][0]
+        if level == "runs":
+            return idx.subject_coverage(sid, at(0), at(24 * 3600), now=at(now))[0][0]
+        tl = idx.case_timeline(idx.store.get_subject(sid).case_id, now=at(now))
+        return tl.subjects[0].footage[0]
+
+    # 5 s after the last indexed segment: the recorder's segment in progress, not a hole
+    exact, recording = stay(index, 1205), stay(lagging, 1205)
+    assert exact.unexplained == [TimeRange(at(1200), at(1205))]  # as before: no lag given
+    assert recording.unexplained == []
+    assert recording.pending == TimeRange(at(1195), at(1205))
+    assert all(c.unexplained == () for c in recording.cameras)
+    # Later the hole is real: only the last segment's length before now is left out.
+    late = stay(lagging, 1300)
+    assert late.unexplained == [TimeRange(at(1200), at(1290))]
+    assert [c.unexplained for c in late.cameras] == [(TimeRange(at(1200), at(1290)),)] * 2
+
+
+def test_index_lag_must_not_be_negative(fx: tuple[FootageIndex, int]) -> None:
+    with pytest.raises(ValueError):
+        FootageIndex(fx[0].store, index_lag=timedelta(seconds=-1))
 
 
 def test_case_timeline_has_events_trajectories_and_coverage(fx: tuple[FootageIndex, int]) -> None:

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from domain.errors import ValidationFailed
-from domain.types import EventType
-from indexer.case_records import NewCase, NewEvent, NewOfficer, NewSubject
+from domain.types import EventType, ObservationSource
+from indexer.case_records import NewCase, NewEvent, NewObservation, NewOfficer, NewSubject
 from indexer.case_store import CaseStore
 from indexer.database import downgrade, upgrade
 from indexer.search import CaseQuery, CaseSearch
@@ -62,8 +62,15 @@ def test_each_filter(search: CaseSearch) -> None:
 
 
 def test_event_filters_hold_for_the_same_event(search: CaseSearch) -> None:
-    assert numbers(search, room_id="int-1", start=at(2.5), end=at(7)) == ["A-2026-003", "A-2026-006"]
+    interrogations = {"room_id": "int-1", "event_type": EventType.INTERROGATION_START}
+    assert numbers(search, **interrogations, start=at(2.5), end=at(7)) == ["A-2026-003", "A-2026-006"]
     assert numbers(search, room_id="int-1", event_type=EventType.WAITING) == []
+    # without an event type a room also matches stays: case 0's suspect entered at 0 h and never left
+    assert numbers(search, room_id="int-1", start=at(2.5), end=at(7)) == [
+        "A-2026-000",
+        "A-2026-003",
+        "A-2026-006",
+    ]
     assert numbers(search, officer_id=1, subject_name="张1") == ["A-2026-001", "A-2026-010", "A-2026-011"]
 
 
@@ -207,3 +214,57 @@ def test_a_page_counts_cases_not_their_subjects(search: CaseSearch, engine: Engi
     cs.add_events([NewEvent("c3", EventType.WAITING, at(30), room_id="wait", case_id=case.id)])
     page = search.search(CaseQuery(event_type=EventType.WAITING, limit=1))
     assert page.total == 9 and len(page.items) == 1 and len(page.items[0].subjects) == 3
+
+
+def test_a_stay_overlapping_the_range_is_found_without_a_reading_in_it(
+    search: CaseSearch, engine: Engine
+) -> None:
+    """The issue's case: a suspect in 候问室 from 01:13:19 is found for 01:13-01:14:30 though no reading
+    falls inside; one who left before the range, or came after it, is not."""
+    cs = CaseStore(engine, clock=lambda: at(1000))
+    t = datetime(2026, 3, 5, 1, 13, 19, tzinfo=UTC)
+    people = {"在区": (t, None), "已离开": (t - timedelta(hours=2), t - timedelta(minutes=5))}
+    people["后来"] = (t + timedelta(minutes=10), None)
+    for n, (name, (came, left)) in enumerate(people.items()):
+        case, _ = cs.create_case(NewCase(f"S-{n}", name, "盗窃"))
+        subj, _ = cs.create_subject(NewSubject(case.id, name, "suspect"))
+        cs.add_observations(
+            [NewObservation(f"s{n}", "wait", came, ObservationSource.WRISTBAND, subject_id=subj.id)]
+        )
+        if left is not None:
+            cs.add_events([NewEvent(f"x{n}", EventType.EXIT, left, subject_id=subj.id)])
+    window = {
+        "start": datetime(2026, 3, 5, 1, 13, tzinfo=UTC),
+        "end": datetime(2026, 3, 5, 1, 14, 30, tzinfo=UTC),
+    }
+    assert numbers(search, room_id="wait", **window) == ["S-0"]
+    assert numbers(search, room_id="候问室", **window) == ["S-0"]  # the room by its name
+    later = {"start": t + timedelta(hours=5), "end": t + timedelta(hours=6)}
+    assert numbers(search, room_id="wait", **later) == ["S-0", "S-2"]  # no exit: still inside
+    assert numbers(search, room_id="wait", start=t + timedelta(hours=5)) == ["S-0", "S-2"]  # open range
+    # no start: any stay begun before the end
+    assert "S-1" in numbers(search, room_id="wait", end=t) and "S-2" not in numbers(
+        search, room_id="wait", end=t
+    )
+    assert numbers(search, room_id="int-1", **window) == []
+    # a stay is the subject's, with the other filters still AND-ed
+    assert numbers(search, room_id="wait", subject_name="在区", **window) == ["S-0"]
+    assert numbers(search, room_id="wait", subject_name="后来", **window) == []
+
+
+def test_room_by_name_and_unknown_room(search: CaseSearch) -> None:
+    assert numbers(search, room_id="讯问室1") == numbers(search, room_id="int-1")
+    with pytest.raises(ValidationFailed) as err:
+        search.search(CaseQuery(room_id="讯问室9"))
+    assert err.value.details["fields"][0]["field"] == "query.room_id"
+
+
+def test_officer_by_badge_number(search: CaseSearch) -> None:
+    assert len(numbers(search, badge_number="P-1")) == 12
+    assert numbers(search, badge_number="P-2") == ["B-100%_x"]
+    assert numbers(search, badge_number="P-404") == []
+    assert numbers(search, badge_number="P-1", subject_name="张1") == [
+        "A-2026-001",
+        "A-2026-010",
+        "A-2026-011",
+    ]

@@ -31,7 +31,43 @@
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
   });
   const fmt = (iso) => (iso ? fmtDate.format(new Date(iso)) : T("ongoing"));
-  const label = (a) => (LANG === "en" ? a.label.en : `${a.label["zh-CN"]} ${a.label.en}`);
+  // the rule's name in the page's language (the API gives both; the other is the title)
+  const ruleName = (a) => (LANG === "en" ? a.label.en : a.label["zh-CN"]);
+  // Rooms and cameras by name (labels.js's places(), loaded before this script on every page).
+  let P = { room: new Map(), camera: new Map() };
+  const ready = typeof places === "function" ? places().then((p) => { P = p; }) : Promise.resolve();
+  const roomOf = (id) => (id ? P.room.get(id) || id : "");
+  const camOf = (id) => (id ? P.camera.get(id) || id : "");
+
+  // The alert's message: pipeline/risk writes it in English (kept: the title of the Chinese text,
+  // and the English page shows it); the Chinese text is made here from the alert's fields.
+  const PICTURE = { black: "黑屏", frozen: "冻结", covered: "遮挡" };
+  function message(a) {
+    if (LANG === "en") return a.message;
+    const d = a.details || {}, room = roomOf(a.room_id), cam = camOf(a.camera_id);
+    const n = (xs) => (Array.isArray(xs) ? xs.length : 0);
+    switch (a.rule) {
+      case "unattended": return `涉案人员在${room}无民警看管`;
+      case "co_suspects": return `同案犯罪嫌疑人${n(d.subject_ids)}人同处${room}`;
+      case "time_limit_exceeded": return `羁押已超过${d.limit_hours}小时（时限 ${fmt(d.deadline)}）`;
+      case "time_limit_approaching": return `将于${fmt(d.deadline)}达到${d.limit_hours}小时时限`;
+      case "officers_short": return `${room}讯问时在场民警${n(d.officer_ids)}人，少于${d.min_officers}人`;
+      case "minor_without_guardian": return `未成年人在${room}接受讯问时无监护人在场`;
+      case "recording_lost":
+        return `${cam}（${room}）${String(a.dedup_key).endsWith(":audio") ? "音频中断" : "录像中断"}，房间内有人`;
+      case "picture_black": case "picture_frozen": case "picture_covered":
+        return `${cam}画面${PICTURE[a.rule.slice(8)]}，${room}内有人`;
+      case "camera_moved": return `${cam}位置移动`;
+      case "camera_defocused": return `${cam}画面模糊`;
+      case "headcount": return `${cam}画面中的人数少于${room}在场人数`;
+      case "stay_exceeded": return "在办案区停留超过规定时长";
+      case "missing_exit": return `自${fmt(a.start)}起未再出现，且未登记离区`;
+      case "login_failures":
+        return `连续${d.failures}次登录失败（${d.account !== undefined ? "账号 " + d.account : "地址 " + d.address}）`;
+      case "footage_integrity": return `${cam}的录像文件与采集时的哈希不符`;
+      default: return ruleName(a);
+    }
+  }
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -48,9 +84,12 @@
     if (body !== undefined) Object.assign(headers, { "Content-Type": "application/json", "X-CSRF-Token": CSRF });
     const r = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.error && data.error.message) || r.statusText);
+    if (!r.ok) throw Object.assign(new Error((data.error && data.error.message) || r.statusText), { code: (data.error || {}).code });
     return data;
   }
+
+  // An API error in the page's words (labels.js's errorText), the English message as the fallback.
+  const failed = (err) => (typeof errorText === "function" ? errorText(err) : err.message);
 
   // Live changes: one EventSource per page; each change replaces the alert in `known`.
   const known = new Map();
@@ -82,9 +121,9 @@
     }
     const who = [a.acknowledged_by, a.resolved_by].filter(Boolean).join(" / ");
     return el("tr", { class: `alert sev-${a.severity}`, "data-id": a.id, "data-state": a.state, "data-rule": a.rule },
-      el("td", {}, label(a)), el("td", {}, T(a.severity)), el("td", { class: "alert-state" }, T(a.state)),
-      el("td", {}, fmt(a.start)), el("td", {}, a.end ? fmt(a.end) : T("ongoing")), el("td", {}, a.room_id || ""),
-      el("td", {}, a.camera_id || ""), el("td", {}, a.message, a.note ? ` (${a.note})` : ""),
+      el("td", { title: a.label.en }, ruleName(a)), el("td", {}, T(a.severity)), el("td", { class: "alert-state" }, T(a.state)),
+      el("td", {}, fmt(a.start)), el("td", {}, a.end ? fmt(a.end) : T("ongoing")), el("td", {}, roomOf(a.room_id)),
+      el("td", {}, camOf(a.camera_id)), el("td", { class: "alert-message", title: a.message }, message(a), a.note ? ` (${a.note})` : ""),
       el("td", {}, a.snapshot ? el("a", { href: a.snapshot, target: "_blank" }, el("img", { src: a.snapshot, alt: T("snapshot"), class: "alert-snap" })) : ""),
       el("td", {}, who), el("td", {}, buttons));
   }
@@ -96,7 +135,7 @@
       const updated = await call(`/api/v1/alerts/${a.id}/${action}`, "POST", note ? { note } : {});
       known.set(updated.id, updated);
       redraw();
-    } catch (err) { window.alert(err.message); }
+    } catch (err) { window.alert(failed(err)); }
   }
 
   function table(list, handler, redraw) {
@@ -120,7 +159,8 @@
       const res = await call("/api/v1/alerts?" + new URLSearchParams({ limit: "500", ...q }));
       res.items.forEach((a) => known.set(a.id, a));
     }
-    try { await load({ state: "active" }); } catch (err) { box.append(el("p", { class: "error" }, err.message)); }
+    try { await load({ state: "active" }); } catch (err) { box.append(el("p", { class: "error", title: err.message }, failed(err))); }
+    await ready;
     redraw();
     listeners.push(redraw);
     live();
@@ -136,12 +176,13 @@
         const [kind, id] = span.dataset.alertsFor.split(/:(.*)/s);
         const mine = active.filter((a) => (kind === "room" ? a.room_id === id : a.camera_id === id));
         span.replaceChildren(...mine.map((a) =>
-          el("a", { href: "/alerts", class: `alert-badge sev-${a.severity}`, title: a.message, "data-rule": a.rule }, label(a))));
+          el("a", { href: "/alerts", class: `alert-badge sev-${a.severity}`, title: message(a), "data-rule": a.rule }, ruleName(a))));
       });
     };
     try {
       (await call("/api/v1/alerts?state=active&limit=500")).items.forEach((a) => known.set(a.id, a));
     } catch (_) { /* no badges */ }
+    await ready;
     draw();
     let spans = 0;  // the grid draws later: draw again when badge places appear (not on our own changes)
     new MutationObserver(() => {
@@ -158,6 +199,7 @@
     try { res = await call(`/api/v1/alerts?case_id=${encodeURIComponent(main.dataset.caseId)}&limit=500`); } catch (_) { return; }
     const handler = ["supervisor", "legal", "admin"].includes(main.dataset.role);
     const section = el("section", { id: "case-alerts" }, el("h2", {}, T("alerts")));
+    await ready;
     const redraw = () => {
       const list = res.items.map((a) => known.get(a.id) || a).sort((x, y) => (x.start < y.start ? -1 : 1));
       section.replaceChildren(el("h2", {}, T("alerts")), table(list, handler, redraw));

@@ -20,6 +20,7 @@ const TEXT = {
     start: "开始", end: "结束", files: "文件", seconds: "秒", now: "当前",
     late: "补录", late_readings: "补录的位置记录", entered_by: "录入人", entered_at: "录入时间",
     play_stopped: "播放中断：录像文件可能与采集时的哈希不符，详见告警", anchors: "个锚点一致", unanchored: "条尚未锚定",
+    badge: "民警警号", id_number: "身份证号", in_area: "在区", pending: "录制中", hash: "哈希",
   },
   en: {
     case_number: "Case number", subject: "Subject", officer: "Officer id", room: "Room", event_type: "Event type",
@@ -34,6 +35,7 @@ const TEXT = {
     late: "late entry", late_readings: "Late location readings", entered_by: "Entered by", entered_at: "Entered at",
     play_stopped: "Playback stopped: the footage may no longer match its capture hash; see the alerts",
     anchors: "anchor(s) agree", unanchored: "row(s) not anchored yet",
+    badge: "Badge number", id_number: "ID number", in_area: "still inside", pending: "recording", hash: "hash",
   },
 };
 const T = (k) => (TEXT[LANG] && TEXT[LANG][k]) || k;
@@ -73,7 +75,12 @@ async function api(path, opts = {}) {
     throw new Error("unauthorized");
   }
   const data = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error((data.error && data.error.message) || resp.statusText);
+  if (!resp.ok) {
+    // the API's error shape (pipeline/api/errors.py): errorBox shows the code's name, the English
+    // message stays in the error for the title
+    const e = data.error || {};
+    throw Object.assign(new Error(e.message || resp.statusText), { code: e.code || "unknown", status: resp.status, details: e.details });
+  }
   return data;
 }
 
@@ -86,7 +93,8 @@ const ms = (iso) => new Date(iso).getTime();
 const isoOf = (t) => new Date(t).toISOString();
 
 function errorBox(err) {
-  return h("p", { class: "error", role: "alert" }, String(err.message || err));
+  const detail = String((err && err.message) || err);
+  return h("p", { class: "error", role: "alert", title: detail, "data-code": (err && err.code) || "" }, errorText(err));
 }
 
 // Each page's script (search.js, case.js, play.js, audit.js, live.js) is loaded after this one and

@@ -5,9 +5,11 @@
 // --- audit ---------------------------------------------------------------------------------------
 
 function pageAudit() {
+  const actions = h("select", { name: "action" }, h("option", { value: "" }, T("any")),
+    Object.keys(LABELS.audit_action).map((a) => h("option", { value: a }, label("audit_action", a))));
   const form = h("form", { id: "audit-form" },
     h("label", {}, T("user"), " ", h("input", { name: "user" })),
-    h("label", {}, T("action"), " ", h("input", { name: "action" })),
+    h("label", {}, T("action"), " ", actions),
     h("label", {}, T("object"), " ", h("input", { name: "object" })),
     h("button", { type: "submit" }, T("load")));
   const verify = h("button", { id: "verify" }, T("verify"));
@@ -20,11 +22,13 @@ function pageAudit() {
     for (const [k, v] of new FormData(form).entries()) if (v) q.set(k, v);
     if (!reset && before !== null) q.set("before", before);
     try {
-      const rows = (await api("/api/v1/audit?" + q.toString())).rows;
-      if (reset) table.replaceChildren(h("tr", {}, ["#", T("time"), T("user"), T("action"), T("object"), T("client"), "hash"].map((x) => h("th", {}, x))));
+      const [rows, p] = [(await api("/api/v1/audit?" + q.toString())).rows, await places()];
+      if (reset) table.replaceChildren(h("tr", {}, ["#", T("time"), T("user"), T("action"), T("object"), T("client"), T("hash")].map((x) => h("th", {}, x))));
       for (const r of rows) {
-        table.append(h("tr", { class: "audit-row" }, h("td", {}, r.seq), h("td", {}, fmt(isoOf(r.time_us / 1000))),
-          h("td", {}, r.user), h("td", {}, r.action), h("td", {}, r.object), h("td", {}, r.client_addr || ""),
+        // codes in words; the row as stored stays in the titles (what the hash chain covers)
+        table.append(h("tr", { class: "audit-row", "data-action": r.action }, h("td", {}, r.seq), h("td", {}, fmt(isoOf(r.time_us / 1000))),
+          h("td", {}, label("user_name", r.user)), h("td", { title: r.action }, label("audit_action", r.action)),
+          h("td", { title: r.object }, auditObject(p, r.object)), h("td", {}, r.client_addr || ""),
           h("td", { class: "hash", title: r.hash }, r.hash.slice(0, 12))));
       }
       if (rows.length) before = rows[rows.length - 1].seq;
@@ -33,7 +37,8 @@ function pageAudit() {
   form.onsubmit = (ev) => { ev.preventDefault(); before = null; load(true); };
   more.onclick = () => load(false);
   verify.onclick = async () => {
-    const r = await api("/api/v1/audit/verify");
+    let r;
+    try { r = await api("/api/v1/audit/verify"); } catch (err) { status.replaceChildren(errorBox(err)); return; }
     const problems = (r.anchor_problems || []).join("; ");
     status.textContent = r.ok
       ? `${T("chain_ok")} (${r.rows} ${T("rows")}; ${r.anchors} ${T("anchors")}, ${r.unanchored_rows} ${T("unanchored")})`

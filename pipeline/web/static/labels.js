@@ -73,6 +73,57 @@ const LABELS = {
   },
   // domain.types.ObservationSource
   source: { wristband: ["手环定位", "wristband"], face: ["人脸识别", "face recognition"], manual: ["人工登记", "manual"] },
+  // an officer's part in a case (pipeline.api.cases.CaseOfficerIn.role)
+  officer_role: {
+    lead: ["主办", "lead"], assist: ["协办", "assist"], recorder: ["记录人", "recorder"], interpreter: ["翻译", "interpreter"],
+    interrogator: ["讯问人", "interrogator"],
+  },
+  // the "code" of the API's error shape (pipeline.api.errors); the English message stays in the title
+  error: {
+    forbidden: ["无权进行此操作", "Not allowed"], csrf_failed: ["页面已过期，请刷新后重试", "The page has expired: reload it"],
+    not_found: ["未找到所请求的内容", "Not found"], unauthorized: ["请先登录", "Please log in"],
+    validation_failed: ["请求的参数有误", "The request is not valid"], bad_request: ["请求有误", "Bad request"],
+    conflict: ["与已有记录冲突", "Conflicts with a stored record"], too_many_requests: ["尝试次数过多，请稍后再试", "Too many attempts"],
+    payload_too_large: ["提交的内容过大", "Request too large"], internal_error: ["服务器内部错误", "Internal error"],
+    footage_altered: ["录像文件与采集时的哈希不符，已停止播放", "The footage no longer matches its capture hash"],
+    export_unexplained: ["导出范围内有无说明的录像缺失", "Unexplained footage gaps in the export range"],
+    export_range_invalid: ["导出范围无效", "Invalid export range"], disc_capacity: ["超出光盘容量", "Larger than the disc"],
+    export_cancelled: ["导出已取消", "Export cancelled"], storage_error: ["存储故障", "Storage failure"],
+    storage_unavailable: ["存储不可用", "Storage unavailable"], index_error: ["索引数据库不可用", "Index database unavailable"],
+    integrity_error: ["数据完整性校验失败", "Integrity check failed"], stream_error: ["码流错误", "Stream error"],
+    method_not_allowed: ["不支持此操作", "Method not allowed"], network: ["无法连接服务器", "Cannot reach the server"],
+    unknown: ["操作失败", "The request failed"],
+  },
+  // the "action" of an audit row (indexer.audit; written by pipeline.api and pipeline.retention)
+  audit_action: {
+    login: ["登录", "login"], logout: ["退出", "logout"], login_failed: ["登录失败", "login failed"],
+    login_throttled: ["登录受限", "login throttled"], token_issued: ["签发令牌", "token issued"],
+    token_refused: ["令牌申请被拒", "token refused"], token_revoked: ["吊销令牌", "token revoked"],
+    token_revoked_all: ["吊销全部令牌", "all tokens revoked"], search: ["检索案件", "search"],
+    view_case: ["查看案件", "view case"], view_subject: ["查看人员", "view subject"], playback: ["回放录像", "playback"],
+    playback_refused: ["回放被拒（哈希不符）", "playback refused"], live_view: ["查看实时画面", "live view"],
+    export: ["导出光盘", "export"], export_cancel: ["取消导出", "export cancelled"], download: ["下载光盘镜像", "download"],
+    case_create: ["新建案件", "case created"], subject_create: ["登记人员", "subject created"],
+    officer_create: ["登记民警", "officer created"], case_officer_add: ["指派民警", "officer attached"],
+    event_write: ["录入事件", "events written"], observation_write: ["录入位置", "observations written"],
+    readings_confirm: ["确认记录", "readings confirmed"], bodycam_upload: ["上传执法记录仪视频", "body-camera upload"],
+    alert_raised: ["产生告警", "alert raised"], alert_acknowledge: ["确认告警", "alert acknowledged"],
+    alert_resolve: ["处置告警", "alert resolved"], view_alert_snapshot: ["查看告警截图", "alert snapshot viewed"],
+    audit_browse: ["查阅审计日志", "audit browsed"], audit_verify: ["校验审计哈希链", "audit verified"],
+    user_create: ["新建用户", "user created"], user_disable: ["停用用户", "user disabled"],
+    "legal_hold.place": ["设置法律保全", "legal hold placed"], "legal_hold.release": ["解除法律保全", "legal hold released"],
+    "retention.delete": ["到期删除录像", "retention delete"], "retention.run": ["执行保存期限清理", "retention run"],
+  },
+  // what an audit row's object names, before its colon (case:A-1, camera:int-1-a, ...)
+  audit_object: {
+    case: ["案件", "case"], camera: ["摄像机", "camera"], user: ["用户", "user"], user_id: ["用户编号", "user id"],
+    subject: ["人员", "subject"], officer: ["民警", "officer"], alert: ["告警", "alert"], export: ["光盘", "disc"],
+    export_job: ["导出任务", "export job"], clip: ["执法记录仪视频", "clip"], segment: ["录像片段", "segment"],
+    live: ["实时画面", "live"], grid: ["全部画面", "grid"], cases: ["案件", "cases"], auth: ["身份认证", "authentication"],
+    audit_log: ["审计日志", "audit log"], readings: ["位置与事件记录", "readings"], storage: ["存储", "storage"],
+  },
+  // a user name that is not a person's (indexer.audit)
+  user_name: { system: ["系统", "system"] },
 };
 
 function label(kind, code) {
@@ -81,4 +132,50 @@ function label(kind, code) {
   const en = ((main && main.dataset.lang) || "zh-CN") === "en";
   const entry = LABELS[kind] && LABELS[kind][code];
   return entry ? entry[en ? 1 : 0] : String(code);
+}
+
+function labelLang() {
+  const main = document.getElementById("app") || document.getElementById("alerts");
+  return (main && main.dataset.lang) || "zh-CN";
+}
+
+// An API error (app.js's api() gives it code and detail) in the page's words: the code's name;
+// the English message of the API goes into the title, for whoever reports the problem.
+function errorText(err) {
+  const code = (err && err.code) || (err instanceof TypeError ? "network" : "unknown");
+  const entry = LABELS.error[code] || LABELS.error.unknown;
+  return entry[labelLang() === "en" ? 1 : 0];
+}
+
+// Rooms and cameras by name (GET /api/v1/rooms, readable by every role), fetched once per page.
+// A camera without a name is called after its room ("讯问室1 摄像机2"), never by its id.
+let PLACES = null;
+function places() {
+  if (PLACES === null) {
+    PLACES = fetch("/api/v1/rooms", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then((r) => (r.ok ? r.json() : { rooms: [] }))
+      .catch(() => ({ rooms: [] }))
+      .then((doc) => {
+        const en = labelLang() === "en";
+        const room = new Map(), camera = new Map(), rooms = doc.rooms || [];
+        for (const r of rooms) {
+          room.set(r.id, r.name || r.id);
+          r.cameras.forEach((c, i) => camera.set(c.id, c.name || `${r.name} ${en ? "camera" : "摄像机"}${i + 1}`));
+        }
+        return { room, camera, rooms };
+      });
+  }
+  return PLACES;
+}
+const roomName = (p, id) => (id ? p.room.get(id) || id : "");
+const cameraName = (p, id) => (id ? p.camera.get(id) || id : "");
+
+// An audit row's object ("camera:int-1-a") in words: the kind's name and the thing's own name.
+function auditObject(p, obj) {
+  const text = String(obj || "");
+  const at = text.indexOf(":");
+  if (at < 0) return label("audit_object", text);
+  const kind = text.slice(0, at), rest = text.slice(at + 1);
+  const name = kind === "camera" ? cameraName(p, rest) : kind === "live" ? label("audit_object", rest) : rest;
+  return `${label("audit_object", kind)} ${name}`;
 }

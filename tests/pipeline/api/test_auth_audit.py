@@ -116,9 +116,9 @@ def test_browser_login_session_and_csrf(app_client: TestClient, engine: Engine) 
         "/login", data={"name": "sup", "password": PASSWORD, "csrf": "forged", "next": "/"}
     )
     assert forged.status_code == 403
-    # The browser loads something else meanwhile that lands on the login page (its /favicon.ico
-    # request, another tab): the form already shown stays valid.
-    again = app_client.get("/favicon.ico", follow_redirects=True)
+    # The browser loads something else meanwhile that lands on the login page (another tab; the
+    # favicon is public now): the form already shown stays valid.
+    again = app_client.get("/search", follow_redirects=True)
     assert again.url.path == "/login"
     assert re.search(r'name="csrf" value="([^"]+)"', again.text).group(1) == token.group(1)  # type: ignore[union-attr]
     ok = app_client.post(

@@ -224,6 +224,21 @@ def test_search_is_paged_with_total(client: TestClient) -> None:
     assert fields(client.get("/api/v1/cases", params={"limit": 0})) == {"query.limit"}
 
 
+def test_search_by_badge_number_room_name_and_stays(client: TestClient) -> None:
+    """The search form's fields: the officer by 警号, the room by name, a stay through the range found
+    though no reading falls inside it, an unknown room a field error."""
+    cid, sid, oid = people(client)
+    assert client.post(f"/api/v1/cases/{cid}/officers", json={"officer_id": oid}).status_code == 201
+    obs = {"id": "w1", "room_id": "wait", "time": at(0).isoformat(), "source": "wristband", "subject_id": sid}
+    assert client.post("/api/v1/observations", json=obs).status_code == 201
+    numbers = lambda **q: [c["case_number"] for c in client.get("/api/v1/cases", params=q).json()["items"]]  # noqa: E731
+    assert numbers(badge_number="P-1") == ["A-1"] and numbers(badge_number="P-2") == []
+    window = {"start": at(60).isoformat(), "end": at(90).isoformat()}
+    assert numbers(room_id="候问室", **window) == ["A-1"] == numbers(room_id="wait", **window)
+    assert numbers(room_id="讯问室1", **window) == []
+    assert fields(client.get("/api/v1/cases", params={"room_id": "讯问室9"})) == {"query.room_id"}
+
+
 def test_openapi_documents_the_routes_and_forbids_extra_fields(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     for path in (
