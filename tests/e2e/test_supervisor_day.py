@@ -209,7 +209,8 @@ def test_export_refused_with_its_reason_then_accepted_with_a_note(site: Site) ->
         reason = failed.locator(".export-reason[data-code=export_unexplained]")
         text = reason.inner_text()
         assert "既无录像也无中断记录" in text and "逐段填写说明" in text, text
-        assert "unexplained interval" in text  # the server's English detail stays beside it
+        # the server's English detail stays at hand (the box's title), not on the zh-CN page
+        assert "unexplained interval" in (reason.get_attribute("title") or "")
         assert "2.2 秒" in text  # the interval itself
         assert "失败" in failed.inner_text() and "zhang" in failed.inner_text()
 

@@ -80,7 +80,7 @@ const secs = (x) => `${Number(x).toFixed(1)} ${ET("seconds")}`;
 const span = (u) => `${fmt(u.start)} – ${fmt(u.end)}`;
 
 // Why an export or a request failed: the sentence for its code, the intervals of an unexplained
-// refusal, and the server's own (English) message as the detail.
+// refusal, and the server's own (English) message as the box's title.
 function exportReason(err) {
   const code = err.code || "internal_error";
   const sentence = label("export_error", code);
@@ -90,7 +90,10 @@ function exportReason(err) {
     box.append(h("ul", { class: "reason-intervals" }, ivs.map((u) =>
       h("li", {}, `${span(u)}（${secs((ms(u.end) - ms(u.start)) / 1000)}）`))));
   }
-  if (err.message && err.message !== sentence) box.append(h("div", { class: "reason-detail muted" }, err.message));
+  // The dialog's own messages are in the page's language: shown. The server's English message
+  // stays at hand (hover) without putting English on a zh-CN page.
+  if (err.local) box.append(h("div", { class: "reason-detail" }, err.message));
+  else if (err.message && err.message !== sentence) box.title = err.message;
   return box;
 }
 
@@ -142,7 +145,7 @@ function openExportDialog(info, subject, started) {
       const v = el.value.trim();
       if (!v || v === shown[k]) continue; // unchanged: the server's default rule applies
       const t = unzoned(v);
-      if (t === null) throw Object.assign(new Error(ET("bad_time")), { code: "validation_failed" });
+      if (t === null) throw Object.assign(new Error(ET("bad_time")), { code: "validation_failed", local: true });
       out[k] = new Date(t).toISOString();
     }
     return out;
@@ -184,7 +187,7 @@ function openExportDialog(info, subject, started) {
       for (const row of holes.querySelectorAll("tr.hole")) {
         if (!row.querySelector(".hole-accept").checked) continue;
         const note = row.querySelector(".hole-note").value.trim();
-        if (!note) throw Object.assign(new Error(ET("note_needed")), { code: "validation_failed" });
+        if (!note) throw Object.assign(new Error(ET("note_needed")), { code: "validation_failed", local: true });
         body.accept.push({ start: row.dataset.start, end: row.dataset.end, note });
       }
     } catch (err) { errors.append(exportReason(err)); return; }
