@@ -296,13 +296,14 @@ def playback_vtt(
 
 @router.get("/cameras", summary="The cameras the caller may play, with their rooms' names")
 def playable_cameras(
-    settings: SettingsDep,
+    store: StoreDep,
     caller: CallerDep,
     case_api: MaybeCaseApiDep,
     case_id: CaseId = None,
 ) -> dict[str, object]:
-    """Camera-wide roles: every camera. Officers (who may not list the cameras): the cameras of
-    the rooms their case ``case_id`` stayed in, so that the play page names them."""
+    """Camera-wide roles: every camera of the index (those no longer configured too: their
+    footage stays). Officers, who may not list the cameras: those of the rooms their case
+    ``case_id`` stayed in, so that the play page names them."""
     rooms: set[str] | None = None
     if caller.who.role not in CAMERA_WIDE:
         if case_id is None:
@@ -310,13 +311,14 @@ def playable_cameras(
         rooms = case_rooms(caller, case_api, case_id)
     out = [
         {
-            "id": cam.id,
-            "name": cam.name or cam.id,
-            "room_id": room.id,
-            "room_name": room.name,
-            "room_kind": room.kind.value,
+            "id": cam.camera_id,
+            "name": cam.name or cam.camera_id,
+            "room_id": cam.room_id,
+            "room_name": cam.room_name or cam.room_id,
+            "room_kind": cam.room_kind,
+            "active": cam.active,
         }
-        for room, cam in settings.cameras()
-        if rooms is None or room.id in rooms
+        for cam in store.cameras()
+        if rooms is None or cam.room_id in rooms
     ]
     return {"cameras": out}
