@@ -20,12 +20,13 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from domain.errors import Forbidden, ValidationFailed, VauditError
+from domain.errors import Forbidden, NotFoundError, ValidationFailed, VauditError
 from domain.types import BlobReader, GapCause, GapRecord, iso, utc
 from indexer.alert_store import AlertStore, NewAlert
 from indexer.segment_store import SegmentStore
 from pipeline.api.auth import CAMERA_WIDE, Caller, CallerDep
 from pipeline.api.deps import (
+    CaseApiDep,
     MaybeAlertStoreDep,
     MaybeCaseApiDep,
     MaybeRiskDep,
@@ -36,6 +37,7 @@ from pipeline.api.deps import (
 from pipeline.api.footage_access import case_rooms, check_footage_access
 from pipeline.risk.engine import RiskEngine
 from pipeline.settings import Settings
+from pipeline.viewing.clips import clip_chunks
 from pipeline.viewing.playback import (
     CaptureCheck,
     FootageAltered,
@@ -292,6 +294,37 @@ def playback_vtt(
         ]
         t += timedelta(seconds=1)
     return PlainTextResponse("\n".join(lines), media_type="text/vtt")
+
+
+@router.get(
+    "/clips/{clip_id}.mp4",
+    summary="A body-camera clip of a case as one fragmented MP4 (H.264 copied); media time 0 is its start",
+    response_class=Response,
+)
+def clip_mp4(
+    reader: PlaybackReaderDep,
+    caller: CallerDep,
+    case_api: CaseApiDep,
+    clip_id: int,
+    case_id: Annotated[int, Query(description="the case whose subject the clip shows")],
+) -> Response:
+    """Anyone who may see the case (officers: their own) plays the clips of its subjects."""
+    caller.require_case(case_id)
+    timeline = case_api.footage.case_timeline(case_id)
+    clip = next((c for st in timeline.subjects for c in st.clips if c.clip_id == clip_id), None)
+    if clip is None:
+        raise NotFoundError(f"case {case_id} has no body-camera clip {clip_id}", clip_id=clip_id)
+    body = clip_chunks(reader, clip)
+    head = next(body, b"")  # a refused clip (hash, codec) is a JSON error, not a broken stream
+    caller.audit("playback", f"clip:{clip_id}", case=case_id, storage_key=clip.storage_key)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield head
+        async for chunk in iterate_in_threadpool(body):
+            yield chunk
+
+    headers = {"Cache-Control": "private, no-store", "X-Playback-Origin": iso(clip.start)}
+    return StreamingResponse(stream(), media_type="video/mp4", headers=headers)
 
 
 @router.get("/cameras", summary="The cameras the caller may play, with their rooms' names")

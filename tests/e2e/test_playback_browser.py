@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from domain.types import GapCause, GapRecord, iso
+from indexer.alert_store import AlertStore, NewAlert
 from indexer.database import create_engine_for, upgrade
 from indexer.segment_store import SegmentStore
 from pipeline.api.app import create_app
@@ -127,6 +128,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 json={"id": f"e{n}", "type": typ, "time": iso(at(t)), "room_id": room, "subject_id": sid},
             )
             assert r.status_code == 201, r.text
+        # an alert on the interrogation room at 30 s: its mark on the timeline plays from there
+        AlertStore(engine).raise_or_continue(
+            NewAlert(
+                "officers_short", "officers_short:t", "high", "一名民警", at(30), at(33), cid, sid, "R-INT1"
+            ),
+            at(30),
+        )
         yield Site(server.base, cid, sid)
     engine.dispose()
 
@@ -259,4 +267,44 @@ def test_an_officer_plays_their_case_in_full(site: Site) -> None:
         assert f"case={site.case_id}" in page.url
         _wait_shown(page, "cam-a", lambda t: t >= 16)
         assert not refused, refused
+        assert not errors and not foreign, (errors, foreign)
+
+
+@requires_chromium
+def test_the_whole_stay_plays_as_one_with_its_timeline(site: Site) -> None:
+    """全程回放 from the case page: the arrest clip, then the waiting room, then (marked as a
+    transfer) the interrogation room's two cameras side by side; the timeline names the rooms,
+    the gap's cause, the events and the alert, whose mark plays from the alert's time."""
+    with _browser() as browser:
+        _ctx, page, errors, foreign = _log_in(browser, site, "zhang", f"/cases/{site.case_id}")
+        page.click('section.subject:has-text("张某") a.replay-link')
+        page.wait_for_url(f"**/cases/{site.case_id}/replay?subject={site.subject_id}")
+        page.wait_for_selector('video.player[data-camera="clip-1"]')
+        clip = page.evaluate("""async () => {
+            const v = document.querySelector('video.player[data-camera="clip-1"]');
+            for (let i = 0; i < 100 && !(v.currentTime > 60.5); i++) await new Promise(r => setTimeout(r, 100));
+            return {t: v.currentTime, err: v.error && v.error.code};
+        }""")
+        assert clip["err"] is None and clip["t"] > 60.5, clip  # media time 60 s is the clip's start
+        # after the clip (3 s) and the empty stretch before the first stay: the waiting room
+        got = _wait_shown(page, "cam-w", lambda t: 5 <= t < 16)
+        assert page.locator("video.player").count() == 1, got
+        timeline = page.locator(".timeline").inner_text()
+        for words in ("候问室1", "讯问室1", "录像中断：连接断开", "抓获", "讯问开始", "讯问民警不足两人"):
+            assert words in timeline, (words, timeline)
+        # to the end of the waiting room: on into the interrogation room, the transfer said
+        page.evaluate("(t) => window.vauditSeek(t)", at(15).timestamp() * 1000)
+        page.wait_for_selector('video.player[data-camera="cam-b"]', timeout=20000)
+        assert "转入 讯问室1" in page.locator(".transfer-banner").inner_text()
+        a = _wait_shown(page, "cam-a", lambda t: 16 <= t < 30)
+        b = _wait_shown(page, "cam-b", lambda t: 16 <= t < 30)
+        assert abs(a - b) < 1.5, (a, b)
+        # one click on the alert's mark: its footage
+        page.locator(".alert-mark").first.click()
+        got = _wait_shown(page, "cam-a", lambda t: 29.5 <= t < 33)
+        assert got < 30.5 + 1.5, got
+        # two tiles, then one, then full width for the enlarged one
+        assert page.locator("#player-grid").get_attribute("data-tiles") == "2"
+        page.locator('button.layout[data-tiles="1"]').click()
+        assert page.locator('figure[data-camera="cam-b"]').is_hidden()
         assert not errors and not foreign, (errors, foreign)

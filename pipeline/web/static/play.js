@@ -143,6 +143,7 @@ async function pageReplay() {
     [tl, all] = await Promise.all([api(`/api/v1/cases/${enc(caseId)}/timeline`),
       api(`/api/v1/playback/cameras?case_id=${enc(caseId)}`)]);
   } catch (err) { root.append(errorBox(err)); return; }
+  all = all.cameras;
   const sj = tl.subjects.find((x) => String(x.subject.id) === q.get("subject")) || tl.subjects[0];
   if (!sj) { root.append(errorBox(new Error(T("none")))); return; }
   root.querySelector("h1").textContent = `${RT("replay")}: ${tl.case.case_number} ${sj.subject.name}`;

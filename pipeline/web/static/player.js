@@ -74,6 +74,8 @@ class Feed {
   covers(t) { const m = this.m(t); return this.ranges().some(([a, b]) => m >= a - 0.05 && m < b - 0.1); }
   // The stream now loading will bring t soon: it started before t and has come within 8 s of it.
   coming(t) { const s = this.stream; return !!s && !s.done && s.from <= t + 500 && this.m(t) - s.reach < 8; }
+  // The stream has ended and brought all there is up to t: nothing more will come for it.
+  exhausted(t) { const s = this.stream; return !!s && s.done && !this.error && s.from <= t + 500 && this.m(t) >= s.reach - 0.15; }
   async idle() { while (this.sb && this.sb.updating) await new Promise((r) => this.sb.addEventListener("updateend", r, { once: true })); }
   async append(bytes) {
     for (let tries = 0; tries < 2; tries++) {
@@ -262,7 +264,10 @@ class Player {
     const want = (t - this.zero) / 1000;
     const ready = [];
     for (const tile of this.tiles) {
-      const st = stateAt(tile, t), f = tile.feed, v = f.video;
+      const f = tile.feed, v = f.video;
+      let st = stateAt(tile, t);
+      // the index says footage, but the stream ended just before t (a clip a little shorter than its record)
+      if (st.kind === "footage" && !f.covers(t) && f.exhausted(t)) st = { kind: "none" };
       f.want = want;
       this.showCard(tile, st);
       if (f.error) tile.note.textContent = f.error;
