@@ -99,11 +99,12 @@ class Feed {
   }
   async load(t) {
     if (this.stream) this.stream.ctrl.abort();
-    const s = { from: t, ctrl: new AbortController(), done: false, reach: this.m(t) - 1 };
+    // bytes: what this stream brought so far (bench/playback_page.py compares it with a plain fetch)
+    const s = { from: t, ctrl: new AbortController(), done: false, reach: this.m(t) - 1, bytes: 0, url: this.url(t) };
     this.stream = s;
     this.error = "";
     try {
-      const r = await fetch(this.url(t), { credentials: "same-origin", signal: s.ctrl.signal });
+      const r = await fetch(s.url, { credentials: "same-origin", signal: s.ctrl.signal });
       if (!r.ok) {
         const body = await r.json().catch(() => ({}));
         this.error = (body.error && body.error.message) || r.statusText;
@@ -118,6 +119,7 @@ class Feed {
         if (this.stream !== s) { reader.cancel().catch(() => {}); return; }
         const { value, done } = await reader.read();
         if (done) break;
+        s.bytes += value.length;
         if (head !== null) { // the init segment first: the type, then where this stream sits on the axis
           const joined = new Uint8Array(head.length + value.length);
           joined.set(head); joined.set(value, head.length);
