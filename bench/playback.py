@@ -73,7 +73,7 @@ from pipeline.simulator.camera import free_port  # noqa: E402
 
 SEGMENT = 10
 T0 = datetime(2024, 5, 1, 0, 0, tzinfo=UTC)
-PASSWORD = "bench-password-1"
+PASSWORD = "viewer-pass-4821"  # not containing the user name (the user store refuses that)
 
 
 def encode(path: Path, codec: str, kbps: int) -> None:

@@ -307,4 +307,10 @@ def test_the_whole_stay_plays_as_one_with_its_timeline(site: Site) -> None:
         assert page.locator("#player-grid").get_attribute("data-tiles") == "2"
         page.locator('button.layout[data-tiles="1"]').click()
         assert page.locator('figure[data-camera="cam-b"]').is_hidden()
+        # and from the alerts page: one click on the alert's ▶ plays its room from the alert's start
+        page.goto(f"{site.base}/alerts")
+        page.locator('tr.alert[data-rule="officers_short"] a.alert-play').click()
+        page.wait_for_selector('video.player[data-camera="cam-b"]')
+        got = _wait_shown(page, "cam-a", lambda t: 29.5 <= t < 40)
+        assert got < 31.5, got
         assert not errors and not foreign, (errors, foreign)

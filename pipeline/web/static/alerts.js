@@ -72,6 +72,12 @@
     }
   }
 
+  // One click from an alert to its footage (the play page, from the alert's start; play.js).
+  const around = (iso, d) => encodeURIComponent(new Date((iso ? Date.parse(iso) : Date.now()) + d).toISOString());
+  const playLink = (a) => (a.room_id || a.camera_id ? el("a", { class: "alert-play", title: "▶",
+    href: `/play?${a.camera_id ? `camera=${encodeURIComponent(a.camera_id)}` : `room=${encodeURIComponent(a.room_id)}`}` +
+      `&start=${around(a.start, -20000)}&end=${around(a.end, 20000)}&t=${encodeURIComponent(a.start)}${a.case_id ? `&case=${a.case_id}` : ""}` }, "▶") : "");
+
   function row(a, handler, redraw) {
     const buttons = [];
     if (handler && a.state === "open") {
@@ -83,7 +89,7 @@
     const who = [a.acknowledged_by, a.resolved_by].filter(Boolean).join(" / ");
     return el("tr", { class: `alert sev-${a.severity}`, "data-id": a.id, "data-state": a.state, "data-rule": a.rule },
       el("td", {}, label(a)), el("td", {}, T(a.severity)), el("td", { class: "alert-state" }, T(a.state)),
-      el("td", {}, fmt(a.start)), el("td", {}, a.end ? fmt(a.end) : T("ongoing")), el("td", {}, a.room_id || ""),
+      el("td", {}, fmt(a.start), " ", playLink(a)), el("td", {}, a.end ? fmt(a.end) : T("ongoing")), el("td", {}, a.room_id || ""),
       el("td", {}, a.camera_id || ""), el("td", {}, a.message, a.note ? ` (${a.note})` : ""),
       el("td", {}, a.snapshot ? el("a", { href: a.snapshot, target: "_blank" }, el("img", { src: a.snapshot, alt: T("snapshot"), class: "alert-snap" })) : ""),
       el("td", {}, who), el("td", {}, buttons));

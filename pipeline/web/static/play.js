@@ -119,6 +119,7 @@ async function pagePlay() {
   const tiles = cams.map((c) => ({
     key: c.id, title: `${c.room_name} / ${c.name}`, start: lo, end: hi, gaps: [], segs: null,
     url: (t) => `/api/v1/playback/${enc(c.id)}.mp4?start=${enc(isoOf(t))}&end=${enc(end)}${caseQs(caseId)}`,
+    vtt: `/api/v1/playback/${enc(c.id)}.vtt?start=${enc(start)}&end=${enc(end)}${caseQs(caseId)}`,
   }));
   const rows = tiles.map((x) => ({ key: x.key, title: x.title }));
   const { player, timeline, list } = mountPlayer([{ start: lo, end: hi, title: cams[0].room_name, tiles }], rows, [],
@@ -166,7 +167,8 @@ async function pageReplay() {
       const title = `${room} / ${info ? info.name : c.camera_id}`;
       if (!rows.some((r) => r.key === c.camera_id)) rows.push({ key: c.camera_id, title });
       return { key: c.camera_id, title, start: a, end: b, gaps: c.gaps, segs: c.runs.map((r) => [ms(r.start), ms(r.end)]),
-        url: (t) => `/api/v1/playback/${enc(c.camera_id)}.mp4?start=${enc(isoOf(t))}&end=${enc(st.interval.end)}${caseQs(caseId)}` };
+        url: (t) => `/api/v1/playback/${enc(c.camera_id)}.mp4?start=${enc(isoOf(t))}&end=${enc(st.interval.end)}${caseQs(caseId)}`,
+        vtt: `/api/v1/playback/${enc(c.camera_id)}.vtt?start=${enc(st.interval.start)}&end=${enc(st.interval.end)}${caseQs(caseId)}` };
     });
     scenes.push({ start: a, end: b, title: room, tiles });
   }

@@ -212,6 +212,10 @@ class Player {
     }
     for (const spec of scene.tiles) {
       const feed = new Feed(spec.key, this.zero, spec.url);
+      if (spec.vtt) { // the wall time and gaps as subtitles, its cues on the player's media axis
+        feed.video.append(h("track", { kind: "subtitles", label: T("time"), srclang: LANG === "en" ? "en" : "zh", default: "",
+          src: `${spec.vtt}&origin=${encodeURIComponent(isoOf(this.zero))}&lang=${encodeURIComponent(LANG)}` }));
+      }
       const card = h("div", { class: "gap-card", hidden: "" });
       const note = h("div", { class: "play-error", role: "alert" });
       const big = h("button", { type: "button", class: "enlarge", title: PT("enlarge") }, "⤢");
