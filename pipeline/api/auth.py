@@ -76,6 +76,8 @@ _RULES: tuple[tuple[str, frozenset[str] | None, tuple[str, ...]], ...] = (
     ("/api/v1/live", None, LIVE),
     ("/live", None, LIVE),
     ("/api/v1/exports", None, EXPORTERS),
+    # a camera's segments and gaps: officers too, with a case of theirs (pipeline.api.footage_access)
+    ("/api/v1/cameras/", frozenset({"GET", "HEAD"}), ALL_ROLES),
     ("/api/v1/cameras", None, CAMERA_WIDE),
     # officers too, but only with a case of theirs and within its stays (pipeline.api.footage_access)
     ("/api/v1/playback", None, ALL_ROLES),

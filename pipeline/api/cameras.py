@@ -1,4 +1,8 @@
-"""Cameras and their footage: what exists and what is missing, for any time range."""
+"""Cameras and their footage: what exists and what is missing, for any time range.
+
+The list of cameras is for the camera-wide roles; a camera's segments and gaps also answer an
+officer who names their case (``case_id``) over a range inside its stays, the rule of playback
+(:mod:`pipeline.api.footage_access`): the scrubber of what they may play shows what is there."""
 
 from __future__ import annotations
 
@@ -9,12 +13,17 @@ from fastapi import APIRouter, Query
 
 from domain.errors import NotFoundError, ValidationFailed
 from domain.types import GapRecord, SegmentRecord, iso, utc
-from pipeline.api.deps import MaybeRuntimeDep, SettingsDep, StoreDep
+from pipeline.api.auth import CallerDep
+from pipeline.api.deps import MaybeCaseApiDep, MaybeRuntimeDep, SettingsDep, StoreDep
+from pipeline.api.footage_access import check_footage_access
 from pipeline.settings import Settings
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
 MAX_RANGE = timedelta(days=31)
+CaseId = Annotated[
+    int | None, Query(description="the case the footage is looked at for (needed by officers)")
+]
 
 
 def _range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -103,13 +112,17 @@ def _known(settings: Settings, camera_id: str) -> None:
 def list_segments(
     settings: SettingsDep,
     store: StoreDep,
+    caller: CallerDep,
+    case_api: MaybeCaseApiDep,
     camera_id: str,
     start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    case_id: CaseId = None,
 ) -> dict[str, Any]:
     _known(settings, camera_id)
     lo, hi = _range(start, end)
+    check_footage_access(caller, settings, store, case_api, camera_id, lo, hi, case_id)
     segs = store.segments(camera_id, lo, hi, limit=limit)
     return {
         "camera_id": camera_id,
@@ -123,11 +136,15 @@ def list_segments(
 def list_gaps(
     settings: SettingsDep,
     store: StoreDep,
+    caller: CallerDep,
+    case_api: MaybeCaseApiDep,
     camera_id: str,
     start: Annotated[datetime, Query(description="ISO 8601 with time zone")],
     end: Annotated[datetime, Query(description="ISO 8601 with time zone")],
+    case_id: CaseId = None,
 ) -> dict[str, Any]:
     _known(settings, camera_id)
     lo, hi = _range(start, end)
+    check_footage_access(caller, settings, store, case_api, camera_id, lo, hi, case_id)
     gaps = store.gaps(camera_id, lo, hi)
     return {"camera_id": camera_id, "start": iso(lo), "end": iso(hi), "gaps": [gap_json(g) for g in gaps]}

@@ -77,3 +77,22 @@ def check_footage_access(
         f"camera {camera_id} over this range is outside every stay of case {case_id}'s subjects"
         " (as readings not written by you alone place them)"
     )
+
+
+def case_rooms(caller: Caller, case_api: CaseApi | None, case_id: int) -> set[str]:
+    """The rooms whose footage ``case_id`` opens to the caller: where a subject of the case
+    stayed, as the readings the caller did not write alone place them (the rule above); 403 for
+    a case not the caller's."""
+    caller.require_case(case_id)
+    if case_api is None:
+        return set()
+    footage = case_api.footage
+    distrust = None if caller.who.role in CAMERA_WIDE else caller.who.user_id
+    rooms: set[str] = set()
+    for subject in footage.store.subjects_of_case(case_id):
+        try:
+            stays = footage.trajectory(subject.id, distrust=distrust)
+        except NotFoundError:
+            continue
+        rooms.update(stay.room_id for stay in stays)
+    return rooms

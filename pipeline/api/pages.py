@@ -53,6 +53,7 @@ TEXT: dict[str, dict[str, str]] = {
         "welcome": "已登录",
         "case": "案件",
         "playback": "回放",
+        "replay": "全程回放",
         "alerts": "风险告警",
         "board": "在区人员",
     },
@@ -71,6 +72,7 @@ TEXT: dict[str, dict[str, str]] = {
         "welcome": "Logged in as",
         "case": "Case",
         "playback": "Playback",
+        "replay": "Full-stay replay",
         "alerts": "Risk alerts",
         "board": "In the centre",
     },
@@ -289,6 +291,12 @@ def case_page(request: Request, caller: CallerDep, settings: SettingsDep, case_i
 @router.get("/play")
 def play_page(request: Request, caller: CallerDep, settings: SettingsDep) -> HTMLResponse:
     return app_page(request, caller, settings, "play", "playback")
+
+
+@router.get("/cases/{case_id}/replay")
+def replay_page(request: Request, caller: CallerDep, settings: SettingsDep, case_id: int) -> HTMLResponse:
+    """全程回放: one subject's whole stay in one player (``?subject=N``; play.js in replay mode)."""
+    return app_page(request, caller, settings, "play", "replay", case_id=str(case_id), mode="replay")
 
 
 @router.get("/live")

@@ -1,5 +1,9 @@
-"""Playback routes: a camera's [start, end) as one MP4 streamed as it is built, and its
-wall-clock time as WebVTT subtitles (see :mod:`pipeline.viewing.playback`)."""
+"""Playback routes: a camera's [start, end) as one MP4 streamed as it is built, its wall-clock
+time as WebVTT subtitles (see :mod:`pipeline.viewing.playback`), and the cameras a caller may
+play (officers: those of their case's rooms, with the rooms' names).
+
+The page reads the stream's origin (``X-Playback-Origin``) from the stream's own response: it
+fetches the bytes into Media Source Extensions, so no request goes before the stream."""
 
 from __future__ import annotations
 
@@ -16,12 +20,13 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from domain.errors import ValidationFailed, VauditError
-from domain.types import BlobReader, iso, utc
+from domain.errors import Forbidden, NotFoundError, ValidationFailed, VauditError
+from domain.types import BlobReader, GapCause, GapRecord, iso, utc
 from indexer.alert_store import AlertStore, NewAlert
 from indexer.segment_store import SegmentStore
-from pipeline.api.auth import Caller, CallerDep
+from pipeline.api.auth import CAMERA_WIDE, Caller, CallerDep
 from pipeline.api.deps import (
+    CaseApiDep,
     MaybeAlertStoreDep,
     MaybeCaseApiDep,
     MaybeRiskDep,
@@ -29,10 +34,11 @@ from pipeline.api.deps import (
     SettingsDep,
     StoreDep,
 )
-from pipeline.api.footage_access import check_footage_access
+from pipeline.api.footage_access import case_rooms, check_footage_access
 from pipeline.api.playback_views import PlaybackViews
 from pipeline.risk.engine import RiskEngine
 from pipeline.settings import Settings
+from pipeline.viewing.clips import clip_chunks
 from pipeline.viewing.playback import (
     CaptureCheck,
     FootageAltered,
@@ -52,6 +58,29 @@ _HEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="playback-head")
 
 When = Annotated[datetime, Query(description="ISO 8601 with time zone")]
 CaseId = Annotated[int | None, Query(description="the case this footage is played for (needed by officers)")]
+Lang = Annotated[str, Query(description="zh-CN (default) or en: the language of the subtitles' words")]
+
+# The names of the gap causes as the pages show them (pipeline/web/static/labels.js, kind
+# "cause"; tests/pipeline/api/test_playback_labels.py keeps the two the same).
+GAP_NAMES: dict[GapCause, tuple[str, str]] = {
+    GapCause.STALL: ("无数据", "stalled"),
+    GapCause.DISCONNECT: ("连接断开", "disconnected"),
+    GapCause.RECORDER_RESTART: ("录像服务重启", "recorder restart"),
+    GapCause.TIMESTAMP_JUMP: ("摄像机时钟跳变", "camera clock jump"),
+    GapCause.STORAGE_FAILURE: ("存储故障", "storage failure"),
+    GapCause.STREAM_ERROR: ("码流错误", "stream error"),
+    GapCause.NODE_FAILOVER: ("节点切换", "node failover"),
+    GapCause.CLOCK_STEP: ("服务器时钟调整", "server clock step"),
+    GapCause.AUDIO_LOST: ("音频丢失", "audio lost"),
+}
+
+
+def gap_text(gap: GapRecord, lang: str) -> str:
+    """ "录像中断：连接断开" (zh-CN) or "gap: disconnected" (en); a lost audio track is a 录音中断."""
+    zh, en = GAP_NAMES.get(gap.cause, (gap.cause.value, gap.cause.value))
+    if lang.lower().startswith("en"):
+        return f"{'gap' if gap.cause.video_missing else 'audio gap'}: {en}"
+    return f"{'录像中断' if gap.cause.video_missing else '录音中断'}：{zh}"
 
 
 def install(app: FastAPI, reader: BlobReader) -> None:
@@ -257,6 +286,7 @@ def playback_vtt(
     end: When,
     origin: Annotated[datetime | None, Query(description="media time 0 (X-Playback-Origin)")] = None,
     case_id: CaseId = None,
+    lang: Lang = "zh-CN",
 ) -> PlainTextResponse:
     _known(settings, store, camera_id)
     check_footage_access(caller, settings, store, case_api, camera_id, start, end, case_id)
@@ -272,7 +302,7 @@ def playback_vtt(
         note = next((g for g in gaps if g.start <= t < g.end), None)
         text = t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         if note is not None:
-            text += f"  [gap: {note.cause.value}]"
+            text += f"  [{gap_text(note, lang)}]"
         lines += [
             f"{_vtt_time(a // timedelta(microseconds=1))} --> {_vtt_time(b // timedelta(microseconds=1))}",
             text,
@@ -280,3 +310,64 @@ def playback_vtt(
         ]
         t += timedelta(seconds=1)
     return PlainTextResponse("\n".join(lines), media_type="text/vtt")
+
+
+@router.get(
+    "/clips/{clip_id}.mp4",
+    summary="A body-camera clip of a case as one fragmented MP4 (H.264 copied); media time 0 is its start",
+    response_class=Response,
+)
+def clip_mp4(
+    reader: PlaybackReaderDep,
+    caller: CallerDep,
+    case_api: CaseApiDep,
+    clip_id: int,
+    case_id: Annotated[int, Query(description="the case whose subject the clip shows")],
+) -> Response:
+    """Anyone who may see the case (officers: their own) plays the clips of its subjects."""
+    caller.require_case(case_id)
+    timeline = case_api.footage.case_timeline(case_id)
+    clip = next((c for st in timeline.subjects for c in st.clips if c.clip_id == clip_id), None)
+    if clip is None:
+        raise NotFoundError(f"case {case_id} has no body-camera clip {clip_id}", clip_id=clip_id)
+    body = clip_chunks(reader, clip)
+    head = next(body, b"")  # a refused clip (hash, codec) is a JSON error, not a broken stream
+    caller.audit("playback", f"clip:{clip_id}", case=case_id, storage_key=clip.storage_key)
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield head
+        async for chunk in iterate_in_threadpool(body):
+            yield chunk
+
+    headers = {"Cache-Control": "private, no-store", "X-Playback-Origin": iso(clip.start)}
+    return StreamingResponse(stream(), media_type="video/mp4", headers=headers)
+
+
+@router.get("/cameras", summary="The cameras the caller may play, with their rooms' names")
+def playable_cameras(
+    store: StoreDep,
+    caller: CallerDep,
+    case_api: MaybeCaseApiDep,
+    case_id: CaseId = None,
+) -> dict[str, object]:
+    """Camera-wide roles: every camera of the index (those no longer configured too: their
+    footage stays). Officers, who may not list the cameras: those of the rooms their case
+    ``case_id`` stayed in, so that the play page names them."""
+    rooms: set[str] | None = None
+    if caller.who.role not in CAMERA_WIDE:
+        if case_id is None:
+            raise Forbidden("officers play footage of their own cases only: give case_id")
+        rooms = case_rooms(caller, case_api, case_id)
+    out = [
+        {
+            "id": cam.camera_id,
+            "name": cam.name or cam.camera_id,
+            "room_id": cam.room_id,
+            "room_name": cam.room_name or cam.room_id,
+            "room_kind": cam.room_kind,
+            "active": cam.active,
+        }
+        for cam in store.cameras()
+        if rooms is None or cam.room_id in rooms
+    ]
+    return {"cameras": out}

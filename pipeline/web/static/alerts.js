@@ -111,6 +111,12 @@
     }
   }
 
+  // One click from an alert to its footage (the play page, from the alert's start; play.js).
+  const around = (iso, d) => encodeURIComponent(new Date((iso ? Date.parse(iso) : Date.now()) + d).toISOString());
+  const playLink = (a) => (a.room_id || a.camera_id ? el("a", { class: "alert-play", title: "▶",
+    href: `/play?${a.camera_id ? `camera=${encodeURIComponent(a.camera_id)}` : `room=${encodeURIComponent(a.room_id)}`}` +
+      `&start=${around(a.start, -20000)}&end=${around(a.end, 20000)}&t=${encodeURIComponent(a.start)}${a.case_id ? `&case=${a.case_id}` : ""}` }, "▶") : "");
+
   function row(a, handler, redraw) {
     const buttons = [];
     if (handler && a.state === "open") {
@@ -122,7 +128,7 @@
     const who = [a.acknowledged_by, a.resolved_by].filter(Boolean).join(" / ");
     return el("tr", { class: `alert sev-${a.severity}`, "data-id": a.id, "data-state": a.state, "data-rule": a.rule },
       el("td", { title: a.label.en }, ruleName(a)), el("td", {}, T(a.severity)), el("td", { class: "alert-state" }, T(a.state)),
-      el("td", {}, fmt(a.start)), el("td", {}, a.end ? fmt(a.end) : T("ongoing")), el("td", {}, roomOf(a.room_id)),
+      el("td", {}, fmt(a.start), " ", playLink(a)), el("td", {}, a.end ? fmt(a.end) : T("ongoing")), el("td", {}, roomOf(a.room_id)),
       el("td", {}, camOf(a.camera_id)), el("td", { class: "alert-message", title: a.message }, message(a), a.note ? ` (${a.note})` : ""),
       el("td", {}, a.snapshot ? el("a", { href: a.snapshot, target: "_blank" }, el("img", { src: a.snapshot, alt: T("snapshot"), class: "alert-snap" })) : ""),
       el("td", {}, who), el("td", {}, buttons));

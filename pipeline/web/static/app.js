@@ -20,7 +20,7 @@ const TEXT = {
     start: "开始", end: "结束", files: "文件", seconds: "秒", now: "当前",
     late: "补录", late_readings: "补录的位置记录", entered_by: "录入人", entered_at: "录入时间",
     play_stopped: "播放中断：录像文件可能与采集时的哈希不符，详见告警", anchors: "个锚点一致", unanchored: "条尚未锚定",
-    badge: "民警警号", id_number: "身份证号", in_area: "在区", pending: "录制中", hash: "哈希",
+    badge: "民警警号", id_number: "身份证号", in_area: "在区", pending: "录制中", hash: "哈希", replay: "全程回放",
   },
   en: {
     case_number: "Case number", subject: "Subject", officer: "Officer id", room: "Room", event_type: "Event type",
@@ -35,7 +35,7 @@ const TEXT = {
     late: "late entry", late_readings: "Late location readings", entered_by: "Entered by", entered_at: "Entered at",
     play_stopped: "Playback stopped: the footage may no longer match its capture hash; see the alerts",
     anchors: "anchor(s) agree", unanchored: "row(s) not anchored yet",
-    badge: "Badge number", id_number: "ID number", in_area: "still inside", pending: "recording", hash: "hash",
+    badge: "Badge number", id_number: "ID number", in_area: "still inside", pending: "recording", hash: "hash", replay: "Full-stay replay",
   },
 };
 const T = (k) => (TEXT[LANG] && TEXT[LANG][k]) || k;

@@ -77,7 +77,8 @@ async function pageCase() {
       sj.late_readings.map((o) => h("tr", { class: "late" }, h("td", {}, fmt(o.time)), h("td", {}, roomName(p, o.room_id)),
         h("td", {}, o.entered_by || ""), h("td", {}, o.entered_at ? fmt(o.entered_at) : ""))))] : [];
     root.append(h("section", { class: "subject" },
-      h("h2", {}, `${s.name} (${label("role", s.role)}${s.id_number ? ", " + s.id_number : ""})`, " ", exportBtn),
+      h("h2", {}, `${s.name} (${label("role", s.role)}${s.id_number ? ", " + s.id_number : ""})`, " ", exportBtn,
+        " ", h("a", { href: `/cases/${id}/replay?subject=${s.id}`, class: "replay-link" }, T("replay"))),
       exportPlanLine(info, s),
       h("h3", {}, T("trajectory")), lane(sj.stays, evs, lo, hi, 900, p),
       h("table", {}, h("tr", {}, h("th", {}, T("room")), h("th", {}, T("start")), h("th", {}, T("end")),

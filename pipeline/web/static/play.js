@@ -1,138 +1,186 @@
-// video-audit supervisor web: the playback page. Loaded after app.js, whose helpers (h, api, T, fmt, ms, isoOf,
-// errorBox, root, LANG, TZ, CSRF) it uses: top-level names of classic scripts are shared.
+// video-audit supervisor web: the playback pages. /play: one camera or a room's cameras over a range;
+// /cases/{id}/replay?subject=N (全程回放): one subject's whole stay, the arrest clip, then room after room.
+// Loaded after app.js and labels.js; it loads the player (player.js), the timeline (timeline.js) and
+// their styles (play.css) before it draws.
 "use strict";
 
-// --- playback ----------------------------------------------------------------------------------
+const REPLAY_TEXT = {
+  "zh-CN": { replay: "全程回放", room_all: "全部摄像机", alerts_here: "本段告警", to_footage: "看录像" },
+  en: { replay: "Full-stay replay", room_all: "all cameras", alerts_here: "Alerts in this range", to_footage: "Watch" },
+};
+const RT = (k) => (REPLAY_TEXT[LANG] || REPLAY_TEXT["zh-CN"])[k] || k;
+
+function loadPlayer() {
+  document.head.append(h("link", { rel: "stylesheet", href: "/static/play.css" }));
+  const one = (src) => new Promise((ok, fail) => {
+    const s = h("script", { src });
+    s.onload = ok; s.onerror = () => fail(new Error(`${src} did not load`));
+    document.body.append(s);
+  });
+  return one("/static/player.js").then(() => one("/static/timeline.js"));
+}
+
+const enc = encodeURIComponent;
+const caseQs = (caseId) => (caseId ? `&case_id=${enc(caseId)}` : "");
+
+// Footage runs (touching segments joined) and gaps of one camera over [lo, hi), for the player and timeline.
+async function footageOf(camId, lo, hi, caseId) {
+  const qs = `start=${enc(isoOf(lo))}&end=${enc(isoOf(hi))}${caseQs(caseId)}`;
+  const [s, g] = await Promise.all([api(`/api/v1/cameras/${enc(camId)}/segments?${qs}&limit=10000`),
+    api(`/api/v1/cameras/${enc(camId)}/gaps?${qs}`)]);
+  const runs = [];
+  for (const seg of s.segments) {
+    const a = ms(seg.start), b = ms(seg.end), last = runs[runs.length - 1];
+    if (last && a - last[1] < 500) last[1] = Math.max(last[1], b); else runs.push([a, b]);
+  }
+  return { runs, gaps: g.gaps };
+}
+
+// Events and alerts on the timeline (labels.js names), each event also a button that plays from it.
+async function marksOf(timeline, player, caseId, lo, hi, keep, list) {
+  const events = [], alerts = [];
+  if (caseId) {
+    try {
+      for (const e of (await api(`/api/v1/cases/${enc(caseId)}/events`)).events) {
+        const t = ms(e.time);
+        if (t < lo || t > hi || !keep(e)) continue;
+        events.push({ time: t, type: e.type, title: label("event", e.type) });
+        const b = h("button", { type: "button", class: "jump-event", "data-time": e.time },
+          `${T("jump")}: ${label("event", e.type)} ${fmt(e.time)}`);
+        b.onclick = () => player.seek(t);
+        list.append(b);
+      }
+    } catch (_) { /* a page without events still plays */ }
+  }
+  try {
+    const found = await api(`/api/v1/alerts${caseId ? `?case_id=${enc(caseId)}` : ""}`);
+    for (const a of found.items) {
+      const t = ms(a.start);
+      if (t > hi || (a.end && ms(a.end) < lo) || !keep(a)) continue;
+      const title = (a.label && a.label[LANG]) || a.rule;
+      alerts.push({ id: a.id, start: Math.max(t, lo), end: a.end ? Math.min(ms(a.end), hi) : null, severity: a.severity, title });
+      const go = h("button", { type: "button", class: "alert-jump", "data-alert": a.id }, `${RT("to_footage")}: ${title} ${fmt(a.start)}`);
+      go.onclick = () => player.seek(Math.max(t, lo));
+      list.append(go);
+    }
+  } catch (_) { /* alerts are optional here (no alert store on this node) */ }
+  timeline.setMarks(events, alerts);
+}
+
+function mountPlayer(scenes, rows, stays, start) {
+  const lo = scenes[0].start, hi = Math.max(...scenes.map((x) => x.end));
+  let timeline = null;
+  const player = new Player(scenes, { onTime: (t) => timeline && timeline.setTime(t) });
+  timeline = new Timeline({ lo, hi, rows, stays, onSeek: (t) => player.seek(t) });
+  const list = h("div", { class: "jump" });
+  root.append(player.el, timeline.el, list);
+  window.vauditSeek = (t) => player.seek(t); // for tests and power users: seek to a wall time in ms
+  window.vauditPlayer = player;
+  if (start) player.seek(start);
+  return { player, timeline, list };
+}
 
 async function pagePlay() {
+  await loadPlayer();
   const q = new URLSearchParams(location.search);
-  let start = q.get("start"), end = q.get("end");
-  const caseId = q.get("case");
+  const start = q.get("start"), end = q.get("end"), caseId = q.get("case");
+  let all;
+  try { all = (await api(`/api/v1/playback/cameras${caseId ? `?case_id=${enc(caseId)}` : ""}`)).cameras; }
+  catch (err) { root.append(errorBox(err)); return; }
   let cams = [];
-  let allCams = [];
-  try { allCams = (await api("/api/v1/cameras")).cameras; } catch (err) {
-    // Officers may not list cameras: they play their case's rooms, whose cameras the case timeline names.
-    if (!caseId) { root.append(errorBox(err)); return; }
-    try {
-      const tl = await api(`/api/v1/cases/${caseId}/timeline`);
-      const seen = new Map();
-      for (const sj of tl.subjects) for (const st of sj.stays) for (const c of st.cameras) {
-        seen.set(c.camera_id, { id: c.camera_id, name: c.camera_id, room_id: st.stay.room_id, room_name: st.stay.room_id });
-      }
-      allCams = [...seen.values()];
-    } catch (err2) { root.append(errorBox(err2)); return; }
+  if (q.get("camera")) cams = all.filter((c) => c.id === q.get("camera"));
+  else if (q.get("room")) cams = all.filter((c) => c.room_id === q.get("room"));
+  const picked = q.get("camera") || (q.get("room") ? `room:${q.get("room")}` : "");
+  const options = [];
+  for (const roomId of [...new Set(all.map((c) => c.room_id))]) {
+    const inRoom = all.filter((c) => c.room_id === roomId);
+    if (inRoom.length > 1) options.push([`room:${roomId}`, `${inRoom[0].room_name} / ${RT("room_all")}`]);
+    for (const c of inRoom) options.push([c.id, `${c.room_name} / ${c.name}`]);
   }
-  if (q.get("camera")) cams = allCams.filter((c) => c.id === q.get("camera"));
-  else if (q.get("room")) cams = allCams.filter((c) => c.room_id === q.get("room"));
   const pick = h("form", { id: "play-form" },
-    h("label", {}, T("camera"), " ", h("select", { name: "camera" }, allCams.map((c) =>
-      h("option", { value: c.id, ...(cams[0] && cams[0].id === c.id ? { selected: "" } : {}) }, `${c.room_name} / ${c.name}`)))),
+    h("label", {}, T("camera"), " ", h("select", { name: "camera" }, options.map(([v, text]) =>
+      h("option", { value: v, ...(v === picked ? { selected: "" } : {}) }, text)))),
     h("label", {}, T("from"), " ", h("input", { name: "start", type: "datetime-local", step: 1 })),
     h("label", {}, T("to"), " ", h("input", { name: "end", type: "datetime-local", step: 1 })),
     h("button", { type: "submit" }, T("play")));
   pick.onsubmit = (ev) => {
     ev.preventDefault();
     const f = new FormData(pick);
-    const p = new URLSearchParams({ camera: f.get("camera") });
+    const which = String(f.get("camera") || "");
+    const p = new URLSearchParams(which.startsWith("room:") ? { room: which.slice(5) } : { camera: which });
     p.set("start", f.get("start") ? isoOf(f.get("start")) : start || isoOf(Date.now() - 600000));
     p.set("end", f.get("end") ? isoOf(f.get("end")) : end || isoOf(Date.now()));
+    if (caseId) p.set("case", caseId); // an officer plays through their case; everyone keeps its marks
     location.search = p.toString();
   };
   root.append(pick);
   if (!cams.length || !start || !end) return;
   const lo = ms(start), hi = ms(end);
-  const grid = h("div", { class: "videos" });
-  const clock = h("div", { class: "clock", id: "wall-clock" }, "—");
-  const bar = h("div", { class: "scrubber", id: "scrubber" });
-  const evList = h("div", { class: "jump" });
-  root.append(clock, grid, bar, evList);
-  const players = cams.map((c) => {
-    const v = h("video", { controls: "", muted: "", playsinline: "", preload: "auto", "data-camera": c.id, class: "player" });
-    v.muted = true;
-    const note = h("div", { class: "play-error", role: "alert" });
-    // a segment that fails its hash check is not played: say so on the player, not just stop
-    v.addEventListener("error", () => { if (!note.textContent) note.textContent = T("play_stopped"); });
-    grid.append(h("figure", {}, v, h("figcaption", {}, `${c.room_name} / ${c.name}`), note));
-    return { cam: c, video: v, origin: lo, note };
-  });
-  const master = players[0].video;
-  const forCase = caseId ? `&case_id=${encodeURIComponent(caseId)}` : ""; // officers play through their case
-  async function load(from) {
-    await Promise.all(players.map(async (p) => {
-      const qs = `start=${encodeURIComponent(isoOf(from))}&end=${encodeURIComponent(end)}${forCase}`;
-      try {
-        // A one-byte range tells where the stream's time 0 is (the keyframe at or before "from").
-        const r = await fetch(`/api/v1/playback/${p.cam.id}.mp4?${qs}`, { headers: { Range: "bytes=0-0" }, credentials: "same-origin" });
-        p.origin = r.ok ? ms(r.headers.get("X-Playback-Origin")) : from;
-        p.note.textContent = "";
-        if (r.status === 409) p.note.textContent = ((await r.json()).error || {}).message || T("play_stopped");
-      } catch (_) { p.origin = from; }
-      p.video.replaceChildren(h("track", { kind: "subtitles", label: "time", srclang: "zh", default: "",
-        src: `/api/v1/playback/${p.cam.id}.vtt?${qs}&origin=${encodeURIComponent(isoOf(p.origin))}` }));
-      p.video.src = `/api/v1/playback/${p.cam.id}.mp4?${qs}`;
-    }));
-    master.play().catch(() => {});
+  const tiles = cams.map((c) => ({
+    key: c.id, title: `${c.room_name} / ${c.name}`, start: lo, end: hi, gaps: [], segs: null,
+    url: (t) => `/api/v1/playback/${enc(c.id)}.mp4?start=${enc(isoOf(t))}&end=${enc(end)}${caseQs(caseId)}`,
+    vtt: `/api/v1/playback/${enc(c.id)}.vtt?start=${enc(start)}&end=${enc(end)}${caseQs(caseId)}`,
+  }));
+  const rows = tiles.map((x) => ({ key: x.key, title: x.title }));
+  const { player, timeline, list } = mountPlayer([{ start: lo, end: hi, title: cams[0].room_name, tiles }], rows, [],
+    q.get("t") ? ms(q.get("t")) : null);
+  for (const tile of tiles) {
+    footageOf(tile.key, lo, hi, caseId).then(({ runs, gaps }) => {
+      tile.segs = runs; tile.gaps = gaps;
+      timeline.setFootage(tile.key, runs, gaps);
+    }).catch((err) => root.append(errorBox(err)));
   }
-  const wallNow = () => players[0].origin + master.currentTime * 1000;
-  function seekWall(t) {
-    // Inside what the master has buffered: a plain seek; elsewhere: a new stream from that time.
-    const rel = (t - players[0].origin) / 1000;
-    const b = master.buffered;
-    for (let i = 0; i < b.length; i++) {
-      if (rel >= b.start(i) && rel <= b.end(i)) {
-        for (const p of players) p.video.currentTime = (t - p.origin) / 1000;
-        return;
-      }
-    }
-    load(t);
-  }
-  master.addEventListener("timeupdate", () => {
-    const t = wallNow();
-    clock.textContent = fmt(isoOf(t));
-    cursor.style.left = `${((t - lo) / (hi - lo)) * 100}%`;
-    for (const p of players.slice(1)) {
-      const want = (t - p.origin) / 1000;
-      if (Math.abs(p.video.currentTime - want) > 0.3) p.video.currentTime = Math.max(0, want);
-      if (p.video.paused && !master.paused) p.video.play().catch(() => {});
-    }
-  });
-  master.addEventListener("pause", () => players.slice(1).forEach((p) => p.video.pause()));
-  const cursor = h("div", { class: "cursor" });
-  bar.append(cursor);
-  bar.onclick = (ev) => {
-    const r = bar.getBoundingClientRect();
-    seekWall(lo + ((ev.clientX - r.left) / r.width) * (hi - lo));
-  };
-  const pos = (t) => `${Math.max(0, Math.min(100, ((t - lo) / (hi - lo)) * 100))}%`;
-  const span = (a, b, cls, title) => {
-    const el = h("div", { class: cls, title });
-    el.style.left = pos(a);
-    el.style.width = `calc(${pos(b)} - ${pos(a)})`;
-    bar.append(el);
-  };
-  for (const p of players) {
-    const qs = `start=${encodeURIComponent(start)}&end=${encodeURIComponent(end)}`;
-    api(`/api/v1/cameras/${p.cam.id}/segments?${qs}`).then((r) =>
-      r.segments.forEach((s) => span(ms(s.start), ms(s.end), "seg", ""))).catch(() => {});
-    api(`/api/v1/cameras/${p.cam.id}/gaps?${qs}`).then((r) =>
-      r.gaps.forEach((g) => span(ms(g.start), ms(g.end), "gap", `${T("gaps")}: ${g.cause}`))).catch(() => {});
-  }
-  if (caseId) {
-    api(`/api/v1/cases/${caseId}/events`).then((r) => {
-      for (const e of r.events) {
-        const t = ms(e.time);
-        if (t < lo || t > hi) continue;
-        const tick = h("div", { class: "ev", title: `${e.type} ${fmt(e.time)}` });
-        tick.style.left = pos(t);
-        bar.append(tick);
-        const b = h("button", { class: "jump-event", "data-time": e.time }, `${T("jump")}: ${e.type} ${fmt(e.time)}`);
-        b.onclick = () => seekWall(t);
-        evList.append(b);
-      }
-    }).catch(() => {});
-  }
-  window.vauditSeek = seekWall; // for tests and power users: seek to a wall time in ms
-  load(lo);
+  const rooms = new Set(cams.map((c) => c.room_id)), ids = new Set(cams.map((c) => c.id));
+  marksOf(timeline, player, caseId, lo, hi,
+    (x) => (x.room_id ? rooms.has(x.room_id) : true) && (!x.camera_id || ids.has(x.camera_id)), list);
 }
 
-PAGE_STARTS.play = pagePlay;
+async function pageReplay() {
+  await loadPlayer();
+  const caseId = root.dataset.caseId;
+  const q = new URLSearchParams(location.search);
+  let tl, all;
+  try {
+    [tl, all] = await Promise.all([api(`/api/v1/cases/${enc(caseId)}/timeline`),
+      api(`/api/v1/playback/cameras?case_id=${enc(caseId)}`)]);
+  } catch (err) { root.append(errorBox(err)); return; }
+  all = all.cameras;
+  const sj = tl.subjects.find((x) => String(x.subject.id) === q.get("subject")) || tl.subjects[0];
+  if (!sj) { root.append(errorBox(new Error(T("none")))); return; }
+  root.querySelector("h1").textContent = `${RT("replay")}: ${tl.case.case_number} ${sj.subject.name}`;
+  const camName = new Map(all.map((c) => [c.id, c]));
+  const roomName = (id) => (all.find((c) => c.room_id === id) || {}).room_name || id;
+  const scenes = [], rows = [], stays = [];
+  for (const clip of sj.clips) {
+    const a = ms(clip.start), b = ms(clip.end), key = `clip-${clip.clip_id}`;
+    const title = `${PT("clip")} ${clip.device_id}`;
+    scenes.push({ start: a, end: b, title, tiles: [{ key, title, start: a, end: b, gaps: [], segs: [[a, b]],
+      url: () => `/api/v1/playback/clips/${enc(clip.clip_id)}.mp4?case_id=${enc(caseId)}` }] });
+    rows.push({ key, title });
+    stays.push({ start: a, end: b, title });
+  }
+  for (const st of sj.stays) {
+    const a = ms(st.interval.start), b = ms(st.interval.end), room = roomName(st.stay.room_id);
+    stays.push({ start: a, end: b, title: room });
+    const tiles = st.cameras.map((c) => {
+      const info = camName.get(c.camera_id);
+      const title = `${room} / ${info ? info.name : c.camera_id}`;
+      if (!rows.some((r) => r.key === c.camera_id)) rows.push({ key: c.camera_id, title });
+      return { key: c.camera_id, title, start: a, end: b, gaps: c.gaps, segs: c.runs.map((r) => [ms(r.start), ms(r.end)]),
+        url: (t) => `/api/v1/playback/${enc(c.camera_id)}.mp4?start=${enc(isoOf(t))}&end=${enc(st.interval.end)}${caseQs(caseId)}`,
+        vtt: `/api/v1/playback/${enc(c.camera_id)}.vtt?start=${enc(st.interval.start)}&end=${enc(st.interval.end)}${caseQs(caseId)}` };
+    });
+    scenes.push({ start: a, end: b, title: room, tiles });
+  }
+  scenes.sort((x, y) => x.start - y.start);
+  if (!scenes.length) { root.append(errorBox(new Error(T("none")))); return; }
+  const { player, timeline, list } = mountPlayer(scenes, rows, stays, q.get("t") ? ms(q.get("t")) : null);
+  for (const sc of scenes) for (const tile of sc.tiles) {
+    const row = timeline.rows.find((r) => r.key === tile.key);
+    timeline.setFootage(tile.key, row.segs.concat(tile.segs), row.gaps.concat(tile.gaps));
+  }
+  const lo = scenes[0].start, hi = Math.max(...scenes.map((s) => s.end));
+  marksOf(timeline, player, caseId, lo, hi, (x) => x.subject_id === undefined || x.subject_id === null || x.subject_id === sj.subject.id, list);
+}
+
+PAGE_STARTS.play = () => (root.dataset.mode === "replay" ? pageReplay() : pagePlay());

@@ -191,3 +191,72 @@ def test_back_dated_reading_by_an_officer_is_refused(client: TestClient, engine:
     }
     r = client.post("/api/v1/observations", json=reading, headers=li)
     assert r.status_code == 403 and "late entry" in r.json()["error"]["message"]
+
+
+@pytest.fixture
+def rooms_client(
+    engine: Engine, store: SegmentStore, scenario: Scenario, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The app with the scenario's rooms configured (as a centre has them), names and all."""
+    settings = Settings(
+        rooms=[
+            {
+                "id": room,
+                "name": name,
+                "kind": kind,
+                "cameras": [{"id": c, "name": n, "url": u} for c, n, u in cams],
+            }
+            for room, name, kind, cams in INDEX_ROOMS
+        ],
+        api={"upload_tmp": tmp_path / "up"},
+        export={"out_dir": tmp_path / "exports"},
+        audit={"key_file": tmp_path / "audit.key"},
+    )
+    store.sync_rooms(settings.room_rows())
+    index_scenario(store, scenario)
+    store.add_gap(scenario.gap)
+    app = create_app(settings, store, engine=engine, storage=LocalStorage(scenario.root))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_officer_sees_segments_gaps_and_room_names_of_their_case(
+    rooms_client: TestClient, engine: Engine
+) -> None:
+    """Issue 18 point 4: the scrubber's segments and gaps and the play form's camera names for an
+    officer, under their case and within its stays; the camera list itself stays closed to them."""
+    c = rooms_client
+    add_user(engine, "admin", "admin")
+    admin = bearer(c, "admin")
+    mine = _case(c, admin, 1, "P-1", "R-INT1", 12, 23)
+    other = _case(c, admin, 2, "P-2", "R-WAIT", 9, 12)
+    add_user(engine, "li", "officer", officer_badge="P-1")
+    li = bearer(c, "li")
+    inside = {"start": iso(at(12)), "end": iso(at(23)), "case_id": mine}
+    segs = c.get("/api/v1/cameras/cam-int/segments", params=inside, headers=li)
+    assert segs.status_code == 200, segs.text
+    assert len(segs.json()["segments"]) == 2
+    gaps = c.get("/api/v1/cameras/cam-int/gaps", params=inside, headers=li)
+    assert gaps.status_code == 200 and [g["cause"] for g in gaps.json()["gaps"]] == ["disconnect"]
+    # no case, someone else's case, a room or a range outside their stays: 403 as for the video
+    bare = {k: v for k, v in inside.items() if k != "case_id"}
+    assert c.get("/api/v1/cameras/cam-int/gaps", params=bare, headers=li).status_code == 403
+    assert (
+        c.get("/api/v1/cameras/cam-int/gaps", params={**inside, "case_id": other}, headers=li).status_code
+        == 403
+    )
+    wait = {"start": iso(at(9)), "end": iso(at(11)), "case_id": mine}
+    assert c.get("/api/v1/cameras/cam-wait/segments", params=wait, headers=li).status_code == 403
+    far = {"start": iso(at(100)), "end": iso(at(200)), "case_id": mine}
+    assert c.get("/api/v1/cameras/cam-int/segments", params=far, headers=li).status_code == 403
+    assert c.get("/api/v1/cameras", headers=li).status_code == 403
+    # the cameras they may play, with names; a supervisor gets all of them, without a case
+    cams = c.get("/api/v1/playback/cameras", params={"case_id": mine}, headers=li)
+    assert cams.status_code == 200, cams.text
+    assert [(x["id"], x["name"], x["room_name"]) for x in cams.json()["cameras"]] == [
+        ("cam-int", "int", "讯问室1")
+    ]
+    assert c.get("/api/v1/playback/cameras", headers=li).status_code == 403
+    assert c.get("/api/v1/playback/cameras", params={"case_id": other}, headers=li).status_code == 403
+    every = c.get("/api/v1/playback/cameras", headers=admin).json()["cameras"]
+    assert {x["id"] for x in every} == {"cam-int", "cam-wait"}
