@@ -51,6 +51,7 @@ const LABELS = {
     export_range_invalid: ["无法确定导出范围：请在导出对话框中填写开始和结束时间", "The export range cannot be derived: give its start and end in the export dialog"],
     disc_capacity: ["文件放不进所选光盘：请选择容量更大的光盘", "A file does not fit on the chosen disc: choose a larger medium"],
     export_cancelled: ["导出已取消", "The export was cancelled"],
+    service_stopped: ["导出服务正在停止，请稍后重新导出", "The export service is stopping: start the export again later"],
     source_integrity: ["录像文件与采集时的哈希不符，拒绝封存：请联系管理员核查存储", "A stored segment does not match its capture hash: refused to seal it; have the storage checked"],
     export_media_error: ["录像无法读取或写入，导出失败", "Footage could not be read or written"],
     export_tool_missing: ["服务器缺少制作光盘所需的程序（如 Chromium），请联系管理员", "A tool the disc needs (e.g. Chromium) is missing on the server"],
@@ -82,6 +83,7 @@ const LABELS = {
   error: {
     forbidden: ["无权进行此操作", "Not allowed"], csrf_failed: ["页面已过期，请刷新后重试", "The page has expired: reload it"],
     not_found: ["未找到所请求的内容", "Not found"], unauthorized: ["请先登录", "Please log in"],
+    service_stopped: ["服务正在停止，请稍后再试", "The service is stopping: try again later"],
     validation_failed: ["请求的参数有误", "The request is not valid"], bad_request: ["请求有误", "Bad request"],
     conflict: ["与已有记录冲突", "Conflicts with a stored record"], too_many_requests: ["尝试次数过多，请稍后再试", "Too many attempts"],
     payload_too_large: ["提交的内容过大", "Request too large"], internal_error: ["服务器内部错误", "Internal error"],
