@@ -113,6 +113,7 @@ const LABELS = {
     alert_resolve: ["处置告警", "alert resolved"], view_alert_snapshot: ["查看告警截图", "alert snapshot viewed"],
     audit_browse: ["查阅审计日志", "audit browsed"], audit_verify: ["校验审计哈希链", "audit verified"],
     user_create: ["新建用户", "user created"], user_disable: ["停用用户", "user disabled"],
+    board_view: ["查看在区人员", "board viewed"],
     "legal_hold.place": ["设置法律保全", "legal hold placed"], "legal_hold.release": ["解除法律保全", "legal hold released"],
     "retention.delete": ["到期删除录像", "retention delete"], "retention.run": ["执行保存期限清理", "retention run"],
   },
@@ -121,9 +122,11 @@ const LABELS = {
     case: ["案件", "case"], camera: ["摄像机", "camera"], user: ["用户", "user"], user_id: ["用户编号", "user id"],
     subject: ["人员", "subject"], officer: ["民警", "officer"], alert: ["告警", "alert"], export: ["光盘", "disc"],
     export_job: ["导出任务", "export job"], clip: ["执法记录仪视频", "clip"], segment: ["录像片段", "segment"],
-    live: ["实时画面", "live"], grid: ["全部画面", "grid"], cases: ["案件", "cases"], auth: ["身份认证", "authentication"],
+    live: ["实时画面", "live"], board: ["在区人员", "board"], grid: ["全部画面", "grid"], cases: ["案件", "cases"], auth: ["身份认证", "authentication"],
     audit_log: ["审计日志", "audit log"], readings: ["位置与事件记录", "readings"], storage: ["存储", "storage"],
   },
+  // an audit row's client when it is not a network address (pipeline.cli writes "cli")
+  audit_client: { cli: ["命令行", "command line"] },
   // a user name that is not a person's (indexer.audit)
   user_name: { system: ["系统", "system"] },
 };
