@@ -76,6 +76,13 @@ class ConflictError(VauditError):
     http_status = 409
 
 
+class ServiceStopped(VauditError):
+    """A service asked for work while it stops (the node is shutting down): ask again later."""
+
+    code = "service_stopped"
+    http_status = 503
+
+
 class PayloadTooLarge(VauditError):
     code = "payload_too_large"
     http_status = 413

@@ -185,6 +185,8 @@ class LocationObservation(Base):
     __table_args__ = (
         Index("ix_location_observations_subject_time", "subject_id", "time_us"),
         Index("ix_location_observations_officer_time", "officer_id", "time_us"),
+        # revision 0011: the readings of a room in a range (search by room finds stays)
+        Index("ix_location_observations_room_time", "room_id", "time_us"),
         CheckConstraint("subject_id IS NOT NULL OR officer_id IS NOT NULL", name="who"),
         one_of("source", OBSERVATION_SOURCES, "source"),
     )

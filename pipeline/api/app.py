@@ -93,6 +93,7 @@ def create_app(
         cases.install(app, engine, storage, settings, tmp_dir=settings.api.upload_tmp)
         playback.install(app, storage)
         jobs = exports.install(app, ExportService(settings, engine, storage))
+        app.router.on_startup.append(jobs.start)  # again after a shutdown: the app may be served twice
         app.router.on_shutdown.append(jobs.stop)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and recorder health")

@@ -28,7 +28,7 @@ from pipeline.api.auth import (
     csrf_token,
     from_trusted_proxy,
 )
-from pipeline.api.deps import MaybeRiskDep, Security, SecurityDep, SettingsDep
+from pipeline.api.deps import CaseApiDep, MaybeRiskDep, Security, SecurityDep, SettingsDep
 from pipeline.api.errors import LANG_COOKIE
 from pipeline.settings import Settings
 
@@ -284,7 +284,14 @@ def search_page(request: Request, caller: CallerDep, settings: SettingsDep) -> H
 
 
 @router.get("/cases/{case_id}")
-def case_page(request: Request, caller: CallerDep, settings: SettingsDep, case_id: int) -> HTMLResponse:
+def case_page(
+    request: Request, caller: CallerDep, settings: SettingsDep, api: CaseApiDep, case_id: int
+) -> HTMLResponse:
+    # The page answers as GET /api/v1/cases/{id} does, in the same order (an unknown case 404, a
+    # case the caller may not see 403: pipeline.api.cases.get_case), as an error page rather than
+    # a 200 shell around an error box. The API call of case.js writes the audit row.
+    api.store.get_case(case_id)
+    caller.require_case(case_id)
     return app_page(request, caller, settings, "case", "case", ("export_dialog",), case_id=str(case_id))
 
 

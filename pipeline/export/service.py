@@ -20,7 +20,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from domain.errors import ConfigError, ConflictError, NotFoundError, ValidationFailed, VauditError
+from domain.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    ServiceStopped,
+    ValidationFailed,
+    VauditError,
+)
 from domain.types import (
     RoomKind,
     RoomStay,
@@ -562,6 +569,19 @@ class ExportJobs:
             self._load_journal(journal)
         self._thread.start()
 
+    def start(self) -> None:
+        """Run the worker again after :meth:`stop`: an app served a second time (the demo serves
+        its centre after its own export) runs its startup again, and its jobs must run too."""
+        with self._wake:
+            if self._thread.is_alive() and not self._stopping:
+                return
+        self._thread.join(10)
+        with self._wake:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._loop, name="exports", daemon=True)
+            self._thread.start()
+            self._wake.notify()
+
     def _save(self, job: ExportJob) -> None:
         """Journal the job's state (tmp, fsync, rename); a failure is logged, the job goes on."""
         if self._journal is None:
@@ -614,6 +634,10 @@ class ExportJobs:
 
     def submit(self, spec: ExportSpec) -> ExportJob:
         self.service.plan(spec)  # refuse bad requests (unknown case, unexplained footage) up front
+        with self._lock:
+            if self._stopping:
+                # a job queued now would wait for ever in silence
+                raise ServiceStopped("the export service is stopping: start the export again later")
         job = ExportJob(uuid.uuid4().hex[:12], spec)
         self._save(job)
         with self._wake:

@@ -183,6 +183,22 @@ def _demo_until_ctrl_c(tmp_path: Path) -> None:
             exports = web.get("/api/v1/exports").json()["exports"]
             disc = [j for j in exports if j["case"] == case["case_number"]]
             assert len(disc) == 1 and disc[0]["state"] == "done", exports
+            # A newcomer's own export runs too: the app served the demo's export first, and its
+            # shutdown then stopped the export worker (the job sat queued for ever).
+            csrf = re.search(r'data-csrf="([^"]+)"', page.text)
+            assert csrf, page.text[:500]
+            started = web.post(
+                "/api/v1/exports",
+                json={"case": case["case_number"], "subject": "张三"},
+                headers={"X-CSRF-Token": csrf[1]},
+            )
+            assert started.status_code in (200, 201, 202), started.text
+            job_id = started.json()["id"]
+            deadline = time.monotonic() + 180
+            while (job := web.get(f"/api/v1/exports/{job_id}").json())["state"] in ("queued", "running"):
+                assert time.monotonic() < deadline, job
+                time.sleep(1)
+            assert job["state"] == "done", job
             assert web.get("/live").status_code == 200
             cameras = web.get("/api/v1/cameras").json()["cameras"]
             assert len(cameras) == len(ROOMS) and all(c["connected"] for c in cameras), cameras

@@ -323,9 +323,10 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             }""")
             assert own["err"] is None and own["t"] > 0.5 and own["n"] == 2, own
             assert not [u for u in refused if "/playback/" in u], refused  # played under case_id
-            op.goto(f"{site.base}/cases/{site.other_case_id}")
+            resp = op.goto(f"{site.base}/cases/{site.other_case_id}")
+            assert resp is not None and resp.status == 403  # the page answers as the API would
             op.wait_for_selector("[role=alert]")
-            assert any(u.endswith(f"/api/v1/cases/{site.other_case_id}") for u in refused), refused
+            assert any(u.endswith(f"/cases/{site.other_case_id}") for u in refused), refused
             officer.close()
             assert not errors and not foreign, (errors, foreign)
         finally:

@@ -264,7 +264,8 @@ def test_every_page_speaks_chinese(site: Site) -> None:
             _settle(page, "[role=alert]")
             found["forbidden"] = _words(page)
             # an unknown case
-            page.goto(f"{site.base}/cases/999")
+            resp = page.goto(f"{site.base}/cases/999")
+            assert resp is not None and resp.status == 404
             _settle(page, "[role=alert]")
             assert "未找到" in page.inner_text("[role=alert]")
             found["unknown case"] = _words(page)

@@ -69,6 +69,7 @@ def test_required_indexes_exist(engine: Engine) -> None:
     assert ("camera_id", "start_us") in cols("gaps")
     assert {("subject_id", "time_us"), ("room_id", "time_us")} <= cols("procedure_events")
     assert ("subject_id", "time_us") in cols("location_observations")
+    assert ("room_id", "time_us") in cols("location_observations")  # 0011: search by room finds stays
     uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("segments")}
     assert ("storage_key",) in uniques
     # revision 0002: search
@@ -110,6 +111,25 @@ def test_revision_0002_steps_up_and_down(db_url: str) -> None:
         at_0001 = _tables(engine)  # later revisions' tables are gone, every 0001 table is there
         assert at_0001 <= ALL_TABLES and {"users", "credentials"}.isdisjoint(at_0001)
         assert {"segments", "gaps", "cases", "procedure_events", "audit_log"} <= at_0001
+    finally:
+        engine.dispose()
+
+
+def test_revision_0011_steps_up_and_down(db_url: str) -> None:
+    engine = create_engine_for(db_url)
+
+    def names() -> set[str]:
+        return {str(ix["name"]) for ix in inspect(engine).get_indexes("location_observations")}
+
+    try:
+        upgrade(engine, "0010_audit_key")
+        assert "ix_location_observations_room_time" not in names()
+        upgrade(engine, "0011_observation_room_time")
+        assert "ix_location_observations_room_time" in names()
+        downgrade(engine, "0010_audit_key")
+        assert current_revision(engine) == "0010_audit_key"
+        assert "ix_location_observations_room_time" not in names()
+        assert "ix_location_observations_subject_time" in names()  # only 0011's index went
     finally:
         engine.dispose()
 

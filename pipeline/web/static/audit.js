@@ -28,7 +28,7 @@ function pageAudit() {
         // codes in words; the row as stored stays in the titles (what the hash chain covers)
         table.append(h("tr", { class: "audit-row", "data-action": r.action }, h("td", {}, r.seq), h("td", {}, fmt(isoOf(r.time_us / 1000))),
           h("td", {}, label("user_name", r.user)), h("td", { title: r.action }, label("audit_action", r.action)),
-          h("td", { title: r.object }, auditObject(p, r.object)), h("td", {}, r.client_addr || ""),
+          h("td", { title: r.object }, auditObject(p, r.object)), h("td", {}, label("audit_client", r.client_addr)),
           h("td", { class: "hash", title: r.hash }, r.hash.slice(0, 12))));
       }
       if (rows.length) before = rows[rows.length - 1].seq;

@@ -85,7 +85,9 @@ async function pageCase() {
         h("th", {}, T("coverage")), h("th", {}, "")), rows), late));
   }
   // A late entry says who entered it and when: the record was made after the fact.
-  root.append(h("h2", {}, T("events")), h("table", { class: "events" }, tl.events.map((e) =>
+  root.append(h("h2", {}, T("events")), h("table", { class: "events" },
+    h("tr", {}, h("th", {}, T("time")), h("th", {}, T("event_type")), h("th", {}, T("room")), h("th", {}, T("late"))),
+    tl.events.map((e) =>
     h("tr", { class: e.late ? "late" : null }, h("td", {}, fmt(e.time)), h("td", {}, label("event", e.type)),
       h("td", {}, roomName(p, e.room_id)),
       h("td", { class: "late-mark" }, e.late ? `${T("late")}: ${e.entered_by || ""} ${e.entered_at ? fmt(e.entered_at) : ""}` : "")))));

@@ -51,6 +51,7 @@ const LABELS = {
     export_range_invalid: ["无法确定导出范围：请在导出对话框中填写开始和结束时间", "The export range cannot be derived: give its start and end in the export dialog"],
     disc_capacity: ["文件放不进所选光盘：请选择容量更大的光盘", "A file does not fit on the chosen disc: choose a larger medium"],
     export_cancelled: ["导出已取消", "The export was cancelled"],
+    service_stopped: ["导出服务正在停止，请稍后重新导出", "The export service is stopping: start the export again later"],
     source_integrity: ["录像文件与采集时的哈希不符，拒绝封存：请联系管理员核查存储", "A stored segment does not match its capture hash: refused to seal it; have the storage checked"],
     export_media_error: ["录像无法读取或写入，导出失败", "Footage could not be read or written"],
     export_tool_missing: ["服务器缺少制作光盘所需的程序（如 Chromium），请联系管理员", "A tool the disc needs (e.g. Chromium) is missing on the server"],
@@ -82,6 +83,7 @@ const LABELS = {
   error: {
     forbidden: ["无权进行此操作", "Not allowed"], csrf_failed: ["页面已过期，请刷新后重试", "The page has expired: reload it"],
     not_found: ["未找到所请求的内容", "Not found"], unauthorized: ["请先登录", "Please log in"],
+    service_stopped: ["服务正在停止，请稍后再试", "The service is stopping: try again later"],
     validation_failed: ["请求的参数有误", "The request is not valid"], bad_request: ["请求有误", "Bad request"],
     conflict: ["与已有记录冲突", "Conflicts with a stored record"], too_many_requests: ["尝试次数过多，请稍后再试", "Too many attempts"],
     payload_too_large: ["提交的内容过大", "Request too large"], internal_error: ["服务器内部错误", "Internal error"],
@@ -111,6 +113,7 @@ const LABELS = {
     alert_resolve: ["处置告警", "alert resolved"], view_alert_snapshot: ["查看告警截图", "alert snapshot viewed"],
     audit_browse: ["查阅审计日志", "audit browsed"], audit_verify: ["校验审计哈希链", "audit verified"],
     user_create: ["新建用户", "user created"], user_disable: ["停用用户", "user disabled"],
+    board_view: ["查看在区人员", "board viewed"],
     "legal_hold.place": ["设置法律保全", "legal hold placed"], "legal_hold.release": ["解除法律保全", "legal hold released"],
     "retention.delete": ["到期删除录像", "retention delete"], "retention.run": ["执行保存期限清理", "retention run"],
   },
@@ -119,9 +122,11 @@ const LABELS = {
     case: ["案件", "case"], camera: ["摄像机", "camera"], user: ["用户", "user"], user_id: ["用户编号", "user id"],
     subject: ["人员", "subject"], officer: ["民警", "officer"], alert: ["告警", "alert"], export: ["光盘", "disc"],
     export_job: ["导出任务", "export job"], clip: ["执法记录仪视频", "clip"], segment: ["录像片段", "segment"],
-    live: ["实时画面", "live"], grid: ["全部画面", "grid"], cases: ["案件", "cases"], auth: ["身份认证", "authentication"],
+    live: ["实时画面", "live"], board: ["在区人员", "board"], grid: ["全部画面", "grid"], cases: ["案件", "cases"], auth: ["身份认证", "authentication"],
     audit_log: ["审计日志", "audit log"], readings: ["位置与事件记录", "readings"], storage: ["存储", "storage"],
   },
+  // an audit row's client when it is not a network address (pipeline.cli writes "cli")
+  audit_client: { cli: ["命令行", "command line"] },
   // a user name that is not a person's (indexer.audit)
   user_name: { system: ["系统", "system"] },
 };

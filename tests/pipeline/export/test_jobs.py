@@ -139,3 +139,21 @@ def test_download_through_the_api_serves_only_the_jobs_images(
             assert client.get("/api/v1/exports/nope/files/M_1OF1.iso").status_code == 404
         finally:
             jobs.stop()
+
+
+def test_stopped_jobs_refuse_work_and_run_again_once_started() -> None:
+    """An app served twice (the demo: its own export, then serving the centre) stops the jobs at
+    the first shutdown and starts them at the next startup: a job must never sit queued in silence."""
+    svc = _Service()
+    svc.release.set()
+    jobs = ExportJobs(svc)  # type: ignore[arg-type]
+    try:
+        _wait(jobs.submit(ExportSpec(case="A-1", subject="1")), {"done"})
+        jobs.stop()
+        with pytest.raises(VauditError) as refused:
+            jobs.submit(ExportSpec(case="A-1", subject="1"))
+        assert refused.value.code == "service_stopped" and refused.value.http_status == 503
+        jobs.start()
+        _wait(jobs.submit(ExportSpec(case="A-1", subject="1")), {"done"})
+    finally:
+        jobs.stop()
