@@ -118,7 +118,12 @@ def test_the_language_switch_keeps_the_page_where_it_is(site: Site, browser: Any
 
 @requires_chromium
 def test_keys_buttons_speed_and_the_moment_in_the_address(site: Site, browser: Any) -> None:
-    page, errors, foreign = _open(browser, site, f"/play?room=R-INT1&{RANGE}&case={site.case_id}")
+    page, errors, foreign = _open(
+        browser,
+        site,
+        f"/play?room=R-INT1&{RANGE}&case={site.case_id}",
+        permissions=["clipboard-read", "clipboard-write"],
+    )
     page.wait_for_selector('video.player[data-camera="cam-b"]')
     _wait_shown(page, "cam-a", lambda t: t >= 16.5)
     page.locator("h1").click()  # the keys belong to the page
@@ -148,6 +153,9 @@ def test_keys_buttons_speed_and_the_moment_in_the_address(site: Site, browser: A
     assert 62 <= _at(page) < 62.01, page.url
     assert page.get_attribute("#moment-link", "href") == page.url
     assert page.inner_text("#moment-link") == "此刻链接"
+    page.click("#moment-link")  # copies the link, stays on the page
+    page.wait_for_selector(".moment-said:has-text('已复制链接')")
+    assert page.evaluate("() => navigator.clipboard.readText()") == page.url
     page.reload()
     page.wait_for_selector('video.player[data-camera="cam-b"]')
     first = _wait_shown(page, "cam-a", lambda t: True)
