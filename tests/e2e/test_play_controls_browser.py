@@ -137,8 +137,22 @@ def test_keys_buttons_speed_and_the_moment_in_the_address(site: Site, browser: A
     _paused(page, "cam-a", 15.9, 16.5)
     page.keyboard.press("Shift+ArrowRight")
     _paused(page, "cam-a", 75.5, 76.5)
+    # loaded 23 s ahead (to the range's end), with the stretch before 76 s not loaded: a step back
+    # into that hole must load it, not wait for what lies loaded ahead
+    page.wait_for_function("""() => [...document.querySelectorAll('video.player')].every(v =>
+        v.buffered.length && v.buffered.end(v.buffered.length - 1) - v.currentTime >= 23)""")
     page.click("button.back-10")
     _paused(page, "cam-a", 65.5, 66.5)
+    # the same in its timing-free form (above, it fails only when the new stream's first read
+    # brings the init segment alone): a stream from media 110 s whose first append brought no
+    # picture keeps reading there, though a run loaded by the stream before lies ahead (120–144 s)
+    reach = page.evaluate("""() => {
+        const runs = [[60, 91], [120, 144]], s = {reach: 110};
+        Feed.prototype.track.call({ranges: () => runs, want: 110, sb: {updating: true}}, s, runs);
+        return s.reach;
+    }""")
+    assert reach == 110, reach
+    _paused(page, "cam-b", 65.5, 66.5)
     page.click("button.fwd-10")
     _paused(page, "cam-a", 75.5, 76.5)
     # events: the interrogation's start (20 s) and end (90 s)

@@ -92,12 +92,15 @@ class Feed {
       }
     }
   }
-  track(s) { // where the stream's data has come to: the end of the buffered run it is filling
+  track(s, before) { // where the stream's data has come to: the end of the buffered run it is filling
     const runs = this.ranges();
     let moved = false;
     for (const [a, b] of runs) if (a <= s.reach + 0.2 && b > s.reach) { s.reach = b; moved = true; }
-    // past a hole in the recording the data starts a run of its own further on
-    const next = runs.find(([a]) => a > s.reach);
+    // past a hole in the recording the data starts a run of its own further on: a run this append
+    // made or grew, not one an earlier stream left ahead (a seek back into the hole before it would
+    // take that run's end for this stream's and wait there, the picture stuck)
+    const old = ([a, b]) => before.some(([x, y]) => Math.abs(x - a) < 1e-3 && Math.abs(y - b) < 1e-3);
+    const next = runs.find((r) => r[0] > s.reach && !old(r));
     if (!moved && next) s.reach = next[1];
     const behind = this.ranges().find(([a]) => a < this.want - KEEP_BEHIND_S);
     if (behind && !this.sb.updating) this.sb.remove(0, this.want - KEEP_BEHIND_S + 60);
@@ -118,7 +121,7 @@ class Feed {
       const origin = ms(r.headers.get("X-Playback-Origin"));
       s.reach = this.m(origin);
       const reader = r.body.getReader();
-      let head = new Uint8Array(0);
+      let head = new Uint8Array(0), before = [];
       for (;;) {
         while (s.reach - this.want > AHEAD_S && this.stream === s) await sleep(250);
         if (this.stream !== s) { reader.cancel().catch(() => {}); return; }
@@ -138,9 +141,10 @@ class Feed {
           this.sb.abort(); // the previous stream may have stopped inside a fragment
           if (mime !== this.mime && this.sb.changeType) { this.sb.changeType(mime); this.mime = mime; }
           this.sb.timestampOffset = this.m(origin);
+          before = this.ranges();
           await this.append(joined);
-        } else await this.append(value);
-        this.track(s);
+        } else { before = this.ranges(); await this.append(value); }
+        this.track(s, before);
       }
     } catch (err) {
       if (err.name !== "AbortError" && this.stream === s) this.error = String(err.message || err);
