@@ -215,7 +215,7 @@ def alerts_page(request: Request, caller: CallerDep, settings: SettingsDep) -> H
     who = caller.who
     tz = settings.centre.timezone
     body = (
-        nav(caller, lang)
+        nav(caller, lang, request.query_params.multi_items())
         + f'<main id="alerts" data-lang="{e(lang)}" data-tz="{e(tz)}" data-csrf="{e(caller.csrf)}"'
         + f' data-role="{e(who.role)}" data-handler="{"1" if who.role in HANDLERS else ""}">'
         + f"<h1>{e(_TITLE[lang])}</h1></main>"

@@ -11,8 +11,10 @@ import hmac
 import html
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -215,8 +217,9 @@ def logout(request: Request, caller: CallerDep, csrf: Annotated[str, Form(max_le
     return resp
 
 
-def nav(caller: Caller, lang: str) -> str:
-    """The bar on every page: links by role, the user, language switch and logout form."""
+def nav(caller: Caller, lang: str, query: Iterable[tuple[str, str]] = ()) -> str:
+    """The bar on every page: links by role, the user, language switch and logout form. The switch
+    keeps the page's other query parameters (``query``): /play in English is the same camera and range."""
     e = html.escape
     who = caller.who
     links = [("/search", t(lang, "search"))]
@@ -228,8 +231,9 @@ def nav(caller: Caller, lang: str) -> str:
         links.append(("/admin/audit", t(lang, "audit")))
     other = "en" if lang == "zh-CN" else "zh-CN"
     items = "".join(f'<a href="{h}">{e(label)}</a>' for h, label in links)
+    switch = urlencode([("lang", other), *((k, v) for k, v in query if k != "lang")])
     return f"""<nav>{items}<span class="who">{e(t(lang, "welcome"))} {e(who.name)} ({e(role_name(lang, who.role))})</span>
-<a href="?lang={other}">{e(t(lang, "switch"))}</a>
+<a href="?{e(switch)}">{e(t(lang, "switch"))}</a>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{e(caller.csrf)}">
 <button type="submit">{e(t(lang, "logout"))}</button></form></nav>"""
 
@@ -250,7 +254,7 @@ def app_page(
     attrs = "".join(f' data-{k.replace("_", "-")}="{e(v)}"' for k, v in data.items())
     tz = settings.centre.timezone
     body = (
-        nav(caller, lang)
+        nav(caller, lang, request.query_params.multi_items())
         + f'<main id="app" data-page="{e(name)}" data-lang="{e(lang)}" data-tz="{e(tz)}"'
         + f' data-csrf="{e(caller.csrf)}" data-role="{e(caller.who.role)}"{attrs}>'
         + f"<h1>{e(t(lang, title_key))}</h1></main>"

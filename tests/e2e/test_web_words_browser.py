@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -221,12 +222,13 @@ def test_every_page_speaks_chinese(site: Site) -> None:
             page.wait_for_selector("#q-room_id option[value=R-WAIT]", state="attached")
             assert page.inner_text("#q-room_id option[value=R-WAIT]") == "候问室1"
             page.select_option("#q-room_id", "R-WAIT")
-            local = "%Y-%m-%dT%H:%M"  # datetime-local inputs read in the browser's zone, the machine's
+            local = "%Y-%m-%dT%H:%M"  # datetime-local inputs hold the centre's wall time (Shanghai)
+            centre = ZoneInfo("Asia/Shanghai")
             page.evaluate(
                 """([a, b]) => { document.querySelector('#q-start').value = a; document.querySelector('#q-end').value = b; }""",
                 [
-                    (site.came + timedelta(minutes=5)).astimezone().strftime(local),
-                    (site.came + timedelta(minutes=10)).astimezone().strftime(local),
+                    (site.came + timedelta(minutes=5)).astimezone(centre).strftime(local),
+                    (site.came + timedelta(minutes=10)).astimezone(centre).strftime(local),
                 ],
             )
             page.fill("#q-badge_number", BADGE)

@@ -115,7 +115,7 @@
   const around = (iso, d) => encodeURIComponent(new Date((iso ? Date.parse(iso) : Date.now()) + d).toISOString());
   const playLink = (a) => (a.room_id || a.camera_id ? el("a", { class: "alert-play", title: "▶",
     href: `/play?${a.camera_id ? `camera=${encodeURIComponent(a.camera_id)}` : `room=${encodeURIComponent(a.room_id)}`}` +
-      `&start=${around(a.start, -20000)}&end=${around(a.end, 20000)}&t=${encodeURIComponent(a.start)}${a.case_id ? `&case=${a.case_id}` : ""}` }, "▶") : "");
+      `&start=${around(a.start, -20000)}&end=${around(a.end, 20000)}&at=${encodeURIComponent(a.start)}${a.case_id ? `&case=${a.case_id}` : ""}` }, "▶") : "");
 
   function row(a, handler, redraw) {
     const buttons = [];

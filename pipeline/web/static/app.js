@@ -92,6 +92,31 @@ const fmt = (iso) => (iso ? fmtDate.format(new Date(iso)) : "—");
 const ms = (iso) => new Date(iso).getTime();
 const isoOf = (t) => new Date(t).toISOString();
 
+// Typed times are the centre's wall time (TZ), whatever zone the browser is set to: a supervisor
+// types what the clock and the subtitles show. zoned(t) is what to show or prefill ("T" between date
+// and time for a datetime-local input); unzoned(text) reads it back (epoch ms, or null).
+const zoneParts = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit",
+  day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+function zoned(t, sep = " ") { // epoch ms → "YYYY-MM-DD HH:MM:SS" in the centre's zone
+  const p = Object.fromEntries(zoneParts.formatToParts(new Date(t)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day}${sep}${p.hour}:${p.minute}:${p.second}`;
+}
+function unzoned(text) { // "YYYY-MM-DD HH:MM[:SS[.fff]]" (space or T) in the centre's zone → epoch ms, or null
+  const m = /^\s*(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?\s*$/.exec(String(text || ""));
+  if (!m) return null;
+  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)) + Math.round(Number(m[7] || 0) * 1000);
+  let t = wall;
+  for (let i = 0; i < 3; i++) { // the zone's offset at that instant (again: across a DST change)
+    const shown = zonedWall(zoned(t)) + (t % 1000 + 1000) % 1000;
+    t += wall - shown;
+  }
+  return t;
+}
+function zonedWall(s) { // zoned()'s text read as if it were UTC
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(s);
+  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+}
+
 function errorBox(err) {
   const detail = String((err && err.message) || err);
   return h("p", { class: "error", role: "alert", title: detail, "data-code": (err && err.code) || "" }, errorText(err));
@@ -102,6 +127,15 @@ function errorBox(err) {
 const PAGE_STARTS = {};
 document.addEventListener("DOMContentLoaded", () => {
   (PAGE_STARTS[root.dataset.page] || (() => {}))();
+  // The language switch keeps the page where it is: the address as it is now (the play page
+  // writes the moment shown into it), only its lang changed.
+  for (const a of document.querySelectorAll('nav a[href^="?lang="]')) {
+    a.addEventListener("click", () => {
+      const q = new URLSearchParams(location.search);
+      q.set("lang", new URLSearchParams(a.getAttribute("href").slice(1)).get("lang"));
+      a.href = "?" + q.toString();
+    });
+  }
   // Risk alerts (alerts.js): the live page's badges, the case page's alerts beside its timeline.
   document.body.append(Object.assign(document.createElement("script"), { src: "/static/alerts.js" }));
 });

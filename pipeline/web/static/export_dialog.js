@@ -4,7 +4,7 @@
 // accepted with a note, which the disc's statement and gap report quote. The job list says who
 // started each export and when, its progress, the master (母盘) and working (工作盘) images, and
 // why a failed one failed (a Chinese sentence per error code, the server's English detail beside).
-// Loaded on the case page after app.js and labels.js (h, T, fmt, ms, LANG, TZ, CSRF, label).
+// Loaded on the case page after app.js and labels.js (h, T, fmt, ms, zoned, unzoned, LANG, CSRF, label).
 "use strict";
 
 const EXPORT_TEXT = {
@@ -54,28 +54,6 @@ async function exportCall(path, body) {
   return data;
 }
 
-// --- times in the centre's zone ---------------------------------------------------------------
-const zoneParts = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit",
-  day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
-function zoned(t) { // epoch ms → "YYYY-MM-DD HH:MM:SS" in the centre's zone
-  const p = Object.fromEntries(zoneParts.formatToParts(new Date(t)).map((x) => [x.type, x.value]));
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
-}
-function unzoned(text) { // "YYYY-MM-DD HH:MM:SS[.fff]" in the centre's zone → epoch ms, or null
-  const m = /^\s*(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?\s*$/.exec(text);
-  if (!m) return null;
-  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0)) + Math.round(Number(m[7] || 0) * 1000);
-  let t = wall;
-  for (let i = 0; i < 3; i++) { // the zone's offset at that instant (twice: across a DST change)
-    const shown = unzonedWall(zoned(t)) + (t % 1000 + 1000) % 1000;
-    t += wall - shown;
-  }
-  return t;
-}
-function unzonedWall(s) {
-  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(s);
-  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
-}
 const secs = (x) => `${Number(x).toFixed(1)} ${ET("seconds")}`;
 const span = (u) => `${fmt(u.start)} – ${fmt(u.end)}`;
 

@@ -5,8 +5,11 @@
 "use strict";
 
 const REPLAY_TEXT = {
-  "zh-CN": { replay: "全程回放", room_all: "全部摄像机", alerts_here: "本段告警", to_footage: "看录像" },
-  en: { replay: "Full-stay replay", room_all: "all cameras", alerts_here: "Alerts in this range", to_footage: "Watch" },
+  "zh-CN": { replay: "全程回放", room_all: "全部摄像机", alerts_here: "本段告警", to_footage: "看录像",
+    moment: "此刻链接", copied: "已复制链接", bad_time: "时间无法识别", bad_range: "结束时间须晚于开始时间" },
+  en: { replay: "Full-stay replay", room_all: "all cameras", alerts_here: "Alerts in this range", to_footage: "Watch",
+    moment: "Link to this moment", copied: "Link copied", bad_time: "Unreadable time",
+    bad_range: "The end must come after the start" },
 };
 const RT = (k) => (REPLAY_TEXT[LANG] || REPLAY_TEXT["zh-CN"])[k] || k;
 
@@ -65,12 +68,45 @@ async function marksOf(timeline, player, caseId, lo, hi, keep, list) {
     }
   } catch (_) { /* alerts are optional here (no alert store on this node) */ }
   timeline.setMarks(events, alerts);
+  player.setEvents(events.map((e) => e.time));
+}
+
+// Where to open: at= in the address (the moment a link or a reload names; t= from older links).
+function openingMoment(q) {
+  const asked = q.get("at") || q.get("t");
+  if (!asked) return null;
+  const t = ms(asked);
+  if (Number.isNaN(t)) { root.append(errorBox(new Error(`${RT("bad_time")}: ${asked}`))); return null; }
+  return t;
+}
+
+// The address names the moment where the picture came to rest (a jump, a pause), so that a reload
+// opens there and the link (此刻链接) can be sent on.
+function momentLink() {
+  const link = h("a", { class: "moment-link", id: "moment-link", href: location.href }, RT("moment"));
+  const said = h("span", { class: "moment-said", role: "status" });
+  link.onclick = (ev) => {
+    if (!navigator.clipboard || !window.isSecureContext) return; // no clipboard: the link opens the moment
+    ev.preventDefault();
+    navigator.clipboard.writeText(link.href).then(() => { said.textContent = RT("copied"); setTimeout(() => { said.textContent = ""; }, 3000); },
+      () => { location.href = link.href; });
+  };
+  const write = (t) => {
+    const q = new URLSearchParams(location.search);
+    q.delete("t");
+    q.set("at", isoOf(Math.round(t)));
+    history.replaceState(history.state, "", `${location.pathname}?${q.toString()}`);
+    link.href = location.href;
+  };
+  return { el: h("span", {}, link, " ", said), write };
 }
 
 function mountPlayer(scenes, rows, stays, start) {
   const lo = scenes[0].start, hi = Math.max(...scenes.map((x) => x.end));
   let timeline = null;
-  const player = new Player(scenes, { onTime: (t) => timeline && timeline.setTime(t) });
+  const moment = momentLink();
+  const player = new Player(scenes, { onTime: (t) => timeline && timeline.setTime(t), onMoment: moment.write });
+  player.controls.append(moment.el);
   timeline = new Timeline({ lo, hi, rows, stays, onSeek: (t) => player.seek(t) });
   const list = h("div", { class: "jump" });
   root.append(player.el, timeline.el, list);
@@ -97,19 +133,27 @@ async function pagePlay() {
     if (inRoom.length > 1) options.push([`room:${roomId}`, `${inRoom[0].room_name} / ${RT("room_all")}`]);
     for (const c of inRoom) options.push([c.id, `${c.room_name} / ${c.name}`]);
   }
+  // the range shown, in the centre's wall time (what the clock and the subtitles say)
+  const when = (name, iso) => h("input", { name, type: "datetime-local", step: 1,
+    ...(iso && !Number.isNaN(ms(iso)) ? { value: zoned(ms(iso), "T") } : {}) });
+  const msg = h("span", { class: "error", role: "alert" });
   const pick = h("form", { id: "play-form" },
     h("label", {}, T("camera"), " ", h("select", { name: "camera" }, options.map(([v, text]) =>
       h("option", { value: v, ...(v === picked ? { selected: "" } : {}) }, text)))),
-    h("label", {}, T("from"), " ", h("input", { name: "start", type: "datetime-local", step: 1 })),
-    h("label", {}, T("to"), " ", h("input", { name: "end", type: "datetime-local", step: 1 })),
-    h("button", { type: "submit" }, T("play")));
+    h("label", {}, T("from"), " ", when("start", start)), h("label", {}, T("to"), " ", when("end", end)),
+    h("button", { type: "submit" }, T("play")), " ", msg);
   pick.onsubmit = (ev) => {
     ev.preventDefault();
     const f = new FormData(pick);
     const which = String(f.get("camera") || "");
     const p = new URLSearchParams(which.startsWith("room:") ? { room: which.slice(5) } : { camera: which });
-    p.set("start", f.get("start") ? isoOf(f.get("start")) : start || isoOf(Date.now() - 600000));
-    p.set("end", f.get("end") ? isoOf(f.get("end")) : end || isoOf(Date.now()));
+    // typed: the centre's wall time; left empty: the range shown (or the last 10 minutes)
+    const a = f.get("start") ? unzoned(f.get("start")) : start ? ms(start) : Date.now() - 600000;
+    const b = f.get("end") ? unzoned(f.get("end")) : end ? ms(end) : Date.now();
+    if (a === null || b === null || Number.isNaN(a) || Number.isNaN(b)) { msg.textContent = RT("bad_time"); return; }
+    if (b <= a) { msg.textContent = RT("bad_range"); return; }
+    p.set("start", isoOf(a));
+    p.set("end", isoOf(b));
     if (caseId) p.set("case", caseId); // an officer plays through their case; everyone keeps its marks
     location.search = p.toString();
   };
@@ -123,7 +167,7 @@ async function pagePlay() {
   }));
   const rows = tiles.map((x) => ({ key: x.key, title: x.title }));
   const { player, timeline, list } = mountPlayer([{ start: lo, end: hi, title: cams[0].room_name, tiles }], rows, [],
-    q.get("t") ? ms(q.get("t")) : null);
+    openingMoment(q));
   for (const tile of tiles) {
     footageOf(tile.key, lo, hi, caseId).then(({ runs, gaps }) => {
       tile.segs = runs; tile.gaps = gaps;
@@ -174,7 +218,7 @@ async function pageReplay() {
   }
   scenes.sort((x, y) => x.start - y.start);
   if (!scenes.length) { root.append(errorBox(new Error(T("none")))); return; }
-  const { player, timeline, list } = mountPlayer(scenes, rows, stays, q.get("t") ? ms(q.get("t")) : null);
+  const { player, timeline, list } = mountPlayer(scenes, rows, stays, openingMoment(q));
   for (const sc of scenes) for (const tile of sc.tiles) {
     const row = timeline.rows.find((r) => r.key === tile.key);
     timeline.setFootage(tile.key, row.segs.concat(tile.segs), row.gaps.concat(tile.gaps));

@@ -16,16 +16,21 @@
 
 const PLAYER_TEXT = {
   "zh-CN": { gap: "录像中断", no_footage: "无录像", skip: "跳过", pause: "暂停", play: "播放", full: "全屏",
-    tiles: "画面", enlarge: "放大", loading: "加载中", transfer: "转入", skip_gaps: "自动跳过无录像时段", clip: "执法记录仪" },
+    tiles: "画面", enlarge: "放大", loading: "加载中", transfer: "转入", skip_gaps: "自动跳过无录像时段", clip: "执法记录仪",
+    back10: "后退10秒", fwd10: "前进10秒", prev_event: "上一事件", next_event: "下一事件", speed: "倍速",
+    keys: "快捷键：空格 播放/暂停；← → 10秒；上档键+← → 1分钟" },
   en: { gap: "Gap", no_footage: "No recording", skip: "Skip", pause: "Pause", play: "Play", full: "Full screen",
     tiles: "Tiles", enlarge: "Enlarge", loading: "loading", transfer: "Moved to", skip_gaps: "Skip stretches without footage",
-    clip: "Body camera" },
+    clip: "Body camera", back10: "−10 s", fwd10: "+10 s", prev_event: "Previous event", next_event: "Next event",
+    speed: "Speed", keys: "Keys: space play/pause; ← → 10 s; Shift+← → 1 min" },
 };
 const PT = (k) => (PLAYER_TEXT[LANG] || PLAYER_TEXT["zh-CN"])[k] || k;
 const ZERO_PAD_MS = 60000; // media time 0 lies this far before the player's first instant
 const AHEAD_S = 30; // read a stream this far past the clock, then let it wait (the server waits too)
 const KEEP_BEHIND_S = 300; // buffered media further behind the clock is dropped (SourceBuffer quota)
 const SEEK_DRIFT_S = 0.35; // a camera further than this from the clock is sought; nearer, its rate bends
+const SPEEDS = [0.5, 1, 1.5, 2, 4]; // the clock's rate: every camera of the scene follows it
+const STEP_MS = 10000, BIG_STEP_MS = 60000; // ←/→ and the ±10 s buttons; with Shift, a minute
 
 // "录像中断：连接断开"; a lost audio track is not a gap in the picture.
 function gapText(g) {
@@ -87,12 +92,15 @@ class Feed {
       }
     }
   }
-  track(s) { // where the stream's data has come to: the end of the buffered run it is filling
+  track(s, before) { // where the stream's data has come to: the end of the buffered run it is filling
     const runs = this.ranges();
     let moved = false;
     for (const [a, b] of runs) if (a <= s.reach + 0.2 && b > s.reach) { s.reach = b; moved = true; }
-    // past a hole in the recording the data starts a run of its own further on
-    const next = runs.find(([a]) => a > s.reach);
+    // past a hole in the recording the data starts a run of its own further on: a run this append
+    // made or grew, not one an earlier stream left ahead (a seek back into the hole before it would
+    // take that run's end for this stream's and wait there, the picture stuck)
+    const old = ([a, b]) => before.some(([x, y]) => Math.abs(x - a) < 1e-3 && Math.abs(y - b) < 1e-3);
+    const next = runs.find((r) => r[0] > s.reach && !old(r));
     if (!moved && next) s.reach = next[1];
     const behind = this.ranges().find(([a]) => a < this.want - KEEP_BEHIND_S);
     if (behind && !this.sb.updating) this.sb.remove(0, this.want - KEEP_BEHIND_S + 60);
@@ -113,7 +121,7 @@ class Feed {
       const origin = ms(r.headers.get("X-Playback-Origin"));
       s.reach = this.m(origin);
       const reader = r.body.getReader();
-      let head = new Uint8Array(0);
+      let head = new Uint8Array(0), before = [];
       for (;;) {
         while (s.reach - this.want > AHEAD_S && this.stream === s) await sleep(250);
         if (this.stream !== s) { reader.cancel().catch(() => {}); return; }
@@ -133,9 +141,10 @@ class Feed {
           this.sb.abort(); // the previous stream may have stopped inside a fragment
           if (mime !== this.mime && this.sb.changeType) { this.sb.changeType(mime); this.mime = mime; }
           this.sb.timestampOffset = this.m(origin);
+          before = this.ranges();
           await this.append(joined);
-        } else await this.append(value);
-        this.track(s);
+        } else { before = this.ranges(); await this.append(value); }
+        this.track(s, before);
       }
     } catch (err) {
       if (err.name !== "AbortError" && this.stream === s) this.error = String(err.message || err);
@@ -168,6 +177,9 @@ class Player {
     this.base = this.lo; this.perf = performance.now(); this.held = false;
     this.onTime = opts.onTime || (() => {});
     this.onScene = opts.onScene || (() => {});
+    // where the picture came to rest (a jump, a pause, the end): the page writes it into its address
+    this.onMoment = opts.onMoment || (() => {});
+    this.events = []; // event times (ms, sorted) for previous/next event
     this.scene = null; this.tiles = []; this.layout = 4;
     this.grid = h("div", { class: "videos", id: "player-grid" });
     this.banner = h("div", { class: "transfer-banner", role: "status" });
@@ -183,18 +195,62 @@ class Player {
     full.onclick = () => (document.fullscreenElement ? document.exitFullscreen() : this.el.requestFullscreen()).catch(() => {});
     const skip = h("input", { type: "checkbox", class: "skip-gaps", checked: "" });
     skip.onchange = () => { this.skipGaps = skip.checked; };
-    this.controls = h("div", { class: "player-controls" }, this.playBtn, this.clock,
-      h("span", { class: "layouts" }, `${PT("tiles")}: `, layouts), full, h("label", {}, skip, " ", PT("skip_gaps")));
+    // a clicked control gives the keys back to the page (space would click it again)
+    const btn = (cls, text, act) => {
+      const b = h("button", { type: "button", class: cls }, text);
+      b.onclick = () => { act(); b.blur(); };
+      return b;
+    };
+    this.evButtons = [btn("prev-event", PT("prev_event"), () => this.jumpEvent(-1)),
+      btn("next-event", PT("next_event"), () => this.jumpEvent(1))];
+    this.evButtons.forEach((b) => { b.hidden = true; });
+    this.speed = h("select", { class: "speed", title: PT("speed") },
+      SPEEDS.map((x) => h("option", { value: x, ...(x === 1 ? { selected: "" } : {}) }, `${x}×`)));
+    this.speed.onchange = () => { this.setRate(Number(this.speed.value)); this.speed.blur(); };
+    this.controls = h("div", { class: "player-controls" }, btn("back-10", PT("back10"), () => this.step(-STEP_MS)),
+      this.playBtn, btn("fwd-10", PT("fwd10"), () => this.step(STEP_MS)), this.evButtons, this.clock,
+      h("label", {}, PT("speed"), " ", this.speed),
+      h("span", { class: "layouts" }, `${PT("tiles")}: `, layouts), full, h("label", {}, skip, " ", PT("skip_gaps")),
+      h("span", { class: "keys" }, PT("keys")));
     this.el = h("div", { class: "player-box" }, this.controls, this.banner, this.grid);
     this.timer = setInterval(() => this.tick(), 100);
+    document.addEventListener("keydown", (ev) => this.key(ev));
   }
   now() { return this.playing && !this.held ? this.base + (performance.now() - this.perf) * this.rate : this.base; }
   rebase(t) { this.base = t; this.perf = performance.now(); }
-  setPlaying(on) { this.rebase(this.now()); this.playing = on; this.playBtn.textContent = PT(on ? "pause" : "play"); this.tick(); }
+  setPlaying(on) {
+    this.rebase(this.now()); this.playing = on; this.playBtn.textContent = PT(on ? "pause" : "play"); this.tick();
+    if (!on) this.onMoment(this.now());
+  }
+  setRate(r) {
+    this.rebase(this.now()); this.rate = r;
+    if (Number(this.speed.value) !== r) this.speed.value = String(r);
+    this.tick();
+  }
   seek(t) {
     this.rebase(Math.max(this.lo, Math.min(this.hi, t)));
     this.held = false;
+    this.onMoment(this.base);
     this.tick();
+  }
+  step(d) { this.seek(this.now() + d); }
+  setEvents(times) {
+    this.events = [...times].sort((a, b) => a - b);
+    this.evButtons.forEach((b) => { b.hidden = !this.events.length; });
+  }
+  // "previous" passes over the event just played from (the picture has moved on a little since)
+  jumpEvent(dir) {
+    const t = this.now();
+    const to = dir > 0 ? this.events.find((e) => e > t + 50) : [...this.events].reverse().find((e) => e < t - 1500);
+    if (to !== undefined) this.seek(to);
+  }
+  key(ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || !this.el.isConnected) return;
+    if (ev.target.closest && ev.target.closest("input, select, textarea")) return;
+    if (ev.key === " " && ev.target.closest && ev.target.closest("button, a")) return; // its own click
+    const big = ev.shiftKey ? BIG_STEP_MS : STEP_MS;
+    const act = { " ": () => this.setPlaying(!this.playing), ArrowLeft: () => this.step(-big), ArrowRight: () => this.step(big) }[ev.key];
+    if (act) { ev.preventDefault(); act(); }
   }
   hold(on) { if (on !== this.held) { this.rebase(this.now()); this.held = on; } }
   sceneAt(t) { return this.scenes.find((s) => s.start <= t && t < s.end) || null; }

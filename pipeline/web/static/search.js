@@ -24,7 +24,7 @@ async function pageSearch() {
     const q = new URLSearchParams();
     for (const [k, v] of new FormData(form).entries()) {
       if (!v) continue;
-      q.set(k, k === "start" || k === "end" ? isoOf(v) : v);
+      q.set(k, k === "start" || k === "end" ? isoOf(unzoned(v)) : v); // typed in the centre's wall time
     }
     out.replaceChildren(T("find") + "…");
     try {
