@@ -267,6 +267,11 @@ def test_an_officer_plays_their_case_in_full(site: Site) -> None:
         assert f"case={site.case_id}" in page.url
         _wait_shown(page, "cam-a", lambda t: t >= 16)
         assert not refused, refused
+        # a camera that is not theirs to play: said in Chinese, not an empty page
+        page.goto(f"{site.base}/play?camera=no-such-camera&case={site.case_id}")
+        note = page.locator("p.not-playable")
+        note.wait_for()
+        assert "不在您可回放的范围内" in note.inner_text()
         assert not errors and not foreign, (errors, foreign)
 
 
@@ -307,6 +312,30 @@ def test_the_whole_stay_plays_as_one_with_its_timeline(site: Site) -> None:
         assert page.locator("#player-grid").get_attribute("data-tiles") == "2"
         page.locator('button.layout[data-tiles="1"]').click()
         assert page.locator('figure[data-camera="cam-b"]').is_hidden()
+        # on a laptop screen the one tile leaves the timeline in the first screen
+        page.set_viewport_size({"width": 1366, "height": 768})
+        page.evaluate("() => window.scrollTo(0, 0)")
+        box = page.locator(".timeline").bounding_box()
+        assert box is not None and box["y"] < 768, box
+        # timing-free checks of the two rules a walk-through found broken:
+        # - overlapping scenes (the arrest clip runs into the entry room's first seconds): the
+        #   later has taken over, so the entry room is played, not skipped
+        # - zooming in on a stay shorter than the closest zoom keeps it as it is, never wider
+        rules = page.evaluate("""() => {
+            const scenes = [{start: 0, end: 10000}, {start: 9000, end: 20000}, {start: 20000, end: 30000}];
+            const at = (t) => scenes.indexOf(Player.prototype.sceneAt.call({scenes}, t));
+            const tl = {lo: 0, hi: 26000, vlo: 0, vhi: 26000, draw() {}};
+            Timeline.prototype.zoomAt.call(tl, 13000, 0.5);
+            Timeline.prototype.zoomAt.call(tl, 13000, 0.5);
+            const zoomed = [tl.vlo, tl.vhi];
+            const whole = {lo: 0, hi: 26000, vlo: 0, vhi: 26000, draw() {}};
+            Timeline.prototype.zoomAt.call(whole, 13000, 2);
+            return {scenes: [at(5000), at(9500), at(19999), at(25000)], zoomed, out: [whole.vlo, whole.vhi]};
+        }""")
+        assert rules["scenes"] == [0, 1, 1, 2], rules
+        assert 0 <= rules["zoomed"][0] and rules["zoomed"][1] <= 26000, rules
+        assert rules["out"] == [0, 26000], rules
+        page.set_viewport_size({"width": 1600, "height": 1000})
         # and from the alerts page: one click on the alert's ▶ plays its room from the alert's start
         page.goto(f"{site.base}/alerts")
         page.locator('tr.alert[data-rule="officers_short"] a.alert-play').click()

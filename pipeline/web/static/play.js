@@ -6,10 +6,12 @@
 
 const REPLAY_TEXT = {
   "zh-CN": { replay: "全程回放", room_all: "全部摄像机", alerts_here: "本段告警", to_footage: "看录像",
-    moment: "此刻链接", copied: "已复制链接", bad_time: "时间无法识别", bad_range: "结束时间须晚于开始时间" },
+    moment: "此刻链接", copied: "已复制链接", bad_time: "时间无法识别", bad_range: "结束时间须晚于开始时间",
+    not_playable: "所选摄像机或房间不在您可回放的范围内（或不存在）：请在上面重新选择" },
   en: { replay: "Full-stay replay", room_all: "all cameras", alerts_here: "Alerts in this range", to_footage: "Watch",
     moment: "Link to this moment", copied: "Link copied", bad_time: "Unreadable time",
-    bad_range: "The end must come after the start" },
+    bad_range: "The end must come after the start",
+    not_playable: "The camera or room asked for is not one you may play (or does not exist): choose again above" },
 };
 const RT = (k) => (REPLAY_TEXT[LANG] || REPLAY_TEXT["zh-CN"])[k] || k;
 
@@ -158,6 +160,9 @@ async function pagePlay() {
     location.search = p.toString();
   };
   root.append(pick);
+  if ((q.get("camera") || q.get("room")) && !cams.length) {
+    root.append(h("p", { class: "error not-playable", role: "alert" }, RT("not_playable")));
+  }
   if (!cams.length || !start || !end) return;
   const lo = ms(start), hi = ms(end);
   const tiles = cams.map((c) => ({

@@ -115,7 +115,9 @@ class Feed {
       const r = await fetch(s.url, { credentials: "same-origin", signal: s.ctrl.signal });
       if (!r.ok) {
         const body = await r.json().catch(() => ({}));
-        this.error = (body.error && body.error.message) || r.statusText;
+        // the page's words for the refusal; the server's English message for whoever reports it
+        this.error = errorText({ code: body.error && body.error.code });
+        this.errorDetail = (body.error && body.error.message) || r.statusText;
         return;
       }
       const origin = ms(r.headers.get("X-Playback-Origin"));
@@ -147,7 +149,10 @@ class Feed {
         this.track(s, before);
       }
     } catch (err) {
-      if (err.name !== "AbortError" && this.stream === s) this.error = String(err.message || err);
+      if (err.name !== "AbortError" && this.stream === s) {
+        this.error = errorText(err);
+        this.errorDetail = String(err.message || err);
+      }
     } finally { s.done = true; }
   }
   close() {
@@ -253,7 +258,10 @@ class Player {
     if (act) { ev.preventDefault(); act(); }
   }
   hold(on) { if (on !== this.held) { this.rebase(this.now()); this.held = on; } }
-  sceneAt(t) { return this.scenes.find((s) => s.start <= t && t < s.end) || null; }
+  // Where two scenes overlap (the arrest clip runs on into the entry room's first seconds), the
+  // later one has taken over: a transfer begins when the next room's footage does. Taking the
+  // earlier one skipped the entry room once the clip's stream ended (the skip looks ahead).
+  sceneAt(t) { return this.scenes.findLast((s) => s.start <= t && t < s.end) || null; }
   mount(scene) {
     for (const tile of this.tiles) tile.feed.close();
     this.tiles = [];
@@ -332,7 +340,7 @@ class Player {
       if (st.kind === "footage" && !f.covers(t) && f.exhausted(t)) st = { kind: "none" };
       f.want = want;
       this.showCard(tile, st);
-      if (f.error) tile.note.textContent = f.error;
+      if (f.error) { tile.note.textContent = f.error; tile.note.title = f.errorDetail || ""; }
       if (st.kind !== "footage") { if (!v.paused) v.pause(); continue; }
       footage = true;
       if (!f.covers(t)) {

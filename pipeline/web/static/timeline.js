@@ -60,7 +60,9 @@ class Timeline {
   }
   x(t) { return `${((t - this.vlo) / (this.vhi - this.vlo)) * 100}%`; }
   zoomAt(t, f) {
-    const span = Math.max(MIN_SPAN_MS, Math.min(this.hi - this.lo, (this.vhi - this.vlo) * f));
+    // never wider than the whole range: a stay shorter than the closest zoom stays as it is
+    const whole = this.hi - this.lo;
+    const span = Math.min(whole, Math.max(Math.min(MIN_SPAN_MS, whole), (this.vhi - this.vlo) * f));
     const c = (t - this.vlo) / (this.vhi - this.vlo);
     this.vlo = Math.max(this.lo, Math.min(this.hi - span, t - c * span));
     this.vhi = this.vlo + span;
