@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.names import EVENT_NAMES, GAP_CAUSE_NAMES
 from domain.types import EventType, GapCause, TimeRange, iso, parse_iso
 from exporter.disc_page_template import PAGE
 from exporter.disc_verifier import grouped
@@ -30,42 +31,14 @@ from exporter.plan import AcceptedInterval, ExportPlan, accepted_notes
 
 log = logging.getLogger(__name__)
 
-EVENT_LABELS: dict[EventType, tuple[str, str]] = {
-    EventType.ARREST: ("抓获", "Arrest"),
-    EventType.ENTRY: ("入区登记", "Entry"),
-    EventType.SEARCH: ("人身检查", "Body search"),
-    EventType.PROPERTY: ("物品登记", "Property registration"),
-    EventType.INFO_COLLECTION: ("信息采集", "Information collection"),
-    EventType.WAITING: ("候问", "Waiting"),
-    EventType.TAKEN_OUT: ("提押", "Taken out"),
-    EventType.RETURNED: ("还押", "Returned"),
-    EventType.INTERROGATION_START: ("讯问开始", "Interrogation start"),
-    EventType.INTERROGATION_END: ("讯问结束", "Interrogation end"),
-    EventType.TRANSCRIPT_SIGNED: ("笔录签字", "Transcript signed"),
-    EventType.EXIT: ("离区", "Exit"),
-    EventType.OTHER: ("其他", "Other"),
-}
-
-GAP_LABELS: dict[GapCause, tuple[str, str]] = {
-    GapCause.STALL: ("信号停滞", "stream stalled"),
-    GapCause.DISCONNECT: ("连接中断", "disconnected"),
-    GapCause.RECORDER_RESTART: ("录制程序重启", "recorder restart"),
-    GapCause.TIMESTAMP_JUMP: ("摄像机时间跳变", "camera clock jump"),
-    GapCause.STORAGE_FAILURE: ("存储故障", "storage failure"),
-    GapCause.STREAM_ERROR: ("码流错误", "stream error"),
-    GapCause.NODE_FAILOVER: ("节点切换", "node failover"),
-    GapCause.CLOCK_STEP: ("录像主机时钟跳变", "recorder clock step"),
-    GapCause.AUDIO_LOST: ("无声音（画面照常）", "audio lost, picture recorded"),
-}
-
 
 def event_label(t: EventType) -> str:
-    zh, en = EVENT_LABELS[t]
+    zh, en = EVENT_NAMES[t]
     return f"{zh} {en}"
 
 
 def gap_label(cause: GapCause) -> str:
-    zh, en = GAP_LABELS[cause]
+    zh, en = GAP_CAUSE_NAMES[cause]
     if not cause.video_missing:
         return f"录音中断：{zh}（audio gap: {en}）"
     return f"录像中断：{zh}（gap: {en}）"
@@ -73,7 +46,7 @@ def gap_label(cause: GapCause) -> str:
 
 def gap_titles(cause: GapCause) -> tuple[tuple[str, str], tuple[str, str]]:
     """The (zh-CN, English) chapter titles of a gap's start and of its end."""
-    zh, en = GAP_LABELS[cause]
+    zh, en = GAP_CAUSE_NAMES[cause]
     if not cause.video_missing:
         return (f"录音中断：{zh}", f"Audio gap: {en}"), ("录音恢复", "Sound resumed")
     return (f"录像中断：{zh}", f"Gap: {en}"), ("录像恢复", "Recording resumed")

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
+from domain.names import EVENT_NAMES
 from domain.types import BlobReader, iso, sidecar_key
 from exporter import disc_page, disc_set, manifest, statement
 from exporter.capture_chain import CaptureChain, NeighbourLookup
-from exporter.disc_page import CUES_SUFFIX, EVENT_LABELS, event_label, gap_label, gap_titles, write_cues_js
+from exporter.disc_page import CUES_SUFFIX, event_label, gap_label, gap_titles, write_cues_js
 from exporter.disc_set import FileGroup
 from exporter.errors import ExportCancelled, SourceIntegrityError
 from exporter.g711_remux import (
@@ -386,7 +387,7 @@ class _Job:
             Caption(e.time, e.time + timedelta(seconds=EVENT_CAPTION_SECONDS), event_label(e.type))
             for e in stage.events
         ]
-        marks = [Mark(e.time, *EVENT_LABELS[e.type]) for e in stage.events]
+        marks = [Mark(e.time, *EVENT_NAMES[e.type]) for e in stage.events]
         for cam in stage.cameras:
             if cam.camera_id != cam_id:
                 continue

@@ -21,7 +21,8 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from domain.errors import Forbidden, NotFoundError, ValidationFailed, VauditError
-from domain.types import BlobReader, GapCause, GapRecord, iso, utc
+from domain.names import gap_heading
+from domain.types import BlobReader, GapRecord, iso, utc
 from indexer.alert_store import AlertStore, NewAlert
 from indexer.segment_store import SegmentStore
 from pipeline.api.auth import CAMERA_WIDE, Caller, CallerDep
@@ -60,27 +61,11 @@ When = Annotated[datetime, Query(description="ISO 8601 with time zone")]
 CaseId = Annotated[int | None, Query(description="the case this footage is played for (needed by officers)")]
 Lang = Annotated[str, Query(description="zh-CN (default) or en: the language of the subtitles' words")]
 
-# The names of the gap causes as the pages show them (pipeline/web/static/labels.js, kind
-# "cause"; tests/pipeline/api/test_playback_labels.py keeps the two the same).
-GAP_NAMES: dict[GapCause, tuple[str, str]] = {
-    GapCause.STALL: ("无数据", "stalled"),
-    GapCause.DISCONNECT: ("连接断开", "disconnected"),
-    GapCause.RECORDER_RESTART: ("录像服务重启", "recorder restart"),
-    GapCause.TIMESTAMP_JUMP: ("摄像机时钟跳变", "camera clock jump"),
-    GapCause.STORAGE_FAILURE: ("存储故障", "storage failure"),
-    GapCause.STREAM_ERROR: ("码流错误", "stream error"),
-    GapCause.NODE_FAILOVER: ("节点切换", "node failover"),
-    GapCause.CLOCK_STEP: ("服务器时钟调整", "server clock step"),
-    GapCause.AUDIO_LOST: ("音频丢失", "audio lost"),
-}
-
 
 def gap_text(gap: GapRecord, lang: str) -> str:
-    """ "录像中断：连接断开" (zh-CN) or "gap: disconnected" (en); a lost audio track is a 录音中断."""
-    zh, en = GAP_NAMES.get(gap.cause, (gap.cause.value, gap.cause.value))
-    if lang.lower().startswith("en"):
-        return f"{'gap' if gap.cause.video_missing else 'audio gap'}: {en}"
-    return f"{'录像中断' if gap.cause.video_missing else '录音中断'}：{zh}"
+    """The subtitle of a gap, in the disc's words (domain.names): "录像中断：连接中断" or, with
+    ``lang`` en…, "gap: disconnected"."""
+    return gap_heading(gap.cause, "en" if lang.lower().startswith("en") else "zh-CN")
 
 
 def install(app: FastAPI, reader: BlobReader) -> None:

@@ -9,8 +9,8 @@
 const LABELS = {
   // domain.types.EventType
   event: {
-    arrest: ["抓获", "Arrest"], entry: ["入区登记", "Entry"], search: ["人身检查", "Search"],
-    property: ["物品登记", "Property"], info_collection: ["信息采集", "Information collection"],
+    arrest: ["抓获", "Arrest"], entry: ["入区登记", "Entry"], search: ["人身检查", "Body search"],
+    property: ["物品登记", "Property registration"], info_collection: ["信息采集", "Information collection"],
     waiting: ["候问", "Waiting"], taken_out: ["提押", "Taken out"], returned: ["还押", "Returned"],
     interrogation_start: ["讯问开始", "Interrogation start"], interrogation_end: ["讯问结束", "Interrogation end"],
     transcript_signed: ["笔录签字", "Transcript signed"], exit: ["离区", "Exit"], other: ["其他", "Other"],
@@ -28,10 +28,11 @@ const LABELS = {
   },
   // domain.types.GapCause
   cause: {
-    stall: ["无数据", "stalled"], disconnect: ["连接断开", "disconnected"], recorder_restart: ["录像服务重启", "recorder restart"],
-    timestamp_jump: ["摄像机时钟跳变", "camera clock jump"], storage_failure: ["存储故障", "storage failure"],
-    stream_error: ["码流错误", "stream error"], node_failover: ["节点切换", "node failover"],
-    clock_step: ["服务器时钟调整", "server clock step"], audio_lost: ["音频丢失", "audio lost"],
+    stall: ["信号停滞", "stream stalled"], disconnect: ["连接中断", "disconnected"],
+    recorder_restart: ["录制程序重启", "recorder restart"], timestamp_jump: ["摄像机时间跳变", "camera clock jump"],
+    storage_failure: ["存储故障", "storage failure"], stream_error: ["码流错误", "stream error"],
+    node_failover: ["节点切换", "node failover"], clock_step: ["录像主机时钟跳变", "recorder clock step"],
+    audio_lost: ["无声音（画面照常）", "audio lost, picture recorded"],
   },
   // domain.types.RoomKind
   room_kind: {

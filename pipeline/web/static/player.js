@@ -32,7 +32,7 @@ const SEEK_DRIFT_S = 0.35; // a camera further than this from the clock is sough
 const SPEEDS = [0.5, 1, 1.5, 2, 4]; // the clock's rate: every camera of the scene follows it
 const STEP_MS = 10000, BIG_STEP_MS = 60000; // ←/→ and the ±10 s buttons; with Shift, a minute
 
-// "录像中断：连接断开"; a lost audio track is not a gap in the picture.
+// "录像中断：连接中断"; a lost audio track is not a gap in the picture.
 function gapText(g) {
   return `${g.cause === "audio_lost" ? label("cause", g.cause) : PT("gap") + (LANG === "en" ? ": " : "：") + label("cause", g.cause)}`;
 }

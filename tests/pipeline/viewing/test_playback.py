@@ -123,7 +123,9 @@ def test_subtitles_give_wall_clock_and_gap_cause(client: TestClient, monkeypatch
     assert r.status_code == 200 and r.text.startswith("WEBVTT")
     assert "2024-05-01 09:00:12" in r.text  # Asia/Shanghai
     assert "2024-05-01 09:00:22" in r.text
-    assert "[录像中断：连接断开]" in r.text  # the page's names (labels.js), zh-CN unless asked
+    assert (
+        "[录像中断：连接中断]" in r.text
+    )  # the disc's and the pages' names (domain.names), zh-CN unless asked
     en = client.get(
         "/api/v1/playback/cam-int.vtt", params={"start": iso(at(12)), "end": iso(at(23)), "lang": "en"}
     )
