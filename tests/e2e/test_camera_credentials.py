@@ -182,6 +182,10 @@ def _get_everything(run: VauditRun, ids: dict[str, list[str]], findings: Finding
         "start": iso(now - timedelta(minutes=10)),
         "end": iso(now + timedelta(minutes=1)),
         "since": iso(now - timedelta(minutes=10)),
+        # the export plan of the case's subject
+        "case": ids["case_id"][0],
+        "subject": ids["subject_id"][0],
+        "case_id": ids["case_id"][0],
     }
     spec = httpx.get(f"{run.base}/openapi.json", headers=run.headers, timeout=10).json()
     with httpx.Client(base_url=run.base, headers=run.headers, timeout=60) as client:
@@ -346,6 +350,7 @@ def test_camera_passwords_are_in_no_output(tmp_path: Path, auth_cameras: dict[st
             "job_id": [job["id"]],
             "alert_id": alert_ids or ["1"],
             "name": job["files"],
+            "clip_id": ["1"],  # no clip was uploaded: the refusal must not echo a password either
         }
         _get_everything(run, ids, findings)
         api.close()

@@ -41,8 +41,11 @@ def check_camera(sink: CollectingSink, cam: Any, spool: Path, codec: str, audio:
         found = decode_segment(media, rec.stream.audio_codec)
         assert found["video_codec"] == codec and (found["width"], found["height"]) == (320, 240)
         where = f"{cam.camera_id} segment {i + 1}/{len(segs)} ({rec.range.seconds:.3f} s, {rec.packets} packets): {found}"
-        assert found["audio_codec"] == audio and found.get("audio_rate") == rate, where
-        assert found["audio_frames"] > 0, where
+        assert found["audio_codec"] == audio, where
+        # The segment the stop cut after a last keyframe can be shorter than one audio frame (AAC at
+        # 16 kHz: 64 ms), so it may hold no sound; every other segment has it, at the camera's rate.
+        if i < len(segs) - 1 or rec.range.seconds >= 0.1:
+            assert found.get("audio_rate") == rate and found["audio_frames"] > 0, where
         if audio == "pcm_alaw":  # 8000 one-byte samples a second: A-law as sent, not re-encoded
             # within 0.2 s: audio and video packets of a segment's edges interleave by ~0.1 s
             assert abs(found["audio_bytes"] / 8000 - rec.range.seconds) < 0.2
