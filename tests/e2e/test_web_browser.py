@@ -245,7 +245,10 @@ def test_supervisor_session_in_a_real_browser(site: Site) -> None:
             played = page.evaluate("""async () => {
                 const vs = [...document.querySelectorAll('video.player')];
                 const v = vs[0];
-                for (let i = 0; i < 100 && !(v.currentTime > 1.0); i++) await new Promise(r => setTimeout(r, 100));
+                // both playing: the player starts a room's cameras together, on one media axis
+                // (a camera's currentTime is placed on the axis before its stream has come)
+                for (let i = 0; i < 150 && !(vs.every(x => !x.paused && x.currentTime > 1.0)); i++)
+                    await new Promise(r => setTimeout(r, 100));
                 return {t: v.currentTime, err: v.error && v.error.code, other: vs[1].currentTime,
                         otherErr: vs[1].error && vs[1].error.code};
             }""")
